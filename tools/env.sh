@@ -1,0 +1,19 @@
+# Source me: puts the project's .venv (a ROS 2 Kilted prefix) and its colcon install on the path.
+#   . tools/env.sh               # venv + install/ overlay
+#   . tools/env.sh --no-install  # venv only (used while building)
+_ws_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck disable=SC1091
+. "$_ws_root/.venv/bin/activate"
+export AMENT_PREFIX_PATH="$_ws_root/.venv${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
+export CMAKE_PREFIX_PATH="$_ws_root/.venv${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
+export RMW_IMPLEMENTATION=${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}
+export STORE_WS="$_ws_root"
+if [ "${1:-}" != "--no-install" ] && [ -f "$_ws_root/install/setup.bash" ]; then
+  # colcon's setup scripts read unset variables; relax nounset while sourcing.
+  _had_u=$(set +o | grep nounset)
+  set +u
+  # shellcheck disable=SC1091
+  . "$_ws_root/install/setup.bash"
+  eval "$_had_u"
+fi
+unset _ws_root _had_u

