@@ -6,6 +6,9 @@
 # Each step is skipped when its inputs have not changed since it last ran.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# One set-up at a time (parallel test sessions and developers share the workspace).
+exec 9>"${TMPDIR:-/tmp}/store-setup-$(echo "$PWD" | sha256sum | cut -c1-8).lock"
+flock 9
 ROOT=$PWD
 VENV=$ROOT/.venv
 PY=${PYTHON:-python3}
@@ -38,9 +41,12 @@ if [ ! -f "$STAMPS/cmake" ]; then
   touch "$STAMPS/cmake"
 fi
 
+# Rebuild when a package's build inputs change (python modules are symlinked, so edits to them
+# need no rebuild), or when files are added to the installed data folders.
 src_hash=$( (find src -type f \( -name package.xml -o -name CMakeLists.txt -o -name '*.msg' \
-  -o -name '*.srv' -o -name setup.py -o -name setup.cfg -o -name '*.py' -o -name '*.yaml' \
-  -o -name '*.rviz' \) -print0 | sort -z | xargs -0 sha256sum; cat colcon.meta) | sha256sum | cut -c1-16)
+  -o -name '*.srv' -o -name setup.py -o -name setup.cfg \) -print0 | sort -z | xargs -0 sha256sum
+  find launch config rviz src -type f -not -name '*.py' -not -path '*/test/*' | sort
+  cat colcon.meta) | sha256sum | cut -c1-16)
 if [ "$(cat "$STAMPS/colcon" 2>/dev/null)" != "$src_hash" ] || [ ! -f install/setup.bash ]; then
   log "colcon build"
   # shellcheck disable=SC1091

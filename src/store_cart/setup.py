@@ -1,0 +1,24 @@
+from setuptools import find_packages, setup
+
+package_name = 'store_cart'
+
+setup(
+    name=package_name,
+    version='0.1.0',
+    packages=find_packages(exclude=['test']),
+    data_files=[
+        ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
+        ('share/' + package_name, ['package.xml']),
+    ],
+    install_requires=['setuptools'],
+    zip_safe=True,
+    maintainer='Walk-out store maintainers',
+    maintainer_email='maintainers@walkout-store.org',
+    description='Per-shopper carts, receipts and review requests, persisted in SQLite.',
+    license='Apache-2.0',
+    entry_points={
+        'console_scripts': [
+            'cart = store_cart.cart_node:main',
+        ],
+    },
+)

@@ -1,0 +1,1 @@
+"""Per-shopper carts, receipts and review requests, persisted in SQLite."""

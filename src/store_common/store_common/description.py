@@ -1,0 +1,513 @@
+"""The store description: layout, load cells, gates, planogram and product catalog.
+
+Loaded from ``config/stores/<store>.yaml`` (which names its catalog file) and validated on load.
+Every error is a :class:`StoreConfigError` naming the file, the field path (for example
+``store.gondolas[1].shelves[0].plates[2].load_cell.channel``) and what is wrong.
+
+This module never imports rclpy: the simulator, the graph builder, the launch file and every node
+use the same model.
+"""
+from __future__ import annotations
+
+import math
+import pathlib
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+ID_RE = re.compile(r'^[A-Za-z][A-Za-z0-9_]*$')
+SKU_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]*$')
+ADC_MIN, ADC_MAX = -(1 << 23), (1 << 23) - 1
+
+
+class StoreConfigError(ValueError):
+    """A store or catalog file is invalid. ``str()`` reads ``file: field.path: what is wrong``."""
+
+    def __init__(self, file: str | pathlib.Path, field_path: str, message: str):
+        self.file = str(file)
+        self.field_path = field_path
+        self.message = message
+        super().__init__(f'{self.file}: {field_path}: {message}' if field_path
+                         else f'{self.file}: {message}')
+
+
+@dataclass(frozen=True)
+class Product:
+    sku: str
+    name: str
+    price_cents: int
+    unit_grams: float
+    unit_grams_sd: float
+    look: dict = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True)
+class Catalog:
+    currency: str
+    products: dict[str, Product]
+    path: str = ''
+
+    def __contains__(self, sku: str) -> bool:
+        return sku in self.products
+
+    def __getitem__(self, sku: str) -> Product:
+        return self.products[sku]
+
+
+@dataclass(frozen=True)
+class LoadCell:
+    controller_id: str
+    channel: int
+    tare_offset_counts: int
+    grams_per_count: float
+    capacity_grams: float
+
+
+@dataclass(frozen=True)
+class Plate:
+    id: str              # globally unique: "<gondola>.<shelf>.<plate>"
+    gondola_id: str
+    shelf_id: str        # globally unique: "<gondola>.<shelf>"
+    x_m: float           # plate centre along the shelf, relative to the shelf origin [m]
+    y_m: float           # plate centre across the shelf (depth), relative to the shelf origin [m]
+    size_x_m: float
+    size_y_m: float
+    load_cell: LoadCell
+    center_store: tuple[float, float, float]  # plate centre in the store frame [m]
+    yaw_store: float                           # plate orientation in the store frame [rad]
+
+    @property
+    def frame_id(self) -> str:
+        return 'plate_' + self.id.replace('.', '_')
+
+
+@dataclass(frozen=True)
+class Shelf:
+    id: str
+    gondola_id: str
+    z_m: float           # shelf surface height above the floor [m]
+    plates: tuple[Plate, ...]
+
+
+@dataclass(frozen=True)
+class Gondola:
+    id: str
+    x_m: float
+    y_m: float
+    yaw_rad: float
+    size_m: tuple[float, float, float]
+    shelves: tuple[Shelf, ...]
+
+    @property
+    def frame_id(self) -> str:
+        return 'gondola_' + self.id
+
+
+@dataclass(frozen=True)
+class Zone:
+    x_min: float
+    x_max: float
+    y_min: float
+    y_max: float
+
+    def contains(self, x: float, y: float) -> bool:
+        return self.x_min <= x <= self.x_max and self.y_min <= y <= self.y_max
+
+
+@dataclass(frozen=True)
+class SerialPort:
+    port: str
+    baud: int
+
+
+@dataclass(frozen=True)
+class Gate:
+    id: str
+    kind: str            # "entrance" or "exit"
+    zone: Zone
+    reader: SerialPort
+
+    @property
+    def frame_id(self) -> str:
+        return 'gate_' + self.id
+
+
+@dataclass(frozen=True)
+class Controller:
+    id: str
+    port: str
+    baud: int
+    sample_rate_hz: float
+    n_channels: int
+
+
+@dataclass(frozen=True)
+class PlanogramEntry:
+    plate_id: str
+    sku: str
+    capacity_units: int
+    initial_units: int
+
+
+@dataclass(frozen=True)
+class Store:
+    id: str
+    name: str
+    frame_id: str
+    size_m: tuple[float, float]
+    gates: tuple[Gate, ...]
+    controllers: tuple[Controller, ...]
+    gondolas: tuple[Gondola, ...]
+    planogram: dict[str, PlanogramEntry]
+    catalog: Catalog
+    path: str = ''
+    raw: dict = field(default_factory=dict, compare=False, repr=False)
+
+    # --- lookups -----------------------------------------------------------------------------
+    @property
+    def plates(self) -> dict[str, Plate]:
+        return {p.id: p for g in self.gondolas for s in g.shelves for p in s.plates}
+
+    def plate(self, plate_id: str) -> Plate:
+        try:
+            return self.plates[plate_id]
+        except KeyError:
+            raise KeyError(f'unknown plate {plate_id!r} in store {self.id!r}') from None
+
+    def controller(self, controller_id: str) -> Controller:
+        for c in self.controllers:
+            if c.id == controller_id:
+                return c
+        raise KeyError(f'unknown controller {controller_id!r} in store {self.id!r}')
+
+    def gondola(self, gondola_id: str) -> Gondola:
+        for g in self.gondolas:
+            if g.id == gondola_id:
+                return g
+        raise KeyError(f'unknown gondola {gondola_id!r} in store {self.id!r}')
+
+    def gate(self, gate_id: str) -> Gate:
+        for g in self.gates:
+            if g.id == gate_id:
+                return g
+        raise KeyError(f'unknown gate {gate_id!r} in store {self.id!r}')
+
+    def plates_of_controller(self, controller_id: str) -> list[Plate]:
+        return sorted((p for p in self.plates.values()
+                       if p.load_cell.controller_id == controller_id),
+                      key=lambda p: p.load_cell.channel)
+
+    def plates_of_gondola(self, gondola_id: str) -> list[Plate]:
+        return [p for s in self.gondola(gondola_id).shelves for p in s.plates]
+
+    def controllers_of_gondola(self, gondola_id: str) -> list[Controller]:
+        ids = {p.load_cell.controller_id for p in self.plates_of_gondola(gondola_id)}
+        return [c for c in self.controllers if c.id in ids]
+
+    def sku_of_plate(self, plate_id: str) -> str | None:
+        entry = self.planogram.get(plate_id)
+        return entry.sku if entry else None
+
+    def adjacent_plates(self, plate_id: str, gap_m: float = 0.03) -> list[str]:
+        """Plates on the same shelf whose edge is within ``gap_m`` of this plate's edge.
+
+        A product can rest across two such plates and split its weight between them.
+        """
+        plate = self.plate(plate_id)
+        out = []
+        for s in self.gondola(plate.gondola_id).shelves:
+            if s.id != plate.shelf_id:
+                continue
+            for other in s.plates:
+                if other.id == plate.id:
+                    continue
+                gap_x = abs(other.x_m - plate.x_m) - (other.size_x_m + plate.size_x_m) / 2
+                gap_y = abs(other.y_m - plate.y_m) - (other.size_y_m + plate.size_y_m) / 2
+                if gap_x <= gap_m and gap_y <= gap_m:
+                    out.append(other.id)
+        return out
+
+
+# --- loading ----------------------------------------------------------------------------------
+class _Ctx:
+    """Carries the file name so every check can raise a precise error."""
+
+    def __init__(self, file: str | pathlib.Path):
+        self.file = str(file)
+
+    def fail(self, path: str, message: str) -> StoreConfigError:
+        return StoreConfigError(self.file, path, message)
+
+    def mapping(self, node: Any, path: str) -> dict:
+        if not isinstance(node, dict):
+            raise self.fail(path, f'expected a mapping, got {_kind(node)}')
+        return node
+
+    def seq(self, node: Any, path: str, min_len: int = 0) -> list:
+        if not isinstance(node, list):
+            raise self.fail(path, f'expected a list, got {_kind(node)}')
+        if len(node) < min_len:
+            raise self.fail(path, f'expected at least {min_len} entries, got {len(node)}')
+        return node
+
+    def get(self, node: dict, key: str, path: str, default: Any = ...) -> Any:
+        if key not in node:
+            if default is ...:
+                raise self.fail(f'{path}.{key}' if path else key, 'missing required field')
+            return default
+        return node[key]
+
+    def num(self, node: dict, key: str, path: str, default: Any = ..., *,
+            lo: float | None = None, hi: float | None = None, integer: bool = False,
+            lo_open: bool = False) -> float:
+        p = f'{path}.{key}'
+        v = self.get(node, key, path, default)
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise self.fail(p, f'expected a number, got {_kind(v)} {v!r}')
+        if integer and (not float(v).is_integer()):
+            raise self.fail(p, f'expected an integer, got {v!r}')
+        if not math.isfinite(v):
+            raise self.fail(p, f'expected a finite number, got {v!r}')
+        if lo is not None and (v <= lo if lo_open else v < lo):
+            raise self.fail(p, f'must be {">" if lo_open else ">="} {lo}, got {v!r}')
+        if hi is not None and v > hi:
+            raise self.fail(p, f'must be <= {hi}, got {v!r}')
+        return int(v) if integer else float(v)
+
+    def text(self, node: dict, key: str, path: str, default: Any = ..., *,
+             pattern: re.Pattern | None = None, choices: tuple[str, ...] = ()) -> str:
+        p = f'{path}.{key}'
+        v = self.get(node, key, path, default)
+        if not isinstance(v, str) or not v:
+            raise self.fail(p, f'expected a non-empty string, got {_kind(v)} {v!r}')
+        if pattern is not None and not pattern.match(v):
+            raise self.fail(p, f'{v!r} does not match {pattern.pattern}')
+        if choices and v not in choices:
+            raise self.fail(p, f'{v!r} is not one of {", ".join(choices)}')
+        return v
+
+
+def _kind(v: Any) -> str:
+    return {dict: 'a mapping', list: 'a list', str: 'a string', type(None): 'nothing'}.get(
+        type(v), type(v).__name__)
+
+
+def _read_yaml(path: pathlib.Path) -> Any:
+    if not path.is_file():
+        raise StoreConfigError(path, '', 'file not found')
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f'line {mark.line + 1}, column {mark.column + 1}' if mark else 'unknown position'
+        raise StoreConfigError(path, '', f'invalid YAML at {where}: {exc.problem}') from None
+    except yaml.YAMLError as exc:
+        raise StoreConfigError(path, '', f'invalid YAML: {exc}') from None
+
+
+def load_catalog(path: str | pathlib.Path) -> Catalog:
+    path = pathlib.Path(path)
+    ctx = _Ctx(path)
+    doc = ctx.mapping(_read_yaml(path), '')
+    root = ctx.mapping(ctx.get(doc, 'catalog', ''), 'catalog')
+    currency = ctx.text(root, 'currency', 'catalog', pattern=re.compile(r'^[A-Z]{3}$'))
+    products: dict[str, Product] = {}
+    for i, item in enumerate(ctx.seq(ctx.get(root, 'products', 'catalog'), 'catalog.products', 1)):
+        p = f'catalog.products[{i}]'
+        item = ctx.mapping(item, p)
+        sku = ctx.text(item, 'sku', p, pattern=SKU_RE)
+        if sku in products:
+            raise ctx.fail(f'{p}.sku', f'duplicate sku {sku!r}')
+        look = item.get('look', {})
+        ctx.mapping(look, f'{p}.look')
+        products[sku] = Product(
+            sku=sku,
+            name=ctx.text(item, 'name', p),
+            price_cents=ctx.num(item, 'price_cents', p, lo=0, integer=True),
+            unit_grams=ctx.num(item, 'unit_grams', p, lo=0, lo_open=True),
+            unit_grams_sd=ctx.num(item, 'unit_grams_sd', p, lo=0),
+            look=look,
+        )
+    return Catalog(currency=currency, products=products, path=str(path))
+
+
+def load_store(path: str | pathlib.Path, catalog_path: str | pathlib.Path | None = None) -> Store:
+    """Load and validate a store description and the catalog it names.
+
+    ``catalog_path`` overrides the store file's ``store.catalog`` (resolved relative to the store
+    file). Raises :class:`StoreConfigError` on the first problem found.
+    """
+    path = pathlib.Path(path)
+    ctx = _Ctx(path)
+    doc = ctx.mapping(_read_yaml(path), '')
+    root = ctx.mapping(ctx.get(doc, 'store', ''), 'store')
+    sp = 'store'
+    store_id = ctx.text(root, 'id', sp, pattern=ID_RE)
+    if catalog_path is None:
+        rel = ctx.text(root, 'catalog', sp)
+        catalog_path = (path.parent / rel).resolve()
+    catalog = load_catalog(catalog_path)
+
+    size = ctx.mapping(ctx.get(root, 'size_m', sp), f'{sp}.size_m')
+    size_m = (ctx.num(size, 'x', f'{sp}.size_m', lo=0, lo_open=True),
+              ctx.num(size, 'y', f'{sp}.size_m', lo=0, lo_open=True))
+
+    def in_store(x: float, y: float, p: str) -> None:
+        if not (0 <= x <= size_m[0] and 0 <= y <= size_m[1]):
+            raise ctx.fail(p, f'({x:.2f}, {y:.2f}) m lies outside the store '
+                              f'(0..{size_m[0]} x 0..{size_m[1]} m)')
+
+    # controllers
+    controllers: list[Controller] = []
+    for i, c in enumerate(ctx.seq(ctx.get(root, 'controllers', sp), f'{sp}.controllers', 1)):
+        p = f'{sp}.controllers[{i}]'
+        c = ctx.mapping(c, p)
+        cid = ctx.text(c, 'id', p, pattern=ID_RE)
+        if any(x.id == cid for x in controllers):
+            raise ctx.fail(f'{p}.id', f'duplicate controller id {cid!r}')
+        controllers.append(Controller(
+            id=cid, port=ctx.text(c, 'port', p), baud=ctx.num(c, 'baud', p, 115200, lo=1200,
+                                                              integer=True),
+            sample_rate_hz=ctx.num(c, 'sample_rate_hz', p, 40.0, lo=10, hi=80),
+            n_channels=ctx.num(c, 'n_channels', p, lo=1, hi=64, integer=True)))
+    ctrl_by_id = {c.id: c for c in controllers}
+
+    # gates
+    gates: list[Gate] = []
+    for i, g in enumerate(ctx.seq(ctx.get(root, 'gates', sp), f'{sp}.gates', 1)):
+        p = f'{sp}.gates[{i}]'
+        g = ctx.mapping(g, p)
+        gid = ctx.text(g, 'id', p, pattern=ID_RE)
+        if any(x.id == gid for x in gates):
+            raise ctx.fail(f'{p}.id', f'duplicate gate id {gid!r}')
+        z = ctx.mapping(ctx.get(g, 'zone', p), f'{p}.zone')
+        zone = Zone(*(ctx.num(z, k, f'{p}.zone') for k in ('x_min', 'x_max', 'y_min', 'y_max')))
+        if zone.x_min >= zone.x_max or zone.y_min >= zone.y_max:
+            raise ctx.fail(f'{p}.zone', 'x_min must be < x_max and y_min < y_max')
+        in_store(zone.x_min, zone.y_min, f'{p}.zone')
+        in_store(zone.x_max, zone.y_max, f'{p}.zone')
+        r = ctx.mapping(ctx.get(g, 'reader', p), f'{p}.reader')
+        gates.append(Gate(id=gid, kind=ctx.text(g, 'kind', p, choices=('entrance', 'exit')),
+                          zone=zone,
+                          reader=SerialPort(ctx.text(r, 'port', f'{p}.reader'),
+                                            ctx.num(r, 'baud', f'{p}.reader', 9600, lo=1200,
+                                                    integer=True))))
+    for kind in ('entrance', 'exit'):
+        if not any(g.kind == kind for g in gates):
+            raise ctx.fail(f'{sp}.gates', f'the store needs at least one {kind} gate')
+
+    # gondolas, shelves, plates
+    gondolas: list[Gondola] = []
+    used_channels: dict[tuple[str, int], str] = {}
+    all_plate_ids: set[str] = set()
+    for gi, g in enumerate(ctx.seq(ctx.get(root, 'gondolas', sp), f'{sp}.gondolas', 1)):
+        gp = f'{sp}.gondolas[{gi}]'
+        g = ctx.mapping(g, gp)
+        gid = ctx.text(g, 'id', gp, pattern=ID_RE)
+        if any(x.id == gid for x in gondolas):
+            raise ctx.fail(f'{gp}.id', f'duplicate gondola id {gid!r}')
+        pose = ctx.mapping(ctx.get(g, 'pose', gp), f'{gp}.pose')
+        gx = ctx.num(pose, 'x', f'{gp}.pose')
+        gy = ctx.num(pose, 'y', f'{gp}.pose')
+        yaw = math.radians(ctx.num(pose, 'yaw_deg', f'{gp}.pose', 0.0, lo=-360, hi=360))
+        in_store(gx, gy, f'{gp}.pose')
+        gs = ctx.mapping(ctx.get(g, 'size_m', gp), f'{gp}.size_m')
+        gsize = tuple(ctx.num(gs, k, f'{gp}.size_m', lo=0, lo_open=True) for k in 'xyz')
+        shelves: list[Shelf] = []
+        for si, s in enumerate(ctx.seq(ctx.get(g, 'shelves', gp), f'{gp}.shelves', 1)):
+            spath = f'{gp}.shelves[{si}]'
+            s = ctx.mapping(s, spath)
+            sid_local = ctx.text(s, 'id', spath, pattern=ID_RE)
+            sid = f'{gid}.{sid_local}'
+            if any(x.id == sid for x in shelves):
+                raise ctx.fail(f'{spath}.id', f'duplicate shelf id {sid_local!r} in gondola {gid}')
+            sz = ctx.num(s, 'z_m', spath, lo=0, hi=gsize[2])
+            plates: list[Plate] = []
+            for pi, pl in enumerate(ctx.seq(ctx.get(s, 'plates', spath), f'{spath}.plates', 1)):
+                pp = f'{spath}.plates[{pi}]'
+                pl = ctx.mapping(pl, pp)
+                pid = f'{sid}.{ctx.text(pl, "id", pp, pattern=ID_RE)}'
+                if pid in all_plate_ids:
+                    raise ctx.fail(f'{pp}.id', f'duplicate plate id {pid!r}')
+                all_plate_ids.add(pid)
+                px = ctx.num(pl, 'x_m', pp)
+                py = ctx.num(pl, 'y_m', pp, 0.0)
+                psz = ctx.mapping(ctx.get(pl, 'size_m', pp), f'{pp}.size_m')
+                sx = ctx.num(psz, 'x', f'{pp}.size_m', lo=0, lo_open=True)
+                sy = ctx.num(psz, 'y', f'{pp}.size_m', lo=0, lo_open=True)
+                if px - sx / 2 < -1e-9 or px + sx / 2 > gsize[0] + 1e-9:
+                    raise ctx.fail(f'{pp}.x_m', f'plate spans {px - sx / 2:.3f}..{px + sx / 2:.3f} m'
+                                                f' but the gondola is {gsize[0]} m long')
+                lc = ctx.mapping(ctx.get(pl, 'load_cell', pp), f'{pp}.load_cell')
+                lp = f'{pp}.load_cell'
+                cid = ctx.text(lc, 'controller', lp)
+                if cid not in ctrl_by_id:
+                    raise ctx.fail(f'{lp}.controller', f'unknown controller {cid!r}; known: '
+                                   f'{", ".join(sorted(ctrl_by_id))}')
+                ch = ctx.num(lc, 'channel', lp, lo=0, integer=True,
+                             hi=ctrl_by_id[cid].n_channels - 1)
+                if (cid, ch) in used_channels:
+                    raise ctx.fail(f'{lp}.channel', f'channel {ch} of controller {cid} is already '
+                                   f'used by plate {used_channels[(cid, ch)]}')
+                used_channels[(cid, ch)] = pid
+                load_cell = LoadCell(
+                    controller_id=cid, channel=ch,
+                    tare_offset_counts=ctx.num(lc, 'tare_offset_counts', lp, lo=ADC_MIN,
+                                               hi=ADC_MAX, integer=True),
+                    grams_per_count=ctx.num(lc, 'grams_per_count', lp, lo=0, lo_open=True),
+                    capacity_grams=ctx.num(lc, 'capacity_grams', lp, 20000.0, lo=0,
+                                           lo_open=True))
+                # plate centre in the store frame: gondola pose, then shelf, then plate offset
+                lx, ly = px - gsize[0] / 2, py
+                cx = gx + lx * math.cos(yaw) - ly * math.sin(yaw)
+                cy = gy + lx * math.sin(yaw) + ly * math.cos(yaw)
+                plates.append(Plate(id=pid, gondola_id=gid, shelf_id=sid, x_m=px, y_m=py,
+                                    size_x_m=sx, size_y_m=sy, load_cell=load_cell,
+                                    center_store=(cx, cy, sz), yaw_store=yaw))
+            # plates on one shelf must not overlap
+            for a in range(len(plates)):
+                for b in range(a + 1, len(plates)):
+                    pa, pb = plates[a], plates[b]
+                    ox = (pa.size_x_m + pb.size_x_m) / 2 - abs(pa.x_m - pb.x_m)
+                    oy = (pa.size_y_m + pb.size_y_m) / 2 - abs(pa.y_m - pb.y_m)
+                    if ox > 1e-6 and oy > 1e-6:
+                        raise ctx.fail(f'{spath}.plates[{b}]',
+                                       f'plate {pb.id} overlaps plate {pa.id}')
+            shelves.append(Shelf(id=sid, gondola_id=gid, z_m=sz, plates=tuple(plates)))
+        gondolas.append(Gondola(id=gid, x_m=gx, y_m=gy, yaw_rad=yaw, size_m=gsize,
+                                shelves=tuple(shelves)))
+
+    # planogram
+    planogram: dict[str, PlanogramEntry] = {}
+    for i, e in enumerate(ctx.seq(ctx.get(root, 'planogram', sp), f'{sp}.planogram', 1)):
+        p = f'{sp}.planogram[{i}]'
+        e = ctx.mapping(e, p)
+        pid = ctx.text(e, 'plate', p)
+        if pid not in all_plate_ids:
+            raise ctx.fail(f'{p}.plate', f'unknown plate {pid!r}')
+        if pid in planogram:
+            raise ctx.fail(f'{p}.plate', f'plate {pid} already has sku {planogram[pid].sku}')
+        sku = ctx.text(e, 'sku', p)
+        if sku not in catalog:
+            raise ctx.fail(f'{p}.sku', f'sku {sku!r} is not in the catalog {catalog.path}')
+        cap = ctx.num(e, 'capacity_units', p, lo=1, integer=True)
+        init = ctx.num(e, 'initial_units', p, cap, lo=0, hi=cap, integer=True)
+        planogram[pid] = PlanogramEntry(plate_id=pid, sku=sku, capacity_units=cap,
+                                        initial_units=init)
+    plates_by_id = {p.id: p for g in gondolas for s in g.shelves for p in s.plates}
+    for pid, entry in planogram.items():
+        full = catalog[entry.sku].unit_grams * entry.capacity_units
+        cap_g = plates_by_id[pid].load_cell.capacity_grams
+        if full > cap_g:
+            idx = list(planogram).index(pid)
+            raise ctx.fail(f'{sp}.planogram[{idx}].capacity_units',
+                           f'{entry.capacity_units} x {catalog[entry.sku].unit_grams} g = {full} g '
+                           f'exceeds the load cell capacity of plate {pid} ({cap_g} g)')
+
+    return Store(id=store_id, name=ctx.text(root, 'name', sp, store_id),
+                 frame_id=ctx.text(root, 'frame_id', sp, 'store', pattern=ID_RE),
+                 size_m=size_m, gates=tuple(gates), controllers=tuple(controllers),
+                 gondolas=tuple(gondolas), planogram=planogram, catalog=catalog,
+                 path=str(path), raw=doc)

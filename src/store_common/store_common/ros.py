@@ -1,0 +1,62 @@
+"""ROS glue shared by every node: QoS profiles by what the data means, typed parameters.
+
+Only node modules import this; algorithm modules stay free of rclpy.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from builtin_interfaces.msg import Time
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.node import Node
+from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy,
+                       qos_profile_sensor_data)
+
+from store_common.stamps import from_ns, to_ns
+
+# Sensor streams (plate weights, images): best effort, shallow queue; a late sample is worthless.
+SENSOR_QOS = qos_profile_sensor_data
+
+# Raw plate batches feed the event detector; losing one batch loses a weight step, so they are
+# reliable with a queue deep enough for a few seconds of batches.
+RELIABLE_STREAM_QOS = QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE,
+                                 durability=DurabilityPolicy.VOLATILE,
+                                 history=HistoryPolicy.KEEP_LAST)
+
+# Events that change money (shelf events, gate events, decisions): reliable and transient-local
+# with a deep history, so a restarted consumer (the cart node) receives what it missed and
+# de-duplicates by event id.
+EVENT_QOS = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE,
+                       durability=DurabilityPolicy.TRANSIENT_LOCAL,
+                       history=HistoryPolicy.KEEP_LAST)
+
+# State that late joiners need (carts, receipts, store layout markers): latched.
+STATE_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
+                       durability=DurabilityPolicy.TRANSIENT_LOCAL,
+                       history=HistoryPolicy.KEEP_LAST)
+
+
+def declare(node: Node, name: str, default: Any, description: str, *,
+            lo: float | None = None, hi: float | None = None,
+            choices: tuple[str, ...] = (), read_only: bool = False) -> Any:
+    """Declare a parameter with a description and a range or choices, and return its value."""
+    desc = ParameterDescriptor(description=description + (
+        f' Choices: {", ".join(choices)}.' if choices else ''), read_only=read_only)
+    if lo is not None and hi is not None and not isinstance(default, bool):
+        if isinstance(default, int):
+            desc.integer_range = [IntegerRange(from_value=int(lo), to_value=int(hi), step=0)]
+        elif isinstance(default, float):
+            desc.floating_point_range = [FloatingPointRange(from_value=float(lo),
+                                                            to_value=float(hi), step=0.0)]
+    value = node.declare_parameter(name, default, desc).value
+    if choices and value not in choices:
+        raise ValueError(f'parameter {name}={value!r} is not one of {", ".join(choices)}')
+    return value
+
+
+def stamp_ns(stamp: Time) -> int:
+    return to_ns(stamp)
+
+
+def ns_stamp(ns: int) -> Time:
+    return from_ns(ns, Time)

@@ -1,0 +1,1 @@
+"""Hardware drivers: plate controller (load cell) serial driver and gate QR-reader driver."""

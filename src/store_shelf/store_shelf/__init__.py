@@ -1,0 +1,1 @@
+"""Shelf events: settled weight-change detection per plate and product/count hypotheses."""
