@@ -1,6 +1,30 @@
+import glob
+import os
+
 from setuptools import find_packages, setup
 
 package_name = 'store_bringup'
+# launch/, config/ and rviz/ live at the top of the workspace (the user's layout); install them
+# into this package's share so `ros2 launch store_bringup store.launch.py` finds them.
+# realpath: colcon runs this file through a symlink in build/ with --symlink-install.
+# setuptools wants data_files relative to the working directory.
+TOP = os.path.relpath(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__)))))
+
+
+def top_files(pattern):
+    return sorted(glob.glob(os.path.join(TOP, pattern)))
+
+
+def share_tree(folder):
+    out = []
+    for d, _, files in os.walk(os.path.join(TOP, folder)):
+        rel = os.path.relpath(d, TOP)
+        files = sorted(os.path.join(d, f) for f in files)
+        if files:
+            out.append((os.path.join('share', package_name, rel), files))
+    return out
+
 
 setup(
     name=package_name,
@@ -9,7 +33,8 @@ setup(
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
         ('share/' + package_name, ['package.xml']),
-    ],
+        ('share/' + package_name + '/launch', top_files('launch/*.launch.py')),
+    ] + share_tree('config') + share_tree('rviz'),
     install_requires=['setuptools'],
     zip_safe=True,
     maintainer='Walk-out store maintainers',

@@ -1,5 +1,296 @@
-"""Placeholder: implemented by its owner."""
+"""Run the store's node graph on a machine without launch_ros: one process per node.
+
+The same :func:`store_bringup.graph.build_graph` description feeds ``launch/store.launch.py``.
+Each node runs as its own process (its installed console script with ``--ros-args``), its output
+prefixed with its label and copied to ``<run_dir>/logs/<label>.log``. Ctrl-C (or SIGTERM) stops
+every node with SIGINT, then SIGTERM, then SIGKILL. A node that dies while the graph runs stops
+the graph and makes the runner exit non-zero, unless the node is marked ``respawn``. The node
+marked ``ends_run`` (the receipt recorder) ends the run with its own exit code.
+
+Usage::
+
+    run_store --store config/stores/demo.yaml --mode sim --scenario S.yaml --run-dir out/run1 \
+        --record
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import threading
+import time
+from typing import IO
+
+import yaml
+
+from store_bringup.graph import build_graph, GraphOptions, NodeSpec, params_document, ros_args
+from store_common.description import load_store, StoreConfigError
+
+EXIT_NODE_DIED = 1
+EXIT_CONFIG = 2
 
 
-def main(args=None):
-    raise SystemExit("run_store is not implemented yet")
+def executable_path(spec: NodeSpec) -> str:
+    """The installed console script of ``spec`` (``<prefix>/lib/<package>/<executable>``)."""
+    from ament_index_python.packages import get_package_prefix, PackageNotFoundError
+    try:
+        prefix = get_package_prefix(spec.package)
+    except PackageNotFoundError:
+        raise FileNotFoundError(f'package {spec.package!r} is not installed (run make setup, '
+                                f'then source tools/env.sh)') from None
+    path = os.path.join(prefix, 'lib', spec.package, spec.executable)
+    if not os.access(path, os.X_OK):
+        raise FileNotFoundError(f'executable {spec.executable!r} of package {spec.package!r} '
+                                f'not found at {path}')
+    return path
+
+
+class NodeProcess:
+    """One running node: its process, and a thread copying its output with a prefix."""
+
+    def __init__(self, spec: NodeSpec, params_file: str, log_dir: pathlib.Path,
+                 out: IO[str] | None, env: dict[str, str]):
+        self.spec = spec
+        self.params_file = params_file
+        self.log_path = log_dir / f'{spec.label}.log'
+        self.out = out
+        self.env = env
+        self.proc: subprocess.Popen | None = None
+        self.starts = 0
+        self._lock = threading.Lock()
+
+    @property
+    def label(self) -> str:
+        return self.spec.label
+
+    def start(self) -> None:
+        cmd = [executable_path(self.spec)] + ros_args(self.spec, self.params_file)
+        log = open(self.log_path, 'a', buffering=1)
+        log.write(f'--- start {time.strftime("%H:%M:%S")}: {" ".join(cmd)}\n')
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, env=self.env,
+                                     start_new_session=True, text=True, bufsize=1)
+        self.starts += 1
+        threading.Thread(target=self._pump, args=(self.proc, log), daemon=True,
+                         name=f'log-{self.label}').start()
+
+    def _pump(self, proc: subprocess.Popen, log: IO[str]) -> None:
+        width = 22
+        for line in proc.stdout:
+            log.write(line)
+            if self.out is not None:
+                with self._lock:
+                    self.out.write(f'[{self.label:<{width}}] {line}')
+                    self.out.flush()
+        log.close()
+
+    def poll(self) -> int | None:
+        return None if self.proc is None else self.proc.poll()
+
+    def signal(self, sig: int) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def wait(self, timeout_s: float) -> int | None:
+        if self.proc is None:
+            return None
+        try:
+            return self.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            return None
+
+
+class Runner:
+    """Starts, watches and stops the processes of a node graph."""
+
+    def __init__(self, specs: list[NodeSpec], run_dir: str | pathlib.Path,
+                 out: IO[str] | None = sys.stdout, env: dict[str, str] | None = None,
+                 stop_timeout_s: float = 10.0):
+        self.specs = specs
+        self.run_dir = pathlib.Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / 'logs').mkdir(exist_ok=True)
+        self.params_file = str(self.run_dir / 'params.yaml')
+        pathlib.Path(self.params_file).write_text(
+            yaml.safe_dump(params_document(specs), sort_keys=False))
+        self.out = out
+        env = dict(os.environ if env is None else env)
+        env.setdefault('PYTHONUNBUFFERED', '1')
+        env.setdefault('RCUTILS_COLORIZED_OUTPUT', '0')
+        env.setdefault('RCUTILS_CONSOLE_OUTPUT_FORMAT', '[{severity}] [{time}] {message}')
+        self.procs = {s.label: NodeProcess(s, self.params_file, self.run_dir / 'logs', out, env)
+                      for s in specs}
+        self.stop_timeout_s = stop_timeout_s
+        self._stopping = False
+        self._expected_exit: set[str] = set()
+
+    def say(self, text: str) -> None:
+        if self.out is not None:
+            self.out.write(f'[{"runner":<22}] {text}\n')
+            self.out.flush()
+
+    def start(self) -> None:
+        for p in self.procs.values():
+            p.start()
+        self.say(f'started {len(self.procs)} nodes: {", ".join(self.procs)}')
+
+    def node(self, label: str) -> NodeProcess:
+        try:
+            return self.procs[label]
+        except KeyError:
+            raise KeyError(f'no node {label!r}; nodes: {", ".join(self.procs)}') from None
+
+    def kill(self, label: str, sig: int = signal.SIGKILL, timeout_s: float = 10.0) -> int | None:
+        """Stop one node on purpose (tests: crash the cart node); the graph keeps running."""
+        p = self.node(label)
+        self._expected_exit.add(label)
+        p.signal(sig)
+        return p.wait(timeout_s)
+
+    def restart(self, label: str) -> None:
+        p = self.node(label)
+        if p.poll() is None:
+            raise RuntimeError(f'node {label} is still running')
+        self._expected_exit.discard(label)
+        p.start()
+        self.say(f'restarted {label}')
+
+    def check(self) -> int | None:
+        """One look at the processes. Returns an exit code when the run is over, else None."""
+        for label, p in self.procs.items():
+            code = p.poll()
+            if code is None or label in self._expected_exit:
+                continue
+            if p.spec.ends_run:
+                self.say(f'{label} finished with exit code {code}: ending the run')
+                return code
+            if p.spec.respawn and not self._stopping:
+                self.say(f'{label} exited with code {code}: respawning')
+                p.start()
+                continue
+            self.say(f'ERROR: node {label} ({p.spec.package}/{p.spec.executable}) died with '
+                     f'exit code {code}; see {p.log_path}')
+            return EXIT_NODE_DIED
+        return None
+
+    def wait(self, timeout_s: float | None = None, period_s: float = 0.2) -> int | None:
+        """Watch the graph until the run ends (exit code) or ``timeout_s`` passes (None)."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while deadline is None or time.monotonic() < deadline:
+            code = self.check()
+            if code is not None:
+                return code
+            time.sleep(period_s)
+        return None
+
+    def stop(self) -> None:
+        """Stop every node: SIGINT, then SIGTERM, then SIGKILL for what is left."""
+        self._stopping = True
+        alive = [p for p in self.procs.values() if p.poll() is None]
+        for sig, name in ((signal.SIGINT, 'SIGINT'), (signal.SIGTERM, 'SIGTERM'),
+                          (signal.SIGKILL, 'SIGKILL')):
+            if not alive:
+                break
+            if sig != signal.SIGINT:
+                self.say(f'{name} to {", ".join(p.label for p in alive)}')
+            for p in reversed(alive):
+                p.signal(sig)
+            deadline = time.monotonic() + self.stop_timeout_s / 2
+            for p in alive:
+                p.wait(max(0.0, deadline - time.monotonic()))
+            alive = [p for p in alive if p.poll() is None]
+        self.say('all nodes stopped')
+
+    def __enter__(self) -> 'Runner':
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def parse_set(items: list[str]) -> dict[str, dict]:
+    """``node.param=value`` overrides (value parsed as YAML) into {node: {param: value}}."""
+    out: dict[str, dict] = {}
+    for item in items:
+        key, sep, value = item.partition('=')
+        node, dot, param = key.partition('.')
+        if not sep or not dot or not node or not param:
+            raise ValueError(f'--set {item!r}: expected NODE.PARAM=VALUE, e.g. cart.hold_s=1.5')
+        out.setdefault(node, {})[param] = yaml.safe_load(value)
+    return out
+
+
+def default_params_file() -> str:
+    ws = os.environ.get('STORE_WS')
+    if ws and os.path.isfile(os.path.join(ws, 'config', 'params', 'store.yaml')):
+        return os.path.join(ws, 'config', 'params', 'store.yaml')
+    from ament_index_python.packages import get_package_share_directory
+    return os.path.join(get_package_share_directory('store_bringup'), 'config', 'params',
+                        'store.yaml')
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog='run_store', description=__doc__.split('\n\n')[0])
+    ap.add_argument('--store', required=True, help='store description YAML')
+    ap.add_argument('--mode', choices=('hardware', 'sim', 'replay'), default='hardware')
+    ap.add_argument('--scenario', help='sim: scenario file to play')
+    ap.add_argument('--run-dir', help='where logs, params, pty links and recordings go')
+    ap.add_argument('--params', help='per-node parameters YAML (default config/params/store.yaml)')
+    ap.add_argument('--db', help='cart database path (default <run-dir>/carts.sqlite)')
+    ap.add_argument('--record', action='store_true',
+                    help='add the receipt recorder; the run ends when it has every receipt')
+    ap.add_argument('--use-sim-time', action='store_true', help='nodes follow /clock')
+    ap.add_argument('--set', action='append', default=[], metavar='NODE.PARAM=VALUE',
+                    help='override a parameter of every instance of NODE')
+    ap.add_argument('--timeout', type=float, default=None, help='stop after this many seconds')
+    args = ap.parse_args(argv)
+
+    run_dir = args.run_dir or os.path.join('out', 'runs', time.strftime('%Y%m%d-%H%M%S'))
+    try:
+        store = load_store(args.store)
+        specs = build_graph(store, GraphOptions(
+            mode=args.mode, params_file=args.params or default_params_file(), run_dir=run_dir,
+            scenario_file=args.scenario, db_path=args.db, record=args.record,
+            use_sim_time=args.use_sim_time, overrides=parse_set(args.set)))
+        runner = Runner(specs, run_dir)
+    except (StoreConfigError, ValueError, FileNotFoundError) as exc:
+        print(f'run_store: error: {exc}', file=sys.stderr)
+        return EXIT_CONFIG
+
+    stop = threading.Event()
+
+    def on_signal(signum, frame):
+        runner.say(f'received {signal.Signals(signum).name}: stopping')
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        runner.start()
+    except FileNotFoundError as exc:
+        print(f'run_store: error: {exc}', file=sys.stderr)
+        runner.stop()
+        return EXIT_CONFIG
+    deadline = None if args.timeout is None else time.monotonic() + args.timeout
+    code = None
+    while not stop.is_set():
+        code = runner.check()
+        if code is not None:
+            break
+        if deadline is not None and time.monotonic() > deadline:
+            runner.say(f'timeout of {args.timeout} s reached')
+            break
+        stop.wait(0.2)
+    runner.stop()
+    return 0 if code is None else code
+
+
+if __name__ == '__main__':
+    sys.exit(main())

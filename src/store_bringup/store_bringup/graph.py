@@ -1,0 +1,160 @@
+"""One description of the store's node graph, built from the store description.
+
+Both ``launch/store.launch.py`` (launch_ros, on a real ROS install) and the local runner
+(``store_bringup.runner``, one process per node, for machines without launch_ros) are thin layers
+over :func:`build_graph`, so the two cannot drift: same nodes, names, namespaces, remappings and
+parameters.
+
+No rclpy import here: the graph is plain data.
+"""
+from __future__ import annotations
+
+import copy
+import pathlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from store_common.description import Store, StoreConfigError
+
+MODES = ('hardware', 'sim', 'replay')
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One node instance: what ``launch_ros.actions.Node`` needs, and what the runner needs."""
+
+    package: str
+    executable: str
+    name: str
+    namespace: str
+    parameters: dict[str, Any] = field(default_factory=dict)
+    remappings: tuple[tuple[str, str], ...] = ()
+    respawn: bool = False
+    # The run ends when this node exits (the runner's --until); e.g. the receipt recorder.
+    ends_run: bool = False
+
+    @property
+    def fqn(self) -> str:
+        """Fully qualified node name, e.g. ``/store/pc_g1/loadcell_driver``."""
+        return f'{self.namespace.rstrip("/")}/{self.name}'
+
+    @property
+    def label(self) -> str:
+        """Short unique label for logs: the fully qualified name without the store namespace."""
+        return self.fqn.strip('/').split('/', 1)[-1].replace('/', '.')
+
+
+@dataclass
+class GraphOptions:
+    """How to run the store. ``mode``: hardware (real serial devices), sim (the simulator
+    provides pseudo-terminal devices under ``run_dir``), replay (sensor topics come from a bag:
+    no drivers, no simulator)."""
+
+    mode: str = 'hardware'
+    namespace: str = '/store'
+    params_file: str | None = None          # per-node parameters YAML (config/params/store.yaml)
+    run_dir: str | None = None              # sim: pty symlinks; runs: recorder output
+    scenario_file: str | None = None        # sim: the scenario to play
+    db_path: str | None = None              # cart database; default under run_dir or ~/.local
+    record: bool = False                    # add the receipt recorder (ends the run when done)
+    use_sim_time: bool = False              # nodes follow /clock (bag replay)
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)  # node name -> params
+
+
+def load_params_file(path: str | pathlib.Path) -> dict[str, dict[str, Any]]:
+    """Read a ``<node>: ros__parameters: {...}`` file into {node: params}."""
+    path = pathlib.Path(path)
+    try:
+        doc = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise StoreConfigError(path, '', f'cannot read parameters: {exc}') from None
+    if not isinstance(doc, dict):
+        raise StoreConfigError(path, '', 'expected a mapping of node names')
+    out = {}
+    for node, body in doc.items():
+        if not isinstance(body, dict) or not isinstance(body.get('ros__parameters'), dict):
+            raise StoreConfigError(path, str(node), 'expected "ros__parameters:" with a mapping')
+        out[str(node)] = dict(body['ros__parameters'])
+    return out
+
+
+def build_graph(store: Store, options: GraphOptions) -> list[NodeSpec]:
+    """The node instances for ``store`` in ``options.mode``, in start order."""
+    if options.mode not in MODES:
+        raise ValueError(f'mode {options.mode!r} is not one of {", ".join(MODES)}')
+    if options.mode == 'sim' and not (options.run_dir and options.scenario_file):
+        raise ValueError('sim mode needs run_dir and scenario_file')
+    ns = '/' + options.namespace.strip('/')
+    per_node = load_params_file(options.params_file) if options.params_file else {}
+    for node, params in options.overrides.items():
+        per_node.setdefault(node, {}).update(params)
+    store_file = str(pathlib.Path(store.path).resolve())
+    run_dir = pathlib.Path(options.run_dir).resolve() if options.run_dir else None
+
+    def params(node: str, **instance: Any) -> dict[str, Any]:
+        p = copy.deepcopy(per_node.get(node, {}))
+        p.update({k: v for k, v in instance.items() if v is not None})
+        p['store_file'] = store_file
+        if options.use_sim_time:
+            p['use_sim_time'] = True
+        return p
+
+    specs: list[NodeSpec] = []
+    if options.mode == 'sim':
+        specs.append(NodeSpec('store_sim', 'sim', 'sim', ns, params(
+            'sim', scenario_file=str(pathlib.Path(options.scenario_file).resolve()),
+            run_dir=str(run_dir))))
+
+    if options.mode in ('hardware', 'sim'):
+        for c in store.controllers:
+            port = str(run_dir / c.id) if options.mode == 'sim' else c.port
+            specs.append(NodeSpec('store_drivers', 'loadcell_driver', 'loadcell_driver',
+                                  f'{ns}/{c.id}', params('loadcell_driver', controller_id=c.id,
+                                                         port=port, baud=c.baud)))
+        for g in store.gates:
+            port = str(run_dir / f'gate_{g.id}') if options.mode == 'sim' else g.reader.port
+            specs.append(NodeSpec('store_drivers', 'gate_driver', f'gate_driver_{g.id}', ns,
+                                  params('gate_driver', gate_id=g.id, port=port,
+                                         baud=g.reader.baud)))
+
+    for g in store.gondolas:
+        topics = [f'{ns}/{c.id}/plate_weights' for c in store.controllers_of_gondola(g.id)]
+        specs.append(NodeSpec('store_shelf', 'shelf_events', 'shelf_events', f'{ns}/{g.id}',
+                              params('shelf_events', gondola_id=g.id, weight_topics=topics),
+                              remappings=(('shelf_events', f'{ns}/shelf_events'),)))
+
+    db_path = options.db_path
+    if db_path is None and run_dir is not None:
+        db_path = str(run_dir / 'carts.sqlite')
+    specs.append(NodeSpec('store_cart', 'cart', 'cart', ns, params('cart', db_path=db_path)))
+
+    if options.record:
+        if run_dir is None:
+            raise ValueError('record needs run_dir')
+        specs.append(NodeSpec('store_sim', 'receipt_recorder', 'receipt_recorder', ns, params(
+            'receipt_recorder', out_dir=str(run_dir),
+            scenario_file=(str(pathlib.Path(options.scenario_file).resolve())
+                           if options.scenario_file else None)), ends_run=True))
+
+    names = [s.fqn for s in specs]
+    dup = {n for n in names if names.count(n) > 1}
+    if dup:
+        raise ValueError(f'duplicate node names in the graph: {", ".join(sorted(dup))}')
+    return specs
+
+
+def ros_args(spec: NodeSpec, params_file: str | None = None) -> list[str]:
+    """Command-line ROS arguments that start ``spec`` the way launch_ros would."""
+    args = ['--ros-args', '-r', f'__node:={spec.name}', '-r', f'__ns:={spec.namespace}']
+    for src, dst in spec.remappings:
+        args += ['-r', f'{src}:={dst}']
+    if params_file:
+        args += ['--params-file', params_file]
+    return args
+
+
+def params_document(specs: list[NodeSpec]) -> dict[str, Any]:
+    """A parameters YAML document for all ``specs``, keyed by fully qualified node name."""
+    return {s.fqn: {'ros__parameters': s.parameters} for s in specs}

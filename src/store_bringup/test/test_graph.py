@@ -1,0 +1,89 @@
+"""The node graph built from the store description."""
+import pathlib
+
+import pytest
+import yaml
+
+from store_bringup.graph import build_graph, GraphOptions, load_params_file, ros_args
+from store_common.description import load_store, StoreConfigError
+
+ROOT = pathlib.Path(__file__).resolve().parents[3]
+STORE = ROOT / 'config' / 'stores' / 'demo.yaml'
+PARAMS = ROOT / 'config' / 'params' / 'store.yaml'
+
+
+@pytest.fixture(scope='module')
+def store():
+    return load_store(STORE)
+
+
+def test_hardware_graph_has_one_driver_per_controller_and_gate(store):
+    specs = build_graph(store, GraphOptions(mode='hardware', params_file=str(PARAMS)))
+    by_exe = {}
+    for s in specs:
+        by_exe.setdefault(s.executable, []).append(s)
+    assert len(by_exe['loadcell_driver']) == len(store.controllers)
+    assert len(by_exe['gate_driver']) == len(store.gates)
+    assert len(by_exe['shelf_events']) == len(store.gondolas)
+    assert len(by_exe['cart']) == 1
+    assert 'sim' not in by_exe
+    drv = {s.parameters['controller_id']: s for s in by_exe['loadcell_driver']}
+    assert drv['pc_g2'].namespace == '/store/pc_g2'
+    assert drv['pc_g2'].parameters['port'] == store.controller('pc_g2').port
+    # per-node YAML parameters are merged into every instance
+    assert drv['pc_g2'].parameters['stale_timeout_s'] == 2.0
+    shelf = {s.parameters['gondola_id']: s for s in by_exe['shelf_events']}
+    assert shelf['g3'].parameters['weight_topics'] == ['/store/pc_g3/plate_weights']
+    assert ('shelf_events', '/store/shelf_events') in shelf['g3'].remappings
+    assert len({s.fqn for s in specs}) == len(specs)
+
+
+def test_sim_graph_points_drivers_at_the_simulated_devices(store, tmp_path):
+    specs = build_graph(store, GraphOptions(mode='sim', run_dir=str(tmp_path),
+                                            scenario_file=str(tmp_path / 's.yaml'),
+                                            record=True))
+    assert specs[0].executable == 'sim'
+    ports = {s.parameters['port'] for s in specs if s.package == 'store_drivers'}
+    assert ports == {str(tmp_path / c.id) for c in store.controllers} | {
+        str(tmp_path / f'gate_{g.id}') for g in store.gates}
+    assert [s.executable for s in specs if s.ends_run] == ['receipt_recorder']
+    cart = next(s for s in specs if s.executable == 'cart')
+    assert cart.parameters['db_path'] == str(tmp_path / 'carts.sqlite')
+
+
+def test_replay_graph_has_no_drivers(store):
+    specs = build_graph(store, GraphOptions(mode='replay', use_sim_time=True,
+                                            db_path='/tmp/x.sqlite'))
+    assert {s.package for s in specs} == {'store_shelf', 'store_cart'}
+    assert all(s.parameters['use_sim_time'] is True for s in specs)
+
+
+def test_overrides_win_over_the_params_file(store):
+    specs = build_graph(store, GraphOptions(params_file=str(PARAMS),
+                                            overrides={'cart': {'hold_s': 2.5}}))
+    cart = next(s for s in specs if s.executable == 'cart')
+    assert cart.parameters['hold_s'] == 2.5
+    assert cart.parameters['receipt_grace_s'] == 3.0
+
+
+def test_bad_mode_and_missing_sim_inputs_are_refused(store):
+    with pytest.raises(ValueError, match='mode'):
+        build_graph(store, GraphOptions(mode='dream'))
+    with pytest.raises(ValueError, match='scenario_file'):
+        build_graph(store, GraphOptions(mode='sim'))
+
+
+def test_broken_params_file_names_file_and_node(tmp_path):
+    bad = tmp_path / 'p.yaml'
+    bad.write_text(yaml.safe_dump({'cart': {'hold_s': 1.0}}))
+    with pytest.raises(StoreConfigError, match=r'p\.yaml: cart: expected "ros__parameters:"'):
+        load_params_file(bad)
+
+
+def test_ros_args_name_namespace_remap_and_params(store):
+    spec = next(s for s in build_graph(store, GraphOptions()) if s.executable == 'shelf_events')
+    args = ros_args(spec, '/tmp/p.yaml')
+    assert args[:1] == ['--ros-args']
+    assert f'__node:={spec.name}' in args and f'__ns:={spec.namespace}' in args
+    assert 'shelf_events:=/store/shelf_events' in args
+    assert args[-2:] == ['--params-file', '/tmp/p.yaml']
