@@ -14,7 +14,9 @@ setup(
     zip_safe=True,
     maintainer='Walk-out store maintainers',
     maintainer_email='maintainers@walkout-store.org',
-    description='Store simulator: scenarios, plate controller and gate reader emulators on pseudo-terminals, evaluator.',
+    description=(
+        'Store simulator: scenarios, plate controller and gate reader emulators on '
+        'pseudo-terminals, evaluator.'),
     license='Apache-2.0',
     entry_points={
         'console_scripts': [

@@ -1,1 +1,1 @@
-"""Store simulator: scenarios, plate controller and gate reader emulators on pseudo-terminals, evaluator."""
+"""Store simulator: scenarios, plate and gate emulators on pseudo-terminals, evaluator."""
