@@ -39,7 +39,8 @@ setup(
     zip_safe=True,
     maintainer='Walk-out store maintainers',
     maintainer_email='maintainers@walkout-store.org',
-    description='Launch files, node graph description, runner and configuration of the walk-out store.',
+    description=(
+        'Launch files, node graph description, runner and configuration of the walk-out store.'),
     license='Apache-2.0',
     entry_points={
         'console_scripts': [

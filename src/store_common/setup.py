@@ -14,7 +14,9 @@ setup(
     zip_safe=True,
     maintainer='Walk-out store maintainers',
     maintainer_email='maintainers@walkout-store.org',
-    description='Shared ROS-free building blocks of the walk-out store: store description model and validation, time helpers.',
+    description=(
+        'Shared ROS-free building blocks of the walk-out store: store description model '
+        'and validation, time helpers.'),
     license='Apache-2.0',
     entry_points={
         'console_scripts': [

@@ -137,5 +137,3 @@ def test_set_overrides_parse():
 def test_unknown_package_is_reported(tmp_path):
     with pytest.raises(FileNotFoundError, match="package 'no_such_pkg' is not installed"):
         runner_mod.executable_path(NodeSpec('no_such_pkg', 'x', 'x', '/'))
-
-

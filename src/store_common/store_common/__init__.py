@@ -1,1 +1,1 @@
-"""Shared, ROS-free building blocks of the walk-out store: the store description and time helpers."""
+"""Shared, ROS-free building blocks of the walk-out store: store description, protocol, stamps."""

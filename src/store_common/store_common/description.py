@@ -438,8 +438,9 @@ def load_store(path: str | pathlib.Path, catalog_path: str | pathlib.Path | None
                 sx = ctx.num(psz, 'x', f'{pp}.size_m', lo=0, lo_open=True)
                 sy = ctx.num(psz, 'y', f'{pp}.size_m', lo=0, lo_open=True)
                 if px - sx / 2 < -1e-9 or px + sx / 2 > gsize[0] + 1e-9:
-                    raise ctx.fail(f'{pp}.x_m', f'plate spans {px - sx / 2:.3f}..{px + sx / 2:.3f} m'
-                                                f' but the gondola is {gsize[0]} m long')
+                    raise ctx.fail(f'{pp}.x_m',
+                                   f'plate spans {px - sx / 2:.3f}..{px + sx / 2:.3f} m'
+                                   f' but the gondola is {gsize[0]} m long')
                 lc = ctx.mapping(ctx.get(pl, 'load_cell', pp), f'{pp}.load_cell')
                 lp = f'{pp}.load_cell'
                 cid = ctx.text(lc, 'controller', lp)
@@ -503,7 +504,8 @@ def load_store(path: str | pathlib.Path, catalog_path: str | pathlib.Path | None
         if full > cap_g:
             idx = list(planogram).index(pid)
             raise ctx.fail(f'{sp}.planogram[{idx}].capacity_units',
-                           f'{entry.capacity_units} x {catalog[entry.sku].unit_grams} g = {full} g '
+                           f'{entry.capacity_units} x {catalog[entry.sku].unit_grams} g = '
+                           f'{full} g '
                            f'exceeds the load cell capacity of plate {pid} ({cap_g} g)')
 
     return Store(id=store_id, name=ctx.text(root, 'name', sp, store_id),
