@@ -1,0 +1,154 @@
+"""Store description: the demo store loads; every broken variant names file, field and problem."""
+import copy
+import math
+import pathlib
+
+import pytest
+import yaml
+
+from store_common.description import load_catalog, load_store, StoreConfigError
+
+ROOT = pathlib.Path(__file__).resolve().parents[3]
+DEMO = ROOT / 'config' / 'stores' / 'demo.yaml'
+CATALOG = ROOT / 'config' / 'catalog.yaml'
+
+
+@pytest.fixture(scope='module')
+def demo_doc():
+    return yaml.safe_load(DEMO.read_text())
+
+
+def write(tmp_path, doc, name='store.yaml'):
+    path = tmp_path / name
+    doc = copy.deepcopy(doc)
+    if 'store' in doc and 'catalog' in doc['store']:
+        doc['store']['catalog'] = str(CATALOG)
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def test_demo_store_meets_the_brief():
+    store = load_store(DEMO)
+    assert len(store.gondolas) >= 3
+    assert len(store.plates) >= 24
+    assert len(store.catalog.products) >= 20
+    assert set(store.planogram) == set(store.plates)
+    weights = sorted(p.unit_grams for p in store.catalog.products.values())
+    near_equal = [(a, b) for a, b in zip(weights, weights[1:]) if (b - a) / a < 0.02]
+    assert len(near_equal) >= 4
+    assert min(weights) <= 26.0
+
+
+def test_plate_geometry_and_lookups():
+    store = load_store(DEMO)
+    p = store.plate('g2.s3.p1')
+    g = store.gondola('g2')
+    assert p.center_store[2] == pytest.approx(1.35)
+    assert p.center_store[0] == pytest.approx(g.x_m - g.size_m[0] / 2 + p.x_m)
+    assert sorted(store.adjacent_plates('g1.s1.p2')) == ['g1.s1.p1', 'g1.s1.p3']
+    assert store.adjacent_plates('g1.s1.p1') == ['g1.s1.p2']
+    assert [pl.load_cell.channel for pl in store.plates_of_controller('pc_g1')] == list(range(9))
+    assert store.sku_of_plate('g1.s1.p1') == 'COLA-330'
+    assert [c.id for c in store.controllers_of_gondola('g3')] == ['pc_g3']
+    with pytest.raises(KeyError, match="unknown plate 'nope'"):
+        store.plate('nope')
+
+
+def test_rotated_gondola_places_plates_in_the_store_frame(tmp_path, demo_doc):
+    doc = copy.deepcopy(demo_doc)
+    doc['store']['gondolas'][0]['pose']['yaw_deg'] = 90.0
+    store = load_store(write(tmp_path, doc))
+    g, p = store.gondola('g1'), store.plate('g1.s1.p1')
+    assert p.center_store[0] == pytest.approx(g.x_m)
+    assert p.center_store[1] == pytest.approx(g.y_m + (p.x_m - g.size_m[0] / 2))
+    assert p.yaw_store == pytest.approx(math.pi / 2)
+
+
+def mutate(doc, path, value):
+    node = doc
+    for key in path[:-1]:
+        node = node[key]
+    if value is KeyError:
+        del node[path[-1]]
+    else:
+        node[path[-1]] = value
+
+
+G0P0 = ['store', 'gondolas', 0, 'shelves', 0, 'plates', 0]
+
+
+@pytest.mark.parametrize('path,value,field,message', [
+    (['store', 'id'], KeyError, 'store.id', 'missing required field'),
+    (['store', 'size_m', 'x'], 'wide', 'store.size_m.x', 'expected a number'),
+    (['store', 'size_m', 'x'], -1, 'store.size_m.x', 'must be >'),
+    (G0P0 + ['load_cell', 'channel'], 1, 'store.gondolas[0].shelves[0].plates[1].load_cell'
+     '.channel', 'already used by plate g1.s1.p1'),
+    (G0P0 + ['load_cell', 'channel'], 99, 'store.gondolas[0].shelves[0].plates[0].load_cell'
+     '.channel', 'must be <= 8'),
+    (G0P0 + ['load_cell', 'controller'], 'pc_x', 'store.gondolas[0].shelves[0].plates[0]'
+     '.load_cell.controller', "unknown controller 'pc_x'"),
+    (G0P0 + ['load_cell', 'grams_per_count'], 0, 'store.gondolas[0].shelves[0].plates[0]'
+     '.load_cell.grams_per_count', 'must be >'),
+    (G0P0 + ['x_m'], 1.2, 'store.gondolas[0].shelves[0].plates[1]', 'overlaps plate'),
+    (G0P0 + ['x_m'], 2.3, 'store.gondolas[0].shelves[0].plates[0].x_m', 'gondola is 2.4 m'),
+    (['store', 'planogram', 0, 'sku'], 'NOPE', 'store.planogram[0].sku', "sku 'NOPE' is not"),
+    (['store', 'planogram', 0, 'plate'], 'g1.s1.p9', 'store.planogram[0].plate',
+     "unknown plate 'g1.s1.p9'"),
+    (['store', 'planogram', 1, 'plate'], 'g1.s1.p1', 'store.planogram[1].plate',
+     'already has sku'),
+    (['store', 'planogram', 0, 'capacity_units'], 500, 'store.planogram[0].capacity_units',
+     'exceeds the load cell capacity'),
+    (['store', 'gates', 1, 'kind'], 'entrance', 'store.gates', 'at least one exit gate'),
+    (['store', 'gates', 0, 'zone', 'x_max'], 0.1, 'store.gates[0].zone', 'x_min must be <'),
+    (['store', 'gondolas', 1, 'pose', 'x'], 40.0, 'store.gondolas[1].pose', 'outside the store'),
+    (['store', 'gondolas'], {}, 'store.gondolas', 'expected a list'),
+    (['store', 'controllers', 0, 'sample_rate_hz'], 500, 'store.controllers[0].sample_rate_hz',
+     'must be <= 80'),
+])
+def test_invalid_store_names_file_field_and_problem(tmp_path, demo_doc, path, value, field,
+                                                    message):
+    doc = copy.deepcopy(demo_doc)
+    mutate(doc, path, value)
+    bad = write(tmp_path, doc)
+    with pytest.raises(StoreConfigError) as err:
+        load_store(bad)
+    assert err.value.file == str(bad)
+    assert err.value.field_path == field
+    assert message in err.value.message
+    assert str(err.value).startswith(f'{bad}: {field}: ')
+
+
+def test_yaml_syntax_error_gives_line_and_column(tmp_path):
+    bad = tmp_path / 'store.yaml'
+    bad.write_text('store:\n  id: x\n  size_m: {x: 1, y: 2\n')
+    with pytest.raises(StoreConfigError, match=r'store\.yaml: invalid YAML at line \d+, column'):
+        load_store(bad)
+
+
+def test_missing_files_are_named(tmp_path, demo_doc):
+    with pytest.raises(StoreConfigError, match='nothere.yaml: file not found'):
+        load_store(tmp_path / 'nothere.yaml')
+    doc = copy.deepcopy(demo_doc)
+    doc['store']['catalog'] = 'no_catalog.yaml'
+    path = tmp_path / 's.yaml'
+    path.write_text(yaml.safe_dump(doc))
+    with pytest.raises(StoreConfigError, match='no_catalog.yaml: file not found'):
+        load_store(path)
+
+
+def test_catalog_errors(tmp_path):
+    doc = yaml.safe_load(CATALOG.read_text())
+    doc['catalog']['products'][3]['sku'] = doc['catalog']['products'][0]['sku']
+    bad = tmp_path / 'c.yaml'
+    bad.write_text(yaml.safe_dump(doc))
+    with pytest.raises(StoreConfigError, match=r'catalog\.products\[3\]\.sku: duplicate sku'):
+        load_catalog(bad)
+    doc = yaml.safe_load(CATALOG.read_text())
+    doc['catalog']['products'][2]['unit_grams'] = 0
+    bad.write_text(yaml.safe_dump(doc))
+    with pytest.raises(StoreConfigError, match=r'products\[2\]\.unit_grams: must be > 0'):
+        load_catalog(bad)
+    doc['catalog']['currency'] = 'euro'
+    bad.write_text(yaml.safe_dump(doc))
+    with pytest.raises(StoreConfigError, match=r'catalog\.currency'):
+        load_catalog(bad)
