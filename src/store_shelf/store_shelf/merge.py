@@ -1,0 +1,133 @@
+"""Merge simultaneous steps on adjacent plates into one shelf event (no rclpy).
+
+A product resting across two adjacent plates splits its weight between them, so one take shows
+as two steps whose activity windows overlap. Steps are grouped when their plates are adjacent
+(``adjacency``, from ``Store.adjacent_plates``) and their ``[start, settled]`` windows overlap or
+lie within ``gap_s`` of each other; a group is held for ``hold_s`` of sensor time after its last
+step was detected, so the partner plate's step can still arrive. Groups made only of minor steps
+(under the detector's ``min_step_grams``) are dropped.
+
+Events come out in settled order. Sensor time advances with :meth:`EventMerger.advance`; no clock
+is read, so replays produce the same events with the same ids.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+from store_shelf.steps import NS_PER_S, WeightStep
+
+
+@dataclass(frozen=True)
+class ShelfEventData:
+    """A settled weight change on one plate or on adjacent plates that changed together."""
+
+    event_id: str                      # "<first plate id>@<start ns>"
+    plate_ids: tuple[str, ...]         # first is the plate with the largest |delta|
+    plate_delta_grams: tuple[float, ...]
+    delta_grams: float                 # sum over the plates [g]
+    noise_grams: float                 # std of the total delta estimate [g]
+    start_ns: int                      # earliest start over the steps
+    settled_ns: int                    # latest settle over the steps
+    steps: tuple[WeightStep, ...] = field(compare=False, default=())
+
+
+@dataclass
+class _Group:
+    steps: list[WeightStep]
+
+    @property
+    def start_ns(self) -> int:
+        return min(s.start_ns for s in self.steps)
+
+    @property
+    def settled_ns(self) -> int:
+        return max(s.settled_ns for s in self.steps)
+
+    @property
+    def detected_ns(self) -> int:
+        return max(s.detected_ns or s.settled_ns for s in self.steps)
+
+    @property
+    def plates(self) -> set[str]:
+        return {s.plate_id for s in self.steps}
+
+
+def event_from_steps(steps: Iterable[WeightStep]) -> ShelfEventData:
+    steps = sorted(steps, key=lambda s: (-abs(s.delta_grams), s.plate_id))
+    start_ns = min(s.start_ns for s in steps)
+    return ShelfEventData(
+        event_id=f'{steps[0].plate_id}@{start_ns}',
+        plate_ids=tuple(s.plate_id for s in steps),
+        plate_delta_grams=tuple(s.delta_grams for s in steps),
+        delta_grams=sum(s.delta_grams for s in steps),
+        noise_grams=math.sqrt(sum(s.noise_grams ** 2 for s in steps)),
+        start_ns=start_ns,
+        settled_ns=max(s.settled_ns for s in steps),
+        steps=tuple(steps))
+
+
+class EventMerger:
+    """Groups :class:`WeightStep` s of adjacent plates into :class:`ShelfEventData`."""
+
+    def __init__(self, adjacency: Callable[[str], Iterable[str]] | dict[str, Iterable[str]],
+                 hold_s: float = 0.6, gap_s: float = 0.3):
+        if hold_s < 0 or gap_s < 0:
+            raise ValueError('hold_s and gap_s must be >= 0')
+        if callable(adjacency):
+            self._adjacent = lambda p: set(adjacency(p))
+        else:
+            table = {k: set(v) for k, v in adjacency.items()}
+            self._adjacent = lambda p: table.get(p, set())
+        self.hold_ns = int(hold_s * NS_PER_S)
+        self.gap_ns = int(gap_s * NS_PER_S)
+        self._groups: list[_Group] = []
+        self.dropped_minor = 0
+
+    @property
+    def pending(self) -> int:
+        return len(self._groups)
+
+    def add(self, step: WeightStep) -> None:
+        """Add a step to the group it belongs with, or start a new group."""
+        best, best_overlap = None, None
+        for g in self._groups:
+            if step.plate_id in g.plates:
+                continue
+            if not any(p in self._adjacent(step.plate_id) for p in g.plates):
+                continue
+            lo = max(g.start_ns, step.start_ns)
+            hi = min(g.settled_ns, step.settled_ns)
+            overlap = hi - lo
+            if overlap < -self.gap_ns:
+                continue
+            if best is None or overlap > best_overlap:
+                best, best_overlap = g, overlap
+        if best is None:
+            self._groups.append(_Group([step]))
+        else:
+            best.steps.append(step)
+
+    def advance(self, now_ns: int) -> list[ShelfEventData]:
+        """Release the groups held for ``hold_s`` by sensor time ``now_ns``, in settled order."""
+        ready = [g for g in self._groups if now_ns - g.detected_ns >= self.hold_ns]
+        return self._release(ready)
+
+    def flush(self) -> list[ShelfEventData]:
+        """Release every pending group (end of a replay or test)."""
+        return self._release(list(self._groups))
+
+    def _release(self, ready: list[_Group]) -> list[ShelfEventData]:
+        if not ready:
+            return []
+        ids = {id(g) for g in ready}
+        self._groups = [g for g in self._groups if id(g) not in ids]
+        out = []
+        for g in ready:
+            if all(s.minor for s in g.steps):
+                self.dropped_minor += 1
+                continue
+            out.append(event_from_steps(g.steps))
+        out.sort(key=lambda e: (e.settled_ns, e.event_id))
+        return out
