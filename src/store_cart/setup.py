@@ -14,7 +14,8 @@ setup(
     zip_safe=True,
     maintainer='Walk-out store maintainers',
     maintainer_email='maintainers@walkout-store.org',
-    description='Per-shopper carts, receipts and review requests, persisted in SQLite.',
+    description=(
+        'Per-shopper carts, receipts and review requests, persisted in SQLite.'),
     license='Apache-2.0',
     entry_points={
         'console_scripts': [

@@ -14,7 +14,8 @@ setup(
     zip_safe=True,
     maintainer='Walk-out store maintainers',
     maintainer_email='maintainers@walkout-store.org',
-    description='Hardware drivers: plate controller (load cell) serial driver and gate QR-reader driver.',
+    description=(
+        'Hardware drivers: plate controller (load cell) serial driver and gate QR-reader driver.'),
     license='Apache-2.0',
     entry_points={
         'console_scripts': [

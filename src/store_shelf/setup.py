@@ -14,7 +14,8 @@ setup(
     zip_safe=True,
     maintainer='Walk-out store maintainers',
     maintainer_email='maintainers@walkout-store.org',
-    description='Shelf events: settled weight-change detection per plate and product/count hypotheses.',
+    description=(
+        'Shelf events: settled weight-change detection per plate and product/count hypotheses.'),
     license='Apache-2.0',
     entry_points={
         'console_scripts': [
