@@ -1,0 +1,230 @@
+"""Plain data the cart engine consumes and produces, mirroring the store_interfaces messages.
+
+No rclpy and no ROS messages here: ``convert.py`` maps these to and from messages. Stamps are
+integer nanoseconds of sensor (or ROS) time, money is integer cents of the catalog currency.
+Constants carry the same values as the message constants they mirror.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+# GateEvent.KIND_*
+KIND_ENTER = 1
+KIND_EXIT = 2
+
+# ProductHypothesis.ACTION_* (also ReviewCandidate.action and ReviewDecision.action)
+ACTION_NONE = 0
+ACTION_TAKE = 1
+ACTION_RETURN = 2
+
+# CartLine.STATUS_*
+STATUS_CONFIRMED = 1
+STATUS_PENDING_REVIEW = 2
+
+# CartUpdate.SOURCE_*
+SOURCE_WEIGHT = 1
+SOURCE_FUSED = 2
+SOURCE_REVIEW = 3
+
+# CartState.STATE_*
+STATE_IN_STORE = 1
+STATE_EXITED = 2
+
+# ReviewRequest.REASON_*
+REASON_AMBIGUOUS_SHOPPER = 1
+REASON_LOW_CONFIDENCE = 2
+REASON_CLOSE_CANDIDATES = 3
+REASON_UNKNOWN_WEIGHT = 4
+REASON_NO_SHOPPER = 5
+REASON_SENSOR_FAULT = 6
+REASON_NOT_IN_CART = 7
+
+REASON_NAMES = {
+    REASON_AMBIGUOUS_SHOPPER: 'ambiguous shopper',
+    REASON_LOW_CONFIDENCE: 'low confidence',
+    REASON_CLOSE_CANDIDATES: 'close candidates',
+    REASON_UNKNOWN_WEIGHT: 'unknown weight',
+    REASON_NO_SHOPPER: 'no shopper',
+    REASON_SENSOR_FAULT: 'sensor fault',
+    REASON_NOT_IN_CART: 'not in cart',
+}
+
+
+def session_id_of(shopper_id: str, enter_ns: int) -> str:
+    """A shopper's store visit: ``"<shopper_id>@<enter stamp in ns>"``."""
+    return f'{shopper_id}@{int(enter_ns)}'
+
+
+def review_request_id(event_id: str) -> str:
+    return f'review/{event_id}'
+
+
+class _Data:
+    """JSON round trip for the dataclasses below (used for the payload columns of the db)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]):
+        kwargs = {}
+        for f in dataclasses.fields(cls):
+            if f.name not in d:
+                continue
+            v = d[f.name]
+            sub = _NESTED.get((cls.__name__, f.name))
+            if sub is not None:
+                v = tuple(sub.from_dict(x) for x in v)
+            elif isinstance(v, list):
+                v = tuple(v)
+            kwargs[f.name] = v
+        return cls(**kwargs)
+
+
+# --- inputs -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class GateEventData(_Data):
+    event_id: str          # "<gate_id>@<stamp in ns>"
+    gate_id: str
+    kind: int              # KIND_*
+    shopper_id: str
+    stamp_ns: int          # sensor time of the scan
+
+
+@dataclass(frozen=True)
+class HypothesisData(_Data):
+    sku: str               # "" for the UNKNOWN hypothesis
+    action: int            # ACTION_TAKE or ACTION_RETURN
+    quantity: int          # >= 1 for a product, 0 for unknown
+    likelihood: float      # posterior among the event's hypotheses, 0..1
+    expected_grams: float = 0.0
+    on_home_plate: bool = True
+
+    @property
+    def is_unknown(self) -> bool:
+        return self.sku == '' or self.quantity < 1
+
+
+@dataclass(frozen=True)
+class ShelfEventData(_Data):
+    event_id: str          # "<first plate id>@<start stamp in ns>"
+    gondola_id: str
+    plate_ids: tuple[str, ...]
+    delta_grams: float
+    start_ns: int          # sensor time the plate left its stable state (hand arrived)
+    settled_ns: int        # sensor time the plate was stable again (the event's stamp)
+    hypotheses: tuple[HypothesisData, ...]
+    plate_delta_grams: tuple[float, ...] = ()
+    noise_grams: float = 0.0
+
+
+@dataclass(frozen=True)
+class ReviewDecisionData(_Data):
+    request_id: str
+    reviewer_id: str
+    shopper_id: str        # "" when no cart changes
+    sku: str               # "" when no cart changes
+    action: int            # ACTION_TAKE, ACTION_RETURN, or ACTION_NONE
+    quantity: int          # 0 when no cart changes
+    stamp_ns: int          # time of the decision (ROS time)
+
+    @property
+    def changes_cart(self) -> bool:
+        return bool(self.shopper_id and self.sku and self.quantity > 0
+                    and self.action in (ACTION_TAKE, ACTION_RETURN))
+
+
+# --- outputs ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CartLineData(_Data):
+    sku: str
+    name: str
+    quantity: int
+    unit_price_cents: int
+    line_total_cents: int
+    status: int            # STATUS_*
+
+
+@dataclass(frozen=True)
+class CartUpdateData(_Data):
+    update_id: str         # "<event_id>/<shopper_id>/<sku>"
+    shopper_id: str
+    session_id: str
+    event_id: str          # shelf event or review request that caused it
+    sku: str
+    quantity_delta: int    # + added, - returned
+    confidence: float
+    source: int            # SOURCE_*
+    stamp_ns: int          # sensor time of the causing event
+
+
+@dataclass(frozen=True)
+class CartStateData(_Data):
+    shopper_id: str
+    session_id: str
+    state: int             # STATE_*
+    lines: tuple[CartLineData, ...]
+    total_cents: int
+    pending_reviews: int
+    stamp_ns: int          # sensor time of the last change
+
+
+@dataclass(frozen=True)
+class ReceiptData(_Data):
+    receipt_id: str        # the session id
+    revision: int          # 1, then +1 per correction
+    shopper_id: str
+    store_id: str
+    entered_ns: int
+    exited_ns: int
+    lines: tuple[CartLineData, ...]
+    total_cents: int
+    currency: str
+    pending_reviews: int
+    correction_note: str
+    issued_ns: int         # time of issue (the caller's clock)
+
+
+@dataclass(frozen=True)
+class CandidateData(_Data):
+    shopper_id: str        # "" when nobody's cart should change
+    sku: str               # "" with quantity 0 for "no product change"
+    action: int
+    quantity: int
+    confidence: float
+
+
+@dataclass(frozen=True)
+class ReviewRequestData(_Data):
+    request_id: str        # "review/<event_id>"
+    event_id: str
+    reason: int            # REASON_*
+    detail: str
+    gondola_id: str
+    plate_ids: tuple[str, ...]
+    delta_grams: float
+    shopper_ids: tuple[str, ...]
+    candidates: tuple[CandidateData, ...]
+    stamp_ns: int          # sensor time of the shelf event
+
+
+@dataclass(frozen=True)
+class StateSnapshot:
+    """Everything a (re)started node republishes."""
+
+    carts: list[CartStateData] = field(default_factory=list)
+    receipts: list[ReceiptData] = field(default_factory=list)      # latest revision of each
+    open_reviews: list[ReviewRequestData] = field(default_factory=list)
+
+
+# A warning for the operator (the node logs it); every other output is published.
+Output = Union[CartUpdateData, CartStateData, ReceiptData, ReviewRequestData, str]
+
+_NESTED = {
+    ('ShelfEventData', 'hypotheses'): HypothesisData,
+    ('CartStateData', 'lines'): CartLineData,
+    ('ReceiptData', 'lines'): CartLineData,
+    ('ReviewRequestData', 'candidates'): CandidateData,
+}
