@@ -1,0 +1,79 @@
+"""EventMerger: steps on adjacent plates that change together become one event."""
+import numpy as np
+import pytest
+
+from store_shelf.merge import event_from_steps, EventMerger
+from store_shelf.steps import PlateStepDetector, WeightStep
+from shelf_synth import Action, deliver, PlateSignal
+
+NS = 1_000_000_000
+
+
+def straddle(store, seed, unit_grams, share, p_a='g1.s1.p2', p_b='g1.s1.p3'):
+    """A product resting across two adjacent plates is taken; the hand presses on plate a."""
+    rng = np.random.default_rng(seed)
+    sig_a = PlateSignal(base_grams=8000.0, actions=[
+        Action(5.0, -unit_grams * share, press_grams=700)])
+    sig_b = PlateSignal(base_grams=6000.0, actions=[
+        Action(5.0, -unit_grams * (1 - share), press_grams=0.0, ring_grams=3.0)])
+    dets = {p_a: PlateStepDetector(p_a), p_b: PlateStepDetector(p_b)}
+    steps = deliver(dets, {p_a: sig_a.samples(12.0, rng), p_b: sig_b.samples(12.0, rng)})
+    merger = EventMerger(store.adjacent_plates)
+    events = []
+    for s in steps:
+        merger.add(s)
+        events += merger.advance(s.detected_ns)
+    events += merger.advance(int((sig_a.t0_s + 12.0) * NS))
+    return events, merger
+
+
+@pytest.mark.parametrize('seed', range(4))
+@pytest.mark.parametrize('unit_grams,share', [(352.0, 0.4), (25.0, 0.4), (25.0, 0.7),
+                                              (1068.0, 0.5)])
+def test_straddled_take_is_one_event_with_the_unit_weight(store, seed, unit_grams, share):
+    events, merger = straddle(store, seed, unit_grams, share)
+    assert len(events) == 1, events
+    e = events[0]
+    assert set(e.plate_ids) == {'g1.s1.p2', 'g1.s1.p3'}
+    assert e.delta_grams == pytest.approx(-unit_grams, abs=1.5)
+    assert abs(e.plate_delta_grams[0]) >= abs(e.plate_delta_grams[1])
+    assert e.event_id == f'{e.plate_ids[0]}@{e.start_ns}'
+    assert merger.pending == 0
+
+
+def step(plate, start_s, settled_s, delta, minor=False):
+    return WeightStep(plate_id=plate, start_ns=int(start_s * NS), settled_ns=int(settled_s * NS),
+                      before_grams=0.0, after_grams=delta, delta_grams=delta, noise_grams=0.2,
+                      detected_ns=int((settled_s + 0.5) * NS), minor=minor)
+
+
+def test_non_adjacent_or_separate_steps_stay_separate(store):
+    m = EventMerger(store.adjacent_plates, hold_s=0.6, gap_s=0.3)
+    m.add(step('g1.s1.p1', 10.0, 11.0, -352.0))
+    m.add(step('g1.s1.p3', 10.1, 11.0, -276.0))      # same shelf, not adjacent to p1
+    m.add(step('g1.s2.p1', 10.0, 11.0, -521.0))      # another shelf
+    m.add(step('g1.s1.p2', 14.0, 15.0, -355.0))      # adjacent to p1 but much later
+    assert m.advance(int(12.05 * NS)) == []          # detected at 11.5 s, held 0.6 s
+    events = m.advance(int(12.1 * NS))
+    assert sorted(e.plate_ids for e in events) == [('g1.s1.p1',), ('g1.s1.p3',), ('g1.s2.p1',)]
+    assert [e.settled_ns for e in events] == sorted(e.settled_ns for e in events)
+    assert [e.plate_ids for e in m.flush()] == [('g1.s1.p2',)]
+
+
+def test_same_plate_twice_is_not_merged_and_minor_alone_is_dropped(store):
+    m = EventMerger(store.adjacent_plates)
+    m.add(step('g1.s1.p1', 10.0, 11.0, -352.0))
+    m.add(step('g1.s1.p1', 11.1, 12.0, 352.0))
+    m.add(step('g2.s1.p1', 10.0, 11.0, -6.0, minor=True))
+    events = m.flush()
+    assert [e.delta_grams for e in events] == [-352.0, 352.0]
+    assert m.dropped_minor == 1
+
+
+def test_event_from_steps_orders_by_largest_change_and_sums():
+    e = event_from_steps([step('a', 10.0, 11.0, -10.0), step('b', 9.5, 11.2, -15.0)])
+    assert e.plate_ids == ('b', 'a')
+    assert e.delta_grams == pytest.approx(-25.0)
+    assert e.start_ns == int(9.5 * NS) and e.settled_ns == int(11.2 * NS)
+    assert e.event_id == f'b@{int(9.5 * NS)}'
+    assert e.noise_grams == pytest.approx(0.2 * 2 ** 0.5)
