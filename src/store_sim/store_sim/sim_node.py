@@ -1,5 +1,134 @@
-"""Placeholder: implemented by its owner."""
+"""The store simulator node: plays a scenario on emulated plate controllers and gate readers.
+
+Creates one pseudo-terminal per plate controller (``<run_dir>/<controller_id>``) and per gate
+(``<run_dir>/gate_<gate_id>``); they stream idle rows at once, and the scenario clock starts
+``start_delay_s`` later so that the drivers have connected. Publishes the truth of every enter,
+action and exit on ``sim/ground_truth`` when it happens, and keeps streaming idle rows after the
+scenario ends, until shut down. The physics and the emulators live in plain modules.
+"""
+from __future__ import annotations
+
+import json
+import pathlib
+import time
+
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from std_msgs.msg import String
+
+from store_common.description import load_store, StoreConfigError
+from store_common.ros import declare, EVENT_QOS
+
+from store_sim.emulators import gate_scans, GateReaderEmulator, PlateControllerEmulator
+from store_sim.physics import StorePhysics
+from store_sim.scenario import load_scenario, ScenarioError, truth_events
+
+
+class SimNode(Node):
+
+    def __init__(self):
+        super().__init__('sim')
+        store_file = declare(self, 'store_file', '', 'Store description YAML file.')
+        scenario_file = declare(self, 'scenario_file', '', 'Scenario YAML or JSON file to play.')
+        run_dir = declare(self, 'run_dir', '', 'Directory where the pty symlinks '
+                          '<controller_id> and gate_<gate_id> are created.')
+        self.start_delay_s = declare(self, 'start_delay_s', 3.0, 'Idle streaming before the '
+                                     'scenario clock starts, so drivers can connect [s].',
+                                     lo=0.0, hi=120.0)
+        garbage = declare(self, 'garbage_line_rate', 0.0, 'Probability that a plate row is '
+                          'replaced or preceded by a garbage line.', lo=0.0, hi=0.5)
+        seed = declare(self, 'seed', -1, 'Seed of physics and emulators; -1 uses the scenario '
+                       'seed.', lo=-1, hi=2 ** 31 - 1)
+        disconnect_after_s = declare(self, 'disconnect_after_s', -1.0, 'Fault injection: close '
+                                     'every controller pty this long after start and recreate '
+                                     'it disconnect_for_s later; < 0 disables [s].',
+                                     lo=-1.0, hi=3600.0)
+        disconnect_for_s = declare(self, 'disconnect_for_s', 2.0, 'Length of an injected '
+                                   'disconnect [s].', lo=0.1, hi=60.0)
+        poll_period_s = declare(self, 'poll_period_s', 0.02, 'Emulator polling period [s].',
+                                lo=0.005, hi=0.1)
+        if not (store_file and scenario_file and run_dir):
+            raise ValueError('store_file, scenario_file and run_dir must all be set')
+
+        self.store = load_store(store_file)
+        self.scenario = load_scenario(scenario_file, self.store)
+        seed = self.scenario.seed if seed < 0 else seed
+        self.physics = StorePhysics(self.store, self.scenario, seed=seed)
+        self.pub = self.create_publisher(String, 'sim/ground_truth', EVENT_QOS)
+        self.truth = truth_events(self.scenario, self.store)
+        self.next_truth = 0
+
+        now = time.monotonic()
+        self.scenario_start = now + self.start_delay_s
+        run = pathlib.Path(run_dir)
+        self.emulators = []
+        for c in self.store.controllers:
+            emu = PlateControllerEmulator(
+                c.id, c.n_channels, c.sample_rate_hz,
+                (lambda t, cid=c.id: self.physics.controller_rows(cid, t)),
+                run / c.id, scenario_start=self.scenario_start, seed=seed,
+                garbage_line_rate=garbage,
+                disconnect_after_s=disconnect_after_s if disconnect_after_s >= 0 else None,
+                disconnect_for_s=disconnect_for_s)
+            slave = emu.start(now)
+            self.get_logger().info(f'plate controller {c.id}: {run / c.id} -> {slave} '
+                                   f'({c.n_channels} channels at {c.sample_rate_hz:g} Hz)')
+            self.emulators.append(emu)
+        for gate_id, scans in gate_scans(self.scenario, self.store).items():
+            emu = GateReaderEmulator(gate_id, scans, run / f'gate_{gate_id}',
+                                     scenario_start=self.scenario_start)
+            slave = emu.start(now)
+            self.get_logger().info(f'gate reader {gate_id}: {run / f"gate_{gate_id}"} -> '
+                                   f'{slave} ({len(scans)} scans)')
+            self.emulators.append(emu)
+        self.get_logger().info(
+            f'scenario {scenario_file}: {len(self.scenario.shoppers)} shoppers, '
+            f'{sum(len(s.actions) for s in self.scenario.shoppers)} actions, '
+            f'{self.scenario.duration_s:g} s; starts in {self.start_delay_s:g} s')
+        self.ended = False
+        self.timer = self.create_timer(poll_period_s, self.tick)
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        for emu in self.emulators:
+            emu.poll(now)
+        t_s = now - self.scenario_start
+        while self.next_truth < len(self.truth) and self.truth[self.next_truth]['t_s'] <= t_s:
+            ev = dict(self.truth[self.next_truth])
+            self.next_truth += 1
+            ev['store'] = self.store.id
+            ev['stamp_ns'] = self.get_clock().now().nanoseconds
+            self.pub.publish(String(data=json.dumps(ev, sort_keys=True)))
+            self.get_logger().info(f'truth t={ev["t_s"]:.2f} s: {ev["event"]} '
+                                   f'{ev["shopper_id"]} {ev.get("kind", "")} '
+                                   f'{ev.get("quantity", "")} {ev.get("sku", "")} '
+                                   f'{ev.get("plate", "")}'.rstrip())
+        if not self.ended and t_s >= self.scenario.duration_s:
+            self.ended = True
+            self.get_logger().info('scenario ended; plates keep streaming idle rows')
+
+    def close(self) -> None:
+        for emu in self.emulators:
+            emu.close()
 
 
 def main(args=None):
-    raise SystemExit("sim is not implemented yet")
+    node = None
+    try:
+        with rclpy.init(args=args):
+            try:
+                node = SimNode()
+            except (StoreConfigError, ScenarioError, ValueError) as exc:
+                rclpy.logging.get_logger('sim').fatal(str(exc))
+                raise SystemExit(2) from None
+            try:
+                rclpy.spin(node)
+            finally:
+                node.close()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+
+
+if __name__ == '__main__':
+    main()
