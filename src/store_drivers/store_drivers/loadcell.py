@@ -265,23 +265,21 @@ class PlateDecoder:
         if problems:
             text = (f'controller {self.controller_id} on port {self.port or "?"} does not match '
                     f'the store description: ' + '; '.join(problems))
-        if text != self.mismatch:
-            if text:
-                self._msg('error', 'info_mismatch', text)
-            else:
-                self._msg('info', 'info_ok',
-                          f'controller {self.controller_id} on port {self.port or "?"} '
-                          f'identified: firmware {info.firmware}, {info.n_channels} channels, '
-                          f'{info.rate_hz:g} Hz')
-            self.mismatch = text
+        if text and text != self.mismatch:
+            self._msg('error', 'info_mismatch', text)
+        elif not text and (self.mismatch or self.info is None):
+            self._msg('info', 'info_ok',
+                      f'controller {self.controller_id} on port {self.port or "?"} '
+                      f'identified: firmware {info.firmware}, {info.n_channels} channels, '
+                      f'{info.rate_hz:g} Hz')
+        self.mismatch = text
         if (not problems and self.sample_rate_hz
                 and abs(info.rate_hz - self.sample_rate_hz) > 0.01 * self.sample_rate_hz):
             self._msg('warn', 'info_rate',
                       f'controller {self.controller_id} on port {self.port or "?"} samples at '
                       f'{info.rate_hz:g} Hz, the store description says '
                       f'{self.sample_rate_hz:g} Hz')
-        if self.info is None or info != self.info:
-            self.info = info
+        self.info = info
 
     def _sequence(self, seq: int) -> int:
         """Account for a row's sequence number; returns frames dropped before it."""

@@ -10,6 +10,16 @@ DEMO_STORE = REPO / 'config' / 'stores' / 'demo.yaml'
 
 
 @pytest.fixture(scope='session')
+def repo_root():
+    return REPO
+
+
+@pytest.fixture(scope='session')
+def demo_store_path():
+    return DEMO_STORE
+
+
+@pytest.fixture(scope='session')
 def demo_store():
     from store_common.description import load_store
     return load_store(DEMO_STORE)

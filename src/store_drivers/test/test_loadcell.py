@@ -160,6 +160,8 @@ def test_burst_delivery_gives_stamps_spaced_by_sample_period(decoder):
     assert len(stamps) == 160
     diffs = [b - a for a, b in zip(stamps, stamps[1:])]
     assert all(d > 0 for d in diffs)                       # strictly monotonic
+    # within the very first burst already: its last row bounds the latency of all four
+    assert diffs[:3] == [period_ms * MS] * 3
     # after the first seconds the offset has found the minimum latency: spacing is the
     # sample period (exactly, apart from the rare step when a new minimum is found)
     late = diffs[40:]
@@ -190,6 +192,7 @@ def test_info_line_mismatch_is_an_error_and_rows_are_rejected(decoder):
     row = [0] * 9
     decoder.decode([pp.encode_info('pc_g1', '1.2.0', 9, 40)], HOST0_NS)
     assert decoder.mismatch == ''
+    assert [m.key for m in decoder.take_messages()] == ['info_ok']
     b = decoder.decode([pp.encode_info('pc_g2', '1.2.0', 9, 40), pp.encode_row(1, 25, row)],
                        HOST0_NS)
     assert b is None
@@ -203,6 +206,7 @@ def test_info_line_mismatch_is_an_error_and_rows_are_rejected(decoder):
     assert 'expected 9, got 4' in decoder.mismatch
     decoder.decode([pp.encode_info('pc_g1', '1.2.0', 9, 40)], HOST0_NS)
     assert decoder.mismatch == ''
+    assert [m.key for m in decoder.take_messages()] == ['info_mismatch', 'info_ok']
     assert decoder.decode([pp.encode_row(2, 50, row)], HOST0_NS).rows == 1
 
 
