@@ -35,6 +35,7 @@ class PhysicsParams:
     ring_s: tuple[float, float] = (0.2, 0.4)             # ringing duration after t_s [s]
     ring_hz: tuple[float, float] = (6.0, 14.0)           # ringing frequency [Hz]
     ring_rel: tuple[float, float] = (0.05, 0.2)          # ringing amplitude / moved weight
+    ring_press_rel: tuple[float, float] = (0.02, 0.06)   # ... plus this share of the press
     straddle_split: tuple[float, float] = (0.35, 0.65)   # share of the primary plate
     noise_grams: tuple[float, float] = (0.3, 0.6)        # per-plate noise sd range [g]
     drift_grams_per_h: tuple[float, float] = (1.0, 3.0)  # per-plate drift rate magnitude
@@ -153,7 +154,8 @@ class StorePhysics:
                     delta_grams=sign * moved * share, press_peak_grams=press * share,
                     ramp_up_s=up, ramp_down_s=float(rng.uniform(*p.press_ramp_s)),
                     ring_s=float(rng.uniform(*p.ring_s)), ring_hz=float(rng.uniform(*p.ring_hz)),
-                    ring_grams=moved * share * float(rng.uniform(*p.ring_rel)),
+                    ring_grams=share * (moved * float(rng.uniform(*p.ring_rel))
+                                        + press * float(rng.uniform(*p.ring_press_rel))),
                     wobble=tuple((float(rng.uniform(0.3, 1.0)) * p.press_jitter,
                                   float(rng.uniform(1.5, 6.0)), float(rng.uniform(0, 6.3)))
                                  for _ in range(3)),
