@@ -2,9 +2,10 @@
 
 A product resting across two adjacent plates splits its weight between them, so one take shows
 as two steps whose activity windows overlap. Steps are grouped when their plates are adjacent
-(``adjacency``, from ``Store.adjacent_plates``) and their ``[start, settled]`` windows overlap or
-lie within ``gap_s`` of each other; a group is held for ``hold_s`` of sensor time after its last
-step was detected, so the partner plate's step can still arrive. Groups made only of minor steps
+(``adjacency``, from ``Store.adjacent_plates``), their changes have the same sign, and their
+``[start, settled]`` windows overlap or lie within ``gap_s`` of each other; a group is held for
+``hold_s`` of sensor time after its last step was detected, so the partner plate's step can still
+arrive. Groups made only of minor steps
 (under the detector's ``min_step_grams``) are dropped.
 
 Events come out in settled order. Sensor time advances with :meth:`EventMerger.advance`; no clock
@@ -95,6 +96,8 @@ class EventMerger:
         for g in self._groups:
             if step.plate_id in g.plates:
                 continue
+            if (step.delta_grams < 0) != (g.steps[0].delta_grams < 0):
+                continue      # a take on one plate and a return on the next are two events
             if not any(p in self._adjacent(step.plate_id) for p in g.plates):
                 continue
             lo = max(g.start_ns, step.start_ns)

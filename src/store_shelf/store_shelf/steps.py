@@ -49,7 +49,7 @@ class StepDetectorParams:
     settle_min_range_grams: float = 2.0   # stable window: range threshold at least [g]
     settle_relax_after_s: float = 10.0    # thresholds grow linearly once active this long [s]
     min_step_grams: float = 10.0          # smallest change reported as a step [g]
-    min_partner_step_grams: float = 4.0   # smallest change reported as a minor step [g]
+    min_partner_step_grams: float = 3.0   # smallest change reported as a minor step [g]
     initial_noise_grams: float = 0.5      # noise std assumed before it is estimated [g]
     noise_floor_grams: float = 0.2        # noise std estimate never goes under this [g]
     noise_ceiling_grams: float = 5.0      # noise std estimate never goes over this [g]

@@ -53,11 +53,12 @@ def test_non_adjacent_or_separate_steps_stay_separate(store):
     m.add(step('g1.s1.p3', 10.1, 11.0, -276.0))      # same shelf, not adjacent to p1
     m.add(step('g1.s2.p1', 10.0, 11.0, -521.0))      # another shelf
     m.add(step('g1.s1.p2', 14.0, 15.0, -355.0))      # adjacent to p1 but much later
+    m.add(step('g1.s1.p3', 14.1, 15.0, 276.0))       # adjacent to p2 at once, but a return
     assert m.advance(int(12.05 * NS)) == []          # detected at 11.5 s, held 0.6 s
     events = m.advance(int(12.1 * NS))
     assert sorted(e.plate_ids for e in events) == [('g1.s1.p1',), ('g1.s1.p3',), ('g1.s2.p1',)]
     assert [e.settled_ns for e in events] == sorted(e.settled_ns for e in events)
-    assert [e.plate_ids for e in m.flush()] == [('g1.s1.p2',)]
+    assert sorted(e.plate_ids for e in m.flush()) == [('g1.s1.p2',), ('g1.s1.p3',)]
 
 
 def test_same_plate_twice_is_not_merged_and_minor_alone_is_dropped(store):

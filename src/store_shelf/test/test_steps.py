@@ -101,7 +101,7 @@ def test_batch_size_does_not_change_the_steps():
 def test_small_residual_change_is_minor_not_a_step():
     steps, _ = run([Action(5.0, -6.0, press_grams=300)], 12.0, 2, noise_grams=0.3)
     assert len(steps) == 1 and steps[0].minor
-    steps, _ = run([Action(5.0, -2.0, press_grams=300)], 12.0, 2, noise_grams=0.3)
+    steps, _ = run([Action(5.0, -1.5, press_grams=300)], 12.0, 2, noise_grams=0.3)
     assert steps == []
 
 
