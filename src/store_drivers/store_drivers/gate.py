@@ -98,18 +98,23 @@ class GateDecoder:
         self.rejected: dict[str, int] = {}
         self._last_stamp_ns: int | None = None
 
-    def feed(self, line: bytes | str, receive_ns: int) -> tuple[Scan | None, str]:
-        """Returns (scan, '') when accepted, (None, why) when rejected or a duplicate."""
+    def feed(self, line: bytes | str, receive_ns: int) -> tuple[Scan | None, str, str]:
+        """Returns ``(scan, '', '')`` when accepted, else ``(None, reason, text)``.
+
+        ``reason`` is ``'duplicate'`` for a suppressed double read, otherwise the rejection
+        reason; ``text`` is a log line naming the gate and the scanned text.
+        """
         try:
             account_id = parse_scan(line)
         except ScanRejected as exc:
             self.rejected[exc.reason] = self.rejected.get(exc.reason, 0) + 1
-            return None, f'gate {self.gate_id}: rejected scan {line[:80]!r}: {exc}'
+            return None, exc.reason, f'gate {self.gate_id}: rejected scan {line[:80]!r}: {exc}'
         stamp_ns = int(receive_ns)
         if self._last_stamp_ns is not None and stamp_ns <= self._last_stamp_ns:
             stamp_ns = self._last_stamp_ns + 1
         if not self.deduper.accept(account_id, stamp_ns):
-            return None, f'gate {self.gate_id}: duplicate read of {account_id} suppressed'
+            return None, 'duplicate', (f'gate {self.gate_id}: duplicate read of {account_id} '
+                                       'suppressed')
         self._last_stamp_ns = stamp_ns
         self.accepted += 1
-        return Scan(self.gate_id, account_id, stamp_ns), ''
+        return Scan(self.gate_id, account_id, stamp_ns), '', ''

@@ -47,13 +47,15 @@ def test_dedupe_suppresses_double_reads_within_window():
 
 def test_gate_decoder_counts_rejects_and_makes_unique_event_ids():
     g = GateDecoder('entrance', dedupe_s=1.0)
-    s1, why = g.feed(b'WOS1:alice', 5 * S)
-    assert s1 and why == '' and s1.event_id == f'entrance@{5 * S}'
-    s2, _ = g.feed(b'WOS1:bob', 5 * S)                # same poll, same reception time
+    s1, reason, why = g.feed(b'WOS1:alice', 5 * S)
+    assert s1 and reason == why == '' and s1.event_id == f'entrance@{5 * S}'
+    assert s1.account_id == 'alice'
+    s2, _, _ = g.feed(b'WOS1:bob', 5 * S)                # same poll, same reception time
     assert s2.stamp_ns == 5 * S + 1 and s2.event_id != s1.event_id
-    dup, why = g.feed(b'WOS1:alice', 5 * S + 100)
-    assert dup is None and 'duplicate' in why
-    bad, why = g.feed(b'hello', 6 * S)
-    assert bad is None and 'entrance' in why and "b'hello'" in why
+    dup, reason, why = g.feed(b'WOS1:alice', 5 * S + 100)
+    assert dup is None and reason == 'duplicate' and 'alice' in why
+    bad, reason, why = g.feed(b'hello', 6 * S)
+    assert bad is None and reason == 'wrong_prefix'
+    assert 'entrance' in why and "b'hello'" in why
     assert g.rejected == {'wrong_prefix': 1}
     assert g.accepted == 2
