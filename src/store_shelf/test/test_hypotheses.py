@@ -106,3 +106,12 @@ def test_top_k_and_parameter_validation(store):
         HypothesisParams(quantity_decay=0.0).validate()
     with pytest.raises(ValueError):
         HypothesisParams(foreign_prior=-1.0).validate()
+
+
+def test_smaller_quantities_are_slightly_preferred():
+    from store_common.description import Product
+    catalog = {'X': Product('X', 'x', 100, unit_grams=100.0, unit_grams_sd=0.0)}
+    ranker = HypothesisRanker(catalog, {'a': 'X'}, HypothesisParams(min_noise_grams=30.0))
+    hyps = ranker.rank(['a'], -150.0, 0.3)           # exactly between one and two units
+    assert [(h.sku, h.quantity) for h in hyps[:2]] == [('X', 1), ('X', 2)]
+    assert hyps[0].probability / hyps[1].probability == pytest.approx(1 / 0.6, rel=0.05)
