@@ -60,8 +60,8 @@ class PlateSignal:
         w += rng.normal(0.0, self.noise_grams, n)
         valid = rng.random(n) >= self.nr_probability
         w = np.where(valid, w, np.nan)
-        tick_ms = np.floor((self.t0_s + t) * 1000.0 + rng.uniform(0, 0.4, n))
-        stamp_ns = (tick_ms * 1_000_000).astype(np.int64)
+        tick_ms = np.floor((self.t0_s + t) * 1000.0 + rng.uniform(0, 0.4, n)).astype(np.int64)
+        stamp_ns = tick_ms * 1_000_000          # integer ns: exact even for epoch stamps
         return stamp_ns, w, valid
 
 
