@@ -53,8 +53,10 @@ class GateDriver(Node):
         try:
             store = load_store(store_file)
             gate = store.gate(gate_id)
-        except (StoreConfigError, KeyError) as exc:
+        except StoreConfigError as exc:
             raise StartupError(str(exc)) from None
+        except KeyError as exc:
+            raise StartupError(exc.args[0]) from None
         self.gate = gate
         self.kind = KIND[gate.kind]
         self.port = port or gate.reader.port
@@ -71,6 +73,13 @@ class GateDriver(Node):
                                f'{baud} baud, dedupe {dedupe_s:g} s')
 
     def _poll(self) -> None:
+        try:
+            self._poll_once()
+        except Exception as exc:  # noqa: BLE001 - a bad device must never take the node down
+            self.get_logger().error(f'gate {self.gate.id}: poll failed: {exc!r}',
+                                    throttle_duration_sec=5.0)
+
+    def _poll_once(self) -> None:
         lines = self.link.poll()
         log = self.get_logger()
         for ev in self.link.take_events():

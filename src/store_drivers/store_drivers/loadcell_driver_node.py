@@ -82,8 +82,10 @@ class LoadcellDriver(Node):
                         f'{", ".join(c.id for c in store.controllers)}')
                 controller_id = store.controllers[0].id
             controller = store.controller(controller_id)
-        except (StoreConfigError, KeyError) as exc:
+        except StoreConfigError as exc:
             raise StartupError(str(exc)) from None
+        except KeyError as exc:
+            raise StartupError(exc.args[0]) from None
         self.controller = controller
         self.frame_id = store.frame_id
         self.port = port or controller.port
@@ -126,6 +128,13 @@ class LoadcellDriver(Node):
 
     # --- serial poll --------------------------------------------------------------------------
     def _poll(self) -> None:
+        try:
+            self._poll_once()
+        except Exception as exc:  # noqa: BLE001 - a bad device must never take the node down
+            self.get_logger().error(f'controller {self.controller.id}: poll failed: {exc!r}',
+                                    throttle_duration_sec=5.0)
+
+    def _poll_once(self) -> None:
         lines = self.link.poll()
         self._log_link_events()
         if not lines:

@@ -187,3 +187,15 @@ def test_crlf_split_across_reads(chunks):
     for c in chunks:
         out += s.feed(c)
     assert out == [b'ab', b'cd']
+
+
+def test_removed_port_path_is_a_disconnect_even_if_reads_still_work(make_pty):
+    clock = FakeClock()
+    dev = make_pty('udev')
+    link = SerialLink(str(dev.link), 115200, clock=clock)
+    link.poll()
+    assert link.state.connected
+    dev.link.unlink()                       # udev removed the symlink; the pty itself lives on
+    link.poll()
+    assert not link.state.connected
+    assert link.state.last_error == 'port path is gone'
