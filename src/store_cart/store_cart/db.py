@@ -120,15 +120,12 @@ class CartDb:
         c.execute('PRAGMA synchronous = FULL')
         tables = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         if not tables:
-            c.execute('BEGIN IMMEDIATE')
             try:
-                for stmt in _SCHEMA.split(';'):
-                    if stmt.strip():
-                        c.execute(stmt)
-                c.execute('INSERT INTO schema_version (version) VALUES (?)', (SCHEMA_VERSION,))
-                c.execute('COMMIT')
+                c.executescript(f'BEGIN IMMEDIATE; {_SCHEMA}; INSERT INTO schema_version '
+                                f'(version) VALUES ({SCHEMA_VERSION}); COMMIT;')
             except BaseException:
-                c.execute('ROLLBACK')
+                if c.in_transaction:
+                    c.execute('ROLLBACK')
                 raise
             return
         if 'schema_version' not in tables:

@@ -1,0 +1,491 @@
+"""The cart engine: who took what, per shopper visit, persisted; never a silent guess.
+
+Inputs (sensor-stamped) come from the node; ``now_ns`` comes from the caller's clock, which
+follows ``/clock`` in bag replay, so a replay reproduces every decision. Every public method
+returns the outputs to publish (``model.Output``): cart updates, cart states, receipts, review
+requests, and plain strings that are warnings for the operator's log.
+
+Time model
+    Shelf events are queued in the database and processed in (settled stamp, event id) order once
+    ``now_ns - settled_ns >= hold_s``, so a gate event that arrives a little after a shelf event
+    it precedes in sensor time is still taken into account. Gate events and review decisions are
+    applied on arrival. Presence is decided at the shelf event's *start* stamp (the hand
+    arrived): the sessions whose [enter, exit] contains it. A receipt (revision 1) is issued once
+    ``now_ns >= exit_ns + receipt_grace_s`` (grace > hold, so the events of the visit are in).
+
+Policy (weight only)
+    One shopper present: the best hypothesis is applied as a confirmed cart change when it is a
+    product with posterior >= min_confidence and margin over the second >= min_margin (and, for a
+    return, the cart holds enough units). Otherwise a review request (unknown weight, low
+    confidence, close candidates, not in cart) and the best product guess, if it is a take, goes
+    into the cart as a pending line (a return guess leaves the cart as it is until the decision:
+    a cart line cannot hold a negative quantity). Several shoppers present: a review request
+    with every present shopper x the top hypotheses, no cart line; every candidate's
+    pending_reviews counts it. Nobody present: a review request. Cart updates are published only
+    for confirmed changes, so their deltas sum to the confirmed cart.
+
+Shopper hint (hook for fusion with cameras)
+    ``on_shelf_event(event, shopper_hint={shopper_id: probability})`` replaces the presence-only
+    rule, which is the same as a uniform hint over the shoppers present. Shoppers of the hint
+    not present at the event's start stamp are dropped. The top shopper is taken alone when its
+    probability >= min_confidence and leads the second by >= min_margin (then the product policy
+    above applies and the update's confidence is shopper probability x posterior, source FUSED);
+    otherwise the event is reviewed as ambiguous with candidate confidence = shopper probability
+    x posterior. The hint is stored with the queued event, so a restart decides the same way.
+
+Durability
+    All state changes of one input (or of one queued event, or one receipt) happen in one
+    transaction; redelivered inputs are recognised by event id / request id and change nothing.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Mapping
+
+from store_common.description import Catalog
+from store_common.stamps import ns_to_s, s_to_ns
+
+from store_cart.db import CartDb
+from store_cart.model import (
+    ACTION_NONE, ACTION_RETURN, ACTION_TAKE, CandidateData, CartLineData, CartStateData,
+    CartUpdateData, GateEventData, HypothesisData, KIND_ENTER, KIND_EXIT, Output,
+    REASON_AMBIGUOUS_SHOPPER, REASON_CLOSE_CANDIDATES, REASON_LOW_CONFIDENCE, REASON_NAMES,
+    REASON_NO_SHOPPER, REASON_NOT_IN_CART, REASON_UNKNOWN_WEIGHT, ReceiptData, ReviewDecisionData,
+    ReviewRequestData, review_request_id, session_id_of, ShelfEventData, SOURCE_FUSED,
+    SOURCE_REVIEW, SOURCE_WEIGHT, STATE_EXITED, STATE_IN_STORE, StateSnapshot, STATUS_CONFIRMED,
+    STATUS_PENDING_REVIEW)
+
+_STATUS = {'confirmed': STATUS_CONFIRMED, 'pending': STATUS_PENDING_REVIEW}
+
+
+@dataclass(frozen=True)
+class CartParams:
+    hold_s: float = 1.0            # shelf events wait this long (sensor time) for late gate events
+    receipt_grace_s: float = 3.0   # receipt issued this long after the exit scan; > hold_s
+    min_confidence: float = 0.9    # posterior needed to apply a hypothesis without review
+    min_margin: float = 0.2        # lead over the second hypothesis needed, same
+    review_top_k: int = 3          # product hypotheses per shopper offered to the reviewer
+
+    def __post_init__(self):
+        if not self.hold_s >= 0:
+            raise ValueError(f'hold_s must be >= 0, got {self.hold_s}')
+        if not self.receipt_grace_s > self.hold_s:
+            raise ValueError(f'receipt_grace_s ({self.receipt_grace_s}) must be > hold_s '
+                             f'({self.hold_s}), or receipts would miss held shelf events')
+        if not 0.0 <= self.min_confidence <= 1.0:
+            raise ValueError(f'min_confidence must be in 0..1, got {self.min_confidence}')
+        if not 0.0 <= self.min_margin <= 1.0:
+            raise ValueError(f'min_margin must be in 0..1, got {self.min_margin}')
+        if self.review_top_k < 1:
+            raise ValueError(f'review_top_k must be >= 1, got {self.review_top_k}')
+
+
+def _qty_text(action: int, sku: str, quantity: int) -> str:
+    verb = {ACTION_TAKE: 'take', ACTION_RETURN: 'return'}.get(action, f'action {action}')
+    return f'{verb} {quantity} {sku}'
+
+
+def _hyp_text(h: HypothesisData) -> str:
+    if h.is_unknown:
+        return f'unknown weight (p={h.likelihood:.2f})'
+    return f'{_qty_text(h.action, h.sku, h.quantity)} (p={h.likelihood:.2f})'
+
+
+class CartEngine:
+    """Carts, receipts and review requests of one store, persisted in ``db_path``."""
+
+    def __init__(self, db_path: str, catalog: Catalog, store_id: str,
+                 params: CartParams | Mapping | None = None):
+        if params is None:
+            params = CartParams()
+        elif not isinstance(params, CartParams):
+            params = CartParams(**dict(params))
+        self.params = params
+        self.catalog = catalog
+        self.store_id = store_id
+        self._hold_ns = s_to_ns(params.hold_s)
+        self._grace_ns = s_to_ns(params.receipt_grace_s)
+        self.db = CartDb(db_path)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> CartEngine:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # --- inputs -------------------------------------------------------------------------------
+    def on_gate_event(self, ev: GateEventData) -> list[Output]:
+        """Enter opens a session, exit closes it. Redelivered events change nothing."""
+        if self.db.event(ev.event_id) is not None:
+            return []
+        outs: list[Output] = []
+        changed: list[str] = []
+        with self.db.transaction():
+            if ev.kind == KIND_ENTER:
+                inside = self.db.open_session(ev.shopper_id)
+                sid = session_id_of(ev.shopper_id, ev.stamp_ns)
+                if inside is not None:
+                    note = (f'duplicate enter of {ev.shopper_id} at gate {ev.gate_id}: already '
+                            f'inside as {inside["session_id"]}; ignored')
+                    outs.append(note)
+                elif self.db.session(sid) is not None:
+                    note = f'enter of {ev.shopper_id}: session {sid} exists already; ignored'
+                    outs.append(note)
+                else:
+                    self.db.add_session(sid, ev.shopper_id, ev.stamp_ns)
+                    note = f'opened {sid}'
+                    changed.append(sid)
+            elif ev.kind == KIND_EXIT:
+                inside = self.db.open_session(ev.shopper_id)
+                if inside is None:
+                    note = (f'exit of unknown shopper {ev.shopper_id} at gate {ev.gate_id} '
+                            f'(t={ns_to_s(ev.stamp_ns):.3f} s): nobody of that id is inside; '
+                            'ignored')
+                    outs.append(note)
+                elif ev.stamp_ns < inside['enter_ns']:
+                    note = (f'exit of {ev.shopper_id} at {ev.stamp_ns} ns precedes its enter '
+                            f'({inside["session_id"]}); ignored')
+                    outs.append(note)
+                else:
+                    sid = inside['session_id']
+                    self.db.close_session(sid, ev.stamp_ns)
+                    self.db.touch_session(sid, ev.stamp_ns)
+                    note = f'closed {sid}'
+                    changed.append(sid)
+            else:
+                note = f'gate event {ev.event_id} has unknown kind {ev.kind}; ignored'
+                outs.append(note)
+            self.db.add_event(ev.event_id, 'gate', ev.stamp_ns, ev.to_dict(), 'processed', note)
+        outs.extend(self._cart_state(sid) for sid in changed)
+        return outs
+
+    def on_shelf_event(self, ev: ShelfEventData,
+                       shopper_hint: Mapping[str, float] | None = None) -> list[Output]:
+        """Queue a shelf event; :meth:`tick` processes it after the hold. Idempotent by id.
+
+        ``shopper_hint`` ({shopper_id: probability}) replaces the presence-only rule (see the
+        module documentation).
+        """
+        known = self.db.event(ev.event_id)
+        payload = ev.to_dict()
+        if shopper_hint is not None:
+            hint = {str(k): float(v) for k, v in shopper_hint.items()}
+            bad = {k: v for k, v in hint.items() if not 0.0 <= v <= 1.0}
+            if bad:
+                raise ValueError(f'shopper_hint probabilities must be in 0..1, got {bad}')
+            payload['shopper_hint'] = hint
+        if known is not None:
+            if known['payload'] != payload:
+                return [f'shelf event {ev.event_id} redelivered with different content; '
+                        'the first delivery stands']
+            return []
+        with self.db.transaction():
+            self.db.add_event(ev.event_id, 'shelf', ev.settled_ns, payload, 'queued')
+        return []
+
+    def on_review_decision(self, d: ReviewDecisionData) -> list[Output]:
+        """Apply a reviewer's answer, replacing the pending line of its event.
+
+        Idempotent by request id; an unknown or invalid decision is rejected with a warning and
+        changes nothing. A decision about a visit whose receipt was issued issues a new revision.
+        """
+        rv = self.db.review(d.request_id)
+        who = f'decision on {d.request_id!r} by {d.reviewer_id or "?"}'
+        if rv is None:
+            return [f'{who} rejected: no such review request']
+        if rv['status'] == 'decided':
+            if rv['decision'] == d.to_dict():
+                return []
+            return [f'{who} ignored: the request was already decided '
+                    f'({self._decision_text(rv["decision"])})']
+        changes = d.changes_cart
+        if d.action not in (ACTION_NONE, ACTION_TAKE, ACTION_RETURN) or d.quantity < 0:
+            return [f'{who} rejected: invalid action {d.action} / quantity {d.quantity}']
+        if changes and d.sku not in self.catalog:
+            return [f'{who} rejected: sku {d.sku!r} is not in the catalog']
+        request = ReviewRequestData.from_dict(rv['request'])
+        event_id = rv['event_id']
+        target = None
+        if changes:
+            target = self._session_for(d.shopper_id, rv['session_ids'], event_id)
+            if target is None:
+                return [f'{who} rejected: shopper {d.shopper_id!r} was not in the store at the '
+                        f'time of event {event_id}']
+
+        outs: list[Output] = []
+        with self.db.transaction():
+            before = self._confirmed_by_source(event_id, d.request_id)
+            old = self.db.lines_of_source(event_id)
+            self.db.delete_lines_of_source(event_id)
+            if changes:
+                if d.action == ACTION_TAKE:
+                    self.db.add_line(target, d.sku, d.quantity, 'confirmed', d.request_id)
+                else:
+                    held = self.db.confirmed_quantity(target, d.sku)
+                    k = min(d.quantity, held)
+                    if k > 0:
+                        self.db.add_line(target, d.sku, -k, 'confirmed', d.request_id)
+                    if k < d.quantity:
+                        outs.append(f'{who}: return of {d.quantity} {d.sku} applied as {k}, '
+                                    f'the cart of {target} held only {held}')
+            self.db.decide_review(d.request_id, d.to_dict())
+            after = self._confirmed_by_source(event_id, d.request_id)
+            sessions = sorted(set(rv['session_ids']) | ({target} if target else set()))
+            for sid in sessions:
+                self.db.touch_session(sid, d.stamp_ns)
+            change = (f'{_qty_text(d.action, d.sku, d.quantity)} for {d.shopper_id}'
+                      if changes else 'no cart change')
+            pend = '; '.join(f'{"+" if q > 0 else ""}{q} {sku} {st} for {sid}'
+                             for sid, sku, q, st in old) or 'nothing pending'
+            note = (f'review {d.request_id} ({REASON_NAMES.get(request.reason, request.reason)}) '
+                    f'decided by {d.reviewer_id or "?"}: {change} (replaces {pend})')
+            updates = [self._update(sid, event_id=d.request_id, sku=sku, delta=after.get(
+                (sid, sku), 0) - before.get((sid, sku), 0), confidence=1.0,
+                source=SOURCE_REVIEW, stamp_ns=request.stamp_ns)
+                for sid, sku in sorted(set(before) | set(after))
+                if after.get((sid, sku), 0) != before.get((sid, sku), 0)]
+            revisions = [r for r in (self._revise_receipt(sid, note, d.stamp_ns)
+                                     for sid in sessions) if r is not None]
+        outs.append(note)
+        outs.extend(updates)
+        outs.extend(self._cart_state(sid) for sid in sessions)
+        outs.extend(revisions)
+        return outs
+
+    def tick(self, now_ns: int) -> list[Output]:
+        """Process the shelf events due at ``now_ns`` and issue the receipts due."""
+        outs: list[Output] = []
+        for event_id, payload in self.db.due_events(now_ns - self._hold_ns):
+            outs.extend(self._process_shelf(event_id, payload, now_ns))
+        for sid in self.db.sessions_due_for_receipt(now_ns - self._grace_ns):
+            with self.db.transaction():
+                receipt = self._build_receipt(sid, 1, '', now_ns)
+                self.db.add_receipt(sid, 1, now_ns, receipt.to_dict())
+            outs.append(receipt)
+        return outs
+
+    # --- state --------------------------------------------------------------------------------
+    def state(self) -> StateSnapshot:
+        """Every cart, the latest revision of every receipt, the open review requests."""
+        return StateSnapshot(
+            carts=[self._cart_state(s['session_id']) for s in self.db.sessions()],
+            receipts=[ReceiptData.from_dict(r) for r in self.db.receipts(latest_only=True)],
+            open_reviews=[ReviewRequestData.from_dict(r) for r in self.db.open_reviews()])
+
+    def receipt_history(self) -> list[ReceiptData]:
+        """Every revision of every receipt (the audit trail), by receipt id then revision."""
+        return [ReceiptData.from_dict(r) for r in self.db.receipts(latest_only=False)]
+
+    # --- shelf event processing ---------------------------------------------------------------
+    def _process_shelf(self, event_id: str, payload: dict, now_ns: int) -> list[Output]:
+        try:
+            ev = ShelfEventData.from_dict(payload)
+            hint = payload.get('shopper_hint')
+            with self.db.transaction():
+                outs, sessions, note = self._decide(ev, hint)
+                self.db.mark_processed(event_id, note)
+                for sid in sessions:
+                    self.db.touch_session(sid, ev.settled_ns)
+                revisions = [r for r in (self._revise_receipt(
+                    sid, f'late shelf event {event_id}: {note}', now_ns) for sid in sessions)
+                    if r is not None]
+        except (ValueError, KeyError, TypeError) as exc:
+            # A malformed event must not block the queue forever: record it and move on.
+            with self.db.transaction():
+                self.db.mark_processed(event_id, f'error: {exc!r}')
+            return [f'shelf event {event_id} could not be processed: {exc!r}']
+        outs.extend(self._cart_state(sid) for sid in sessions)
+        outs.extend(revisions)
+        return outs
+
+    def _is_product(self, h: HypothesisData) -> bool:
+        return (not h.is_unknown and h.action in (ACTION_TAKE, ACTION_RETURN)
+                and h.sku in self.catalog)
+
+    def _decide(self, ev: ShelfEventData, hint: Mapping[str, float] | None
+                ) -> tuple[list[Output], list[str], str]:
+        """Apply the policy to one event: (outputs, sessions changed, note for the db)."""
+        present = {s['shopper_id']: s for s in self.db.sessions_at(ev.start_ns)}
+        if hint is None:
+            weights = [(s, 1.0 / len(present)) for s in present.values()]
+        else:
+            weights = [(present[k], p) for k, p in hint.items() if k in present]
+        weights.sort(key=lambda w: (-w[1], w[0]['shopper_id']))
+        hyps = sorted(ev.hypotheses, key=lambda h: -h.likelihood)
+        products = [h for h in hyps if self._is_product(h)]
+        source = SOURCE_WEIGHT if hint is None else SOURCE_FUSED
+        t_s = f'{ns_to_s(ev.start_ns):.3f} s'
+        best_text = _hyp_text(hyps[0]) if hyps else 'no hypothesis'
+
+        if not weights:
+            detail = f'nobody was in the store at {t_s}; best explanation: {best_text}'
+            if hint is not None:
+                detail += f' (shopper hint {dict(hint)} names nobody present)'
+            return self._review(ev, REASON_NO_SHOPPER, detail, [], hyps, products)
+
+        p_top = weights[0][1]
+        p_second = weights[1][1] if len(weights) > 1 else 0.0
+        if not (p_top >= self.params.min_confidence
+                and p_top - p_second >= self.params.min_margin):
+            names = ', '.join(f'{s["shopper_id"]} (p={p:.2f})' for s, p in weights)
+            detail = f'{len(weights)} possible shoppers at {t_s}: {names}; best: {best_text}'
+            return self._review(ev, REASON_AMBIGUOUS_SHOPPER, detail, weights, hyps, products)
+
+        session, p_shopper = weights[0]
+        sid = session['session_id']
+        best = hyps[0] if hyps else None
+        second = hyps[1].likelihood if len(hyps) > 1 else 0.0
+        reason = None
+        if best is None or not self._is_product(best):
+            reason = REASON_UNKNOWN_WEIGHT
+            detail = f'no catalog product explains {ev.delta_grams:+.1f} g; best: {best_text}'
+        elif best.likelihood < self.params.min_confidence:
+            reason = REASON_LOW_CONFIDENCE
+            detail = (f'best {best_text} is below min_confidence '
+                      f'{self.params.min_confidence:.2f}')
+        elif best.likelihood - second < self.params.min_margin:
+            reason = REASON_CLOSE_CANDIDATES
+            detail = (f'best {best_text} leads the second ({_hyp_text(hyps[1])}) by less than '
+                      f'{self.params.min_margin:.2f}')
+        elif (best.action == ACTION_RETURN
+              and self.db.confirmed_quantity(sid, best.sku) < best.quantity):
+            reason = REASON_NOT_IN_CART
+            held = self.db.confirmed_quantity(sid, best.sku)
+            detail = (f'{best_text} but the cart of {session["shopper_id"]} holds {held} '
+                      f'{best.sku}')
+        if reason is not None:
+            outs, sessions, note = self._review(ev, reason, detail, weights[:1], hyps, products)
+            guess = products[0] if products else None
+            if guess is not None:
+                note += '; ' + self._pending(sid, guess, ev.event_id)
+            return outs, sessions, note
+
+        delta = best.quantity if best.action == ACTION_TAKE else -best.quantity
+        self.db.add_line(sid, best.sku, delta, 'confirmed', ev.event_id)
+        update = self._update(sid, event_id=ev.event_id, sku=best.sku, delta=delta,
+                              confidence=best.likelihood * p_shopper, source=source,
+                              stamp_ns=ev.settled_ns)
+        note = f'{session["shopper_id"]}: {delta:+d} {best.sku} (p={update.confidence:.3f})'
+        return [update], [sid], note
+
+    def _pending(self, sid: str, guess: HypothesisData, event_id: str) -> str:
+        """Put the best product guess into the cart as pending; returns a note.
+
+        Only a take can be pending: a cart line has a positive quantity, and a return guess
+        leaves the units confirmed (billed) until the reviewer decides, so that cart updates
+        keep summing to the confirmed cart.
+        """
+        if guess.action == ACTION_TAKE:
+            self.db.add_line(sid, guess.sku, guess.quantity, 'pending', event_id)
+            return f'pending +{guess.quantity} {guess.sku} for {sid}'
+        return f'return guess {guess.quantity} {guess.sku}: the cart of {sid} keeps it for now'
+
+    def _review(self, ev: ShelfEventData, reason: int, detail: str,
+                weights: list[tuple[dict, float]], hyps: list[HypothesisData],
+                products: list[HypothesisData]) -> tuple[list[Output], list[str], str]:
+        top = products[:self.params.review_top_k]
+        unknown_p = sum(h.likelihood for h in hyps if not self._is_product(h))
+        candidates = [CandidateData(s['shopper_id'], h.sku, h.action, h.quantity,
+                                    h.likelihood * p) for s, p in weights for h in top]
+        candidates.append(CandidateData('', '', ACTION_NONE, 0,
+                                        1.0 if not weights else unknown_p))
+        candidates.sort(key=lambda c: -c.confidence)   # stable: shoppers, then hypotheses
+        request = ReviewRequestData(
+            request_id=review_request_id(ev.event_id), event_id=ev.event_id, reason=reason,
+            detail=detail, gondola_id=ev.gondola_id, plate_ids=tuple(ev.plate_ids),
+            delta_grams=ev.delta_grams, shopper_ids=tuple(s['shopper_id'] for s, _ in weights),
+            candidates=tuple(candidates), stamp_ns=ev.settled_ns)
+        sessions = [s['session_id'] for s, _ in weights]
+        self.db.add_review(request.request_id, ev.event_id, ev.settled_ns, request.to_dict(),
+                           sessions)
+        note = f'review {request.request_id}: {REASON_NAMES[reason]}: {detail}'
+        return [request], sessions, note
+
+    # --- helpers ------------------------------------------------------------------------------
+    def _session_for(self, shopper_id: str, session_ids: Iterable[str],
+                     event_id: str) -> str | None:
+        """The visit of ``shopper_id`` a decision on ``event_id`` applies to."""
+        for sid in session_ids:
+            s = self.db.session(sid)
+            if s is not None and s['shopper_id'] == shopper_id:
+                return sid
+        ev = self.db.event(event_id)
+        start_ns = ev['payload']['start_ns'] if ev else None
+        if start_ns is None:
+            return None
+        for s in self.db.sessions_at(start_ns):
+            if s['shopper_id'] == shopper_id:
+                return s['session_id']
+        return None
+
+    def _confirmed_by_source(self, *sources: str) -> dict[tuple[str, str], int]:
+        out: dict[tuple[str, str], int] = {}
+        for src in sources:
+            for sid, sku, q, status in self.db.lines_of_source(src):
+                if status == 'confirmed':
+                    out[(sid, sku)] = out.get((sid, sku), 0) + q
+        return out
+
+    @staticmethod
+    def _decision_text(d: dict | None) -> str:
+        if not d:
+            return '?'
+        if d.get('shopper_id') and d.get('sku') and d.get('quantity', 0) > 0:
+            return (f'{_qty_text(d["action"], d["sku"], d["quantity"])} for {d["shopper_id"]} '
+                    f'by {d.get("reviewer_id") or "?"}')
+        return f'no cart change by {d.get("reviewer_id") or "?"}'
+
+    def _update(self, sid: str, *, event_id: str, sku: str, delta: int, confidence: float,
+                source: int, stamp_ns: int) -> CartUpdateData:
+        shopper = self.db.session(sid)['shopper_id']
+        return CartUpdateData(update_id=f'{event_id}/{shopper}/{sku}', shopper_id=shopper,
+                              session_id=sid, event_id=event_id, sku=sku, quantity_delta=delta,
+                              confidence=float(confidence), source=source, stamp_ns=stamp_ns)
+
+    def _lines(self, sid: str) -> tuple[tuple[CartLineData, ...], int]:
+        lines = []
+        for sku, status, qty in self.db.line_sums(sid):
+            if qty <= 0:
+                continue
+            product = self.catalog.products.get(sku)
+            name = product.name if product else f'{sku} (not in the catalog)'
+            price = product.price_cents if product else 0
+            lines.append(CartLineData(sku=sku, name=name, quantity=int(qty),
+                                      unit_price_cents=price, line_total_cents=int(qty) * price,
+                                      status=_STATUS[status]))
+        return tuple(lines), sum(x.line_total_cents for x in lines)
+
+    def _cart_state(self, sid: str) -> CartStateData:
+        s = self.db.session(sid)
+        lines, total = self._lines(sid)
+        return CartStateData(shopper_id=s['shopper_id'], session_id=sid,
+                             state=STATE_EXITED if s['exit_ns'] is not None else STATE_IN_STORE,
+                             lines=lines, total_cents=total,
+                             pending_reviews=self.db.open_review_count(sid),
+                             stamp_ns=s['last_change_ns'])
+
+    def _build_receipt(self, sid: str, revision: int, note: str, issued_ns: int) -> ReceiptData:
+        s = self.db.session(sid)
+        lines, total = self._lines(sid)
+        return ReceiptData(receipt_id=sid, revision=revision, shopper_id=s['shopper_id'],
+                           store_id=self.store_id, entered_ns=s['enter_ns'],
+                           exited_ns=s['exit_ns'], lines=lines, total_cents=total,
+                           currency=self.catalog.currency,
+                           pending_reviews=self.db.open_review_count(sid),
+                           correction_note=note, issued_ns=issued_ns)
+
+    def _revise_receipt(self, sid: str, note: str, issued_ns: int) -> ReceiptData | None:
+        """Issue the next revision of an issued receipt if its content changed."""
+        latest = self.db.latest_receipt(sid)
+        if latest is None:
+            return None
+        new = self._build_receipt(sid, latest['revision'] + 1, note, issued_ns)
+        old = ReceiptData.from_dict(latest)
+        if (new.lines, new.total_cents, new.pending_reviews) == (
+                old.lines, old.total_cents, old.pending_reviews):
+            return None
+        self.db.add_receipt(sid, new.revision, issued_ns, new.to_dict())
+        return new

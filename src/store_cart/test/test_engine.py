@@ -1,0 +1,342 @@
+"""Cart engine policy, timing and review tests (plain pytest, no ROS)."""
+from __future__ import annotations
+
+import pytest
+
+from cart_helpers import (CATALOG, decide, enter, feed, leave, ns, ret, shelf, STORE_ID, take,
+                          unknown)
+from store_cart.engine import CartEngine, CartParams
+from store_cart.model import (
+    ACTION_NONE, ACTION_RETURN, ACTION_TAKE, CartLineData, CartStateData, CartUpdateData,
+    REASON_AMBIGUOUS_SHOPPER, REASON_CLOSE_CANDIDATES, REASON_LOW_CONFIDENCE, REASON_NO_SHOPPER,
+    REASON_NOT_IN_CART, REASON_UNKNOWN_WEIGHT, ReceiptData, ReviewRequestData, SOURCE_FUSED,
+    SOURCE_REVIEW, SOURCE_WEIGHT, STATE_EXITED, STATE_IN_STORE, STATUS_CONFIRMED,
+    STATUS_PENDING_REVIEW)
+
+A, B = 'acct-a', 'acct-b'
+
+
+@pytest.fixture
+def engine(tmp_path):
+    with CartEngine(str(tmp_path / 'carts.sqlite'), CATALOG, STORE_ID) as e:
+        yield e
+
+
+def of(outs, cls):
+    return [o for o in outs if isinstance(o, cls)]
+
+
+def warnings(outs):
+    return [o for o in outs if isinstance(o, str)]
+
+
+def line(sku, q, status=STATUS_CONFIRMED):
+    price = CATALOG[sku].price_cents
+    return CartLineData(sku, CATALOG[sku].name, q, price, q * price, status)
+
+
+def cart_of(engine, shopper) -> CartStateData:
+    (cart,) = [c for c in engine.state().carts if c.shopper_id == shopper]
+    return cart
+
+
+# --- single shopper ---------------------------------------------------------------------------
+def test_single_shopper_take_and_return_gives_exact_receipt(engine):
+    e_cola = shelf('g1.s1.p1', 5.0, [take('COLA-330', 0.97), take('LEMON-330', 0.03)])
+    e_water = shelf('g1.s2.p1', 8.0, [take('WATER-500', 0.95, 2), unknown(0.05)])
+    e_back = shelf('g1.s1.p1', 12.0, [ret('COLA-330', 0.93), ret('LEMON-330', 0.07)])
+    e_choc = shelf('g2.s1.p1', 14.0, [take('CHOC-DARK', 0.99)])
+    outs = feed(engine, [('gate', enter(A, 1.0)), ('shelf', e_cola), ('shelf', e_water),
+                         ('tick', ns(10.0)), ('shelf', e_back), ('shelf', e_choc),
+                         ('gate', leave(A, 20.0)), ('tick', ns(20.5))])
+    assert not warnings(outs)
+    ups = of(outs, CartUpdateData)
+    assert [(u.sku, u.quantity_delta, u.source) for u in ups] == [
+        ('COLA-330', 1, SOURCE_WEIGHT), ('WATER-500', 2, SOURCE_WEIGHT),
+        ('COLA-330', -1, SOURCE_WEIGHT), ('CHOC-DARK', 1, SOURCE_WEIGHT)]
+    assert ups[0].confidence == pytest.approx(0.97)
+    assert ups[0].update_id == f'{e_cola.event_id}/{A}/COLA-330'
+    assert ups[0].session_id == f'{A}@{ns(1.0)}'
+    assert ups[0].stamp_ns == e_cola.settled_ns
+    assert not of(outs, ReviewRequestData) and not of(outs, ReceiptData)
+
+    (receipt,) = of(engine.tick(ns(23.0)), ReceiptData)
+    assert receipt == ReceiptData(
+        receipt_id=f'{A}@{ns(1.0)}', revision=1, shopper_id=A, store_id=STORE_ID,
+        entered_ns=ns(1.0), exited_ns=ns(20.0),
+        lines=(line('CHOC-DARK', 1), line('WATER-500', 2)), total_cents=199 + 2 * 89,
+        currency='EUR', pending_reviews=0, correction_note='', issued_ns=ns(23.0))
+    cart = cart_of(engine, A)
+    assert cart.state == STATE_EXITED and cart.lines == receipt.lines
+    assert cart.stamp_ns == ns(20.0)
+    assert engine.tick(ns(30.0)) == []   # issued once
+
+
+def test_receipt_only_after_grace(engine):
+    feed(engine, [('gate', enter(A, 1.0)), ('gate', leave(A, 20.0))])
+    assert of(engine.tick(ns(22.999)), ReceiptData) == []
+    assert engine.state().receipts == []
+    (r,) = of(engine.tick(ns(23.0)), ReceiptData)
+    assert r.revision == 1 and r.lines == () and r.total_cents == 0
+
+
+def test_grace_must_exceed_hold(tmp_path):
+    with pytest.raises(ValueError, match='receipt_grace_s'):
+        CartEngine(str(tmp_path / 'x.sqlite'), CATALOG, STORE_ID,
+                   CartParams(hold_s=2.0, receipt_grace_s=1.5))
+
+
+# --- who was there ----------------------------------------------------------------------------
+def test_two_shoppers_present_gives_review_and_no_guess(engine):
+    ev = shelf('g1.s1.p1', 5.0, [take('COLA-330', 0.9), take('LEMON-330', 0.08),
+                                 unknown(0.02)])
+    outs = feed(engine, [('gate', enter(A, 1.0)), ('gate', enter(B, 2.0)), ('shelf', ev),
+                         ('tick', ns(7.0))])
+    assert not of(outs, CartUpdateData)
+    (req,) = of(outs, ReviewRequestData)
+    assert req.reason == REASON_AMBIGUOUS_SHOPPER
+    assert req.request_id == f'review/{ev.event_id}' and req.stamp_ns == ev.settled_ns
+    assert set(req.shopper_ids) == {A, B}
+    got = {(c.shopper_id, c.sku): c.confidence for c in req.candidates}
+    assert got == pytest.approx({(A, 'COLA-330'): 0.45, (B, 'COLA-330'): 0.45,
+                                 (A, 'LEMON-330'): 0.04, (B, 'LEMON-330'): 0.04,
+                                 ('', ''): 0.02})
+    assert [c.confidence for c in req.candidates] == sorted(
+        (c.confidence for c in req.candidates), reverse=True)
+    for shopper in (A, B):
+        cart = cart_of(engine, shopper)
+        assert cart.lines == () and cart.total_cents == 0 and cart.pending_reviews == 1
+    assert engine.state().open_reviews == [req]
+    feed(engine, [('gate', leave(A, 10.0)), ('gate', leave(B, 11.0))])
+    receipts = of(engine.tick(ns(15.0)), ReceiptData)
+    assert [(r.shopper_id, r.lines, r.pending_reviews) for r in receipts] == [
+        (A, (), 1), (B, (), 1)]
+
+
+def test_nobody_present_gives_review(engine):
+    before = shelf('g1.s1.p1', 0.5, [take('COLA-330', 0.99)])
+    after = shelf('g1.s1.p2', 12.0, [take('COLA-330', 0.99)])
+    outs = feed(engine, [('shelf', before), ('gate', enter(A, 1.0)), ('gate', leave(A, 10.0)),
+                         ('shelf', after), ('tick', ns(14.0))])
+    reqs = of(outs, ReviewRequestData)
+    assert [r.reason for r in reqs] == [REASON_NO_SHOPPER, REASON_NO_SHOPPER]
+    assert all(r.shopper_ids == () for r in reqs)
+    assert all(c.shopper_id == '' for r in reqs for c in r.candidates)
+    assert not of(outs, CartUpdateData)
+    assert cart_of(engine, A).pending_reviews == 0
+
+
+def test_presence_uses_event_start_stamp_not_processing_time(engine):
+    # The hand arrived while A was inside; A left before the event was processed.
+    ev = shelf('g1.s1.p1', 9.5, [take('COLA-330', 0.99)], settled_s=10.5)
+    outs = feed(engine, [('gate', enter(A, 1.0)), ('shelf', ev), ('gate', leave(A, 10.0)),
+                         ('tick', ns(12.0))])
+    assert [(u.shopper_id, u.quantity_delta) for u in of(outs, CartUpdateData)] == [(A, 1)]
+
+
+def test_shopper_hint_replaces_presence_rule(engine):
+    ev = shelf('g1.s1.p1', 5.0, [take('COLA-330', 0.95), take('LEMON-330', 0.05)])
+    feed(engine, [('gate', enter(A, 1.0)), ('gate', enter(B, 2.0))])
+    assert engine.on_shelf_event(ev, shopper_hint={A: 0.96, B: 0.04}) == []
+    (u,) = of(engine.tick(ns(7.0)), CartUpdateData)
+    assert (u.shopper_id, u.sku, u.source) == (A, 'COLA-330', SOURCE_FUSED)
+    assert u.confidence == pytest.approx(0.95 * 0.96)
+    ev2 = shelf('g1.s1.p2', 8.0, [take('COLA-330', 0.99)])
+    engine.on_shelf_event(ev2, shopper_hint={A: 0.6, B: 0.4})
+    (req,) = of(engine.tick(ns(10.0)), ReviewRequestData)
+    assert req.reason == REASON_AMBIGUOUS_SHOPPER
+    assert req.candidates[0].shopper_id == A
+    assert req.candidates[0].confidence == pytest.approx(0.6 * 0.99)
+
+
+# --- not sure what ----------------------------------------------------------------------------
+@pytest.mark.parametrize('hyps, reason, pending_sku', [
+    ([take('COLA-330', 0.7), unknown(0.3)], REASON_LOW_CONFIDENCE, 'COLA-330'),
+    ([take('CHOC-DARK', 0.58), take('CHOC-MILK', 0.42)], REASON_LOW_CONFIDENCE, 'CHOC-DARK'),
+    ([take('LEMON-330', 0.91), take('COLA-330', 0.09)], None, None),
+    ([unknown(0.7), take('OJ-1L', 0.3)], REASON_UNKNOWN_WEIGHT, 'OJ-1L'),
+    ([unknown(1.0)], REASON_UNKNOWN_WEIGHT, None),
+])
+def test_uncertain_product_gives_review_and_pending_line(engine, hyps, reason, pending_sku):
+    ev = shelf('g1.s1.p1', 5.0, hyps)
+    outs = feed(engine, [('gate', enter(A, 1.0)), ('shelf', ev), ('tick', ns(7.0)),
+                         ('gate', leave(A, 10.0)), ('tick', ns(13.0))])
+    (receipt,) = of(outs, ReceiptData)
+    if reason is None:
+        assert of(outs, CartUpdateData) and not of(outs, ReviewRequestData)
+        assert receipt.lines == (line('LEMON-330', 1),) and receipt.pending_reviews == 0
+        return
+    (req,) = of(outs, ReviewRequestData)
+    assert req.reason == reason and req.shopper_ids == (A,)
+    assert not of(outs, CartUpdateData)
+    assert receipt.pending_reviews == 1
+    if pending_sku is None:
+        assert receipt.lines == () and receipt.total_cents == 0
+    else:
+        assert receipt.lines == (line(pending_sku, 1, STATUS_PENDING_REVIEW),)
+        assert receipt.total_cents == CATALOG[pending_sku].price_cents
+
+
+def test_close_candidates_gives_review(tmp_path):
+    params = CartParams(min_confidence=0.5, min_margin=0.2)
+    with CartEngine(str(tmp_path / 'c.sqlite'), CATALOG, STORE_ID, params) as engine:
+        ev = shelf('g2.s1.p1', 5.0, [take('CHOC-DARK', 0.58), take('CHOC-MILK', 0.42)])
+        outs = feed(engine, [('gate', enter(A, 1.0)), ('shelf', ev), ('tick', ns(7.0))])
+        (req,) = of(outs, ReviewRequestData)
+        assert req.reason == REASON_CLOSE_CANDIDATES
+        assert [(c.sku, c.confidence) for c in req.candidates[:2]] == [
+            ('CHOC-DARK', pytest.approx(0.58)), ('CHOC-MILK', pytest.approx(0.42))]
+        assert cart_of(engine, A).lines == (line('CHOC-DARK', 1, STATUS_PENDING_REVIEW),)
+
+
+def test_return_not_in_cart_gives_review(engine):
+    e_take = shelf('g1.s1.p1', 3.0, [take('COLA-330', 0.99)])
+    e_ret2 = shelf('g1.s1.p1', 5.0, [ret('COLA-330', 0.97, 2)])
+    e_oj = shelf('g3.s1.p1', 7.0, [ret('OJ-1L', 0.99)])
+    outs = feed(engine, [('gate', enter(A, 1.0)), ('shelf', e_take), ('shelf', e_ret2),
+                         ('shelf', e_oj), ('tick', ns(9.0))])
+    assert [u.quantity_delta for u in of(outs, CartUpdateData)] == [1]
+    assert [r.reason for r in of(outs, ReviewRequestData)] == [REASON_NOT_IN_CART] * 2
+    # a return guess is not applied before the review: the cart keeps what it had
+    cart = cart_of(engine, A)
+    assert cart.lines == (line('COLA-330', 1),)
+    assert cart.pending_reviews == 2
+
+
+# --- hold and ordering ------------------------------------------------------------------------
+@pytest.mark.parametrize('hold_s, expect_shopper', [(1.0, A), (0.0, None)])
+def test_hold_waits_for_a_late_enter(tmp_path, hold_s, expect_shopper):
+    params = CartParams(hold_s=hold_s, receipt_grace_s=3.0)
+    with CartEngine(str(tmp_path / 'h.sqlite'), CATALOG, STORE_ID, params) as engine:
+        ev = shelf('g1.s1.p1', 5.0, [take('COLA-330', 0.99)], settled_s=5.6)
+        outs = feed(engine, [('shelf', ev), ('tick', ns(5.7)),
+                             ('gate', enter(A, 4.8)),          # stamped before, delivered after
+                             ('tick', ns(6.0)), ('tick', ns(6.6))])
+        ups = of(outs, CartUpdateData)
+        if expect_shopper is None:   # without a hold the event is decided before the enter
+            assert not ups
+            assert [r.reason for r in of(outs, ReviewRequestData)] == [REASON_NO_SHOPPER]
+        else:
+            assert [(u.shopper_id, u.quantity_delta) for u in ups] == [(A, 1)]
+
+
+def test_events_are_processed_in_settled_order(engine):
+    e_take = shelf('g1.s1.p1', 3.0, [take('COLA-330', 0.99)])
+    e_ret = shelf('g1.s1.p1', 4.0, [ret('COLA-330', 0.99)])
+    outs = feed(engine, [('gate', enter(A, 1.0)), ('shelf', e_ret), ('shelf', e_take),
+                         ('tick', ns(6.0))])
+    assert [u.quantity_delta for u in of(outs, CartUpdateData)] == [1, -1]
+    assert not of(outs, ReviewRequestData)
+
+
+# --- gates ------------------------------------------------------------------------------------
+def test_gate_duplicates_and_unknown_exit(engine):
+    outs = feed(engine, [('gate', enter(A, 1.0)), ('gate', enter(A, 2.0))])
+    assert len(of(outs, CartStateData)) == 1 and cart_of(engine, A).state == STATE_IN_STORE
+    assert any('duplicate enter' in w for w in warnings(outs))
+    outs = engine.on_gate_event(leave(B, 3.0))
+    assert outs and 'unknown shopper acct-b' in outs[0]
+    assert engine.on_gate_event(enter(A, 1.0)) == []          # redelivered
+    feed(engine, [('gate', leave(A, 4.0)), ('gate', enter(A, 5.0))])
+    assert [c.session_id for c in engine.state().carts] == [f'{A}@{ns(1.0)}', f'{A}@{ns(5.0)}']
+
+
+# --- review decisions -------------------------------------------------------------------------
+def test_decision_before_exit_updates_cart(engine):
+    ev = shelf('g2.s1.p1', 5.0, [take('CHOC-DARK', 0.6), take('CHOC-MILK', 0.4)])
+    feed(engine, [('gate', enter(A, 1.0)), ('shelf', ev), ('tick', ns(7.0))])
+    assert cart_of(engine, A).lines == (line('CHOC-DARK', 1, STATUS_PENDING_REVIEW),)
+    outs = engine.on_review_decision(decide(ev, A, 'CHOC-MILK', ACTION_TAKE, 1, 8.0))
+    (u,) = of(outs, CartUpdateData)
+    assert (u.sku, u.quantity_delta, u.source) == ('CHOC-MILK', 1, SOURCE_REVIEW)
+    assert u.confidence == 1.0
+    assert u.event_id == f'review/{ev.event_id}'
+    (cart,) = of(outs, CartStateData)
+    assert cart.lines == (line('CHOC-MILK', 1),) and cart.pending_reviews == 0
+    assert not of(outs, ReceiptData) and engine.state().open_reviews == []
+    feed(engine, [('gate', leave(A, 10.0))])
+    (r,) = of(engine.tick(ns(13.0)), ReceiptData)
+    assert r.lines == (line('CHOC-MILK', 1),) and r.pending_reviews == 0 and r.revision == 1
+
+
+def test_decision_after_exit_issues_revision_2(engine):
+    ev = shelf('g1.s1.p1', 5.0, [take('COLA-330', 0.92), take('LEMON-330', 0.08)])
+    feed(engine, [('gate', enter(A, 1.0)), ('gate', enter(B, 2.0)), ('shelf', ev),
+                  ('tick', ns(7.0)), ('gate', leave(A, 8.0)), ('gate', leave(B, 9.0)),
+                  ('tick', ns(12.0))])
+    assert [(r.shopper_id, r.revision, r.pending_reviews) for r in engine.state().receipts] == [
+        (A, 1, 1), (B, 1, 1)]
+    outs = engine.on_review_decision(decide(ev, B, 'COLA-330', ACTION_TAKE, 1, 20.0, 'bob'))
+    revs = {r.shopper_id: r for r in of(outs, ReceiptData)}
+    assert set(revs) == {A, B}
+    rb = revs[B]
+    assert (rb.revision, rb.lines, rb.total_cents, rb.pending_reviews, rb.issued_ns) == (
+        2, (line('COLA-330', 1),), 129, 0, ns(20.0))
+    assert f'review/{ev.event_id}' in rb.correction_note and 'bob' in rb.correction_note
+    assert 'take 1 COLA-330 for acct-b' in rb.correction_note
+    assert (revs[A].revision, revs[A].lines, revs[A].pending_reviews) == (2, (), 0)
+    history = [(r.shopper_id, r.revision) for r in engine.receipt_history()]
+    assert history == [(A, 1), (A, 2), (B, 1), (B, 2)]
+    assert {r.revision for r in engine.state().receipts} == {2}
+
+
+def test_decision_applies_an_uncertain_return(engine):
+    e_take = shelf('g1.s1.p1', 3.0, [take('COLA-330', 0.99, 2)])
+    e_ret = shelf('g1.s1.p1', 5.0, [ret('COLA-330', 0.6), ret('LEMON-330', 0.4)])
+    feed(engine, [('gate', enter(A, 1.0)), ('shelf', e_take), ('shelf', e_ret),
+                  ('tick', ns(7.0))])
+    assert cart_of(engine, A).lines == (line('COLA-330', 2),)
+    assert cart_of(engine, A).pending_reviews == 1
+    outs = engine.on_review_decision(decide(e_ret, A, 'COLA-330', ACTION_RETURN, 1, 8.0))
+    assert [u.quantity_delta for u in of(outs, CartUpdateData)] == [-1]
+    assert cart_of(engine, A).lines == (line('COLA-330', 1),)
+
+
+def test_decision_no_change_clears_pending(engine):
+    ev = shelf('g1.s1.p1', 5.0, [take('COLA-330', 0.5), unknown(0.5)])
+    feed(engine, [('gate', enter(A, 1.0)), ('shelf', ev), ('tick', ns(7.0))])
+    outs = engine.on_review_decision(decide(ev, '', '', ACTION_NONE, 0, 8.0))
+    assert not of(outs, CartUpdateData)
+    cart = cart_of(engine, A)
+    assert cart.lines == () and cart.pending_reviews == 0
+
+
+def test_decisions_are_idempotent_and_validated(engine):
+    ev = shelf('g1.s1.p1', 5.0, [take('COLA-330', 0.5), unknown(0.5)])
+    feed(engine, [('gate', enter(A, 1.0)), ('shelf', ev), ('tick', ns(7.0))])
+    d = decide(ev, A, 'COLA-330', ACTION_TAKE, 1, 8.0)
+    bad = engine.on_review_decision(decide(ev, A, 'NOPE', ACTION_TAKE, 1, 8.0))
+    assert len(bad) == 1 and 'not in the catalog' in bad[0]
+    stranger = engine.on_review_decision(decide(ev, B, 'COLA-330', ACTION_TAKE, 1, 8.0))
+    assert len(stranger) == 1 and 'acct-b' in stranger[0] and 'not in the store' in stranger[0]
+    unknown_req = engine.on_review_decision(
+        decide(shelf('x.y.z', 1.0, []), A, 'COLA-330', ACTION_TAKE, 1, 8.0))
+    assert len(unknown_req) == 1 and 'no such review request' in unknown_req[0]
+    assert 'review/x.y.z@' in unknown_req[0]
+    assert of(engine.on_review_decision(d), CartUpdateData)
+    snapshot = engine.db.dump()
+    assert engine.on_review_decision(d) == []
+    other = engine.on_review_decision(decide(ev, A, 'COLA-330', ACTION_TAKE, 2, 9.0))
+    assert len(other) == 1 and 'already decided' in other[0]
+    assert engine.db.dump() == snapshot
+    assert cart_of(engine, A).lines == (line('COLA-330', 1),)
+
+
+def test_cart_updates_sum_to_the_confirmed_cart(engine):
+    from cart_helpers import mixed_script
+    outs = feed(engine, mixed_script())
+    totals: dict[tuple[str, str], int] = {}
+    for u in of(outs, CartUpdateData):
+        totals[(u.session_id, u.sku)] = totals.get((u.session_id, u.sku), 0) + u.quantity_delta
+    confirmed = {(c.session_id, ln.sku): ln.quantity for c in engine.state().carts
+                 for ln in c.lines if ln.status == STATUS_CONFIRMED}
+    assert {k: v for k, v in totals.items() if v} == confirmed
+    assert all(u.quantity_delta != 0 for u in of(outs, CartUpdateData))
+    # the mixed script covers every path
+    reasons = {r.reason for r in of(outs, ReviewRequestData)}
+    assert reasons == {REASON_LOW_CONFIDENCE, REASON_AMBIGUOUS_SHOPPER, REASON_NOT_IN_CART,
+                       REASON_UNKNOWN_WEIGHT, REASON_NO_SHOPPER}
+    revisions = {(r.shopper_id, r.revision) for r in engine.receipt_history()}
+    assert {('acct-a', 3), ('acct-b', 2), ('acct-c', 2)} <= revisions
+    assert ACTION_RETURN in {c.action for r in of(outs, ReviewRequestData)
+                             for c in r.candidates}
