@@ -1,0 +1,114 @@
+"""The store's topics: their types, their QoS class, and the record presets.
+
+The QoS class of a topic follows docs/ARCHITECTURE.md (``store_common.ros``): events and state are
+reliable and transient-local, plate batches reliable volatile, camera images best effort. The
+recorder subscribes, and the player publishes, with the class of each topic, so a replayed
+EVENT topic is latched for late joiners exactly as the live one.
+
+No rclpy here.
+"""
+from __future__ import annotations
+
+from rosbags.interfaces import (Qos, QosDurability, QosHistory, QosLiveliness, QosReliability,
+                                QosTime)
+
+PRESETS = ('sensors', 'all')
+
+EVENT_TOPICS = ('shelf_events', 'gate_events', 'cart_updates', 'review_requests',
+                'review_decisions', 'sim/ground_truth')
+STATE_TOPICS = ('carts', 'receipts', 'markers/layout')
+STREAM_TOPICS = ('plate_raw', 'plate_weights')
+
+# (qos class) -> (reliability, durability, depth); mirrors store_common.ros
+QOS_CLASSES = {
+    'event': ('reliable', 'transient_local', 1000),
+    'state': ('reliable', 'transient_local', 100),
+    'stream': ('reliable', 'volatile', 200),
+    'sensor': ('best_effort', 'volatile', 5),
+    'clock': ('best_effort', 'volatile', 1),
+    'default': ('reliable', 'volatile', 10),
+}
+
+T = 'store_interfaces/msg/'
+
+
+def qos_class(topic: str) -> str:
+    """QoS class of a topic name: event, state, stream, sensor, clock or default."""
+    name = topic.rstrip('/')
+    if name == '/clock':
+        return 'clock'
+    for cls, suffixes in (('event', EVENT_TOPICS), ('state', STATE_TOPICS),
+                          ('stream', STREAM_TOPICS)):
+        if any(name == s or name.endswith('/' + s) for s in suffixes):
+            return cls
+    if name.endswith('/image_raw') or name.endswith('/camera_info'):
+        return 'sensor'
+    return 'default'
+
+
+def bag_qos(topic: str) -> Qos:
+    """The offered QoS profile of a topic as rosbag2 metadata stores it."""
+    rel, dur, depth = QOS_CLASSES[qos_class(topic)]
+    zero = QosTime(0, 0)
+    return Qos(QosHistory.KEEP_LAST, depth,
+               QosReliability.RELIABLE if rel == 'reliable' else QosReliability.BEST_EFFORT,
+               QosDurability.TRANSIENT_LOCAL if dur == 'transient_local'
+               else QosDurability.VOLATILE,
+               zero, zero, QosLiveliness.AUTOMATIC, zero, False)
+
+
+def _ns(namespace: str) -> str:
+    return '/' + namespace.strip('/')
+
+
+def sensor_topics(store, namespace: str = '/store') -> dict[str, str]:
+    """{topic: type} of the raw sensor topics the rest of the graph is rebuilt from: every
+    controller's plate_weights and plate_raw, the gate events, and the simulator's truth."""
+    ns = _ns(namespace)
+    out = {}
+    for c in store.controllers:
+        out[f'{ns}/{c.id}/plate_weights'] = T + 'PlateWeights'
+        out[f'{ns}/{c.id}/plate_raw'] = T + 'RawPlateReadings'
+    out[f'{ns}/gate_events'] = T + 'GateEvent'
+    out[f'{ns}/sim/ground_truth'] = 'std_msgs/msg/String'
+    return out
+
+
+def graph_topics(store, namespace: str = '/store') -> dict[str, str]:
+    """{topic: type} of every topic of the store graph (docs/ARCHITECTURE.md)."""
+    ns = _ns(namespace)
+    out = sensor_topics(store, namespace)
+    out.update({
+        f'{ns}/shelf_events': T + 'ShelfEvent',
+        f'{ns}/cart_updates': T + 'CartUpdate',
+        f'{ns}/carts': T + 'CartState',
+        f'{ns}/receipts': T + 'Receipt',
+        f'{ns}/review_requests': T + 'ReviewRequest',
+        f'{ns}/review_decisions': T + 'ReviewDecision',
+        f'{ns}/markers/layout': 'visualization_msgs/msg/MarkerArray',
+        f'{ns}/markers/state': 'visualization_msgs/msg/MarkerArray',
+        '/diagnostics': 'diagnostic_msgs/msg/DiagnosticArray',
+    })
+    return out
+
+
+def resolve_topics(spec: str | list[str], store, namespace: str = '/store') -> dict[str, str]:
+    """Topics to record from a spec: a preset ('sensors', 'all') or a list of topic names
+    (comma-separated text or a list). Names the graph does not know map to '' (type discovered
+    at run time). Relative names are placed in ``namespace``."""
+    items = spec.split(',') if isinstance(spec, str) else list(spec)
+    items = [i.strip() for i in items if i and i.strip()]
+    known = graph_topics(store, namespace)
+    out: dict[str, str] = {}
+    for item in items:
+        if item == 'sensors':
+            out.update(sensor_topics(store, namespace))
+        elif item == 'all':
+            out.update(known)
+        else:
+            name = item if item.startswith('/') else f'{_ns(namespace)}/{item}'
+            out[name] = known.get(name, '')
+    if not out:
+        raise ValueError(f'no topics in {spec!r}; use a preset ({", ".join(PRESETS)}) '
+                         f'or topic names')
+    return out
