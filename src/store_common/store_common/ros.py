@@ -9,6 +9,7 @@ from typing import Any
 from builtin_interfaces.msg import Time
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy,
                        qos_profile_sensor_data)
 
@@ -38,8 +39,13 @@ STATE_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
 
 def declare(node: Node, name: str, default: Any, description: str, *,
             lo: float | None = None, hi: float | None = None,
-            choices: tuple[str, ...] = (), read_only: bool = False) -> Any:
-    """Declare a parameter with a description and a range or choices, and return its value."""
+            choices: tuple[str, ...] = (), read_only: bool = False,
+            array_type: str | None = None) -> Any:
+    """Declare a parameter with a description and a range or choices, and return its value.
+
+    An empty list default has no type of its own: name it with ``array_type`` ('string',
+    'integer', 'double', 'bool') so overrides from YAML or launch files are accepted.
+    """
     desc = ParameterDescriptor(description=description + (
         f' Choices: {", ".join(choices)}.' if choices else ''), read_only=read_only)
     if lo is not None and hi is not None and not isinstance(default, bool):
@@ -48,6 +54,13 @@ def declare(node: Node, name: str, default: Any, description: str, *,
         elif isinstance(default, float):
             desc.floating_point_range = [FloatingPointRange(from_value=float(lo),
                                                             to_value=float(hi), step=0.0)]
+    if array_type is not None and not default:
+        ptype = {'string': Parameter.Type.STRING_ARRAY, 'integer': Parameter.Type.INTEGER_ARRAY,
+                 'double': Parameter.Type.DOUBLE_ARRAY, 'bool': Parameter.Type.BOOL_ARRAY}
+        if array_type not in ptype:
+            raise ValueError(f'array_type {array_type!r} is not one of {", ".join(ptype)}')
+        value = node.declare_parameter(name, ptype[array_type], desc).value
+        return list(value) if value is not None else []
     value = node.declare_parameter(name, default, desc).value
     if choices and value not in choices:
         raise ValueError(f'parameter {name}={value!r} is not one of {", ".join(choices)}')
