@@ -106,14 +106,18 @@ class ClockSync:
     cannot move a stamp before the previous one) and never later than the receive time.
     """
 
-    def __init__(self, window_s: float = 10.0, reset_jump_ms: int = 1000):
+    def __init__(self, window_s: float = 10.0, reset_jump_ms: int = 1000,
+                 host_jump_s: float = 5.0):
         self.window_ns = int(window_s * 1e9)
         self.reset_jump_ms = int(reset_jump_ms)
+        self.host_jump_ns = int(host_jump_s * 1e9)
+        self._last_receive_ns: int | None = None
         self._last_raw: int | None = None
         self._ext_ms = 0                       # unwrapped tick of the last raw tick
         self._window: collections.deque[tuple[int, int]] = collections.deque()  # (recv, off)
         self._last_stamp_ns: int | None = None
-        self.resets = 0
+        self.resets = 0         # controller restarts seen (tick went back)
+        self.host_jumps = 0     # host clock jumps seen (window cleared)
 
     def reset(self) -> None:
         self._last_raw = None
@@ -138,12 +142,27 @@ class ClockSync:
         return self._ext_ms
 
     def observe(self, ext_tick_ms: int, receive_ns: int) -> None:
-        """Add one (unwrapped tick, receive time) pair to the offset window."""
-        off = int(receive_ns) - ext_tick_ms * NS_PER_MS
+        """Add one (unwrapped tick, receive time) pair to the offset window.
+
+        A host clock that jumps (ROS time starting from /clock, a replay looping back) makes the
+        old offsets meaningless: an offset ``host_jump_s`` above the current minimum, or a receive
+        time going back by more than 1 s, clears the window (going back also restarts the
+        monotonic stamp sequence).
+        """
+        receive_ns = int(receive_ns)
+        off = receive_ns - ext_tick_ms * NS_PER_MS
         w = self._window
+        last_rx, self._last_receive_ns = self._last_receive_ns, receive_ns
+        if last_rx is not None and receive_ns < last_rx - NS_PER_MS * 1000:
+            w.clear()
+            self._last_stamp_ns = None
+            self.host_jumps += 1
+        elif w and off - w[0][1] > self.host_jump_ns:
+            w.clear()
+            self.host_jumps += 1
         while w and w[-1][1] >= off:          # monotonic deque: offsets increasing
             w.pop()
-        w.append((int(receive_ns), off))
+        w.append((receive_ns, off))
         while w and w[0][0] < receive_ns - self.window_ns and len(w) > 1:
             w.popleft()
 

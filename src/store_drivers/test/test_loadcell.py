@@ -9,6 +9,7 @@ from store_drivers.loadcell import (Calibration, ClockSync, PlateDecoder, STATUS
                                     STATUS_OK, STATUS_SATURATED, TareAverager, TareStore)
 
 MS = 1_000_000
+S_NS = 1_000_000_000
 HOST0_NS = 1_700_000_000 * 1_000_000_000
 
 
@@ -267,3 +268,23 @@ def test_tare_store_rejects_corrupt_file(tmp_path):
     p.write_text('tare_overrides:\n  g1.s1.p1: {tare_offset_counts: abc}\n')
     with pytest.raises(ValueError, match='integer'):
         TareStore(p).load()
+
+
+def test_clock_sync_follows_host_clock_jumps():
+    """ROS time starting late (use_sim_time before /clock) or a replay looping back."""
+    cs = ClockSync()
+    ext = 0
+    for i in range(8):                           # ROS time not started yet: receive time 0
+        ext = cs.unwrap(1000 + 25 * i)
+        cs.observe(ext, 0)
+    cs.stamp(ext)
+    for i in range(8, 16):                       # /clock arrives
+        ext = cs.unwrap(1000 + 25 * i)
+        cs.observe(ext, HOST0_NS + 25 * i * MS + 2 * MS)
+        s = cs.stamp(ext)
+        assert s == HOST0_NS + 25 * i * MS + 2 * MS
+    assert cs.host_jumps == 1
+    ext = cs.unwrap(1000 + 25 * 16)              # the replay loops back 60 s
+    cs.observe(ext, HOST0_NS - 60 * S_NS)
+    assert cs.stamp(ext) == HOST0_NS - 60 * S_NS
+    assert cs.host_jumps == 2
