@@ -110,9 +110,13 @@ def build_graph(store: Store, options: GraphOptions) -> list[NodeSpec]:
     if options.mode in ('hardware', 'sim'):
         for c in store.controllers:
             port = str(run_dir / c.id) if options.mode == 'sim' else c.port
+            # sim: tare overrides live in the run, so a tare file from an earlier run or a
+            # real store never shifts the simulated weights
+            tare_file = str(run_dir / 'tare_state.yaml') if options.mode == 'sim' else None
             specs.append(NodeSpec('store_drivers', 'loadcell_driver', 'loadcell_driver',
                                   f'{ns}/{c.id}', params('loadcell_driver', controller_id=c.id,
-                                                         port=port, baud=c.baud)))
+                                                         port=port, baud=c.baud,
+                                                         calibration_state_file=tare_file)))
         for g in store.gates:
             port = str(run_dir / f'gate_{g.id}') if options.mode == 'sim' else g.reader.port
             specs.append(NodeSpec('store_drivers', 'gate_driver', f'gate_driver_{g.id}', ns,
