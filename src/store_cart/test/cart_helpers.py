@@ -108,6 +108,12 @@ def outcome(engine: CartEngine) -> dict:
     }))
 
 
+def is_write(sql: str) -> bool:
+    """Whether an SQL statement (as SQLite's trace callback sees it) starts or changes a write."""
+    return sql.lstrip().split(None, 1)[0].upper() in ('BEGIN', 'INSERT', 'UPDATE', 'DELETE',
+                                                      'COMMIT')
+
+
 def mixed_script() -> list:
     """Three visits with confirmed, pending, ambiguous, not-in-cart, no-shopper events,
     decisions before and after exit, a late enter, redeliveries, and ticks every 0.25 s."""
@@ -142,7 +148,7 @@ def mixed_script() -> list:
         (22.05, ('gate', leave(c, 22.0))),
         (22.10, ('gate', leave(c, 22.0))),                            # redelivered
         (26.65, ('shelf', e_none)),
-        (27.0, ('decision', decide(e_none, '', '', ACTION_NONE, 0, 27.0))),
+        (28.5, ('decision', decide(e_none, '', '', ACTION_NONE, 0, 28.5))),
         (28.0, ('decision', decide(e_unk, c, 'OJ-1L', ACTION_TAKE, 1, 28.0))),
     ]
     ticks = [(k * 0.25 + 1e-6, ('tick', ns(k * 0.25))) for k in range(1, 121)]
