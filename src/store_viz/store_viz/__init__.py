@@ -1,0 +1,1 @@
+"""Store visualization: rviz MarkerArrays and a top-down PNG renderer."""
