@@ -2,6 +2,7 @@
 
     ros2 launch store_bringup store.launch.py store:=/path/to/store.yaml
     ros2 launch store_bringup store.launch.py mode:=sim scenario:=/path/s.yaml run_dir:=/tmp/run
+    ros2 launch store_bringup store.launch.py mode:=replay bag:=/path/bag bag_rate:=2.0
 
 The node list, names, namespaces, remappings and parameters come from
 ``store_bringup.graph.build_graph`` — the same description the local runner (``run_store``)
@@ -30,7 +31,9 @@ def _nodes(context):
     specs = build_graph(store, GraphOptions(
         mode=arg('mode'), namespace=arg('namespace'), params_file=arg('params_file'),
         run_dir=arg('run_dir'), scenario_file=arg('scenario'), db_path=arg('db_path'),
-        record=arg('record') == 'true', use_sim_time=arg('use_sim_time') == 'true'))
+        record=arg('record') == 'true', use_sim_time=arg('use_sim_time') == 'true',
+        bag_file=arg('bag'), bag_rate=float(arg('bag_rate') or 1.0), bag_topics=arg('bag_topics'),
+        record_bag=arg('record_bag'), render_png=arg('render_png')))
     return [Node(package=s.package, executable=s.executable, name=s.name,
                  namespace=s.namespace, parameters=[s.parameters],
                  remappings=list(s.remappings), respawn=s.respawn, output='screen',
@@ -64,5 +67,20 @@ def generate_launch_description():
                                           'of the scenario are in).'),
         DeclareLaunchArgument('use_sim_time', default_value='false', choices=['true', 'false'],
                               description='Nodes follow /clock (bag replay).'),
+        DeclareLaunchArgument('bag', default_value='',
+                              description='replay mode: bag (rosbag2 directory) to play into '
+                                          'the graph; its /clock drives every node.'),
+        DeclareLaunchArgument('bag_rate', default_value='1.0',
+                              description='replay mode: time scale of the bag (2.0: twice as '
+                                          'fast).'),
+        DeclareLaunchArgument('bag_topics', default_value='',
+                              description='replay mode: comma-separated topics to play; empty: '
+                                          'every topic of the bag.'),
+        DeclareLaunchArgument('record_bag', default_value='',
+                              description='Record the raw sensor topics (plate batches, gate '
+                                          'events, ground truth) to this new bag. Empty: no.'),
+        DeclareLaunchArgument('render_png', default_value='',
+                              description='Write a top-down PNG of the store markers here. '
+                                          'Empty: no.'),
         OpaqueFunction(function=_nodes),
     ])

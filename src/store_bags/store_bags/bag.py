@@ -172,8 +172,8 @@ class BagReader:
         topics = list(topics)
         for t in topics:
             if t not in self.topics:
-                raise BagError(self.path, f'not in the bag; it has {", ".join(sorted(self.topics))}',
-                               t)
+                raise BagError(self.path, 'not in the bag; it has '
+                                          f'{", ".join(sorted(self.topics))}', t)
         return topics
 
     def messages(self, topics: Iterable[str] | None = None,

@@ -56,7 +56,8 @@ class BagPlay(Node):
             except LookupError as exc:
                 raise BagError(self.bag_path, str(exc), topic) from None
             self.pubs[topic] = self.create_publisher(cls, topic, from_bag(topic, info.qos))
-        self.clock_pub = (self.create_publisher(Clock, '/clock', profile('reliable', 'volatile', 10))
+        clock_qos = profile('reliable', 'volatile', 10)
+        self.clock_pub = (self.create_publisher(Clock, '/clock', clock_qos)
                           if self.clock_hz > 0 else None)
         self.sent = 0
         self.get_logger().info(

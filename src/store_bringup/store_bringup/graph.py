@@ -60,6 +60,11 @@ class GraphOptions:
     db_path: str | None = None              # cart database; default under run_dir or ~/.local
     record: bool = False                    # add the receipt recorder (ends the run when done)
     use_sim_time: bool = False              # nodes follow /clock (bag replay)
+    bag_file: str | None = None             # replay: bag to play (bag_play, /clock from it)
+    bag_rate: float = 1.0                   # replay: time scale of the bag
+    bag_topics: str | None = None           # replay: comma-separated topics; None: all
+    record_bag: str | None = None           # record the sensors preset to this new bag
+    render_png: str | None = None           # write a top-down PNG of the markers here
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)  # node name -> params
 
 
@@ -93,15 +98,32 @@ def build_graph(store: Store, options: GraphOptions) -> list[NodeSpec]:
     store_file = str(pathlib.Path(store.path).resolve())
     run_dir = pathlib.Path(options.run_dir).resolve() if options.run_dir else None
 
+    if options.bag_file and options.mode != 'replay':
+        raise ValueError(f'bag_file is for replay mode, not {options.mode}')
+    # a bag played here drives every node's clock (bag_play itself runs on wall time)
+    use_sim_time = options.use_sim_time or bool(options.bag_file)
+
     def params(node: str, **instance: Any) -> dict[str, Any]:
         p = copy.deepcopy(per_node.get(node, {}))
         p.update({k: v for k, v in instance.items() if v is not None})
         p['store_file'] = store_file
-        if options.use_sim_time:
+        if use_sim_time:
             p['use_sim_time'] = True
         return p
 
     specs: list[NodeSpec] = []
+    if options.record_bag:
+        # first, so it subscribes before the sensors start
+        specs.append(NodeSpec('store_bags', 'bag_record', 'bag_record', ns, params(
+            'bag_record', bag_path=str(pathlib.Path(options.record_bag).resolve()),
+            topics='sensors', namespace=ns)))
+    if options.bag_file:
+        p = params('bag_play', bag_path=str(pathlib.Path(options.bag_file).resolve()),
+                   rate=float(options.bag_rate), topics=options.bag_topics or '',
+                   exit_when_done=False)
+        p.pop('use_sim_time', None)
+        p.pop('store_file', None)
+        specs.append(NodeSpec('store_bags', 'bag_play', 'bag_play', ns, p))
     if options.mode == 'sim':
         specs.append(NodeSpec('store_sim', 'sim', 'sim', ns, params(
             'sim', scenario_file=str(pathlib.Path(options.scenario_file).resolve()),
@@ -133,6 +155,12 @@ def build_graph(store: Store, options: GraphOptions) -> list[NodeSpec]:
     if db_path is None and run_dir is not None:
         db_path = str(run_dir / 'carts.sqlite')
     specs.append(NodeSpec('store_cart', 'cart', 'cart', ns, params('cart', db_path=db_path)))
+
+    specs.append(NodeSpec('store_viz', 'store_markers', 'store_markers', ns,
+                          params('store_markers')))
+    if options.render_png:
+        specs.append(NodeSpec('store_viz', 'render_markers', 'render_markers', ns, params(
+            'render_markers', out_png=str(pathlib.Path(options.render_png).resolve()))))
 
     if options.record:
         if run_dir is None:

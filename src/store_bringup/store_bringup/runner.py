@@ -247,6 +247,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument('--record', action='store_true',
                     help='add the receipt recorder; the run ends when it has every receipt')
     ap.add_argument('--use-sim-time', action='store_true', help='nodes follow /clock')
+    ap.add_argument('--bag', help='replay: bag to play into the graph (its /clock drives the '
+                                  'nodes)')
+    ap.add_argument('--bag-rate', type=float, default=1.0, help='replay: time scale of the bag')
+    ap.add_argument('--bag-topics', help='replay: comma-separated topics to play (default all)')
+    ap.add_argument('--record-bag', help='record the raw sensor topics to this new bag')
+    ap.add_argument('--render-png', help='write a top-down PNG of the store markers here '
+                                         '(every 2 s and at the end)')
     ap.add_argument('--set', action='append', default=[], metavar='NODE.PARAM=VALUE',
                     help='override a parameter of every instance of NODE')
     ap.add_argument('--timeout', type=float, default=None, help='stop after this many seconds')
@@ -258,7 +265,9 @@ def main(argv: list[str] | None = None) -> int:
         specs = build_graph(store, GraphOptions(
             mode=args.mode, params_file=args.params or default_params_file(), run_dir=run_dir,
             scenario_file=args.scenario, db_path=args.db, record=args.record,
-            use_sim_time=args.use_sim_time, overrides=parse_set(args.set)))
+            use_sim_time=args.use_sim_time, overrides=parse_set(args.set), bag_file=args.bag,
+            bag_rate=args.bag_rate, bag_topics=args.bag_topics, record_bag=args.record_bag,
+            render_png=args.render_png))
         runner = Runner(specs, run_dir)
     except (StoreConfigError, ValueError, FileNotFoundError) as exc:
         print(f'run_store: error: {exc}', file=sys.stderr)

@@ -54,7 +54,7 @@ def test_sim_graph_points_drivers_at_the_simulated_devices(store, tmp_path):
 def test_replay_graph_has_no_drivers(store):
     specs = build_graph(store, GraphOptions(mode='replay', use_sim_time=True,
                                             db_path='/tmp/x.sqlite'))
-    assert {s.package for s in specs} == {'store_shelf', 'store_cart'}
+    assert {s.package for s in specs} == {'store_shelf', 'store_cart', 'store_viz'}
     assert all(s.parameters['use_sim_time'] is True for s in specs)
 
 
