@@ -1,0 +1,115 @@
+"""Store markers and the top-down renderer."""
+import pathlib
+
+import cv2
+import numpy as np
+import pytest
+from geometry_msgs.msg import Point, Pose, Quaternion, Vector3
+from std_msgs.msg import ColorRGBA, Header
+from visualization_msgs.msg import Marker
+
+from store_common.description import load_store
+from store_interfaces.msg import CartLine, CartState, ProductHypothesis, ReviewRequest, ShelfEvent
+from store_viz.markers import (frame_of_plate, layout_markers, LEGEND, merge, state_markers,
+                               tf_frames)
+from store_viz.render import MarkerScene, render, save_png, world_to_pixel
+
+ROOT = pathlib.Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture(scope='module')
+def store():
+    return load_store(ROOT / 'config' / 'stores' / 'demo.yaml')
+
+
+def marker(mtype, x, y, sx, sy, rgb, mid=0, ns='t', text='', z=0.0):
+    return Marker(header=Header(frame_id='store'), ns=ns, id=mid, type=mtype, action=Marker.ADD,
+                  pose=Pose(position=Point(x=x, y=y, z=z), orientation=Quaternion(w=1.0)),
+                  scale=Vector3(x=sx, y=sy, z=0.3), text=text,
+                  color=ColorRGBA(r=rgb[0], g=rgb[1], b=rgb[2], a=1.0))
+
+
+def test_renderer_draws_known_markers_where_they_are(tmp_path):
+    ms = [marker(Marker.CUBE, 0.0, 0.0, 4.0, 3.0, (1.0, 1.0, 1.0), ns='floor'),
+          marker(Marker.CUBE, 1.0, 1.0, 0.5, 0.5, (1.0, 0.0, 0.0), mid=1),
+          marker(Marker.CYLINDER, -1.0, -0.5, 0.6, 0.6, (0.0, 0.0, 1.0), mid=2),
+          marker(Marker.TEXT_VIEW_FACING, 1.0, -1.0, 0, 0, (0.0, 0.0, 0.0), mid=3, text='HELLO')]
+    img = render(ms, px_per_m=100)
+    red = world_to_pixel(ms, 1.0, 1.0, px_per_m=100)
+    blue = world_to_pixel(ms, -1.0, -0.5, px_per_m=100)
+    assert tuple(img[red[1], red[0]]) == (0, 0, 255)         # BGR
+    assert tuple(img[blue[1], blue[0]]) == (255, 0, 0)
+    # the cube's edge: 0.2 m inside red, 0.35 m away not
+    inside = world_to_pixel(ms, 1.2, 1.2, px_per_m=100)
+    outside = world_to_pixel(ms, 1.35, 1.0, px_per_m=100)
+    assert tuple(img[inside[1], inside[0]]) == (0, 0, 255)
+    assert tuple(img[outside[1], outside[0]]) != (0, 0, 255)
+    # y up: the red cube (y=1) is above the blue disc (y=-0.5) in the image
+    assert red[1] < blue[1]
+    tx, ty = world_to_pixel(ms, 1.0, -1.0, px_per_m=100)
+    patch = img[ty - 15:ty + 15, tx - 40:tx + 40]
+    assert (patch.max(axis=2) < 80).sum() > 30               # dark text pixels
+    save_png(tmp_path / 'known.png', img)
+    assert cv2.imread(str(tmp_path / 'known.png')).shape == img.shape
+
+
+def test_scene_applies_delete_and_deleteall():
+    scene = MarkerScene()
+    a = marker(Marker.CUBE, 0, 0, 1, 1, (1, 0, 0))
+    b = marker(Marker.CUBE, 2, 0, 1, 1, (0, 1, 0), mid=1)
+    scene.update('s', [a, b])
+    assert len(scene.markers()) == 2
+    scene.update('s', [Marker(ns='t', id=1, action=Marker.DELETE)])
+    assert len(scene.markers()) == 1
+    scene.update('l', [b])
+    scene.update('s', [Marker(action=Marker.DELETEALL), b])
+    assert len(scene.markers()) == 2
+
+
+def test_layout_has_every_plate_gondola_and_gate_in_the_store_frame(store):
+    arr = layout_markers(store)
+    assert {m.header.frame_id for m in arr.markers} == {'store'}
+    by_ns = {}
+    for m in arr.markers:
+        by_ns.setdefault(m.ns, []).append(m)
+    assert len(by_ns['plates']) == len(store.plates)
+    assert len(by_ns['gondolas']) == len(store.gondolas)
+    assert len(by_ns['gates']) == len(store.gates)
+    assert len({(m.ns, m.id) for m in arr.markers}) == len(arr.markers)
+    frames = {f[0]: f[1] for f in tf_frames(store)}
+    assert frames[frame_of_plate('g1.s2.p3')] == 'gondola_g1'
+    assert frames['gondola_g1'] == 'store' and frames['gate_exit'] == 'store'
+
+
+def test_state_highlights_reviews_and_renders_legibly(store, tmp_path):
+    ev = ShelfEvent(plate_ids=['g1.s1.p1'], delta_grams=-345.0,
+                    hypotheses=[ProductHypothesis(sku='COLA-330', quantity=1)])
+    cart = CartState(shopper_id='acct-0001', state=1, total_cents=349,
+                     lines=[CartLine(sku='COLA-330', quantity=1, status=1)])
+    review = ReviewRequest(request_id='review/x', plate_ids=['g2.s1.p2'], delta_grams=-120.0,
+                           shopper_ids=['acct-0001', 'acct-0002'])
+    st = state_markers(store, weights={'g1.s1.p1': 4000.0, 'g3.s2.p1': float('nan')},
+                       carts=[cart], events=[(ev, 9.0), (ev, 0.0)], reviews=[review],
+                       now_s=10.0)
+    assert st.markers[0].action == Marker.DELETEALL
+    ns = [m.ns for m in st.markers]
+    assert ns.count('shelf_events') == 1              # the 10 s old event has expired
+    assert ns.count('review_requests') == 1
+    rev = next(m for m in st.markers if m.ns == 'review_requests')
+    assert rev.color.r > 0.9 and rev.color.g < 0.1 and rev.scale.x >= 0.6
+    texts = ' '.join(m.text for m in st.markers)
+    assert 'acct-0001' in texts and 'invalid' in texts and 'REVIEW' in texts
+    markers = merge(layout_markers(store), st)
+    img = render(markers, legend=LEGEND, title='test')
+    x, y = world_to_pixel(markers, *_review_xy(rev))
+    b, g, r = (int(v) for v in img[y, x])
+    assert r > 200 and g < 80 and b < 80                  # the review disc is red
+    ex, ey = world_to_pixel(markers, 10.2, 0.15)          # inside the exit gate zone: orange
+    assert int(img[ey, ex][2]) > int(img[ey, ex][0]) + 40
+    save_png(tmp_path / 'store.png', img)
+    assert img.shape[1] > img.shape[0] > 500
+    assert np.count_nonzero(img.max(axis=2) < 60) > 1000  # text and walls
+
+
+def _review_xy(m):
+    return m.pose.position.x, m.pose.position.y
