@@ -1,5 +1,153 @@
-"""Placeholder: implemented by its owner."""
+"""The cart node: wires shelf, gate and review topics to the cart engine (``engine.py``).
+
+Subscribes ``shelf_events``, ``gate_events``, ``review_decisions`` (EVENT_QOS: a restarted node
+receives what it missed and the engine de-duplicates by id); publishes ``cart_updates`` and
+``review_requests`` (EVENT_QOS), ``carts`` and ``receipts`` (STATE_QOS). On start it republishes
+every cart, the latest revision of every receipt and every open review request from the database.
+A timer ticks the engine with the node's clock, which follows ``/clock`` in bag replay.
+"""
+from __future__ import annotations
+
+import os
+
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from store_common.description import load_store, StoreConfigError
+from store_common.ros import declare, EVENT_QOS, STATE_QOS
+from store_interfaces.msg import (CartState, CartUpdate, GateEvent, Receipt, ReviewDecision,
+                                  ReviewRequest, ShelfEvent)
+
+from store_cart import convert
+from store_cart.db import CartDbError
+from store_cart.engine import CartEngine, CartParams
+from store_cart.model import (CartStateData, CartUpdateData, Note, REASON_NAMES, ReceiptData,
+                              ReviewRequestData, SOURCE_FUSED, SOURCE_REVIEW, STATE_EXITED,
+                              StateSnapshot)
+
+DEFAULT_DB_PATH = '~/.local/state/walkout/carts.sqlite'
+_SOURCE = {SOURCE_FUSED: 'fused', SOURCE_REVIEW: 'review'}
+
+
+class CartNode(Node):
+
+    def __init__(self):
+        super().__init__('cart')
+        store_file = declare(self, 'store_file', '', 'Store description YAML file; its catalog '
+                             'gives names and prices. Required.', read_only=True)
+        db_path = declare(self, 'db_path', DEFAULT_DB_PATH, 'SQLite cart database; "~" is '
+                          'expanded and missing parent folders are created.', read_only=True)
+        params = CartParams(
+            hold_s=declare(self, 'hold_s', 1.0, 'Shelf events wait this long in sensor time '
+                           'before they are assigned, so late gate events count [s].',
+                           lo=0.0, hi=30.0, read_only=True),
+            receipt_grace_s=declare(self, 'receipt_grace_s', 3.0, 'The receipt is issued this '
+                                    'long after the exit scan; must exceed hold_s [s].',
+                                    lo=0.0, hi=600.0, read_only=True),
+            min_confidence=declare(self, 'min_confidence', 0.9, 'Posterior a product hypothesis '
+                                   'needs to go into a cart without review.', lo=0.0, hi=1.0,
+                                   read_only=True),
+            min_margin=declare(self, 'min_margin', 0.2, 'Lead over the second hypothesis needed '
+                               'to go into a cart without review.', lo=0.0, hi=1.0,
+                               read_only=True))
+        tick_period_s = declare(self, 'tick_period_s', 0.1, 'How often queued shelf events and '
+                                'due receipts are processed [s].', lo=0.01, hi=5.0,
+                                read_only=True)
+        if not store_file:
+            raise ValueError('parameter store_file is required (the store description YAML)')
+        store = load_store(store_file)
+        self._frame_id = store.frame_id
+        db_path = os.path.expanduser(db_path)
+        self._engine = CartEngine(db_path, store.catalog, store.id, params)
+        self.get_logger().info(f'store {store.id}, cart database {db_path}, hold {params.hold_s}'
+                               f' s, receipt grace {params.receipt_grace_s} s')
+
+        self._pub_updates = self.create_publisher(CartUpdate, 'cart_updates', EVENT_QOS)
+        self._pub_carts = self.create_publisher(CartState, 'carts', STATE_QOS)
+        self._pub_receipts = self.create_publisher(Receipt, 'receipts', STATE_QOS)
+        self._pub_reviews = self.create_publisher(ReviewRequest, 'review_requests', EVENT_QOS)
+        self._republish(self._engine.state())
+
+        self.create_subscription(ShelfEvent, 'shelf_events', self._on_shelf, EVENT_QOS)
+        self.create_subscription(GateEvent, 'gate_events', self._on_gate, EVENT_QOS)
+        self.create_subscription(ReviewDecision, 'review_decisions', self._on_decision,
+                                 EVENT_QOS)
+        self.create_timer(tick_period_s, self._on_tick)
+
+    def close(self) -> None:
+        self._engine.close()
+
+    # --- callbacks ----------------------------------------------------------------------------
+    def _on_shelf(self, msg: ShelfEvent) -> None:
+        self._publish(self._engine.on_shelf_event(convert.shelf_event_from_msg(msg)))
+
+    def _on_gate(self, msg: GateEvent) -> None:
+        self._publish(self._engine.on_gate_event(convert.gate_event_from_msg(msg)), gate=True)
+
+    def _on_decision(self, msg: ReviewDecision) -> None:
+        self._publish(self._engine.on_review_decision(convert.review_decision_from_msg(msg)))
+
+    def _on_tick(self) -> None:
+        self._publish(self._engine.tick(self.get_clock().now().nanoseconds))
+
+    # --- output -------------------------------------------------------------------------------
+    def _republish(self, snap: StateSnapshot) -> None:
+        for cart in snap.carts:
+            self._pub_carts.publish(convert.cart_state_msg(cart, self._frame_id))
+        for receipt in snap.receipts:
+            self._pub_receipts.publish(convert.receipt_msg(receipt, self._frame_id))
+        for request in snap.open_reviews:
+            self._pub_reviews.publish(convert.review_request_msg(request, self._frame_id))
+        self.get_logger().info(f'republished {len(snap.carts)} carts, {len(snap.receipts)} '
+                               f'receipts, {len(snap.open_reviews)} open review requests')
+
+    def _publish(self, outs: list, gate: bool = False) -> None:
+        log = self.get_logger()
+        for o in outs:
+            if isinstance(o, Note):
+                log.info(o)
+            elif isinstance(o, str):
+                log.warning(o)
+            elif isinstance(o, CartUpdateData):
+                self._pub_updates.publish(convert.cart_update_msg(o, self._frame_id))
+                log.info(f'cart {o.session_id}: {o.quantity_delta:+d} {o.sku} '
+                         f'(p={o.confidence:.3f}, {_SOURCE.get(o.source, "weight")}, '
+                         f'{o.event_id})')
+            elif isinstance(o, CartStateData):
+                self._pub_carts.publish(convert.cart_state_msg(o, self._frame_id))
+                if gate:
+                    log.info(f'{o.shopper_id} {"left" if o.state == STATE_EXITED else "entered"}'
+                             f' ({o.session_id})')
+            elif isinstance(o, ReceiptData):
+                self._pub_receipts.publish(convert.receipt_msg(o, self._frame_id))
+                log.info(f'receipt {o.receipt_id} revision {o.revision}: {len(o.lines)} lines, '
+                         f'{o.total_cents} cents {o.currency}, {o.pending_reviews} pending'
+                         + (f'; {o.correction_note}' if o.correction_note else ''))
+            elif isinstance(o, ReviewRequestData):
+                self._pub_reviews.publish(convert.review_request_msg(o, self._frame_id))
+                log.info(f'review {o.request_id} ({REASON_NAMES.get(o.reason, o.reason)}): '
+                         f'{o.detail}')
+            else:
+                log.error(f'unexpected engine output {o!r}')
 
 
 def main(args=None):
-    raise SystemExit("cart is not implemented yet")
+    try:
+        with rclpy.init(args=args):
+            try:
+                node = CartNode()
+            except (CartDbError, StoreConfigError, ValueError) as exc:
+                rclpy.logging.get_logger('cart').fatal(str(exc))
+                return 1
+            try:
+                rclpy.spin(node)
+            finally:
+                node.close()
+                node.destroy_node()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    return 0
+
+
+if __name__ == '__main__':
+    main()

@@ -48,7 +48,7 @@ from store_common.stamps import ns_to_s, s_to_ns
 from store_cart.db import CartDb
 from store_cart.model import (
     ACTION_NONE, ACTION_RETURN, ACTION_TAKE, CandidateData, CartLineData, CartStateData,
-    CartUpdateData, GateEventData, HypothesisData, KIND_ENTER, KIND_EXIT, Output,
+    CartUpdateData, GateEventData, HypothesisData, KIND_ENTER, KIND_EXIT, Note, Output,
     REASON_AMBIGUOUS_SHOPPER, REASON_CLOSE_CANDIDATES, REASON_LOW_CONFIDENCE, REASON_NAMES,
     REASON_NO_SHOPPER, REASON_NOT_IN_CART, REASON_UNKNOWN_WEIGHT, ReceiptData, ReviewDecisionData,
     ReviewRequestData, review_request_id, session_id_of, ShelfEventData, SOURCE_FUSED,
@@ -249,7 +249,7 @@ class CartEngine:
                 if after.get((sid, sku), 0) != before.get((sid, sku), 0)]
             revisions = [r for r in (self._revise_receipt(sid, note, d.stamp_ns)
                                      for sid in sessions) if r is not None]
-        outs.append(note)
+        outs.append(Note(note))
         outs.extend(updates)
         outs.extend(self._cart_state(sid) for sid in sessions)
         outs.extend(revisions)

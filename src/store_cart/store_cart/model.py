@@ -219,7 +219,11 @@ class StateSnapshot:
     open_reviews: list[ReviewRequestData] = field(default_factory=list)
 
 
-# A warning for the operator (the node logs it); every other output is published.
+class Note(str):
+    """An informational line for the operator's log (a plain ``str`` output is a warning)."""
+
+
+# Strings are for the log (a Note: info, any other str: warning); every other output is published.
 Output = Union[CartUpdateData, CartStateData, ReceiptData, ReviewRequestData, str]
 
 _NESTED = {

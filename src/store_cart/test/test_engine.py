@@ -7,7 +7,7 @@ from cart_helpers import (CATALOG, decide, enter, feed, leave, ns, ret, shelf, S
                           unknown)
 from store_cart.engine import CartEngine, CartParams
 from store_cart.model import (
-    ACTION_NONE, ACTION_RETURN, ACTION_TAKE, CartLineData, CartStateData, CartUpdateData,
+    ACTION_NONE, ACTION_RETURN, ACTION_TAKE, CartLineData, CartStateData, CartUpdateData, Note,
     REASON_AMBIGUOUS_SHOPPER, REASON_CLOSE_CANDIDATES, REASON_LOW_CONFIDENCE, REASON_NO_SHOPPER,
     REASON_NOT_IN_CART, REASON_UNKNOWN_WEIGHT, ReceiptData, ReviewRequestData, SOURCE_FUSED,
     SOURCE_REVIEW, SOURCE_WEIGHT, STATE_EXITED, STATE_IN_STORE, STATUS_CONFIRMED,
@@ -27,7 +27,7 @@ def of(outs, cls):
 
 
 def warnings(outs):
-    return [o for o in outs if isinstance(o, str)]
+    return [o for o in outs if isinstance(o, str) and not isinstance(o, Note)]
 
 
 def line(sku, q, status=STATUS_CONFIRMED):
@@ -247,6 +247,9 @@ def test_decision_before_exit_updates_cart(engine):
     feed(engine, [('gate', enter(A, 1.0)), ('shelf', ev), ('tick', ns(7.0))])
     assert cart_of(engine, A).lines == (line('CHOC-DARK', 1, STATUS_PENDING_REVIEW),)
     outs = engine.on_review_decision(decide(ev, A, 'CHOC-MILK', ACTION_TAKE, 1, 8.0))
+    assert not warnings(outs)
+    (note,) = of(outs, Note)
+    assert 'decided by alice: take 1 CHOC-MILK for acct-a' in note
     (u,) = of(outs, CartUpdateData)
     assert (u.sku, u.quantity_delta, u.source) == ('CHOC-MILK', 1, SOURCE_REVIEW)
     assert u.confidence == 1.0

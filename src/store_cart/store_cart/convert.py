@@ -1,0 +1,88 @@
+"""Messages <-> the engine's plain data (``model.py``). Imports messages, never rclpy."""
+from __future__ import annotations
+
+from builtin_interfaces.msg import Time
+from std_msgs.msg import Header
+from store_common.stamps import from_ns, to_ns
+from store_interfaces.msg import (CartLine, CartState, CartUpdate, GateEvent, ProductHypothesis,
+                                  Receipt, ReviewCandidate, ReviewDecision, ReviewRequest,
+                                  ShelfEvent)
+
+from store_cart.model import (CartLineData, CartStateData, CartUpdateData, GateEventData,
+                              HypothesisData, ReceiptData, ReviewDecisionData, ReviewRequestData,
+                              ShelfEventData)
+
+
+def _header(stamp_ns: int, frame_id: str) -> Header:
+    return Header(stamp=from_ns(stamp_ns, Time), frame_id=frame_id)
+
+
+# --- inputs -----------------------------------------------------------------------------------
+def gate_event_from_msg(msg: GateEvent) -> GateEventData:
+    return GateEventData(event_id=msg.event_id, gate_id=msg.gate_id, kind=int(msg.kind),
+                         shopper_id=msg.shopper_id, stamp_ns=to_ns(msg.header.stamp))
+
+
+def _hypothesis_from_msg(h: ProductHypothesis) -> HypothesisData:
+    return HypothesisData(sku=h.sku, action=int(h.action), quantity=int(h.quantity),
+                          likelihood=float(h.likelihood), expected_grams=float(h.expected_grams),
+                          on_home_plate=bool(h.on_home_plate))
+
+
+def shelf_event_from_msg(msg: ShelfEvent) -> ShelfEventData:
+    settled_ns = to_ns(msg.settled_stamp) or to_ns(msg.header.stamp)
+    start_ns = to_ns(msg.start_stamp) or settled_ns
+    return ShelfEventData(
+        event_id=msg.event_id, gondola_id=msg.gondola_id, plate_ids=tuple(msg.plate_ids),
+        delta_grams=float(msg.delta_grams), start_ns=start_ns, settled_ns=settled_ns,
+        hypotheses=tuple(_hypothesis_from_msg(h) for h in msg.hypotheses),
+        plate_delta_grams=tuple(float(x) for x in msg.plate_delta_grams),
+        noise_grams=float(msg.noise_grams))
+
+
+def review_decision_from_msg(msg: ReviewDecision) -> ReviewDecisionData:
+    return ReviewDecisionData(request_id=msg.request_id, reviewer_id=msg.reviewer_id,
+                              shopper_id=msg.shopper_id, sku=msg.sku, action=int(msg.action),
+                              quantity=int(msg.quantity), stamp_ns=to_ns(msg.header.stamp))
+
+
+# --- outputs ----------------------------------------------------------------------------------
+def _line_msg(x: CartLineData) -> CartLine:
+    return CartLine(sku=x.sku, name=x.name, quantity=x.quantity,
+                    unit_price_cents=x.unit_price_cents, line_total_cents=x.line_total_cents,
+                    status=x.status)
+
+
+def cart_update_msg(x: CartUpdateData, frame_id: str) -> CartUpdate:
+    return CartUpdate(header=_header(x.stamp_ns, frame_id), update_id=x.update_id,
+                      shopper_id=x.shopper_id, session_id=x.session_id, event_id=x.event_id,
+                      sku=x.sku, quantity_delta=x.quantity_delta, confidence=x.confidence,
+                      source=x.source)
+
+
+def cart_state_msg(x: CartStateData, frame_id: str) -> CartState:
+    return CartState(header=_header(x.stamp_ns, frame_id), shopper_id=x.shopper_id,
+                     session_id=x.session_id, state=x.state,
+                     lines=[_line_msg(ln) for ln in x.lines], total_cents=x.total_cents,
+                     pending_reviews=x.pending_reviews)
+
+
+def receipt_msg(x: ReceiptData, frame_id: str) -> Receipt:
+    return Receipt(header=_header(x.issued_ns, frame_id), receipt_id=x.receipt_id,
+                   revision=x.revision, shopper_id=x.shopper_id, store_id=x.store_id,
+                   entered_stamp=from_ns(x.entered_ns, Time),
+                   exited_stamp=from_ns(x.exited_ns, Time),
+                   lines=[_line_msg(ln) for ln in x.lines], total_cents=x.total_cents,
+                   currency=x.currency, pending_reviews=x.pending_reviews,
+                   correction_note=x.correction_note)
+
+
+def review_request_msg(x: ReviewRequestData, frame_id: str) -> ReviewRequest:
+    return ReviewRequest(
+        header=_header(x.stamp_ns, frame_id), request_id=x.request_id, event_id=x.event_id,
+        reason=x.reason, detail=x.detail, gondola_id=x.gondola_id,
+        plate_ids=list(x.plate_ids), delta_grams=float(x.delta_grams),
+        shopper_ids=list(x.shopper_ids),
+        candidates=[ReviewCandidate(shopper_id=c.shopper_id, sku=c.sku, action=c.action,
+                                    quantity=c.quantity, confidence=float(c.confidence))
+                    for c in x.candidates])
