@@ -65,7 +65,7 @@ class BagPlay(Node):
             f'messages, {self.reader.duration_s:.1f} s, rate {self.rate}, offset '
             f'{self.offset_s} s{", loop" if self.loop else ""}')
 
-    def _clock(self, bag_ns: int) -> None:
+    def _publish_clock(self, bag_ns: int) -> None:
         if self.clock_pub is not None:
             self.clock_pub.publish(Clock(clock=ns_stamp(bag_ns)))
 
@@ -75,7 +75,7 @@ class BagPlay(Node):
         while rclpy.ok(context=self.context):
             now = time.monotonic()
             if now >= next_clock[0]:
-                self._clock(max(clock.t0_ns, clock.bag_ns(min(now, due_wall_s))))
+                self._publish_clock(max(clock.t0_ns, clock.bag_ns(min(now, due_wall_s))))
                 next_clock[0] = now + period
             if now >= due_wall_s:
                 return True
