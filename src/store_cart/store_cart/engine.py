@@ -39,7 +39,7 @@ Durability
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterable, Mapping
 
 from store_common.description import Catalog
@@ -65,6 +65,9 @@ class CartParams:
     min_confidence: float = 0.9    # posterior needed to apply a hypothesis without review
     min_margin: float = 0.2        # lead over the second hypothesis needed, same
     review_top_k: int = 3          # product hypotheses per shopper offered to the reviewer
+    # prior probability that a shopper returns a unit their cart does not hold (brought in, or
+    # taken while the machine looked elsewhere); small but non-zero keeps the posterior defined
+    foreign_return_prior: float = 0.001
 
     def __post_init__(self):
         if not self.hold_s >= 0:
@@ -78,6 +81,9 @@ class CartParams:
             raise ValueError(f'min_margin must be in 0..1, got {self.min_margin}')
         if self.review_top_k < 1:
             raise ValueError(f'review_top_k must be >= 1, got {self.review_top_k}')
+        if not 0.0 < self.foreign_return_prior <= 1.0:
+            raise ValueError(f'foreign_return_prior must be in (0, 1], got '
+                             f'{self.foreign_return_prior}')
 
 
 def _qty_text(action: int, sku: str, quantity: int) -> str:
@@ -315,6 +321,8 @@ class CartEngine:
             weights = [(present[k], p) for k, p in hint.items() if k in present]
         weights.sort(key=lambda w: (-w[1], w[0]['shopper_id']))
         hyps = sorted(ev.hypotheses, key=lambda h: -h.likelihood)
+        if weights and hyps:
+            weights, hyps = self._condition_on_carts(weights, hyps)
         products = [h for h in hyps if self._is_product(h)]
         source = SOURCE_WEIGHT if hint is None else SOURCE_FUSED
         t_s = f'{ns_to_s(ev.start_ns):.3f} s'
@@ -370,6 +378,45 @@ class CartEngine:
                               stamp_ns=ev.settled_ns)
         note = f'{session["shopper_id"]}: {delta:+d} {best.sku} (p={update.confidence:.3f})'
         return [update], [sid], note
+
+    def _condition_on_carts(self, weights: list[tuple[dict, float]],
+                            hyps: list[HypothesisData]
+                            ) -> tuple[list[tuple[dict, float]], list[HypothesisData]]:
+        """Bayes over (shopper, hypothesis): a shopper can only return what their cart holds.
+
+        joint(s, h) = P(s) * P(h) * feasible(s, h), where a return of q units of a SKU is
+        feasible for s when s's cart (confirmed and pending lines) holds >= q of it, and has the
+        small ``foreign_return_prior`` otherwise. Returns the shoppers re-weighted by their
+        marginal (so a return is attributed to the only shopper who could have made it) and the
+        hypotheses conditioned on the most likely shopper (so a wrong-plate return of one of
+        several near-equal products resolves to the one the shopper holds).
+        """
+        eps = self.params.foreign_return_prior
+        joint = []
+        for session, w in weights:
+            held: dict[str, int] = {}
+            for sku, _status, qty in self.db.line_sums(session['session_id']):
+                held[sku] = held.get(sku, 0) + int(qty)
+            joint.append([w * h.likelihood * (
+                1.0 if h.action != ACTION_RETURN or not self._is_product(h)
+                or held.get(h.sku, 0) >= h.quantity else eps) for h in hyps])
+        total = sum(sum(row) for row in joint)
+        feasible_all = all(x == w * h.likelihood for (_, w), row in zip(weights, joint)
+                           for h, x in zip(hyps, row))
+        if total <= 0.0 or feasible_all:
+            return weights, hyps   # every explanation possible for everyone: nothing to learn
+        marginals = [sum(row) / total for row in joint]
+        top = max(range(len(weights)), key=lambda i: (marginals[i], -i))
+        row_total = sum(joint[top]) or 1.0
+        conditioned = sorted((replace(h, likelihood=x / row_total)
+                              for h, x in zip(hyps, joint[top])), key=lambda h: -h.likelihood)
+        reweighted = sorted(((s, m) for (s, _), m in zip(weights, marginals)),
+                            key=lambda w: (-w[1], w[0]['shopper_id']))
+        if not self._is_product(conditioned[0]):
+            # the weight says "a return" but nobody holds it: keep the hypotheses as they are,
+            # so the review says "not in cart" rather than "unknown weight"
+            return reweighted, hyps
+        return reweighted, conditioned
 
     def _pending(self, sid: str, guess: HypothesisData, event_id: str) -> str:
         """Put the best product guess into the cart as pending; returns a note.

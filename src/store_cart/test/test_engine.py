@@ -284,15 +284,46 @@ def test_decision_after_exit_issues_revision_2(engine):
 
 
 def test_decision_applies_an_uncertain_return(engine):
+    # the shopper holds both near-equal cans, so the cart cannot tell which came back
     e_take = shelf('g1.s1.p1', 3.0, [take('COLA-330', 0.99, 2)])
+    e_lemon = shelf('g1.s1.p2', 3.5, [take('LEMON-330', 0.99)])
     e_ret = shelf('g1.s1.p1', 5.0, [ret('COLA-330', 0.6), ret('LEMON-330', 0.4)])
-    feed(engine, [('gate', enter(A, 1.0)), ('shelf', e_take), ('shelf', e_ret),
-                  ('tick', ns(7.0))])
-    assert cart_of(engine, A).lines == (line('COLA-330', 2),)
+    feed(engine, [('gate', enter(A, 1.0)), ('shelf', e_take), ('shelf', e_lemon),
+                  ('shelf', e_ret), ('tick', ns(7.0))])
+    assert cart_of(engine, A).lines == (line('COLA-330', 2), line('LEMON-330', 1))
     assert cart_of(engine, A).pending_reviews == 1
     outs = engine.on_review_decision(decide(e_ret, A, 'COLA-330', ACTION_RETURN, 1, 8.0))
     assert [u.quantity_delta for u in of(outs, CartUpdateData)] == [-1]
-    assert cart_of(engine, A).lines == (line('COLA-330', 1),)
+    assert cart_of(engine, A).lines == (line('COLA-330', 1), line('LEMON-330', 1))
+
+
+def test_a_return_is_conditioned_on_what_the_shopper_holds(engine):
+    # a chocolate bar put back on the wrong plate: three bars weigh nearly the same, but the
+    # shopper holds only the milk one, so the return is confirmed without asking anyone
+    e_take = shelf('g2.s1.p2', 3.0, [take('CHOC-MILK', 0.99)])
+    e_ret = shelf('g1.s2.p1', 6.0, [ret('CHOC-MILK', 0.6), ret('CHOC-DARK', 0.35),
+                                    unknown(0.05)])
+    outs = feed(engine, [('gate', enter(A, 1.0)), ('shelf', e_take), ('shelf', e_ret),
+                         ('tick', ns(8.0))])
+    assert not of(outs, ReviewRequestData)
+    (back,) = [u for u in of(outs, CartUpdateData) if u.quantity_delta < 0]
+    assert (back.sku, back.quantity_delta) == ('CHOC-MILK', -1)
+    assert back.confidence > 0.9
+    assert cart_of(engine, A).lines == ()
+
+
+def test_a_return_goes_to_the_only_shopper_who_holds_the_product(engine):
+    e_cola = shelf('g1.s1.p1', 3.0, [take('COLA-330', 0.99)])
+    e_back = shelf('g1.s1.p1', 9.0, [ret('COLA-330', 0.97), unknown(0.03)])
+    e_gum = shelf('g2.s2.p1', 10.0, [take('CHIPS-SALT', 0.99)])
+    outs = feed(engine, [('gate', enter(A, 1.0)), ('shelf', e_cola), ('tick', ns(5.0)),
+                         ('gate', enter(B, 6.0)), ('shelf', e_back), ('shelf', e_gum),
+                         ('tick', ns(12.0))])
+    back = [u for u in of(outs, CartUpdateData) if u.quantity_delta < 0]
+    assert [(u.shopper_id, u.sku) for u in back] == [(A, 'COLA-330')]
+    # a take by one of two shoppers inside still cannot be attributed by weight alone
+    (req,) = of(outs, ReviewRequestData)
+    assert req.event_id == e_gum.event_id and req.reason == REASON_AMBIGUOUS_SHOPPER
 
 
 def test_decision_no_change_clears_pending(engine):
