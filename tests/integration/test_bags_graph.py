@@ -96,7 +96,7 @@ def test_bag_play_rate_offset_selection_and_clock(tmp_path, bag_ros_env):
     assert [g[1] for g in got] == [2, 3, 4, 5, 6, 7, 8]      # offset 1.0 s skips 0.0, 0.5
     assert other == []                                       # not selected
     span = got[-1][0] - got[0][0]
-    assert span == pytest.approx(3.0 / 2.0, abs=0.25)        # 3 bag seconds at rate 2
+    assert span == pytest.approx(3.0 / 2.0, abs=0.45)        # 3 bag seconds at rate 2
     # /clock is bag time: starts at the offset, never goes back, is at each message's stamp
     assert clocks and clocks[0][1] >= t0 + 10**9
     assert all(b[1] >= a[1] for a, b in zip(clocks, clocks[1:]))
@@ -106,7 +106,7 @@ def test_bag_play_rate_offset_selection_and_clock(tmp_path, bag_ros_env):
     # while playing, the clock runs at twice wall speed
     playing = [c for c in clocks if got[0][0] <= c[0] <= got[-1][0]]
     (wa, ca), (wb, cb) = playing[0], playing[-1]
-    assert (cb - ca) / 1e9 / (wb - wa) == pytest.approx(2.0, rel=0.15)
+    assert (cb - ca) / 1e9 / (wb - wa) == pytest.approx(2.0, rel=0.25)
 
 
 def _spec(executable):
