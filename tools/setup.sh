@@ -35,6 +35,18 @@ if [ "$(cat "$STAMPS/pip" 2>/dev/null)" != "$req_hash" ]; then
   echo "$req_hash" >"$STAMPS/pip"
 fi
 
+# Headless Chromium for the review console's browser test (Playwright drives Debian's build
+# through executable_path; no browser download). Skipped when present or when not root.
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    log "apt-get install chromium (browser tests)"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    log "warning: /usr/bin/chromium missing and cannot apt-get install it; browser tests skip"
+  fi
+fi
+
 if [ ! -f "$STAMPS/cmake" ]; then
   log "rewriting build-host include paths in the wheels' CMake exports"
   "$VENV/bin/python" tools/fix_cmake_paths.py "$VENV"
