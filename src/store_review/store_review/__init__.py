@@ -1,0 +1,1 @@
+"""Human review of uncertain shelf events: queue, console, learning."""

@@ -1,0 +1,106 @@
+"""Reviewer accounts, login sessions and CSRF tokens (no web framework, no rclpy).
+
+Passwords are stored as ``scrypt$n$r$p$<salt hex>$<hash hex>`` with a random 16-byte salt per
+user (``hashlib.scrypt``); never in plain text. A login creates a random session token (sent to
+the browser as an HttpOnly, SameSite=Strict cookie) and a random CSRF token; the database keeps
+only the SHA-256 of the session token, bound to its user, with an expiry. Every state-changing
+request must carry the session's CSRF token; comparisons are constant-time.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+
+from store_review.store import NS_PER_S, ReviewStore, ROLES
+
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2 ** 14, 8, 1
+MIN_PASSWORD_LEN = 8
+
+
+class AuthError(Exception):
+    """Login or session refused; ``str()`` is safe to show (says nothing about which part)."""
+
+
+def hash_password(password: str, salt: bytes | None = None, n: int = SCRYPT_N, r: int = SCRYPT_R,
+                  p: int = SCRYPT_P) -> str:
+    if not isinstance(password, str) or not password:
+        raise ValueError('empty password')
+    salt = secrets.token_bytes(16) if salt is None else salt
+    digest = hashlib.scrypt(password.encode('utf-8'), salt=salt, n=n, r=r, p=p, dklen=32)
+    return f'scrypt${n}${r}${p}${salt.hex()}${digest.hex()}'
+
+
+def verify_password(password: str, record: str) -> bool:
+    try:
+        kind, n, r, p, salt_hex, hash_hex = record.split('$')
+        if kind != 'scrypt':
+            return False
+        digest = hashlib.scrypt(password.encode('utf-8'), salt=bytes.fromhex(salt_hex),
+                                n=int(n), r=int(r), p=int(p), dklen=32)
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(digest.hex(), hash_hex)
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode('utf-8')).hexdigest()
+
+
+@dataclass(frozen=True)
+class Session:
+    user: str
+    role: str
+    csrf: str
+    token: str = ''          # only set right after login (for the cookie)
+
+
+class Auth:
+    """Accounts and sessions on top of a :class:`ReviewStore`."""
+
+    def __init__(self, store: ReviewStore, session_ttl_s: float = 8 * 3600.0):
+        self.store = store
+        self.session_ttl_ns = int(session_ttl_s * NS_PER_S)
+
+    def add_user(self, name: str, role: str, password: str, now_ns: int) -> None:
+        if role not in ROLES:
+            raise ValueError(f'role must be one of {", ".join(ROLES)}')
+        if not name or not name.replace('-', '').replace('_', '').isalnum() or len(name) > 64:
+            raise ValueError('user name: 1-64 letters, digits, "-" or "_"')
+        if len(password) < MIN_PASSWORD_LEN:
+            raise ValueError(f'password must have at least {MIN_PASSWORD_LEN} characters')
+        self.store.add_user(name, role, hash_password(password), now_ns)
+
+    def login(self, name: str, password: str, now_ns: int) -> Session:
+        user = self.store.user(name)
+        # verify against a dummy record for unknown users too, so timing tells nothing
+        record = user['password'] if user else hash_password('x' * 12, salt=b'\0' * 16)
+        ok = verify_password(password, record)
+        if user is None or user['disabled'] or not ok:
+            raise AuthError('unknown user or wrong password')
+        token = secrets.token_urlsafe(32)
+        csrf = secrets.token_urlsafe(32)
+        self.store.add_session(token_hash(token), name, csrf, now_ns,
+                               now_ns + self.session_ttl_ns)
+        return Session(user=name, role=user['role'], csrf=csrf, token=token)
+
+    def session(self, token: str | None, now_ns: int) -> Session:
+        """The session of a cookie token; AuthError when missing, forged, expired or revoked."""
+        if not token:
+            raise AuthError('not logged in')
+        s = self.store.session(token_hash(token))
+        if s is None or s['expires_ns'] <= now_ns:
+            raise AuthError('session expired or invalid')
+        user = self.store.user(s['user'])
+        if user is None or user['disabled']:
+            raise AuthError('session expired or invalid')
+        return Session(user=s['user'], role=user['role'], csrf=s['csrf'])
+
+    @staticmethod
+    def check_csrf(session: Session, presented: str | None) -> None:
+        if not presented or not hmac.compare_digest(session.csrf, presented):
+            raise AuthError('invalid CSRF token')
+
+    def logout(self, token: str, now_ns: int) -> None:
+        self.store.drop_session(token_hash(token), now_ns)

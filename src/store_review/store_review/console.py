@@ -1,0 +1,337 @@
+"""The reviewer console: a FastAPI app served by uvicorn in a thread of the review node.
+
+Server-rendered HTML, no build step. Every page but the login page needs a session cookie
+(HttpOnly, SameSite=Strict, random token whose hash is stored with its user and expiry); HTML
+pages redirect to ``/login`` without one, other endpoints answer 401. Every state-changing
+request (decide, logout) must carry the session's CSRF token (form field ``csrf_token`` or
+header ``X-CSRF-Token``), else 403. Reviewers see open requests; supervisors also escalated and
+expired ones.
+
+Pages: ``/`` the queue by priority; ``/r/<seq>`` one request: reason, candidates with
+confidences, the plates' weight trace (inline SVG), evidence images (faces blurred before they
+were stored), one button per candidate; keys 1..9 pick a candidate, 0 = no change.
+"""
+from __future__ import annotations
+
+import html
+import pathlib
+import socket
+import threading
+import time
+
+from fastapi import FastAPI, Form, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+import uvicorn
+
+from store_cart.model import ACTION_RETURN, ACTION_TAKE, REASON_NAMES
+from store_review.auth import AuthError, Session
+from store_review.evidence import NS_PER_S, start_ns_of, trace_svg
+from store_review.service import DecisionRefused, NO_CHANGE, ReviewService
+
+COOKIE = 'wos_review_session'
+_CSS = """
+body{font-family:system-ui,sans-serif;margin:0;background:#f4f5f7;color:#222}
+header{background:#24324a;color:#fff;padding:8px 16px;display:flex;gap:16px;align-items:center}
+header a{color:#cde} main{padding:16px;max-width:1100px}
+table{border-collapse:collapse;width:100%;background:#fff} td,th{padding:6px 8px;
+border-bottom:1px solid #ddd;text-align:left} .flag{color:#b00;font-weight:bold}
+.cand{display:block;width:100%;text-align:left;padding:10px;margin:4px 0;font-size:15px;
+cursor:pointer;background:#fff;border:1px solid #aab;border-radius:4px}
+.cand:hover{background:#e8f0ff} kbd{background:#eee;border:1px solid #bbb;border-radius:3px;
+padding:0 5px;margin-right:8px} .evid img{max-width:320px;margin:4px;border:1px solid #999}
+.box{background:#fff;padding:12px;margin:10px 0;border-radius:4px} .err{color:#b00}
+"""
+
+
+def _e(x) -> str:
+    return html.escape(str(x), quote=True)
+
+
+def _what(c: dict) -> str:
+    if not c.get('sku') or int(c.get('quantity', 0)) < 1:
+        return 'no product change'
+    verb = {ACTION_TAKE: 'took', ACTION_RETURN: 'returned'}.get(int(c['action']), '?')
+    who = c.get('shopper_id') or 'nobody'
+    return f'{who} {verb} {c["quantity"]} x {c["sku"]}'
+
+
+def _page(title: str, body: str, session: Session | None = None) -> str:
+    nav = ''
+    if session is not None:
+        nav = (f'<a href="/">Queue</a><span>{_e(session.user)} ({_e(session.role)})</span>'
+               f'<form method="post" action="/logout" style="margin:0">'
+               f'<input type="hidden" name="csrf_token" value="{_e(session.csrf)}">'
+               f'<button type="submit">Log out</button></form>')
+    return (f'<!doctype html><html><head><meta charset="utf-8"><title>{_e(title)}</title>'
+            f'<style>{_CSS}</style></head><body><header><b>Walk-out review</b>{nav}</header>'
+            f'<main>{body}</main></body></html>')
+
+
+def create_app(service: ReviewService, secure_cookie: bool = False) -> FastAPI:
+    app = FastAPI(title='walk-out store review console', docs_url=None, redoc_url=None,
+                  openapi_url=None)
+    auth = service.auth
+
+    @app.middleware('http')
+    async def security_headers(request: Request, call_next):
+        resp = await call_next(request)
+        resp.headers['X-Frame-Options'] = 'DENY'
+        resp.headers['X-Content-Type-Options'] = 'nosniff'
+        resp.headers['Referrer-Policy'] = 'no-referrer'
+        resp.headers['Cache-Control'] = 'no-store'
+        resp.headers['Content-Security-Policy'] = (
+            "default-src 'self'; img-src 'self' data:; style-src 'unsafe-inline'; "
+            "script-src 'unsafe-inline'; frame-ancestors 'none'; form-action 'self'")
+        return resp
+
+    def session_of(request: Request) -> Session | None:
+        try:
+            return auth.session(request.cookies.get(COOKIE), service.clock())
+        except AuthError:
+            return None
+
+    def unauthorized(request: Request, html_page: bool) -> Response:
+        if html_page:
+            return RedirectResponse('/login', status_code=303)
+        return JSONResponse({'error': 'not logged in'}, status_code=401)
+
+    def csrf_ok(session: Session, request: Request, form_token: str | None) -> bool:
+        try:
+            auth.check_csrf(session, form_token or request.headers.get('x-csrf-token'))
+            return True
+        except AuthError:
+            return False
+
+    # --- login / logout -----------------------------------------------------------------------
+    def login_form(message: str = '') -> str:
+        err = f'<p class="err">{_e(message)}</p>' if message else ''
+        return _page('Log in', f'<div class="box"><h2>Reviewer log in</h2>{err}'
+                     '<form method="post" action="/login"><p><label>User <input name="username" '
+                     'id="username" autocomplete="username" required></label></p><p><label>'
+                     'Password <input name="password" id="password" type="password" '
+                     'autocomplete="current-password" required></label></p>'
+                     '<button type="submit" id="login">Log in</button></form></div>')
+
+    @app.get('/login', response_class=HTMLResponse)
+    def login_page():
+        return login_form()
+
+    @app.post('/login')
+    def login(username: str = Form(''), password: str = Form('')):
+        try:
+            s = auth.login(username, password, service.clock())
+        except AuthError as exc:
+            return HTMLResponse(login_form(str(exc)), status_code=401)
+        resp = RedirectResponse('/', status_code=303)
+        resp.set_cookie(COOKIE, s.token, max_age=int(auth.session_ttl_ns // NS_PER_S),
+                        httponly=True, samesite='strict', secure=secure_cookie, path='/')
+        return resp
+
+    @app.post('/logout')
+    def logout(request: Request, csrf_token: str = Form('')):
+        s = session_of(request)
+        if s is None:
+            return unauthorized(request, False)
+        if not csrf_ok(s, request, csrf_token):
+            return JSONResponse({'error': 'invalid CSRF token'}, status_code=403)
+        auth.logout(request.cookies.get(COOKIE), service.clock())
+        resp = RedirectResponse('/login', status_code=303)
+        resp.delete_cookie(COOKIE, path='/')
+        return resp
+
+    # --- queue --------------------------------------------------------------------------------
+    def queue_rows(s: Session) -> list[dict]:
+        now = service.clock()
+        out = []
+        for d in service.queue(s):
+            r = d['request']
+            out.append({'seq': d['seq'], 'request_id': d['request_id'], 'status': d['status'],
+                        'flagged': d['flagged'], 'priority': round(d['priority'], 1),
+                        'reason': REASON_NAMES.get(d['reason'], str(d['reason'])),
+                        'shoppers': r.get('shopper_ids', []), 'plates': r.get('plate_ids', []),
+                        'delta_grams': r.get('delta_grams'),
+                        'shopper_exited': d['shopper_exited'],
+                        'age_s': round((now - d['received_ns']) / NS_PER_S, 1)})
+        return out
+
+    @app.get('/', response_class=HTMLResponse)
+    def queue_page(request: Request):
+        s = session_of(request)
+        if s is None:
+            return unauthorized(request, True)
+        rows = queue_rows(s)
+        trs = ''.join(
+            f'<tr class="req" data-seq="{r["seq"]}"><td>{r["priority"]}</td>'
+            f'<td><a href="/r/{r["seq"]}">{_e(r["request_id"])}</a></td>'
+            f'<td>{_e(r["reason"])}</td><td>{_e(", ".join(r["plates"]))}</td>'
+            f'<td>{r["delta_grams"]:+.1f} g</td><td>{_e(", ".join(r["shoppers"]))}'
+            f'{" (left the store)" if r["shopper_exited"] else ""}</td>'
+            f'<td>{r["age_s"]:.0f} s</td><td>{_e(r["status"])}'
+            f'{" <span class=flag>FLAGGED</span>" if r["flagged"] else ""}</td></tr>'
+            for r in rows)
+        body = (f'<h2>Review queue ({len(rows)})</h2><table id="queue"><tr><th>priority</th>'
+                '<th>request</th><th>reason</th><th>plates</th><th>change</th><th>shoppers'
+                f'</th><th>age</th><th>status</th></tr>{trs}</table>'
+                + ('' if rows else '<p id="empty">Nothing to review.</p>')
+                + '<script>setTimeout(()=>location.reload(), 5000);'
+                'document.addEventListener("keydown",e=>{if(e.key==="Enter"){'
+                'const a=document.querySelector("#queue a");if(a)location=a.href;}});</script>')
+        return _page('Review queue', body, s)
+
+    @app.get('/api/queue')
+    def queue_api(request: Request):
+        s = session_of(request)
+        if s is None:
+            return unauthorized(request, False)
+        return {'user': s.user, 'role': s.role, 'requests': queue_rows(s)}
+
+    # --- one request --------------------------------------------------------------------------
+    @app.get('/r/{seq}', response_class=HTMLResponse)
+    def request_page(request: Request, seq: int):
+        s = session_of(request)
+        if s is None:
+            return unauthorized(request, True)
+        d = service.request_for(s, seq)
+        if d is None:
+            return HTMLResponse(_page('Not found', '<p>No such request in your queue.</p>', s),
+                                status_code=404)
+        r = d['request']
+        traces = service.store.evidence(d['request_id'], 'weight_trace')
+        images = service.store.evidence(d['request_id'], 'image')
+        start_ns = start_ns_of(d['event_id'], d['stamp_ns'])
+        svg = trace_svg(traces, marks_ns=[(start_ns, 'hand in'), (d['stamp_ns'], 'settled')])
+        imgs = ''.join(f'<img src="/evidence/{i["evidence_id"]}.jpg" alt="{_e(i["name"])}">'
+                       for i in images) or '<p>No camera saw this plate (weight only).</p>'
+        decided = d['status'] == 'decided'
+        csrf = _e(s.csrf)
+
+        def button(idx: int, key: str, label: str, conf: str) -> str:
+            if decided:
+                return f'<div class="cand">{_e(label)} {conf}</div>'
+            return (f'<form method="post" action="/r/{seq}/decide" class="decide" '
+                    f'data-key="{key}"><input type="hidden" name="csrf_token" value="{csrf}">'
+                    f'<input type="hidden" name="choice" value="{idx}"><button type="submit" '
+                    f'class="cand" id="choice-{key}"><kbd>{key}</kbd>{_e(label)} {conf}'
+                    '</button></form>')
+
+        cands = r.get('candidates', [])
+        buttons = ''.join(button(i, str(i + 1), _what(c), f'(p={float(c["confidence"]):.2f})')
+                          for i, c in enumerate(cands[:9]))
+        buttons += button(NO_CHANGE, '0', 'no change to any cart', '')
+        status = _e(d['status']) + (' <span class="flag">FLAGGED</span>' if d['flagged'] else '')
+        dec = ''
+        if decided and d['decision']:
+            dd = d['decision']
+            dec = (f'<p id="decision">Decided by {_e(dd["reviewer"])}: '
+                   f'{_e(_what(dd["decision"]))}</p>')
+        receipts = service.store.receipts(r.get('shopper_ids', []))
+        rec = ''.join(f'<li>{_e(x["receipt_id"])} rev {x["revision"]}: '
+                      f'{x["total_cents"]} cents, {x["pending_reviews"]} pending'
+                      f'{(" - " + _e(x["correction_note"])) if x["correction_note"] else ""}'
+                      '</li>' for x in receipts)
+        audit = ''.join(f'<li>{_e(a["actor"])}: {_e(a["action"])} {_e(a["detail"])}</li>'
+                        for a in service.store.audit_log(d['request_id']))
+        t_s = d['stamp_ns'] / NS_PER_S
+        body = (f'<h2>{_e(d["request_id"])}</h2><div class="box"><p>Reason: <b>'
+                f'{_e(REASON_NAMES.get(d["reason"], d["reason"]))}</b> &mdash; '
+                f'{_e(r.get("detail", ""))}</p><p>Plates {_e(", ".join(r.get("plate_ids", [])))}'
+                f', change {float(r.get("delta_grams", 0)):+.1f} g at t={t_s:.3f} s; shoppers '
+                f'{_e(", ".join(r.get("shopper_ids", [])))}; status {status}</p>{dec}</div>'
+                f'<div class="box"><h3>Weight trace</h3>{svg}</div>'
+                f'<div class="box evid"><h3>Cameras (faces blurred)</h3>{imgs}</div>'
+                f'<div class="box"><h3>What happened? (keys 1-9, 0 = no change)</h3>'
+                f'{buttons}</div><div class="box"><h3>Receipts</h3><ul>{rec}</ul>'
+                f'<h3>Audit</h3><ul>{audit}</ul></div>'
+                '<script>document.addEventListener("keydown",e=>{if(e.ctrlKey||e.metaKey||'
+                'e.altKey)return;const f=document.querySelector('
+                '`form.decide[data-key="${e.key}"]`);if(f){e.preventDefault();f.submit();}});'
+                '</script>')
+        return _page(d['request_id'], body, s)
+
+    @app.post('/r/{seq}/decide')
+    def decide(request: Request, seq: int, choice: int = Form(...), csrf_token: str = Form('')):
+        s = session_of(request)
+        if s is None:
+            return unauthorized(request, False)
+        if not csrf_ok(s, request, csrf_token):
+            return JSONResponse({'error': 'invalid CSRF token'}, status_code=403)
+        try:
+            service.decide(s, seq, int(choice))
+        except DecisionRefused as exc:
+            code = 409 if 'already decided' in str(exc) else 403
+            if 'no such' in str(exc):
+                code = 404
+            return JSONResponse({'error': str(exc)}, status_code=code)
+        if 'text/html' in request.headers.get('accept', ''):
+            nxt = service.queue(s)
+            return RedirectResponse(f'/r/{nxt[0]["seq"]}' if nxt else '/', status_code=303)
+        return {'decided': seq}
+
+    @app.get('/evidence/{evidence_id}.jpg')
+    def evidence_image(request: Request, evidence_id: int):
+        s = session_of(request)
+        if s is None:
+            return unauthorized(request, False)
+        item = service.store.evidence_item(evidence_id)
+        if item is None or item['kind'] != 'image':
+            return JSONResponse({'error': 'not found'}, status_code=404)
+        d = service.store.request(item['request_id'])
+        if d is None or service.request_for(s, d['seq']) is None:
+            return JSONResponse({'error': 'not found'}, status_code=404)
+        try:
+            data = pathlib.Path(item['path']).read_bytes()
+        except OSError:
+            return JSONResponse({'error': 'image file missing'}, status_code=410)
+        return Response(data, media_type='image/jpeg')
+
+    @app.get('/healthz')
+    def healthz():
+        return {'ok': True}
+
+    return app
+
+
+class ConsoleServer:
+    """uvicorn serving ``app`` in a daemon thread; binds before starting so errors are early.
+
+    ``port`` 0 picks a free port; when ``port`` is taken and ``fallback`` is set, a free port is
+    used instead (several stores or test runs on one machine). ``url`` says where it listens.
+    """
+
+    def __init__(self, app, host: str = '127.0.0.1', port: int = 8080, fallback: bool = True):
+        self.sock = socket.socket(socket.AF_INET6 if ':' in host else socket.AF_INET)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.fell_back = False
+        try:
+            self.sock.bind((host, port))
+        except OSError:
+            if not fallback:
+                self.sock.close()
+                raise
+            self.sock.bind((host, 0))
+            self.fell_back = True
+        self.sock.listen(64)
+        self.host, self.port = self.sock.getsockname()[:2]
+        config = uvicorn.Config(app, log_level='warning', access_log=False, lifespan='off')
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self._run, name='review-console', daemon=True)
+
+    @property
+    def url(self) -> str:
+        host = f'[{self.host}]' if ':' in self.host else self.host
+        return f'http://{host}:{self.port}'
+
+    def _run(self) -> None:
+        self.server.run(sockets=[self.sock])
+
+    def start(self, wait_s: float = 10.0) -> None:
+        self.thread.start()
+        deadline = time.monotonic() + wait_s
+        while not self.server.started and self.thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    def stop(self, wait_s: float = 5.0) -> None:
+        self.server.should_exit = True
+        if self.thread.is_alive():
+            self.thread.join(wait_s)
+        self.sock.close()

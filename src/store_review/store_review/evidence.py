@@ -1,0 +1,429 @@
+"""Evidence for a review request: the plates' weight traces and camera frames, faces blurred.
+
+Weight traces
+    :class:`TraceBuffer` keeps the last ``keep_s`` seconds of every plate's samples (a ring
+    buffer per plate, fed from PlateWeights). A request asks for its plates over
+    ``[start - pad_s, settled + pad_s]`` (the start stamp is in the event id,
+    ``"<plate>@<start ns>"``). The request usually arrives before ``settled + pad_s`` has been
+    sampled (the cart holds events for ``hold_s``), so :class:`TraceCollector` keeps the job
+    until the buffer's newest sample passes the window end (or ``give_up_s`` of sensor time
+    later, then it saves what there is) and hands back finished traces to store.
+
+Images
+    :class:`FrameBuffer` keeps a few recent frames per camera (decimated to ``max_fps``);
+    :class:`CameraView` says which plates a camera sees (optionally with the plate's pixel box).
+    The store description's ``cameras:`` section (being added with ``store_perception``) gives
+    them; without cameras a request simply has no image evidence. :func:`anonymize` blurs faces
+    before anything is written: the top quarter of each detected ``shopper`` box plus OpenCV's
+    Haar frontal-face detections; with neither, everything above the shelf line except the
+    plate's box. :func:`crop_for_plate` cuts the plate region with a margin.
+
+No rclpy here.
+"""
+from __future__ import annotations
+
+import bisect
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+import numpy as np
+
+NS_PER_S = 1_000_000_000
+
+Box = tuple[int, int, int, int]       # x, y, w, h in pixels
+
+
+def start_ns_of(event_id: str, default: int) -> int:
+    """The start stamp encoded in a shelf event id ``"<plate>@<start ns>"``."""
+    _, sep, tail = event_id.rpartition('@')
+    try:
+        return int(tail) if sep else default
+    except ValueError:
+        return default
+
+
+# --- weight traces ----------------------------------------------------------------------------
+class TraceBuffer:
+    """Per-plate ring buffers of (stamp_ns, grams); invalid samples are kept as NaN."""
+
+    def __init__(self, keep_s: float = 60.0):
+        self.keep_ns = int(keep_s * NS_PER_S)
+        self._t: dict[str, deque] = {}
+        self._w: dict[str, deque] = {}
+        self.newest_ns = 0
+
+    def add(self, plate_id: str, stamp_ns: int, grams: float, valid: bool = True) -> None:
+        t = self._t.setdefault(plate_id, deque())
+        w = self._w.setdefault(plate_id, deque())
+        if t and stamp_ns < t[-1]:
+            return                  # out of order: drop (traces are for display)
+        t.append(int(stamp_ns))
+        w.append(float(grams) if valid and math.isfinite(grams) else float('nan'))
+        self.newest_ns = max(self.newest_ns, int(stamp_ns))
+        floor = stamp_ns - self.keep_ns
+        while t and t[0] < floor:
+            t.popleft()
+            w.popleft()
+
+    def cut(self, plate_id: str, t0_ns: int, t1_ns: int) -> tuple[list[int], list[float]]:
+        t = list(self._t.get(plate_id, ()))
+        w = list(self._w.get(plate_id, ()))
+        i, j = bisect.bisect_left(t, t0_ns), bisect.bisect_right(t, t1_ns)
+        return t[i:j], w[i:j]
+
+
+@dataclass
+class TraceJob:
+    request_id: str
+    plate_ids: tuple[str, ...]
+    t0_ns: int
+    t1_ns: int
+
+
+@dataclass
+class Trace:
+    request_id: str
+    plate_id: str
+    t0_ns: int
+    t1_ns: int
+    stamps_ns: list[int]
+    grams: list[float]
+
+    def payload(self) -> dict:
+        # relative milliseconds and 0.1 g keep the JSON small
+        return {'t0_ns': self.t0_ns, 't1_ns': self.t1_ns,
+                't_ms': [int((t - self.t0_ns) // 1_000_000) for t in self.stamps_ns],
+                'grams': [None if math.isnan(g) else round(g, 1) for g in self.grams]}
+
+
+class TraceCollector:
+    """Waits until a request's trace window has been sampled, then cuts the traces."""
+
+    def __init__(self, buffer: TraceBuffer, pad_s: float = 2.0, give_up_s: float = 10.0):
+        self.buffer = buffer
+        self.pad_ns = int(pad_s * NS_PER_S)
+        self.give_up_ns = int(give_up_s * NS_PER_S)
+        self.jobs: dict[str, TraceJob] = {}
+
+    def request(self, request_id: str, event_id: str, plate_ids: Sequence[str],
+                settled_ns: int) -> None:
+        start = start_ns_of(event_id, settled_ns)
+        self.jobs.setdefault(request_id, TraceJob(request_id, tuple(plate_ids),
+                                                  start - self.pad_ns, settled_ns + self.pad_ns))
+
+    def ready(self) -> list[Trace]:
+        """Traces whose window is complete (or given up on); their jobs are done."""
+        head = self.buffer.newest_ns
+        out = []
+        for rid, job in list(self.jobs.items()):
+            if head < job.t1_ns:
+                continue            # still filling; expire() gives up on it eventually
+            for pid in job.plate_ids:
+                t, w = self.buffer.cut(pid, job.t0_ns, job.t1_ns)
+                out.append(Trace(rid, pid, job.t0_ns, job.t1_ns, t, w))
+            del self.jobs[rid]
+        return out
+
+    def expire(self, now_head_ns: int | None = None) -> list[Trace]:
+        """Give up on jobs the buffer cannot complete (restart, quiet controller)."""
+        head = self.buffer.newest_ns if now_head_ns is None else now_head_ns
+        out = []
+        for rid, job in list(self.jobs.items()):
+            if head >= job.t1_ns + self.give_up_ns or head == 0:
+                for pid in job.plate_ids:
+                    t, w = self.buffer.cut(pid, job.t0_ns, job.t1_ns)
+                    out.append(Trace(rid, pid, job.t0_ns, job.t1_ns, t, w))
+                del self.jobs[rid]
+        return out
+
+
+def trace_svg(traces: Iterable[dict], width: int = 640, height: int = 220,
+              marks_ns: Sequence[tuple[int, str]] = ()) -> str:
+    """An inline SVG plot of stored trace payloads (one polyline per plate)."""
+    traces = [t for t in traces if t['payload'].get('t_ms')]
+    colors = ('#1f77b4', '#d62728', '#2ca02c', '#9467bd')
+    pad_l, pad_b, pad_t = 56, 28, 10
+    if not traces:
+        return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="60">'
+                '<text x="10" y="30">no weight samples were buffered for this event</text>'
+                '</svg>')
+    t0 = min(t['payload']['t0_ns'] for t in traces)
+    t1 = max(t['payload']['t1_ns'] for t in traces)
+    vals = [g for t in traces for g in t['payload']['grams'] if g is not None]
+    lo, hi = (min(vals), max(vals)) if vals else (0.0, 1.0)
+    if hi - lo < 1.0:
+        lo, hi = lo - 0.5, hi + 0.5
+    span = max(1, t1 - t0)
+
+    def x(t_ns: float) -> float:
+        return pad_l + (t_ns - t0) / span * (width - pad_l - 10)
+
+    def y(g: float) -> float:
+        return pad_t + (hi - g) / (hi - lo) * (height - pad_t - pad_b)
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+             f'class="trace" role="img" aria-label="weight trace">',
+             f'<rect x="{pad_l}" y="{pad_t}" width="{width - pad_l - 10}" '
+             f'height="{height - pad_t - pad_b}" fill="#fafafa" stroke="#999"/>',
+             f'<text x="4" y="{pad_t + 10}" font-size="11">{hi:.0f} g</text>',
+             f'<text x="4" y="{height - pad_b}" font-size="11">{lo:.0f} g</text>',
+             f'<text x="{pad_l}" y="{height - 6}" font-size="11">0 s</text>',
+             f'<text x="{width - 60}" y="{height - 6}" font-size="11">'
+             f'{span / NS_PER_S:.1f} s</text>']
+    for t_ns, label in marks_ns:
+        if t0 <= t_ns <= t1:
+            parts.append(f'<line x1="{x(t_ns):.1f}" x2="{x(t_ns):.1f}" y1="{pad_t}" '
+                         f'y2="{height - pad_b}" stroke="#888" stroke-dasharray="4 3"/>'
+                         f'<text x="{x(t_ns) + 3:.1f}" y="{pad_t + 22}" font-size="10">'
+                         f'{label}</text>')
+    for k, tr in enumerate(traces):
+        p = tr['payload']
+        pts = [f'{x(p["t0_ns"] + ms * 1_000_000):.1f},{y(g):.1f}'
+               for ms, g in zip(p['t_ms'], p['grams']) if g is not None]
+        col = colors[k % len(colors)]
+        parts.append(f'<polyline fill="none" stroke="{col}" stroke-width="1.5" '
+                     f'points="{" ".join(pts)}"/>')
+        parts.append(f'<text x="{pad_l + 6 + 110 * k}" y="{height - pad_b - 6}" '
+                     f'font-size="11" fill="{col}">{tr["name"]}</text>')
+    parts.append('</svg>')
+    return ''.join(parts)
+
+
+# --- images -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CameraView:
+    """What one camera sees: plate ids, optionally each plate's pixel box, the shelf line."""
+
+    camera_id: str
+    plates: dict[str, Box | None] = field(default_factory=dict)
+    shelf_top_y: int | None = None     # pixel row of the highest shelf surface seen
+
+    def sees(self, plate_ids: Iterable[str]) -> bool:
+        return any(p in self.plates for p in plate_ids)
+
+
+def cameras_from_description(doc: dict) -> list[CameraView]:
+    """``cameras:`` of a store description (raw YAML mapping under ``store``), tolerant.
+
+    Accepted per camera: ``id``, ``plates`` (a list of plate ids, or a mapping plate id ->
+    ``[x, y, w, h]`` pixel box), optional ``shelf_top_y``. Unknown keys are ignored so this
+    keeps working while the perception package grows the section.
+    """
+    out = []
+    for cam in (doc or {}).get('cameras') or []:
+        if not isinstance(cam, dict) or 'id' not in cam:
+            continue
+        plates = cam.get('plates') or cam.get('sees_plates') or {}
+        if isinstance(plates, list):
+            plates = {str(p): None for p in plates}
+        boxes = {}
+        for pid, box in dict(plates).items():
+            boxes[str(pid)] = tuple(int(v) for v in box) if box and len(box) == 4 else None
+        out.append(CameraView(str(cam['id']), boxes, cam.get('shelf_top_y')))
+    return out
+
+
+class FrameBuffer:
+    """Recent frames per camera: (stamp_ns, BGR image), at most ``max_fps``, ``keep_s``."""
+
+    def __init__(self, keep_s: float = 20.0, max_fps: float = 4.0):
+        self.keep_ns = int(keep_s * NS_PER_S)
+        self.min_dt_ns = int(NS_PER_S / max_fps) if max_fps > 0 else 0
+        self.frames: dict[str, deque] = {}
+
+    def add(self, camera_id: str, stamp_ns: int, image: np.ndarray) -> bool:
+        q = self.frames.setdefault(camera_id, deque())
+        if q and stamp_ns - q[-1][0] < self.min_dt_ns:
+            return False
+        q.append((int(stamp_ns), image))
+        while q and q[0][0] < stamp_ns - self.keep_ns:
+            q.popleft()
+        return True
+
+    def around(self, camera_id: str, t0_ns: int, t1_ns: int,
+               max_frames: int = 6) -> list[tuple[int, np.ndarray]]:
+        """Frames within [t0, t1], spread evenly, at most ``max_frames``."""
+        sel = [f for f in self.frames.get(camera_id, ()) if t0_ns <= f[0] <= t1_ns]
+        if len(sel) <= max_frames:
+            return sel
+        idx = np.linspace(0, len(sel) - 1, max_frames).round().astype(int)
+        return [sel[i] for i in idx]
+
+
+_FACE_CASCADE = None
+
+
+def haar_faces(image: np.ndarray) -> list[Box]:
+    """Frontal faces found by OpenCV's bundled Haar cascade (an empty list if unavailable)."""
+    global _FACE_CASCADE
+    import cv2
+    if _FACE_CASCADE is None:
+        path = cv2.data.haarcascades + 'haarcascade_frontalface_default.xml'
+        _FACE_CASCADE = cv2.CascadeClassifier(path)
+    if _FACE_CASCADE.empty():
+        return []
+    gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
+    found = _FACE_CASCADE.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=4,
+                                           minSize=(24, 24))
+    return [tuple(int(v) for v in f) for f in found]
+
+
+def _blur_region(image: np.ndarray, box: Box) -> None:
+    import cv2
+    h_img, w_img = image.shape[:2]
+    x, y, w, h = box
+    x0, y0 = max(0, x), max(0, y)
+    x1, y1 = min(w_img, x + w), min(h_img, y + h)
+    if x1 <= x0 or y1 <= y0:
+        return
+    roi = image[y0:y1, x0:x1]
+    k = max(3, (max(x1 - x0, y1 - y0) // 3) | 1)
+    # pixelate then blur: irreversible, and no detail survives
+    small = cv2.resize(roi, (max(1, (x1 - x0) // 12), max(1, (y1 - y0) // 12)),
+                       interpolation=cv2.INTER_AREA)
+    roi[:] = cv2.GaussianBlur(cv2.resize(small, (x1 - x0, y1 - y0),
+                                         interpolation=cv2.INTER_LINEAR), (k, k), 0)
+
+
+def anonymize(image: np.ndarray, shopper_boxes: Sequence[Box] = (),
+              plate_box: Box | None = None, shelf_top_y: int | None = None,
+              head_share: float = 0.25, detect_faces: bool = True) -> tuple[np.ndarray, dict]:
+    """A copy of ``image`` with faces blurred, and what was blurred.
+
+    Blurs the top ``head_share`` of each shopper box and every Haar frontal face. With no
+    detections at all, blurs everything above the shelf line (``shelf_top_y``, default the
+    middle of the image) except the plate's box, so an undetected head is never shown.
+    """
+    out = image.copy()
+    faces = haar_faces(out) if detect_faces else []
+    regions: list[Box] = []
+    for x, y, w, h in shopper_boxes:
+        regions.append((x, y, w, max(1, int(round(h * head_share)))))
+    regions.extend(faces)
+    for box in regions:
+        _blur_region(out, box)
+    fallback = False
+    if not shopper_boxes and not faces:
+        fallback = True
+        h_img, w_img = out.shape[:2]
+        line = h_img // 2 if shelf_top_y is None else int(np.clip(shelf_top_y, 0, h_img))
+        keep = None
+        if plate_box is not None:
+            keep = out[max(0, plate_box[1]):plate_box[1] + plate_box[3],
+                       max(0, plate_box[0]):plate_box[0] + plate_box[2]].copy()
+        _blur_region(out, (0, 0, w_img, line))
+        if keep is not None and keep.size:
+            out[max(0, plate_box[1]):max(0, plate_box[1]) + keep.shape[0],
+                max(0, plate_box[0]):max(0, plate_box[0]) + keep.shape[1]] = keep
+    return out, {'shopper_boxes': len(shopper_boxes), 'faces': len(faces),
+                 'fallback_above_shelf': fallback}
+
+
+def crop_for_plate(image: np.ndarray, plate_box: Box | None, margin: float = 0.6,
+                   min_size: int = 160) -> tuple[np.ndarray, Box | None]:
+    """The plate's region with a margin (hands and products), or the whole frame, and the
+    plate's box inside the crop."""
+    if plate_box is None:
+        return image, None
+    h_img, w_img = image.shape[:2]
+    x, y, w, h = plate_box
+    mx, my = int(w * margin) + min_size // 4, int(h * margin) + min_size // 4
+    x0, y0 = max(0, x - mx), max(0, y - my)
+    x1, y1 = min(w_img, x + w + mx), min(h_img, y + h + my)
+    return image[y0:y1, x0:x1], (x - x0, y - y0, w, h)
+
+
+def encode_jpeg(image: np.ndarray, quality: int = 85) -> bytes:
+    import cv2
+    ok, buf = cv2.imencode('.jpg', image, [int(cv2.IMWRITE_JPEG_QUALITY), int(quality)])
+    if not ok:
+        raise ValueError('JPEG encoding failed')
+    return buf.tobytes()
+
+
+def image_from_msg_fields(encoding: str, height: int, width: int, step: int,
+                          data: bytes) -> np.ndarray | None:
+    """A BGR uint8 array from sensor_msgs/Image fields (bgr8, rgb8, mono8); None otherwise."""
+    buf = np.frombuffer(bytes(data), dtype=np.uint8)
+    if encoding in ('bgr8', 'rgb8'):
+        if step < width * 3 or buf.size < step * height:
+            return None
+        img = buf[:step * height].reshape(height, step)[:, :width * 3].reshape(height, width, 3)
+        return img[:, :, ::-1].copy() if encoding == 'rgb8' else img.copy()
+    if encoding == 'mono8':
+        if buf.size < step * height:
+            return None
+        g = buf[:step * height].reshape(height, step)[:, :width]
+        return np.repeat(g[:, :, None], 3, axis=2)
+    return None
+
+
+@dataclass
+class ImageJob:
+    request_id: str
+    cameras: tuple[CameraView, ...]
+    plate_ids: tuple[str, ...]
+    t0_ns: int
+    t1_ns: int
+
+
+class ImageCollector:
+    """Frames of the cameras that see a request's plates, anonymized and written as JPEG.
+
+    ``ready()`` returns ``(request_id, name, stamp_ns, path, metadata)`` per written crop once
+    the frames cover the window (or ``give_up_s`` after its end by the newest frame). With no
+    cameras configured, ``request`` does nothing and nothing is ever returned.
+    """
+
+    def __init__(self, frames: FrameBuffer, cameras: Sequence[CameraView], out_dir,
+                 pad_s: float = 1.0, give_up_s: float = 5.0, max_frames: int = 4,
+                 detections=None):
+        self.frames = frames
+        self.cameras = list(cameras)
+        self.out_dir = out_dir
+        self.pad_ns = int(pad_s * NS_PER_S)
+        self.give_up_ns = int(give_up_s * NS_PER_S)
+        self.max_frames = max_frames
+        # hook: detections(camera_id, stamp_ns) -> shopper boxes (store_perception, later)
+        self.detections = detections or (lambda camera_id, stamp_ns: [])
+        self.jobs: dict[str, ImageJob] = {}
+
+    def request(self, request_id: str, event_id: str, plate_ids: Sequence[str],
+                settled_ns: int) -> None:
+        cams = tuple(c for c in self.cameras if c.sees(plate_ids))
+        if not cams:
+            return
+        start = start_ns_of(event_id, settled_ns)
+        self.jobs.setdefault(request_id, ImageJob(request_id, cams, tuple(plate_ids),
+                                                  start - self.pad_ns, settled_ns + self.pad_ns))
+
+    def ready(self, sensor_now_ns: int = 0) -> list[tuple[str, str, int, str, dict]]:
+        """Finished crops; a job is done when its cameras' frames pass the window end, or when
+        ``sensor_now_ns`` (e.g. the newest weight sample) is ``give_up_s`` past it."""
+        import pathlib
+        out = []
+        for rid, job in list(self.jobs.items()):
+            newest = max((q[-1][0] for c in job.cameras
+                          for q in [self.frames.frames.get(c.camera_id)] if q), default=0)
+            if newest < job.t1_ns and sensor_now_ns < job.t1_ns + self.give_up_ns:
+                continue
+            folder = pathlib.Path(self.out_dir) / rid.replace('/', '_').replace('@', '_')
+            for cam in job.cameras:
+                box = next((cam.plates.get(p) for p in job.plate_ids if cam.plates.get(p)),
+                           None)
+                for stamp, img in self.frames.around(cam.camera_id, job.t0_ns, job.t1_ns,
+                                                     self.max_frames):
+                    clean, meta = anonymize(img, self.detections(cam.camera_id, stamp), box,
+                                            cam.shelf_top_y)
+                    crop, box_in_crop = crop_for_plate(clean, box)
+                    folder.mkdir(parents=True, exist_ok=True)
+                    path = folder / f'{cam.camera_id}_{stamp}.jpg'
+                    path.write_bytes(encode_jpeg(crop))
+                    meta.update({'camera_id': cam.camera_id, 'plate_box': box,
+                                 'plate_box_in_crop': box_in_crop,
+                                 'width': int(crop.shape[1]), 'height': int(crop.shape[0])})
+                    out.append((rid, f'{cam.camera_id}@{stamp}', stamp, str(path), meta))
+            del self.jobs[rid]
+        return out

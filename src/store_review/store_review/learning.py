@@ -1,0 +1,312 @@
+"""Learning from reviews: labelled examples, per-SKU weight models, threshold re-tuning (no rclpy).
+
+Labelled example
+    Every decision becomes one JSON record: the event's plates and deltas, the shelf node's
+    hypotheses with their posteriors, the candidates offered, the reviewer's answer, and two
+    labels derived from them: ``product`` (sku, action, quantity; None for "no change") and
+    ``best_correct`` (was the machine's best product hypothesis the answer?).
+
+Weight models (per SKU)
+    A normal-inverse-gamma posterior over a SKU's unit weight (mean and variance), starting
+    from the catalog (``unit_grams``, ``unit_grams_sd``) with ``prior_strength`` pseudo-units,
+    updated with ``|delta_grams| / quantity`` of every example in which the reviewer confirmed
+    that SKU. Observations further than ``gate_sd`` prior standard deviations (plus
+    ``gate_grams``) from the prior mean are ignored (a wrong answer must not drag the model).
+    Written as a YAML overlay that ``HypothesisRanker.from_store(..., overlay=...)`` and the
+    shelf event node's ``weight_models_file`` read.
+
+Thresholds
+    The cart applies the best hypothesis unasked when its posterior >= ``min_confidence`` and
+    leads the second by >= ``min_margin``. The tuner calibrates the posteriors on the labelled
+    examples (per posterior bin, a log-odds shift with a prior that trusts the posterior itself
+    with ``prior_strength`` pseudo-examples), then picks, on a grid, the thresholds that keep
+    the estimated accuracy of the auto-decided events >= ``target_accuracy`` with the fewest
+    events sent to review. Written as YAML for the cart node's ``thresholds_file``.
+"""
+from __future__ import annotations
+
+import math
+import pathlib
+import time
+from dataclasses import dataclass
+from typing import Iterable, Mapping, Sequence
+
+import yaml
+
+ACTION_TAKE = 1
+ACTION_RETURN = 2
+
+
+# --- labelled examples ------------------------------------------------------------------------
+def _hyps_of(request, shelf_event: Mapping | None) -> list[dict]:
+    if shelf_event and shelf_event.get('hypotheses'):
+        hyps = [{'sku': h['sku'], 'action': int(h['action']), 'quantity': int(h['quantity']),
+                 'likelihood': float(h['likelihood'])} for h in shelf_event['hypotheses']]
+    else:   # from the candidates: marginal over shoppers
+        acc: dict[tuple, float] = {}
+        for c in request.candidates:
+            key = (c.sku, int(c.action), int(c.quantity))
+            acc[key] = acc.get(key, 0.0) + float(c.confidence)
+        hyps = [{'sku': k[0], 'action': k[1], 'quantity': k[2], 'likelihood': v}
+                for k, v in acc.items()]
+    hyps.sort(key=lambda h: -h['likelihood'])
+    return hyps
+
+
+def make_example(request, shelf_event: Mapping | None, decision) -> dict:
+    """A labelled example from a request (ReviewRequestData), its shelf event, the decision."""
+    hyps = _hyps_of(request, shelf_event)
+    products = [h for h in hyps if h['sku'] and h['quantity'] > 0]
+    best = products[0] if products else None
+    p_best = best['likelihood'] if best else 0.0
+    second = next((h['likelihood'] for h in hyps if h is not best), 0.0)
+    product = None
+    if decision.sku and decision.quantity > 0:
+        product = {'sku': decision.sku, 'action': int(decision.action),
+                   'quantity': int(decision.quantity)}
+    if product is None:
+        best_correct = best is None
+    else:
+        best_correct = best is not None and (best['sku'], best['action'], best['quantity']) == (
+            product['sku'], product['action'], product['quantity'])
+    ev = shelf_event or {}
+    return {
+        'request_id': request.request_id, 'event_id': request.event_id,
+        'reason': int(request.reason), 'gondola_id': request.gondola_id,
+        'plate_ids': list(request.plate_ids), 'delta_grams': float(request.delta_grams),
+        'plate_delta_grams': list(ev.get('plate_delta_grams', ())),
+        'noise_grams': float(ev.get('noise_grams', 0.0)),
+        'shopper_ids': list(request.shopper_ids),
+        'hypotheses': hyps, 'hypotheses_from_event': bool(shelf_event),
+        'candidates': [c.to_dict() for c in request.candidates],
+        'answer': {'shopper_id': decision.shopper_id, 'sku': decision.sku,
+                   'action': int(decision.action), 'quantity': int(decision.quantity)},
+        'product': product, 'reviewer': decision.reviewer_id, 'decided_ns': decision.stamp_ns,
+        'p_best': float(p_best), 'margin': float(p_best - second), 'best_correct': best_correct,
+    }
+
+
+# --- per-SKU weight models --------------------------------------------------------------------
+@dataclass
+class WeightModel:
+    """Normal-inverse-gamma posterior over one SKU's unit weight."""
+
+    sku: str
+    mu: float          # posterior mean of the unit weight [g]
+    kappa: float       # pseudo-observations behind mu
+    alpha: float
+    beta: float
+    prior_mu: float
+    prior_sd: float
+    n: int = 0
+
+    @classmethod
+    def prior(cls, sku: str, unit_grams: float, unit_grams_sd: float,
+              strength: float = 3.0) -> 'WeightModel':
+        sd = max(float(unit_grams_sd), 0.05)
+        alpha = max(2.0, strength / 2.0 + 1.0)
+        return cls(sku, float(unit_grams), float(strength), alpha, sd * sd * (alpha - 1.0),
+                   float(unit_grams), sd)
+
+    @property
+    def sd(self) -> float:
+        """Posterior mean of the unit weight's standard deviation (via E[variance])."""
+        return math.sqrt(self.beta / (self.alpha - 1.0))
+
+    def update(self, xs: Sequence[float]) -> None:
+        xs = [float(x) for x in xs]
+        if not xs:
+            return
+        n = len(xs)
+        mean = sum(xs) / n
+        ss = sum((x - mean) ** 2 for x in xs)
+        k0, m0 = self.kappa, self.mu
+        self.kappa = k0 + n
+        self.mu = (k0 * m0 + n * mean) / self.kappa
+        self.alpha += n / 2.0
+        self.beta += 0.5 * ss + k0 * n * (mean - m0) ** 2 / (2.0 * self.kappa)
+        self.n += n
+
+
+def unit_observations(examples: Iterable[Mapping]) -> dict[str, list[float]]:
+    """{sku: [|delta| / quantity]} from examples whose answer confirmed a product."""
+    out: dict[str, list[float]] = {}
+    for ex in examples:
+        prod = ex.get('product')
+        if not prod or prod['quantity'] < 1 or not math.isfinite(ex.get('delta_grams', math.nan)):
+            continue
+        delta = float(ex['delta_grams'])
+        sign_ok = (delta < 0) == (prod['action'] == ACTION_TAKE)
+        if not sign_ok:
+            continue
+        out.setdefault(prod['sku'], []).append(abs(delta) / prod['quantity'])
+    return out
+
+
+def fit_weight_models(catalog, examples: Iterable[Mapping], prior_strength: float = 3.0,
+                      gate_sd: float = 6.0, gate_grams: float = 4.0) -> dict[str, WeightModel]:
+    """Weight models of the SKUs with observations (catalog: sku -> product-like)."""
+    products = catalog.products if hasattr(catalog, 'products') else catalog
+    models = {}
+    for sku, xs in sorted(unit_observations(examples).items()):
+        prod = products.get(sku)
+        if prod is None:
+            continue
+        m = WeightModel.prior(sku, prod.unit_grams, prod.unit_grams_sd, prior_strength)
+        limit = gate_sd * m.prior_sd + gate_grams
+        m.update([x for x in xs if abs(x - m.prior_mu) <= limit])
+        if m.n:
+            models[sku] = m
+    return models
+
+
+def write_weight_models(models: Mapping[str, WeightModel], path: str | pathlib.Path) -> None:
+    doc = {'weight_models': {sku: {
+        'unit_grams': round(m.mu, 3), 'unit_grams_sd': round(m.sd, 3), 'n': m.n,
+        'catalog_unit_grams': m.prior_mu, 'catalog_unit_grams_sd': m.prior_sd}
+        for sku, m in sorted(models.items())},
+        'written_at': time.strftime('%Y-%m-%dT%H:%M:%S')}
+    _atomic_write(path, yaml.safe_dump(doc, sort_keys=False))
+
+
+def _atomic_write(path: str | pathlib.Path, text: str) -> None:
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + '.tmp')
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+# --- threshold tuning -------------------------------------------------------------------------
+CONF_GRID = tuple(sorted({round(0.5 + 0.01 * i, 3) for i in range(50)}
+                         | {0.995, 0.998, 0.999, 0.9995}))
+MARGIN_GRID = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5)
+BIN_EDGES = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.999, 1.0000001)
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-6), 1 - 1e-6)
+    return math.log(p / (1 - p))
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+class Calibration:
+    """P(best hypothesis right | posterior p), from labelled (p, right) pairs."""
+
+    def __init__(self, labelled: Iterable[tuple[float, bool]], prior_strength: float = 20.0):
+        bins: dict[int, list[tuple[float, bool]]] = {}
+        for p, ok in labelled:
+            bins.setdefault(self._bin(p), []).append((float(p), bool(ok)))
+        self.shift: dict[int, float] = {}
+        for b, items in bins.items():
+            p_mean = sum(p for p, _ in items) / len(items)
+            hits = sum(1 for _, ok in items if ok)
+            cal = (hits + prior_strength * p_mean) / (len(items) + prior_strength)
+            self.shift[b] = _logit(cal) - _logit(p_mean)
+
+    @staticmethod
+    def _bin(p: float) -> int:
+        for i in range(len(BIN_EDGES) - 1):
+            if BIN_EDGES[i] <= p < BIN_EDGES[i + 1]:
+                return i
+        return len(BIN_EDGES) - 2
+
+    def __call__(self, p: float) -> float:
+        return _sigmoid(_logit(p) + self.shift.get(self._bin(p), 0.0))
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    min_confidence: float
+    min_margin: float
+    estimated_accuracy: float      # of the auto-decided events
+    estimated_review_rate: float   # share of the population sent to review
+    n_labelled: int
+    n_population: int
+    target_accuracy: float
+
+    def to_dict(self) -> dict:
+        return {k: (round(v, 6) if isinstance(v, float) else v)
+                for k, v in self.__dict__.items()}
+
+
+def evaluate_thresholds(population: Sequence[tuple[float, float]], calib, conf: float,
+                        margin: float) -> tuple[float, float]:
+    """(estimated accuracy of auto-decided events, review rate) over (p, margin) pairs."""
+    auto = [calib(p) for p, m in population if p >= conf and m >= margin]
+    acc = sum(auto) / len(auto) if auto else 1.0
+    return acc, 1.0 - len(auto) / len(population) if population else 0.0
+
+
+def tune_thresholds(labelled: Sequence[tuple[float, float, bool]],
+                    population: Sequence[tuple[float, float]] | None = None,
+                    target_accuracy: float = 0.995, prior_strength: float = 20.0,
+                    conf_grid: Sequence[float] = CONF_GRID,
+                    margin_grid: Sequence[float] = MARGIN_GRID,
+                    fallback: tuple[float, float] = (0.9, 0.2)) -> Thresholds:
+    """The (min_confidence, min_margin) with the fewest reviews reaching the target.
+
+    ``labelled``: (p_best, margin, best was right); ``population``: (p_best, margin) of every
+    event the thresholds will apply to (default: the labelled ones). With nothing feasible the
+    strictest grid point is returned.
+    """
+    calib = Calibration([(p, ok) for p, _, ok in labelled], prior_strength)
+    pop = list(population) if population is not None else [(p, m) for p, m, _ in labelled]
+    if not pop:
+        return Thresholds(fallback[0], fallback[1], 1.0, 0.0, len(labelled), 0,
+                          target_accuracy)
+    best = None
+    for conf in conf_grid:
+        for margin in margin_grid:
+            acc, rate = evaluate_thresholds(pop, calib, conf, margin)
+            if acc < target_accuracy:
+                continue
+            key = (rate, -conf, -margin)
+            if best is None or key < best[0]:
+                best = (key, conf, margin, acc, rate)
+    if best is None:
+        conf, margin = max(conf_grid), max(margin_grid)
+        acc, rate = evaluate_thresholds(pop, calib, conf, margin)
+        return Thresholds(conf, margin, acc, rate, len(labelled), len(pop), target_accuracy)
+    _, conf, margin, acc, rate = best
+    return Thresholds(conf, margin, acc, rate, len(labelled), len(pop), target_accuracy)
+
+
+def labelled_pairs(examples: Iterable[Mapping]) -> list[tuple[float, float, bool]]:
+    """(p_best, margin, best_correct) of examples whose posteriors came from the shelf event."""
+    return [(float(e['p_best']), float(e['margin']), bool(e['best_correct']))
+            for e in examples if e.get('hypotheses_from_event', True)]
+
+
+def population_pairs(shelf_events: Iterable[Mapping]) -> list[tuple[float, float]]:
+    """(p_best, margin) of the best product hypothesis of each shelf event."""
+    out = []
+    for ev in shelf_events:
+        hyps = sorted(ev.get('hypotheses', ()), key=lambda h: -float(h['likelihood']))
+        if not hyps:
+            continue
+        best = next((h for h in hyps if h['sku'] and int(h['quantity']) > 0), None)
+        if best is None:
+            continue
+        second = next((float(h['likelihood']) for h in hyps if h is not best), 0.0)
+        out.append((float(best['likelihood']), float(best['likelihood']) - second))
+    return out
+
+
+def write_thresholds(th: Thresholds, path: str | pathlib.Path) -> None:
+    doc = {'thresholds': th.to_dict(), 'written_at': time.strftime('%Y-%m-%dT%H:%M:%S')}
+    _atomic_write(path, yaml.safe_dump(doc, sort_keys=False))
+
+
+def read_thresholds(path: str | pathlib.Path) -> dict | None:
+    """{min_confidence, min_margin} from a thresholds file, or None if absent/invalid."""
+    try:
+        doc = yaml.safe_load(pathlib.Path(path).read_text()) or {}
+        th = doc['thresholds']
+        return {'min_confidence': float(th['min_confidence']),
+                'min_margin': float(th['min_margin'])}
+    except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError):
+        return None

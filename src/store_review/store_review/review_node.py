@@ -1,0 +1,216 @@
+"""The review node: the persisted review queue, its evidence, and the reviewer web console.
+
+Subscribes ``review_requests`` and ``shelf_events`` (EVENT_QOS), ``carts`` and ``receipts``
+(STATE_QOS: who has left, what their receipts say), ``<controller>/plate_weights`` of every
+controller (weight traces), and ``cameras/<id>/image_raw`` of every camera in the store
+description's ``cameras:`` section, if any. Publishes ``review_decisions`` (EVENT_QOS; the cart
+node applies them and amends issued receipts). Serves the console (``console.py``) with uvicorn
+in a thread. All logic is in ``service.py``, ``store.py``, ``evidence.py``, ``console.py``.
+"""
+from __future__ import annotations
+
+import os
+import pathlib
+
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from sensor_msgs.msg import Image
+from store_cart import convert
+from store_cart.model import CandidateData, ReviewRequestData
+from store_common.description import load_store, StoreConfigError
+from store_common.ros import (declare, EVENT_QOS, ns_stamp, RELIABLE_STREAM_QOS, SENSOR_QOS,
+                              STATE_QOS, stamp_ns)
+from store_interfaces.msg import (CartState, PlateWeights, Receipt, ReviewDecision, ReviewRequest,
+                                  ShelfEvent)
+import yaml
+
+from store_review.console import ConsoleServer, create_app
+from store_review.evidence import (cameras_from_description, FrameBuffer, image_from_msg_fields,
+                                   ImageCollector, TraceBuffer, TraceCollector)
+from store_review.service import ReviewService
+from store_review.store import QueueParams, ReviewDbError, ReviewStore
+
+DEFAULT_DB_PATH = '~/.local/state/walkout/review.sqlite'
+
+
+def review_request_from_msg(msg: ReviewRequest) -> ReviewRequestData:
+    return ReviewRequestData(
+        request_id=msg.request_id, event_id=msg.event_id, reason=int(msg.reason),
+        detail=msg.detail, gondola_id=msg.gondola_id, plate_ids=tuple(msg.plate_ids),
+        delta_grams=float(msg.delta_grams), shopper_ids=tuple(msg.shopper_ids),
+        candidates=tuple(CandidateData(c.shopper_id, c.sku, int(c.action), int(c.quantity),
+                                       float(c.confidence)) for c in msg.candidates),
+        stamp_ns=stamp_ns(msg.header.stamp))
+
+
+class ReviewNode(Node):
+
+    def __init__(self):
+        super().__init__('review')
+        store_file = declare(self, 'store_file', '', 'Store description YAML. Required.',
+                             read_only=True)
+        db_path = os.path.expanduser(declare(
+            self, 'db_path', DEFAULT_DB_PATH, 'SQLite review database (requests, evidence, '
+            'decisions, accounts, audit log).', read_only=True))
+        evidence_dir = declare(self, 'evidence_dir', '', 'Folder for evidence images; "" = '
+                               '<db folder>/review_evidence.', read_only=True)
+        host = declare(self, 'host', '127.0.0.1', 'Address the console listens on.',
+                       read_only=True)
+        port = declare(self, 'port', 8080, 'Console TCP port; 0 picks a free one.', lo=0,
+                       hi=65535, read_only=True)
+        fallback = declare(self, 'port_fallback', True, 'If the port is taken, listen on a free '
+                           'one instead (logged, and written to url_file).', read_only=True)
+        url_file = declare(self, 'url_file', '', 'Write the console URL here once it listens.',
+                           read_only=True)
+        cookie_secure = declare(self, 'cookie_secure', False, 'Mark the session cookie Secure '
+                                '(set when served behind HTTPS).', read_only=True)
+        session_ttl_s = declare(self, 'session_ttl_s', 8 * 3600.0, 'Login session lifetime '
+                                '[s].', lo=60.0, hi=7 * 86400.0, read_only=True)
+        qp = QueueParams(
+            escalate_after_s=declare(self, 'escalate_after_s', 300.0, 'An open request '
+                                     'unanswered this long is escalated: only supervisors see '
+                                     'and decide it [s].', lo=1.0, hi=86400.0, read_only=True),
+            expire_after_s=declare(self, 'expire_after_s', 1800.0, 'Unanswered this long, a '
+                                   'request expires: flagged, supervisor queue only [s].',
+                                   lo=1.0, hi=7 * 86400.0, read_only=True),
+            exited_bonus=declare(self, 'exited_priority_bonus', 100.0, 'Priority added once a '
+                                 'shopper of the request left the store.', lo=0.0, hi=1e6,
+                                 read_only=True))
+        trace_pad_s = declare(self, 'trace_pad_s', 2.0, 'Weight trace from event start minus '
+                              'this to settled plus this [s].', lo=0.0, hi=30.0, read_only=True)
+        sweep_period_s = declare(self, 'sweep_period_s', 2.0, 'How often escalation and expiry '
+                                 'are checked [s].', lo=0.1, hi=600.0, read_only=True)
+        if not store_file:
+            raise ValueError('parameter store_file is required (the store description YAML)')
+        store = load_store(store_file)
+        raw = yaml.safe_load(pathlib.Path(store_file).read_text()) or {}
+        cameras = cameras_from_description(raw.get('store', raw))
+        evidence_dir = evidence_dir or str(pathlib.Path(db_path).parent / 'review_evidence')
+
+        self._store = ReviewStore(db_path, qp)
+        self._pub = self.create_publisher(ReviewDecision, 'review_decisions', EVENT_QOS)
+        self._service = ReviewService(self._store, self._publish_decision,
+                                      lambda: self.get_clock().now().nanoseconds, session_ttl_s)
+        self._traces = TraceBuffer(keep_s=60.0)
+        self._trace_jobs = TraceCollector(self._traces, pad_s=trace_pad_s)
+        self._frames = FrameBuffer()
+        self._images = ImageCollector(self._frames, cameras, evidence_dir)
+
+        self.create_subscription(ReviewRequest, 'review_requests', self._on_request, EVENT_QOS)
+        self.create_subscription(ShelfEvent, 'shelf_events', self._on_shelf, EVENT_QOS)
+        self.create_subscription(CartState, 'carts', self._on_cart, STATE_QOS)
+        self.create_subscription(Receipt, 'receipts', self._on_receipt, STATE_QOS)
+        for c in store.controllers:
+            self.create_subscription(PlateWeights, f'{c.id}/plate_weights', self._on_weights,
+                                     RELIABLE_STREAM_QOS)
+        for cam in cameras:
+            self.create_subscription(Image, f'cameras/{cam.camera_id}/image_raw',
+                                     lambda msg, c=cam.camera_id: self._on_image(c, msg),
+                                     SENSOR_QOS)
+        self.create_timer(0.5, self._on_evidence_tick)
+        self.create_timer(sweep_period_s, self._on_sweep)
+
+        self._server = ConsoleServer(create_app(self._service, secure_cookie=cookie_secure),
+                                     host, port, fallback)
+        self._server.start()
+        if self._server.fell_back:
+            self.get_logger().warning(f'port {port} is taken; console on {self._server.url}')
+        if url_file:
+            pathlib.Path(url_file).parent.mkdir(parents=True, exist_ok=True)
+            pathlib.Path(url_file).write_text(self._server.url + '\n')
+        users = len(self._store.users())
+        self.get_logger().info(
+            f'review console on {self._server.url}; database {db_path}; {users} accounts'
+            f'{" (add one with: review_users --db " + db_path + " add NAME)" if not users else ""}'
+            f'; {len(cameras)} cameras; escalate after {qp.escalate_after_s:g} s, expire after '
+            f'{qp.expire_after_s:g} s')
+
+    def close(self) -> None:
+        self._server.stop()
+        self._store.close()
+
+    # --- inputs -------------------------------------------------------------------------------
+    def _on_request(self, msg: ReviewRequest) -> None:
+        req = review_request_from_msg(msg)
+        if self._service.on_request(req):
+            self._trace_jobs.request(req.request_id, req.event_id, req.plate_ids, req.stamp_ns)
+            self._images.request(req.request_id, req.event_id, req.plate_ids, req.stamp_ns)
+            self.get_logger().info(f'queued {req.request_id}: {req.detail}')
+        elif not self._store.has_trace(req.request_id):
+            # redelivered after a restart: the trace may still be in the buffer
+            self._trace_jobs.request(req.request_id, req.event_id, req.plate_ids, req.stamp_ns)
+
+    def _on_shelf(self, msg: ShelfEvent) -> None:
+        self._store.add_shelf_event(convert.shelf_event_from_msg(msg).to_dict())
+
+    def _on_cart(self, msg: CartState) -> None:
+        self._store.on_cart(msg.shopper_id, msg.session_id, msg.state == CartState.STATE_EXITED,
+                            stamp_ns(msg.header.stamp))
+
+    def _on_receipt(self, msg: Receipt) -> None:
+        d = {'receipt_id': msg.receipt_id, 'revision': int(msg.revision),
+             'shopper_id': msg.shopper_id, 'total_cents': int(msg.total_cents),
+             'pending_reviews': int(msg.pending_reviews), 'correction_note': msg.correction_note,
+             'exited_ns': stamp_ns(msg.exited_stamp),
+             'lines': [{'sku': ln.sku, 'quantity': int(ln.quantity), 'status': int(ln.status)}
+                       for ln in msg.lines]}
+        self._store.add_receipt(d)
+
+    def _on_weights(self, msg: PlateWeights) -> None:
+        for w in msg.weights:
+            self._traces.add(w.plate_id, stamp_ns(w.stamp), w.weight_grams, w.valid)
+
+    def _on_image(self, camera_id: str, msg: Image) -> None:
+        img = image_from_msg_fields(msg.encoding, msg.height, msg.width, msg.step, msg.data)
+        if img is not None:
+            self._frames.add(camera_id, stamp_ns(msg.header.stamp), img)
+
+    # --- timers -------------------------------------------------------------------------------
+    def _on_evidence_tick(self) -> None:
+        traces = self._trace_jobs.ready() + self._trace_jobs.expire()
+        for t in traces:
+            self._store.add_evidence(t.request_id, 'weight_trace', t.plate_id, t.t0_ns,
+                                     t.payload())
+        for rid, name, stamp, path, meta in self._images.ready(self._traces.newest_ns):
+            self._store.add_evidence(rid, 'image', name, stamp, meta, path)
+
+    def _on_sweep(self) -> None:
+        for rid, status in self._service.sweep():
+            self.get_logger().warning(f'{rid} {status}: only supervisors can decide it now')
+
+    # --- output -------------------------------------------------------------------------------
+    def _publish_decision(self, d) -> None:
+        msg = ReviewDecision()
+        msg.header.stamp = ns_stamp(d.stamp_ns)
+        msg.request_id = d.request_id
+        msg.reviewer_id = d.reviewer_id
+        msg.shopper_id = d.shopper_id
+        msg.sku = d.sku
+        msg.action = int(d.action)
+        msg.quantity = int(d.quantity)
+        self._pub.publish(msg)
+        self.get_logger().info(f'decision on {d.request_id} by {d.reviewer_id}: '
+                               f'{d.shopper_id or "nobody"} {d.action} {d.quantity} {d.sku}')
+
+
+def main(args=None):
+    try:
+        with rclpy.init(args=args):
+            try:
+                node = ReviewNode()
+            except (ReviewDbError, StoreConfigError, ValueError, OSError) as exc:
+                rclpy.logging.get_logger('review').fatal(str(exc))
+                return 1
+            try:
+                rclpy.spin(node)
+            finally:
+                node.close()
+                node.destroy_node()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    return 0
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,92 @@
+"""The review service: what the node and the web console share (no rclpy, no web framework).
+
+It owns the :class:`ReviewStore` and :class:`Auth`, turns a reviewer's choice into a
+``ReviewDecisionData`` (published by the node through ``publish``; the cart node applies it, and
+amends the receipt with a correction record when the shopper has already left), enforces who may
+see and decide what, and stores every decision as a labelled example for learning.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from store_cart.model import (ACTION_NONE, CandidateData, ReviewDecisionData, ReviewRequestData)
+
+from store_review.auth import Auth, Session
+from store_review.learning import make_example
+from store_review.store import ReviewStore
+
+NO_CHANGE = -1      # choice index meaning "no cart change"
+
+ROLE_STATUSES = {
+    'reviewer': ('open',),
+    'supervisor': ('open', 'escalated', 'expired'),
+}
+
+
+class DecisionRefused(Exception):
+    """A decision that is not allowed (role, status, bad choice); ``str()`` says why."""
+
+
+class ReviewService:
+
+    def __init__(self, store: ReviewStore, publish: Callable[[ReviewDecisionData], None],
+                 clock: Callable[[], int], session_ttl_s: float = 8 * 3600.0):
+        self.store = store
+        self.auth = Auth(store, session_ttl_s)
+        self.publish = publish
+        self.clock = clock           # ns; the node's clock
+
+    # --- inputs from topics -------------------------------------------------------------------
+    def on_request(self, request: ReviewRequestData) -> bool:
+        return self.store.add_request(request.to_dict(), self.clock())
+
+    # --- what a user may see and do -----------------------------------------------------------
+    @staticmethod
+    def statuses_for(session: Session) -> tuple[str, ...]:
+        return ROLE_STATUSES.get(session.role, ())
+
+    def queue(self, session: Session) -> list[dict]:
+        return self.store.queue(self.clock(), self.statuses_for(session))
+
+    def request_for(self, session: Session, seq: int) -> dict | None:
+        """The request if ``session`` may see it (decided ones stay visible for the record)."""
+        d = self.store.request(int(seq))
+        if d is None:
+            return None
+        if d['status'] != 'decided' and d['status'] not in self.statuses_for(session):
+            return None
+        return d
+
+    def decide(self, session: Session, seq: int, choice: int) -> ReviewDecisionData:
+        """Apply a choice (candidate index, or NO_CHANGE) as ``session``'s user."""
+        d = self.store.request(int(seq))
+        if d is None:
+            raise DecisionRefused('no such request')
+        if d['status'] == 'decided':
+            raise DecisionRefused('the request was already decided')
+        if d['status'] not in self.statuses_for(session):
+            raise DecisionRefused(f'a {session.role} may not decide a request that is '
+                                  f'{d["status"]}')
+        request = ReviewRequestData.from_dict(d['request'])
+        if choice == NO_CHANGE:
+            cand = CandidateData('', '', ACTION_NONE, 0, 0.0)
+        elif 0 <= choice < len(request.candidates):
+            cand = request.candidates[choice]
+        else:
+            raise DecisionRefused(f'choice {choice} is not a candidate of this request')
+        now = self.clock()
+        decision = ReviewDecisionData(
+            request_id=request.request_id, reviewer_id=session.user,
+            shopper_id=cand.shopper_id if cand.quantity > 0 else '',
+            sku=cand.sku if cand.quantity > 0 else '',
+            action=cand.action if cand.quantity > 0 else ACTION_NONE,
+            quantity=cand.quantity if cand.quantity > 0 else 0, stamp_ns=now)
+        example = make_example(request, self.store.shelf_event(request.event_id), decision)
+        if not self.store.decide(request.request_id, session.user, session.role, choice,
+                                 decision.to_dict(), now, example):
+            raise DecisionRefused('the request was already decided')
+        self.publish(decision)
+        return decision
+
+    def sweep(self) -> list[tuple[str, str]]:
+        return self.store.sweep(self.clock())

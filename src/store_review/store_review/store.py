@@ -1,0 +1,484 @@
+"""The review store: requests, evidence, decisions, accounts, sessions and the audit log in SQLite.
+
+Like the cart database, it runs in WAL mode with ``synchronous=FULL`` and wraps every state
+change caused by one input (a request, a cart state, a decision, a sweep) in one transaction, so
+nothing is lost or half-written on a crash or restart. Requests are idempotent by ``request_id``:
+a redelivered request (the cart republishes open requests on start) changes nothing.
+
+Status of a request::
+
+    open --(escalate_after_s)--> escalated --(expire_after_s)--> expired (flagged)
+      \\__________________________ decided ___________________________/
+
+Escalated and expired requests are visible to and decidable by supervisors only. Priority is
+computed when the queue is read: a base per reason, plus age, plus a large bonus once one of the
+request's shoppers has left the store (their receipt is waiting for the answer).
+
+One connection shared by the ROS thread and the web server's thread, guarded by a lock. No rclpy.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pathlib
+import sqlite3
+import threading
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+SCHEMA_VERSION = 1
+NS_PER_S = 1_000_000_000
+
+STATUSES = ('open', 'decided', 'escalated', 'expired')
+ROLES = ('reviewer', 'supervisor')
+
+_SCHEMA = """
+CREATE TABLE schema_version (version INTEGER NOT NULL);
+CREATE TABLE requests (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,   -- short id for URLs
+    request_id TEXT NOT NULL UNIQUE,         -- "review/<event_id>"
+    event_id TEXT NOT NULL,
+    reason INTEGER NOT NULL,                 -- ReviewRequest.REASON_*
+    stamp_ns INTEGER NOT NULL,               -- sensor time of the shelf event
+    received_ns INTEGER NOT NULL,            -- node time the request arrived (age, timeouts)
+    status TEXT NOT NULL CHECK (status IN ('open', 'decided', 'escalated', 'expired')),
+    flagged INTEGER NOT NULL DEFAULT 0,      -- 1: expired before anyone answered
+    request TEXT NOT NULL,                   -- the request as JSON (store_cart.model layout)
+    decided_ns INTEGER
+);
+CREATE INDEX requests_by_status ON requests (status, stamp_ns);
+CREATE TABLE evidence (
+    evidence_id INTEGER PRIMARY KEY,
+    request_id TEXT NOT NULL REFERENCES requests (request_id),
+    kind TEXT NOT NULL CHECK (kind IN ('weight_trace', 'image')),
+    name TEXT NOT NULL,                      -- plate id (trace) or "<camera>@<stamp>" (image)
+    stamp_ns INTEGER NOT NULL,
+    payload TEXT NOT NULL,                   -- trace samples / image metadata as JSON
+    path TEXT NOT NULL DEFAULT '',           -- image file (JPEG, faces blurred)
+    UNIQUE (request_id, kind, name)
+);
+CREATE TABLE decisions (
+    request_id TEXT PRIMARY KEY REFERENCES requests (request_id),
+    reviewer TEXT NOT NULL,
+    role TEXT NOT NULL,
+    decided_ns INTEGER NOT NULL,
+    choice INTEGER NOT NULL,                 -- candidate index; -1: no change
+    decision TEXT NOT NULL                   -- ReviewDecisionData as JSON
+);
+CREATE TABLE shoppers (
+    shopper_id TEXT PRIMARY KEY,
+    session_id TEXT NOT NULL,
+    exited INTEGER NOT NULL,
+    stamp_ns INTEGER NOT NULL
+);
+CREATE TABLE receipts (
+    receipt_id TEXT NOT NULL,
+    revision INTEGER NOT NULL,
+    shopper_id TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    PRIMARY KEY (receipt_id, revision)
+);
+CREATE TABLE shelf_events (
+    event_id TEXT PRIMARY KEY,
+    payload TEXT NOT NULL                    -- ShelfEventData as JSON (hypotheses, plates)
+);
+CREATE TABLE examples (
+    request_id TEXT PRIMARY KEY,
+    created_ns INTEGER NOT NULL,
+    example TEXT NOT NULL                    -- labelled example (learning.py) as JSON
+);
+CREATE TABLE audit (
+    audit_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    stamp_ns INTEGER NOT NULL,
+    actor TEXT NOT NULL,                     -- user name, or "system"
+    action TEXT NOT NULL,
+    request_id TEXT NOT NULL DEFAULT '',
+    detail TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE users (
+    name TEXT PRIMARY KEY,
+    role TEXT NOT NULL CHECK (role IN ('reviewer', 'supervisor')),
+    password TEXT NOT NULL,                  -- "scrypt$n$r$p$salt_hex$hash_hex"; never plain
+    created_ns INTEGER NOT NULL,
+    disabled INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE sessions (
+    token_hash TEXT PRIMARY KEY,             -- sha256 of the cookie token; the token is not kept
+    user TEXT NOT NULL REFERENCES users (name),
+    csrf TEXT NOT NULL,
+    created_ns INTEGER NOT NULL,
+    expires_ns INTEGER NOT NULL
+);
+"""
+_TABLES = ('schema_version', 'requests', 'evidence', 'decisions', 'shoppers', 'receipts',
+           'shelf_events', 'examples', 'audit', 'users', 'sessions')
+
+REASON_BASE = {1: 30.0, 2: 20.0, 3: 20.0, 4: 25.0, 5: 15.0, 6: 25.0, 7: 20.0}
+
+
+class ReviewDbError(RuntimeError):
+    """The database file cannot be used. ``str()`` starts with the file name."""
+
+
+@dataclass(frozen=True)
+class QueueParams:
+    escalate_after_s: float = 300.0    # open this long -> escalated (supervisors only)
+    expire_after_s: float = 1800.0     # unanswered this long -> expired, flagged
+    exited_bonus: float = 100.0        # priority added once a shopper of the request left
+    age_per_min: float = 1.0           # priority added per minute of age
+    age_cap: float = 60.0              # at most this much priority from age
+
+    def __post_init__(self):
+        if not 0 < self.escalate_after_s <= self.expire_after_s:
+            raise ValueError('need 0 < escalate_after_s <= expire_after_s, got '
+                             f'{self.escalate_after_s} / {self.expire_after_s}')
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(',', ':'))
+
+
+def priority(reason: int, received_ns: int, now_ns: int, shopper_exited: bool,
+             params: QueueParams) -> float:
+    """Higher is more urgent: reason base + age (capped) + a bonus once the shopper left."""
+    age_min = max(0.0, (now_ns - received_ns) / NS_PER_S / 60.0)
+    return (REASON_BASE.get(int(reason), 10.0) + min(params.age_cap, age_min * params.age_per_min)
+            + (params.exited_bonus if shopper_exited else 0.0))
+
+
+class ReviewStore:
+    """One connection to the review database, safe to share between threads."""
+
+    def __init__(self, path: str | os.PathLike, params: QueueParams | None = None):
+        self.path = str(path)
+        self.params = params or QueueParams()
+        if self.path != ':memory:':
+            pathlib.Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._conn = sqlite3.connect(self.path, isolation_level=None,
+                                         check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise ReviewDbError(f'{self.path}: cannot open the review database: {exc}') from None
+        self._lock = threading.RLock()
+        self._in_tx = False
+        try:
+            self._setup()
+        except sqlite3.DatabaseError as exc:
+            self._conn.close()
+            raise ReviewDbError(f'{self.path}: not a valid review database: {exc}') from None
+        except ReviewDbError:
+            self._conn.close()
+            raise
+
+    def _setup(self) -> None:
+        c = self._conn
+        c.execute('PRAGMA foreign_keys = ON')
+        mode = c.execute('PRAGMA journal_mode = WAL').fetchone()[0]
+        if self.path != ':memory:' and str(mode).lower() != 'wal':
+            raise ReviewDbError(f'{self.path}: cannot switch to WAL journal mode (got {mode})')
+        c.execute('PRAGMA synchronous = FULL')
+        tables = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+                  if not r[0].startswith('sqlite_')}
+        if not tables:
+            c.executescript(f'BEGIN IMMEDIATE; {_SCHEMA}; INSERT INTO schema_version (version) '
+                            f'VALUES ({SCHEMA_VERSION}); COMMIT;')
+            return
+        if 'schema_version' not in tables:
+            raise ReviewDbError(f'{self.path}: not a review database (tables: '
+                                f'{", ".join(sorted(tables))})')
+        rows = c.execute('SELECT version FROM schema_version').fetchall()
+        if len(rows) != 1 or rows[0][0] != SCHEMA_VERSION:
+            raise ReviewDbError(f'{self.path}: review database schema {rows}, this code needs '
+                                f'{SCHEMA_VERSION}')
+        missing = [t for t in _TABLES if t not in tables]
+        if missing:
+            raise ReviewDbError(f'{self.path}: review database lacks tables {missing}')
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    # --- transactions -------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All writes inside commit together or not at all (and hold the lock)."""
+        with self._lock:
+            if self._in_tx:
+                raise RuntimeError('nested review db transaction')
+            self._conn.execute('BEGIN IMMEDIATE')
+            self._in_tx = True
+            try:
+                yield
+            except BaseException:
+                self._conn.execute('ROLLBACK')
+                raise
+            else:
+                self._conn.execute('COMMIT')
+            finally:
+                self._in_tx = False
+
+    def _x(self, sql: str, args: tuple = ()) -> list[tuple]:
+        with self._lock:
+            return self._conn.execute(sql, args).fetchall()
+
+    def _w(self, sql: str, args: tuple = ()) -> sqlite3.Cursor:
+        if not self._in_tx:
+            raise RuntimeError('review db write outside a transaction')
+        return self._conn.execute(sql, args)
+
+    def audit(self, stamp_ns: int, actor: str, action: str, request_id: str = '',
+              detail: str = '') -> None:
+        self._w('INSERT INTO audit (stamp_ns, actor, action, request_id, detail) '
+                'VALUES (?, ?, ?, ?, ?)', (int(stamp_ns), actor, action, request_id, detail))
+
+    def audit_log(self, request_id: str | None = None) -> list[dict]:
+        sql = 'SELECT stamp_ns, actor, action, request_id, detail FROM audit'
+        args: tuple = ()
+        if request_id is not None:
+            sql += ' WHERE request_id = ?'
+            args = (request_id,)
+        return [dict(zip(('stamp_ns', 'actor', 'action', 'request_id', 'detail'), r))
+                for r in self._x(sql + ' ORDER BY audit_id', args)]
+
+    # --- requests -----------------------------------------------------------------------------
+    def add_request(self, request: dict, received_ns: int) -> bool:
+        """Store a request (``ReviewRequestData.to_dict()``); False when it was known."""
+        rid = request['request_id']
+        with self.transaction():
+            if self._conn.execute('SELECT 1 FROM requests WHERE request_id = ?',
+                                  (rid,)).fetchone():
+                return False
+            self._w('INSERT INTO requests (request_id, event_id, reason, stamp_ns, received_ns, '
+                    "status, request) VALUES (?, ?, ?, ?, ?, 'open', ?)",
+                    (rid, request['event_id'], int(request['reason']), int(request['stamp_ns']),
+                     int(received_ns), _dumps(request)))
+            self.audit(received_ns, 'system', 'received', rid, request.get('detail', ''))
+        return True
+
+    _REQ_COLS = ('seq, request_id, event_id, reason, stamp_ns, received_ns, status, flagged, '
+                 'request, decided_ns')
+
+    def _req(self, r: tuple) -> dict:
+        d = dict(zip(('seq', 'request_id', 'event_id', 'reason', 'stamp_ns', 'received_ns',
+                      'status', 'flagged', 'request', 'decided_ns'), r))
+        d['request'] = json.loads(d['request'])
+        d['flagged'] = bool(d['flagged'])
+        return d
+
+    def request(self, key: str | int) -> dict | None:
+        """A request by seq (int) or request id (str), with its decision if any."""
+        col = 'seq' if isinstance(key, int) else 'request_id'
+        rows = self._x(f'SELECT {self._REQ_COLS} FROM requests WHERE {col} = ?', (key,))
+        if not rows:
+            return None
+        d = self._req(rows[0])
+        d['decision'] = self.decision(d['request_id'])
+        return d
+
+    def requests(self, statuses: tuple[str, ...] = STATUSES) -> list[dict]:
+        marks = ','.join('?' * len(statuses))
+        return [self._req(r) for r in self._x(
+            f'SELECT {self._REQ_COLS} FROM requests WHERE status IN ({marks}) ORDER BY seq',
+            tuple(statuses))]
+
+    def shopper_exited(self, shopper_ids) -> bool:
+        ids = list(shopper_ids)
+        if not ids:
+            return False
+        marks = ','.join('?' * len(ids))
+        return bool(self._x(f'SELECT 1 FROM shoppers WHERE exited = 1 AND shopper_id IN '
+                            f'({marks})', tuple(ids)))
+
+    def queue(self, now_ns: int, statuses: tuple[str, ...] = ('open',)) -> list[dict]:
+        """Undecided requests of ``statuses``, most urgent first, with ``priority``."""
+        out = []
+        for d in self.requests(statuses):
+            exited = self.shopper_exited(d['request'].get('shopper_ids', ()))
+            d['shopper_exited'] = exited
+            d['priority'] = priority(d['reason'], d['received_ns'], now_ns, exited, self.params)
+            out.append(d)
+        out.sort(key=lambda d: (-d['priority'], d['stamp_ns'], d['seq']))
+        return out
+
+    def sweep(self, now_ns: int) -> list[tuple[str, str]]:
+        """Escalate and expire by age; returns [(request_id, new status)]."""
+        esc_ns = int(self.params.escalate_after_s * NS_PER_S)
+        exp_ns = int(self.params.expire_after_s * NS_PER_S)
+        changed = []
+        with self.transaction():
+            for rid, status, received in self._conn.execute(
+                    "SELECT request_id, status, received_ns FROM requests "
+                    "WHERE status IN ('open', 'escalated') ORDER BY seq").fetchall():
+                age = now_ns - received
+                new = None
+                if age >= exp_ns:
+                    new = 'expired'
+                elif age >= esc_ns and status == 'open':
+                    new = 'escalated'
+                if new is None:
+                    continue
+                self._w('UPDATE requests SET status = ?, flagged = ? WHERE request_id = ?',
+                        (new, 1 if new == 'expired' else 0, rid))
+                self.audit(now_ns, 'system', new, rid, f'unanswered for {age / NS_PER_S:.0f} s')
+                changed.append((rid, new))
+        return changed
+
+    # --- decisions ----------------------------------------------------------------------------
+    def decide(self, request_id: str, reviewer: str, role: str, choice: int, decision: dict,
+               decided_ns: int, example: dict | None = None) -> bool:
+        """Record a decision (and its labelled example); False when already decided."""
+        with self.transaction():
+            row = self._conn.execute('SELECT status FROM requests WHERE request_id = ?',
+                                     (request_id,)).fetchone()
+            if row is None:
+                raise KeyError(request_id)
+            if row[0] == 'decided':
+                return False
+            self._w("UPDATE requests SET status = 'decided', decided_ns = ? WHERE request_id = ?",
+                    (int(decided_ns), request_id))
+            self._w('INSERT INTO decisions (request_id, reviewer, role, decided_ns, choice, '
+                    'decision) VALUES (?, ?, ?, ?, ?, ?)',
+                    (request_id, reviewer, role, int(decided_ns), int(choice), _dumps(decision)))
+            if example is not None:
+                self._w('INSERT OR REPLACE INTO examples (request_id, created_ns, example) '
+                        'VALUES (?, ?, ?)', (request_id, int(decided_ns), _dumps(example)))
+            self.audit(decided_ns, reviewer, 'decided', request_id,
+                       f'choice {choice}: {_dumps(decision)}')
+        return True
+
+    def decision(self, request_id: str) -> dict | None:
+        rows = self._x('SELECT reviewer, role, decided_ns, choice, decision FROM decisions '
+                       'WHERE request_id = ?', (request_id,))
+        if not rows:
+            return None
+        r = rows[0]
+        return {'reviewer': r[0], 'role': r[1], 'decided_ns': r[2], 'choice': r[3],
+                'decision': json.loads(r[4])}
+
+    def examples(self) -> list[dict]:
+        return [json.loads(r[0]) for r in self._x('SELECT example FROM examples '
+                                                  'ORDER BY created_ns, request_id')]
+
+    # --- evidence -----------------------------------------------------------------------------
+    def add_evidence(self, request_id: str, kind: str, name: str, stamp_ns: int, payload: dict,
+                     path: str = '') -> bool:
+        with self.transaction():
+            cur = self._w('INSERT OR IGNORE INTO evidence (request_id, kind, name, stamp_ns, '
+                          'payload, path) VALUES (?, ?, ?, ?, ?, ?)',
+                          (request_id, kind, name, int(stamp_ns), _dumps(payload), path))
+        return cur.rowcount == 1
+
+    def evidence(self, request_id: str, kind: str | None = None) -> list[dict]:
+        sql = ('SELECT evidence_id, kind, name, stamp_ns, payload, path FROM evidence '
+               'WHERE request_id = ?')
+        args: tuple = (request_id,)
+        if kind:
+            sql += ' AND kind = ?'
+            args += (kind,)
+        return [{'evidence_id': r[0], 'kind': r[1], 'name': r[2], 'stamp_ns': r[3],
+                 'payload': json.loads(r[4]), 'path': r[5]}
+                for r in self._x(sql + ' ORDER BY kind, name', args)]
+
+    def evidence_item(self, evidence_id: int) -> dict | None:
+        rows = self._x('SELECT request_id, kind, name, payload, path FROM evidence '
+                       'WHERE evidence_id = ?', (int(evidence_id),))
+        if not rows:
+            return None
+        r = rows[0]
+        return {'request_id': r[0], 'kind': r[1], 'name': r[2], 'payload': json.loads(r[3]),
+                'path': r[4]}
+
+    def has_trace(self, request_id: str) -> bool:
+        return bool(self._x("SELECT 1 FROM evidence WHERE request_id = ? AND "
+                            "kind = 'weight_trace'", (request_id,)))
+
+    # --- carts, receipts, shelf events --------------------------------------------------------
+    def on_cart(self, shopper_id: str, session_id: str, exited: bool, stamp_ns: int) -> None:
+        with self.transaction():
+            self._w('INSERT INTO shoppers (shopper_id, session_id, exited, stamp_ns) VALUES '
+                    '(?, ?, ?, ?) ON CONFLICT (shopper_id) DO UPDATE SET session_id = '
+                    'excluded.session_id, exited = excluded.exited, stamp_ns = excluded.stamp_ns '
+                    'WHERE excluded.stamp_ns >= shoppers.stamp_ns',
+                    (shopper_id, session_id, int(bool(exited)), int(stamp_ns)))
+
+    def add_receipt(self, receipt: dict) -> bool:
+        with self.transaction():
+            cur = self._w('INSERT OR IGNORE INTO receipts (receipt_id, revision, shopper_id, '
+                          'payload) VALUES (?, ?, ?, ?)',
+                          (receipt['receipt_id'], int(receipt['revision']),
+                           receipt['shopper_id'], _dumps(receipt)))
+            if cur.rowcount:
+                self._w('INSERT INTO shoppers (shopper_id, session_id, exited, stamp_ns) VALUES '
+                        '(?, ?, 1, ?) ON CONFLICT (shopper_id) DO UPDATE SET exited = 1 '
+                        'WHERE shoppers.session_id = excluded.session_id',
+                        (receipt['shopper_id'], receipt['receipt_id'],
+                         int(receipt.get('exited_ns', 0))))
+        return bool(cur.rowcount)
+
+    def receipts(self, shopper_ids=None) -> list[dict]:
+        rows = self._x('SELECT payload FROM receipts ORDER BY receipt_id, revision')
+        out = [json.loads(r[0]) for r in rows]
+        if shopper_ids is not None:
+            ids = set(shopper_ids)
+            out = [r for r in out if r['shopper_id'] in ids]
+        return out
+
+    def add_shelf_event(self, event: dict) -> None:
+        with self.transaction():
+            self._w('INSERT OR IGNORE INTO shelf_events (event_id, payload) VALUES (?, ?)',
+                    (event['event_id'], _dumps(event)))
+
+    def shelf_event(self, event_id: str) -> dict | None:
+        rows = self._x('SELECT payload FROM shelf_events WHERE event_id = ?', (event_id,))
+        return json.loads(rows[0][0]) if rows else None
+
+    def shelf_events(self) -> list[dict]:
+        return [json.loads(r[0]) for r in self._x('SELECT payload FROM shelf_events '
+                                                  'ORDER BY event_id')]
+
+    # --- users and sessions (auth.py holds the crypto) ----------------------------------------
+    def add_user(self, name: str, role: str, password_record: str, now_ns: int) -> None:
+        if role not in ROLES:
+            raise ValueError(f'role {role!r} is not one of {", ".join(ROLES)}')
+        with self.transaction():
+            self._w('INSERT INTO users (name, role, password, created_ns) VALUES (?, ?, ?, ?) '
+                    'ON CONFLICT (name) DO UPDATE SET role = excluded.role, password = '
+                    'excluded.password, disabled = 0', (name, role, password_record, now_ns))
+            self.audit(now_ns, 'admin', 'user_set', '', f'{name} ({role})')
+
+    def user(self, name: str) -> dict | None:
+        rows = self._x('SELECT name, role, password, disabled FROM users WHERE name = ?', (name,))
+        if not rows:
+            return None
+        r = rows[0]
+        return {'name': r[0], 'role': r[1], 'password': r[2], 'disabled': bool(r[3])}
+
+    def users(self) -> list[dict]:
+        rows = self._x('SELECT name, role FROM users ORDER BY name')
+        return [{'name': r[0], 'role': r[1]} for r in rows]
+
+    def add_session(self, token_hash: str, user: str, csrf: str, now_ns: int,
+                    expires_ns: int) -> None:
+        with self.transaction():
+            self._w('DELETE FROM sessions WHERE expires_ns < ?', (int(now_ns),))
+            self._w('INSERT INTO sessions (token_hash, user, csrf, created_ns, expires_ns) '
+                    'VALUES (?, ?, ?, ?, ?)', (token_hash, user, csrf, int(now_ns),
+                                               int(expires_ns)))
+            self.audit(now_ns, user, 'login')
+
+    def session(self, token_hash: str) -> dict | None:
+        rows = self._x('SELECT user, csrf, created_ns, expires_ns FROM sessions '
+                       'WHERE token_hash = ?', (token_hash,))
+        if not rows:
+            return None
+        r = rows[0]
+        return {'user': r[0], 'csrf': r[1], 'created_ns': r[2], 'expires_ns': r[3]}
+
+    def drop_session(self, token_hash: str, now_ns: int) -> None:
+        with self.transaction():
+            row = self._conn.execute('SELECT user FROM sessions WHERE token_hash = ?',
+                                     (token_hash,)).fetchone()
+            self._w('DELETE FROM sessions WHERE token_hash = ?', (token_hash,))
+            if row:
+                self.audit(now_ns, row[0], 'logout')
