@@ -155,6 +155,11 @@ def build_graph(store: Store, options: GraphOptions) -> list[NodeSpec]:
     if db_path is None and run_dir is not None:
         db_path = str(run_dir / 'carts.sqlite')
     specs.append(NodeSpec('store_cart', 'cart', 'cart', ns, params('cart', db_path=db_path)))
+    # human review: queue, evidence, web console (its db and URL file beside the cart's)
+    review_db = str(pathlib.Path(db_path).with_name('review.sqlite')) if db_path else None
+    specs.append(NodeSpec('store_review', 'review', 'review', ns, params(
+        'review', db_path=review_db,
+        url_file=str(run_dir / 'review_url.txt') if run_dir is not None else None)))
 
     specs.append(NodeSpec('store_viz', 'store_markers', 'store_markers', ns,
                           params('store_markers')))

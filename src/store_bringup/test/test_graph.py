@@ -49,12 +49,16 @@ def test_sim_graph_points_drivers_at_the_simulated_devices(store, tmp_path):
     assert [s.executable for s in specs if s.ends_run] == ['receipt_recorder']
     cart = next(s for s in specs if s.executable == 'cart')
     assert cart.parameters['db_path'] == str(tmp_path / 'carts.sqlite')
+    review = next(s for s in specs if s.executable == 'review')
+    assert review.parameters['db_path'] == str(tmp_path / 'review.sqlite')
+    assert review.parameters['url_file'] == str(tmp_path / 'review_url.txt')
 
 
 def test_replay_graph_has_no_drivers(store):
     specs = build_graph(store, GraphOptions(mode='replay', use_sim_time=True,
                                             db_path='/tmp/x.sqlite'))
-    assert {s.package for s in specs} == {'store_shelf', 'store_cart', 'store_viz'}
+    assert {s.package for s in specs} == {'store_shelf', 'store_cart', 'store_review',
+                                          'store_viz'}
     assert all(s.parameters['use_sim_time'] is True for s in specs)
 
 
