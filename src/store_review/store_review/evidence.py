@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import pathlib
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
@@ -260,9 +261,13 @@ def haar_faces(image: np.ndarray) -> list[Box]:
     global _FACE_CASCADE
     import cv2
     if _FACE_CASCADE is None:
-        path = cv2.data.haarcascades + 'haarcascade_frontalface_default.xml'
-        _FACE_CASCADE = cv2.CascadeClassifier(path)
-    if _FACE_CASCADE.empty():
+        # OpenCV 5 dropped the Haar cascades (no CascadeClassifier, no data files): then no
+        # face detections, and anonymize() falls back to blurring above the shelf line
+        path = getattr(getattr(cv2, 'data', None), 'haarcascades', '') + \
+            'haarcascade_frontalface_default.xml'
+        classifier = getattr(cv2, 'CascadeClassifier', None)
+        _FACE_CASCADE = classifier(path) if classifier and pathlib.Path(path).is_file() else False
+    if _FACE_CASCADE is False or _FACE_CASCADE.empty():
         return []
     gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
     found = _FACE_CASCADE.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=4,
@@ -402,7 +407,6 @@ class ImageCollector:
     def ready(self, sensor_now_ns: int = 0) -> list[tuple[str, str, int, str, dict]]:
         """Finished crops; a job is done when its cameras' frames pass the window end, or when
         ``sensor_now_ns`` (e.g. the newest weight sample) is ``give_up_s`` past it."""
-        import pathlib
         out = []
         for rid, job in list(self.jobs.items()):
             newest = max((q[-1][0] for c in job.cameras

@@ -1,0 +1,153 @@
+"""Weight model math, threshold tuning on synthetic examples, labelled examples, YOLO export."""
+import math
+import random
+
+import cv2
+from helpers import request, S
+import numpy as np
+import yaml
+
+from store_cart.model import ReviewDecisionData
+from store_common.description import Catalog, Product
+from store_review.export import export_yolo
+from store_review.learning import (Calibration, evaluate_thresholds, fit_weight_models,
+                                   make_example, read_thresholds, tune_thresholds,
+                                   WeightModel, write_thresholds, write_weight_models)
+from store_review.store import ReviewStore
+
+CATALOG = Catalog('EUR', {'COLA-330': Product('COLA-330', 'Cola', 129, 352.0, 2.5),
+                          'LEMON-330': Product('LEMON-330', 'Lemon', 119, 355.0, 2.5)})
+
+
+def test_nig_update_matches_closed_form_and_sequential_equals_batch():
+    m = WeightModel.prior('X', 100.0, 2.0, strength=4.0)
+    assert math.isclose(m.sd, 2.0)
+    xs = [104.0, 105.0, 103.5, 104.5]
+    m.update(xs)
+    n, mean = 4, sum(xs) / 4
+    assert math.isclose(m.mu, (4 * 100.0 + n * mean) / 8)
+    assert math.isclose(m.alpha, 3.0 + 2.0)
+    ss = sum((x - mean) ** 2 for x in xs)
+    assert math.isclose(m.beta, 4.0 * 2.0 + 0.5 * ss + 4 * n * (mean - 100) ** 2 / 16)
+    seq = WeightModel.prior('X', 100.0, 2.0, strength=4.0)
+    for x in xs:
+        seq.update([x])
+    assert math.isclose(seq.mu, m.mu) and math.isclose(seq.beta, m.beta)
+
+
+def example(sku, delta, q=1, action=1):
+    return {'product': {'sku': sku, 'action': action, 'quantity': q}, 'delta_grams': delta}
+
+
+def test_weight_models_learn_the_true_mean_and_ignore_wild_answers(tmp_path):
+    rng = random.Random(3)
+    exs = [example('COLA-330', -rng.gauss(349.0, 1.0)) for _ in range(60)]
+    exs += [example('COLA-330', -2 * rng.gauss(349.0, 1.0), q=2) for _ in range(10)]
+    exs += [example('COLA-330', -1068.0), example('COLA-330', +349.0),   # wrong / bad sign
+            {'product': None, 'delta_grams': -1.0}, example('NOPE', -3.0)]
+    models = fit_weight_models(CATALOG, exs)
+    assert set(models) == {'COLA-330'}
+    m = models['COLA-330']
+    assert abs(m.mu - 349.0) < 0.5 and m.n == 70 and m.sd < 2.5
+    write_weight_models(models, tmp_path / 'w.yaml')
+    doc = yaml.safe_load((tmp_path / 'w.yaml').read_text())['weight_models']
+    assert doc['COLA-330']['n'] == 70 and abs(doc['COLA-330']['unit_grams'] - 349) < 0.5
+
+
+def synthetic(n, rng, under=True):
+    """(p, margin, right): posteriors that under-state the true accuracy when ``under``."""
+    out = []
+    for _ in range(n):
+        p = rng.betavariate(8, 1.2)
+        true_acc = 1 - (1 - p) * (0.02 if under else 1.0)
+        out.append((p, 2 * p - 1, rng.random() < true_acc))
+    return out
+
+
+def realised(events, conf, margin):
+    auto = [ok for p, m, ok in events if p >= conf and m >= margin]
+    return (sum(auto) / len(auto) if auto else 1.0), 1 - len(auto) / len(events)
+
+
+def test_tuning_reaches_the_target_with_fewer_reviews_than_the_default():
+    rng = random.Random(7)
+    train, test = synthetic(3000, rng), synthetic(3000, rng)
+    th = tune_thresholds(train, target_accuracy=0.995)
+    acc, rate = realised(test, th.min_confidence, th.min_margin)
+    d_acc, d_rate = realised(test, 0.9, 0.2)
+    assert acc >= 0.99, acc
+    assert rate < d_rate - 0.05, (rate, d_rate)
+    assert th.min_confidence < 0.9
+
+
+def test_tuning_raises_thresholds_when_posteriors_are_overconfident():
+    rng = random.Random(8)
+    train = []
+    for _ in range(3000):
+        p = rng.betavariate(8, 1.2)
+        train.append((p, 2 * p - 1, rng.random() < 1 - 3 * (1 - p)))
+    th = tune_thresholds(train, target_accuracy=0.995)
+    assert th.min_confidence > 0.9
+    acc, _ = realised(synthetic(1, rng) + train, th.min_confidence, th.min_margin)
+    assert acc > 0.99
+    assert Calibration([(0.95, False)] * 200)(0.95) < 0.5
+
+
+def test_no_data_keeps_the_default_and_thresholds_file_round_trips(tmp_path):
+    th = tune_thresholds([], [])
+    assert (th.min_confidence, th.min_margin) == (0.9, 0.2)
+    acc, rate = evaluate_thresholds([(0.5, 0.0)], lambda p: p, 0.9, 0.2)
+    assert acc == 1.0 and rate == 1.0
+    write_thresholds(tune_thresholds(synthetic(500, random.Random(1))), tmp_path / 't.yaml')
+    got = read_thresholds(tmp_path / 't.yaml')
+    assert set(got) == {'min_confidence', 'min_margin'}
+    assert read_thresholds(tmp_path / 'missing.yaml') is None
+
+
+def test_labelled_example_from_request_event_and_decision():
+    req = request()
+    ev = {'hypotheses': [{'sku': 'COLA-330', 'action': 1, 'quantity': 1, 'likelihood': 0.6},
+                         {'sku': 'LEMON-330', 'action': 1, 'quantity': 1, 'likelihood': 0.4}],
+          'plate_delta_grams': [-352.0], 'noise_grams': 0.4}
+    d = ReviewDecisionData(req.request_id, 'alice', 'acct-a', 'LEMON-330', 1, 1, 5 * S)
+    ex = make_example(req, ev, d)
+    assert ex['p_best'] == 0.6 and math.isclose(ex['margin'], 0.2)
+    assert ex['best_correct'] is False and ex['product']['sku'] == 'LEMON-330'
+    d2 = ReviewDecisionData(req.request_id, 'alice', 'acct-a', 'COLA-330', 1, 1, 5 * S)
+    assert make_example(req, ev, d2)['best_correct'] is True
+    # without the shelf event: marginal over the candidates
+    ex3 = make_example(req, None, d2)
+    assert ex3['hypotheses'][0]['sku'] == 'COLA-330' and math.isclose(ex3['p_best'], 0.9)
+
+
+def test_yolo_export_format_and_empty_dataset(tmp_path):
+    store = ReviewStore(tmp_path / 'r.sqlite')
+    names = ['COLA-330', 'LEMON-330']
+    counts = export_yolo(store, tmp_path / 'empty', names)
+    assert counts['images'] == 0
+    data = yaml.safe_load((tmp_path / 'empty' / 'data.yaml').read_text())
+    assert data['nc'] == 2 and data['names'] == names and data['train'] == 'images/train'
+    assert (tmp_path / 'empty' / 'labels' / 'val').is_dir()
+
+    img = np.zeros((100, 200, 3), np.uint8)
+    path = tmp_path / 'crop.jpg'
+    cv2.imwrite(str(path), img)
+    for i, (sku, q) in enumerate((('LEMON-330', 1), ('', 0))):
+        req = request(f'g1.s1.p{i + 1}@{i}')
+        store.add_request(req.to_dict(), 0)
+        store.add_evidence(req.request_id, 'image', f'cam1@{i}', 0,
+                           {'width': 200, 'height': 100, 'plate_box_in_crop': [50, 20, 100, 60]},
+                           str(path))
+        store.decide(req.request_id, 'a', 'reviewer', 0,
+                     {'sku': sku, 'quantity': q, 'action': 1 if q else 0}, 1)
+    counts = export_yolo(store, tmp_path / 'ds', names)
+    assert counts == {'images': 2, 'labelled': 1, 'background': 1, 'skipped': 0}
+    labels = sorted((tmp_path / 'ds' / 'labels').rglob('*.txt'))
+    texts = [p.read_text() for p in labels]
+    assert '' in texts
+    [line] = [t for t in texts if t]
+    cls, cx, cy, w, h = line.split()
+    assert cls == '1' and (float(cx), float(cy), float(w), float(h)) == (0.5, 0.5, 0.5, 0.6)
+    for lab in labels:
+        img_path = tmp_path / 'ds' / 'images' / lab.parent.name / (lab.stem + '.jpg')
+        assert img_path.is_file()
