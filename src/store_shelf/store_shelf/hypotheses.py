@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterable, Sequence
 
 ACTION_TAKE = 1     # same values as store_interfaces/ProductHypothesis
@@ -129,8 +129,18 @@ class HypothesisRanker:
         self.params = (params or HypothesisParams()).validate()
 
     @classmethod
-    def from_store(cls, store, params: HypothesisParams | None = None) -> 'HypothesisRanker':
-        return cls(store.catalog, {p: e.sku for p, e in store.planogram.items()}, params)
+    def from_store(cls, store, params: HypothesisParams | None = None,
+                   overlay: dict | None = None) -> 'HypothesisRanker':
+        """``overlay``: {sku: {unit_grams, unit_grams_sd}} learned from reviews (see
+        :func:`load_weight_overlay`); it replaces the catalog's weights of those SKUs."""
+        ranker = cls(store.catalog, {p: e.sku for p, e in store.planogram.items()}, params)
+        for sku, model in (overlay or {}).items():
+            if sku in ranker.products:
+                ranker.products[sku] = replace(
+                    ranker.products[sku], unit_grams=float(model['unit_grams']),
+                    unit_grams_sd=float(model.get('unit_grams_sd',
+                                                  ranker.products[sku].unit_grams_sd)))
+        return ranker
 
     def rank(self, plate_ids: Sequence[str], delta_grams: float, noise_grams: float,
              inventory: PlateInventory | None = None) -> list[Hypothesis]:
@@ -183,3 +193,27 @@ class HypothesisRanker:
                            probability=weights[i] / total / kept,
                            on_home_plate=scored[i][5])
                 for i in order]
+
+
+def load_weight_overlay(path: str) -> dict:
+    """{sku: {unit_grams, unit_grams_sd}} from a weight models file (``weight_models:``
+    mapping, written by store_review's ``review_learn``). Raises ValueError when unreadable."""
+    import yaml
+    try:
+        with open(path) as f:
+            doc = yaml.safe_load(f) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f'{path}: cannot read weight models: {exc}') from None
+    models = doc.get('weight_models', {}) if isinstance(doc, dict) else None
+    if not isinstance(models, dict):
+        raise ValueError(f'{path}: expected a "weight_models:" mapping')
+    out = {}
+    for sku, m in models.items():
+        try:
+            grams, sd = float(m['unit_grams']), float(m.get('unit_grams_sd', 0.0))
+        except (KeyError, TypeError, ValueError):
+            raise ValueError(f'{path}: weight_models.{sku}: needs unit_grams') from None
+        if not grams > 0 or sd < 0:
+            raise ValueError(f'{path}: weight_models.{sku}: unit_grams must be > 0, sd >= 0')
+        out[str(sku)] = {'unit_grams': grams, 'unit_grams_sd': sd}
+    return out

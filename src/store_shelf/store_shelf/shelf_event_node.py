@@ -11,6 +11,7 @@ samples' sensor stamps drive decisions, never a clock, so a bag replay gives the
 from __future__ import annotations
 
 import dataclasses
+import os
 
 from rcl_interfaces.msg import ParameterDescriptor, ParameterType
 import rclpy
@@ -21,7 +22,8 @@ from store_common.description import load_store, StoreConfigError
 from store_common.ros import declare, EVENT_QOS, ns_stamp, RELIABLE_STREAM_QOS, stamp_ns
 from store_interfaces.msg import PlateWeights, ProductHypothesis, ShelfEvent
 
-from store_shelf.hypotheses import HypothesisParams, HypothesisRanker, PlateInventory
+from store_shelf.hypotheses import (HypothesisParams, HypothesisRanker, load_weight_overlay,
+                                    PlateInventory)
 from store_shelf.merge import EventMerger, ShelfEventData
 from store_shelf.steps import NS_PER_S, PlateStepDetector, StepDetectorParams
 
@@ -114,6 +116,10 @@ class ShelfEventNode(Node):
             self, 'inventory_min_probability', 0.8,
             'The plate inventory follows the best hypothesis when its posterior is at least '
             'this.', lo=0.0, hi=1.0)
+        weight_models_file = declare(
+            self, 'weight_models_file', '',
+            'YAML overlay of per-SKU unit weights learned from reviews (store_review '
+            'review_learn); "" or a missing file: the catalog weights.')
         det_params = StepDetectorParams(**_declare_dataclass(
             self, StepDetectorParams, DETECTOR_PARAMS))
         hyp_params = HypothesisParams(**_declare_dataclass(
@@ -140,7 +146,15 @@ class ShelfEventNode(Node):
         self.detectors = {p.id: PlateStepDetector(p.id, det_params) for p in plates}
         adjacency = {p.id: store.adjacent_plates(p.id, adjacent_gap_m) for p in plates}
         self.merger = EventMerger(adjacency, hold_s=merge_hold_s, gap_s=merge_gap_s)
-        self.ranker = HypothesisRanker.from_store(store, hyp_params)
+        overlay = None
+        if weight_models_file and os.path.isfile(weight_models_file):
+            try:
+                overlay = load_weight_overlay(weight_models_file)
+            except ValueError as exc:
+                raise StartupError(str(exc)) from None
+            self.get_logger().info(f'weight models of {len(overlay)} SKUs from '
+                                   f'{weight_models_file}')
+        self.ranker = HypothesisRanker.from_store(store, hyp_params, overlay)
         self.inventory = PlateInventory.from_store(store)
         self.source_timeout_ns = int(source_timeout_s * NS_PER_S)
         self.latest_ns: dict[str, int] = {}

@@ -115,3 +115,30 @@ def test_smaller_quantities_are_slightly_preferred():
     hyps = ranker.rank(['a'], -150.0, 0.3)           # exactly between one and two units
     assert [(h.sku, h.quantity) for h in hyps[:2]] == [('X', 1), ('X', 2)]
     assert hyps[0].probability / hyps[1].probability == pytest.approx(1 / 0.6, rel=0.05)
+
+
+def test_weight_overlay_replaces_catalog_weights(tmp_path):
+    from types import SimpleNamespace
+
+    from store_common.description import Catalog, Product
+    from store_shelf.hypotheses import HypothesisRanker, load_weight_overlay
+    import pytest
+
+    cat = Catalog('EUR', {'A': Product('A', 'a', 1, 352.0, 2.5), 'B': Product('B', 'b', 1, 355.0,
+                                                                              2.5)})
+    store = SimpleNamespace(catalog=cat, planogram={
+        'p1': SimpleNamespace(sku='A'), 'p2': SimpleNamespace(sku='B')})
+    (tmp_path / 'w.yaml').write_text('weight_models:\n  A: {unit_grams: 349.0, '
+                                     'unit_grams_sd: 1.0, n: 40}\n  Z: {unit_grams: 5.0}\n')
+    overlay = load_weight_overlay(str(tmp_path / 'w.yaml'))
+    plain = HypothesisRanker.from_store(store)
+    learned = HypothesisRanker.from_store(store, overlay=overlay)
+    assert learned.products['A'].unit_grams == 349.0 and 'Z' not in learned.products
+    assert cat['A'].unit_grams == 352.0          # the catalog itself is untouched
+    # a return of 349 g on p1 (home of A): the learned model is surer it is A
+    p_plain = plain.rank(['p1'], 349.0, 0.4)[0]
+    p_learned = learned.rank(['p1'], 349.0, 0.4)[0]
+    assert p_learned.sku == 'A' and p_learned.probability > p_plain.probability
+    (tmp_path / 'bad.yaml').write_text('weight_models:\n  A: {unit_grams: -1}\n')
+    with pytest.raises(ValueError, match='unit_grams must be > 0'):
+        load_weight_overlay(str(tmp_path / 'bad.yaml'))
