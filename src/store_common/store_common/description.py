@@ -152,6 +152,22 @@ class PlanogramEntry:
 
 
 @dataclass(frozen=True)
+class Camera:
+    """One camera of the store: where its images come from and its calibration."""
+    id: str
+    calibration_file: str      # absolute path of the calibration YAML
+    source: int | str          # device index, video file path or stream URL (hardware mode)
+    fps: float                 # frames per second the driver delivers [Hz]
+    width: int                 # image width [px] (equals the calibration's)
+    height: int                # image height [px]
+    model: Any = field(compare=False, repr=False)   # store_common.camera.CameraModel
+
+    @property
+    def frame_id(self) -> str:
+        return f'camera_{self.id}_optical'
+
+
+@dataclass(frozen=True)
 class Store:
     id: str
     name: str
@@ -163,6 +179,7 @@ class Store:
     planogram: dict[str, PlanogramEntry]
     catalog: Catalog
     path: str = ''
+    cameras: tuple[Camera, ...] = ()
     raw: dict = field(default_factory=dict, compare=False, repr=False)
 
     # --- lookups -----------------------------------------------------------------------------
@@ -193,6 +210,12 @@ class Store:
             if g.id == gate_id:
                 return g
         raise KeyError(f'unknown gate {gate_id!r} in store {self.id!r}')
+
+    def camera(self, camera_id: str) -> Camera:
+        for c in self.cameras:
+            if c.id == camera_id:
+                return c
+        raise KeyError(f'unknown camera {camera_id!r} in store {self.id!r}')
 
     def plates_of_controller(self, controller_id: str) -> list[Plate]:
         return sorted((p for p in self.plates.values()
@@ -508,8 +531,45 @@ def load_store(path: str | pathlib.Path, catalog_path: str | pathlib.Path | None
                            f'{full} g '
                            f'exceeds the load cell capacity of plate {pid} ({cap_g} g)')
 
+    cameras = _load_cameras(ctx, root, sp, path, in_store)
+
     return Store(id=store_id, name=ctx.text(root, 'name', sp, store_id),
                  frame_id=ctx.text(root, 'frame_id', sp, 'store', pattern=ID_RE),
                  size_m=size_m, gates=tuple(gates), controllers=tuple(controllers),
                  gondolas=tuple(gondolas), planogram=planogram, catalog=catalog,
-                 path=str(path), raw=doc)
+                 path=str(path), cameras=cameras, raw=doc)
+
+
+def _load_cameras(ctx: _Ctx, root: dict, sp: str, path: pathlib.Path, in_store) -> tuple:
+    """The optional ``cameras:`` section; each calibration file is loaded and checked too."""
+    from store_common.camera import CalibrationError, load_calibration
+    cameras: list[Camera] = []
+    for i, c in enumerate(ctx.seq(ctx.get(root, 'cameras', sp, []), f'{sp}.cameras')):
+        p = f'{sp}.cameras[{i}]'
+        c = ctx.mapping(c, p)
+        cid = ctx.text(c, 'id', p, pattern=ID_RE)
+        if any(x.id == cid for x in cameras):
+            raise ctx.fail(f'{p}.id', f'duplicate camera id {cid!r}')
+        calib = (path.parent / ctx.text(c, 'calibration', p)).resolve()
+        try:
+            model = load_calibration(calib)
+        except CalibrationError as exc:
+            raise ctx.fail(f'{p}.calibration', str(exc)) from None
+        source = ctx.get(c, 'source', p)
+        if isinstance(source, bool) or not isinstance(source, (int, str)) or source == '' \
+                or (isinstance(source, int) and source < 0):
+            raise ctx.fail(f'{p}.source', f'expected a device index >= 0, a file path or a URL, '
+                                          f'got {source!r}')
+        width = ctx.num(c, 'width', p, model.width, lo=16, hi=16384, integer=True)
+        height = ctx.num(c, 'height', p, model.height, lo=16, hi=16384, integer=True)
+        if (width, height) != (model.width, model.height):
+            raise ctx.fail(f'{p}.width', f'{width}x{height} differs from the calibration\'s '
+                                         f'{model.width}x{model.height} ({calib})')
+        x, y, z = (float(v) for v in model.t_store_cam)
+        in_store(x, y, f'{p}.calibration')
+        if z <= 0:
+            raise ctx.fail(f'{p}.calibration', f'camera height {z:.2f} m must be > 0')
+        cameras.append(Camera(id=cid, calibration_file=str(calib), source=source,
+                              fps=ctx.num(c, 'fps', p, 10.0, lo=0, lo_open=True, hi=120),
+                              width=width, height=height, model=model))
+    return tuple(cameras)

@@ -23,6 +23,9 @@ def write(tmp_path, doc, name='store.yaml'):
     doc = copy.deepcopy(doc)
     if 'store' in doc and 'catalog' in doc['store']:
         doc['store']['catalog'] = str(CATALOG)
+    for cam in doc.get('store', {}).get('cameras', []) or []:
+        if isinstance(cam, dict) and isinstance(cam.get('calibration'), str):
+            cam['calibration'] = str((DEMO.parent / cam['calibration']).resolve())
     path.write_text(yaml.safe_dump(doc))
     return path
 
