@@ -200,17 +200,19 @@ class CameraView:
     camera_id: str
     plates: dict[str, Box | None] = field(default_factory=dict)
     shelf_top_y: int | None = None     # pixel row of the highest shelf surface seen
+    sees_all: bool = False             # no plate list given: assume it may see every plate
 
     def sees(self, plate_ids: Iterable[str]) -> bool:
-        return any(p in self.plates for p in plate_ids)
+        return self.sees_all or any(p in self.plates for p in plate_ids)
 
 
 def cameras_from_description(doc: dict) -> list[CameraView]:
     """``cameras:`` of a store description (raw YAML mapping under ``store``), tolerant.
 
     Accepted per camera: ``id``, ``plates`` (a list of plate ids, or a mapping plate id ->
-    ``[x, y, w, h]`` pixel box), optional ``shelf_top_y``. Unknown keys are ignored so this
-    keeps working while the perception package grows the section.
+    ``[x, y, w, h]`` pixel box), optional ``shelf_top_y``. A camera without ``plates`` (only
+    its calibration) is taken to see every plate, its frames kept whole. Unknown keys are
+    ignored so this keeps working while the perception package grows the section.
     """
     out = []
     for cam in (doc or {}).get('cameras') or []:
@@ -222,7 +224,8 @@ def cameras_from_description(doc: dict) -> list[CameraView]:
         boxes = {}
         for pid, box in dict(plates).items():
             boxes[str(pid)] = tuple(int(v) for v in box) if box and len(box) == 4 else None
-        out.append(CameraView(str(cam['id']), boxes, cam.get('shelf_top_y')))
+        out.append(CameraView(str(cam['id']), boxes, cam.get('shelf_top_y'),
+                              sees_all=not plates))
     return out
 
 
@@ -234,9 +237,14 @@ class FrameBuffer:
         self.min_dt_ns = int(NS_PER_S / max_fps) if max_fps > 0 else 0
         self.frames: dict[str, deque] = {}
 
+    def wants(self, camera_id: str, stamp_ns: int) -> bool:
+        """Whether a frame at ``stamp_ns`` would be kept (check before decoding it)."""
+        q = self.frames.get(camera_id)
+        return not q or stamp_ns - q[-1][0] >= self.min_dt_ns
+
     def add(self, camera_id: str, stamp_ns: int, image: np.ndarray) -> bool:
         q = self.frames.setdefault(camera_id, deque())
-        if q and stamp_ns - q[-1][0] < self.min_dt_ns:
+        if not self.wants(camera_id, stamp_ns):
             return False
         q.append((int(stamp_ns), image))
         while q and q[0][0] < stamp_ns - self.keep_ns:

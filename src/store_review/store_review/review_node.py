@@ -162,6 +162,8 @@ class ReviewNode(Node):
             self._traces.add(w.plate_id, stamp_ns(w.stamp), w.weight_grams, w.valid)
 
     def _on_image(self, camera_id: str, msg: Image) -> None:
+        if not self._frames.wants(camera_id, stamp_ns(msg.header.stamp)):
+            return
         img = image_from_msg_fields(msg.encoding, msg.height, msg.width, msg.step, msg.data)
         if img is not None:
             self._frames.add(camera_id, stamp_ns(msg.header.stamp), img)

@@ -91,8 +91,11 @@ def test_haar_detector_runs_on_frames():
 def test_cameras_and_collector_write_blurred_jpegs(tmp_path):
     cams = cameras_from_description({'cameras': [
         {'id': 'cam1', 'plates': {'g1.s1.p1': [40, 170, 40, 60]}, 'shelf_top_y': 120},
-        {'id': 'cam2', 'plates': ['g2.s1.p1']}, {'bad': 1}]})
-    assert [c.camera_id for c in cams] == ['cam1', 'cam2']
+        {'id': 'cam2', 'plates': ['g2.s1.p1']}, {'bad': 1},
+        {'id': 'cam3', 'calibration': 'cam3.yaml'}]})
+    assert [c.camera_id for c in cams] == ['cam1', 'cam2', 'cam3']
+    assert cams[2].sees(['g9.s9.p9']) and not cams[0].sees_all
+    cams = cams[:2]
     assert cams[0].sees(['g1.s1.p1']) and not cams[1].sees(['g1.s1.p1'])
     frames = FrameBuffer(keep_s=10, max_fps=4)
     col = ImageCollector(frames, cams, tmp_path, pad_s=1.0)
