@@ -9,6 +9,7 @@ A timer ticks the engine with the node's clock, which follows ``/clock`` in bag 
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 import rclpy
 from rclpy.executors import ExternalShutdownException
@@ -20,7 +21,7 @@ from store_interfaces.msg import (CartState, CartUpdate, GateEvent, Receipt, Rev
 
 from store_cart import convert
 from store_cart.db import CartDbError
-from store_cart.engine import CartEngine, CartParams
+from store_cart.engine import CartEngine, CartParams, read_thresholds
 from store_cart.model import (CartStateData, CartUpdateData, Note, REASON_NAMES, ReceiptData,
                               ReviewRequestData, SOURCE_FUSED, SOURCE_REVIEW, STATE_EXITED,
                               StateSnapshot)
@@ -53,6 +54,11 @@ class CartNode(Node):
         tick_period_s = declare(self, 'tick_period_s', 0.1, 'How often queued shelf events and '
                                 'due receipts are processed [s].', lo=0.01, hi=5.0,
                                 read_only=True)
+        self._thresholds_file = declare(
+            self, 'thresholds_file', '', 'YAML with min_confidence and min_margin tuned from '
+            'reviews (store_review review_learn); overrides the two parameters while it exists, '
+            'reloaded when it changes. "": the parameters.', read_only=True)
+        self._thresholds_mtime = None
         if not store_file:
             raise ValueError('parameter store_file is required (the store description YAML)')
         store = load_store(store_file)
@@ -73,9 +79,30 @@ class CartNode(Node):
         self.create_subscription(ReviewDecision, 'review_decisions', self._on_decision,
                                  EVENT_QOS)
         self.create_timer(tick_period_s, self._on_tick)
+        if self._thresholds_file:
+            self._load_thresholds()
+            self.create_timer(5.0, self._load_thresholds)
 
     def close(self) -> None:
         self._engine.close()
+
+    def _load_thresholds(self) -> None:
+        try:
+            mtime = os.stat(self._thresholds_file).st_mtime_ns
+        except OSError:
+            return
+        if mtime == self._thresholds_mtime:
+            return
+        self._thresholds_mtime = mtime
+        try:
+            th = read_thresholds(self._thresholds_file)
+            self._engine.params = replace(self._engine.params, **th)
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            self.get_logger().error(f'thresholds file {self._thresholds_file}: {exc}; '
+                                    'keeping the current thresholds')
+            return
+        self.get_logger().info(f'thresholds from {self._thresholds_file}: min_confidence '
+                               f'{th["min_confidence"]:.3f}, min_margin {th["min_margin"]:.3f}')
 
     # --- callbacks ----------------------------------------------------------------------------
     def _on_shelf(self, msg: ShelfEvent) -> None:

@@ -86,6 +86,22 @@ class CartParams:
                              f'{self.foreign_return_prior}')
 
 
+def read_thresholds(path: str) -> dict:
+    """{min_confidence, min_margin} from a tuned thresholds file (``thresholds:`` mapping,
+    written by store_review's ``review_learn``); ValueError when unusable."""
+    import yaml
+    with open(path) as f:
+        doc = yaml.safe_load(f) or {}
+    th = doc.get('thresholds') if isinstance(doc, dict) else None
+    if not isinstance(th, dict):
+        raise ValueError('expected a "thresholds:" mapping')
+    out = {k: float(th[k]) for k in ('min_confidence', 'min_margin') if k in th}
+    if set(out) != {'min_confidence', 'min_margin'}:
+        raise ValueError('needs min_confidence and min_margin')
+    CartParams(**out)      # validates the ranges
+    return out
+
+
 def _qty_text(action: int, sku: str, quantity: int) -> str:
     verb = {ACTION_TAKE: 'take', ACTION_RETURN: 'return'}.get(action, f'action {action}')
     return f'{verb} {quantity} {sku}'

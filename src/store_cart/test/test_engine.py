@@ -374,3 +374,19 @@ def test_cart_updates_sum_to_the_confirmed_cart(engine):
     assert {('acct-a', 3), ('acct-b', 2), ('acct-c', 2)} <= revisions
     assert ACTION_RETURN in {c.action for r in of(outs, ReviewRequestData)
                              for c in r.candidates}
+
+
+def test_read_thresholds_file(tmp_path):
+    import pytest
+
+    from store_cart.engine import read_thresholds
+    good = tmp_path / 't.yaml'
+    good.write_text('thresholds: {min_confidence: 0.8, min_margin: 0.1, n_labelled: 9}\n')
+    assert read_thresholds(str(good)) == {'min_confidence': 0.8, 'min_margin': 0.1}
+    bad = tmp_path / 'b.yaml'
+    bad.write_text('thresholds: {min_confidence: 1.5, min_margin: 0.1}\n')
+    with pytest.raises(ValueError):
+        read_thresholds(str(bad))
+    bad.write_text('other: 1\n')
+    with pytest.raises(ValueError):
+        read_thresholds(str(bad))
