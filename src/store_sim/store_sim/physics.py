@@ -42,6 +42,9 @@ class PhysicsParams:
     temp_grams: tuple[float, float] = (0.1, 0.4)         # temperature sinusoid amplitude [g]
     temp_period_s: tuple[float, float] = (600.0, 3600.0)
     not_ready_rate: float = 2e-4           # probability of an NR sample per channel and sample
+    # true mean unit weight minus the catalog's, per SKU [g]: ((sku, offset), ...). The real
+    # products differ from the catalog (benchmarks of learning weight models from reviews)
+    catalog_bias: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass
@@ -97,12 +100,14 @@ class StorePhysics:
         self.grams_per_count = np.array([plates[pid].load_cell.grams_per_count
                                          for pid in self.plate_ids], dtype=float)
 
+        bias = dict(p.catalog_bias)
         # individual units on each plate: (sku, grams, share map) -- a unit may straddle
         stock: dict[str, dict[str, list[float]]] = {pid: {} for pid in self.plate_ids}
         for pid, entry in store.planogram.items():
             prod = store.catalog[entry.sku]
             stock[pid][entry.sku] = list(
-                rng.normal(prod.unit_grams, prod.unit_grams_sd, entry.initial_units))
+                rng.normal(prod.unit_grams + bias.get(entry.sku, 0.0), prod.unit_grams_sd,
+                           entry.initial_units))
         self.initial_grams = np.array([sum(sum(v) for v in stock[pid].values())
                                        for pid in self.plate_ids])
         held: dict[str, dict[str, list[float]]] = {}
@@ -122,7 +127,8 @@ class StorePhysics:
                         w = pool.pop(int(rng.integers(len(pool))))
                     else:   # an invalid scenario; stay physical anyway
                         prod = store.catalog[a.sku]
-                        w = float(rng.normal(prod.unit_grams, prod.unit_grams_sd))
+                        w = float(rng.normal(prod.unit_grams + bias.get(a.sku, 0.0),
+                                             prod.unit_grams_sd))
                     hands.setdefault(a.sku, []).append(w)
                 else:
                     pool = hands.setdefault(a.sku, [])
@@ -130,7 +136,8 @@ class StorePhysics:
                         w = pool.pop(int(rng.integers(len(pool))))
                     else:
                         prod = store.catalog[a.sku]
-                        w = float(rng.normal(prod.unit_grams, prod.unit_grams_sd))
+                        w = float(rng.normal(prod.unit_grams + bias.get(a.sku, 0.0),
+                                             prod.unit_grams_sd))
                     stock.setdefault(a.plate, {}).setdefault(a.sku, []).append(w)
                 units.append(w)
             moved = float(sum(units))

@@ -150,3 +150,22 @@ def test_sixty_seconds_of_27_plates_is_fast():
         rows, mask = ph.controller_rows(c.id, t)
         assert rows.shape == (t.size, c.n_channels) == mask.shape
     assert time.perf_counter() - t0 < 0.5
+
+
+def test_catalog_bias_shifts_true_unit_weights():
+    from store_common.description import load_store
+    from store_sim.physics import PhysicsParams, StorePhysics
+    from store_sim.scenario import Scenario
+    import pathlib
+    root = pathlib.Path(__file__).resolve().parents[3]
+    store = load_store(root / 'config' / 'stores' / 'demo.yaml')
+    empty = Scenario(store=store.id, seed=1, duration_s=10.0, shoppers=[])
+    plain = StorePhysics(store, empty, params=PhysicsParams())
+    sku = store.planogram['g1.s1.p1'].sku
+    biased = StorePhysics(store, empty, params=PhysicsParams(catalog_bias=((sku, -5.0),)))
+    k = plain.index['g1.s1.p1']
+    units = store.planogram['g1.s1.p1'].initial_units
+    diff = biased.initial_grams[k] - plain.initial_grams[k]
+    assert abs(diff - (-5.0 * units)) < 1e-6
+    other = plain.index['g2.s1.p1']
+    assert biased.initial_grams[other] == plain.initial_grams[other]
