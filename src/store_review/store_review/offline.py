@@ -1,0 +1,156 @@
+"""The weight pipeline offline, through the same pure modules the nodes use (benchmarks).
+
+store_sim physics (ADC counts -> grams as the driver decodes them) -> store_shelf step
+detectors, event merger, hypothesis ranker with the plate inventory -> store_cart CartEngine
+(gate events at the scenario's scan times, ticks every 0.1 s) -> review requests -> a
+:class:`SimulatedReviewer` answering after its delay -> the engine applies the decisions
+(receipt revisions after exit) -> every decision becomes a labelled example (learning.py).
+
+With ``audit_rate`` > 0 a share of the events the machine decided alone is spot-checked by the
+same reviewer (labels above the threshold, which the threshold tuner needs); audits change no
+cart. Sensor time is the simulated time; no clock is read, no rclpy.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from store_cart.engine import CartEngine, CartParams
+from store_cart.model import (GateEventData, HypothesisData, KIND_ENTER, KIND_EXIT, ReceiptData,
+                              ReviewRequestData, ShelfEventData)
+from store_shelf.hypotheses import HypothesisRanker, PlateInventory
+from store_shelf.merge import EventMerger
+from store_shelf.steps import PlateStepDetector, StepDetectorParams
+from store_sim.physics import PhysicsParams, StorePhysics
+
+from store_review.learning import make_example
+from store_review.reviewer_sim import SimulatedReviewer
+
+NS_PER_S = 1_000_000_000
+T0_NS = 1_000 * NS_PER_S       # sensor time of scenario t = 0
+STEP_S = 0.1
+
+
+@dataclass
+class ScenarioRun:
+    receipts: list[ReceiptData] = field(default_factory=list)   # every revision
+    shelf_events: list[dict] = field(default_factory=list)
+    requests: list[ReviewRequestData] = field(default_factory=list)
+    examples: list[dict] = field(default_factory=list)
+    audits: int = 0
+    reviewer_wrong: int = 0
+
+
+def _gate_events(store, scenario) -> list[GateEventData]:
+    entrance = next(g.id for g in store.gates if g.kind == 'entrance')
+    exit_gate = next(g.id for g in store.gates if g.kind == 'exit')
+    out = []
+    for s in scenario.shoppers:
+        for gate, kind, t_s in ((entrance, KIND_ENTER, s.enter_s),
+                                (exit_gate, KIND_EXIT, s.exit_s)):
+            t = T0_NS + int(round(t_s * NS_PER_S))
+            out.append(GateEventData(f'{gate}@{t}', gate, kind, s.id, t))
+    return sorted(out, key=lambda g: g.stamp_ns)
+
+
+def run_scenario(store, scenario, *, overlay: dict | None = None,
+                 cart_params: CartParams | None = None,
+                 physics_params: PhysicsParams | None = None,
+                 detector_params: StepDetectorParams | None = None,
+                 reviewer_delay_s: float = 20.0, reviewer_error_rate: float = 0.0,
+                 audit_rate: float = 0.0, seed: int = 0, rate_hz: float = 40.0) -> ScenarioRun:
+    phys = StorePhysics(store, scenario, params=physics_params or PhysicsParams())
+    det_params = detector_params or StepDetectorParams(min_step_grams=10.0)
+    detectors = {pid: PlateStepDetector(pid, det_params) for pid in phys.plate_ids}
+    merger = EventMerger({pid: store.adjacent_plates(pid, 0.03) for pid in phys.plate_ids})
+    ranker = HypothesisRanker.from_store(store, overlay=overlay)
+    inventory = PlateInventory.from_store(store)
+    engine = CartEngine(':memory:', store.catalog, store.id, cart_params or CartParams())
+    reviewer = SimulatedReviewer.from_scenario(scenario, T0_NS, delay_s=reviewer_delay_s,
+                                               error_rate=reviewer_error_rate, seed=seed)
+    rng = random.Random(seed ^ 0xA0D17)
+    run = ScenarioRun()
+    gates = _gate_events(store, scenario)
+    events_by_id: dict[str, dict] = {}
+    due: list[tuple[int, object, ReviewRequestData]] = []
+
+    end_s = scenario.duration_s + reviewer_delay_s + 10.0
+    t_samples = np.arange(0.0, end_s, 1.0 / rate_hz)
+    counts, not_ready = phys.adc(t_samples)
+    grams = phys.counts_to_grams(counts)
+    stamps = T0_NS + np.round(t_samples * NS_PER_S).astype(np.int64)
+    per_step = int(round(STEP_S * rate_hz))
+
+    def handle(outs) -> None:
+        for o in outs:
+            if isinstance(o, ReceiptData):
+                run.receipts.append(o)
+            elif isinstance(o, ReviewRequestData):
+                run.requests.append(o)
+                due_ns, decision, ok = reviewer.answer(o, now)
+                run.reviewer_wrong += not ok
+                due.append((due_ns, decision, o))
+
+    for i0 in range(0, len(t_samples), per_step):
+        i1 = min(len(t_samples), i0 + per_step)
+        now = int(stamps[i1 - 1])
+        for i in range(i0, i1):
+            t_ns = int(stamps[i])
+            for k, pid in enumerate(phys.plate_ids):
+                for step in detectors[pid].add(t_ns, float(grams[k, i]), not not_ready[k, i]):
+                    merger.add(step)
+        for ev in merger.advance(now):
+            hyps = ranker.rank(ev.plate_ids, ev.delta_grams, ev.noise_grams, inventory)
+            inventory.apply(ev.plate_ids, hyps, 0.8)
+            data = ShelfEventData(
+                event_id=ev.event_id, gondola_id=store.plate(ev.plate_ids[0]).gondola_id,
+                plate_ids=tuple(ev.plate_ids), delta_grams=float(ev.delta_grams),
+                start_ns=ev.start_ns, settled_ns=ev.settled_ns,
+                hypotheses=tuple(HypothesisData(h.sku, h.action, h.quantity, h.probability,
+                                                h.expected_grams, h.on_home_plate)
+                                 for h in hyps),
+                plate_delta_grams=tuple(float(d) for d in ev.plate_delta_grams),
+                noise_grams=float(ev.noise_grams))
+            events_by_id[data.event_id] = data.to_dict()
+            run.shelf_events.append(data.to_dict())
+            handle(engine.on_shelf_event(data))
+        while gates and gates[0].stamp_ns <= now:
+            handle(engine.on_gate_event(gates.pop(0)))
+        for item in sorted([d for d in due if d[0] <= now], key=lambda d: d[0]):
+            due.remove(item)
+            _, decision, request = item
+            handle(engine.on_review_decision(decision))
+            run.examples.append(make_example(request, events_by_id.get(request.event_id),
+                                             decision))
+        before = len(run.requests)
+        handle(engine.tick(now))
+        if audit_rate > 0:
+            _audit(run, engine, reviewer, events_by_id, rng, audit_rate, before)
+    engine.close()
+    return run
+
+
+def _audit(run, engine, reviewer, events_by_id, rng, audit_rate, n_requests_before) -> None:
+    """Spot-check events processed without review in this tick (labels above threshold)."""
+    reviewed = {r.event_id for r in run.requests}
+    for ev_id, ev in list(events_by_id.items()):
+        if ev.get('_audit_seen') or ev_id in reviewed:
+            continue
+        processed = engine.db.event(ev_id)
+        if processed is None or processed['status'] != 'processed':
+            continue
+        ev['_audit_seen'] = True
+        if rng.random() >= audit_rate:
+            continue
+        req = ReviewRequestData(request_id=f'audit/{ev_id}', event_id=ev_id, reason=0,
+                                detail='audit', gondola_id=ev['gondola_id'],
+                                plate_ids=tuple(ev['plate_ids']), delta_grams=ev['delta_grams'],
+                                shopper_ids=(), candidates=(), stamp_ns=ev['settled_ns'])
+        _, decision, _ = reviewer.answer(req, ev['settled_ns'])
+        clean = {k: v for k, v in ev.items() if not k.startswith('_')}
+        ex = make_example(req, clean, decision)
+        ex['audit'] = True
+        run.examples.append(ex)
+        run.audits += 1
