@@ -246,17 +246,21 @@ def tune_thresholds(labelled: Sequence[tuple[float, float, bool]],
                     target_accuracy: float = 0.995, prior_strength: float = 20.0,
                     conf_grid: Sequence[float] = CONF_GRID,
                     margin_grid: Sequence[float] = MARGIN_GRID,
-                    fallback: tuple[float, float] = (0.9, 0.2)) -> Thresholds:
+                    fallback: tuple[float, float] = (0.9, 0.2),
+                    min_labelled: int = 20) -> Thresholds:
     """The (min_confidence, min_margin) with the fewest reviews reaching the target.
 
     ``labelled``: (p_best, margin, best was right); ``population``: (p_best, margin) of every
-    event the thresholds will apply to (default: the labelled ones). With nothing feasible the
-    strictest grid point is returned.
+    event the thresholds will apply to (default: the labelled ones). With fewer than
+    ``min_labelled`` examples the ``fallback`` stays; with nothing feasible the strictest grid
+    point is returned.
     """
     calib = Calibration([(p, ok) for p, _, ok in labelled], prior_strength)
     pop = list(population) if population is not None else [(p, m) for p, m, _ in labelled]
-    if not pop:
-        return Thresholds(fallback[0], fallback[1], 1.0, 0.0, len(labelled), 0,
+    if not pop or len(labelled) < min_labelled:
+        # too little evidence to move away from the configured thresholds
+        acc, rate = evaluate_thresholds(pop, calib, *fallback) if pop else (1.0, 0.0)
+        return Thresholds(fallback[0], fallback[1], acc, rate, len(labelled), len(pop),
                           target_accuracy)
     best = None
     for conf in conf_grid:

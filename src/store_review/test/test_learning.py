@@ -96,6 +96,8 @@ def test_tuning_raises_thresholds_when_posteriors_are_overconfident():
 def test_no_data_keeps_the_default_and_thresholds_file_round_trips(tmp_path):
     th = tune_thresholds([], [])
     assert (th.min_confidence, th.min_margin) == (0.9, 0.2)
+    few = tune_thresholds(synthetic(10, random.Random(2)))
+    assert (few.min_confidence, few.min_margin) == (0.9, 0.2) and few.n_labelled == 10
     acc, rate = evaluate_thresholds([(0.5, 0.0)], lambda p: p, 0.9, 0.2)
     assert acc == 1.0 and rate == 1.0
     write_thresholds(tune_thresholds(synthetic(500, random.Random(1))), tmp_path / 't.yaml')
