@@ -11,8 +11,6 @@ state reliable + transient-local), and writes them with their receive time. The 
 """
 from __future__ import annotations
 
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 
 from store_bags.bag import BagError, BagWriter
@@ -20,7 +18,7 @@ from store_bags.play import message_class
 from store_bags.ros_qos import from_publishers
 from store_bags.topics import resolve_topics
 from store_common.description import load_store
-from store_common.ros import declare
+from store_common.ros import declare, run_node
 
 IGNORED = ('/rosout', '/parameter_events')
 
@@ -87,17 +85,4 @@ class BagRecord(Node):
 
 
 def main(args=None):
-    try:
-        with rclpy.init(args=args):
-            try:
-                node = BagRecord()
-            except (BagError, ValueError, OSError) as exc:
-                rclpy.logging.get_logger('bag_record').error(str(exc))
-                return 1
-            try:
-                rclpy.spin(node)
-            finally:
-                node.close()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    return 0
+    return run_node('bag_record', BagRecord, (BagError, ValueError, OSError), args=args)

@@ -11,11 +11,9 @@ from __future__ import annotations
 import os
 from dataclasses import replace
 
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from store_common.description import load_store, StoreConfigError
-from store_common.ros import declare, EVENT_QOS, STATE_QOS
+from store_common.ros import declare, EVENT_QOS, run_node, STATE_QOS
 from store_interfaces.msg import (CartState, CartUpdate, GateEvent, Receipt, ReviewDecision,
                                   ReviewRequest, ShelfEvent)
 
@@ -159,22 +157,8 @@ class CartNode(Node):
 
 
 def main(args=None):
-    try:
-        with rclpy.init(args=args):
-            try:
-                node = CartNode()
-            except (CartDbError, StoreConfigError, ValueError) as exc:
-                rclpy.logging.get_logger('cart').fatal(str(exc))
-                return 1
-            try:
-                rclpy.spin(node)
-            finally:
-                node.close()
-                node.destroy_node()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    return 0
+    return run_node('cart', CartNode, (CartDbError, StoreConfigError, ValueError), args=args)
 
 
 if __name__ == '__main__':
-    main()
+    raise SystemExit(main())

@@ -4,9 +4,11 @@ Only node modules import this; algorithm modules stay free of rclpy.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from builtin_interfaces.msg import Time
+import rclpy
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -73,3 +75,38 @@ def stamp_ns(stamp: Time) -> int:
 
 def ns_stamp(ns: int) -> Time:
     return from_ns(ns, Time)
+
+
+def run_node(name: str, factory: Callable[[], Node], startup_errors: tuple = (ValueError,), *,
+             args: list[str] | None = None, threads: int = 1, startup_exit_code: int = 1) -> int:
+    """The ``main()`` of every node, the Kilted way.
+
+    Creates the node with ``factory`` inside ``rclpy.init``; an exception of ``startup_errors``
+    (a broken config, a missing file) is logged as fatal by ``name`` and returns
+    ``startup_exit_code`` so the runner or launch reports it. Spins (``threads`` > 1: a
+    multi-threaded executor, e.g. a service that waits while timers keep running), and on the
+    way out calls the node's ``close()`` if it has one, then destroys it. Ctrl-C and external
+    shutdown end it quietly with 0.
+    """
+    try:
+        with rclpy.init(args=args):
+            try:
+                node = factory()
+            except startup_errors as exc:
+                rclpy.logging.get_logger(name).fatal(f'cannot start: {exc}')
+                return startup_exit_code
+            try:
+                if threads > 1:
+                    executor = MultiThreadedExecutor(num_threads=threads)
+                    executor.add_node(node)
+                    executor.spin()
+                else:
+                    rclpy.spin(node)
+            finally:
+                close = getattr(node, 'close', None)
+                if callable(close):
+                    close()
+                node.destroy_node()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    return 0

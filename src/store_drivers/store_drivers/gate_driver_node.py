@@ -8,12 +8,10 @@ from __future__ import annotations
 import time
 
 from diagnostic_msgs.msg import DiagnosticArray
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from std_msgs.msg import Header
 from store_common.description import load_store, StoreConfigError
-from store_common.ros import declare, EVENT_QOS, ns_stamp
+from store_common.ros import declare, EVENT_QOS, ns_stamp, run_node
 from store_interfaces.msg import GateEvent
 
 from store_drivers import diagnostics
@@ -141,17 +139,7 @@ class GateDriver(Node):
 
 
 def main(args=None):
-    try:
-        with rclpy.init(args=args):
-            try:
-                node = GateDriver()
-            except StartupError as exc:
-                rclpy.logging.get_logger('gate_driver').fatal(f'cannot start: {exc}')
-                return 1
-            rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    return 0
+    return run_node('gate_driver', GateDriver, (StartupError,), args=args)
 
 
 if __name__ == '__main__':

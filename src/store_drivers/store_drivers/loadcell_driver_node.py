@@ -16,13 +16,11 @@ import threading
 import time
 
 from diagnostic_msgs.msg import DiagnosticArray
-import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from std_msgs.msg import Header
 from store_common.description import load_store, StoreConfigError
-from store_common.ros import declare, ns_stamp, RELIABLE_STREAM_QOS
+from store_common.ros import declare, ns_stamp, RELIABLE_STREAM_QOS, run_node
 from store_interfaces.msg import PlateWeight, PlateWeights, RawPlateReadings, RawPlateSample
 from store_interfaces.srv import TarePlate
 
@@ -313,19 +311,7 @@ class LoadcellDriver(Node):
 
 
 def main(args=None):
-    try:
-        with rclpy.init(args=args):
-            try:
-                node = LoadcellDriver()
-            except StartupError as exc:
-                rclpy.logging.get_logger('loadcell_driver').fatal(f'cannot start: {exc}')
-                return 1
-            executor = MultiThreadedExecutor(num_threads=2)
-            executor.add_node(node)
-            executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    return 0
+    return run_node('loadcell_driver', LoadcellDriver, (StartupError,), args=args, threads=2)
 
 
 if __name__ == '__main__':

@@ -12,15 +12,13 @@ from __future__ import annotations
 import os
 import pathlib
 
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 from store_cart import convert
 from store_cart.model import CandidateData, ReviewRequestData
 from store_common.description import load_store, StoreConfigError
 from store_common.ros import (declare, EVENT_QOS, ns_stamp, RELIABLE_STREAM_QOS, SENSOR_QOS,
-                              STATE_QOS, stamp_ns)
+                              STATE_QOS, stamp_ns, run_node)
 from store_interfaces.msg import (CartState, PlateWeights, Receipt, ReviewDecision, ReviewRequest,
                                   ShelfEvent)
 import yaml
@@ -197,22 +195,9 @@ class ReviewNode(Node):
 
 
 def main(args=None):
-    try:
-        with rclpy.init(args=args):
-            try:
-                node = ReviewNode()
-            except (ReviewDbError, StoreConfigError, ValueError, OSError) as exc:
-                rclpy.logging.get_logger('review').fatal(str(exc))
-                return 1
-            try:
-                rclpy.spin(node)
-            finally:
-                node.close()
-                node.destroy_node()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    return 0
+    return run_node('review', ReviewNode,
+                    (ReviewDbError, StoreConfigError, ValueError, OSError), args=args)
 
 
 if __name__ == '__main__':
-    main()
+    raise SystemExit(main())

@@ -14,12 +14,10 @@ import dataclasses
 import os
 
 from rcl_interfaces.msg import ParameterDescriptor, ParameterType
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from store_common.description import load_store, StoreConfigError
-from store_common.ros import declare, EVENT_QOS, ns_stamp, RELIABLE_STREAM_QOS, stamp_ns
+from store_common.ros import declare, EVENT_QOS, ns_stamp, RELIABLE_STREAM_QOS, run_node, stamp_ns
 from store_interfaces.msg import PlateWeights, ProductHypothesis, ShelfEvent
 
 from store_shelf.hypotheses import (HypothesisParams, HypothesisRanker, load_weight_overlay,
@@ -226,17 +224,7 @@ class ShelfEventNode(Node):
 
 
 def main(args=None):
-    try:
-        with rclpy.init(args=args):
-            try:
-                node = ShelfEventNode()
-            except StartupError as exc:
-                rclpy.logging.get_logger('shelf_events').fatal(f'cannot start: {exc}')
-                return 1
-            rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    return 0
+    return run_node('shelf_events', ShelfEventNode, (StartupError,), args=args)
 
 
 if __name__ == '__main__':

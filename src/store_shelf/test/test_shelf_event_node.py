@@ -92,8 +92,10 @@ def test_node_publishes_the_pipeline_events(ros_env, store):
                                                    weight_grams=float(w[k]), valid=bool(v[k])))
             msg.header.stamp = msg.weights[-1].stamp
             pub.publish(msg)
-            executor.spin_once(timeout_sec=0.001)
-        deadline = time.monotonic() + 10.0
+            # pace like a controller (a batch every 100 ms, here faster): an unpaced burst can
+            # outrun the node's reliable queue on a loaded machine
+            executor.spin_once(timeout_sec=0.005)
+        deadline = time.monotonic() + 30.0
         while len(got) < len(expected) and time.monotonic() < deadline:
             executor.spin_once(timeout_sec=0.1)
         node.destroy_node()

@@ -12,13 +12,11 @@ import json
 import pathlib
 import time
 
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from std_msgs.msg import String
 
 from store_common.description import load_store, StoreConfigError
-from store_common.ros import declare, EVENT_QOS
+from store_common.ros import declare, EVENT_QOS, run_node
 
 from store_sim.emulators import gate_scans, GateReaderEmulator, PlateControllerEmulator
 from store_sim.physics import StorePhysics
@@ -114,21 +112,9 @@ class SimNode(Node):
 
 
 def main(args=None):
-    node = None
-    try:
-        with rclpy.init(args=args):
-            try:
-                node = SimNode()
-            except (StoreConfigError, ScenarioError, ValueError) as exc:
-                rclpy.logging.get_logger('sim').fatal(str(exc))
-                raise SystemExit(2) from None
-            try:
-                rclpy.spin(node)
-            finally:
-                node.close()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+    return run_node('sim', SimNode, (StoreConfigError, ScenarioError, ValueError), args=args,
+                    startup_exit_code=2)
 
 
 if __name__ == '__main__':
-    main()
+    raise SystemExit(main())

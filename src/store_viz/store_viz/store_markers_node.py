@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import math
 
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from visualization_msgs.msg import MarkerArray
 
-from store_common.description import load_store
-from store_common.ros import declare, EVENT_QOS, RELIABLE_STREAM_QOS, STATE_QOS
+from store_common.description import load_store, StoreConfigError
+from store_common.ros import declare, EVENT_QOS, RELIABLE_STREAM_QOS, run_node, STATE_QOS
 from store_interfaces.msg import (CartState, PlateWeights, ReviewDecision, ReviewRequest,
                                   ShelfEvent)
 from store_viz.markers import layout_markers, state_markers
@@ -78,8 +76,5 @@ class StoreMarkers(Node):
 
 
 def main(args=None):
-    try:
-        with rclpy.init(args=args):
-            rclpy.spin(StoreMarkers())
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+    return run_node('store_markers', StoreMarkers, (StoreConfigError, ValueError, KeyError),
+                    args=args)
