@@ -24,6 +24,8 @@ setup(
             'generate_scenarios = store_sim.generator:main',
             'evaluate = store_sim.evaluator:main',
             'sim = store_sim.sim_node:main',
+            'render_scenario = store_sim.render_scenario:main',
+            'make_dataset = store_sim.dataset:main',
         ],
     },
 )

@@ -1,0 +1,140 @@
+"""Rendered camera videos served as live MJPEG-over-HTTP streams on the scenario clock.
+
+The simulator renders each camera's video before its scenario clock starts (``render_scenario``)
+and then plays it like an IP camera: ``http://127.0.0.1:<port>/<camera_id>.mjpg`` sends frame k
+(scenario time ``t0_s + k / fps``) when the scenario clock reaches that time, so the camera
+driver, which stamps a frame when it receives it, stamps it ``scenario_start + t_k`` plus the
+delivery latency (milliseconds) -- the same time base as the plate controller emulators. Before
+the scenario the first frame repeats at ``fps``; after the video the last frame repeats. A client
+that connects late starts at the current frame (no backlog), like a live camera.
+
+``multipart/x-mixed-replace`` MJPEG is what OpenCV's FFmpeg backend opens as an ``http://`` URL.
+Never imports rclpy.
+"""
+from __future__ import annotations
+
+import http.server
+import json
+import pathlib
+import socketserver
+import threading
+import time
+
+import cv2
+
+BOUNDARY = b'storeframe'
+
+
+class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class CameraStreamServer:
+    """Serves every camera of a finished render directory on one port."""
+
+    def __init__(self, render_dir: str | pathlib.Path, scenario_time, port: int = 0,
+                 host: str = '127.0.0.1', jpeg_quality: int = 90, log=None):
+        self.dir = pathlib.Path(render_dir)
+        meta = json.loads((self.dir / 'render.json').read_text())
+        self.fps = float(meta['fps'])
+        self.t0_s = float(meta['t0_s'])
+        self.frames = int(meta['frames'])
+        self.videos = {cid: self.dir / name for cid, name in meta['video'].items()}
+        self.scenario_time = scenario_time       # () -> current scenario time [s]
+        self.jpeg_quality = jpeg_quality
+        self.log = log or (lambda msg: None)
+        self.connections = 0
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):   # noqa: N802 - http.server API
+                outer._serve(self)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = _Server((host, port), Handler)
+        self.port = self.httpd.server_address[1]
+        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True,
+                                        name='camera-stream')
+
+    def url(self, camera_id: str) -> str:
+        return f'http://127.0.0.1:{self.port}/{camera_id}.mjpg'
+
+    def start(self) -> 'CameraStreamServer':
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def _serve(self, req) -> None:
+        cid = req.path.strip('/').removesuffix('.mjpg')
+        video = self.videos.get(cid)
+        if video is None or not video.exists():
+            req.send_error(404, f'no camera {cid!r}')
+            return
+        cap = cv2.VideoCapture(str(video))
+        if not cap.isOpened():
+            req.send_error(503, f'cannot open the video of {cid}')
+            return
+        self.connections += 1
+        self.log(f'camera stream {cid}: client connected')
+        req.send_response(200)
+        req.send_header('Content-Type', f'multipart/x-mixed-replace; boundary={BOUNDARY.decode()}')
+        req.send_header('Cache-Control', 'no-cache')
+        req.end_headers()
+        pos = -1            # index of the frame in `frame`
+        frame = None
+        sent = -10 ** 9     # last sent tick
+        try:
+            while True:
+                t = self.scenario_time()
+                tick = int((t - self.t0_s) * self.fps + 1e-6) if t >= self.t0_s else \
+                    -int((self.t0_s - t) * self.fps) - 1
+                if tick <= sent:
+                    time.sleep(max(0.001, (sent + 1) / self.fps + self.t0_s - t))
+                    continue
+                want = min(max(tick, 0), self.frames - 1)
+                if want != pos:
+                    if want != pos + 1:
+                        cap.set(cv2.CAP_PROP_POS_FRAMES, want)
+                    ok, f = cap.read()
+                    if ok:
+                        frame, pos = f, want
+                if frame is None:
+                    return
+                ok, jpg = cv2.imencode('.jpg', frame, [cv2.IMWRITE_JPEG_QUALITY,
+                                                       self.jpeg_quality])
+                data = jpg.tobytes()
+                req.wfile.write(b'--' + BOUNDARY + b'\r\nContent-Type: image/jpeg\r\n'
+                                + f'Content-Length: {len(data)}\r\n\r\n'.encode() + data
+                                + b'\r\n')
+                req.wfile.flush()
+                sent = tick
+        except (BrokenPipeError, ConnectionResetError, OSError):
+            self.log(f'camera stream {cid}: client gone')
+        finally:
+            cap.release()
+
+
+def render_is_current(render_dir: pathlib.Path, store_file: str, scenario_file: str,
+                      fps: float, cameras: list[str]) -> bool:
+    """True when ``render_dir`` holds a complete render of this scenario, fps and cameras."""
+    meta_file = pathlib.Path(render_dir) / 'render.json'
+    if not meta_file.exists():
+        return False
+    try:
+        meta = json.loads(meta_file.read_text())
+    except ValueError:
+        return False
+    if meta.get('scenario_file') != str(pathlib.Path(scenario_file).resolve()) or \
+            meta.get('store_file') != str(pathlib.Path(store_file).resolve()) or \
+            float(meta.get('fps', 0)) != float(fps) or meta.get('cameras') != cameras:
+        return False
+    newest_input = max(pathlib.Path(scenario_file).stat().st_mtime,
+                       pathlib.Path(store_file).stat().st_mtime)
+    return meta_file.stat().st_mtime >= newest_input and all(
+        (pathlib.Path(render_dir) / f'{c}.avi').exists() for c in cameras)
