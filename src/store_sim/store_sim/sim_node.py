@@ -2,9 +2,13 @@
 
 Creates one pseudo-terminal per plate controller (``<run_dir>/<controller_id>``) and per gate
 (``<run_dir>/gate_<gate_id>``); they stream idle rows at once, and the scenario clock starts
-``start_delay_s`` later so that the drivers have connected. Publishes the truth of every enter,
-action and exit on ``sim/ground_truth`` when it happens, and keeps streaming idle rows after the
-scenario ends, until shut down. The physics and the emulators live in plain modules.
+``start_delay_s`` later so that the drivers have connected. With ``camera_stream_port`` set,
+it first renders every camera of the store (``<run_dir>/cameras``, reused when current), then
+serves them as live MJPEG streams on the scenario clock (``store_sim.camera_stream``); the
+scenario clock's start in ROS time is written to ``<run_dir>/scenario_clock.json``. Publishes
+the truth of every enter, action and exit on ``sim/ground_truth`` when it happens, and keeps
+streaming idle rows after the scenario ends, until shut down. The physics and the emulators
+live in plain modules.
 """
 from __future__ import annotations
 
@@ -18,8 +22,10 @@ from std_msgs.msg import String
 from store_common.description import load_store, StoreConfigError
 from store_common.ros import declare, EVENT_QOS, run_node
 
+from store_sim.camera_stream import CameraStreamServer, render_is_current
 from store_sim.emulators import gate_scans, GateReaderEmulator, PlateControllerEmulator
 from store_sim.physics import StorePhysics
+from store_sim.render_scenario import render_scenario
 from store_sim.scenario import load_scenario, ScenarioError, truth_events
 
 
@@ -46,6 +52,13 @@ class SimNode(Node):
                                    'disconnect [s].', lo=0.1, hi=60.0)
         poll_period_s = declare(self, 'poll_period_s', 0.02, 'Emulator polling period [s].',
                                 lo=0.005, hi=0.1)
+        camera_port = declare(self, 'camera_stream_port', 0, 'Serve the rendered camera '
+                              'videos as MJPEG streams on this localhost port; 0 = no '
+                              'cameras.', lo=0, hi=65535)
+        camera_fps = declare(self, 'camera_fps', 10.0, 'Rendered camera frame rate [Hz].',
+                             lo=1.0, hi=30.0)
+        render_jobs = declare(self, 'render_jobs', 2, 'Cameras rendered in parallel before '
+                              'the scenario clock starts.', lo=1, hi=16)
         if not (store_file and scenario_file and run_dir):
             raise ValueError('store_file, scenario_file and run_dir must all be set')
 
@@ -57,9 +70,24 @@ class SimNode(Node):
         self.truth = truth_events(self.scenario, self.store)
         self.next_truth = 0
 
+        run = pathlib.Path(run_dir)
+        render_dir = run / 'cameras'
+        if camera_port and self.store.cameras:
+            self._render(store_file, scenario_file, render_dir, camera_fps, render_jobs)
+
         now = time.monotonic()
         self.scenario_start = now + self.start_delay_s
-        run = pathlib.Path(run_dir)
+        # the scenario clock in ROS time, for whoever lines images and truth up (fusion, tests)
+        start_ns = self.get_clock().now().nanoseconds + int(self.start_delay_s * 1e9)
+        run.mkdir(parents=True, exist_ok=True)
+        (run / 'scenario_clock.json').write_text(json.dumps(
+            {'scenario_start_ros_ns': start_ns, 'start_delay_s': self.start_delay_s}) + '\n')
+        self.stream = None
+        if camera_port and self.store.cameras:
+            self.stream = CameraStreamServer(
+                render_dir, lambda: time.monotonic() - self.scenario_start, port=camera_port,
+                log=self.get_logger().info).start()
+            self.get_logger().info(f'camera streams: {self.stream.url("<camera_id>")}')
         self.emulators = []
         for c in self.store.controllers:
             emu = PlateControllerEmulator(
@@ -106,7 +134,21 @@ class SimNode(Node):
             self.ended = True
             self.get_logger().info('scenario ended; plates keep streaming idle rows')
 
+    def _render(self, store_file, scenario_file, render_dir, fps, jobs) -> None:
+        ids = [c.id for c in self.store.cameras]
+        if render_is_current(render_dir, store_file, scenario_file, fps, ids):
+            self.get_logger().info(f'camera videos in {render_dir} are current')
+            return
+        self.get_logger().info(f'rendering {len(ids)} camera videos at {fps:g} fps into '
+                               f'{render_dir} before the scenario clock starts')
+        start = time.monotonic()
+        render_scenario(store_file, scenario_file, str(render_dir), fps, ids, jobs=jobs,
+                        log=self.get_logger().info)
+        self.get_logger().info(f'rendered in {time.monotonic() - start:.1f} s')
+
     def close(self) -> None:
+        if getattr(self, 'stream', None) is not None:
+            self.stream.close()
         for emu in self.emulators:
             emu.close()
 
