@@ -38,9 +38,9 @@ def main():
     for cid, (pos, target, where) in CAMERAS.items():
         r_opt = look_at(pos, target)
         body = r_opt @ R_BODY_OPTICAL.T
-        rpy = [round(math.degrees(a), 4) for a in (math.atan2(body[2, 1], body[2, 2]),
-                                                  math.asin(-body[2, 0]),
-                                                  math.atan2(body[1, 0], body[0, 0]))]
+        angles = (math.atan2(body[2, 1], body[2, 2]), math.asin(-body[2, 0]),
+                  math.atan2(body[1, 0], body[0, 0]))
+        rpy = [round(math.degrees(a), 4) for a in angles]
         check = rpy_to_matrix(*map(math.radians, rpy)) @ R_BODY_OPTICAL
         assert np.allclose(check, r_opt, atol=1e-4)
         fx, fy, cx, cy, dist = INTRINSICS[cid]
@@ -51,7 +51,8 @@ def main():
                 '# ROS camera_info YAML layout plus pose_in_store (see store_common/camera.py):\n'
                 '# the optical centre in the store frame [m] and the camera body orientation\n'
                 '# (x forward, y left, z up; positive pitch looks down) [deg].\n'
-                f'# Aimed at {target} m in the store frame; written by tools/make_demo_cameras.py.\n')
+                f'# Aimed at {target} m in the store frame; written by '
+                'tools/make_demo_cameras.py.\n')
         (OUT / f'{cid}.yaml').write_text(
             text + yaml.safe_dump(doc, sort_keys=False, default_flow_style=None))
         print(f'{OUT / cid}.yaml: rpy_deg {rpy}')
