@@ -1,0 +1,31 @@
+import glob
+
+from setuptools import find_packages, setup
+
+package_name = 'store_perception'
+
+setup(
+    name=package_name,
+    version='0.1.0',
+    packages=find_packages(exclude=['test']),
+    data_files=[
+        ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
+        ('share/' + package_name, ['package.xml']),
+        ('share/' + package_name + '/models', glob.glob('models/*.pt') + ['models/DATA_CARD.md']),
+    ],
+    install_requires=['setuptools'],
+    zip_safe=True,
+    maintainer='Walk-out store maintainers',
+    maintainer_email='maintainers@walkout-store.org',
+    description=(
+        'Cameras and detection: OpenCV camera drivers, cv_bridge-compatible image conversion, '
+        'a YOLO detector of shoppers, hands and products.'),
+    license='Apache-2.0',
+    entry_points={
+        'console_scripts': [
+            'camera_driver = store_perception.camera_driver_node:main',
+            'detector = store_perception.detector_node:main',
+            'train_detector = store_perception.train:main',
+        ],
+    },
+)

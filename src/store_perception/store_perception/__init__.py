@@ -1,0 +1,1 @@
+"""Cameras and detection: camera drivers, image conversion, the YOLO detector."""

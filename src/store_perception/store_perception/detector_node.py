@@ -1,0 +1,154 @@
+"""Detector node: YOLO on the images of one or more cameras -> store_interfaces/DetectionArray.
+
+Parameters: ``camera_ids`` (one node serves several cameras), ``image_topic`` (per camera,
+``{ns}/cameras/<id>/image_raw`` by default through ``cameras_namespace``), ``model_path``
+(default: the weights shipped in the package share), ``imgsz``, ``conf_threshold``,
+``iou_threshold``, ``device`` ('cpu', '0', 'cuda:0'), ``annotated_images`` (off by default),
+``store_file`` (optional: the catalog for SKU-by-colour on product boxes).
+
+Subscribes ``<cameras_namespace>/<id>/image_raw`` (sensor-data QoS, depth 1: a busy detector
+skips to the newest frame instead of queueing stale ones); publishes
+``<cameras_namespace>/<id>/detections`` (DetectionArray, header of the source image) and, when
+enabled, ``<cameras_namespace>/<id>/detections_image`` (bgr8 with boxes) for rviz. Inference runs
+in a worker thread on the newest frame of each camera, round-robin, so one slow camera never
+starves another.
+"""
+from __future__ import annotations
+
+import threading
+
+import cv2
+import rclpy
+from rclpy.node import Node
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
+
+from store_common.description import load_store
+from store_common.ros import declare, run_node
+from store_interfaces.msg import Detection, DetectionArray
+
+from store_perception.detection import Detector
+from store_perception.image_conversion import CvBridge
+
+IMAGE_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT,
+                       history=HistoryPolicy.KEEP_LAST)
+COLORS = {'shopper': (60, 220, 60), 'hand': (255, 140, 0), 'product': (0, 60, 255)}
+
+
+def to_msg(header, camera_id: str, width: int, height: int, dets, ms: float) -> DetectionArray:
+    out = DetectionArray(header=header, camera_id=camera_id, image_width=width,
+                         image_height=height, inference_ms=float(ms))
+    for i, d in enumerate(dets):
+        (cx, cy), (sx, sy) = d.center, d.size
+        out.detections.append(Detection(
+            id=f'{camera_id}/{i}', class_id=d.class_id, class_name=d.class_name,
+            score=float(d.score), center_x=cx, center_y=cy, size_x=sx, size_y=sy, sku=d.sku,
+            sku_score=float(d.sku_score)))
+    return out
+
+
+def annotate(image, dets):
+    img = image.copy()
+    for d in dets:
+        c = COLORS.get(d.class_name, (255, 255, 255))
+        cv2.rectangle(img, (int(d.x0), int(d.y0)), (int(d.x1), int(d.y1)), c, 1)
+        label = f'{d.sku or d.class_name} {d.score:.2f}'
+        cv2.putText(img, label, (int(d.x0), max(8, int(d.y0) - 2)), cv2.FONT_HERSHEY_SIMPLEX,
+                    0.35, c, 1, cv2.LINE_AA)
+    return img
+
+
+class DetectorNode(Node):
+
+    def __init__(self):
+        super().__init__('detector')
+        camera_ids = declare(self, 'camera_ids', [], 'Cameras this node serves.',
+                             array_type='string')
+        cams_ns = declare(self, 'cameras_namespace', 'cameras', 'Namespace of the camera '
+                          'drivers (relative to this node\'s namespace, or absolute).')
+        model_path = declare(self, 'model_path', '', 'YOLO weights (.pt); empty = the shipped '
+                             'store_yolo.pt in the package share.')
+        imgsz = declare(self, 'imgsz', 416, 'Inference image size [px] (multiple of 32).',
+                        lo=64, hi=2048)
+        conf = declare(self, 'conf_threshold', 0.25, 'Minimum detection score.', lo=0.0,
+                       hi=1.0)
+        iou = declare(self, 'iou_threshold', 0.5, 'Non-maximum suppression IoU.', lo=0.0,
+                      hi=1.0)
+        device = declare(self, 'device', 'cpu', "Torch device: 'cpu', '0', 'cuda:0'.")
+        self.annotated = declare(self, 'annotated_images', False, 'Also publish '
+                                 'detections_image (bgr8 with boxes) per camera.')
+        store_file = declare(self, 'store_file', '', 'Store description; its catalog gives '
+                             'product boxes a SKU by colour. Optional.')
+        if not camera_ids:
+            raise ValueError('camera_ids must name at least one camera')
+        catalog = load_store(store_file).catalog if store_file else None
+        self.detector = Detector(model_path or None, imgsz, conf, iou, device, catalog)
+        self.detector.warmup()
+        self.bridge = CvBridge()
+        self.cameras = list(camera_ids)
+        self.latest: dict[str, Image] = {}
+        self.cv = threading.Condition()
+        self.pubs, self.ann_pubs = {}, {}
+        ns = cams_ns.rstrip('/')
+        for cid in self.cameras:
+            base = f'{ns}/{cid}'
+            self.create_subscription(Image, f'{base}/image_raw',
+                                     lambda msg, c=cid: self._on_image(c, msg), IMAGE_QOS)
+            self.pubs[cid] = self.create_publisher(DetectionArray, f'{base}/detections', 10)
+            if self.annotated:
+                self.ann_pubs[cid] = self.create_publisher(Image, f'{base}/detections_image',
+                                                           IMAGE_QOS)
+        self.processed = 0
+        self._stop = threading.Event()
+        self._worker = threading.Thread(target=self._run, daemon=True, name='detector')
+        self._worker.start()
+        self.get_logger().info(f'detector {self.detector.model_path} imgsz {imgsz} on {device} '
+                               f'for cameras {", ".join(self.cameras)}')
+
+    def _on_image(self, cid: str, msg: Image) -> None:
+        with self.cv:
+            self.latest[cid] = msg          # newer frames replace unprocessed ones
+            self.cv.notify()
+
+    def _run(self) -> None:
+        turn = 0
+        while not self._stop.is_set():
+            with self.cv:
+                while not self.latest and not self._stop.is_set():
+                    self.cv.wait(timeout=0.5)
+                if self._stop.is_set():
+                    return
+                order = self.cameras[turn:] + self.cameras[:turn]
+                cid = next(c for c in order if c in self.latest)
+                msg = self.latest.pop(cid)
+                turn = (self.cameras.index(cid) + 1) % len(self.cameras)
+            try:
+                image = self.bridge.imgmsg_to_cv2(msg, 'bgr8')
+                dets, ms = self.detector.detect(image)
+                self.pubs[cid].publish(to_msg(msg.header, cid, msg.width, msg.height, dets,
+                                              ms))
+                if self.annotated:
+                    ann = self.bridge.cv2_to_imgmsg(annotate(image, dets), 'bgr8',
+                                                    header=msg.header)
+                    self.ann_pubs[cid].publish(ann)
+                self.processed += 1
+            except Exception as exc:   # noqa: BLE001 - one bad frame never stops the node
+                if not rclpy.ok():
+                    return
+                self.get_logger().error(f'camera {cid}: {type(exc).__name__}: {exc}',
+                                        throttle_duration_sec=5.0)
+
+    def close(self) -> None:
+        self._stop.set()
+        with self.cv:
+            self.cv.notify_all()
+        self._worker.join(timeout=5.0)
+
+
+def main(args=None):
+    return run_node('detector', DetectorNode, (ValueError, KeyError, FileNotFoundError),
+                    args=args, startup_exit_code=2)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

@@ -1,0 +1,74 @@
+"""Train the store detector with ultralytics, from scratch (no pretrained weights).
+
+    train_detector --data out/dataset/data.yaml --out out/train [--model yolov8n.yaml] \
+        [--imgsz 416] [--epochs 30] [--batch 16] [--device cpu] [--workers 2] \
+        [--install src/store_perception/models/store_yolo.pt]
+
+The model is built from an ultralytics model YAML (``yolov8n.yaml``, ``yolo11n.yaml``: the
+architecture only), so nothing is downloaded; ultralytics is kept offline
+(:mod:`store_perception.yolo_offline`). CPU by default (``--device 0`` uses a GPU where
+present). ``--install`` copies the best weights, stripped of the optimizer state, to the given
+path. Run it niced on a shared machine: ``nice -n 10 train_detector ...``.
+"""
+from __future__ import annotations
+
+import argparse
+import pathlib
+import shutil
+import sys
+import time
+
+
+def train(data: str, out: str, model: str = 'yolov8n.yaml', imgsz: int = 416, epochs: int = 30,
+          batch: int = 16, device: str = 'cpu', workers: int = 2, seed: int = 0,
+          name: str = 'detector', patience: int = 100, fraction: float = 1.0) -> pathlib.Path:
+    """Train; returns the path of the best weights."""
+    out_dir = pathlib.Path(out).resolve()
+    ul = _ultralytics(out_dir)
+    yolo = ul.YOLO(model)
+    yolo.train(data=str(pathlib.Path(data).resolve()), imgsz=imgsz, epochs=epochs, batch=batch,
+               device=device, workers=workers, seed=seed, project=str(out_dir), name=name,
+               exist_ok=True, pretrained=False, amp=device != 'cpu', plots=False,
+               patience=patience, fraction=fraction, verbose=False, deterministic=False,
+               warmup_epochs=min(3.0, max(0.5, epochs / 10)), close_mosaic=max(1, epochs // 6),
+               hsv_v=0.5, degrees=0.0, fliplr=0.5, mosaic=1.0, scale=0.4)
+    best = out_dir / name / 'weights' / 'best.pt'
+    if not best.exists():
+        best = out_dir / name / 'weights' / 'last.pt'
+    return best
+
+
+def _ultralytics(out_dir: pathlib.Path):
+    from store_perception.yolo_offline import ultralytics_offline
+    return ultralytics_offline(out_dir / 'ultralytics-config')
+
+
+def main(args=None) -> int:
+    p = argparse.ArgumentParser(prog='train_detector', description=__doc__.split('\n')[0])
+    p.add_argument('--data', required=True, help='YOLO data.yaml (make_dataset)')
+    p.add_argument('--out', required=True, help='training runs directory')
+    p.add_argument('--model', default='yolov8n.yaml', help='ultralytics model YAML')
+    p.add_argument('--imgsz', type=int, default=416, help='training image size [px]')
+    p.add_argument('--epochs', type=int, default=30)
+    p.add_argument('--batch', type=int, default=16)
+    p.add_argument('--device', default='cpu', help="'cpu' or a CUDA device index such as 0")
+    p.add_argument('--workers', type=int, default=2, help='data loader processes')
+    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--name', default='detector', help='run name under --out')
+    p.add_argument('--install', default='', help='copy the best weights here')
+    ns = p.parse_args(args)
+    start = time.monotonic()
+    best = train(ns.data, ns.out, ns.model, ns.imgsz, ns.epochs, ns.batch, ns.device,
+                 ns.workers, ns.seed, ns.name)
+    print(f'best weights: {best} ({best.stat().st_size / 1e6:.1f} MB) after '
+          f'{(time.monotonic() - start) / 60:.1f} min')
+    if ns.install:
+        dst = pathlib.Path(ns.install)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(best, dst)
+        print(f'installed {dst}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
