@@ -33,7 +33,8 @@ def _nodes(context):
         run_dir=arg('run_dir'), scenario_file=arg('scenario'), db_path=arg('db_path'),
         record=arg('record') == 'true', use_sim_time=arg('use_sim_time') == 'true',
         bag_file=arg('bag'), bag_rate=float(arg('bag_rate') or 1.0), bag_topics=arg('bag_topics'),
-        record_bag=arg('record_bag'), render_png=arg('render_png')))
+        record_bag=arg('record_bag'), render_png=arg('render_png'),
+        cameras=arg('cameras') == 'true'))
     return [Node(package=s.package, executable=s.executable, name=s.name,
                  namespace=s.namespace, parameters=[s.parameters],
                  remappings=list(s.remappings), respawn=s.respawn, output='screen',
@@ -82,5 +83,8 @@ def generate_launch_description():
         DeclareLaunchArgument('render_png', default_value='',
                               description='Write a top-down PNG of the store markers here. '
                                           'Empty: no.'),
+        DeclareLaunchArgument('cameras', default_value='false', choices=['true', 'false'],
+                              description='Camera drivers and the detector (sim: the simulator '
+                                          'renders and streams every camera first).'),
         OpaqueFunction(function=_nodes),
     ])

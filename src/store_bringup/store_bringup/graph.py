@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import pathlib
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,6 +66,8 @@ class GraphOptions:
     bag_topics: str | None = None           # replay: comma-separated topics; None: all
     record_bag: str | None = None           # record the sensors preset to this new bag
     render_png: str | None = None           # write a top-down PNG of the markers here
+    cameras: bool = False                   # camera drivers + detector (sim: rendered streams)
+    camera_port: int | None = None          # sim: stream port; None = derived from run_dir
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)  # node name -> params
 
 
@@ -124,10 +127,12 @@ def build_graph(store: Store, options: GraphOptions) -> list[NodeSpec]:
         p.pop('use_sim_time', None)
         p.pop('store_file', None)
         specs.append(NodeSpec('store_bags', 'bag_play', 'bag_play', ns, p))
+    cams = options.cameras and options.mode in ('hardware', 'sim') and bool(store.cameras)
+    port = (options.camera_port or camera_port_for(run_dir)) if cams and run_dir else 0
     if options.mode == 'sim':
         specs.append(NodeSpec('store_sim', 'sim', 'sim', ns, params(
             'sim', scenario_file=str(pathlib.Path(options.scenario_file).resolve()),
-            run_dir=str(run_dir))))
+            run_dir=str(run_dir), camera_stream_port=port if cams else None)))
 
     if options.mode in ('hardware', 'sim'):
         for c in store.controllers:
@@ -144,6 +149,18 @@ def build_graph(store: Store, options: GraphOptions) -> list[NodeSpec]:
             specs.append(NodeSpec('store_drivers', 'gate_driver', f'gate_driver_{g.id}', ns,
                                   params('gate_driver', gate_id=g.id, port=port,
                                          baud=g.reader.baud)))
+
+    if cams:
+        # sim: the simulator renders every camera and streams it; the drivers open the stream
+        # like an IP camera's (see store_sim.camera_stream for the time base)
+        for c in store.cameras:
+            source = (f'http://127.0.0.1:{port}/{c.id}.mjpg' if options.mode == 'sim'
+                      else str(c.source))
+            specs.append(NodeSpec('store_perception', 'camera_driver', 'camera_driver',
+                                  f'{ns}/cameras/{c.id}',
+                                  params('camera_driver', camera_id=c.id, source=source)))
+        specs.append(NodeSpec('store_perception', 'detector', 'detector', ns, params(
+            'detector', camera_ids=[c.id for c in store.cameras])))
 
     for g in store.gondolas:
         topics = [f'{ns}/{c.id}/plate_weights' for c in store.controllers_of_gondola(g.id)]
@@ -180,6 +197,11 @@ def build_graph(store: Store, options: GraphOptions) -> list[NodeSpec]:
     if dup:
         raise ValueError(f'duplicate node names in the graph: {", ".join(sorted(dup))}')
     return specs
+
+
+def camera_port_for(run_dir: pathlib.Path) -> int:
+    """A localhost port for the simulator's camera streams, stable per run directory."""
+    return 20000 + zlib.crc32(str(run_dir).encode()) % 20000
 
 
 def ros_args(spec: NodeSpec, params_file: str | None = None) -> list[str]:

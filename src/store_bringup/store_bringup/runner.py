@@ -256,6 +256,9 @@ def main(argv: list[str] | None = None) -> int:
                                          '(every 2 s and at the end)')
     ap.add_argument('--set', action='append', default=[], metavar='NODE.PARAM=VALUE',
                     help='override a parameter of every instance of NODE')
+    ap.add_argument('--cameras', action='store_true',
+                    help='camera drivers and the detector (sim: the simulator renders and '
+                         'streams every camera first)')
     ap.add_argument('--timeout', type=float, default=None, help='stop after this many seconds')
     args = ap.parse_args(argv)
 
@@ -267,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
             scenario_file=args.scenario, db_path=args.db, record=args.record,
             use_sim_time=args.use_sim_time, overrides=parse_set(args.set), bag_file=args.bag,
             bag_rate=args.bag_rate, bag_topics=args.bag_topics, record_bag=args.record_bag,
-            render_png=args.render_png))
+            render_png=args.render_png, cameras=args.cameras))
         runner = Runner(specs, run_dir)
     except (StoreConfigError, ValueError, FileNotFoundError) as exc:
         print(f'run_store: error: {exc}', file=sys.stderr)
