@@ -1,0 +1,1 @@
+"""Multi-view shopper tracking and weight + vision event fusion."""

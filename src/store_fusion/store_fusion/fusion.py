@@ -1,0 +1,201 @@
+"""Event fusion: which shopper's hand was at the plate, and which product, from weight + vision.
+
+For a shelf event [start, settled] on plates P:
+
+* shopper evidence: for each bound track in the track history, the closest approach of any of
+  its 3D hands to the reach region of P during [start - pre_s, settled + post_s]
+  (``StoreGeometry.plate_distance``); likelihood ``exp(-d^2 / 2 sigma^2)`` with sigma from the
+  hand's std, a small body-only term when no hand was seen (the shopper stood in front of the
+  plate), and a "nobody seen" pseudo-candidate, so that an event whose cause no camera saw keeps
+  mass away from every shopper and goes to review instead of being guessed;
+* product evidence: SKUs of product boxes in the chosen shopper's hands after the event minus
+  before it (a take shows a new item in the hand; a return shows one gone), each box's SKU right
+  with the detector's measured SKU accuracy; multiplied into the weight hypotheses (which already
+  carry the planogram and the plate inventory);
+* output: shopper posteriors (the cart's ``shopper_hint``), fused hypotheses, and the joint
+  confidence. The cart's min_confidence / min_margin turn low or close posteriors into review
+  requests with the candidates.
+
+Never imports rclpy.
+"""
+from __future__ import annotations
+
+import math
+from bisect import bisect_left
+from collections import Counter
+from dataclasses import dataclass, field, replace
+
+VISION_NONE, VISION_CONFIRMS, VISION_CHANGED, VISION_CONFLICTS = 0, 1, 2, 3
+
+
+@dataclass(frozen=True)
+class FusionParams:
+    pre_s: float = 0.6            # look this long before the event start [s]
+    post_s: float = 0.4           # and after the settled stamp [s]
+    hand_sigma_m: float = 0.12    # hand-to-plate distance scale [m]
+    body_weight: float = 0.02     # likelihood of a shopper in front of the plate, hands unseen
+    body_range_m: float = 1.0     # "in front of the plate": body within this of the hand target
+    nobody: float = 0.01          # likelihood that no tracked shopper did it (unseen cause)
+    vision_window_s: float = 2.0  # product boxes this long before start / after settled [s]
+    sku_accuracy: float = 0.85    # P(a product box's colour SKU is right)
+    max_votes: float = 4.0        # product boxes are correlated: at most this many count
+
+
+@dataclass
+class Snapshot:
+    stamp_ns: int
+    track_id: str
+    shopper_id: str
+    xy: tuple
+    hands: list                  # [((x, y, z), std)]
+    products: list               # [sku]
+    seen: bool
+
+
+@dataclass
+class TrackHistory:
+    """Snapshots of every track, in time order (the fusion node's buffer)."""
+    keep_s: float = 60.0
+    snaps: list = field(default_factory=list)
+
+    def add(self, snap: Snapshot) -> None:
+        self.snaps.append(snap)
+        if len(self.snaps) > 20000 and self.snaps[0].stamp_ns < snap.stamp_ns - self.keep_s * 1e9:
+            cut = bisect_left([s.stamp_ns for s in self.snaps],
+                              snap.stamp_ns - self.keep_s * 1e9)
+            del self.snaps[:cut]
+
+    def window(self, t0_ns: int, t1_ns: int) -> list[Snapshot]:
+        return [s for s in self.snaps if t0_ns <= s.stamp_ns <= t1_ns]
+
+
+@dataclass
+class Candidate:
+    shopper_id: str
+    track_id: str
+    probability: float
+    hand_distance_m: float
+    visible_share: float
+
+
+@dataclass
+class FusionResult:
+    shoppers: list               # [Candidate], best first
+    hypotheses: list             # fused hypotheses (same type as the input), best first
+    confidence: float
+    vision: int
+    skus_seen: list
+    detail: str
+
+    @property
+    def hint(self) -> dict[str, float]:
+        return {c.shopper_id: c.probability for c in self.shoppers if c.shopper_id}
+
+
+def shopper_posterior(geom, plate_ids, start_ns: int, settled_ns: int, history: TrackHistory,
+                      params: FusionParams) -> list[Candidate]:
+    p = params
+    snaps = history.window(int(start_ns - p.pre_s * 1e9), int(settled_ns + p.post_s * 1e9))
+    by: dict[str, list[Snapshot]] = {}
+    for s in snaps:
+        if s.shopper_id:
+            by.setdefault(s.shopper_id, []).append(s)
+    targets = [geom.plate_targets[pid] for pid in plate_ids if pid in geom.plate_targets]
+    out = []
+    for sid, ss in by.items():
+        dmin, like = float('nan'), 0.0
+        body_ok = False
+        for s in ss:
+            for hp, hstd in s.hands:
+                d = min(geom.plate_distance(pid, hp) for pid in plate_ids)
+                sig = math.hypot(p.hand_sigma_m, hstd)
+                like = max(like, math.exp(-0.5 * (d / sig) ** 2))
+                dmin = d if math.isnan(dmin) else min(dmin, d)
+            for t in targets:
+                if math.hypot(s.xy[0] - t[0], s.xy[1] - t[1]) < p.body_range_m:
+                    body_ok = True
+        like += p.body_weight if body_ok else 0.0
+        seen = sum(1 for s in ss if s.seen) / max(1, len(ss))
+        out.append(Candidate(sid, ss[-1].track_id, like, dmin, seen))
+    total = sum(c.probability for c in out) + p.nobody
+    for c in out:
+        c.probability /= total
+    out.sort(key=lambda c: -c.probability)
+    return out
+
+
+def vision_votes(history: TrackHistory, track_id: str, start_ns: int, settled_ns: int,
+                 params: FusionParams) -> tuple[Counter, Counter]:
+    """(SKU boxes in the hands before the event, after the event), per frame-averaged count."""
+    w = params.vision_window_s * 1e9
+    before, after = Counter(), Counter()
+    nb = na = 0
+    for s in history.window(int(start_ns - w), int(settled_ns + w)):
+        if s.track_id != track_id or not s.seen:
+            continue
+        if s.stamp_ns < start_ns - 0.3e9:
+            before.update(set(s.products))
+            nb += 1
+        elif s.stamp_ns > settled_ns + 0.3e9:
+            after.update(set(s.products))
+            na += 1
+    return (Counter({k: v / max(1, nb) for k, v in before.items()}),
+            Counter({k: v / max(1, na) for k, v in after.items()}))
+
+
+def fuse_products(hyps: list, before: Counter, after: Counter, n_skus: int,
+                  params: FusionParams, take_action: int = 1) -> tuple[list, int, list]:
+    """Weight hypotheses x vision: (fused hypotheses, VISION_*, SKUs seen as new/gone)."""
+    if not hyps:
+        return hyps, VISION_NONE, []
+    acc = params.sku_accuracy
+    wrong = (1 - acc) / max(1, n_skus - 1)
+    floor = 0.3     # a SKU must be gained/lost in >= 30 % of the frames (false positives)
+    gained = Counter({k: after[k] - before.get(k, 0) for k in after
+                      if after[k] - before.get(k, 0) >= floor})
+    lost = Counter({k: before[k] - after.get(k, 0) for k in before
+                    if before[k] - after.get(k, 0) >= floor})
+    fused = []
+    evidence = False
+    for h in hyps:
+        ev = gained if h.action == take_action else lost
+        if sum(ev.values()) < floor:
+            fused.append((h, h.likelihood))
+            continue
+        evidence = True
+        scale = min(1.0, params.max_votes / max(1.0, sum(ev.values()) * 3))
+        log_l = 0.0
+        for sku, n in ev.items():
+            # the unknown hypothesis explains a seen SKU no better than a wrong one
+            log_l += n * 3 * scale * math.log(acc if h.sku and sku == h.sku else wrong)
+        fused.append((h, h.likelihood * math.exp(max(-50.0, log_l))))
+    if not evidence:
+        return hyps, VISION_NONE, []
+    # renormalise against the strongest, then over all
+    total = sum(x for _, x in fused) or 1.0
+    out = sorted((replace(h, likelihood=x / total) for h, x in fused),
+                 key=lambda h: -h.likelihood)
+    seen = sorted(set(gained) | set(lost))
+    if out[0].sku != hyps[0].sku or out[0].action != hyps[0].action:
+        flag = VISION_CHANGED
+    elif out[0].sku in seen:
+        flag = VISION_CONFIRMS
+    else:
+        flag = VISION_CONFLICTS
+    return out, flag, seen
+
+
+def fuse_event(geom, plate_ids, start_ns: int, settled_ns: int, hyps: list,
+               history: TrackHistory, n_skus: int, params: FusionParams | None = None
+               ) -> FusionResult:
+    params = params or FusionParams()
+    shoppers = shopper_posterior(geom, plate_ids, start_ns, settled_ns, history, params)
+    fused, flag, seen = list(hyps), VISION_NONE, []
+    if shoppers:
+        before, after = vision_votes(history, shoppers[0].track_id, start_ns, settled_ns, params)
+        fused, flag, seen = fuse_products(list(hyps), before, after, n_skus, params)
+    p_s = shoppers[0].probability if shoppers else 0.0
+    p_h = fused[0].likelihood if fused else 0.0
+    detail = ', '.join(f'{c.shopper_id} p={c.probability:.2f} d={c.hand_distance_m:.2f} m'
+                       for c in shoppers[:3]) or 'no tracked shopper'
+    return FusionResult(shoppers, fused, p_s * p_h, flag, seen, detail)

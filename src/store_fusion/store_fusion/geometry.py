@@ -1,0 +1,196 @@
+"""Detections in the store frame: foot points on the floor, hand rays, triangulation.
+
+Never imports rclpy.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Detection2D:
+    """One detection of one camera image (the fields of store_interfaces/Detection we use)."""
+    cls: str                 # 'shopper', 'hand' or 'product'
+    score: float             # detector confidence 0..1
+    cx: float                # box centre [px]
+    cy: float
+    w: float                 # box size [px]
+    h: float
+    sku: str = ''            # product boxes: SKU from the crop's colour; '' unknown
+    sku_score: float = 0.0
+
+
+HEAD_TOP_Z_M = 1.75          # typical top of a shopper's head [m] (fallback when feet are hidden)
+HAND_REST_Z_M = 0.8          # a hand hanging at the side [m]
+PLATE_HAND_DZ_M = 0.09       # a reaching hand is this far above the plate surface [m]
+
+
+@dataclass
+class Observation:
+    """One shopper box of one camera, lifted to the floor, with its hands and products."""
+    camera_id: str
+    xy: np.ndarray                     # floor position estimate [m]
+    std_m: float                       # 1-sigma of xy [m]
+    score: float
+    hand_rays: list = None             # [(origin (3,), unit direction (3,), score)]
+    products: list = None              # [(sku, sku_score, ray origin, ray direction)]
+    feet_hidden: bool = False
+
+
+class StoreGeometry:
+    """Camera models and the store's gondolas, plates and gates (from the store description)."""
+
+    def __init__(self, store):
+        self.store = store
+        self.cameras = {c.id: c.model for c in store.cameras}
+        self.gondola_boxes = []      # (x0, x1, y0, y1, z1) axis-aligned bounds [m]
+        for g in store.gondolas:
+            c, s = abs(math.cos(g.yaw_rad)), abs(math.sin(g.yaw_rad))
+            hx = (g.size_m[0] * c + g.size_m[1] * s) / 2
+            hy = (g.size_m[0] * s + g.size_m[1] * c) / 2
+            self.gondola_boxes.append((g.x_m - hx, g.x_m + hx, g.y_m - hy, g.y_m + hy,
+                                       g.size_m[2]))
+        self.plates = store.plates
+        self.plate_targets = {pid: self._plate_target(p) for pid, p in self.plates.items()}
+
+    @staticmethod
+    def _plate_target(p) -> np.ndarray:
+        """Where a hand taking from the plate is: over its front part [m]."""
+        c, s = math.cos(p.yaw_store), math.sin(p.yaw_store)
+        dy = -p.size_y_m / 2 + 0.12
+        return np.array([p.center_store[0] - s * dy, p.center_store[1] + c * dy,
+                         p.center_store[2] + PLATE_HAND_DZ_M])
+
+    def plate_distance(self, plate_id: str, point) -> float:
+        """Distance from a 3D point to the plate's reach region (its width, front band) [m]."""
+        p = self.plates[plate_id]
+        q = np.asarray(point, float) - self.plate_targets[plate_id]
+        c, s = math.cos(p.yaw_store), math.sin(p.yaw_store)
+        lx = c * q[0] + s * q[1]
+        ly = -s * q[0] + c * q[1]
+        ex = max(0.0, abs(lx) - p.size_x_m / 2)
+        ey = max(0.0, abs(ly) - 0.1)
+        ez = max(0.0, abs(q[2]) - 0.08)
+        return float(math.sqrt(ex * ex + ey * ey + ez * ez))
+
+    def _blocked(self, o, p) -> bool:
+        """Does the segment o -> p pass through a gondola (below its top)?"""
+        for t in np.linspace(0.05, 0.97, 24):
+            x, y, z = o + (p - o) * t
+            for x0, x1, y0, y1, z1 in self.gondola_boxes:
+                if x0 <= x <= x1 and y0 <= y <= y1 and z <= z1:
+                    return True
+        return False
+
+    def observe(self, camera_id: str, dets: list[Detection2D]) -> list[Observation]:
+        """Shopper boxes of one image -> floor observations with their hands' rays."""
+        cam = self.cameras[camera_id]
+        shoppers = [d for d in dets if d.cls == 'shopper']
+        obs: list[Observation] = []
+        sx, sy = self.store.size_m
+        for d in shoppers:
+            foot = cam.pixels_to_plane_z([[d.cx, d.cy + d.h / 2]], 0.0)[0]
+            hidden = not np.all(np.isfinite(foot)) or self._blocked(cam.t_store_cam, foot)
+            rng = float(np.linalg.norm(cam.t_store_cam[:2] - foot[:2])) \
+                if np.all(np.isfinite(foot)) else 99.0
+            std = 0.12 + 0.03 * rng
+            if hidden or not (-0.5 <= foot[0] <= sx + 0.5 and -0.5 <= foot[1] <= sy + 0.5):
+                head = cam.pixels_to_plane_z([[d.cx, d.cy - d.h / 2]], HEAD_TOP_Z_M)[0]
+                if not np.all(np.isfinite(head)):
+                    continue
+                foot = head
+                rng = float(np.linalg.norm(cam.t_store_cam[:2] - head[:2]))
+                std = 0.25 + 0.12 * rng
+                hidden = True
+            obs.append(Observation(camera_id, np.asarray(foot[:2], float), std, d.score, [],
+                                   [], hidden))
+        # hands and products go to the smallest shopper box containing their centre
+        boxes = [(d.cx - d.w / 2, d.cy - d.h / 2, d.cx + d.w / 2, d.cy + d.h / 2, d.w * d.h)
+                 for d in shoppers]
+        for d in dets:
+            if d.cls not in ('hand', 'product'):
+                continue
+            best, area = -1, float('inf')
+            for i, (x0, y0, x1, y1, a) in enumerate(boxes):
+                m = 0.08 * (x1 - x0) + 4
+                if x0 - m <= d.cx <= x1 + m and y0 - m <= d.cy <= y1 + m and a < area:
+                    best, area = i, a
+            if best < 0 or best >= len(obs):
+                continue
+            o, u = cam.pixel_rays([[d.cx, d.cy]])
+            if d.cls == 'hand':
+                obs[best].hand_rays.append((o, u[0], d.score))
+            else:
+                obs[best].products.append((d.sku, d.sku_score, o, u[0]))
+        return obs
+
+
+def closest_points(o1, d1, o2, d2) -> tuple[np.ndarray, float]:
+    """Midpoint of the closest approach of two rays and the gap between them [m]."""
+    w0 = o1 - o2
+    a, b, c = d1 @ d1, d1 @ d2, d2 @ d2
+    d, e = d1 @ w0, d2 @ w0
+    den = a * c - b * b
+    if den < 1e-9:
+        return (o1 + o2) / 2, float('inf')
+    s = (b * e - c * d) / den
+    t = (a * e - b * d) / den
+    if s <= 0 or t <= 0:
+        return (o1 + o2) / 2, float('inf')
+    p1, p2 = o1 + s * d1, o2 + t * d2
+    return (p1 + p2) / 2, float(np.linalg.norm(p1 - p2))
+
+
+def hands_3d(geom: StoreGeometry, body_xy, rays: list) -> list[tuple[np.ndarray, float]]:
+    """Hand rays of one shopper (several cameras) -> [(3D hand, std [m])].
+
+    Pairs of rays from different cameras that pass within 0.15 m of each other near the body
+    are triangulated; a ray left over is intersected with the plate heights (a reaching hand is
+    just above a plate surface) where that lands on a plate within reach, else with the height
+    of a hand at rest.
+    """
+    body = np.asarray(body_xy, float)
+    used = set()
+    out = []
+    for i in range(len(rays)):
+        for j in range(i + 1, len(rays)):
+            if i in used or j in used or rays[i][3] == rays[j][3]:
+                continue
+            p, gap = closest_points(rays[i][0], rays[i][1], rays[j][0], rays[j][1])
+            if gap < 0.15 and np.linalg.norm(p[:2] - body) < 1.2 and 0.1 < p[2] < 2.0:
+                out.append((p, 0.05 + gap / 2))
+                used.update((i, j))
+    zs = sorted({round(p.center_store[2] + PLATE_HAND_DZ_M, 3) for p in geom.plates.values()})
+    for k, (o, u, _score, _cam) in enumerate(rays):
+        if k in used:
+            continue
+        best = None
+        for z in zs:
+            if abs(u[2]) < 1e-6:
+                continue
+            t = (z - o[2]) / u[2]
+            if t <= 0:
+                continue
+            p = o + t * u
+            if np.linalg.norm(p[:2] - body) > 1.1:
+                continue
+            dmin = min(geom.plate_distance(pid, p) for pid in geom.plates)
+            if dmin < 0.12 and (best is None or dmin < best[1]):
+                best = (p, dmin)
+        if best is not None:
+            out.append((best[0], 0.12))
+            continue
+        if abs(u[2]) > 1e-6:
+            t = (HAND_REST_Z_M - o[2]) / u[2]
+            p = o + t * u
+            if t > 0 and np.linalg.norm(p[:2] - body) < 1.1:
+                out.append((p, 0.3))
+    # merge duplicates (the same hand from two single-ray fallbacks)
+    merged: list[tuple[np.ndarray, float]] = []
+    for p, s in sorted(out, key=lambda x: x[1]):
+        if all(np.linalg.norm(p - q) > 0.2 for q, _ in merged):
+            merged.append((p, s))
+    return merged

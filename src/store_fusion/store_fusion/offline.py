@@ -1,0 +1,179 @@
+"""The store offline, through the same pure modules the nodes use (benchmarks, tests).
+
+Weight: store_sim physics -> store_shelf step detectors, merger, ranker -> shelf events.
+Vision: rendered ground-truth boxes per camera frame (``simcam``) -> a detection model ->
+``ShopperTracker`` (gate events at the scenario's scan times) -> ``TrackHistory``.
+Decisions: three ``CartEngine`` instances side by side: ``weight`` (no hint: the presence rule),
+``vision`` (shopper and product from vision alone), ``fused`` (``fuse_event``). Sensor time is
+simulated time; no clock is read, no rclpy.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from store_cart.engine import CartEngine, CartParams
+from store_cart.model import (GateEventData, HypothesisData, KIND_ENTER, KIND_EXIT, ReceiptData,
+                              ReviewRequestData, ShelfEventData)
+from store_shelf.hypotheses import HypothesisRanker, PlateInventory
+from store_shelf.merge import EventMerger
+from store_shelf.steps import PlateStepDetector, StepDetectorParams
+from store_sim.physics import PhysicsParams, StorePhysics
+
+from store_fusion.fusion import FusionParams, fuse_event, Snapshot, TrackHistory, vision_votes
+from store_fusion.tracker import ShopperTracker, TrackerParams
+
+NS = 1_000_000_000
+T0_NS = 1_000 * NS
+MODES = ('weight', 'vision', 'fused')
+
+
+@dataclass
+class ModeRun:
+    receipts: list = field(default_factory=list)
+    requests: list = field(default_factory=list)
+    decisions: list = field(default_factory=list)    # (event_id, confidence, shopper, hyp)
+
+
+def _gates(store, scenario) -> list[GateEventData]:
+    ent = next(g.id for g in store.gates if g.kind == 'entrance')
+    ext = next(g.id for g in store.gates if g.kind == 'exit')
+    out = []
+    for s in scenario.shoppers:
+        for gate, kind, t in ((ent, KIND_ENTER, s.enter_s), (ext, KIND_EXIT, s.exit_s)):
+            ns = T0_NS + int(round(t * NS))
+            out.append(GateEventData(f'{gate}@{ns}', gate, kind, s.id, ns))
+    return sorted(out, key=lambda g: g.stamp_ns)
+
+
+def run_tracking(store, scenario, frames: list[dict], detection_model,
+                 tracker_params: TrackerParams | None = None,
+                 dropout: tuple | None = None) -> tuple[TrackHistory, ShopperTracker]:
+    """Frames of rendered truth -> detections -> tracker -> history. ``dropout``: (camera,
+    t0_s, t1_s) during which that camera delivers nothing."""
+    tracker = ShopperTracker(store, tracker_params)
+    history = TrackHistory(keep_s=1e9)
+    gates = [(g.stamp_ns, 'enter' if g.kind == KIND_ENTER else 'exit', g.shopper_id)
+             for g in _gates(store, scenario)]
+    for fr in frames:
+        now = T0_NS + int(round(fr['t_s'] * NS))
+        while gates and gates[0][0] <= now:
+            tracker.on_gate(*gates.pop(0))
+        dets = {}
+        for cam, boxes in fr['cams'].items():
+            if dropout and cam == dropout[0] and dropout[1] <= fr['t_s'] <= dropout[2]:
+                continue
+            dets[cam] = detection_model.detect(boxes)
+        for t in tracker.step(now, dets):
+            history.add(Snapshot(now, t.track_id, t.shopper_id,
+                                 (float(t.x[0]), float(t.x[1])),
+                                 [(tuple(float(v) for v in p), s) for p, s in t.hands],
+                                 [sku for sku, _sc, _cam in t.products],
+                                 t.last_seen_ns == now))
+    return history, tracker
+
+
+def shelf_events(store, scenario, physics_params=None, rate_hz: float = 40.0,
+                 tail_s: float = 8.0) -> list[ShelfEventData]:
+    phys = StorePhysics(store, scenario, params=physics_params or PhysicsParams())
+    det = {pid: PlateStepDetector(pid, StepDetectorParams(min_step_grams=10.0))
+           for pid in phys.plate_ids}
+    merger = EventMerger({pid: store.adjacent_plates(pid, 0.03) for pid in phys.plate_ids})
+    ranker = HypothesisRanker.from_store(store)
+    inventory = PlateInventory.from_store(store)
+    t = np.arange(0.0, scenario.duration_s + tail_s, 1.0 / rate_hz)
+    counts, not_ready = phys.adc(t)
+    grams = phys.counts_to_grams(counts)
+    stamps = T0_NS + np.round(t * NS).astype(np.int64)
+    per = int(round(0.1 * rate_hz))
+    out = []
+    for i0 in range(0, len(t), per):
+        i1 = min(len(t), i0 + per)
+        for i in range(i0, i1):
+            for k, pid in enumerate(phys.plate_ids):
+                for step in det[pid].add(int(stamps[i]), float(grams[k, i]), not not_ready[k, i]):
+                    merger.add(step)
+        for ev in merger.advance(int(stamps[i1 - 1])):
+            hyps = ranker.rank(ev.plate_ids, ev.delta_grams, ev.noise_grams, inventory)
+            inventory.apply(ev.plate_ids, hyps, 0.8)
+            out.append(ShelfEventData(
+                event_id=ev.event_id, gondola_id=store.plate(ev.plate_ids[0]).gondola_id,
+                plate_ids=tuple(ev.plate_ids), delta_grams=float(ev.delta_grams),
+                start_ns=ev.start_ns, settled_ns=ev.settled_ns,
+                hypotheses=tuple(HypothesisData(h.sku, h.action, h.quantity, h.probability,
+                                                h.expected_grams, h.on_home_plate)
+                                 for h in hyps),
+                plate_delta_grams=tuple(float(d) for d in ev.plate_delta_grams),
+                noise_grams=float(ev.noise_grams)))
+    return out
+
+
+def vision_only_hypotheses(history, track_id, ev: ShelfEventData, params) -> tuple:
+    before, after = vision_votes(history, track_id, ev.start_ns, ev.settled_ns, params)
+    gained = {k: after[k] - before.get(k, 0) for k in after if after[k] > before.get(k, 0)}
+    lost = {k: before[k] - after.get(k, 0) for k in before if before[k] > after.get(k, 0)}
+    if gained and (not lost or max(gained.values()) >= max(lost.values())):
+        sku, action = max(gained, key=gained.get), 1
+    elif lost:
+        sku, action = max(lost, key=lost.get), 2
+    else:
+        return (HypothesisData('', 0, 0, 1.0, 0.0, False),)
+    return (HypothesisData(sku, action, 1, 0.95, 0.0, True),
+            HypothesisData('', 0, 0, 0.05, 0.0, False))
+
+
+def run_modes(store, scenario, events: list[ShelfEventData], history: TrackHistory,
+              geom, cart_params: CartParams | None = None,
+              fusion_params: FusionParams | None = None) -> dict[str, ModeRun]:
+    fp = fusion_params or FusionParams()
+    n_skus = len(store.catalog.products)
+    runs = {m: ModeRun() for m in MODES}
+    engines = {m: CartEngine(':memory:', store.catalog, store.id, cart_params or CartParams())
+               for m in MODES}
+    gates = _gates(store, scenario)
+    pending = sorted(events, key=lambda e: e.settled_ns)
+    end = T0_NS + int((scenario.duration_s + 10) * NS)
+    for now in range(T0_NS, end, NS // 10):
+        while pending and pending[0].settled_ns <= now:
+            ev = pending.pop(0)
+            res = fuse_event(geom, ev.plate_ids, ev.start_ns, ev.settled_ns,
+                             list(ev.hypotheses), history, n_skus, fp)
+            fused = ShelfEventData(**{**ev.__dict__, 'hypotheses': tuple(res.hypotheses)})
+            top = res.shoppers[0] if res.shoppers else None
+            vis = ShelfEventData(**{**ev.__dict__, 'hypotheses': vision_only_hypotheses(
+                history, top.track_id if top else '', ev, fp)})
+            runs['fused'].decisions.append((ev, res))
+            for m, e, hint in (('weight', ev, None), ('vision', vis, res.hint),
+                               ('fused', fused, res.hint)):
+                _collect(runs[m], engines[m].on_shelf_event(e, shopper_hint=hint))
+        while gates and gates[0].stamp_ns <= now:
+            g = gates.pop(0)
+            for m in MODES:
+                _collect(runs[m], engines[m].on_gate_event(g))
+        for m in MODES:
+            _collect(runs[m], engines[m].tick(now))
+    for e in engines.values():
+        e.close()
+    return runs
+
+
+def _collect(run: ModeRun, outs) -> None:
+    for o in outs:
+        if isinstance(o, ReceiptData):
+            run.receipts.append(o)
+        elif isinstance(o, ReviewRequestData):
+            run.requests.append(o)
+
+
+def truth_of_event(scenario, ev: ShelfEventData, tol_s: float = 2.0):
+    """The scenario action (shopper id, Action) that caused a shelf event, or None."""
+    settled_s = (ev.settled_ns - T0_NS) / NS
+    best, best_dt = None, tol_s
+    for s in scenario.shoppers:
+        for a in s.actions:
+            if set(a.plates) & set(ev.plate_ids):
+                dt = abs(settled_s - a.t_s)
+                if dt < best_dt:
+                    best, best_dt = (s.id, a), dt
+    return best

@@ -1,0 +1,306 @@
+"""Multi-view shopper tracker in the store frame; identity bound at the entrance gate.
+
+Each cycle takes the detections of every camera at (about) one instant:
+
+1. :meth:`StoreGeometry.observe` lifts each shopper box to the floor (bottom centre back-projected
+   to z = 0; when a gondola hides the feet, the box top to head height with a larger std) and
+   gives it the rays of the hand and product boxes inside it.
+2. Per camera, observations are assigned to the predicted tracks (Hungarian on the Mahalanobis
+   distance, gated), then each track is updated with its observations (constant-velocity Kalman
+   filter on x, y, vx, vy, one sequential update per camera).
+3. Observations no track took are clustered across cameras (one per camera, within
+   ``cluster_m``); a cluster in the entrance zone gives birth to a track, bound to the account of
+   an entrance ``GateEvent`` within ``bind_window_s``; a cluster elsewhere re-identifies the
+   nearest bound track that lost sight of its shopper (occlusion, camera dropout) or starts an
+   anonymous tentative track.
+4. Hands of each track are triangulated from its observations' hand rays across cameras (or one
+   ray meets a plate height); product boxes are kept as (time, SKU) evidence for event fusion.
+
+A track not seen coasts (position predicted, covariance growing) for up to ``max_coast_s`` and is
+then lost; a track seen in the exit zone is closed by the exit ``GateEvent`` of its account.
+Never imports rclpy.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from store_fusion.assign import hungarian
+from store_fusion.geometry import hands_3d, Observation, StoreGeometry
+
+TENTATIVE, CONFIRMED, COASTING, LOST = 1, 2, 3, 4
+STATE_NAMES = {TENTATIVE: 'tentative', CONFIRMED: 'confirmed', COASTING: 'coasting',
+               LOST: 'lost'}
+
+
+@dataclass(frozen=True)
+class TrackerParams:
+    accel_sd: float = 1.5          # process noise: random acceleration [m/s^2]
+    gate_chi2: float = 13.8        # Mahalanobis gate (chi2, 2 dof, 99.9 %)
+    cluster_m: float = 0.7         # observations of one shopper from different cameras [m]
+    confirm_hits: int = 3          # cycles seen before a track is confirmed
+    max_coast_s: float = 20.0      # a track not seen this long is lost [s]
+    bind_window_s: float = 4.0     # entrance scan and track birth at most this far apart [s]
+    entrance_margin_m: float = 1.2  # births within this of the entrance zone are entries [m]
+    reid_radius_m: float = 2.5     # re-identification radius around a lost track, + growth [m]
+    reid_speed_mps: float = 1.5    # the radius grows this fast while the track is unseen [m/s]
+    max_speed_mps: float = 2.5
+
+
+@dataclass
+class Track:
+    track_id: str
+    x: np.ndarray                   # (4,) x, y, vx, vy
+    P: np.ndarray                   # (4, 4)
+    born_ns: int
+    last_ns: int                    # last prediction time
+    last_seen_ns: int
+    shopper_id: str = ''
+    hits: int = 1
+    state: int = TENTATIVE
+    hands: list = field(default_factory=list)      # [(3D point, std)] of the last cycle
+    products: list = field(default_factory=list)   # [(sku, score, hand-side-point)] last cycle
+    seen_cameras: tuple = ()
+    closed: bool = False
+    at_entrance: bool = False
+
+    @property
+    def position(self) -> np.ndarray:
+        return self.x[:2]
+
+    @property
+    def velocity(self) -> np.ndarray:
+        return self.x[2:]
+
+    @property
+    def std_m(self) -> float:
+        return float(math.sqrt(max(self.P[0, 0], self.P[1, 1])))
+
+    def confidence(self, now_ns: int) -> float:
+        unseen = (now_ns - self.last_seen_ns) / 1e9
+        base = 0.5 if self.state == TENTATIVE else 0.95
+        return float(base * math.exp(-unseen / 10.0) * (1.0 if self.shopper_id else 0.8))
+
+
+class ShopperTracker:
+    """Fuses multi-camera detections into shopper tracks (see the module docstring)."""
+
+    def __init__(self, store, params: TrackerParams | None = None):
+        self.geom = StoreGeometry(store)
+        self.params = params or TrackerParams()
+        self.tracks: list[Track] = []
+        self._ids = itertools.count(1)
+        self.pending_entries: list[tuple[int, str]] = []   # (stamp ns, account) not yet bound
+        self.exited: set[str] = set()
+        ent = next((g for g in store.gates if g.kind == 'entrance'), None)
+        ext = next((g for g in store.gates if g.kind == 'exit'), None)
+        self.entrance = ent.zone if ent else None
+        self.exit = ext.zone if ext else None
+
+    # --- gates ------------------------------------------------------------------------------
+    def on_gate(self, stamp_ns: int, kind: str, shopper_id: str) -> None:
+        """``kind``: 'enter' or 'exit'."""
+        if kind == 'enter':
+            self.pending_entries.append((stamp_ns, shopper_id))
+            self.pending_entries.sort()
+            self._bind_waiting(stamp_ns)
+        else:
+            self.exited.add(shopper_id)
+            for t in self.tracks:
+                if t.shopper_id == shopper_id:
+                    t.closed = True
+                    t.state = LOST
+
+    def _near_zone(self, zone, xy, margin: float) -> bool:
+        return zone is not None and (zone.x_min - margin <= xy[0] <= zone.x_max + margin
+                                     and zone.y_min - margin <= xy[1] <= zone.y_max + margin)
+
+    def _bind_waiting(self, now_ns: int) -> None:
+        """Bind unbound tracks born near the entrance to scans within the window."""
+        win = self.params.bind_window_s * 1e9
+        for t in sorted(self.tracks, key=lambda t: t.born_ns):
+            if t.shopper_id or t.closed or not self.pending_entries:
+                continue
+            if not t.at_entrance:
+                continue
+            for k, (stamp, sid) in enumerate(self.pending_entries):
+                if abs(stamp - t.born_ns) <= win:
+                    t.shopper_id = sid
+                    self.pending_entries.pop(k)
+                    break
+
+    # --- the cycle --------------------------------------------------------------------------
+    def predict(self, now_ns: int) -> None:
+        q = self.params.accel_sd ** 2
+        for t in self.tracks:
+            dt = (now_ns - t.last_ns) / 1e9
+            if dt <= 0:
+                continue
+            f = np.eye(4)
+            f[0, 2] = f[1, 3] = dt
+            g = np.array([[dt * dt / 2, 0], [0, dt * dt / 2], [dt, 0], [0, dt]])
+            t.x = f @ t.x
+            t.P = f @ t.P @ f.T + g @ g.T * q
+            sp = float(np.linalg.norm(t.x[2:]))
+            if sp > self.params.max_speed_mps:
+                t.x[2:] *= self.params.max_speed_mps / sp
+            t.last_ns = now_ns
+
+    def _update(self, t: Track, ob: Observation) -> None:
+        h = np.zeros((2, 4))
+        h[0, 0] = h[1, 1] = 1.0
+        r = np.eye(2) * ob.std_m ** 2
+        s = h @ t.P @ h.T + r
+        k = t.P @ h.T @ np.linalg.inv(s)
+        t.x = t.x + k @ (ob.xy - h @ t.x)
+        t.P = (np.eye(4) - k @ h) @ t.P
+
+    def _maha(self, t: Track, ob: Observation) -> float:
+        s = t.P[:2, :2] + np.eye(2) * ob.std_m ** 2
+        d = ob.xy - t.x[:2]
+        return float(d @ np.linalg.solve(s, d))
+
+    def cluster(self, obs: list[Observation]) -> list[list[Observation]]:
+        """Observations of one shopper from different cameras: at most one per camera, within
+        ``cluster_m`` (plus their std) of the cluster's weighted mean."""
+        clusters: list[list[Observation]] = []
+        for ob in sorted(obs, key=lambda o: o.std_m):
+            best, best_d = None, float('inf')
+            for c in clusters:
+                if ob.camera_id in {o.camera_id for o in c}:
+                    continue
+                d = float(np.linalg.norm(ob.xy - _fuse(c)[0]))
+                if d < self.params.cluster_m + 0.5 * ob.std_m and d < best_d:
+                    best, best_d = c, d
+            if best is None:
+                clusters.append([ob])
+            else:
+                best.append(ob)
+        return clusters
+
+    def step(self, now_ns: int, detections: dict[str, list]) -> list[Track]:
+        """One cycle: ``detections`` {camera_id: [Detection2D]} for the cameras that delivered
+        a frame at ``now_ns`` (a camera missing from the dict has dropped out)."""
+        p = self.params
+        self.predict(now_ns)
+        obs = []
+        for cam_id in sorted(detections):
+            if cam_id in self.geom.cameras:
+                obs.extend(self.geom.observe(cam_id, detections[cam_id]))
+        clusters = self.cluster(obs)
+        fused = [_fuse(c) for c in clusters]
+        live = [t for t in self.tracks if not t.closed and t.state != LOST]
+        cost = np.full((len(live), len(clusters)), 1e6)
+        for i, t in enumerate(live):
+            for j, (xy, std) in enumerate(fused):
+                s = t.P[:2, :2] + np.eye(2) * std ** 2
+                d = xy - t.x[:2]
+                m = float(d @ np.linalg.solve(s, d))
+                dist = float(np.linalg.norm(d))
+                if len(clusters[j]) == 1 and dist > 1.5:
+                    continue    # one camera alone never drags a track far
+                unseen_s = (now_ns - t.last_seen_ns) / 1e9
+                if dist > p.max_speed_mps * unseen_s + 0.6 + 2 * std:
+                    continue    # faster than a shopper walks
+                if (self.pending_entries and dist > 0.5
+                        and self._near_zone(self.entrance, xy, 0.5)):
+                    continue    # someone just scanned in: a new shopper, not an old track
+                if m < p.gate_chi2 or dist < 0.4:
+                    # bound tracks win ties over anonymous ones; one-camera clusters cost more
+                    cost[i, j] = m + (0.0 if t.shopper_id else 2.0) + (
+                        0.0 if len(clusters[j]) > 1 else 1.0)
+        taken: dict[int, int] = {}
+        for i, j in hungarian(cost):
+            if cost[i, j] < 1e6:
+                taken[i] = j
+        for i, t in enumerate(live):
+            if i not in taken:
+                t.hands, t.products = [], []
+                t.x[2:] *= 0.6          # a shopper out of sight is assumed to slow down
+                if now_ns - t.last_seen_ns > p.max_coast_s * 1e9 or (
+                        t.state == TENTATIVE and now_ns - t.last_seen_ns > 1e9):
+                    t.state = LOST
+                elif t.state != TENTATIVE:
+                    t.state = COASTING
+                continue
+            c = clusters[taken[i]]
+            xy, std = fused[taken[i]]
+            self._update(t, Observation('fused', xy, std, 1.0))
+            t.last_seen_ns = now_ns
+            t.hits += 1
+            self._seen(t, c)
+            if t.state in (COASTING, LOST) or (t.state == TENTATIVE
+                                               and t.hits >= p.confirm_hits):
+                t.state = CONFIRMED
+        used = set(taken.values())
+        self._births(now_ns, [c for j, c in enumerate(clusters) if j not in used])
+        self._bind_waiting(now_ns)
+        for t in self.tracks:
+            if not t.shopper_id and not t.closed and t.state != LOST and not (
+                    t.at_entrance and self.pending_entries):
+                self._reidentify(t, now_ns)
+        self.tracks = [t for t in self.tracks
+                       if not (t.state == LOST and not t.shopper_id) and not
+                       (t.closed and now_ns - t.last_seen_ns > 5e9)]
+        return [t for t in self.tracks if not t.closed]
+
+    def _seen(self, t: Track, c: list[Observation]) -> None:
+        t.seen_cameras = tuple(sorted({o.camera_id for o in c}))
+        rays = [(o_, u, s, ob.camera_id) for ob in c for (o_, u, s) in ob.hand_rays]
+        t.hands = hands_3d(self.geom, t.x[:2], rays)
+        t.products = [(sku, sc, ob.camera_id) for ob in c
+                      for (sku, sc, _o, _u) in ob.products if sku]
+
+    def _births(self, now_ns: int, clusters: list[list[Observation]]) -> None:
+        p = self.params
+        for c in clusters:
+            xy, std = _fuse(c)
+            at_entrance = self._near_zone(self.entrance, xy, p.entrance_margin_m)
+            if len(c) < 2 and not at_entrance:
+                continue        # one camera alone (a false positive?) does not start a track
+            if all(o.feet_hidden for o in c) and not at_entrance:
+                continue
+            # never start a second track on top of a live one (a duplicate measurement)
+            if any(np.linalg.norm(t.x[:2] - xy) < 0.9 for t in self.tracks
+                   if not t.closed and t.state != LOST):
+                continue
+            t = Track(f't{next(self._ids)}', np.array([xy[0], xy[1], 0.0, 0.0]),
+                      np.diag([std ** 2, std ** 2, 0.5, 0.5]), now_ns, now_ns, now_ns)
+            t.at_entrance = at_entrance
+            self._seen(t, c)
+            self.tracks.append(t)
+
+    def _reidentify(self, new: Track, now_ns: int) -> None:
+        """A shopper reappearing away from the entrance takes over the nearest bound track
+        that lost them (its radius grows with the time unseen)."""
+        p = self.params
+        best, best_d = None, float('inf')
+        for t in self.tracks:
+            if not t.shopper_id or t.closed or t.last_seen_ns >= now_ns \
+                    or t.last_seen_ns > new.born_ns + 0.5e9:
+                continue
+            unseen = (new.born_ns - t.last_seen_ns) / 1e9 + 0.5
+            d = float(np.linalg.norm(t.x[:2] - new.x[:2]))
+            if d < p.reid_radius_m + p.reid_speed_mps * unseen and d < best_d:
+                best, best_d = t, d
+        if best is not None:
+            best.x[:2] = new.x[:2]
+            best.x[2:] = 0.0
+            best.P = new.P.copy()
+            best.last_seen_ns = now_ns
+            best.state = CONFIRMED
+            best.hands, best.products = new.hands, new.products
+            best.seen_cameras = new.seen_cameras
+            new.closed = True       # absorbed
+            new.state = LOST
+            best.hits = max(best.hits, new.hits)
+
+
+def _fuse(c: list[Observation]) -> tuple[np.ndarray, float]:
+    """Inverse-variance weighted mean of a cluster's floor points and its std [m]."""
+    w = np.array([1.0 / o.std_m ** 2 for o in c])
+    xy = (np.array([o.xy for o in c]) * w[:, None]).sum(axis=0) / w.sum()
+    return xy, max(0.08, float(math.sqrt(1.0 / w.sum())))

@@ -1,0 +1,91 @@
+"""Tracker tests on synthetic detections: boxes projected from known shopper paths (seconds)."""
+import pathlib
+
+import numpy as np
+import pytest
+
+from store_common.description import load_store
+from store_fusion.geometry import Detection2D
+from store_fusion.tracker import ShopperTracker
+
+ROOT = pathlib.Path(__file__).resolve().parents[3]
+NS = 1_000_000_000
+
+
+@pytest.fixture(scope='module')
+def store():
+    return load_store(ROOT / 'config' / 'stores' / 'demo.yaml')
+
+
+def boxes(store, xy, skip=()):
+    out = {}
+    for cam in store.cameras:
+        if cam.id in skip:
+            continue
+        dets = []
+        for x, y in xy:
+            uv, _ = cam.model.project([[x, y, 0.0], [x, y, 1.75]])
+            if not np.all(np.isfinite(uv)) or not cam.model.in_image(uv).all():
+                continue
+            h = uv[0, 1] - uv[1, 1]
+            dets.append(Detection2D('shopper', 0.9, (uv[0, 0] + uv[1, 0]) / 2,
+                                    (uv[0, 1] + uv[1, 1]) / 2, 0.3 * h, h))
+        out[cam.id] = dets
+    return out
+
+
+def run(store, paths, t_end, hidden=lambda i, t: False, skip=lambda t: ()):
+    """paths: {shopper: (enter_s, fn(t) -> xy)}; returns the tracker and {shopper: [err]}."""
+    tr = ShopperTracker(store)
+    errs = {s: [] for s in paths}
+    entered = set()
+    for k in range(int(t_end * 5)):
+        t = k / 5
+        now = int((1 + t) * NS)
+        for s, (enter, _) in paths.items():
+            if s not in entered and t >= enter:
+                tr.on_gate(now, 'enter', s)
+                entered.add(s)
+        xy = [(f(t)) for i, (s, (e, f)) in enumerate(paths.items())
+              if t >= e and not hidden(i, t)]
+        tracks = tr.step(now, boxes(store, xy, skip(t)))
+        for s, (e, f) in paths.items():
+            if t >= e + 1.0:
+                mine = [x for x in tracks if x.shopper_id == s]
+                errs[s].append(np.linalg.norm(mine[0].position - f(t)) if mine else 99.0)
+    return tr, errs
+
+
+def walk(a, b, t0, t1):
+    a, b = np.array(a, float), np.array(b, float)
+    return lambda t: a + (b - a) * min(1.0, max(0.0, (t - t0) / (t1 - t0)))
+
+
+def test_entrance_binding_and_tracking(store):
+    _, errs = run(store, {'alice': (0.0, walk((1.25, 0.6), (5.0, 3.9), 0.5, 6.0))}, 8.0)
+    assert max(errs['alice']) < 0.6
+
+
+def test_occlusion_keeps_the_id(store):
+    # hidden from every camera for 1.6 s while standing at a shelf
+    path = walk((1.25, 0.6), (5.0, 3.9), 0.5, 5.0)
+    _, errs = run(store, {'alice': (0.0, path)}, 10.0, hidden=lambda i, t: 6.0 <= t < 7.6)
+    assert max(errs['alice'][-10:]) < 0.6
+
+
+def test_two_shoppers_crossing_keep_their_ids(store):
+    a = walk((1.25, 0.6), (1.25, 0.6), 0, 1)
+    paths = {'alice': (0.0, lambda t: walk((3.0, 1.9), (9.0, 1.9), 3.0, 9.0)(t)
+                       if t >= 3 else walk((1.25, 0.6), (3.0, 1.9), 0.5, 3.0)(t)),
+             'bob': (0.5, lambda t: walk((9.0, 2.0), (3.0, 2.0), 3.0, 9.0)(t)
+                     if t >= 3 else walk(a(0), (9.0, 2.0), 0.7, 3.0)(t))}
+    _, errs = run(store, paths, 11.0)
+    assert max(errs['alice'][-8:]) < 0.6
+    assert max(errs['bob'][-8:]) < 0.6
+
+
+def test_camera_dropout(store):
+    path = walk((1.25, 0.6), (8.0, 3.9), 0.5, 9.0)
+    _, errs = run(store, {'alice': (0.0, path)}, 10.0,
+                  skip=lambda t: ('cam1', 'cam2') if 3.0 <= t < 7.0 else ())
+    assert max(errs['alice']) < 0.8

@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+"""Benchmark: weight-only vs vision-only vs fused, per difficulty level, with ECE.
+
+    . tools/env.sh && nice python tools/bench_fusion.py [--seeds 9100:9114] [--levels 0,1,2,3] \
+        [--fps 5] [--gt-cache out/fusion/gt] [--stats FILE] [--render-missing] \
+        [--out out/fusion/bench_fusion.json]
+
+Vision path: the store_sim renderer's ground-truth boxes per camera frame (cached; rendering
+takes ~0.05 s per camera frame) -> store_fusion.simcam.DetectionModel (miss rate, false
+positives, box noise, SKU accuracy from --stats, else the ASSUMED figures, printed) ->
+ShopperTracker -> fusion. Weight path: physics -> shelf events as in store_review.offline.
+Receipt exact match is before any review: revision 1, pending lines billed as guessed.
+ECE: 10 equal-width bins of the fused joint confidence (P(shopper) x P(hypothesis)) against
+"top shopper and top product hypothesis (sku, action, quantity) are the truth".
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+import time
+
+from store_common.description import load_store
+from store_sim.evaluator import aggregate, evaluate
+from store_sim.generator import generate
+
+from store_fusion.geometry import StoreGeometry
+from store_fusion.offline import MODES, run_modes, run_tracking, shelf_events, truth_of_event
+from store_fusion.simcam import DetectionModel, load_or_render_truth, measured_stats, \
+    truth_cache_path
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def ece(pairs, bins: int = 10) -> float:
+    if not pairs:
+        return float('nan')
+    total = 0.0
+    for b in range(bins):
+        lo, hi = b / bins, (b + 1) / bins
+        sel = [(c, ok) for c, ok in pairs if lo <= c < hi or (b == bins - 1 and c == 1.0)]
+        if sel:
+            conf = sum(c for c, _ in sel) / len(sel)
+            acc = sum(ok for _, ok in sel) / len(sel)
+            total += len(sel) / len(pairs) * abs(conf - acc)
+    return total
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--store', default=str(ROOT / 'config/stores/demo.yaml'))
+    ap.add_argument('--seeds', default='9100:9114', help='first:last seed (inclusive)')
+    ap.add_argument('--levels', default='0,1,2,3')
+    ap.add_argument('--fps', type=float, default=5.0)
+    ap.add_argument('--gt-cache', default=str(ROOT / 'out/fusion/gt'))
+    ap.add_argument('--stats', default=None, help='measured detector stats JSON')
+    ap.add_argument('--render-missing', action='store_true',
+                    help='render ground truth that is not cached (slow); default: skip')
+    ap.add_argument('--out', default=str(ROOT / 'out/fusion/bench_fusion.json'))
+    ns = ap.parse_args(argv)
+    store = load_store(ns.store)
+    geom = StoreGeometry(store)
+    stats = measured_stats(ns.stats)
+    a, b = (int(x) for x in ns.seeds.split(':'))
+    levels = [int(x) for x in ns.levels.split(',')]
+    rows: dict[str, dict[str, list]] = {}
+    conf_pairs = []
+    skipped = []
+    for level in levels:
+        for seed in range(a, b + 1):
+            sc = generate(store, seed, level)
+            if not ns.render_missing and not truth_cache_path(ns.gt_cache, store, sc,
+                                                              ns.fps).exists():
+                skipped.append(f'l{level}:s{seed}')
+                continue
+            t0 = time.monotonic()
+            frames = load_or_render_truth(ns.gt_cache, store, sc, ns.fps)
+            model = DetectionModel(stats, list(store.catalog.products), seed=seed * 31 + level)
+            history, _ = run_tracking(store, sc, frames, model)
+            events = shelf_events(store, sc)
+            runs = run_modes(store, sc, events, history, geom)
+            evd = [e.to_dict() for e in events]
+            for m in MODES:
+                rec = [dict(r.to_dict(), lines=[dict(ln, status=1)
+                                                for ln in r.to_dict()['lines']])
+                       for r in runs[m].receipts if r.revision == 1]
+                met = evaluate(sc, rec, [q.to_dict() for q in runs[m].requests], evd)
+                rows.setdefault(m, {}).setdefault(level, []).append(met)
+            reviewed = {q.event_id for q in runs['fused'].requests}
+            for ev, res in runs['fused'].decisions:
+                tr = truth_of_event(sc, ev)
+                h = res.hypotheses[0] if res.hypotheses else None
+                ok = bool(tr and res.shoppers and res.shoppers[0].shopper_id == tr[0] and h
+                          and h.sku == tr[1].sku and h.quantity == tr[1].quantity
+                          and h.action == (1 if tr[1].kind == 'take' else 2))
+                conf_pairs.append((min(1.0, max(0.0, res.confidence)), ok,
+                                   ev.event_id in reviewed))
+            print(f'l{level} s{seed}: {len(events)} events, {time.monotonic() - t0:.1f} s',
+                  file=sys.stderr)
+    header = f'{"mode":8} {"level":6} {"runs":>4} {"shop":>4} {"exact%":>7} {"F1":>6} ' \
+             f'{"events":>6} {"review%":>8}'
+    lines = [header, '-' * len(header)]
+    doc = {'detector_stats': stats.to_dict(), 'skipped_not_rendered': skipped, 'modes': {}}
+    for m in MODES:
+        doc['modes'][m] = {}
+        for level in sorted(rows.get(m, {})) + ['all']:
+            mets = ([x for lv in rows[m].values() for x in lv] if level == 'all'
+                    else rows[m][level])
+            agg = aggregate(mets)
+            doc['modes'][m][str(level)] = {k: v for k, v in agg.items()}
+            lines.append(f'{m:8} {str(level):6} {agg["runs"]:4d} {agg["shoppers"]:4d} '
+                         f'{agg["receipt_exact_match_rate"]:7.1%} {agg["f1"]:6.3f} '
+                         f'{agg["shelf_events"]:6d} {agg["review_rate"]:8.1%}')
+    all_ece = ece([(c, ok) for c, ok, _ in conf_pairs])
+    auto = [(c, ok) for c, ok, r in conf_pairs if not r]
+    doc['ece_fused_all_events'] = all_ece
+    doc['ece_fused_auto_decided'] = ece(auto)
+    doc['auto_decided_accuracy'] = (sum(ok for _, ok in auto) / len(auto)) if auto else None
+    print('\n'.join(lines))
+    print(f'ECE of the fused confidence: {all_ece:.3f} over {len(conf_pairs)} events; '
+          f'auto-decided events: {len(auto)}, accuracy '
+          f'{doc["auto_decided_accuracy"] or 0:.3f}, ECE {doc["ece_fused_auto_decided"]:.3f}')
+    print(f'vision path: rendered ground-truth boxes -> detection model ({stats.source})')
+    if skipped:
+        print(f'skipped (ground truth not rendered; --render-missing): {len(skipped)} scenarios')
+    out = pathlib.Path(ns.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc, indent=2, default=str) + '\n')
+    print(f'written {out}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
