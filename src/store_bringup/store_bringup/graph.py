@@ -128,11 +128,11 @@ def build_graph(store: Store, options: GraphOptions) -> list[NodeSpec]:
         p.pop('store_file', None)
         specs.append(NodeSpec('store_bags', 'bag_play', 'bag_play', ns, p))
     cams = options.cameras and options.mode in ('hardware', 'sim') and bool(store.cameras)
-    port = (options.camera_port or camera_port_for(run_dir)) if cams and run_dir else 0
+    cam_port = (options.camera_port or camera_port_for(run_dir)) if cams and run_dir else 0
     if options.mode == 'sim':
         specs.append(NodeSpec('store_sim', 'sim', 'sim', ns, params(
             'sim', scenario_file=str(pathlib.Path(options.scenario_file).resolve()),
-            run_dir=str(run_dir), camera_stream_port=port if cams else None)))
+            run_dir=str(run_dir), camera_stream_port=cam_port if cams else None)))
 
     if options.mode in ('hardware', 'sim'):
         for c in store.controllers:
@@ -154,7 +154,7 @@ def build_graph(store: Store, options: GraphOptions) -> list[NodeSpec]:
         # sim: the simulator renders every camera and streams it; the drivers open the stream
         # like an IP camera's (see store_sim.camera_stream for the time base)
         for c in store.cameras:
-            source = (f'http://127.0.0.1:{port}/{c.id}.mjpg' if options.mode == 'sim'
+            source = (f'http://127.0.0.1:{cam_port}/{c.id}.mjpg' if options.mode == 'sim'
                       else str(c.source))
             specs.append(NodeSpec('store_perception', 'camera_driver', 'camera_driver',
                                   f'{ns}/cameras/{c.id}',

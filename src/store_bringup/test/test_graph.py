@@ -91,3 +91,33 @@ def test_ros_args_name_namespace_remap_and_params(store):
     assert f'__node:={spec.name}' in args and f'__ns:={spec.namespace}' in args
     assert 'shelf_events:=/store/shelf_events' in args
     assert args[-2:] == ['--params-file', '/tmp/p.yaml']
+
+
+def test_cameras_add_a_driver_per_camera_and_one_detector(store, tmp_path):
+    plain = build_graph(store, GraphOptions(mode='sim', params_file=str(PARAMS),
+                                            run_dir=str(tmp_path), scenario_file='s.yaml'))
+    assert not [s for s in plain if s.package == 'store_perception']
+    assert 'camera_stream_port' not in next(s for s in plain if s.name == 'sim').parameters
+    specs = build_graph(store, GraphOptions(mode='sim', params_file=str(PARAMS),
+                                            run_dir=str(tmp_path), scenario_file='s.yaml',
+                                            cameras=True, camera_port=23456))
+    drivers = {s.parameters['camera_id']: s for s in specs if s.executable == 'camera_driver'}
+    assert sorted(drivers) == [c.id for c in store.cameras]
+    assert drivers['cam2'].namespace == '/store/cameras/cam2'
+    assert drivers['cam2'].parameters['source'] == 'http://127.0.0.1:23456/cam2.mjpg'
+    assert drivers['cam2'].parameters['reopen_max_s'] == 5.0
+    sim = next(s for s in specs if s.name == 'sim')
+    assert sim.parameters['camera_stream_port'] == 23456
+    (det,) = [s for s in specs if s.executable == 'detector']
+    assert det.namespace == '/store' and det.parameters['camera_ids'] == [
+        c.id for c in store.cameras]
+    assert det.parameters['imgsz'] == 416 and det.parameters['device'] == 'cpu'
+    hw = build_graph(store, GraphOptions(mode='hardware', params_file=str(PARAMS), cameras=True))
+    sources = {s.parameters['camera_id']: s.parameters['source'] for s in hw
+               if s.executable == 'camera_driver'}
+    assert sources == {c.id: c.source for c in store.cameras}
+    # a port derived from the run directory when none is given
+    derived = build_graph(store, GraphOptions(mode='sim', run_dir=str(tmp_path),
+                                              scenario_file='s.yaml', cameras=True))
+    port = next(s for s in derived if s.name == 'sim').parameters['camera_stream_port']
+    assert 20000 <= port < 40000
