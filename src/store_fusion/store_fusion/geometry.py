@@ -21,6 +21,7 @@ class Detection2D:
     h: float
     sku: str = ''            # product boxes: SKU from the crop's colour; '' unknown
     sku_score: float = 0.0
+    color: tuple | None = None   # shopper boxes: mean RGB [0..255] of the torso; None unknown
 
 
 HEAD_TOP_Z_M = 1.75          # typical top of a shopper's head [m] (fallback when feet are hidden)
@@ -38,6 +39,47 @@ class Observation:
     hand_rays: list = None             # [(origin (3,), unit direction (3,), score)]
     products: list = None              # [(sku, sku_score, ray origin, ray direction)]
     feet_hidden: bool = False
+    color: np.ndarray | None = None    # appearance feature (:func:`appearance_feature`)
+
+
+# --- appearance ---------------------------------------------------------------------------------
+TORSO_ROWS = (0.22, 0.5)     # torso band of a person box, share of its height from the top
+TORSO_COLS = (0.3, 0.7)      # and of its width (the arms and the background stay out)
+CHROMA_SD = 0.04             # sd of one observation's chromaticity (lighting tint, mixing)
+BRIGHT_SD = 0.25             # sd of one observation's log brightness (shading, exposure)
+
+
+def appearance_feature(rgb) -> np.ndarray | None:
+    """Mean torso RGB [0..255] -> (r, g chromaticity, log brightness): the chromaticity barely
+    moves with the lighting's level, the brightness does (so it is weighted less)."""
+    if rgb is None:
+        return None
+    c = np.asarray(rgb, float) + 1.0
+    s = float(c.sum())
+    return np.array([c[0] / s, c[1] / s, math.log(s / 3.0)])
+
+
+def appearance_d2(a, b) -> float:
+    """Squared normalised distance of two appearance features (~chi2, 3 dof); 0 if unknown."""
+    if a is None or b is None:
+        return 0.0
+    d = (np.asarray(a) - np.asarray(b)) / np.array([CHROMA_SD, CHROMA_SD, BRIGHT_SD])
+    return float(d @ d)
+
+
+def torso_color(image, cx: float, cy: float, w: float, h: float,
+                bgr: bool = True) -> tuple | None:
+    """Mean colour (RGB 0..255) of the torso band of a person box in an image (H, W, 3)."""
+    if image is None:
+        return None
+    hh, ww = image.shape[:2]
+    x0, y0 = cx - w / 2, cy - h / 2
+    u0, u1 = int(max(0, x0 + TORSO_COLS[0] * w)), int(min(ww, x0 + TORSO_COLS[1] * w))
+    v0, v1 = int(max(0, y0 + TORSO_ROWS[0] * h)), int(min(hh, y0 + TORSO_ROWS[1] * h))
+    if u1 - u0 < 2 or v1 - v0 < 2:
+        return None
+    m = image[v0:v1, u0:u1].reshape(-1, 3).mean(axis=0)
+    return tuple(float(v) for v in (m[::-1] if bgr else m))
 
 
 class StoreGeometry:
@@ -90,6 +132,7 @@ class StoreGeometry:
         cam = self.cameras[camera_id]
         shoppers = [d for d in dets if d.cls == 'shopper']
         obs: list[Observation] = []
+        boxes = []      # the person box of each observation (hands and products go to one)
         sx, sy = self.store.size_m
         for d in shoppers:
             foot = cam.pixels_to_plane_z([[d.cx, d.cy + d.h / 2]], 0.0)[0]
@@ -106,10 +149,10 @@ class StoreGeometry:
                 std = 0.25 + 0.12 * rng
                 hidden = True
             obs.append(Observation(camera_id, np.asarray(foot[:2], float), std, d.score, [],
-                                   [], hidden))
+                                   [], hidden, appearance_feature(d.color)))
+            boxes.append((d.cx - d.w / 2, d.cy - d.h / 2, d.cx + d.w / 2, d.cy + d.h / 2,
+                          d.w * d.h))
         # hands and products go to the smallest shopper box containing their centre
-        boxes = [(d.cx - d.w / 2, d.cy - d.h / 2, d.cx + d.w / 2, d.cy + d.h / 2, d.w * d.h)
-                 for d in shoppers]
         for d in dets:
             if d.cls not in ('hand', 'product'):
                 continue

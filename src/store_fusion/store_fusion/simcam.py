@@ -144,15 +144,49 @@ def measured_stats(path: str | pathlib.Path | None = None) -> DetectorStats:
     return ASSUMED
 
 
+def shopper_colors(store, scenario) -> dict[str, tuple]:
+    """{shopper id: shirt RGB [0..255]} as the renderer dresses them (its own seeding)."""
+    from store_sim.render import CameraRenderer
+    r = CameraRenderer(store, store.cameras[0], scenario, noise=False)
+    return {m.shopper.id: tuple(float(v) for v in m.shirt) for m in r.shoppers}
+
+
+@dataclass(frozen=True)
+class ColorNoise:
+    """How the mean torso colour of a shopper box departs from the shirt's albedo. ASSUMED,
+    not measured: lighting level and shading (a common gain), the lamps' tint (per channel),
+    background and other shoppers inside the box when it is partly hidden, pixel noise."""
+    gain: tuple = (0.75, 1.1)        # uniform range of the common gain
+    tint_sd: float = 0.04            # per channel relative
+    mix_per_hidden: float = 0.6      # share of background mixed in per hidden share of the box
+    pixel_sd: float = 4.0            # per channel [0..255]
+
+
 class DetectionModel:
-    """Truth boxes -> noisy detections as the shipped detector would give them."""
+    """Truth boxes -> noisy detections as the shipped detector would give them.
+
+    ``colors`` ({shopper id: shirt RGB}) adds the torso colour a node would measure from the
+    image to shopper boxes (:class:`ColorNoise`); without it shopper boxes carry no colour."""
 
     def __init__(self, stats: DetectorStats, skus: list[str], seed: int = 0,
-                 width: int = 640, height: int = 480):
+                 width: int = 640, height: int = 480, colors: dict | None = None,
+                 color_noise: ColorNoise | None = None):
         self.stats = stats
         self.skus = sorted(skus)
         self.rng = np.random.default_rng(seed)
         self.width, self.height = width, height
+        self.colors = colors or {}
+        self.color_noise = color_noise or ColorNoise()
+
+    def _color(self, b: dict) -> tuple | None:
+        shirt = self.colors.get(b.get('shopper_id'))
+        if shirt is None:
+            return None
+        cn, rng = self.color_noise, self.rng
+        c = np.asarray(shirt, float) * rng.uniform(*cn.gain) * rng.normal(1.0, cn.tint_sd, 3)
+        mix = cn.mix_per_hidden * (1.0 - float(b.get('visible', 1.0)))
+        c = (1 - mix) * c + mix * rng.uniform(40, 200, 3)
+        return tuple(float(v) for v in np.clip(c + rng.normal(0, cn.pixel_sd, 3), 0, 255))
 
     def detect(self, boxes: list[dict], dropped: bool = False) -> list[Detection2D]:
         if dropped:
@@ -176,16 +210,19 @@ class DetectionModel:
                 else:
                     sku = str(rng.choice([s for s in self.skus if s != b.get('sku')]))
                 sku_score = float(np.clip(rng.normal(0.7, 0.15), 0.05, 1.0))
+            color = self._color(b) if b['cls'] == 'shopper' else None
             out.append(Detection2D(b['cls'], float(np.clip(rng.normal(0.8, 0.1), 0.25, 1)),
-                                   cx, cy, w, h, sku, sku_score))
+                                   cx, cy, w, h, sku, sku_score, color))
         for cls in ('shopper', 'hand', 'product'):
             st = self.stats.of(cls)
             for _ in range(int(rng.poisson(st.fp_per_image))):
                 w = {'shopper': 60, 'hand': 10, 'product': 14}[cls] * rng.uniform(0.6, 1.6)
                 h = w * (2.2 if cls == 'shopper' else 1.0)
                 sku = str(rng.choice(self.skus)) if cls == 'product' and self.skus else ''
+                color = tuple(rng.uniform(30, 220, 3)) if cls == 'shopper' and self.colors \
+                    else None
                 out.append(Detection2D(cls, float(rng.uniform(0.25, 0.6)),
                                        float(rng.uniform(0, self.width)),
                                        float(rng.uniform(0, self.height)), w, h, sku,
-                                       0.3 if sku else 0.0))
+                                       0.3 if sku else 0.0, color))
         return out

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from store_fusion.assign import hungarian
-from store_fusion.geometry import hands_3d, Observation, StoreGeometry
+from store_fusion.geometry import appearance_d2, hands_3d, Observation, StoreGeometry
 
 TENTATIVE, CONFIRMED, COASTING, LOST = 1, 2, 3, 4
 STATE_NAMES = {TENTATIVE: 'tentative', CONFIRMED: 'confirmed', COASTING: 'coasting',
@@ -48,6 +48,12 @@ class TrackerParams:
     reid_radius_m: float = 2.5     # re-identification radius around a lost track, + growth [m]
     reid_speed_mps: float = 1.5    # the radius grows this fast while the track is unseen [m/s]
     max_speed_mps: float = 2.5
+    color_weight: float = 1.0      # appearance term added to the association cost (per chi2)
+    color_cap: float = 30.0        # at most this much (a partly hidden box mixes colours)
+    color_gate: float = 30.0       # never associate beyond this appearance distance (chi2) ...
+    color_min_n: int = 3           # ... once the track's colour rests on this many cycles
+    color_alone_m: float = 0.9     # learn a track's colour only with no other track this near
+    color_learn: float = 12.0      # and only from observations this close to it (chi2): no drift
 
 
 @dataclass
@@ -66,6 +72,9 @@ class Track:
     seen_cameras: tuple = ()
     closed: bool = False
     at_entrance: bool = False
+    color: np.ndarray | None = None  # appearance feature (running mean), None unknown
+    color_n: int = 0                 # cycles it rests on
+    id_confidence: float = 1.0       # how sure the account bound to this track is still right
 
     @property
     def position(self) -> np.ndarray:
@@ -173,6 +182,8 @@ class ShopperTracker:
                 if ob.camera_id in {o.camera_id for o in c}:
                     continue
                 d = float(np.linalg.norm(ob.xy - _fuse(c)[0]))
+                if appearance_d2(ob.color, _fuse_color(c)) > self.params.color_gate:
+                    continue    # two shoppers side by side: one cluster each
                 if d < self.params.cluster_m + 0.5 * ob.std_m and d < best_d:
                     best, best_d = c, d
             if best is None:
@@ -192,6 +203,7 @@ class ShopperTracker:
                 obs.extend(self.geom.observe(cam_id, detections[cam_id]))
         clusters = self.cluster(obs)
         fused = [_fuse(c) for c in clusters]
+        colors = [_fuse_color(c) for c in clusters]
         live = [t for t in self.tracks if not t.closed and t.state != LOST]
         cost = np.full((len(live), len(clusters)), 1e6)
         for i, t in enumerate(live):
@@ -208,10 +220,14 @@ class ShopperTracker:
                 if (self.pending_entries and dist > 0.5
                         and self._near_zone(self.entrance, xy, 0.5)):
                     continue    # someone just scanned in: a new shopper, not an old track
+                a2 = appearance_d2(t.color, colors[j]) if t.color_n >= 2 else 0.0
+                if t.color_n >= p.color_min_n and a2 > p.color_gate:
+                    continue    # not the shirt this track has been wearing
                 if m < p.gate_chi2 or dist < 0.4:
                     # bound tracks win ties over anonymous ones; one-camera clusters cost more
                     cost[i, j] = m + (0.0 if t.shopper_id else 2.0) + (
-                        0.0 if len(clusters[j]) > 1 else 1.0)
+                        0.0 if len(clusters[j]) > 1 else 1.0) + min(
+                            p.color_cap, p.color_weight * a2)
         taken: dict[int, int] = {}
         for i, j in hungarian(cost):
             if cost[i, j] < 1e6:
@@ -229,6 +245,10 @@ class ShopperTracker:
             c = clusters[taken[i]]
             xy, std = fused[taken[i]]
             self._update(t, Observation('fused', xy, std, 1.0))
+            if all(np.linalg.norm(o.x[:2] - xy) > p.color_alone_m for o in live if o is not t) \
+                    and (t.color_n < p.color_min_n
+                         or appearance_d2(t.color, colors[taken[i]]) < p.color_learn):
+                _learn_color(t, colors[taken[i]])
             t.last_seen_ns = now_ns
             t.hits += 1
             self._seen(t, c)
@@ -270,6 +290,7 @@ class ShopperTracker:
             t = Track(f't{next(self._ids)}', np.array([xy[0], xy[1], 0.0, 0.0]),
                       np.diag([std ** 2, std ** 2, 0.5, 0.5]), now_ns, now_ns, now_ns)
             t.at_entrance = at_entrance
+            _learn_color(t, _fuse_color(c))
             self._seen(t, c)
             self.tracks.append(t)
 
@@ -284,8 +305,12 @@ class ShopperTracker:
                 continue
             unseen = (new.born_ns - t.last_seen_ns) / 1e9 + 0.5
             d = float(np.linalg.norm(t.x[:2] - new.x[:2]))
-            if d < p.reid_radius_m + p.reid_speed_mps * unseen and d < best_d:
-                best, best_d = t, d
+            a2 = appearance_d2(t.color, new.color) if t.color_n and new.color_n else 0.0
+            if t.color_n >= p.color_min_n and a2 > p.color_gate:
+                continue
+            score = d + 0.1 * min(p.color_cap, a2)     # the same shirt nearby wins
+            if d < p.reid_radius_m + p.reid_speed_mps * unseen and score < best_d:
+                best, best_d = t, score
         if best is not None:
             best.x[:2] = new.x[:2]
             best.x[2:] = 0.0
@@ -297,6 +322,20 @@ class ShopperTracker:
             new.closed = True       # absorbed
             new.state = LOST
             best.hits = max(best.hits, new.hits)
+
+
+def _fuse_color(c: list[Observation]) -> np.ndarray | None:
+    """Mean appearance feature of a cluster's observations that have one."""
+    f = [o.color for o in c if o.color is not None]
+    return np.mean(f, axis=0) if f else None
+
+
+def _learn_color(t: Track, f: np.ndarray | None) -> None:
+    if f is None:
+        return
+    a = max(0.1, 1.0 / (t.color_n + 1))
+    t.color = f.copy() if t.color is None else (1 - a) * t.color + a * f
+    t.color_n += 1
 
 
 def _fuse(c: list[Observation]) -> tuple[np.ndarray, float]:

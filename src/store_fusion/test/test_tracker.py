@@ -17,25 +17,27 @@ def store():
     return load_store(ROOT / 'config' / 'stores' / 'demo.yaml')
 
 
-def boxes(store, xy, skip=()):
+def boxes(store, xy, skip=(), colors=None):
     out = {}
     for cam in store.cameras:
         if cam.id in skip:
             continue
         dets = []
-        for x, y in xy:
+        for i, (x, y) in enumerate(xy):
             uv, _ = cam.model.project([[x, y, 0.0], [x, y, 1.75]])
             if not np.all(np.isfinite(uv)) or not cam.model.in_image(uv).all():
                 continue
             h = uv[0, 1] - uv[1, 1]
             dets.append(Detection2D('shopper', 0.9, (uv[0, 0] + uv[1, 0]) / 2,
-                                    (uv[0, 1] + uv[1, 1]) / 2, 0.3 * h, h))
+                                    (uv[0, 1] + uv[1, 1]) / 2, 0.3 * h, h,
+                                    color=colors[i] if colors else None))
         out[cam.id] = dets
     return out
 
 
-def run(store, paths, t_end, hidden=lambda i, t: False, skip=lambda t: ()):
-    """paths: {shopper: (enter_s, fn(t) -> xy)}; returns the tracker and {shopper: [err]}."""
+def run(store, paths, t_end, hidden=lambda i, t: False, skip=lambda t: (), colors=None):
+    """paths: {shopper: (enter_s, fn(t) -> xy)}; returns the tracker and {shopper: [err]}.
+    ``colors``: {shopper: torso RGB} given to the shopper boxes."""
     tr = ShopperTracker(store)
     errs = {s: [] for s in paths}
     entered = set()
@@ -46,9 +48,10 @@ def run(store, paths, t_end, hidden=lambda i, t: False, skip=lambda t: ()):
             if s not in entered and t >= enter:
                 tr.on_gate(now, 'enter', s)
                 entered.add(s)
-        xy = [(f(t)) for i, (s, (e, f)) in enumerate(paths.items())
-              if t >= e and not hidden(i, t)]
-        tracks = tr.step(now, boxes(store, xy, skip(t)))
+        vis = [(s, f(t)) for i, (s, (e, f)) in enumerate(paths.items())
+               if t >= e and not hidden(i, t)]
+        tracks = tr.step(now, boxes(store, [p for _, p in vis], skip(t),
+                                    [colors[s] for s, _ in vis] if colors else None))
         for s, (e, f) in paths.items():
             if t >= e + 1.0:
                 mine = [x for x in tracks if x.shopper_id == s]
@@ -89,3 +92,38 @@ def test_camera_dropout(store):
     _, errs = run(store, {'alice': (0.0, path)}, 10.0,
                   skip=lambda t: ('cam1', 'cam2') if 3.0 <= t < 7.0 else ())
     assert max(errs['alice']) < 0.8
+
+
+def _bounce(store, colors):
+    """Alice and Bob walk towards each other along the aisle in front of g1, meet (0.3 m apart)
+    and both turn back at once: a constant-velocity prediction carries each track onto the other
+    shopper, as at a real shelf where two shoppers reach past each other."""
+    def leg(a, b, t0, t1, c, t2, d):
+        return lambda t: walk(a, b, t0, t1)(t) if t < t1 else walk(b, c, t1, t2)(t) \
+            if t < t2 else walk(c, d, t2, t2 + 1.6)(t)
+    paths = {'alice': (0.0, leg((1.25, 0.6), (3.5, 1.9), 0.5, 3.0, (5.85, 1.9), 5.0,
+                                (3.9, 1.9))),
+             'bob': (0.4, leg((1.25, 0.6), (8.5, 1.9), 0.8, 3.0, (6.15, 1.9), 5.0,
+                              (8.1, 1.9)))}
+    return run(store, paths, 8.0, colors=colors)
+
+
+def test_two_shoppers_meeting_and_turning_back_keep_their_ids_by_colour(store):
+    # distinct shirts (as the renderer dresses them); without colour this is a coin toss that
+    # the constant-velocity prediction loses: both tracks swap accounts
+    _, errs = _bounce(store, {'alice': (200.0, 40.0, 40.0), 'bob': (40.0, 90.0, 200.0)})
+    assert max(errs['alice'][-4:]) < 0.6
+    assert max(errs['bob'][-4:]) < 0.6
+
+
+def test_one_observation_never_updates_two_tracks(store):
+    # two shoppers standing 0.3 m apart: each keeps its own track, none is dragged onto the
+    # other (no account's track collapses onto the other shopper)
+    paths = {'alice': (0.0, walk((1.25, 0.6), (5.85, 1.9), 0.5, 4.0)),
+             'bob': (0.4, walk((1.25, 0.6), (6.15, 1.9), 0.9, 4.4))}
+    colors = {'alice': (200.0, 40.0, 40.0), 'bob': (40.0, 90.0, 200.0)}
+    tr, errs = run(store, paths, 9.0, colors=colors)
+    assert max(errs['alice'][-10:]) < 0.3
+    assert max(errs['bob'][-10:]) < 0.3
+    bound = [t.shopper_id for t in tr.tracks if t.shopper_id and not t.closed]
+    assert sorted(bound) == ['alice', 'bob']
