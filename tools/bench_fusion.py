@@ -25,26 +25,13 @@ from store_common.description import load_store
 from store_sim.evaluator import aggregate, evaluate
 from store_sim.generator import generate
 
+from store_fusion.calibration import ece, fit_platt, Platt
 from store_fusion.geometry import StoreGeometry
 from store_fusion.offline import MODES, run_modes, run_tracking, shelf_events, truth_of_event
 from store_fusion.simcam import DetectionModel, load_or_render_truth, measured_stats, \
-    truth_cache_path
+    shopper_colors, truth_cache_path
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-
-
-def ece(pairs, bins: int = 10) -> float:
-    if not pairs:
-        return float('nan')
-    total = 0.0
-    for b in range(bins):
-        lo, hi = b / bins, (b + 1) / bins
-        sel = [(c, ok) for c, ok in pairs if lo <= c < hi or (b == bins - 1 and c == 1.0)]
-        if sel:
-            conf = sum(c for c, _ in sel) / len(sel)
-            acc = sum(ok for _, ok in sel) / len(sel)
-            total += len(sel) / len(pairs) * abs(conf - acc)
-    return total
 
 
 def main(argv=None) -> int:
@@ -57,6 +44,12 @@ def main(argv=None) -> int:
     ap.add_argument('--stats', default=None, help='measured detector stats JSON')
     ap.add_argument('--render-missing', action='store_true',
                     help='render ground truth that is not cached (slow); default: skip')
+    ap.add_argument('--calibration', default='',
+                    help='Platt calibration JSON applied to the fused confidence (ECE after)')
+    ap.add_argument('--fit-calibration', default='',
+                    help='fit Platt scaling on these scenarios and write it here (tuning seeds)')
+    ap.add_argument('--no-color', action='store_true',
+                    help='shopper boxes without torso colour (no appearance cue)')
     ap.add_argument('--out', default=str(ROOT / 'out/fusion/bench_fusion.json'))
     ns = ap.parse_args(argv)
     store = load_store(ns.store)
@@ -76,7 +69,8 @@ def main(argv=None) -> int:
                 continue
             t0 = time.monotonic()
             frames = load_or_render_truth(ns.gt_cache, store, sc, ns.fps)
-            model = DetectionModel(stats, list(store.catalog.products), seed=seed * 31 + level)
+            model = DetectionModel(stats, list(store.catalog.products), seed=seed * 31 + level,
+                                   colors=None if ns.no_color else shopper_colors(store, sc))
             history, _ = run_tracking(store, sc, frames, model)
             events = shelf_events(store, sc)
             runs = run_modes(store, sc, events, history, geom)
@@ -112,7 +106,16 @@ def main(argv=None) -> int:
             lines.append(f'{m:8} {str(level):6} {agg["runs"]:4d} {agg["shoppers"]:4d} '
                          f'{agg["receipt_exact_match_rate"]:7.1%} {agg["f1"]:6.3f} '
                          f'{agg["shelf_events"]:6d} {agg["review_rate"]:8.1%}')
+    cal = Platt.load(ns.calibration)
+    if ns.fit_calibration:
+        cal = fit_platt([(c, ok) for c, ok, _ in conf_pairs])
+        cal.save(ns.fit_calibration)
+        print(f'Platt calibration a={cal.a:.3f} b={cal.b:.3f} fitted on {cal.n} events '
+              f'-> {ns.fit_calibration}')
     all_ece = ece([(c, ok) for c, ok, _ in conf_pairs])
+    cal_ece = ece([(cal(c), ok) for c, ok, _ in conf_pairs])
+    doc['calibration'] = cal.to_dict()
+    doc['ece_fused_calibrated'] = cal_ece
     auto = [(c, ok) for c, ok, r in conf_pairs if not r]
     doc['ece_fused_all_events'] = all_ece
     doc['ece_fused_auto_decided'] = ece(auto)
@@ -121,6 +124,10 @@ def main(argv=None) -> int:
     print(f'ECE of the fused confidence: {all_ece:.3f} over {len(conf_pairs)} events; '
           f'auto-decided events: {len(auto)}, accuracy '
           f'{doc["auto_decided_accuracy"] or 0:.3f}, ECE {doc["ece_fused_auto_decided"]:.3f}')
+    print(f'ECE after calibration (a={cal.a:.3f}, b={cal.b:.3f}, fitted on {cal.n}): '
+          f'{cal_ece:.3f}')
+    print(f'seeds {ns.seeds}, levels {ns.levels}; colour cue '
+          f'{"off" if ns.no_color else "on (assumed colour noise)"}')
     print(f'vision path: rendered ground-truth boxes -> detection model ({stats.source})')
     if skipped:
         print(f'skipped (ground truth not rendered; --render-missing): {len(skipped)} scenarios')

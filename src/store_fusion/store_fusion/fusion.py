@@ -86,6 +86,7 @@ class FusionResult:
     vision: int
     skus_seen: list
     detail: str
+    raw_confidence: float = float('nan')   # before calibration
 
     @property
     def hint(self) -> dict[str, float]:
@@ -186,8 +187,9 @@ def fuse_products(hyps: list, before: Counter, after: Counter, n_skus: int,
 
 
 def fuse_event(geom, plate_ids, start_ns: int, settled_ns: int, hyps: list,
-               history: TrackHistory, n_skus: int, params: FusionParams | None = None
-               ) -> FusionResult:
+               history: TrackHistory, n_skus: int, params: FusionParams | None = None,
+               calibration=None) -> FusionResult:
+    """``calibration``: a callable confidence -> calibrated confidence (``Platt``), or None."""
     params = params or FusionParams()
     shoppers = shopper_posterior(geom, plate_ids, start_ns, settled_ns, history, params)
     fused, flag, seen = list(hyps), VISION_NONE, []
@@ -198,4 +200,6 @@ def fuse_event(geom, plate_ids, start_ns: int, settled_ns: int, hyps: list,
     p_h = fused[0].likelihood if fused else 0.0
     detail = ', '.join(f'{c.shopper_id} p={c.probability:.2f} d={c.hand_distance_m:.2f} m'
                        for c in shoppers[:3]) or 'no tracked shopper'
-    return FusionResult(shoppers, fused, p_s * p_h, flag, seen, detail)
+    raw = p_s * p_h
+    conf = calibration(raw) if calibration is not None else raw
+    return FusionResult(shoppers, fused, conf, flag, seen, detail, raw)

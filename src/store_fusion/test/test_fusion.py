@@ -89,3 +89,24 @@ def test_occluded_at_event_time_is_not_a_guess(geom):
                      FusionParams())
     top = res.shoppers[0]
     assert top.probability < 0.9      # the cart's min_confidence: goes to review
+
+
+def test_platt_calibration_brings_held_out_ece_under_bound():
+    from store_fusion.calibration import ece, fit_platt, Platt
+
+    def draw(seed, n=4000):
+        # an over-confident model: its confidence is a sharpened and shifted true probability
+        rng = np.random.default_rng(seed)
+        p = rng.uniform(0.02, 0.98, n)
+        z = np.log(p / (1 - p))
+        conf = 1 / (1 + np.exp(-(2.5 * z + 1.0)))
+        ok = rng.random(n) < p
+        return list(zip(conf.tolist(), ok.tolist()))
+
+    tune, held_out = draw(1), draw(2)
+    cal = fit_platt(tune)
+    before = ece(held_out)
+    after = ece([(cal(c), ok) for c, ok in held_out])
+    assert before > 0.1
+    assert after < 0.04                      # stated bound on held-out data
+    assert abs(Platt()(0.73) - 0.73) < 1e-9  # the identity when nothing was fitted
