@@ -16,8 +16,9 @@ if [ "${1:-}" != "--no-install" ] && [ -f "$_ws_root/install/setup.bash" ]; then
   . "$_ws_root/install/setup.bash"
   eval "$_had_u"
 fi
-# Command-line tools (not nodes) on PATH: run_store, evaluate, generate_scenarios, bag tools.
-for _pkg in store_bringup store_sim store_bags store_review; do
+# Command-line tools (not nodes) on PATH: run_store, evaluate, generate_scenarios, bag tools,
+# render_scenario, make_dataset, train_detector.
+for _pkg in store_bringup store_sim store_bags store_review store_perception; do
   [ -d "$_ws_root/install/$_pkg/lib/$_pkg" ] && PATH="$_ws_root/install/$_pkg/lib/$_pkg:$PATH"
 done
 export PATH
