@@ -127,6 +127,8 @@ def make_dataset(store_file: str, out_dir: str, scenes: int, seed: int,
         data.update({k: v for k, v in old.items() if k in ('train', 'val', 'test')})
     for sp in splits:
         data[sp] = f'images/{sp}'
+    for sp in ('train', 'val'):        # ultralytics wants both keys, even in a test-only set
+        data.setdefault(sp, f'images/{splits[0]}')
     data_file.write_text(yaml.safe_dump(data, sort_keys=False))
     return counts
 
