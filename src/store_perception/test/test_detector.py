@@ -1,0 +1,109 @@
+"""The shipped detector on rendered frames it never saw in training (the demo scenario, standard
+lighting): it finds the shoppers and the products in their hands, and nothing in an empty store.
+
+Floors (IoU >= 0.5 against the renderer's visible boxes, score >= 0.3), set below the figures
+measured when the weights were trained (models/DATA_CARD.md: shopper recall 19/21 here):
+shopper recall >= 0.8. The shipped weights do not find hands and held products yet (mAP50 0.0,
+see the data card): that test is a strict expected failure, so better weights turn it red until
+its floor is raised into a real one.
+"""
+import pathlib
+
+import numpy as np
+import pytest
+
+from store_common.description import load_store
+from store_perception.detection import default_model_path, Detector, recall, SkuByColour
+from store_sim.render import CameraRenderer
+from store_sim.scenario import load_scenario
+
+ROOT = pathlib.Path(__file__).resolve().parents[3]
+STORE = ROOT / 'config' / 'stores' / 'demo.yaml'
+SCENARIO = ROOT / 'config' / 'scenarios' / 'demo.yaml'
+SHOPPER_FLOOR = 0.8
+PRODUCT_FLOOR = 0.3
+TIMES = (7.2, 12.6, 34.6, 46.9, 53.6)
+
+
+@pytest.fixture(scope='module')
+def store():
+    return load_store(STORE)
+
+
+@pytest.fixture(scope='module')
+def detector(store):
+    return Detector(None, imgsz=416, conf=0.3, catalog=store.catalog)
+
+
+@pytest.fixture(scope='module')
+def renders(store):
+    sc = load_scenario(SCENARIO, store)
+    out = []
+    for cam in store.cameras:
+        r = CameraRenderer(store, cam, sc)
+        out.append([r.render(t) for t in (0.5,) + TIMES])
+    return out
+
+
+def test_shipped_weights_are_small_and_found():
+    path = pathlib.Path(default_model_path())
+    assert path.name == 'store_yolo.pt' and path.is_file()
+    assert path.stat().st_size < 15e6
+
+
+@pytest.fixture(scope='module')
+def hits(detector, renders):
+    out = {'shopper': [0, 0], 'product': [0, 0], 'hand': [0, 0]}
+    for per_cam in renders:
+        for img, truth in per_cam[1:]:
+            dets, ms = detector.detect(img)
+            assert ms > 0
+            for cls in out:
+                h, n = recall(truth, dets, cls)
+                out[cls][0] += h
+                out[cls][1] += n
+    return out
+
+
+def test_finds_the_shoppers_that_are_there(hits):
+    assert hits['shopper'][1] >= 20, hits
+    assert hits['shopper'][0] / hits['shopper'][1] >= SHOPPER_FLOOR, hits
+
+
+@pytest.mark.xfail(strict=True, reason='the shipped weights do not detect hands and held '
+                                       'products yet (DATA_CARD.md)')
+def test_finds_the_products_in_hands_that_are_there(hits):
+    assert hits['product'][1] >= 5, hits
+    assert hits['product'][0] / hits['product'][1] >= PRODUCT_FLOOR, hits
+
+
+def test_nothing_in_an_empty_store(detector, renders):
+    for per_cam in renders:
+        img, truth = per_cam[0]
+        assert truth == []
+        dets, _ = detector.detect(img)
+        assert [(d.class_name, round(d.score, 2)) for d in dets] == []
+
+
+def test_batch_and_single_agree(detector, renders):
+    imgs = [per_cam[3][0] for per_cam in renders]
+    batch = detector.detect_batch(imgs)
+    for img, (dets, _) in zip(imgs, batch):
+        single, _ = detector.detect(img)
+        assert [d.class_name for d in single] == [d.class_name for d in dets]
+
+
+def test_sku_by_colour_on_a_clean_crop(store):
+    from store_perception.detection import Det
+    sku = SkuByColour(store.catalog)
+    for name in ('COLA-330', 'WATER-500', 'APPLE', 'CHIPS-PAPR'):
+        rgb = store.catalog[name].look['color']
+        img = np.zeros((40, 40, 3), np.uint8)
+        img[:] = rgb[::-1]
+        got, p = sku.classify(img, Det(2, 'product', 0.9, 10, 10, 30, 30))
+        assert got == name and p > 0.3
+
+
+def test_missing_weights_name_the_path(tmp_path):
+    with pytest.raises(FileNotFoundError, match='nothere.pt'):
+        Detector(str(tmp_path / 'nothere.pt'))
