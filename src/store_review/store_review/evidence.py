@@ -229,6 +229,47 @@ def cameras_from_description(doc: dict) -> list[CameraView]:
     return out
 
 
+def camera_views(store, product_height_m: float = 0.25, margin_px: float = 0.0
+                 ) -> list[CameraView]:
+    """Which plates each calibrated camera of ``store`` sees, with the plate's pixel box.
+
+    A plate is seen when its centre projects inside the image in front of the camera; its box
+    bounds the projections of the plate's corners at the shelf surface and
+    ``product_height_m`` above it (where products stand and hands reach), clipped to the image.
+    ``shelf_top_y`` is the highest image row of any seen plate's surface: above it the image
+    shows the shoppers rather than the shelves. Occlusion by other gondolas is not modelled: a
+    box may show the gondola in front, which a reviewer can tell apart.
+    """
+    views = []
+    for cam in getattr(store, 'cameras', ()):
+        model = cam.model
+        plates: dict[str, Box | None] = {}
+        top_rows = []
+        for plate in store.plates.values():
+            cx, cy, cz = plate.center_store
+            c, s = math.cos(plate.yaw_store), math.sin(plate.yaw_store)
+            corners = []
+            for dz in (0.0, product_height_m):
+                for ex, ey in ((-1, -1), (1, -1), (1, 1), (-1, 1)):
+                    lx, ly = ex * plate.size_x_m / 2, ey * plate.size_y_m / 2
+                    corners.append((cx + lx * c - ly * s, cy + lx * s + ly * c, cz + dz))
+            pts = np.array([(cx, cy, cz)] + corners, dtype=float)
+            uv, depth = model.project(pts)
+            if depth[0] <= 0 or not bool(model.in_image(uv[:1], margin_px)[0]):
+                continue
+            ok = depth[1:] > 0
+            u, v = uv[1:][ok, 0], uv[1:][ok, 1]
+            x0 = int(max(0, np.floor(u.min())))
+            y0 = int(max(0, np.floor(v.min())))
+            x1 = int(min(model.width, np.ceil(u.max())))
+            y1 = int(min(model.height, np.ceil(v.max())))
+            plates[plate.id] = (x0, y0, max(1, x1 - x0), max(1, y1 - y0))
+            top_rows.append(float(np.nanmin(uv[1:5][:, 1])))
+        shelf_top = int(max(0, min(top_rows))) if top_rows else None
+        views.append(CameraView(cam.id, plates, shelf_top, sees_all=False))
+    return views
+
+
 class FrameBuffer:
     """Recent frames per camera: (stamp_ns, BGR image), at most ``max_fps``, ``keep_s``."""
 

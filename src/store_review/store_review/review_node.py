@@ -24,8 +24,9 @@ from store_interfaces.msg import (CartState, PlateWeights, Receipt, ReviewDecisi
 import yaml
 
 from store_review.console import ConsoleServer, create_app
-from store_review.evidence import (cameras_from_description, FrameBuffer, image_from_msg_fields,
-                                   ImageCollector, TraceBuffer, TraceCollector)
+from store_review.evidence import (camera_views, cameras_from_description, FrameBuffer,
+                                   image_from_msg_fields, ImageCollector, TraceBuffer,
+                                   TraceCollector)
 from store_review.service import ReviewService
 from store_review.store import QueueParams, ReviewDbError, ReviewStore
 
@@ -83,7 +84,9 @@ class ReviewNode(Node):
             raise ValueError('parameter store_file is required (the store description YAML)')
         store = load_store(store_file)
         raw = yaml.safe_load(pathlib.Path(store_file).read_text()) or {}
-        cameras = cameras_from_description(raw.get('store', raw))
+        # calibrated cameras: plates and pixel boxes from the geometry; else what the file says
+        cameras = (camera_views(store) if store.cameras
+                   else cameras_from_description(raw.get('store', raw)))
         evidence_dir = evidence_dir or str(pathlib.Path(db_path).parent / 'review_evidence')
 
         self._store = ReviewStore(db_path, qp)
