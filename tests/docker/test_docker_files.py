@@ -1,10 +1,11 @@
 """docker/: the files parse and the image builds what the Makefile builds (no Docker engine here).
 
-What is checked: compose.yaml is valid YAML with the graph service (which serves the console); the Dockerfile's instructions
-are known ones with arguments (continuations joined), FROM the official ros:kilted image; it
-installs the same Python requirements file and runs colcon with the same flags as
-tools/setup.sh (which `make setup` runs); it builds every package of src/ (no package selection),
-and every ROS package a package.xml depends on is in the image (apt list or the base image).
+What is checked: compose.yaml is valid YAML with the graph service (which serves the review
+console); the Dockerfile's instructions are known ones with arguments (continuations joined),
+FROM the official ros:kilted image; it installs the same Python requirements files and runs
+colcon with the same flags as tools/setup.sh (which `make setup` runs); it builds every package
+of src/ (no package selection), and every ROS package a package.xml depends on is in the image
+(apt list or the base image).
 What is not checked (needs an engine and the network) is in docker/README.md.
 """
 import pathlib
