@@ -13,12 +13,11 @@ No rclpy here.
 """
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import pathlib
 import sqlite3
-from typing import Any, Iterator
+from typing import Any
+
+from store_common.sqlite_db import TransactionalDb
 
 SCHEMA_VERSION = 1
 
@@ -90,83 +89,17 @@ def dumps(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(',', ':'))
 
 
-class CartDb:
-    """One connection to the cart database; not thread-safe (the node is single-threaded)."""
+class CartDb(TransactionalDb):
+    """One connection to the cart database (the node is single-threaded)."""
 
-    def __init__(self, path: str | os.PathLike):
-        self.path = str(path)
-        if self.path != ':memory:':
-            pathlib.Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._conn = sqlite3.connect(self.path, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise CartDbError(f'{self.path}: cannot open the cart database: {exc}') from None
-        self._in_tx = False
-        try:
-            self._setup()
-        except sqlite3.DatabaseError as exc:
-            self._conn.close()
-            raise CartDbError(f'{self.path}: not a valid cart database: {exc}') from None
-        except CartDbError:
-            self._conn.close()
-            raise
-
-    def _setup(self) -> None:
-        c = self._conn
-        c.execute('PRAGMA foreign_keys = ON')
-        mode = c.execute('PRAGMA journal_mode = WAL').fetchone()[0]
-        if self.path != ':memory:' and str(mode).lower() != 'wal':
-            raise CartDbError(f'{self.path}: cannot switch to WAL journal mode (got {mode})')
-        c.execute('PRAGMA synchronous = FULL')
-        tables = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if not tables:
-            try:
-                c.executescript(f'BEGIN IMMEDIATE; {_SCHEMA}; INSERT INTO schema_version '
-                                f'(version) VALUES ({SCHEMA_VERSION}); COMMIT;')
-            except BaseException:
-                if c.in_transaction:
-                    c.execute('ROLLBACK')
-                raise
-            return
-        if 'schema_version' not in tables:
-            raise CartDbError(f'{self.path}: not a cart database (no schema_version table; '
-                              f'tables: {", ".join(sorted(tables))})')
-        rows = c.execute('SELECT version FROM schema_version').fetchall()
-        if len(rows) != 1 or rows[0][0] != SCHEMA_VERSION:
-            found = rows[0][0] if len(rows) == 1 else f'{len(rows)} rows'
-            raise CartDbError(f'{self.path}: cart database schema version {found}, this code '
-                              f'needs {SCHEMA_VERSION}; migrate the file or move it away')
-        missing = [t for t in _TABLES if t not in tables]
-        if missing:
-            raise CartDbError(f'{self.path}: cart database lacks tables {", ".join(missing)}')
-
-    def close(self) -> None:
-        self._conn.close()
+    KIND = 'cart'
+    SCHEMA = _SCHEMA
+    SCHEMA_VERSION = SCHEMA_VERSION
+    TABLES = tuple(_TABLES)
+    Error = CartDbError
 
     # --- transactions -------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
-        """All statements inside commit together or not at all."""
-        if self._in_tx:
-            raise RuntimeError('nested cart db transaction')
-        self._conn.execute('BEGIN IMMEDIATE')
-        self._in_tx = True
-        try:
-            yield
-        except BaseException:
-            self._conn.execute('ROLLBACK')
-            raise
-        else:
-            self._conn.execute('COMMIT')
-        finally:
-            self._in_tx = False
-
     def _x(self, sql: str, args: tuple = ()) -> sqlite3.Cursor:
-        return self._conn.execute(sql, args)
-
-    def _w(self, sql: str, args: tuple = ()) -> sqlite3.Cursor:
-        if not self._in_tx:
-            raise RuntimeError('cart db write outside a transaction')
         return self._conn.execute(sql, args)
 
     # --- events -------------------------------------------------------------------------------

@@ -18,14 +18,12 @@ One connection shared by the ROS thread and the web server's thread, guarded by 
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import pathlib
-import sqlite3
-import threading
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
+
+from store_common.sqlite_db import TransactionalDb
 
 SCHEMA_VERSION = 1
 NS_PER_S = 1_000_000_000
@@ -147,85 +145,24 @@ def priority(reason: int, received_ns: int, now_ns: int, shopper_exited: bool,
             + (params.exited_bonus if shopper_exited else 0.0))
 
 
-class ReviewStore:
-    """One connection to the review database, safe to share between threads."""
+class ReviewStore(TransactionalDb):
+    """One connection to the review database, safe to share between threads (the console's
+    server thread and the node's callbacks)."""
+
+    KIND = 'review'
+    SCHEMA = _SCHEMA
+    SCHEMA_VERSION = SCHEMA_VERSION
+    TABLES = tuple(_TABLES)
+    Error = ReviewDbError
 
     def __init__(self, path: str | os.PathLike, params: QueueParams | None = None):
-        self.path = str(path)
         self.params = params or QueueParams()
-        if self.path != ':memory:':
-            pathlib.Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._conn = sqlite3.connect(self.path, isolation_level=None,
-                                         check_same_thread=False)
-        except sqlite3.Error as exc:
-            raise ReviewDbError(f'{self.path}: cannot open the review database: {exc}') from None
-        self._lock = threading.RLock()
-        self._in_tx = False
-        try:
-            self._setup()
-        except sqlite3.DatabaseError as exc:
-            self._conn.close()
-            raise ReviewDbError(f'{self.path}: not a valid review database: {exc}') from None
-        except ReviewDbError:
-            self._conn.close()
-            raise
-
-    def _setup(self) -> None:
-        c = self._conn
-        c.execute('PRAGMA foreign_keys = ON')
-        mode = c.execute('PRAGMA journal_mode = WAL').fetchone()[0]
-        if self.path != ':memory:' and str(mode).lower() != 'wal':
-            raise ReviewDbError(f'{self.path}: cannot switch to WAL journal mode (got {mode})')
-        c.execute('PRAGMA synchronous = FULL')
-        tables = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-                  if not r[0].startswith('sqlite_')}
-        if not tables:
-            c.executescript(f'BEGIN IMMEDIATE; {_SCHEMA}; INSERT INTO schema_version (version) '
-                            f'VALUES ({SCHEMA_VERSION}); COMMIT;')
-            return
-        if 'schema_version' not in tables:
-            raise ReviewDbError(f'{self.path}: not a review database (tables: '
-                                f'{", ".join(sorted(tables))})')
-        rows = c.execute('SELECT version FROM schema_version').fetchall()
-        if len(rows) != 1 or rows[0][0] != SCHEMA_VERSION:
-            raise ReviewDbError(f'{self.path}: review database schema {rows}, this code needs '
-                                f'{SCHEMA_VERSION}')
-        missing = [t for t in _TABLES if t not in tables]
-        if missing:
-            raise ReviewDbError(f'{self.path}: review database lacks tables {missing}')
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+        super().__init__(path, thread_safe=True)
 
     # --- transactions -------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
-        """All writes inside commit together or not at all (and hold the lock)."""
-        with self._lock:
-            if self._in_tx:
-                raise RuntimeError('nested review db transaction')
-            self._conn.execute('BEGIN IMMEDIATE')
-            self._in_tx = True
-            try:
-                yield
-            except BaseException:
-                self._conn.execute('ROLLBACK')
-                raise
-            else:
-                self._conn.execute('COMMIT')
-            finally:
-                self._in_tx = False
-
     def _x(self, sql: str, args: tuple = ()) -> list[tuple]:
         with self._lock:
             return self._conn.execute(sql, args).fetchall()
-
-    def _w(self, sql: str, args: tuple = ()) -> sqlite3.Cursor:
-        if not self._in_tx:
-            raise RuntimeError('review db write outside a transaction')
-        return self._conn.execute(sql, args)
 
     def audit(self, stamp_ns: int, actor: str, action: str, request_id: str = '',
               detail: str = '') -> None:
