@@ -119,6 +119,19 @@ class ShelfEventData(_Data):
     plate_delta_grams: tuple[float, ...] = ()
     noise_grams: float = 0.0
 
+    @classmethod
+    def from_detection(cls, event, hypotheses, gondola_id: str) -> ShelfEventData:
+        """From a store_shelf merged event and its ranked hypotheses (duck-typed: no import of
+        store_shelf here), as the offline pipelines feed the engine without messages."""
+        return cls(event_id=event.event_id, gondola_id=gondola_id,
+                   plate_ids=tuple(event.plate_ids), delta_grams=float(event.delta_grams),
+                   start_ns=int(event.start_ns), settled_ns=int(event.settled_ns),
+                   hypotheses=tuple(HypothesisData(h.sku, h.action, h.quantity, h.probability,
+                                                   h.expected_grams, h.on_home_plate)
+                                    for h in hypotheses),
+                   plate_delta_grams=tuple(float(d) for d in event.plate_delta_grams),
+                   noise_grams=float(event.noise_grams))
+
 
 @dataclass(frozen=True)
 class ReviewDecisionData(_Data):

@@ -41,6 +41,8 @@ from typing import Any
 import numpy as np
 import yaml
 
+from store_common.errors import FileFieldError
+
 # body (x forward, y left, z up) -> optical (z forward, x right, y down): columns are the optical
 # axes written in the body frame
 R_BODY_OPTICAL = np.array([[0.0, 0.0, 1.0],
@@ -48,15 +50,8 @@ R_BODY_OPTICAL = np.array([[0.0, 0.0, 1.0],
                            [0.0, -1.0, 0.0]])
 
 
-class CalibrationError(ValueError):
+class CalibrationError(FileFieldError):
     """A calibration file is invalid. ``str()`` reads ``file: field.path: what is wrong``."""
-
-    def __init__(self, file: str | pathlib.Path, field_path: str, message: str):
-        self.file = str(file)
-        self.field_path = field_path
-        self.message = message
-        super().__init__(f'{self.file}: {field_path}: {message}' if field_path
-                         else f'{self.file}: {message}')
 
 
 # --- rotations --------------------------------------------------------------------------------

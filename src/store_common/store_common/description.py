@@ -17,20 +17,15 @@ from typing import Any
 
 import yaml
 
+from store_common.errors import FileFieldError
+
 ID_RE = re.compile(r'^[A-Za-z][A-Za-z0-9_]*$')
 SKU_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]*$')
 ADC_MIN, ADC_MAX = -(1 << 23), (1 << 23) - 1
 
 
-class StoreConfigError(ValueError):
+class StoreConfigError(FileFieldError):
     """A store or catalog file is invalid. ``str()`` reads ``file: field.path: what is wrong``."""
-
-    def __init__(self, file: str | pathlib.Path, field_path: str, message: str):
-        self.file = str(file)
-        self.field_path = field_path
-        self.message = message
-        super().__init__(f'{self.file}: {field_path}: {message}' if field_path
-                         else f'{self.file}: {message}')
 
 
 @dataclass(frozen=True)

@@ -97,15 +97,8 @@ def shelf_events(store, scenario, physics_params=None, rate_hz: float = 40.0,
         for ev in merger.advance(int(stamps[i1 - 1])):
             hyps = ranker.rank(ev.plate_ids, ev.delta_grams, ev.noise_grams, inventory)
             inventory.apply(ev.plate_ids, hyps, 0.8)
-            out.append(ShelfEventData(
-                event_id=ev.event_id, gondola_id=store.plate(ev.plate_ids[0]).gondola_id,
-                plate_ids=tuple(ev.plate_ids), delta_grams=float(ev.delta_grams),
-                start_ns=ev.start_ns, settled_ns=ev.settled_ns,
-                hypotheses=tuple(HypothesisData(h.sku, h.action, h.quantity, h.probability,
-                                                h.expected_grams, h.on_home_plate)
-                                 for h in hyps),
-                plate_delta_grams=tuple(float(d) for d in ev.plate_delta_grams),
-                noise_grams=float(ev.noise_grams)))
+            out.append(ShelfEventData.from_detection(
+                ev, hyps, store.plate(ev.plate_ids[0]).gondola_id))
     return out
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from store_cart.engine import CartEngine, CartParams
-from store_cart.model import (GateEventData, HypothesisData, KIND_ENTER, KIND_EXIT, ReceiptData,
+from store_cart.model import (GateEventData, KIND_ENTER, KIND_EXIT, ReceiptData,
                               ReviewRequestData, ShelfEventData)
 from store_shelf.hypotheses import HypothesisRanker, PlateInventory
 from store_shelf.merge import EventMerger
@@ -104,15 +104,8 @@ def run_scenario(store, scenario, *, overlay: dict | None = None,
         for ev in merger.advance(now):
             hyps = ranker.rank(ev.plate_ids, ev.delta_grams, ev.noise_grams, inventory)
             inventory.apply(ev.plate_ids, hyps, 0.8)
-            data = ShelfEventData(
-                event_id=ev.event_id, gondola_id=store.plate(ev.plate_ids[0]).gondola_id,
-                plate_ids=tuple(ev.plate_ids), delta_grams=float(ev.delta_grams),
-                start_ns=ev.start_ns, settled_ns=ev.settled_ns,
-                hypotheses=tuple(HypothesisData(h.sku, h.action, h.quantity, h.probability,
-                                                h.expected_grams, h.on_home_plate)
-                                 for h in hyps),
-                plate_delta_grams=tuple(float(d) for d in ev.plate_delta_grams),
-                noise_grams=float(ev.noise_grams))
+            data = ShelfEventData.from_detection(
+                ev, hyps, store.plate(ev.plate_ids[0]).gondola_id)
             events_by_id[data.event_id] = data.to_dict()
             run.shelf_events.append(data.to_dict())
             handle(engine.on_shelf_event(data))
