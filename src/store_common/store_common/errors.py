@@ -5,11 +5,13 @@ import pathlib
 
 
 class FileFieldError(ValueError):
-    """``str()`` reads ``file: field.path: what is wrong`` (or ``file: what`` without a field)."""
+    """``str()`` reads ``file: field.path: what is wrong``; the field is left out when there is
+    none, and the file when the document was not read from one (built in memory)."""
 
     def __init__(self, file: str | pathlib.Path, field_path: str, message: str):
         self.file = str(file)
         self.field_path = field_path
         self.message = message
-        super().__init__(f'{self.file}: {field_path}: {message}' if field_path
-                         else f'{self.file}: {message}')
+        where = f'{self.file}: ' if self.file else ''
+        super().__init__(f'{where}{field_path}: {message}' if field_path
+                         else f'{where}{message}')

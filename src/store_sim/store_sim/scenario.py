@@ -20,22 +20,16 @@ from typing import Any
 
 import yaml
 
+from store_common.errors import FileFieldError
+
 ACCOUNT_RE = re.compile(r'^[A-Za-z0-9_-]{1,64}$')
 KINDS = ('take', 'return')
 DEFAULT_REACH_S = 0.8
 MIN_PLATE_GAP_S = 3.0   # two actions on one plate (or its straddle partner) at least this apart
 
 
-class ScenarioError(ValueError):
+class ScenarioError(FileFieldError):
     """A scenario is invalid. ``str()`` reads ``file: field.path: what is wrong``."""
-
-    def __init__(self, file: str | pathlib.Path, field_path: str, message: str):
-        self.file = str(file)
-        self.field_path = field_path
-        self.message = message
-        where = f'{self.file}: ' if self.file else ''
-        super().__init__(f'{where}{field_path}: {message}' if field_path
-                         else f'{where}{message}')
 
 
 @dataclass
