@@ -66,8 +66,12 @@ def render_truth(store, scenario, fps: float = 5.0, cameras: list[str] | None = 
 
 
 def truth_cache_path(cache_dir, store, scenario, fps: float) -> pathlib.Path:
+    """One file per scenario *content* (a changed generator never reuses stale truth)."""
+    import hashlib
     level = scenario.meta.get('level', 'x')
-    return pathlib.Path(cache_dir) / f'{store.id}_l{level}_s{scenario.seed}_f{fps:g}.jsonl.gz'
+    digest = hashlib.sha256(json.dumps(scenario.to_dict(), sort_keys=True).encode())
+    return pathlib.Path(cache_dir) / (f'{store.id}_l{level}_s{scenario.seed}_f{fps:g}_'
+                                      f'{digest.hexdigest()[:10]}.jsonl.gz')
 
 
 def load_or_render_truth(cache_dir, store, scenario, fps: float = 5.0) -> list[dict]:

@@ -20,10 +20,14 @@ from dataclasses import dataclass
 
 from store_common.description import load_store, Store, StoreConfigError
 
-from store_sim.scenario import Action, MIN_PLATE_GAP_S, save_scenario, Scenario, Shopper, \
-    validate
+from store_sim.scenario import Action, DEFAULT_REACH_S, MIN_PLATE_GAP_S, save_scenario, \
+    Scenario, Shopper, validate
+from store_sim.walkways import gate_center, MAX_WALK_SPEED_MPS, standing_spot, Walkways
 
 NEAR_EQUAL_REL = 0.02   # two SKUs are near-equal in weight when within 2 % of each other
+# between two actions of one shopper: arm back from the first plate, settle, walk, stop, and the
+# reach of the next one (its hand arrives DEFAULT_REACH_S x up to 1.2 before its t_s) [s]
+ACTION_OVERHEAD_S = 0.5 + 0.15 + 0.3 + 0.5 + 1.2 * DEFAULT_REACH_S
 
 
 @dataclass(frozen=True)
@@ -106,13 +110,15 @@ class _World:
 
 
 def _pick_take(rng: random.Random, world: _World, diff: Difficulty, near: set[str],
-               t_s: float) -> Action | None:
+               time_for) -> Action | None:
+    """A feasible take; ``time_for(plate)`` is when the shopper can reach that plate."""
     store = world.store
     plates = sorted(store.planogram)
     focus = [p for p in plates if store.planogram[p].sku in near]
     pool = focus if focus and rng.random() < diff.near_equal_focus else plates
     for _ in range(20):
         pid = rng.choice(pool)
+        t_s = time_for(pid)
         sku = store.planogram[pid].sku
         qty = rng.choice((2, 3)) if rng.random() < diff.multi_item_rate else 1
         straddle = None
@@ -127,7 +133,7 @@ def _pick_take(rng: random.Random, world: _World, diff: Difficulty, near: set[st
 
 
 def _pick_return(rng: random.Random, world: _World, diff: Difficulty, held: Counter,
-                 t_s: float) -> Action | None:
+                 time_for) -> Action | None:
     store = world.store
     skus = sorted(s for s, n in held.items() if n > 0)
     if not skus:
@@ -141,6 +147,7 @@ def _pick_return(rng: random.Random, world: _World, diff: Difficulty, held: Coun
         candidates = homes
     rng.shuffle(candidates)
     for pid in candidates[:10]:
+        t_s = time_for(pid)
         a = Action(t_s=t_s, kind='return', plate=pid, sku=sku, quantity=qty)
         if world.spacing_ok(a.plates, t_s) and world.feasible(a):
             return a
@@ -154,6 +161,8 @@ def generate(store: Store, seed: int, level: int = 0, *, max_concurrent: int | N
     rng = random.Random(f'store_sim.generator/{store.id}/{seed}/{level}/{diff.max_concurrent}')
     near = near_equal_skus(store)
     world = _World(store)
+    walkways = Walkways(store)
+    spots = {pid: standing_spot(store, pid)[0] for pid in store.plates}
     target_end_s = rng.uniform(*diff.duration_s)
     n_shoppers = rng.randint(*diff.shoppers)
     shoppers: list[Shopper] = []
@@ -171,24 +180,33 @@ def generate(store: Store, seed: int, level: int = 0, *, max_concurrent: int | N
         sid = f'{name_prefix}-{seed % 10000:04d}-{k + 1}'
         held: Counter = Counter()
         actions: list[Action] = []
-        t = enter_s + rng.uniform(3.0, 5.0)      # walk from the entrance to the shelves
+        here = gate_center(store, 'entrance')     # where the shopper stands
+        t = enter_s + rng.uniform(3.0, 5.0)      # earliest next action, before walking there
+        ready = enter_s + 0.8                    # when the shopper can start walking
         want = rng.randint(*diff.actions)
         tries = 0
         while len(actions) < want and tries < 40 and (not actions or t < target_end_s - 6.0):
             tries += 1
+
+            def time_for(pid, here=here, t=t, ready=ready):
+                walk_s = walkways.length_m(here, spots[pid]) / MAX_WALK_SPEED_MPS
+                return round(max(t, ready + walk_s + ACTION_OVERHEAD_S), 2)
             if any(held.values()) and rng.random() < diff.put_back_rate:
-                a = _pick_return(rng, world, diff, held, round(t, 2))
+                a = _pick_return(rng, world, diff, held, time_for)
             else:
-                a = _pick_take(rng, world, diff, near, round(t, 2))
+                a = _pick_take(rng, world, diff, near, time_for)
             if a is None:
                 t += 0.5
                 continue
             world.add(a)
             actions.append(a)
             held[a.sku] += a.quantity if a.kind == 'take' else -a.quantity
-            t += rng.uniform(2.0, 5.0)
+            here, ready = spots[a.plate], a.t_s
+            t = a.t_s + rng.uniform(2.0, 5.0)
         last_t = actions[-1].t_s if actions else enter_s
-        exit_s = round(max(last_t + rng.uniform(3.0, 5.0), enter_s + 6.0), 2)
+        walk_out_s = walkways.length_m(here, gate_center(store, 'exit')) / MAX_WALK_SPEED_MPS
+        exit_s = round(max(last_t + max(rng.uniform(3.0, 5.0), walk_out_s + 1.0),
+                           enter_s + 6.0), 2)
         # keep exit scans >= 2 s apart too
         while any(abs(exit_s - e) < 2.0 for e in exits):
             exit_s = round(exit_s + 2.0, 2)

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from store_sim.scenario import DEFAULT_REACH_S, Scenario
+from store_sim.walkways import gate_center, standing_spot, WALK_SPEED_MPS, Walkways  # noqa: F401
 
 CLASSES = ('shopper', 'hand', 'product')       # detector classes, in YOLO index order
 SHAPES = {   # shape -> (kind, size): box (x, y, z) [m]; cyl (radius, height); sphere (radius)
@@ -236,36 +237,11 @@ def plate_contents(store, scenario: Scenario, t_s: float) -> dict[str, list[tupl
     return {pid: [(k, n) for k, n in units.items() if n > 0] for pid, units in stock.items()}
 
 
-def _gate_center(store, kind: str) -> np.ndarray:
-    g = next(g for g in store.gates if g.kind == kind)
-    z = g.zone
-    return np.array([(z.x_min + z.x_max) / 2, (z.y_min + z.y_max) / 2])
-
-
-def standing_spot(store, plate_id: str, clearance_m: float = 0.38):
-    """Where a shopper stands to reach a plate, and the heading that faces the gondola."""
-    p = store.plate(plate_id)
-    g = store.gondola(p.gondola_id)
-    c, s = math.cos(g.yaw_rad), math.sin(g.yaw_rad)
-    off = -(g.size_m[1] / 2 + clearance_m)
-    spot = np.array([p.center_store[0] - s * off, p.center_store[1] + c * off])
-    # the front face of a gondola is its local -y side; the shopper faces local +y
-    return spot, g.yaw_rad + math.pi / 2
-
-
-def _segment_blocked(a, b, boxes) -> bool:
-    for t in np.linspace(0, 1, 25):
-        x, y = a + (b - a) * t
-        if any(x0 <= x <= x1 and y0 <= y <= y1 for x0, x1, y0, y1 in boxes):
-            return True
-    return False
-
-
 class ShopperMotion:
     """Where a shopper is, what their hands do and hold, at any scenario time."""
 
     def __init__(self, store, shopper, index: int, reach: dict, seed: int,
-                 walk_speed_mps: float = 1.0):
+                 walk_speed_mps: float = WALK_SPEED_MPS, walkways: Walkways | None = None):
         self.store = store
         self.shopper = shopper
         rng = np.random.default_rng([seed & 0xFFFFFFFF, 0x5A5A, index])
@@ -278,19 +254,11 @@ class ShopperMotion:
         self.skin = SKIN[int(rng.integers(len(SKIN)))]
         self.hair = HAIR[int(rng.integers(len(HAIR)))]
         self.reach_offset = rng.uniform(-0.2, 0.2, len(shopper.actions))
-        boxes = []
-        for g in store.gondolas:
-            r = math.hypot(g.size_m[0], g.size_m[1]) / 2 if g.yaw_rad % math.pi else None
-            hx = r if r else g.size_m[0] / 2
-            hy = r if r else g.size_m[1] / 2
-            boxes.append((g.x_m - hx - 0.2, g.x_m + hx + 0.2, g.y_m - hy - 0.2, g.y_m + hy + 0.2))
-        self._boxes = boxes
-        xs = [b[0] for b in boxes] + [b[1] for b in boxes]
-        self._corridors = (min(xs) - 0.45, max(xs) + 0.45) if xs else (0.0, 0.0)
+        self.walkways = walkways or Walkways(store)
         self.reach = [(reach[(shopper.id, j)], a.t_s) for j, a in enumerate(shopper.actions)]
         # timeline of (t, xy, heading) keyframes
         keys: list[tuple[float, np.ndarray, float]] = []
-        pos = _gate_center(store, 'entrance')
+        pos = gate_center(store, 'entrance')
         t_free = shopper.enter_s
         keys.append((t_free, pos, math.pi / 2))
         for j, a in enumerate(shopper.actions):
@@ -300,23 +268,12 @@ class ShopperMotion:
             pos = spot
             t_free = max(t_free, a.t_s + ARM_EXTEND_S)
             keys.append((t_free, pos, heading))
-        exit_xy = _gate_center(store, 'exit')
+        exit_xy = gate_center(store, 'exit')
         self._walk(keys, pos, exit_xy, t_free, shopper.exit_s, walk_speed_mps, -math.pi / 2)
         self.keys = keys
 
-    def _route(self, a, b) -> list[np.ndarray]:
-        if not _segment_blocked(a, b, self._boxes):
-            return [a, b]
-        best = None
-        for cx in self._corridors:
-            path = [a, np.array([cx, a[1]]), np.array([cx, b[1]]), b]
-            length = sum(np.linalg.norm(q - p) for p, q in zip(path, path[1:]))
-            if best is None or length < best[0]:
-                best = (length, path)
-        return best[1]
-
     def _walk(self, keys, a, b, t_free, t_arrive, speed, heading_end) -> float:
-        path = self._route(a, b)
+        path = self.walkways.route(a, b)
         seg = [float(np.linalg.norm(q - p)) for p, q in zip(path, path[1:])]
         total = sum(seg)
         if total < 1e-6:
@@ -499,7 +456,8 @@ class CameraRenderer:
         self.lighting = Lighting(seed=self.seed, variant=lighting_variant)
         self.noise = noise
         self.reach = reach_starts(store, scenario, seed)
-        self.shoppers = [ShopperMotion(store, s, i, self.reach, self.seed)
+        walkways = Walkways(store)
+        self.shoppers = [ShopperMotion(store, s, i, self.reach, self.seed, walkways=walkways)
                          for i, s in enumerate(scenario.shoppers)]
         self.lamps = self._lamps()
         self._static_key = None

@@ -118,3 +118,33 @@ def test_cli_writes_loadable_scenarios(tmp_path, capsys):
     for f, seed in zip(files, (1000, 1001, 1002)):
         sc = load_scenario(f, STORE)
         assert sc.to_dict() == generate(STORE, seed, 2, max_concurrent=1).to_dict()
+
+
+@pytest.mark.parametrize('level', sorted(LEVELS))
+def test_shoppers_walk_at_a_human_pace_around_the_gondolas(level):
+    """The time between two actions covers the walk between their plates: the rendered shopper
+    never moves faster than a brisk walk and never crosses a gondola footprint."""
+    import numpy as np
+    from store_sim.render import reach_starts, ShopperMotion
+    from store_sim.walkways import MAX_WALK_SPEED_MPS
+    fast = []
+    inside = []
+    for seed in range(12):
+        sc = generate(STORE, seed, level)
+        reach = reach_starts(STORE, sc, seed)
+        for i, s in enumerate(sc.shoppers):
+            m = ShopperMotion(STORE, s, i, reach, seed)
+            ts = np.arange(s.enter_s, s.exit_s, 0.1)
+            xy = np.array([m.pose(float(t))[0] for t in ts])
+            speed = np.linalg.norm(np.diff(xy, axis=0), axis=1) / 0.1
+            if speed.max() > MAX_WALK_SPEED_MPS * 1.05:
+                fast.append((seed, s.id, float(speed.max())))
+            for g in STORE.gondolas:
+                c, sn = np.cos(g.yaw_rad), np.sin(g.yaw_rad)
+                d = xy - [g.x_m, g.y_m]
+                lx, ly = c * d[:, 0] + sn * d[:, 1], -sn * d[:, 0] + c * d[:, 1]
+                hit = (np.abs(lx) < g.size_m[0] / 2 + 0.1) & (np.abs(ly) < g.size_m[1] / 2 + 0.1)
+                if hit.any():
+                    inside.append((seed, s.id, g.id, float(ts[hit.argmax()])))
+    assert not fast, f'faster than a brisk walk: {fast[:5]}'
+    assert not inside, f'walked through a gondola: {inside[:5]}'
