@@ -27,11 +27,13 @@ Policy (weight only)
 Shopper hint (hook for fusion with cameras)
     ``on_shelf_event(event, shopper_hint={shopper_id: probability})`` replaces the presence-only
     rule, which is the same as a uniform hint over the shoppers present. Shoppers of the hint
-    not present at the event's start stamp are dropped. The top shopper is taken alone when its
-    probability >= min_confidence and leads the second by >= min_margin (then the product policy
-    above applies and the update's confidence is shopper probability x posterior, source FUSED);
-    otherwise the event is reviewed as ambiguous with candidate confidence = shopper probability
-    x posterior. The hint is stored with the queued event, so a restart decides the same way.
+    not present at the event's start stamp are dropped; shoppers present but not in the hint
+    count with probability 0 (never decided for, but listed in a review). The top shopper is
+    taken alone when its probability >= min_confidence and leads the second by >= min_margin
+    (then the product policy above applies and the update's confidence is shopper probability x
+    posterior, source FUSED); otherwise the event is reviewed as ambiguous with every present
+    shopper as a candidate, candidate confidence = shopper probability x posterior. The hint is
+    stored with the queued event, so a restart decides the same way.
 
 Durability
     All state changes of one input (or of one queued event, or one receipt) happen in one
@@ -335,6 +337,8 @@ class CartEngine:
             weights = [(s, 1.0 / len(present)) for s in present.values()]
         else:
             weights = [(present[k], p) for k, p in hint.items() if k in present]
+            # shoppers inside whom the cameras did not name stay reviewable (probability 0)
+            weights += [(s, 0.0) for k, s in present.items() if k not in hint]
         weights.sort(key=lambda w: (-w[1], w[0]['shopper_id']))
         hyps = sorted(ev.hypotheses, key=lambda h: -h.likelihood)
         if weights and hyps:

@@ -149,6 +149,27 @@ def test_shopper_hint_replaces_presence_rule(engine):
     assert req.candidates[0].confidence == pytest.approx(0.6 * 0.99)
 
 
+def test_ambiguous_hint_reviews_with_every_shopper_inside_as_a_candidate(engine):
+    C = 'acct-c'
+    feed(engine, [('gate', enter(A, 1.0)), ('gate', enter(B, 2.0)), ('gate', enter(C, 3.0))])
+    ev = shelf('g1.s1.p1', 5.0, [take('COLA-330', 0.9), take('LEMON-330', 0.1)])
+    engine.on_shelf_event(ev, shopper_hint={B: 0.55, A: 0.4, 'acct-gone': 0.05})
+    (req,) = of(engine.tick(ns(7.0)), ReviewRequestData)
+    assert req.reason == REASON_AMBIGUOUS_SHOPPER
+    assert req.shopper_ids == (B, A, C)         # by hint probability; C unseen by the cameras
+    top2 = [(c.shopper_id, c.sku) for c in req.candidates[:2]]
+    assert top2 == [(B, 'COLA-330'), (A, 'COLA-330')]
+    assert req.candidates[0].confidence == pytest.approx(0.55 * 0.9)
+    assert {c.shopper_id for c in req.candidates} == {A, B, C, ''}
+    assert all(c.confidence == 0.0 for c in req.candidates if c.shopper_id == C)
+    # a hint naming nobody inside is no "nobody was in the store"
+    ev2 = shelf('g1.s1.p2', 8.0, [take('COLA-330', 0.99)])
+    engine.on_shelf_event(ev2, shopper_hint={'acct-gone': 0.9})
+    (req2,) = of(engine.tick(ns(10.0)), ReviewRequestData)
+    assert req2.reason == REASON_AMBIGUOUS_SHOPPER and set(req2.shopper_ids) == {A, B, C}
+    assert not of(engine.tick(ns(11.0)), CartUpdateData)
+
+
 # --- not sure what ----------------------------------------------------------------------------
 @pytest.mark.parametrize('hyps, reason, pending_sku', [
     ([take('COLA-330', 0.7), unknown(0.3)], REASON_LOW_CONFIDENCE, 'COLA-330'),
