@@ -1,7 +1,9 @@
 """The cart node: wires shelf, gate and review topics to the cart engine (``engine.py``).
 
-Subscribes ``shelf_events``, ``gate_events``, ``review_decisions`` (EVENT_QOS: a restarted node
-receives what it missed and the engine de-duplicates by id); publishes ``cart_updates`` and
+Subscribes ``shelf_events`` (or, with ``use_fused_events``, ``fused_shelf_events`` from the
+fusion node: the fused hypotheses and a shopper hint from the cameras), ``gate_events``,
+``review_decisions`` (EVENT_QOS: a restarted node receives what it missed and the engine
+de-duplicates by id); publishes ``cart_updates`` and
 ``review_requests`` (EVENT_QOS), ``carts`` and ``receipts`` (STATE_QOS). On start it republishes
 every cart, the latest revision of every receipt and every open review request from the database.
 A timer ticks the engine with the node's clock, which follows ``/clock`` in bag replay.
@@ -14,8 +16,8 @@ from dataclasses import replace
 from rclpy.node import Node
 from store_common.description import load_store, StoreConfigError
 from store_common.ros import declare, EVENT_QOS, run_node, STATE_QOS
-from store_interfaces.msg import (CartState, CartUpdate, GateEvent, Receipt, ReviewDecision,
-                                  ReviewRequest, ShelfEvent)
+from store_interfaces.msg import (CartState, CartUpdate, FusedShelfEvent, GateEvent, Receipt,
+                                  ReviewDecision, ReviewRequest, ShelfEvent)
 
 from store_cart import convert
 from store_cart.db import CartDbError
@@ -56,6 +58,11 @@ class CartNode(Node):
             self, 'thresholds_file', '', 'YAML with min_confidence and min_margin tuned from '
             'reviews (store_review review_learn); overrides the two parameters while it exists, '
             'reloaded when it changes. "": the parameters.', read_only=True)
+        use_fused = declare(self, 'use_fused_events', False, 'Take shelf events from the '
+                            'fusion node (fused_shelf_events: hypotheses fused with vision, '
+                            'shopper probabilities from the cameras) instead of shelf_events. An '
+                            'event without shopper candidates falls back to the presence rule.',
+                            read_only=True)
         self._thresholds_mtime = None
         if not store_file:
             raise ValueError('parameter store_file is required (the store description YAML)')
@@ -63,8 +70,10 @@ class CartNode(Node):
         self._frame_id = store.frame_id
         db_path = os.path.expanduser(db_path)
         self._engine = CartEngine(db_path, store.catalog, store.id, params)
+        source = 'fused_shelf_events' if use_fused else 'shelf_events'
         self.get_logger().info(f'store {store.id}, cart database {db_path}, hold {params.hold_s}'
-                               f' s, receipt grace {params.receipt_grace_s} s')
+                               f' s, receipt grace {params.receipt_grace_s} s, shelf events from '
+                               f'{source}')
 
         self._pub_updates = self.create_publisher(CartUpdate, 'cart_updates', EVENT_QOS)
         self._pub_carts = self.create_publisher(CartState, 'carts', STATE_QOS)
@@ -72,7 +81,11 @@ class CartNode(Node):
         self._pub_reviews = self.create_publisher(ReviewRequest, 'review_requests', EVENT_QOS)
         self._republish(self._engine.state())
 
-        self.create_subscription(ShelfEvent, 'shelf_events', self._on_shelf, EVENT_QOS)
+        if use_fused:
+            self.create_subscription(FusedShelfEvent, 'fused_shelf_events', self._on_fused,
+                                     EVENT_QOS)
+        else:
+            self.create_subscription(ShelfEvent, 'shelf_events', self._on_shelf, EVENT_QOS)
         self.create_subscription(GateEvent, 'gate_events', self._on_gate, EVENT_QOS)
         self.create_subscription(ReviewDecision, 'review_decisions', self._on_decision,
                                  EVENT_QOS)
@@ -105,6 +118,10 @@ class CartNode(Node):
     # --- callbacks ----------------------------------------------------------------------------
     def _on_shelf(self, msg: ShelfEvent) -> None:
         self._publish(self._engine.on_shelf_event(convert.shelf_event_from_msg(msg)))
+
+    def _on_fused(self, msg: FusedShelfEvent) -> None:
+        ev, hint = convert.fused_event_from_msg(msg)
+        self._publish(self._engine.on_shelf_event(ev, shopper_hint=hint))
 
     def _on_gate(self, msg: GateEvent) -> None:
         self._publish(self._engine.on_gate_event(convert.gate_event_from_msg(msg)), gate=True)

@@ -1,12 +1,14 @@
 """Messages <-> the engine's plain data (``model.py``). Imports messages, never rclpy."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 from builtin_interfaces.msg import Time
 from std_msgs.msg import Header
 from store_common.stamps import from_ns, to_ns
-from store_interfaces.msg import (CartLine, CartState, CartUpdate, GateEvent, ProductHypothesis,
-                                  Receipt, ReviewCandidate, ReviewDecision, ReviewRequest,
-                                  ShelfEvent)
+from store_interfaces.msg import (CartLine, CartState, CartUpdate, FusedShelfEvent, GateEvent,
+                                  ProductHypothesis, Receipt, ReviewCandidate, ReviewDecision,
+                                  ReviewRequest, ShelfEvent)
 
 from store_cart.model import (CartLineData, CartStateData, CartUpdateData, GateEventData,
                               HypothesisData, ReceiptData, ReviewDecisionData, ReviewRequestData,
@@ -40,6 +42,22 @@ def shelf_event_from_msg(msg: ShelfEvent) -> ShelfEventData:
         noise_grams=float(msg.noise_grams))
 
 
+def fused_event_from_msg(msg: FusedShelfEvent) -> tuple[ShelfEventData, dict[str, float] | None]:
+    """The embedded shelf event with the fused hypotheses, and the shopper hint for
+    ``CartEngine.on_shelf_event``: {shopper_id: probability} of the candidates (the "" nobody
+    candidate left out), or None when the fusion had no shopper evidence (empty list: the
+    engine's weight-only presence rule applies)."""
+    ev = shelf_event_from_msg(msg.event)
+    if msg.hypotheses:
+        ev = replace(ev, hypotheses=tuple(_hypothesis_from_msg(h) for h in msg.hypotheses))
+    hint: dict[str, float] = {}
+    for c in msg.shoppers:
+        if c.shopper_id:
+            p = min(1.0, max(0.0, float(c.probability)))
+            hint[c.shopper_id] = max(p, hint.get(c.shopper_id, 0.0))
+    return ev, (hint or None)
+
+
 def review_decision_from_msg(msg: ReviewDecision) -> ReviewDecisionData:
     return ReviewDecisionData(request_id=msg.request_id, reviewer_id=msg.reviewer_id,
                               shopper_id=msg.shopper_id, sku=msg.sku, action=int(msg.action),
@@ -47,6 +65,12 @@ def review_decision_from_msg(msg: ReviewDecision) -> ReviewDecisionData:
 
 
 # --- outputs ----------------------------------------------------------------------------------
+def hypothesis_msg(h: HypothesisData) -> ProductHypothesis:
+    return ProductHypothesis(sku=h.sku, action=int(h.action), quantity=int(h.quantity),
+                             expected_grams=float(h.expected_grams),
+                             likelihood=float(h.likelihood), on_home_plate=bool(h.on_home_plate))
+
+
 def _line_msg(x: CartLineData) -> CartLine:
     return CartLine(sku=x.sku, name=x.name, quantity=x.quantity,
                     unit_price_cents=x.unit_price_cents, line_total_cents=x.line_total_cents,

@@ -35,6 +35,35 @@ def test_inputs_from_messages():
     assert (d.request_id, d.stamp_ns, d.changes_cart) == ('review/x', ns(9.0), True)
 
 
+def test_fused_event_gives_fused_hypotheses_and_a_shopper_hint():
+    from store_interfaces.msg import FusedShelfEvent, ShopperCandidate
+    shelf = ShelfEvent(header=Header(stamp=t(5.6)), event_id='g1.s1.p1@5000000000',
+                       gondola_id='g1', plate_ids=['g1.s1.p1'], delta_grams=-352.0,
+                       start_stamp=t(5.0), settled_stamp=t(5.6),
+                       hypotheses=[ProductHypothesis(sku='COLA-330', action=1, quantity=1,
+                                                     likelihood=0.55),
+                                   ProductHypothesis(sku='LEMON-330', action=1, quantity=1,
+                                                     likelihood=0.45)])
+    fused = [ProductHypothesis(sku='LEMON-330', action=1, quantity=1, likelihood=0.9,
+                               expected_grams=-355.0, on_home_plate=True),
+             ProductHypothesis(sku='COLA-330', action=1, quantity=1, likelihood=0.1)]
+    msg = FusedShelfEvent(event=shelf, hypotheses=fused, shoppers=[
+        ShopperCandidate(shopper_id='acct-b', track_id='t2', probability=0.93),
+        ShopperCandidate(shopper_id='acct-a', track_id='t1', probability=0.05),
+        ShopperCandidate(shopper_id='', probability=0.02)])
+    ev, hint = convert.fused_event_from_msg(msg)
+    assert (ev.event_id, ev.start_ns, ev.settled_ns) == (shelf.event_id, ns(5.0), ns(5.6))
+    assert [(h.sku, h.likelihood) for h in ev.hypotheses] == [('LEMON-330', 0.9),
+                                                              ('COLA-330', 0.1)]
+    assert hint == {'acct-b': 0.93, 'acct-a': 0.05}
+    # no shopper candidates: no vision evidence, the presence rule applies (no hint)
+    ev, hint = convert.fused_event_from_msg(FusedShelfEvent(event=shelf))
+    assert hint is None and [h.sku for h in ev.hypotheses] == ['COLA-330', 'LEMON-330']
+    # hypothesis data back to a message
+    h = convert.hypothesis_msg(ev.hypotheses[0])
+    assert (h.sku, h.action, h.likelihood) == ('COLA-330', 1, 0.55)
+
+
 def test_outputs_to_messages():
     ln = CartLineData('COLA-330', 'Cola', 2, 129, 258, CartLine.STATUS_PENDING_REVIEW)
     u = convert.cart_update_msg(CartUpdateData('e/a/COLA-330', 'a', 'a@1', 'e', 'COLA-330', -1,
