@@ -1,0 +1,52 @@
+"""Messages <-> the fusion's plain data. Imports messages, never rclpy."""
+from __future__ import annotations
+
+import math
+
+from builtin_interfaces.msg import Time
+from std_msgs.msg import Header
+from store_cart.convert import hypothesis_msg
+from store_common.stamps import from_ns, to_ns
+from store_interfaces.msg import FusedShelfEvent, ShelfEvent, ShopperCandidate, ShopperTracks
+
+from store_fusion.fusion import FusionResult, Snapshot
+
+DEFAULT_HAND_STD_M = 0.1     # a hand without its std in the message
+
+
+def snapshots_from_tracks(msg: ShopperTracks) -> tuple[int, list[Snapshot]]:
+    """(sensor stamp of the message [ns], one Snapshot per track). A track counts as seen in
+    this message when its last camera frame is the message's own."""
+    stamp = to_ns(msg.header.stamp)
+    out = []
+    for t in msg.tracks:
+        stds = list(t.hand_std_m)
+        hands = [((float(p.x), float(p.y), float(p.z)),
+                  float(stds[i]) if i < len(stds) else DEFAULT_HAND_STD_M)
+                 for i, p in enumerate(t.hands)]
+        out.append(Snapshot(stamp, t.track_id, t.shopper_id,
+                            (float(t.position.x), float(t.position.y)), hands, [],
+                            to_ns(t.last_seen) >= stamp))
+    return stamp, out
+
+
+def fused_event_msg(event: ShelfEvent, res: FusionResult, frame_id: str) -> FusedShelfEvent:
+    """The shelf event as published, with the fusion's shoppers and hypotheses. With shopper
+    candidates, the mass no tracked shopper explains is a last "" (nobody tracked) candidate;
+    without any, the list is empty (no vision evidence)."""
+    shoppers = [ShopperCandidate(shopper_id=c.shopper_id, track_id=c.track_id,
+                                 probability=float(c.probability),
+                                 hand_distance_m=float(c.hand_distance_m),
+                                 visible_share=float(c.visible_share))
+                for c in res.shoppers]
+    if shoppers:
+        rest = max(0.0, 1.0 - sum(c.probability for c in shoppers))
+        shoppers.append(ShopperCandidate(shopper_id='', track_id='', probability=rest,
+                                         hand_distance_m=math.nan, visible_share=0.0))
+    return FusedShelfEvent(
+        header=Header(stamp=from_ns(to_ns(event.settled_stamp) or to_ns(event.header.stamp),
+                                    Time), frame_id=frame_id),
+        event=event, shoppers=shoppers,
+        hypotheses=[hypothesis_msg(h) for h in res.hypotheses],
+        confidence=float(res.confidence), vision=int(res.vision),
+        skus_seen=list(res.skus_seen), detail=res.detail)

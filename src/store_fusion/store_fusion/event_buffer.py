@@ -1,0 +1,173 @@
+"""Hold shelf events until the camera evidence after them is in, then fuse them.
+
+The fusion node's logic, without rclpy. Two clocks meet here:
+
+* sensor time of the track stream (``ShopperTracks`` header stamps): its *watermark* is the
+  newest stamp received. A shelf event is ready once the watermark has passed
+  ``settled + after_s`` (``after_s = max(post_s, vision_window_s)``): every track snapshot the
+  fusion looks at has arrived;
+* the caller's clock (ROS time): an event that has waited ``max_hold_s`` since it arrived is
+  released anyway (cameras down, tracker dead or lagging) with whatever evidence there is, so no
+  event is ever lost. An empty track window gives no shopper candidates: the cart then applies
+  its weight-only presence rule.
+
+Events are released in (settled stamp, event id) order: an event released by the timeout takes
+every earlier-settled pending event with it. Event ids are remembered, so a re-delivered shelf
+event (transient-local history, a restarted shelf node) is fused once.
+"""
+from __future__ import annotations
+
+import bisect
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from store_fusion.fusion import (FusionParams, FusionResult, fuse_event, Snapshot, TrackHistory,
+                                 VISION_NONE)
+
+NS = 1_000_000_000
+
+
+@dataclass
+class Released:
+    event_id: str
+    settled_ns: int
+    payload: Any
+    timed_out: bool             # released by max_hold_s, not by the watermark
+    waited_s: float             # caller's clock from arrival to release [s]
+    watermark_ns: int | None    # track watermark at release; None if no tracks ever arrived
+
+
+@dataclass
+class BufferStats:
+    received: int = 0
+    duplicates: int = 0
+    released: int = 0
+    timed_out: int = 0
+
+
+class EventBuffer:
+    """Shelf events waiting for the track watermark (or the timeout)."""
+
+    def __init__(self, after_s: float, max_hold_s: float, remember_ids: int = 100_000):
+        if after_s < 0 or max_hold_s < 0:
+            raise ValueError(f'after_s ({after_s}) and max_hold_s ({max_hold_s}) must be >= 0')
+        self.after_ns = int(round(after_s * NS))
+        self.max_hold_ns = int(round(max_hold_s * NS))
+        self.watermark_ns: int | None = None
+        self.stats = BufferStats()
+        self._pending: list[tuple[int, str]] = []          # sorted (settled_ns, event_id)
+        self._held: dict[str, tuple[int, int, Any]] = {}   # id -> (settled, arrival, payload)
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._remember = remember_ids
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def add(self, event_id: str, settled_ns: int, payload: Any, now_ns: int) -> bool:
+        """Hold an event; False (and nothing held) when its id was seen before."""
+        if event_id in self._seen:
+            self.stats.duplicates += 1
+            return False
+        self._seen[event_id] = None
+        if len(self._seen) > self._remember:
+            self._seen.popitem(last=False)
+        self.stats.received += 1
+        bisect.insort(self._pending, (int(settled_ns), event_id))
+        self._held[event_id] = (int(settled_ns), int(now_ns), payload)
+        return True
+
+    def advance_watermark(self, stamp_ns: int) -> None:
+        """The track stream has delivered everything up to ``stamp_ns`` (sensor time)."""
+        if self.watermark_ns is None or stamp_ns > self.watermark_ns:
+            self.watermark_ns = int(stamp_ns)
+
+    def oldest_wait_s(self, now_ns: int) -> float:
+        """How long the longest-waiting pending event has waited [s]; 0 when none."""
+        if not self._held:
+            return 0.0
+        return max(0.0, (now_ns - min(a for _, a, _ in self._held.values())) / NS)
+
+    def _evidence_in(self, settled_ns: int) -> bool:
+        return self.watermark_ns is not None and self.watermark_ns >= settled_ns + self.after_ns
+
+    def release(self, now_ns: int) -> list[Released]:
+        """The events due at ``now_ns`` (caller's clock), in settled order."""
+        last = -1
+        for i, (settled, eid) in enumerate(self._pending):
+            arrival = self._held[eid][1]
+            if self._evidence_in(settled) or now_ns - arrival >= self.max_hold_ns:
+                last = i
+        out = []
+        for settled, eid in self._pending[:last + 1]:
+            _, arrival, payload = self._held.pop(eid)
+            timed_out = not self._evidence_in(settled)
+            out.append(Released(eid, settled, payload, timed_out, (now_ns - arrival) / NS,
+                                self.watermark_ns))
+            self.stats.released += 1
+            self.stats.timed_out += int(timed_out)
+        del self._pending[:last + 1]
+        return out
+
+
+@dataclass
+class FusedOutput:
+    released: Released
+    result: FusionResult
+
+
+@dataclass
+class EventFuser:
+    """Track history + event buffer + :func:`fuse_event`: what the fusion node runs.
+
+    ``payload`` of :meth:`on_shelf_event` is passed through to the output (the node keeps the
+    original message there); ``event`` is a ``store_cart.model.ShelfEventData``.
+    """
+    geom: Any
+    n_skus: int
+    params: FusionParams = field(default_factory=FusionParams)
+    max_hold_s: float = 5.0
+    keep_s: float = 60.0
+    calibration: Callable[[float], float] | None = None
+
+    def __post_init__(self):
+        self.history = TrackHistory(keep_s=max(self.keep_s, self.max_hold_s + self.after_s
+                                               + self.params.pre_s + 10.0))
+        self.buffer = EventBuffer(self.after_s, self.max_hold_s)
+        self.track_messages = 0
+
+    @property
+    def after_s(self) -> float:
+        return max(self.params.post_s, self.params.vision_window_s)
+
+    def on_tracks(self, stamp_ns: int, snapshots: list[Snapshot]) -> bool:
+        """One ``ShopperTracks`` message; False (ignored) when it is not newer than the
+        watermark (a re-delivery, or a message out of order)."""
+        wm = self.buffer.watermark_ns
+        if wm is not None and stamp_ns <= wm:
+            return False
+        for s in snapshots:
+            self.history.add(s)
+        self.buffer.advance_watermark(stamp_ns)
+        self.track_messages += 1
+        return True
+
+    def on_shelf_event(self, event, payload: Any, now_ns: int) -> bool:
+        """Hold a shelf event; False when its id was seen before (nothing happens)."""
+        return self.buffer.add(event.event_id, event.settled_ns, (event, payload), now_ns)
+
+    def poll(self, now_ns: int) -> list[FusedOutput]:
+        """Fuse and return the events due at ``now_ns`` (caller's clock), in settled order."""
+        out = []
+        for r in self.buffer.release(now_ns):
+            event, payload = r.payload
+            plates = tuple(p for p in event.plate_ids if p in self.geom.plate_targets)
+            hyps = list(event.hypotheses)
+            if plates:
+                res = fuse_event(self.geom, plates, event.start_ns, event.settled_ns, hyps,
+                                 self.history, self.n_skus, self.params, self.calibration)
+            else:       # plates the store geometry does not know: no vision evidence
+                res = FusionResult([], hyps, 0.0, VISION_NONE, [], 'no known plate', 0.0)
+            out.append(FusedOutput(Released(r.event_id, r.settled_ns, payload, r.timed_out,
+                                            r.waited_s, r.watermark_ns), res))
+        return out

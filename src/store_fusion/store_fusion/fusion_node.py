@@ -1,0 +1,157 @@
+"""fusion node: shelf events + shopper tracks -> fused shelf events (who took what).
+
+Subscribes ``shelf_events`` (ShelfEvent) and ``shopper_tracks`` (ShopperTracks), both EVENT_QOS;
+publishes ``fused_shelf_events`` (FusedShelfEvent, EVENT_QOS) and ``/diagnostics``. Each shelf
+event is held until the track stream's sensor time has passed its settled stamp by
+max(post_s, vision_window_s), or for at most ``max_hold_s`` of ROS time (cameras down: the event
+goes out without vision, and the cart falls back to weight only). The hold, the track history
+and the fusion live in ``event_buffer.py`` and ``fusion.py``; this module only wires them.
+"""
+from __future__ import annotations
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.node import Node
+from store_cart.convert import shelf_event_from_msg
+from store_common.description import load_store
+from store_common.ros import declare, EVENT_QOS, run_node
+from store_interfaces.msg import FusedShelfEvent, ShelfEvent, ShopperTracks
+
+from store_fusion.calibration import Platt
+from store_fusion.convert import fused_event_msg, snapshots_from_tracks
+from store_fusion.event_buffer import EventFuser, NS
+from store_fusion.fusion import FusionParams
+from store_fusion.geometry import StoreGeometry
+
+_VISION = {0: 'none', 1: 'confirms', 2: 'changed', 3: 'conflicts'}
+
+
+class FusionNode(Node):
+    def __init__(self):
+        super().__init__('fusion')
+        store_file = declare(self, 'store_file', '', 'Store description YAML (plates, catalog, '
+                             'cameras). Required.', read_only=True)
+        calibration_file = declare(self, 'calibration_file', '', 'Platt calibration JSON of the '
+                                   'fused confidence (bench_fusion --fit-calibration). "": none.',
+                                   read_only=True)
+        max_hold_s = declare(self, 'max_hold_s', 5.0, 'A shelf event waits at most this long '
+                             '(ROS time since it arrived) for the track stream to pass it; then '
+                             'it is fused with whatever evidence there is [s].', lo=0.0,
+                             hi=60.0, read_only=True)
+        keep_s = declare(self, 'history_keep_s', 60.0, 'Track snapshots kept this long (sensor '
+                         'time) [s].', lo=5.0, hi=3600.0, read_only=True)
+        check_period_s = declare(self, 'check_period_s', 0.1, 'How often held events are '
+                                 'checked against the hold timeout [s].', lo=0.01, hi=5.0,
+                                 read_only=True)
+        diagnostics_period_s = declare(self, 'diagnostics_period_s', 1.0,
+                                       'Period of /diagnostics [s].', lo=0.1, hi=60.0)
+        d = FusionParams()
+        params = FusionParams(
+            pre_s=declare(self, 'pre_s', d.pre_s, 'Hands are looked at from this long before '
+                          'the event start [s].', lo=0.0, hi=10.0, read_only=True),
+            post_s=declare(self, 'post_s', d.post_s, '... until this long after the settled '
+                           'stamp [s].', lo=0.0, hi=10.0, read_only=True),
+            hand_sigma_m=declare(self, 'hand_sigma_m', d.hand_sigma_m, 'Hand-to-plate distance '
+                                 'scale of the likelihood [m].', lo=0.01, hi=2.0,
+                                 read_only=True),
+            body_weight=declare(self, 'body_weight', d.body_weight, 'Likelihood of a shopper '
+                                'in front of the plate whose hands were not seen.', lo=0.0,
+                                hi=1.0, read_only=True),
+            body_range_m=declare(self, 'body_range_m', d.body_range_m, '"In front of the '
+                                 'plate": body within this of the hand target [m].', lo=0.0,
+                                 hi=5.0, read_only=True),
+            nobody=declare(self, 'nobody', d.nobody, 'Likelihood that no tracked shopper '
+                           'caused the event (an unseen cause).', lo=0.0, hi=1.0,
+                           read_only=True),
+            vision_window_s=declare(self, 'vision_window_s', d.vision_window_s, 'Product boxes '
+                                    'in the hand this long before the start / after the '
+                                    'settled stamp [s].', lo=0.0, hi=10.0, read_only=True),
+            sku_accuracy=declare(self, 'sku_accuracy', d.sku_accuracy, 'P(a product box\'s '
+                                 'SKU is right).', lo=0.0, hi=1.0, read_only=True),
+            max_votes=declare(self, 'max_votes', d.max_votes, 'At most this many product '
+                              'boxes count (they are correlated).', lo=0.0, hi=100.0,
+                              read_only=True))
+        if not store_file:
+            raise ValueError('parameter store_file is required (the store description YAML)')
+        store = load_store(store_file)
+        self.frame_id = store.frame_id
+        self.max_hold_s = max_hold_s
+        calibration = Platt.load(calibration_file) if calibration_file else None
+        self.fuser = EventFuser(StoreGeometry(store), len(store.catalog.products), params,
+                                max_hold_s=max_hold_s, keep_s=keep_s, calibration=calibration)
+        self._last_tracks_ns: int | None = None      # ROS time of the last track message
+        self._fused = 0
+
+        self.pub = self.create_publisher(FusedShelfEvent, 'fused_shelf_events', EVENT_QOS)
+        self.pub_diag = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.create_subscription(ShopperTracks, 'shopper_tracks', self._on_tracks, EVENT_QOS)
+        self.create_subscription(ShelfEvent, 'shelf_events', self._on_shelf, EVENT_QOS)
+        self.create_timer(check_period_s, self._release)
+        self.create_timer(diagnostics_period_s, self._publish_diagnostics)
+        self.get_logger().info(
+            f'store {store.id}: shelf events wait for tracks {self.fuser.after_s:.1f} s past '
+            f'their settled stamp, at most {max_hold_s:.1f} s; calibration '
+            f'{calibration_file or "none"}')
+
+    def _now_ns(self) -> int:
+        return self.get_clock().now().nanoseconds
+
+    def _on_tracks(self, msg: ShopperTracks) -> None:
+        stamp, snaps = snapshots_from_tracks(msg)
+        if self.fuser.on_tracks(stamp, snaps):
+            self._last_tracks_ns = self._now_ns()
+            self._release()
+
+    def _on_shelf(self, msg: ShelfEvent) -> None:
+        ev = shelf_event_from_msg(msg)
+        if not self.fuser.on_shelf_event(ev, msg, self._now_ns()):
+            self.get_logger().debug(f'shelf event {ev.event_id} redelivered; fused already')
+            return
+        self._release()
+
+    def _release(self) -> None:
+        log = self.get_logger()
+        for out in self.fuser.poll(self._now_ns()):
+            r, res = out.released, out.result
+            self.pub.publish(fused_event_msg(r.payload, res, self.frame_id))
+            self._fused += 1
+            text = (f'{r.event_id}: {res.detail}; confidence {res.confidence:.2f}, vision '
+                    f'{_VISION.get(res.vision, res.vision)}')
+            if r.timed_out:
+                lag = ('no shopper tracks yet' if r.watermark_ns is None else
+                       f'tracks {(r.settled_ns - r.watermark_ns) / NS:+.1f} s from its settled '
+                       'stamp')
+                log.warning(f'{text} (released after {r.waited_s:.1f} s without the track '
+                            f'evidence: {lag})')
+            else:
+                log.info(text)
+
+    def _publish_diagnostics(self) -> None:
+        now = self._now_ns()
+        st = self.fuser.buffer.stats
+        tracks_age_s = (now - self._last_tracks_ns) / NS if self._last_tracks_ns else None
+        if tracks_age_s is None or tracks_age_s > self.max_hold_s:
+            level = DiagnosticStatus.WARN
+            message = ('no shopper tracks' if tracks_age_s is None else
+                       f'no shopper tracks for {tracks_age_s:.1f} s') + \
+                ': shelf events go out after max_hold_s without vision'
+        else:
+            level, message = DiagnosticStatus.OK, 'fusing'
+        values = {'pending_events': len(self.fuser.buffer), 'received': st.received,
+                  'fused': self._fused, 'released_by_timeout': st.timed_out,
+                  'duplicates': st.duplicates, 'track_messages': self.fuser.track_messages,
+                  'last_tracks_age_s': '' if tracks_age_s is None else f'{tracks_age_s:.3f}',
+                  'oldest_pending_wait_s': f'{self.fuser.buffer.oldest_wait_s(now):.3f}'}
+        msg = DiagnosticArray()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.status.append(DiagnosticStatus(
+            level=level, name='store/fusion', message=message, hardware_id='fusion',
+            values=[KeyValue(key=k, value=str(v)) for k, v in values.items()]))
+        self.pub_diag.publish(msg)
+
+
+def main(args=None) -> int:
+    return run_node('fusion', FusionNode, (ValueError, KeyError, OSError), args=args)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

@@ -1,0 +1,194 @@
+"""The fusion node's logic without ROS: shelf events held until the track stream has passed
+them (or a timeout), fused once each, and the messages in and out."""
+import math
+import pathlib
+
+import pytest
+
+from store_cart.model import HypothesisData, ShelfEventData
+from store_common.description import load_store
+from store_fusion.event_buffer import EventBuffer, EventFuser
+from store_fusion.fusion import FusionParams, Snapshot
+from store_fusion.geometry import StoreGeometry
+
+ROOT = pathlib.Path(__file__).resolve().parents[3]
+NS = 1_000_000_000
+PLATE = 'g1.s2.p2'
+
+
+@pytest.fixture(scope='module')
+def geom():
+    return StoreGeometry(load_store(ROOT / 'config' / 'stores' / 'demo.yaml'))
+
+
+def ns(s):
+    return int(round(s * NS))
+
+
+# --- the hold ---------------------------------------------------------------------------------
+def test_event_waits_until_the_watermark_passes_settled_plus_after():
+    buf = EventBuffer(after_s=2.0, max_hold_s=5.0)
+    assert buf.add('e1', ns(11.0), 'payload-1', now_ns=ns(11.1))
+    buf.advance_watermark(ns(12.9))
+    assert buf.release(ns(11.5)) == [] and len(buf) == 1
+    buf.advance_watermark(ns(12.5))          # an older stamp never moves the watermark back
+    assert buf.watermark_ns == ns(12.9)
+    buf.advance_watermark(ns(13.0))          # settled + 2.0 s: the evidence after it is in
+    (r,) = buf.release(ns(11.6))
+    assert (r.event_id, r.payload, r.timed_out) == ('e1', 'payload-1', False)
+    assert r.waited_s == pytest.approx(0.5) and r.watermark_ns == ns(13.0)
+    assert len(buf) == 0 and buf.release(ns(20.0)) == []
+
+
+def test_without_tracks_the_event_goes_out_after_max_hold():
+    buf = EventBuffer(after_s=2.0, max_hold_s=5.0)
+    buf.add('e1', ns(11.0), 'p', now_ns=ns(100.0))     # caller's clock, not sensor time
+    assert buf.release(ns(104.9)) == []
+    (r,) = buf.release(ns(105.0))
+    assert r.timed_out and r.watermark_ns is None and r.waited_s == pytest.approx(5.0)
+    assert (buf.stats.released, buf.stats.timed_out) == (1, 1)
+
+
+def test_released_in_settled_order_a_timeout_takes_the_earlier_events_along():
+    buf = EventBuffer(after_s=1.0, max_hold_s=3.0)
+    buf.add('late-arrival', ns(10.0), 'a', now_ns=ns(14.0))
+    buf.add('b', ns(12.0), 'b', now_ns=ns(12.5))
+    buf.add('c', ns(11.0), 'c', now_ns=ns(13.9))
+    # 'b' times out at 15.5; 'late-arrival' and 'c' settled before it: out with it, in order
+    assert [r.event_id for r in buf.release(ns(15.5))] == ['late-arrival', 'c', 'b']
+
+
+def test_duplicate_ids_are_held_and_released_once():
+    buf = EventBuffer(after_s=1.0, max_hold_s=3.0)
+    assert buf.add('e1', ns(5.0), 'first', now_ns=ns(5.0))
+    assert not buf.add('e1', ns(5.0), 'again', now_ns=ns(5.1))
+    buf.advance_watermark(ns(6.0))
+    assert [r.payload for r in buf.release(ns(5.2))] == ['first']
+    assert not buf.add('e1', ns(5.0), 'after release', now_ns=ns(9.0))
+    assert buf.release(ns(20.0)) == [] and buf.stats.duplicates == 2
+
+
+# --- fusion of held events --------------------------------------------------------------------
+def _event(event_id='g1.s2.p2@10000000000', start_s=10.0, settled_s=11.0, plates=(PLATE,)):
+    hyps = (HypothesisData('SPARK-500', 1, 1, 0.97, -520.0, True),
+            HypothesisData('', 0, 0, 0.03, 0.0, False))
+    return ShelfEventData(event_id, 'g1', plates, -520.0, ns(start_s), ns(settled_s), hyps)
+
+
+def _two_at_the_shelf(geom, reacher, other):
+    """Both shoppers bound, both standing at the gondola in front of PLATE from 9 to 14 s;
+    ``reacher``'s hand at the plate from 10 to 11 s, ``other``'s hands hang at the side."""
+    tx, ty, _ = geom.plate_targets[PLATE]
+    frames = []
+    for k in range(51):
+        t = 9.0 + 0.1 * k
+        reach = (float(tx), float(ty), float(geom.plate_targets[PLATE][2]))
+        rest = (float(tx), float(ty) - 0.45, 0.8)
+        snaps = [
+            Snapshot(ns(t), 't1', reacher, (float(tx), float(ty) - 0.6),
+                     [(reach if 10.0 <= t <= 11.0 else rest, 0.05)], [], True),
+            Snapshot(ns(t), 't2', other, (float(tx) + 0.5, float(ty) - 0.6),
+                     [((float(tx) + 0.5, float(ty) - 0.45, 0.8), 0.05)], [], True),
+        ]
+        frames.append((ns(t), snaps))
+    return frames
+
+
+def test_two_bound_shoppers_at_one_shelf_the_hand_at_the_plate_decides(geom):
+    fuser = EventFuser(geom, 27, FusionParams(), max_hold_s=5.0)
+    frames = _two_at_the_shelf(geom, reacher='acct-b', other='acct-a')
+    # tracks up to the event, then the shelf event, then the rest of the tracks
+    for stamp, snaps in frames[:25]:
+        assert fuser.on_tracks(stamp, snaps)
+    assert fuser.on_shelf_event(_event(), 'msg', now_ns=ns(11.5))
+    out = []
+    for stamp, snaps in frames[25:]:
+        fuser.on_tracks(stamp, snaps)
+        got = fuser.poll(now_ns=stamp + ns(0.3))
+        if got:
+            out.append((stamp, got))
+    # released at the first track message at settled + max(post_s, vision_window_s)
+    ((stamp, (fused,)),) = out
+    assert stamp == ns(13.0) and not fused.released.timed_out
+    assert fused.released.payload == 'msg'
+    top, second = fused.result.shoppers[:2]
+    assert top.shopper_id == 'acct-b' and top.probability > 0.9
+    assert second.shopper_id == 'acct-a' and second.probability < 0.05
+    assert top.hand_distance_m < 0.05
+    assert fused.result.hint['acct-b'] > 0.9
+    # the hypotheses pass through unchanged (no product boxes in the tracks)
+    assert fused.result.hypotheses[0].sku == 'SPARK-500'
+
+
+def test_cameras_down_the_event_goes_out_without_shoppers(geom):
+    fuser = EventFuser(geom, 27, FusionParams(), max_hold_s=4.0)
+    fuser.on_shelf_event(_event(), 'msg', now_ns=ns(50.0))
+    assert fuser.poll(ns(53.9)) == []
+    (fused,) = fuser.poll(ns(54.0))
+    assert fused.released.timed_out and fused.result.shoppers == []
+    assert fused.result.hint == {}
+    # redelivered after release: not fused again
+    assert not fuser.on_shelf_event(_event(), 'msg', now_ns=ns(55.0))
+    assert fuser.poll(ns(100.0)) == []
+
+
+def test_stale_track_messages_are_ignored_and_unknown_plates_fuse_without_vision(geom):
+    fuser = EventFuser(geom, 27, FusionParams(), max_hold_s=4.0)
+    frames = _two_at_the_shelf(geom, reacher='acct-b', other='acct-a')
+    assert fuser.on_tracks(*frames[10])
+    assert not fuser.on_tracks(*frames[10]) and not fuser.on_tracks(*frames[5])
+    assert fuser.track_messages == 1
+    fuser.on_shelf_event(_event('x@1', plates=('nowhere',)), 'msg', now_ns=ns(10.0))
+    (fused,) = fuser.poll(ns(14.0))
+    assert fused.result.shoppers == [] and fused.result.detail == 'no known plate'
+
+
+# --- messages ---------------------------------------------------------------------------------
+def test_tracks_in_and_fused_event_out_through_messages(geom):
+    from builtin_interfaces.msg import Time
+    from geometry_msgs.msg import Point
+    from store_cart.convert import fused_event_from_msg, shelf_event_from_msg
+    from store_interfaces.msg import ProductHypothesis, ShelfEvent, ShopperTrack, ShopperTracks
+    from store_fusion.convert import fused_event_msg, snapshots_from_tracks
+
+    def t(s):
+        return Time(sec=int(s), nanosec=int(round((s - int(s)) * NS)))
+
+    msg = ShopperTracks()
+    msg.header.stamp = t(10.5)
+    msg.tracks = [ShopperTrack(track_id='t1', shopper_id='acct-b', position=Point(x=1.0, y=2.0),
+                               hands=[Point(x=1.0, y=2.3, z=1.1), Point(x=0.8, y=2.0, z=0.8)],
+                               hand_std_m=[0.04], last_seen=t(10.5)),
+                  ShopperTrack(track_id='t2', shopper_id='', last_seen=t(10.1))]
+    stamp, (s1, s2) = snapshots_from_tracks(msg)
+    assert stamp == ns(10.5) and s1.stamp_ns == stamp
+    assert s1.hands == [((1.0, 2.3, 1.1), 0.04), ((0.8, 2.0, 0.8), 0.1)]
+    assert (s1.xy, s1.seen, s2.seen, s2.shopper_id) == ((1.0, 2.0), True, False, '')
+
+    shelf = ShelfEvent(event_id='g1.s2.p2@10000000000', gondola_id='g1', plate_ids=[PLATE],
+                       plate_delta_grams=[-520.0], delta_grams=-520.0, start_stamp=t(10.0),
+                       settled_stamp=t(11.0),
+                       hypotheses=[ProductHypothesis(sku='SPARK-500', action=1, quantity=1,
+                                                     expected_grams=-520.0, likelihood=1.0)])
+    shelf.header.stamp = t(11.0)
+    fuser = EventFuser(geom, 27, FusionParams(), max_hold_s=5.0)
+    for stamp, snaps in _two_at_the_shelf(geom, reacher='acct-b', other='acct-a'):
+        fuser.on_tracks(stamp, snaps)
+    fuser.on_shelf_event(shelf_event_from_msg(shelf), shelf, now_ns=ns(11.2))
+    (fused,) = fuser.poll(ns(11.3))
+    out = fused_event_msg(fused.released.payload, fused.result, 'store')
+    assert out.header.stamp == t(11.0) and out.header.frame_id == 'store'
+    assert out.event.event_id == shelf.event_id
+    assert [c.shopper_id for c in out.shoppers] == ['acct-b', 'acct-a', '']
+    assert sum(c.probability for c in out.shoppers) == pytest.approx(1.0)
+    assert math.isnan(out.shoppers[-1].hand_distance_m)
+    assert out.hypotheses[0].sku == 'SPARK-500' and out.detail.startswith('acct-b')
+    # what the cart makes of it: the fused event and a hint without the nobody candidate
+    ev, hint = fused_event_from_msg(out)
+    assert ev.event_id == shelf.event_id and ev.settled_ns == ns(11.0)
+    assert set(hint) == {'acct-b', 'acct-a'} and hint['acct-b'] > 0.9
+    # no vision evidence: an empty list, and the cart gets no hint
+    fuser.on_shelf_event(_event('y@1', plates=('nowhere',)), shelf, now_ns=ns(11.2))
+    (none,) = fuser.poll(ns(20.0))
+    empty = fused_event_msg(shelf, none.result, 'store')
+    assert list(empty.shoppers) == [] and fused_event_from_msg(empty)[1] is None
