@@ -84,7 +84,9 @@ def generate_launch_description():
                               description='Write a top-down PNG of the store markers here. '
                                           'Empty: no.'),
         DeclareLaunchArgument('cameras', default_value='false', choices=['true', 'false'],
-                              description='Camera drivers and the detector (sim: the simulator '
-                                          'renders and streams every camera first).'),
+                              description='Camera drivers, the detector, the shopper tracker '
+                                          'and the fusion node; the cart takes fused shelf '
+                                          'events (sim: the simulator renders and streams '
+                                          'every camera first).'),
         OpaqueFunction(function=_nodes),
     ])

@@ -66,7 +66,7 @@ class GraphOptions:
     bag_topics: str | None = None           # replay: comma-separated topics; None: all
     record_bag: str | None = None           # record the sensors preset to this new bag
     render_png: str | None = None           # write a top-down PNG of the markers here
-    cameras: bool = False                   # camera drivers + detector (sim: rendered streams)
+    cameras: bool = False                   # cameras, detector, tracker, fusion -> the cart
     camera_port: int | None = None          # sim: stream port; None = derived from run_dir
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)  # node name -> params
 
@@ -161,6 +161,10 @@ def build_graph(store: Store, options: GraphOptions) -> list[NodeSpec]:
                                   params('camera_driver', camera_id=c.id, source=source)))
         specs.append(NodeSpec('store_perception', 'detector', 'detector', ns, params(
             'detector', camera_ids=[c.id for c in store.cameras])))
+        # detections + gate scans -> shopper tracks; shelf events held until the tracks after
+        # them are in, then fused (who took what) for the cart
+        specs.append(NodeSpec('store_fusion', 'tracker', 'tracker', ns, params('tracker')))
+        specs.append(NodeSpec('store_fusion', 'fusion', 'fusion', ns, params('fusion')))
 
     for g in store.gondolas:
         topics = [f'{ns}/{c.id}/plate_weights' for c in store.controllers_of_gondola(g.id)]
@@ -171,7 +175,8 @@ def build_graph(store: Store, options: GraphOptions) -> list[NodeSpec]:
     db_path = options.db_path
     if db_path is None and run_dir is not None:
         db_path = str(run_dir / 'carts.sqlite')
-    specs.append(NodeSpec('store_cart', 'cart', 'cart', ns, params('cart', db_path=db_path)))
+    specs.append(NodeSpec('store_cart', 'cart', 'cart', ns, params(
+        'cart', db_path=db_path, use_fused_events=True if cams else None)))
     # human review: queue, evidence, web console (its db and URL file beside the cart's)
     review_db = str(pathlib.Path(db_path).with_name('review.sqlite')) if db_path else None
     specs.append(NodeSpec('store_review', 'review', 'review', ns, params(

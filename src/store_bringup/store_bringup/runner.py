@@ -257,8 +257,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument('--set', action='append', default=[], metavar='NODE.PARAM=VALUE',
                     help='override a parameter of every instance of NODE')
     ap.add_argument('--cameras', action='store_true',
-                    help='camera drivers and the detector (sim: the simulator renders and '
-                         'streams every camera first)')
+                    help='camera drivers, the detector, the shopper tracker and the fusion '
+                         'node; the cart takes fused shelf events (sim: the simulator renders '
+                         'and streams every camera first)')
     ap.add_argument('--timeout', type=float, default=None, help='stop after this many seconds')
     args = ap.parse_args(argv)
 

@@ -96,7 +96,8 @@ def test_ros_args_name_namespace_remap_and_params(store):
 def test_cameras_add_a_driver_per_camera_and_one_detector(store, tmp_path):
     plain = build_graph(store, GraphOptions(mode='sim', params_file=str(PARAMS),
                                             run_dir=str(tmp_path), scenario_file='s.yaml'))
-    assert not [s for s in plain if s.package == 'store_perception']
+    assert not [s for s in plain if s.package in ('store_perception', 'store_fusion')]
+    assert 'use_fused_events' not in next(s for s in plain if s.name == 'cart').parameters
     assert 'camera_stream_port' not in next(s for s in plain if s.name == 'sim').parameters
     specs = build_graph(store, GraphOptions(mode='sim', params_file=str(PARAMS),
                                             run_dir=str(tmp_path), scenario_file='s.yaml',
@@ -112,10 +113,29 @@ def test_cameras_add_a_driver_per_camera_and_one_detector(store, tmp_path):
     assert det.namespace == '/store' and det.parameters['camera_ids'] == [
         c.id for c in store.cameras]
     assert det.parameters['imgsz'] == 416 and det.parameters['device'] == 'cpu'
+    # the tracker and the fusion node after the detector; the cart takes the fused events
+    exes = [s.executable for s in specs]
+    assert exes.index('detector') < exes.index('tracker') < exes.index('fusion') < exes.index(
+        'cart')
+    tracker, fusion = (next(s for s in specs if s.executable == e) for e in ('tracker', 'fusion'))
+    assert (tracker.package, tracker.namespace, fusion.package, fusion.namespace) == (
+        'store_fusion', '/store', 'store_fusion', '/store')
+    assert tracker.parameters['store_file'] == fusion.parameters['store_file'] == str(
+        STORE.resolve())
+    assert tracker.parameters['cycle_s'] == 0.2
+    assert fusion.parameters['max_hold_s'] == 5.0 and fusion.parameters['calibration_file'] == ''
+    cart = next(s for s in specs if s.executable == 'cart')
+    assert cart.parameters['use_fused_events'] is True
+    assert cart.parameters['hold_s'] == 1.0
     hw = build_graph(store, GraphOptions(mode='hardware', params_file=str(PARAMS), cameras=True))
     sources = {s.parameters['camera_id']: s.parameters['source'] for s in hw
                if s.executable == 'camera_driver'}
     assert sources == {c.id: c.source for c in store.cameras}
+    assert {'tracker', 'fusion'} <= {s.executable for s in hw}
+    # replay has no cameras: weight-only, whatever the option says
+    replay = build_graph(store, GraphOptions(mode='replay', cameras=True, db_path='/tmp/x.db'))
+    assert not [s for s in replay if s.package == 'store_fusion']
+    assert 'use_fused_events' not in next(s for s in replay if s.name == 'cart').parameters
     # a port derived from the run directory when none is given
     derived = build_graph(store, GraphOptions(mode='sim', run_dir=str(tmp_path),
                                               scenario_file='s.yaml', cameras=True))

@@ -68,11 +68,13 @@ def test_every_argument_has_a_description_and_a_default(launch_module):
         assert 'default_value' in a.kwargs
 
 
-@pytest.mark.parametrize('mode', ['hardware', 'sim', 'replay'])
-def test_launch_nodes_equal_the_graph_description(launch_module, tmp_path, mode):
+@pytest.mark.parametrize('mode, cameras', [('hardware', 'false'), ('sim', 'false'),
+                                           ('replay', 'false'), ('hardware', 'true'),
+                                           ('sim', 'true')])
+def test_launch_nodes_equal_the_graph_description(launch_module, tmp_path, mode, cameras):
     ld = launch_module.generate_launch_description()
     defaults = {e.args[0]: e.kwargs['default_value'] for e in ld if e.args}
-    values = dict(defaults, mode=mode)
+    values = dict(defaults, mode=mode, cameras=cameras)
     if mode == 'sim':
         values.update(run_dir=str(tmp_path), scenario=str(tmp_path / 's.yaml'), record='true')
     _LaunchConfiguration.values = values
@@ -82,10 +84,12 @@ def test_launch_nodes_equal_the_graph_description(launch_module, tmp_path, mode)
     store = load_store(values['store'])
     expected = build_graph(store, GraphOptions(
         mode=mode, params_file=values['params_file'], run_dir=values['run_dir'] or None,
-        scenario_file=values['scenario'] or None, record=values['record'] == 'true'))
+        scenario_file=values['scenario'] or None, record=values['record'] == 'true',
+        cameras=cameras == 'true'))
     got = [(n.kwargs['package'], n.kwargs['executable'], n.kwargs['namespace'],
             n.kwargs['name'], n.kwargs['parameters'][0], n.kwargs['remappings']) for n in nodes]
     want = [(s.package, s.executable, s.namespace, s.name, s.parameters, list(s.remappings))
             for s in expected]
     assert got == want
     assert len(got) >= 4
+    assert ('fusion' in [g[1] for g in got]) == (cameras == 'true')
