@@ -18,6 +18,8 @@ import sys
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 
+import numpy as np
+
 from store_common.description import load_store, Store, StoreConfigError
 
 from store_sim.scenario import Action, DEFAULT_REACH_S, MIN_PLATE_GAP_S, save_scenario, \
@@ -28,6 +30,10 @@ NEAR_EQUAL_REL = 0.02   # two SKUs are near-equal in weight when within 2 % of e
 # between two actions of one shopper: arm back from the first plate, settle, walk, stop, and the
 # reach of the next one (its hand arrives DEFAULT_REACH_S x up to 1.2 before its t_s) [s]
 ACTION_OVERHEAD_S = 0.5 + 0.15 + 0.3 + 0.5 + 1.2 * DEFAULT_REACH_S
+# a shopper stands at a plate's spot from ~2 s before the action's t_s to ~0.7 s after it:
+# another shopper's stay closer than this to it must not overlap in time
+SPOT_CLEARANCE_M = 0.6
+STAY_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -81,6 +87,18 @@ class _World:
                         for pid, e in store.planogram.items()}
         self.plate_actions: dict[str, list[Action]] = defaultdict(list)  # by plate (primary)
         self.plate_times: dict[str, list[float]] = defaultdict(list)     # incl. straddle
+        self.spots = {pid: standing_spot(store, pid)[0] for pid in store.plates}
+        self.stays: list[tuple[str, str, float]] = []   # (shopper, plate, t_s) of every action
+
+    def spot_free(self, shopper: str, plate: str, t_s: float) -> bool:
+        """No other shopper stands within SPOT_CLEARANCE_M of this plate's standing spot while
+        this shopper is there (two people cannot stand in one place)."""
+        here = self.spots[plate]
+        for other, pid, t in self.stays:
+            if other != shopper and abs(t - t_s) < STAY_S \
+                    and float(np.linalg.norm(self.spots[pid] - here)) < SPOT_CLEARANCE_M:
+                return False
+        return True
 
     def spacing_ok(self, plates, t_s: float) -> bool:
         return all(abs(t - t_s) >= MIN_PLATE_GAP_S + 0.05
@@ -103,14 +121,15 @@ class _World:
                 return False
         return True
 
-    def add(self, action: Action) -> None:
+    def add(self, action: Action, shopper: str = '') -> None:
+        self.stays.append((shopper, action.plate, action.t_s))
         self.plate_actions[action.plate].append(action)
         for pid in action.plates:
             self.plate_times[pid].append(action.t_s)
 
 
 def _pick_take(rng: random.Random, world: _World, diff: Difficulty, near: set[str],
-               time_for) -> Action | None:
+               time_for, shopper: str = '') -> Action | None:
     """A feasible take; ``time_for(plate)`` is when the shopper can reach that plate."""
     store = world.store
     plates = sorted(store.planogram)
@@ -127,13 +146,14 @@ def _pick_take(rng: random.Random, world: _World, diff: Difficulty, near: set[st
             straddle = rng.choice(adj) if adj else None
         for q in sorted({qty, 1}, reverse=True):
             a = Action(t_s=t_s, kind='take', plate=pid, sku=sku, quantity=q, straddle=straddle)
-            if world.spacing_ok(a.plates, t_s) and world.feasible(a):
+            if world.spacing_ok(a.plates, t_s) and world.spot_free(shopper, pid, t_s) \
+                    and world.feasible(a):
                 return a
     return None
 
 
 def _pick_return(rng: random.Random, world: _World, diff: Difficulty, held: Counter,
-                 time_for) -> Action | None:
+                 time_for, shopper: str = '') -> Action | None:
     store = world.store
     skus = sorted(s for s, n in held.items() if n > 0)
     if not skus:
@@ -149,7 +169,8 @@ def _pick_return(rng: random.Random, world: _World, diff: Difficulty, held: Coun
     for pid in candidates[:10]:
         t_s = time_for(pid)
         a = Action(t_s=t_s, kind='return', plate=pid, sku=sku, quantity=qty)
-        if world.spacing_ok(a.plates, t_s) and world.feasible(a):
+        if world.spacing_ok(a.plates, t_s) and world.spot_free(shopper, pid, t_s) \
+                and world.feasible(a):
             return a
     return None
 
@@ -162,7 +183,7 @@ def generate(store: Store, seed: int, level: int = 0, *, max_concurrent: int | N
     near = near_equal_skus(store)
     world = _World(store)
     walkways = Walkways(store)
-    spots = {pid: standing_spot(store, pid)[0] for pid in store.plates}
+    spots = world.spots
     target_end_s = rng.uniform(*diff.duration_s)
     n_shoppers = rng.randint(*diff.shoppers)
     shoppers: list[Shopper] = []
@@ -192,13 +213,13 @@ def generate(store: Store, seed: int, level: int = 0, *, max_concurrent: int | N
                 walk_s = walkways.length_m(here, spots[pid]) / MAX_WALK_SPEED_MPS
                 return round(max(t, ready + walk_s + ACTION_OVERHEAD_S), 2)
             if any(held.values()) and rng.random() < diff.put_back_rate:
-                a = _pick_return(rng, world, diff, held, time_for)
+                a = _pick_return(rng, world, diff, held, time_for, sid)
             else:
-                a = _pick_take(rng, world, diff, near, time_for)
+                a = _pick_take(rng, world, diff, near, time_for, sid)
             if a is None:
                 t += 0.5
                 continue
-            world.add(a)
+            world.add(a, sid)
             actions.append(a)
             held[a.sku] += a.quantity if a.kind == 'take' else -a.quantity
             here, ready = spots[a.plate], a.t_s

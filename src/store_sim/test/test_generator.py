@@ -1,4 +1,5 @@
 """Generator: deterministic per seed, and every constraint holds over many seeds and levels."""
+import itertools
 import pathlib
 
 import pytest
@@ -123,17 +124,24 @@ def test_cli_writes_loadable_scenarios(tmp_path, capsys):
 @pytest.mark.parametrize('level', sorted(LEVELS))
 def test_shoppers_walk_at_a_human_pace_around_the_gondolas(level):
     """The time between two actions covers the walk between their plates: the rendered shopper
-    never moves faster than a brisk walk and never crosses a gondola footprint."""
+    never moves faster than a brisk walk, never crosses a gondola footprint, and never reaches
+    from the spot where another shopper is reaching."""
     import numpy as np
     from store_sim.render import reach_starts, ShopperMotion
     from store_sim.walkways import MAX_WALK_SPEED_MPS
     fast = []
     inside = []
+    crowded = []
     for seed in range(12):
         sc = generate(STORE, seed, level)
         reach = reach_starts(STORE, sc, seed)
-        for i, s in enumerate(sc.shoppers):
-            m = ShopperMotion(STORE, s, i, reach, seed)
+        motions = [ShopperMotion(STORE, s, i, reach, seed) for i, s in enumerate(sc.shoppers)]
+        for t in np.arange(0.0, sc.duration_s, 0.1):
+            reaching = [m.pose(float(t))[0] for m in motions
+                        if m.present(float(t)) and m.state(float(t))['reaching_plate']]
+            crowded += [(seed, float(t)) for a, b in itertools.combinations(reaching, 2)
+                        if np.linalg.norm(a - b) < 0.5]
+        for s, m in zip(sc.shoppers, motions):
             ts = np.arange(s.enter_s, s.exit_s, 0.1)
             xy = np.array([m.pose(float(t))[0] for t in ts])
             speed = np.linalg.norm(np.diff(xy, axis=0), axis=1) / 0.1
@@ -148,3 +156,4 @@ def test_shoppers_walk_at_a_human_pace_around_the_gondolas(level):
                     inside.append((seed, s.id, g.id, float(ts[hit.argmax()])))
     assert not fast, f'faster than a brisk walk: {fast[:5]}'
     assert not inside, f'walked through a gondola: {inside[:5]}'
+    assert not crowded, f'two shoppers reaching from one spot: {crowded[:5]}'
