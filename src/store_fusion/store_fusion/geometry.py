@@ -27,6 +27,8 @@ class Detection2D:
 HEAD_TOP_Z_M = 1.75          # typical top of a shopper's head [m] (fallback when feet are hidden)
 HAND_REST_Z_M = 0.8          # a hand hanging at the side [m]
 PLATE_HAND_DZ_M = 0.09       # a reaching hand is this far above the plate surface [m]
+BORDER_PX = 2.0              # a box edge this close to the image border is cut by it [px]
+SIDE_CUT_STD_M = 0.8         # extra floor std of a box cut at the left or right border [m]
 
 
 @dataclass
@@ -134,9 +136,18 @@ class StoreGeometry:
         obs: list[Observation] = []
         boxes = []      # the person box of each observation (hands and products go to one)
         sx, sy = self.store.size_m
+        edge = BORDER_PX
         for d in shoppers:
+            # a box cut by the image border: its bottom is not the feet, or its top not the head,
+            # or its centre is pulled inwards (left/right)
+            cut_bottom = d.cy + d.h / 2 >= cam.height - 1 - edge
+            cut_top = d.cy - d.h / 2 <= edge
+            cut_side = d.cx - d.w / 2 <= edge or d.cx + d.w / 2 >= cam.width - 1 - edge
+            if cut_bottom and cut_top:
+                continue        # neither feet nor head: no floor position
             foot = cam.pixels_to_plane_z([[d.cx, d.cy + d.h / 2]], 0.0)[0]
-            hidden = not np.all(np.isfinite(foot)) or self._blocked(cam.t_store_cam, foot)
+            hidden = cut_bottom or not np.all(np.isfinite(foot)) \
+                or self._blocked(cam.t_store_cam, foot)
             rng = float(np.linalg.norm(cam.t_store_cam[:2] - foot[:2])) \
                 if np.all(np.isfinite(foot)) else 99.0
             std = 0.12 + 0.03 * rng
@@ -148,6 +159,8 @@ class StoreGeometry:
                 rng = float(np.linalg.norm(cam.t_store_cam[:2] - head[:2]))
                 std = 0.25 + 0.12 * rng
                 hidden = True
+            if cut_side:
+                std += SIDE_CUT_STD_M
             obs.append(Observation(camera_id, np.asarray(foot[:2], float), std, d.score, [],
                                    [], hidden, appearance_feature(d.color)))
             boxes.append((d.cx - d.w / 2, d.cy - d.h / 2, d.cx + d.w / 2, d.cy + d.h / 2,

@@ -128,18 +128,29 @@ class ShopperTracker:
                                      and zone.y_min - margin <= xy[1] <= zone.y_max + margin)
 
     def _bind_waiting(self, now_ns: int) -> None:
-        """Bind unbound tracks born near the entrance to scans within the window."""
+        """Bind each waiting entrance scan to the unbound track that is at the gate now.
+
+        The shopper who scans stands in the gate zone: of the unbound tracks born within
+        ``bind_window_s`` of the scan and now within ``entrance_margin_m`` of the zone, the one
+        nearest the zone's centre takes the account (oldest scan first). A track born near the
+        entrance that has already walked away (a duplicate of an earlier shopper) is not bound.
+        """
         win = self.params.bind_window_s * 1e9
-        for t in sorted(self.tracks, key=lambda t: t.born_ns):
-            if t.shopper_id or t.closed or not self.pending_entries:
-                continue
-            if not t.at_entrance:
-                continue
-            for k, (stamp, sid) in enumerate(self.pending_entries):
-                if abs(stamp - t.born_ns) <= win:
-                    t.shopper_id = sid
-                    self.pending_entries.pop(k)
-                    break
+        z = self.entrance
+        for stamp, sid in list(self.pending_entries):
+            best, best_d = None, float('inf')
+            for t in self.tracks:
+                if t.shopper_id or t.closed or t.state == LOST or not t.at_entrance:
+                    continue
+                if abs(stamp - t.born_ns) > win or not self._near_zone(
+                        z, t.x[:2], self.params.entrance_margin_m):
+                    continue
+                d = math.hypot(t.x[0] - (z.x_min + z.x_max) / 2, t.x[1] - (z.y_min + z.y_max) / 2)
+                if d < best_d:
+                    best, best_d = t, d
+            if best is not None:
+                best.shopper_id = sid
+                self.pending_entries.remove((stamp, sid))
 
     # --- the cycle --------------------------------------------------------------------------
     def predict(self, now_ns: int) -> None:

@@ -127,3 +127,52 @@ def test_one_observation_never_updates_two_tracks(store):
     assert max(errs['bob'][-10:]) < 0.3
     bound = [t.shopper_id for t in tr.tracks if t.shopper_id and not t.closed]
     assert sorted(bound) == ['alice', 'bob']
+
+
+def test_scan_binds_the_track_at_the_gate_not_one_that_walked_away(store):
+    """Two unbound tracks born near the entrance within the bind window: the one that already
+    walked off (a duplicate of an earlier shopper) must not take the next shopper's account."""
+    from store_fusion.tracker import Track
+    tr = ShopperTracker(store)
+    z = tr.entrance
+    gate = np.array([(z.x_min + z.x_max) / 2, (z.y_min + z.y_max) / 2])
+
+    def track(tid, xy, born_s):
+        t = Track(tid, np.array([xy[0], xy[1], 0.0, 0.0]), np.eye(4) * 0.01,
+                  int(born_s * NS), int(born_s * NS), int(born_s * NS))
+        t.at_entrance = True
+        tr.tracks.append(t)
+        return t
+
+    walked_off = track('t1', (z.x_max + 2.0, z.y_max + 1.5), 9.2)
+    at_gate = track('t2', gate + [0.1, 0.0], 9.9)
+    tr.on_gate(int(10.0 * NS), 'enter', 'bob')
+    assert at_gate.shopper_id == 'bob'
+    assert walked_off.shopper_id == ''
+
+
+def test_box_cut_by_the_image_bottom_is_placed_by_the_head(store):
+    """A shopper whose feet are below the image: the box bottom is the image border, and lifting
+    it to the floor would put the shopper metres away; the head top must be used instead."""
+    from store_fusion.geometry import StoreGeometry
+    geom = StoreGeometry(store)
+    checked = 0
+    for cam in store.cameras:
+        m = cam.model
+        for x in np.arange(0.5, store.size_m[0], 0.25):
+            for y in np.arange(0.5, store.size_m[1], 0.25):
+                uv, _ = m.project([[x, y, 0.0], [x, y, 1.75]])
+                if not np.all(np.isfinite(uv)):
+                    continue
+                (uf, vf), (uh, vh) = uv
+                if not (vf > m.height + 40 and 60 < vh < m.height - 100
+                        and 40 < uh < m.width - 40):
+                    continue
+                y1 = m.height - 1.0                       # the box is cut at the border
+                h = y1 - vh
+                d = Detection2D('shopper', 0.9, uh, vh + h / 2, 0.3 * (vf - vh), h)
+                obs = geom.observe(cam.id, [d])
+                assert len(obs) == 1 and obs[0].feet_hidden
+                assert np.linalg.norm(obs[0].xy - [x, y]) < 0.4, (cam.id, x, y, obs[0].xy)
+                checked += 1
+    assert checked >= 3
