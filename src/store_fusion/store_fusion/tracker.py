@@ -45,6 +45,10 @@ class TrackerParams:
     max_coast_s: float = 20.0      # a track not seen this long is lost [s]
     bind_window_s: float = 4.0     # entrance scan and track birth at most this far apart [s]
     entrance_margin_m: float = 1.2  # births within this of the entrance zone are entries [m]
+    bind_margin_m: float = 0.8     # a scan binds a track at most this far outside the zone [m]
+    bind_hits: int = 2             # ... that has been seen at least this many cycles
+    bind_delay_s: float = 0.6      # decide this long after the scan (the newcomer is seen) [s]
+    bind_m_per_s: float = 1.0      # binding cost of a birth away from the scan time [m/s]
     reid_radius_m: float = 2.5     # re-identification radius around a lost track, + growth [m]
     reid_speed_mps: float = 1.5    # the radius grows this fast while the track is unseen [m/s]
     max_speed_mps: float = 2.5
@@ -54,6 +58,7 @@ class TrackerParams:
     color_min_n: int = 3           # ... once the track's colour rests on this many cycles
     color_alone_m: float = 0.9     # learn a track's colour only with no other track this near
     color_learn: float = 12.0      # and only from observations this close to it (chi2): no drift
+    duplicate_m: float = 0.6       # an anonymous track this near a seen bound one is its double
 
 
 @dataclass
@@ -99,6 +104,7 @@ class ShopperTracker:
 
     def __init__(self, store, params: TrackerParams | None = None):
         self.geom = StoreGeometry(store)
+        self.size_m = tuple(store.size_m)
         self.params = params or TrackerParams()
         self.tracks: list[Track] = []
         self._ids = itertools.count(1)
@@ -131,21 +137,30 @@ class ShopperTracker:
         """Bind each waiting entrance scan to the unbound track that is at the gate now.
 
         The shopper who scans stands in the gate zone: of the unbound tracks born within
-        ``bind_window_s`` of the scan and now within ``entrance_margin_m`` of the zone, the one
-        nearest the zone's centre takes the account (oldest scan first). A track born near the
-        entrance that has already walked away (a duplicate of an earlier shopper) is not bound.
+        ``bind_window_s`` of the scan and now within ``bind_margin_m`` of the zone, the one
+        nearest the zone's centre and born nearest the scan time takes the account (oldest scan
+        first), once it has been seen ``bind_hits`` cycles and was seen in the last 0.5 s; the
+        choice waits ``bind_delay_s`` after the scan so that the newcomer's track exists. A track
+        born near the entrance that has already walked away (a duplicate of an earlier shopper)
+        is not bound.
         """
-        win = self.params.bind_window_s * 1e9
+        p = self.params
+        win = p.bind_window_s * 1e9
         z = self.entrance
         for stamp, sid in list(self.pending_entries):
+            if now_ns - stamp < p.bind_delay_s * 1e9:
+                continue        # let the newcomer's own track be born and seen first
             best, best_d = None, float('inf')
             for t in self.tracks:
                 if t.shopper_id or t.closed or t.state == LOST or not t.at_entrance:
                     continue
+                if t.hits < p.bind_hits or now_ns - t.last_seen_ns > 0.5e9:
+                    continue    # a one-frame blip (a false positive) takes no account
                 if abs(stamp - t.born_ns) > win or not self._near_zone(
-                        z, t.x[:2], self.params.entrance_margin_m):
+                        z, t.x[:2], p.bind_margin_m):
                     continue
                 d = math.hypot(t.x[0] - (z.x_min + z.x_max) / 2, t.x[1] - (z.y_min + z.y_max) / 2)
+                d += p.bind_m_per_s * abs(stamp - t.born_ns) / 1e9   # born with the scan wins
                 if d < best_d:
                     best, best_d = t, d
             if best is not None:
@@ -272,7 +287,10 @@ class ShopperTracker:
         for t in self.tracks:
             if not t.shopper_id and not t.closed and t.state != LOST and not (
                     t.at_entrance and self.pending_entries):
-                self._reidentify(t, now_ns)
+                if t.last_seen_ns == now_ns:
+                    self._reidentify(t, now_ns)
+                if not t.closed and self._duplicate(t, now_ns):
+                    t.closed, t.state = True, LOST
         self.tracks = [t for t in self.tracks
                        if not (t.state == LOST and not t.shopper_id) and not
                        (t.closed and now_ns - t.last_seen_ns > 5e9)]
@@ -287,8 +305,11 @@ class ShopperTracker:
 
     def _births(self, now_ns: int, clusters: list[list[Observation]]) -> None:
         p = self.params
+        sx, sy = self.size_m
         for c in clusters:
             xy, std = _fuse(c)
+            if not (-0.2 <= xy[0] <= sx + 0.2 and -0.2 <= xy[1] <= sy + 0.2):
+                continue        # nobody stands outside the store's walls
             at_entrance = self._near_zone(self.entrance, xy, p.entrance_margin_m)
             if len(c) < 2 and not at_entrance:
                 continue        # one camera alone (a false positive?) does not start a track
@@ -305,16 +326,23 @@ class ShopperTracker:
             self._seen(t, c)
             self.tracks.append(t)
 
+    def _duplicate(self, t: Track, now_ns: int) -> bool:
+        """An anonymous track riding on a bound one that is seen too: a second cluster of the
+        same shopper (a box split, a one-camera outlier), not a person of its own."""
+        return any(o.shopper_id and not o.closed and o.last_seen_ns == now_ns
+                   and float(np.linalg.norm(o.x[:2] - t.x[:2])) < self.params.duplicate_m
+                   for o in self.tracks)
+
     def _reidentify(self, new: Track, now_ns: int) -> None:
-        """A shopper reappearing away from the entrance takes over the nearest bound track
-        that lost them (its radius grows with the time unseen)."""
+        """A bound track that lost its shopper (occlusion, a camera dropout, or an anonymous
+        track that took the shopper's observations) takes over the anonymous track seen now
+        nearest to it (the radius grows with the time unseen; the shirt must match)."""
         p = self.params
         best, best_d = None, float('inf')
         for t in self.tracks:
-            if not t.shopper_id or t.closed or t.last_seen_ns >= now_ns \
-                    or t.last_seen_ns > new.born_ns + 0.5e9:
+            if not t.shopper_id or t.closed or t.last_seen_ns >= now_ns:
                 continue
-            unseen = (new.born_ns - t.last_seen_ns) / 1e9 + 0.5
+            unseen = (now_ns - t.last_seen_ns) / 1e9 + 0.5
             d = float(np.linalg.norm(t.x[:2] - new.x[:2]))
             a2 = appearance_d2(t.color, new.color) if t.color_n and new.color_n else 0.0
             if t.color_n >= p.color_min_n and a2 > p.color_gate:

@@ -139,14 +139,16 @@ def test_scan_binds_the_track_at_the_gate_not_one_that_walked_away(store):
 
     def track(tid, xy, born_s):
         t = Track(tid, np.array([xy[0], xy[1], 0.0, 0.0]), np.eye(4) * 0.01,
-                  int(born_s * NS), int(born_s * NS), int(born_s * NS))
+                  int(born_s * NS), int(11.0 * NS), int(11.0 * NS), hits=4)
         t.at_entrance = True
         tr.tracks.append(t)
         return t
 
-    walked_off = track('t1', (z.x_max + 2.0, z.y_max + 1.5), 9.2)
-    at_gate = track('t2', gate + [0.1, 0.0], 9.9)
+    walked_off = track('t1', (z.x_max + 0.3, z.y_max + 0.3), 9.2)   # still near the gate
+    at_gate = track('t2', gate + [0.1, 0.0], 10.0)
     tr.on_gate(int(10.0 * NS), 'enter', 'bob')
+    assert not at_gate.shopper_id          # not decided before the newcomer has been seen
+    tr._bind_waiting(int(11.0 * NS))
     assert at_gate.shopper_id == 'bob'
     assert walked_off.shopper_id == ''
 
