@@ -42,6 +42,7 @@ class Observation:
     products: list = None              # [(sku, sku_score, ray origin, ray direction)]
     feet_hidden: bool = False
     color: np.ndarray | None = None    # appearance feature (:func:`appearance_feature`)
+    head_ray: tuple | None = None      # (origin (3,), unit direction (3,)) through the box top
 
 
 # --- appearance ---------------------------------------------------------------------------------
@@ -161,8 +162,12 @@ class StoreGeometry:
                 hidden = True
             if cut_side:
                 std += SIDE_CUT_STD_M
+            head_ray = None
+            if not cut_top:
+                o, u = cam.pixel_rays([[d.cx, d.cy - d.h / 2]])
+                head_ray = (o, u[0])
             obs.append(Observation(camera_id, np.asarray(foot[:2], float), std, d.score, [],
-                                   [], hidden, appearance_feature(d.color)))
+                                   [], hidden, appearance_feature(d.color), head_ray))
             boxes.append((d.cx - d.w / 2, d.cy - d.h / 2, d.cx + d.w / 2, d.cy + d.h / 2,
                           d.w * d.h))
         # hands and products go to the smallest shopper box containing their centre
@@ -182,6 +187,36 @@ class StoreGeometry:
             else:
                 obs[best].products.append((d.sku, d.sku_score, o, u[0]))
         return obs
+
+
+def triangulate_rays(rays: list[tuple], z_range=(1.2, 2.2), max_rms_m: float = 0.2,
+                     min_angle_rad: float = 0.17) -> tuple[np.ndarray, float] | None:
+    """Least-squares meeting point of >= 2 rays [(origin, unit direction)] and the RMS distance
+    of the rays from it [m]; None when they are near-parallel, miss each other by more than
+    ``max_rms_m``, or meet outside ``z_range`` (a head top is between 1.2 and 2.2 m)."""
+    if len(rays) < 2:
+        return None
+    dirs = np.array([u for _, u in rays])
+    if max(float(np.arccos(np.clip(abs(a @ b), -1.0, 1.0)))
+           for i, a in enumerate(dirs) for b in dirs[i + 1:]) < min_angle_rad:
+        return None
+    a = np.zeros((3, 3))
+    b = np.zeros(3)
+    for o, u in rays:
+        m = np.eye(3) - np.outer(u, u)
+        a += m
+        b += m @ o
+    try:
+        p = np.linalg.solve(a, b)
+    except np.linalg.LinAlgError:
+        return None
+    rms = float(np.sqrt(np.mean([np.sum(((np.eye(3) - np.outer(u, u)) @ (p - o)) ** 2)
+                                 for o, u in rays])))
+    if rms > max_rms_m or not z_range[0] <= p[2] <= z_range[1]:
+        return None
+    if any((p - o) @ u <= 0 for o, u in rays):
+        return None          # behind a camera
+    return p, rms
 
 
 def closest_points(o1, d1, o2, d2) -> tuple[np.ndarray, float]:

@@ -29,9 +29,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from store_fusion.assign import hungarian
-from store_fusion.geometry import appearance_d2, hands_3d, Observation, StoreGeometry
+from store_fusion.geometry import appearance_d2, hands_3d, Observation, StoreGeometry, \
+    triangulate_rays
 
 TENTATIVE, CONFIRMED, COASTING, LOST = 1, 2, 3, 4
+HEAD_TRI_STD_M = 0.12        # floor std of a head triangulated from two or more cameras [m]
 STATE_NAMES = {TENTATIVE: 'tentative', CONFIRMED: 'confirmed', COASTING: 'coasting',
                LOST: 'lost'}
 
@@ -45,7 +47,6 @@ class TrackerParams:
     max_coast_s: float = 20.0      # a track not seen this long is lost [s]
     bind_window_s: float = 4.0     # entrance scan and track birth at most this far apart [s]
     entrance_margin_m: float = 1.2  # births within this of the entrance zone are entries [m]
-    bind_margin_m: float = 0.8     # a scan binds a track at most this far outside the zone [m]
     bind_hits: int = 2             # ... that has been seen at least this many cycles
     bind_delay_s: float = 0.6      # decide this long after the scan (the newcomer is seen) [s]
     bind_m_per_s: float = 1.0      # binding cost of a birth away from the scan time [m/s]
@@ -80,6 +81,7 @@ class Track:
     color: np.ndarray | None = None  # appearance feature (running mean), None unknown
     color_n: int = 0                 # cycles it rests on
     id_confidence: float = 1.0       # how sure the account bound to this track is still right
+    born_xy: np.ndarray | None = None  # where the track started (None: unknown)
 
     @property
     def position(self) -> np.ndarray:
@@ -137,8 +139,8 @@ class ShopperTracker:
         """Bind each waiting entrance scan to the unbound track that is at the gate now.
 
         The shopper who scans stands in the gate zone: of the unbound tracks born within
-        ``bind_window_s`` of the scan and now within ``bind_margin_m`` of the zone, the one
-        nearest the zone's centre and born nearest the scan time takes the account (oldest scan
+        ``bind_window_s`` of the scan and within ``entrance_margin_m`` of the zone, the one born
+        nearest the zone's centre and nearest the scan time takes the account (oldest scan
         first), once it has been seen ``bind_hits`` cycles and was seen in the last 0.5 s; the
         choice waits ``bind_delay_s`` after the scan so that the newcomer's track exists. A track
         born near the entrance that has already walked away (a duplicate of an earlier shopper)
@@ -156,10 +158,10 @@ class ShopperTracker:
                     continue
                 if t.hits < p.bind_hits or now_ns - t.last_seen_ns > 0.5e9:
                     continue    # a one-frame blip (a false positive) takes no account
-                if abs(stamp - t.born_ns) > win or not self._near_zone(
-                        z, t.x[:2], p.bind_margin_m):
+                if abs(stamp - t.born_ns) > win:
                     continue
-                d = math.hypot(t.x[0] - (z.x_min + z.x_max) / 2, t.x[1] - (z.y_min + z.y_max) / 2)
+                b = t.born_xy if t.born_xy is not None else t.x[:2]
+                d = math.hypot(b[0] - (z.x_min + z.x_max) / 2, b[1] - (z.y_min + z.y_max) / 2)
                 d += p.bind_m_per_s * abs(stamp - t.born_ns) / 1e9   # born with the scan wins
                 if d < best_d:
                     best, best_d = t, d
@@ -315,13 +317,18 @@ class ShopperTracker:
                 continue        # one camera alone (a false positive?) does not start a track
             if all(o.feet_hidden for o in c) and not at_entrance:
                 continue
-            # never start a second track on top of a live one (a duplicate measurement)
-            if any(np.linalg.norm(t.x[:2] - xy) < 0.9 for t in self.tracks
-                   if not t.closed and t.state != LOST):
+            # never start a second track on top of a live one (a duplicate measurement), unless
+            # it wears another shirt than the one that track has been seen in
+            color = _fuse_color(c)
+            if any(np.linalg.norm(t.x[:2] - xy) < 0.9 and not (
+                    t.color_n >= p.color_min_n
+                    and appearance_d2(t.color, color) > p.color_gate)
+                   for t in self.tracks if not t.closed and t.state != LOST):
                 continue
             t = Track(f't{next(self._ids)}', np.array([xy[0], xy[1], 0.0, 0.0]),
                       np.diag([std ** 2, std ** 2, 0.5, 0.5]), now_ns, now_ns, now_ns)
             t.at_entrance = at_entrance
+            t.born_xy = np.array(xy, float)
             _learn_color(t, _fuse_color(c))
             self._seen(t, c)
             self.tracks.append(t)
@@ -378,7 +385,23 @@ def _learn_color(t: Track, f: np.ndarray | None) -> None:
 
 
 def _fuse(c: list[Observation]) -> tuple[np.ndarray, float]:
-    """Inverse-variance weighted mean of a cluster's floor points and its std [m]."""
-    w = np.array([1.0 / o.std_m ** 2 for o in c])
-    xy = (np.array([o.xy for o in c]) * w[:, None]).sum(axis=0) / w.sum()
+    """A cluster's floor position and its std [m]: the inverse-variance mean of the feet seen
+    on the floor and, when two or more cameras see the top of the head, the head triangulated
+    from their rays (which needs no assumed height: feet hidden behind a gondola or another
+    shopper are otherwise lifted at a typical head height, off by a metre at a shallow view)."""
+    tri = None
+    rays = [o.head_ray for o in c if o.head_ray is not None]
+    if len(rays) >= 2:
+        tri = triangulate_rays(rays)
+    pts, ws = [], []
+    for o in c:
+        if tri is not None and o.feet_hidden:
+            continue            # its head ray is in the triangulation
+        pts.append(o.xy)
+        ws.append(1.0 / o.std_m ** 2)
+    if tri is not None:
+        pts.append(tri[0][:2])
+        ws.append(1.0 / (HEAD_TRI_STD_M + tri[1]) ** 2)
+    w = np.array(ws)
+    xy = (np.array(pts) * w[:, None]).sum(axis=0) / w.sum()
     return xy, max(0.08, float(math.sqrt(1.0 / w.sum())))

@@ -178,3 +178,28 @@ def test_box_cut_by_the_image_bottom_is_placed_by_the_head(store):
                 assert np.linalg.norm(obs[0].xy - [x, y]) < 0.4, (cam.id, x, y, obs[0].xy)
                 checked += 1
     assert checked >= 3
+
+
+def test_hidden_feet_are_placed_by_the_head_seen_from_two_cameras(store):
+    """Feet hidden in two views (behind a gondola): lifting each box top at a typical head height
+    misplaces a short shopper; the head triangulated from both views does not need the height."""
+    from store_fusion.geometry import Observation, HEAD_TOP_Z_M
+    from store_fusion.tracker import _fuse
+    truth = np.array([3.0, 1.7, 1.55])         # a short shopper's head top
+    obs = []
+    for cam in store.cameras:
+        m = cam.model
+        uv, _ = m.project([truth])
+        if not np.all(np.isfinite(uv)) or not m.in_image(uv).all():
+            continue
+        o, u = m.pixel_rays(uv)
+        lifted = m.pixels_to_plane_z(uv, HEAD_TOP_Z_M)[0][:2]
+        obs.append(Observation(cam.id, lifted, 0.6, 0.9, [], [], True, None, (o, u[0])))
+    assert len(obs) >= 2
+    lifted_err = max(np.linalg.norm(o.xy - truth[:2]) for o in obs)
+    xy, std = _fuse(obs)
+    assert np.linalg.norm(xy - truth[:2]) < 0.05 < 0.3 < lifted_err
+    assert std < 0.2
+    # one view only: nothing to triangulate, the lifted estimate stands
+    xy1, _ = _fuse(obs[:1])
+    assert np.allclose(xy1, obs[0].xy)
