@@ -3,17 +3,18 @@
 Subscribes ``cameras/<id>/detections`` (DetectionArray) for every camera of the store
 description and ``gate_events``; every ``cycle_s`` it steps :class:`ShopperTracker` with the
 newest detections of each camera no older than ``slop_s`` (a camera without one has dropped out
-for that cycle) and publishes ``shopper_tracks``. No torso colour here (boxes only): the
+for that cycle) and publishes ``shopper_tracks`` (each track with its hands and the product
+boxes seen on it, ``convert.track_msg``). No torso colour here (boxes only): the
 appearance cue needs the images and is skipped. The algorithm lives in ``tracker.py``.
 """
 from __future__ import annotations
 
-from geometry_msgs.msg import Point, Vector3
 from rclpy.node import Node
 from store_common.description import load_store
 from store_common.ros import declare, EVENT_QOS, ns_stamp, run_node, stamp_ns
-from store_interfaces.msg import DetectionArray, GateEvent, ShopperTrack, ShopperTracks
+from store_interfaces.msg import DetectionArray, GateEvent, ShopperTracks
 
+from store_fusion.convert import track_msg
 from store_fusion.geometry import Detection2D
 from store_fusion.tracker import ShopperTracker
 
@@ -75,18 +76,7 @@ class TrackerNode(Node):
         out.header.stamp = ns_stamp(now)
         out.header.frame_id = self.frame_id
         out.camera_ids = sorted(dets)
-        for t in tracks:
-            m = ShopperTrack()
-            m.track_id, m.shopper_id = t.track_id, t.shopper_id
-            m.position = Point(x=float(t.x[0]), y=float(t.x[1]), z=0.0)
-            m.velocity = Vector3(x=float(t.x[2]), y=float(t.x[3]), z=0.0)
-            m.position_std_m = t.std_m
-            m.hands = [Point(x=float(p[0]), y=float(p[1]), z=float(p[2])) for p, _ in t.hands]
-            m.hand_std_m = [float(s) for _, s in t.hands]
-            m.confidence = t.confidence(now)
-            m.state = t.state
-            m.last_seen = ns_stamp(t.last_seen_ns)
-            out.tracks.append(m)
+        out.tracks = [track_msg(t, now) for t in tracks]
         self.pub.publish(out)
 
 
