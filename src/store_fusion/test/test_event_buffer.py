@@ -192,3 +192,121 @@ def test_tracks_in_and_fused_event_out_through_messages(geom):
     (none,) = fuser.poll(ns(20.0))
     empty = fused_event_msg(shelf, none.result, 'store')
     assert list(empty.shoppers) == [] and fused_event_from_msg(empty)[1] is None
+
+
+# --- held products over the topics -----------------------------------------------------------
+CAN_PLATE = 'g1.s1.p1'          # COLA-330's home plate; LEMON-330 (355 g vs 352 g) next to it
+
+
+def _stamp(s):
+    from builtin_interfaces.msg import Time
+    return Time(sec=int(s), nanosec=int(round((s - int(s)) * NS)))
+
+
+def test_track_products_reach_the_snapshot_as_offline_builds_them():
+    import numpy as np
+    from store_interfaces.msg import ShopperTrack, ShopperTracks
+    from store_fusion.convert import snapshots_from_tracks, track_msg
+    from store_fusion.tracker import CONFIRMED, Track
+
+    # one item seen by two cameras (two entries) plus a weaker box of another SKU
+    products = [('LEMON-330', 0.82, 'cam1'), ('LEMON-330', 0.77, 'cam2'),
+                ('COLA-330', 0.41, 'cam2')]
+    t = Track('t3', np.array([1.0, 2.0, 0.3, -0.1]), np.diag([0.01, 0.0025, 1.0, 1.0]),
+              born_ns=ns(1.0), last_ns=ns(10.5), last_seen_ns=ns(10.5), shopper_id='acct-a',
+              state=CONFIRMED, hands=[(np.array([1.0, 2.3, 1.1]), 0.04)], products=products)
+    m = track_msg(t, ns(10.5))
+    assert list(m.product_skus) == ['LEMON-330', 'LEMON-330', 'COLA-330']
+    assert list(m.product_scores) == pytest.approx([0.82, 0.77, 0.41], abs=1e-6)   # float32
+    assert (m.track_id, m.shopper_id, m.state) == ('t3', 'acct-a', ShopperTrack.STATE_CONFIRMED)
+    assert (m.position.x, m.position.y, m.position.z) == (1.0, 2.0, 0.0)
+    assert (m.velocity.x, m.velocity.y, m.velocity.z) == (0.3, -0.1, 0.0)
+    assert m.position_std_m == pytest.approx(0.1)
+    assert [(p.x, p.y, p.z) for p in m.hands] == [(1.0, 2.3, 1.1)]
+    assert list(m.hand_std_m) == [0.04]
+    assert m.confidence == pytest.approx(t.confidence(ns(10.5)))
+    assert m.last_seen == _stamp(10.5)
+    # a track without product boxes (default), and a message with a "" SKU (not one)
+    bare = Track('t4', np.zeros(4), np.eye(4), born_ns=ns(1.0), last_ns=ns(10.5),
+                 last_seen_ns=ns(10.1))
+    odd = ShopperTrack(track_id='t5', product_skus=['', 'COLA-330'], product_scores=[0.0, 0.3],
+                       last_seen=_stamp(10.5))
+    bare_msg = track_msg(bare, ns(10.5))
+    assert list(bare_msg.product_skus) == [] and list(bare_msg.product_scores) == []
+
+    msg = ShopperTracks(tracks=[m, bare_msg, odd])
+    msg.header.stamp = _stamp(10.5)
+    stamp, (s1, s2, s3) = snapshots_from_tracks(msg)
+    assert stamp == ns(10.5)
+    # exactly offline.run_tracking's Snapshot products: one SKU per box per camera
+    assert s1.products == [sku for sku, _sc, _cam in t.products]
+    assert s1.hands == [((1.0, 2.3, 1.1), 0.04)] and s1.seen
+    assert (s2.products, s2.seen) == ([], False)
+    assert s3.products == ['COLA-330']
+
+
+def _can_event(event_id):
+    """-353.5 g on COLA-330's plate: between a cola (352 g) and a lemon can (355 g) left there.
+    Weight alone: best 0.52, lead 0.06 -- below the cart's min_confidence and min_margin."""
+    hyps = (HypothesisData('COLA-330', 1, 1, 0.52, -352.0, True),
+            HypothesisData('LEMON-330', 1, 1, 0.46, -355.0, False),
+            HypothesisData('', 1, 0, 0.02, 0.0, False))
+    return ShelfEventData(event_id, 'g1', (CAN_PLATE,), -353.5, ns(10.0), ns(11.0), hyps)
+
+
+def _can_track_messages(geom, held_after):
+    """acct-a reaches CAN_PLATE from 10 to 11 s and holds ``held_after`` (seen by two cameras)
+    from 11.1 s on; acct-b stands next to them, hands at the side. 8.0 .. 13.5 s."""
+    from geometry_msgs.msg import Point
+    from store_interfaces.msg import ShopperTrack, ShopperTracks
+    tx, ty, tz = (float(v) for v in geom.plate_targets[CAN_PLATE])
+    out = []
+    for k in range(56):
+        s = 8.0 + 0.1 * k
+        reach = 10.0 <= s <= 11.0
+        held = [held_after] * 2 if held_after and s > 11.05 else []
+        a_hand = Point(x=tx, y=ty, z=tz) if reach else Point(x=tx, y=ty - 0.45, z=0.8)
+        msg = ShopperTracks(camera_ids=['cam1', 'cam2'], tracks=[
+            ShopperTrack(track_id='t1', shopper_id='acct-a', position=Point(x=tx, y=ty - 0.6),
+                         hands=[a_hand], hand_std_m=[0.05], product_skus=held,
+                         product_scores=[0.8] * len(held), state=2, last_seen=_stamp(s)),
+            ShopperTrack(track_id='t2', shopper_id='acct-b',
+                         position=Point(x=tx + 0.5, y=ty - 0.6),
+                         hands=[Point(x=tx + 0.5, y=ty - 0.45, z=0.8)], hand_std_m=[0.05],
+                         state=2, last_seen=_stamp(s))])
+        msg.header.stamp = _stamp(s)
+        out.append(msg)
+    return out
+
+
+def test_a_can_seen_in_the_hand_after_the_event_decides_between_near_equal_weights(geom):
+    from store_cart.convert import fused_event_from_msg
+    from store_interfaces.msg import FusedShelfEvent, ShelfEvent
+    from store_fusion.convert import fused_event_msg, snapshots_from_tracks
+    from store_fusion.fusion import VISION_CHANGED, VISION_NONE
+
+    def fuse(held_after):
+        fuser = EventFuser(geom, 27, FusionParams(), max_hold_s=5.0)
+        fuser.on_shelf_event(_can_event(f'{CAN_PLATE}@10000000000'), ShelfEvent(),
+                             now_ns=ns(11.2))
+        for msg in _can_track_messages(geom, held_after):
+            assert fuser.on_tracks(*snapshots_from_tracks(msg))
+        (fused,) = fuser.poll(ns(13.5))
+        assert not fused.released.timed_out
+        return fused.result
+
+    res = fuse('LEMON-330')
+    assert res.shoppers[0].shopper_id == 'acct-a' and res.shoppers[0].probability > 0.9
+    top, second = res.hypotheses[:2]
+    assert top.sku == 'LEMON-330' and top.likelihood > 0.99 and second.likelihood < 0.01
+    assert (res.vision, res.skus_seen) == (VISION_CHANGED, ['LEMON-330'])
+    out = fused_event_msg(ShelfEvent(), res, 'store')
+    assert out.vision == FusedShelfEvent.VISION_CHANGED and list(out.skus_seen) == ['LEMON-330']
+    ev, hint = fused_event_from_msg(out)
+    assert ev.hypotheses[0].sku == 'LEMON-330' and hint['acct-a'] > 0.9
+    # the same tracks without a product box: the weight hypotheses pass through, still close
+    blind = fuse('')
+    assert blind.shoppers[0].shopper_id == 'acct-a'
+    assert (blind.vision, blind.skus_seen) == (VISION_NONE, [])
+    assert [(h.sku, h.likelihood) for h in blind.hypotheses[:2]] == [('COLA-330', 0.52),
+                                                                     ('LEMON-330', 0.46)]
