@@ -34,6 +34,8 @@ class FusionParams:
     post_s: float = 0.4           # and after the settled stamp [s]
     hand_sigma_m: float = 0.12    # hand-to-plate distance scale [m]
     body_weight: float = 0.02     # likelihood of a shopper in front of the plate, hands unseen
+    reach_max_speed_mps: float = 0.6  # a shopper walking faster than this is not reaching [m/s]
+    speed_span_s: float = 0.4     # speed measured over +- this [s]
     body_range_m: float = 1.0     # "in front of the plate": body within this of the hand target
     nobody: float = 0.01          # likelihood that no tracked shopper did it (unseen cause)
     vision_window_s: float = 2.0  # product boxes this long before start / after settled [s]
@@ -106,7 +108,10 @@ def shopper_posterior(geom, plate_ids, start_ns: int, settled_ns: int, history: 
     for sid, ss in by.items():
         dmin, like = float('nan'), 0.0
         body_ok = False
-        for s in ss:
+        speeds = _speeds(ss, p.speed_span_s)
+        for s, speed in zip(ss, speeds):
+            if speed > p.reach_max_speed_mps:
+                continue    # walking past: a hand ray that crosses a plate is not a reach
             for hp, hstd in s.hands:
                 d = min(geom.plate_distance(pid, hp) for pid in plate_ids)
                 sig = math.hypot(p.hand_sigma_m, hstd)
@@ -122,6 +127,20 @@ def shopper_posterior(geom, plate_ids, start_ns: int, settled_ns: int, history: 
     for c in out:
         c.probability /= total
     out.sort(key=lambda c: -c.probability)
+    return out
+
+
+def _speeds(ss: list[Snapshot], span_s: float) -> list[float]:
+    """Floor speed of a shopper at each snapshot, over about +-span_s (one track's snapshots in
+    time order; a single frame's position noise would fake a walk) [m/s]."""
+    t = [s.stamp_ns / 1e9 for s in ss]
+    out = []
+    for i in range(len(ss)):
+        a = bisect_left(t, t[i] - span_s)
+        b = min(len(ss) - 1, bisect_left(t, t[i] + span_s))
+        dt = t[b] - t[a]
+        out.append(0.0 if dt < 0.25 else math.hypot(ss[b].xy[0] - ss[a].xy[0],
+                                                    ss[b].xy[1] - ss[a].xy[1]) / dt)
     return out
 
 
