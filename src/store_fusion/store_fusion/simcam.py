@@ -131,18 +131,31 @@ class DetectorStats:
                    str(d.get('source', '')))
 
 
-# Placeholder until the detector is measured: overwritten by the measured JSON when present
-# (models/detector_stats.json written by tools/measure_detector.py).
+# Placeholder until the detector is measured: the detector's own measurement
+# (store_perception/models/detector_stats.json, written by ``tools/bench_detector.py
+# --stats-out``) replaces it when present.
 ASSUMED = DetectorStats(
     shopper=ClassStats(0.95, 0.05, 0.04, 0.06), hand=ClassStats(0.75, 0.15, 0.12, 0.15),
     product=ClassStats(0.7, 0.1, 0.12, 0.15), sku_accuracy=0.85,
     source='assumed (no measurement of the shipped detector found)')
 
-STATS_FILE = pathlib.Path(__file__).resolve().parents[1] / 'models' / 'detector_stats.json'
+
+def stats_file() -> pathlib.Path:
+    """The shipped detector's measured stats: its package share when installed, else the
+    source tree beside this package."""
+    name = pathlib.Path('models') / 'detector_stats.json'
+    try:
+        from ament_index_python.packages import get_package_share_directory
+        p = pathlib.Path(get_package_share_directory('store_perception')) / name
+        if p.is_file():
+            return p
+    except Exception:   # noqa: BLE001 - no ament index (plain pytest) or not installed
+        pass
+    return pathlib.Path(__file__).resolve().parents[2] / 'store_perception' / name
 
 
 def measured_stats(path: str | pathlib.Path | None = None) -> DetectorStats:
-    p = pathlib.Path(path) if path else STATS_FILE
+    p = pathlib.Path(path) if path else stats_file()
     if p.is_file():
         return DetectorStats.from_dict(json.loads(p.read_text()))
     return ASSUMED
