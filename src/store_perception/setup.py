@@ -11,7 +11,8 @@ setup(
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
         ('share/' + package_name, ['package.xml']),
-        ('share/' + package_name + '/models', glob.glob('models/*.pt') + ['models/DATA_CARD.md']),
+        ('share/' + package_name + '/models',
+         glob.glob('models/*.pt') + glob.glob('models/*.json') + ['models/DATA_CARD.md']),
     ],
     install_requires=['setuptools'],
     zip_safe=True,
@@ -19,13 +20,14 @@ setup(
     maintainer_email='maintainers@walkout-store.org',
     description=(
         'Cameras and detection: OpenCV camera drivers, cv_bridge-compatible image conversion, '
-        'a YOLO detector of shoppers, hands and products.'),
+        'a YOLO detector of shoppers, hands and products (second stage on shopper crops).'),
     license='Apache-2.0',
     entry_points={
         'console_scripts': [
             'camera_driver = store_perception.camera_driver_node:main',
             'detector = store_perception.detector_node:main',
             'train_detector = store_perception.train:main',
+            'make_crop_dataset = store_perception.crops:main',
         ],
     },
 )

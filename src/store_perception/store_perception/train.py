@@ -1,8 +1,13 @@
 """Train the store detector with ultralytics, from scratch (no pretrained weights).
 
     train_detector --data out/dataset/data.yaml --out out/train [--model yolov8n.yaml] \
-        [--imgsz 416] [--epochs 30] [--batch 16] [--device cpu] [--workers 2] \
+        [--imgsz 416] [--epochs 30] [--batch 16] [--device cpu] [--workers 2] [--threads 0] \
+        [--mosaic 1.0] [--scale 0.4] [--cache] \
         [--install src/store_perception/models/store_yolo.pt]
+
+The same command trains the second-stage crop model (hands and products on crops around
+shoppers) on the dataset of ``make_crop_dataset`` (:mod:`store_perception.crops`), e.g.
+``--imgsz 224 --scale 0.2 --workers 0 --threads 1 --cache``; see models/DATA_CARD.md.
 
 The model is built from an ultralytics model YAML (``yolov8n.yaml``, ``yolo11n.yaml``: the
 architecture only), so nothing is downloaded; ultralytics is kept offline
@@ -21,21 +26,35 @@ import time
 
 def train(data: str, out: str, model: str = 'yolov8n.yaml', imgsz: int = 416, epochs: int = 30,
           batch: int = 16, device: str = 'cpu', workers: int = 2, seed: int = 0,
-          name: str = 'detector', patience: int = 100, fraction: float = 1.0) -> pathlib.Path:
-    """Train; returns the path of the best weights."""
+          name: str = 'detector', patience: int = 100, fraction: float = 1.0,
+          mosaic: float = 1.0, scale: float = 0.4, threads: int = 0,
+          cache: bool = False) -> pathlib.Path:
+    """Train; returns the path of the best weights. ``threads`` > 0 caps torch's CPU threads
+    (ultralytics otherwise uses up to 8)."""
     out_dir = pathlib.Path(out).resolve()
     ul = _ultralytics(out_dir)
+    if threads > 0:
+        _cap_threads(threads)
     yolo = ul.YOLO(model)
     yolo.train(data=str(pathlib.Path(data).resolve()), imgsz=imgsz, epochs=epochs, batch=batch,
                device=device, workers=workers, seed=seed, project=str(out_dir), name=name,
                exist_ok=True, pretrained=False, amp=device != 'cpu', plots=False,
                patience=patience, fraction=fraction, verbose=False, deterministic=False,
                warmup_epochs=min(3.0, max(0.5, epochs / 10)), close_mosaic=max(1, epochs // 6),
-               hsv_v=0.5, degrees=0.0, fliplr=0.5, mosaic=1.0, scale=0.4)
+               hsv_v=0.5, degrees=0.0, fliplr=0.5, mosaic=mosaic, scale=scale,
+               cache='ram' if cache else False)
     best = out_dir / name / 'weights' / 'best.pt'
     if not best.exists():
         best = out_dir / name / 'weights' / 'last.pt'
     return best
+
+
+def _cap_threads(n: int) -> None:
+    """torch threads = n, also after ultralytics' select_device resets them for CPU training."""
+    import torch
+    import ultralytics.utils.torch_utils as tu
+    torch.set_num_threads(n)
+    tu.NUM_THREADS = n
 
 
 def _ultralytics(out_dir: pathlib.Path):
@@ -54,12 +73,18 @@ def main(args=None) -> int:
     p.add_argument('--device', default='cpu', help="'cpu' or a CUDA device index such as 0")
     p.add_argument('--workers', type=int, default=2, help='data loader processes')
     p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--threads', type=int, default=0,
+                   help='torch CPU threads (0: ultralytics decides, up to 8)')
+    p.add_argument('--mosaic', type=float, default=1.0, help='mosaic augmentation probability')
+    p.add_argument('--scale', type=float, default=0.4, help='random scale gain (+/-)')
+    p.add_argument('--cache', action='store_true', help='cache decoded images in RAM')
     p.add_argument('--name', default='detector', help='run name under --out')
     p.add_argument('--install', default='', help='copy the best weights here')
     ns = p.parse_args(args)
     start = time.monotonic()
     best = train(ns.data, ns.out, ns.model, ns.imgsz, ns.epochs, ns.batch, ns.device,
-                 ns.workers, ns.seed, ns.name)
+                 ns.workers, ns.seed, ns.name, mosaic=ns.mosaic, scale=ns.scale,
+                 threads=ns.threads, cache=ns.cache)
     print(f'best weights: {best} ({best.stat().st_size / 1e6:.1f} MB) after '
           f'{(time.monotonic() - start) / 60:.1f} min')
     if ns.install:
