@@ -4,6 +4,14 @@ Classes (see ``models/DATA_CARD.md`` for why): 0 shopper, 1 hand, 2 product (a p
 shopper's hand). A product box gets a SKU from the colour of its crop, the nearest catalog
 ``look.color`` in chromaticity and brightness (:class:`SkuByColour`).
 
+Two stages when a crop model is given (``crop_model_path``): the full-frame model finds the
+shoppers; every shopper box scoring at least ``proposal_conf`` (0.01: low on purpose, see the
+data card) is cut out of the full-resolution image as a square window grown by ``crop_margin``
+(:mod:`store_perception.crops`), resized to ``crop_size``, and the crop model (classes hand,
+product) runs on the batch of crops; its boxes are mapped back to image pixels and duplicates
+from overlapping crops merged by per-class NMS. The full-frame model's own hand/product boxes
+are then dropped. Callers see one detector.
+
 Never imports rclpy; the node (``detector_node``) and the benchmark share this code path.
 """
 from __future__ import annotations
@@ -17,19 +25,32 @@ import numpy as np
 CLASS_NAMES = ('shopper', 'hand', 'product')
 MODELS_DIR = pathlib.Path(__file__).resolve().parents[1] / 'models'
 DEFAULT_WEIGHTS = 'store_yolo.pt'
+CROP_WEIGHTS = 'store_yolo_crops.pt'     # second stage: hands and products on shopper crops
 
 
-def default_model_path() -> str:
-    """The shipped weights: the package share when installed, else the source tree."""
+def default_model_path(name: str = DEFAULT_WEIGHTS) -> str:
+    """Shipped weights by file name: the package share when installed, else the source tree."""
     try:
         from ament_index_python.packages import get_package_share_directory
-        p = pathlib.Path(get_package_share_directory('store_perception')) / 'models' / \
-            DEFAULT_WEIGHTS
+        p = pathlib.Path(get_package_share_directory('store_perception')) / 'models' / name
         if p.exists():
             return str(p)
     except Exception:   # noqa: BLE001 - no ament index (plain pytest)
         pass
-    return str(MODELS_DIR / DEFAULT_WEIGHTS)
+    return str(MODELS_DIR / name)
+
+
+def resolve_model_path(path: str | None, default: str = DEFAULT_WEIGHTS) -> pathlib.Path:
+    """A weights path as given; empty = ``default`` shipped; a bare file name that is not a
+    file here = the shipped weights of that name (``store_yolo_crops.pt``)."""
+    if not path:
+        return pathlib.Path(default_model_path(default))
+    p = pathlib.Path(path)
+    if not p.is_file() and p.name == str(path):
+        shipped = pathlib.Path(default_model_path(p.name))
+        if shipped.is_file():
+            return shipped
+    return p
 
 
 @dataclass
@@ -88,51 +109,148 @@ class SkuByColour:
 
 
 class Detector:
-    """YOLO weights from a file (never downloaded) on 'cpu' or a CUDA device."""
+    """YOLO weights from a file (never downloaded) on 'cpu' or a CUDA device; with
+    ``crop_model_path`` a second stage on crops around the shoppers (module docstring)."""
 
     def __init__(self, model_path: str | None = None, imgsz: int = 416, conf: float = 0.25,
-                 iou: float = 0.5, device: str = 'cpu', catalog=None, max_det: int = 100):
-        from store_perception.yolo_offline import ultralytics_offline
-        ul = ultralytics_offline()
-        path = pathlib.Path(model_path or default_model_path())
-        if not path.is_file():
-            raise FileNotFoundError(f'detector weights not found: {path} (train them with '
-                                    f'train_detector; see models/DATA_CARD.md)')
-        self.model = ul.YOLO(str(path), task='detect')
+                 iou: float = 0.5, device: str = 'cpu', catalog=None, max_det: int = 100,
+                 crop_model_path: str | None = None, crop_size: int = 224,
+                 crop_margin: float = 0.25, proposal_conf: float = 0.01):
+        path = resolve_model_path(model_path)
+        self.model = _load(path)
         self.names = dict(self.model.names)
         self.imgsz, self.conf, self.iou, self.device = imgsz, conf, iou, device
         self.max_det = max_det
         self.sku = SkuByColour(catalog) if catalog is not None else None
         self.model_path = str(path)
+        self.crop_model = None
+        self.crop_model_path = ''
+        self.crop_size, self.crop_margin = int(crop_size), float(crop_margin)
+        self.proposal_conf = float(proposal_conf)
+        if crop_model_path:
+            cpath = resolve_model_path(crop_model_path, CROP_WEIGHTS)
+            self.crop_model = _load(cpath)
+            self.crop_names = dict(self.crop_model.names)
+            self.crop_model_path = str(cpath)
+
+    @property
+    def two_stage(self) -> bool:
+        return self.crop_model is not None
 
     def warmup(self, width: int = 640, height: int = 480) -> None:
         self.detect(np.zeros((height, width, 3), np.uint8))
+        if self.two_stage:
+            self._crop_stage([np.zeros((height, width, 3), np.uint8)],
+                             [[Det(0, 'shopper', 1.0, 280, 160, 340, 300)]])
 
     def detect(self, image_bgr: np.ndarray) -> tuple[list[Det], float]:
         """(detections sorted by score, inference time [ms])."""
         return self.detect_batch([image_bgr])[0]
 
     def detect_batch(self, images: list[np.ndarray]) -> list[tuple[list[Det], float]]:
+        """Per image (detections sorted by score, inference time [ms] per image: both stages,
+        shared equally over the batch)."""
         start = time.perf_counter()
-        results = self.model.predict(images, imgsz=self.imgsz, conf=self.conf, iou=self.iou,
+        conf = min(self.conf, self.proposal_conf) if self.two_stage else self.conf
+        results = self.model.predict(images, imgsz=self.imgsz, conf=conf, iou=self.iou,
                                      device=self.device, max_det=self.max_det, verbose=False)
+        per_image = [_dets(res, self.names) for res in results]
+        if self.two_stage:
+            shoppers = [[d for d in dets if d.class_name == 'shopper'] for dets in per_image]
+            small = self._crop_stage(images, shoppers)
+            per_image = [[d for d in s if d.score >= self.conf] + extra
+                         for s, extra in zip(shoppers, small)]
         ms = (time.perf_counter() - start) * 1000 / max(1, len(images))
         out = []
-        for img, res in zip(images, results):
-            dets = []
-            boxes = res.boxes
-            xyxy = boxes.xyxy.cpu().numpy() if len(boxes) else np.zeros((0, 4))
-            cls = boxes.cls.cpu().numpy().astype(int) if len(boxes) else []
-            score = boxes.conf.cpu().numpy() if len(boxes) else []
-            for (x0, y0, x1, y1), c, s in zip(xyxy, cls, score):
-                name = self.names.get(int(c), str(c))
-                d = Det(int(c), name, float(s), float(x0), float(y0), float(x1), float(y1))
-                if name == 'product' and self.sku is not None:
-                    d.sku, d.sku_score = self.sku.classify(img, d)
-                dets.append(d)
+        for img, dets in zip(images, per_image):
+            if self.sku is not None:
+                for d in dets:
+                    if d.class_name == 'product':
+                        d.sku, d.sku_score = self.sku.classify(img, d)
             dets.sort(key=lambda d: -d.score)
-            out.append((dets, ms))
+            out.append((dets[:self.max_det], ms))
         return out
+
+    def _crop_stage(self, images: list[np.ndarray], shoppers: list[list[Det]]) -> list[list[Det]]:
+        """Hands and products per image from crops around its shoppers (>= proposal_conf)."""
+        from store_perception.crops import crop_window, cut, to_image
+        crops, owners = [], []
+        for k, (img, dets) in enumerate(zip(images, shoppers)):
+            h, w = img.shape[:2]
+            for d in dets:
+                if d.score >= self.proposal_conf:
+                    win = crop_window((d.x0, d.y0, d.x1, d.y1), w, h, self.crop_margin)
+                    crops.append(cut(img, win, self.crop_size))
+                    owners.append((k, win))
+        found: list[list] = [[] for _ in images]     # per image: (xyxy, score, class name)
+        if crops:
+            results = self.crop_model.predict(crops, imgsz=self.crop_size, conf=self.conf,
+                                              iou=self.iou, device=self.device,
+                                              max_det=self.max_det, verbose=False)
+            for (k, win), res in zip(owners, results):
+                if not len(res.boxes):
+                    continue
+                xyxy = to_image(res.boxes.xyxy.cpu().numpy(), win, self.crop_size)
+                for b, c, s in zip(xyxy, res.boxes.cls.cpu().numpy().astype(int),
+                                   res.boxes.conf.cpu().numpy()):
+                    found[k].append((b, float(s), self.crop_names.get(int(c), str(c))))
+        out = []
+        for k, boxes in enumerate(found):
+            h, w = images[k].shape[:2]
+            dets = []
+            for name in sorted({n for _, _, n in boxes}):
+                cls = [(b, s) for b, s, n in boxes if n == name]
+                keep = nms(np.array([b for b, _ in cls]), np.array([s for _, s in cls]),
+                           self.iou)
+                cid = CLASS_NAMES.index(name) if name in CLASS_NAMES else -1
+                for i in keep:
+                    x0, y0, x1, y1 = np.clip(cls[i][0], 0, [w, h, w, h])
+                    dets.append(Det(cid, name, cls[i][1], float(x0), float(y0), float(x1),
+                                    float(y1)))
+            out.append(dets)
+        return out
+
+
+def _load(path: pathlib.Path):
+    from store_perception.yolo_offline import ultralytics_offline
+    ul = ultralytics_offline()
+    if not path.is_file():
+        raise FileNotFoundError(f'detector weights not found: {path} (train them with '
+                                f'train_detector; see models/DATA_CARD.md)')
+    return ul.YOLO(str(path), task='detect')
+
+
+def _dets(res, names: dict) -> list[Det]:
+    boxes = res.boxes
+    if not len(boxes):
+        return []
+    out = []
+    for (x0, y0, x1, y1), c, s in zip(boxes.xyxy.cpu().numpy(),
+                                      boxes.cls.cpu().numpy().astype(int),
+                                      boxes.conf.cpu().numpy()):
+        out.append(Det(int(c), names.get(int(c), str(c)), float(s), float(x0), float(y0),
+                       float(x1), float(y1)))
+    return out
+
+
+def nms(xyxy: np.ndarray, scores: np.ndarray, iou_threshold: float) -> list[int]:
+    """Indices kept by greedy non-maximum suppression, best score first."""
+    xyxy = np.asarray(xyxy, float).reshape(-1, 4)
+    area = (xyxy[:, 2] - xyxy[:, 0]) * (xyxy[:, 3] - xyxy[:, 1])
+    order = np.argsort(-np.asarray(scores), kind='stable')
+    keep = []
+    while len(order):
+        i, rest = order[0], order[1:]
+        keep.append(int(i))
+        ix = np.clip(np.minimum(xyxy[i, 2], xyxy[rest, 2]) - np.maximum(xyxy[i, 0], xyxy[rest, 0]),
+                     0, None)
+        iy = np.clip(np.minimum(xyxy[i, 3], xyxy[rest, 3]) - np.maximum(xyxy[i, 1], xyxy[rest, 1]),
+                     0, None)
+        inter = ix * iy
+        union = area[i] + area[rest] - inter
+        overlap = np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+        order = rest[overlap <= iou_threshold]
+    return keep
 
 
 # --- evaluation helpers (tests, benchmark) ----------------------------------------------------

@@ -4,7 +4,10 @@ Parameters: ``camera_ids`` (one node serves several cameras), ``image_topic`` (p
 ``{ns}/cameras/<id>/image_raw`` by default through ``cameras_namespace``), ``model_path``
 (default: the weights shipped in the package share), ``imgsz``, ``conf_threshold``,
 ``iou_threshold``, ``device`` ('cpu', '0', 'cuda:0'), ``annotated_images`` (off by default),
-``store_file`` (optional: the catalog for SKU-by-colour on product boxes).
+``store_file`` (optional: the catalog for SKU-by-colour on product boxes); the second stage
+(hands and products on crops around each shopper, see ``detection``): ``crop_model_path`` (''
+= single stage; a bare file name such as ``store_yolo_crops.pt`` = the weights of that name
+shipped in the package share), ``crop_size``, ``crop_margin``, ``crop_shopper_conf``.
 
 Subscribes ``<cameras_namespace>/<id>/image_raw`` (sensor-data QoS, depth 1: a busy detector
 skips to the newest frame instead of queueing stale ones); publishes
@@ -79,10 +82,23 @@ class DetectorNode(Node):
                                  'detections_image (bgr8 with boxes) per camera.')
         store_file = declare(self, 'store_file', '', 'Store description; its catalog gives '
                              'product boxes a SKU by colour. Optional.')
+        crop_model = declare(self, 'crop_model_path', '', 'Second-stage weights (hands, '
+                             'products on shopper crops); empty = single stage; a bare file '
+                             'name = shipped weights of that name (store_yolo_crops.pt).')
+        crop_size = declare(self, 'crop_size', 224, 'Side of the square shopper crops fed to '
+                            'the second stage [px].', lo=32, hi=1024)
+        crop_margin = declare(self, 'crop_margin', 0.25, 'Growth of each shopper box on every '
+                              'side before cropping (share of its longer side).', lo=0.0,
+                              hi=2.0)
+        crop_conf = declare(self, 'crop_shopper_conf', 0.01, 'Minimum shopper score for a '
+                            'second-stage crop (low: every person-like region gets a second '
+                            'look; see DATA_CARD.md).', lo=0.0, hi=1.0)
         if not camera_ids:
             raise ValueError('camera_ids must name at least one camera')
         catalog = load_store(store_file).catalog if store_file else None
-        self.detector = Detector(model_path or None, imgsz, conf, iou, device, catalog)
+        self.detector = Detector(model_path or None, imgsz, conf, iou, device, catalog,
+                                 crop_model_path=crop_model or None, crop_size=crop_size,
+                                 crop_margin=crop_margin, proposal_conf=crop_conf)
         self.detector.warmup()
         self.bridge = CvBridge()
         self.cameras = list(camera_ids)
@@ -102,8 +118,10 @@ class DetectorNode(Node):
         self._stop = threading.Event()
         self._worker = threading.Thread(target=self._run, daemon=True, name='detector')
         self._worker.start()
-        self.get_logger().info(f'detector {self.detector.model_path} imgsz {imgsz} on {device} '
-                               f'for cameras {", ".join(self.cameras)}')
+        stage2 = (f' + crops {self.detector.crop_model_path} {crop_size} px'
+                  if self.detector.two_stage else '')
+        self.get_logger().info(f'detector {self.detector.model_path} imgsz {imgsz}{stage2} on '
+                               f'{device} for cameras {", ".join(self.cameras)}')
 
     def _on_image(self, cid: str, msg: Image) -> None:
         with self.cv:

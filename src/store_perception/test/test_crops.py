@@ -1,0 +1,87 @@
+"""Second-stage crop geometry, crop labels and the end-to-end evaluation (no model needed)."""
+import json
+
+import numpy as np
+import pytest
+
+from store_perception.crops import (clip_into, crop_labels, crop_window, cut, make_crop_dataset,
+                                    to_image)
+from store_perception.detection import Det, nms
+from store_perception.evaluate import evaluate, stats_dict
+
+
+def test_window_is_square_grown_and_inside():
+    x0, y0, side = crop_window((300, 200, 340, 300), 640, 480, margin=0.25)
+    assert side == 150                       # 100 px tall box, +25 % of it on each side
+    assert (x0, y0) == (245, 175)            # centred on the box
+    x0, y0, side = crop_window((0, 400, 40, 480), 640, 480, margin=0.25)
+    assert side == 120 and x0 == 0 and y0 == 360     # shifted inside, still square
+
+
+def test_window_larger_than_the_image_is_padded():
+    win = crop_window((0, 0, 640, 480), 640, 480, margin=0.25)
+    assert win[2] == 960
+    img = np.full((480, 640, 3), 200, np.uint8)
+    crop = cut(img, win, 96)
+    assert crop.shape == (96, 96, 3)
+    assert crop[0, 0, 0] == 114 and crop[48, 48, 0] == 200
+
+
+def test_crop_boxes_map_back_to_image_pixels():
+    img = np.zeros((480, 640, 3), np.uint8)
+    img[250:260, 320:330] = 255                  # a 10 px bright square
+    win = crop_window((300, 200, 340, 300), 640, 480)
+    crop = cut(img, win, 300)                    # 150 px -> 300 px: scale 2
+    ys, xs = np.nonzero(crop[:, :, 0] > 128)
+    box = np.array([[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]], float)
+    back = to_image(box, win, 300)[0]
+    assert np.allclose(back, [320, 250, 330, 260], atol=1.0)
+
+
+def test_labels_mostly_outside_the_crop_are_dropped():
+    win = (100, 100, 100)
+    assert clip_into((90, 120, 110, 130), win, 640, 480) == (0, 20, 10, 30)     # half inside
+    assert clip_into((85, 120, 105, 130), win, 640, 480, min_inside=0.4) is None  # 25 %
+    labels = [(0, (110, 110, 150, 190)), (1, (120, 150, 130, 160)), (2, (195, 150, 215, 160))]
+    lines = crop_labels(labels, win, 640, 480, 200)
+    assert lines == ['0 0.250000 0.550000 0.100000 0.100000']   # no shopper, product 25 % in
+
+
+def test_nms_merges_duplicates_from_overlapping_crops():
+    boxes = np.array([[10, 10, 20, 20], [10.5, 10, 20.5, 20], [40, 40, 50, 50]], float)
+    assert nms(boxes, np.array([0.6, 0.9, 0.5]), 0.5) == [1, 2]
+
+
+def test_crop_dataset_from_a_yolo_dataset(tmp_path):
+    import cv2
+    src = tmp_path / 'ds'
+    (src / 'images' / 'train').mkdir(parents=True)
+    (src / 'labels' / 'train').mkdir(parents=True)
+    img = np.full((480, 640, 3), 90, np.uint8)
+    cv2.imwrite(str(src / 'images' / 'train' / 'a.jpg'), img)
+    (src / 'labels' / 'train' / 'a.txt').write_text(
+        '0 0.5 0.5 0.0625 0.2083\n1 0.5 0.5 0.0125 0.0167\n2 0.9 0.1 0.02 0.02\n')
+    counts = make_crop_dataset(str(src), str(tmp_path / 'crops'), size=160, copies=3,
+                               background=0.0)
+    assert counts == {'train': (3, 3, 0)}      # 3 jittered crops, the hand in each
+    meta = (tmp_path / 'crops' / 'data.yaml').read_text()
+    assert 'hand' in meta and 'val: images/train' in meta
+    assert len(list((tmp_path / 'crops' / 'images' / 'train').glob('*.jpg'))) == 3
+
+
+def test_evaluation_of_perfect_and_missing_detections():
+    records = [{'image': 'x', 'boxes': [
+        {'cls': 'shopper', 'bbox': [100, 100, 140, 200]},
+        {'cls': 'hand', 'bbox': [110, 150, 118, 158]},
+        {'cls': 'product', 'bbox': [111, 151, 117, 157], 'sku': 'COLA-330'}]}]
+    dets = [[Det(0, 'shopper', 0.9, 100, 100, 140, 200),
+             Det(2, 'product', 0.8, 111, 151, 117, 157, sku='COLA-330'),
+             Det(1, 'hand', 0.1, 300, 300, 308, 308)]]       # a low-score false positive
+    ev = evaluate(records, dets, score_min=0.25)
+    c = ev['classes']
+    assert c['shopper']['recall'] == 1.0 and c['shopper']['ap50'] > 0.99
+    assert c['product']['recall'] == 1.0 and ev['sku_accuracy'] == 1.0
+    assert c['hand']['recall'] == 0.0 and c['hand']['ap50'] == 0.0
+    assert c['hand']['fp_per_image'] == 0.0      # below the operating score
+    st = stats_dict(ev, 'test')
+    assert json.loads(json.dumps(st))['product']['center_sd_rel'] == pytest.approx(0.0)
