@@ -1,17 +1,31 @@
 """Benchmark the store detector: throughput, image-stamp-to-detections latency, held-out mAP.
 
     python tools/bench_detector.py [--model PATH] [--imgsz 416] [--frames 40] [--device cpu]
-        [--heldout out/perception/heldout] [--skip-map]
+        [--crop-model store_yolo_crops.pt] [--crop-size 224] [--crop-margin 0.25]
+        [--crop-shopper-conf 0.01] [--heldout out/perception/heldout]
+        [--crops-heldout out/perception/crops_heldout] [--skip-map] [--stats-out PATH]
+
+The detector is two-stage by default (the shipped crop model for hands and products on crops
+around each shopper); ``--crop-model ''`` benchmarks the full-frame model alone.
 
 * throughput: frames/s of ``Detector.detect`` on rendered 640x480 frames (4 cameras of the demo
-  scenario), one frame at a time as the node does, after a warm-up;
+  scenario), one frame at a time as the node does, after a warm-up (two-stage: also the
+  full-frame stage alone, and the number of crops per frame);
 * latency: per frame, the node's code path in-process: the driver's ``cv2_to_imgmsg`` stamps a
   sensor_msgs/Image now, the detector converts it back, detects and builds the DetectionArray;
   latency = the time the array is ready minus the image stamp (median and p95) -- the DDS hop
   of the real graph (about a millisecond on one host) is not included;
-* mAP: ultralytics validation on the held-out test split (scenes with a different seed and
-  lighting than training), made with ``make_dataset --test`` when missing: per-class mAP50 and
-  mAP50-95.
+* mAP: ultralytics validation of the full-frame model on the held-out test split (scenes with a
+  different seed and lighting than training), made with ``make_dataset --test`` when missing:
+  per-class mAP50 and mAP50-95;
+* end to end (both stages on the full held-out images against the full-image truth,
+  ``store_perception.evaluate``): per-class AP50 / AP50-95 (ultralytics' ``ap_per_class``,
+  detector run at conf 0.001), and at score >= ``--score-min``: recall (IoU >= 0.5), false
+  positives per image, box centre/size errors, SKU-by-colour accuracy of detected products;
+  ``--stats-out`` writes them as the ``detector_stats.json`` that
+  ``store_fusion.simcam.measured_stats`` reads;
+* the crop model alone: ultralytics validation on the held-out crops (``make_crop_dataset`` of
+  the held-out split around its truth shoppers, made when missing).
 
 Runs on the CPU by default; the figures depend on the machine and its load.
 """
@@ -49,6 +63,17 @@ def main(argv=None) -> int:
     p.add_argument('--device', default='cpu')
     p.add_argument('--conf', type=float, default=0.3)
     p.add_argument('--heldout', default=str(ROOT / 'out' / 'perception' / 'heldout'))
+    p.add_argument('--crop-model', default='store_yolo_crops.pt',
+                   help="second-stage weights ('' = single stage; a bare name = shipped)")
+    p.add_argument('--crop-size', type=int, default=224)
+    p.add_argument('--crop-margin', type=float, default=0.25)
+    p.add_argument('--crop-shopper-conf', type=float, default=0.01,
+                   help='minimum shopper score for a crop')
+    p.add_argument('--crops-heldout', default=str(ROOT / 'out' / 'perception' / 'crops_heldout'))
+    p.add_argument('--score-min', type=float, default=0.25,
+                   help='operating score for recall, false positives and --stats-out')
+    p.add_argument('--stats-out', default='', help='write the measured detector stats here '
+                   '(JSON, the layout of store_fusion.simcam.DetectorStats)')
     p.add_argument('--skip-map', action='store_true')
     a = p.parse_args(argv)
 
@@ -58,18 +83,39 @@ def main(argv=None) -> int:
     from store_perception.image_conversion import CvBridge
 
     imgs, store = frames(a.frames)
-    det = Detector(a.model, imgsz=a.imgsz, conf=a.conf, device=a.device, catalog=store.catalog)
+    stage2 = dict(crop_model_path=a.crop_model or None, crop_size=a.crop_size,
+                  crop_margin=a.crop_margin, proposal_conf=a.crop_shopper_conf)
+    det = Detector(a.model, imgsz=a.imgsz, conf=a.conf, device=a.device, catalog=store.catalog,
+                   **stage2)
     for img in imgs[:3]:
         det.detect(img)
     print(f'model {det.model_path} ({os.path.getsize(det.model_path) / 1e6:.1f} MB), imgsz '
-          f'{a.imgsz}, device {a.device}, {os.cpu_count()} CPUs')
+          f'{a.imgsz}, device {a.device}, {os.cpu_count()} CPUs, torch threads '
+          f'{_threads()}')
+    if det.two_stage:
+        print(f'second stage {det.crop_model_path} '
+              f'({os.path.getsize(det.crop_model_path) / 1e6:.1f} MB), crops {a.crop_size} px, '
+              f'margin {a.crop_margin}, shopper score >= {a.crop_shopper_conf}')
+        single = Detector(a.model, imgsz=a.imgsz, conf=a.conf, device=a.device,
+                          catalog=store.catalog)
+        single.detect(imgs[0])
+        start = time.perf_counter()
+        for img in imgs:
+            single.detect(img)
+        took = time.perf_counter() - start
+        single.conf = min(a.conf, a.crop_shopper_conf)
+        crops = sum(sum(d.class_name == 'shopper' and d.score >= a.crop_shopper_conf
+                        for d in single.detect(img)[0]) for img in imgs)
+        print(f'full-frame stage alone: {len(imgs) / took:.1f} frames/s '
+              f'({1000 * took / len(imgs):.0f} ms per frame); {crops / len(imgs):.2f} crops '
+              f'per frame')
 
     start = time.perf_counter()
     for img in imgs:
         det.detect(img)
     took = time.perf_counter() - start
-    print(f'throughput: {len(imgs) / took:.1f} frames/s ({1000 * took / len(imgs):.0f} ms per '
-          f'640x480 frame)')
+    print(f'throughput{" (two-stage)" if det.two_stage else ""}: {len(imgs) / took:.1f} '
+          f'frames/s ({1000 * took / len(imgs):.0f} ms per 640x480 frame)')
 
     bridge = CvBridge()
     lat = []
@@ -104,7 +150,65 @@ def main(argv=None) -> int:
     for i, c in enumerate(res.box.ap_class_index):
         print(f'{names[int(c)]:<10} {res.box.ap50[i]:.3f}  {res.box.ap[i]:.3f}')
     sku_accuracy(heldout, det)
+    end_to_end(heldout, a, store, stage2)
+    if det.two_stage:
+        crop_val(det, a)
     return 0
+
+
+def _threads() -> int:
+    import torch
+    return torch.get_num_threads()
+
+
+def end_to_end(heldout: pathlib.Path, a, store, stage2: dict) -> None:
+    """Both stages on the full held-out images against the full-image truth."""
+    import json
+
+    import cv2
+    from store_perception.detection import Detector
+    from store_perception.evaluate import evaluate, load_truth, stats_dict, table
+    records = load_truth(heldout, 'test')
+    det = Detector(a.model, imgsz=a.imgsz, conf=0.001, device=a.device, catalog=store.catalog,
+                   max_det=300, **stage2)
+    dets = [det.detect(cv2.imread(r['image']))[0] for r in records]
+    ev = evaluate(records, dets, a.score_min)
+    kind = 'two-stage' if det.two_stage else 'single-stage'
+    print(f'end to end, {kind}, {len(records)} held-out images ({heldout}); AP: ultralytics '
+          f'ap_per_class, detector at conf 0.001; recall/FP at score >= {a.score_min}, IoU >= 0.5')
+    print(table(ev))
+    print(f'SKU by colour on detected products (score >= {a.score_min}): {ev["sku_hits"]}/'
+          f'{ev["classes"]["product"]["hits"]} = {ev["sku_accuracy"]:.2f}')
+    if a.stats_out:
+        names = pathlib.Path(det.model_path).name + (
+            f' + {pathlib.Path(det.crop_model_path).name} (crops {a.crop_size} px, margin '
+            f'{a.crop_margin}, shopper score >= {a.crop_shopper_conf})' if det.two_stage else '')
+        source = (f'measured: {kind} detector {names} on the held-out split '
+                  f'({len(records)} images, scenes 90000-90003, lighting 501-504), IoU >= 0.5, '
+                  f'score >= {a.score_min}; tools/bench_detector.py --stats-out')
+        out = pathlib.Path(a.stats_out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(stats_dict(ev, source), indent=2) + '\n')
+        print(f'wrote {out}')
+
+
+def crop_val(det, a) -> None:
+    """ultralytics validation of the crop model on crops around the held-out truth shoppers."""
+    crops = pathlib.Path(a.crops_heldout)
+    if not (crops / 'data.yaml').exists():
+        from store_perception.crops import make_crop_dataset
+        print(f'making the held-out crops in {crops}')
+        make_crop_dataset(a.heldout, str(crops), size=a.crop_size, margin=a.crop_margin,
+                          copies=1, splits=('test',))
+    res = det.crop_model.val(data=str(crops / 'data.yaml'), split='test', imgsz=a.crop_size,
+                             device=a.device, batch=16, plots=False, verbose=False,
+                             project=str(ROOT / 'out' / 'perception' / 'val'), exist_ok=True,
+                             name='crops')
+    print(f'crop model on held-out crops ({crops}, ultralytics val): mAP50 {res.box.map50:.3f}, '
+          f'mAP50-95 {res.box.map:.3f}')
+    print('class      mAP50  mAP50-95')
+    for i, c in enumerate(res.box.ap_class_index):
+        print(f'{det.crop_names[int(c)]:<10} {res.box.ap50[i]:.3f}  {res.box.ap[i]:.3f}')
 
 
 def sku_accuracy(heldout: pathlib.Path, det) -> None:

@@ -1,11 +1,13 @@
-"""The shipped detector on rendered frames it never saw in training (the demo scenario, standard
-lighting): it finds the shoppers and the products in their hands, and nothing in an empty store.
+"""The shipped two-stage detector on rendered frames it never saw in training (the demo scenario,
+standard lighting): it finds the shoppers, their hands and the products in their hands, and
+nothing in an empty store.
 
-Floors (IoU >= 0.5 against the renderer's visible boxes, score >= 0.3), set below the figures
-measured when the weights were trained (models/DATA_CARD.md: shopper recall 19/21 here):
-shopper recall >= 0.8. The shipped weights do not find hands and held products yet (mAP50 0.0,
-see the data card): that test is a strict expected failure, so better weights turn it red until
-its floor is raised into a real one.
+Floors (IoU >= 0.5 against the renderer's visible boxes, score >= 0.3), set a little below the
+figures measured with the shipped weights on these frames (models/DATA_CARD.md, "Two stages":
+shoppers 19/22, hands 16/18): shopper recall (full-frame model) >= 0.8, hand recall (second
+stage on crops around the shoppers) >= 0.75. Products in hand are still not found reliably (0/8
+here, held-out recall 0.15): that test stays a strict expected failure at 0.3, so better
+weights turn it red until its floor becomes a real one.
 """
 import pathlib
 
@@ -13,7 +15,8 @@ import numpy as np
 import pytest
 
 from store_common.description import load_store
-from store_perception.detection import default_model_path, Detector, recall, SkuByColour
+from store_perception.detection import (CROP_WEIGHTS, default_model_path, Detector, recall,
+                                        SkuByColour)
 from store_sim.render import CameraRenderer
 from store_sim.scenario import load_scenario
 
@@ -22,6 +25,7 @@ STORE = ROOT / 'config' / 'stores' / 'demo.yaml'
 SCENARIO = ROOT / 'config' / 'scenarios' / 'demo.yaml'
 SHOPPER_FLOOR = 0.8
 PRODUCT_FLOOR = 0.3
+HAND_FLOOR = 0.75
 TIMES = (7.2, 12.6, 34.6, 46.9, 53.6)
 
 
@@ -32,7 +36,9 @@ def store():
 
 @pytest.fixture(scope='module')
 def detector(store):
-    return Detector(None, imgsz=416, conf=0.3, catalog=store.catalog)
+    return Detector(None, imgsz=416, conf=0.3, catalog=store.catalog,
+                    crop_model_path=CROP_WEIGHTS, crop_size=224, crop_margin=0.25,
+                    proposal_conf=0.01)
 
 
 @pytest.fixture(scope='module')
@@ -49,6 +55,13 @@ def test_shipped_weights_are_small_and_found():
     path = pathlib.Path(default_model_path())
     assert path.name == 'store_yolo.pt' and path.is_file()
     assert path.stat().st_size < 15e6
+    crops = pathlib.Path(default_model_path(CROP_WEIGHTS))
+    assert crops.is_file() and crops.stat().st_size < 15e6
+
+
+def test_two_stage_detector_loads_the_shipped_crop_model(detector):
+    assert detector.two_stage and detector.crop_model_path.endswith(CROP_WEIGHTS)
+    assert set(detector.crop_names.values()) == {'hand', 'product'}
 
 
 @pytest.fixture(scope='module')
@@ -70,11 +83,24 @@ def test_finds_the_shoppers_that_are_there(hits):
     assert hits['shopper'][0] / hits['shopper'][1] >= SHOPPER_FLOOR, hits
 
 
-@pytest.mark.xfail(strict=True, reason='the shipped weights do not detect hands and held '
-                                       'products yet (DATA_CARD.md)')
+@pytest.mark.xfail(strict=True, reason='the shipped crop model finds few held products yet '
+                                       '(0/8 here, held-out recall 0.15: DATA_CARD.md)')
 def test_finds_the_products_in_hands_that_are_there(hits):
     assert hits['product'][1] >= 5, hits
     assert hits['product'][0] / hits['product'][1] >= PRODUCT_FLOOR, hits
+
+
+def test_finds_the_hands_that_are_there(hits):
+    assert hits['hand'][1] >= 10, hits
+    assert hits['hand'][0] / hits['hand'][1] >= HAND_FLOOR, hits
+
+
+def test_measured_stats_are_shipped_in_the_simulated_detector_layout():
+    simcam = pytest.importorskip('store_fusion.simcam')
+    path = pathlib.Path(default_model_path('detector_stats.json'))
+    stats = simcam.measured_stats(path)
+    assert stats.source.startswith('measured: two-stage'), stats.source
+    assert stats.hand.recall > 0 and stats.product.recall > 0
 
 
 def test_nothing_in_an_empty_store(detector, renders):
