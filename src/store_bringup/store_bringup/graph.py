@@ -10,6 +10,7 @@ No rclpy import here: the graph is plain data.
 from __future__ import annotations
 
 import copy
+import os
 import pathlib
 import zlib
 from dataclasses import dataclass, field
@@ -72,7 +73,10 @@ class GraphOptions:
 
 
 def load_params_file(path: str | pathlib.Path) -> dict[str, dict[str, Any]]:
-    """Read a ``<node>: ros__parameters: {...}`` file into {node: params}."""
+    """Read a ``<node>: ros__parameters: {...}`` file into {node: params}.
+
+    A relative path in a ``*_file`` parameter is relative to the parameters file (so the
+    installed share and the source tree both find the files shipped beside it)."""
     path = pathlib.Path(path)
     try:
         doc = yaml.safe_load(path.read_text()) or {}
@@ -84,7 +88,11 @@ def load_params_file(path: str | pathlib.Path) -> dict[str, dict[str, Any]]:
     for node, body in doc.items():
         if not isinstance(body, dict) or not isinstance(body.get('ros__parameters'), dict):
             raise StoreConfigError(path, str(node), 'expected "ros__parameters:" with a mapping')
-        out[str(node)] = dict(body['ros__parameters'])
+        params = dict(body['ros__parameters'])
+        for k, v in params.items():
+            if k.endswith('_file') and isinstance(v, str) and v and not os.path.isabs(v):
+                params[k] = str((path.parent / v).resolve())
+        out[str(node)] = params
     return out
 
 

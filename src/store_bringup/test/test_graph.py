@@ -123,7 +123,13 @@ def test_cameras_add_a_driver_per_camera_and_one_detector(store, tmp_path):
     assert tracker.parameters['store_file'] == fusion.parameters['store_file'] == str(
         STORE.resolve())
     assert tracker.parameters['cycle_s'] == 0.2
-    assert fusion.parameters['max_hold_s'] == 5.0 and fusion.parameters['calibration_file'] == ''
+    assert fusion.parameters['max_hold_s'] == 5.0
+    # a relative *_file in the parameters file is relative to that file, and the file exists
+    cal = pathlib.Path(fusion.parameters['calibration_file'])
+    assert cal.is_absolute() and cal == (PARAMS.parent / '../fusion/calibration.json').resolve()
+    assert cal.is_file()
+    detector = next(s for s in specs if s.executable == 'detector')
+    assert detector.parameters['crop_model_path'] == 'store_yolo_crops.pt'
     cart = next(s for s in specs if s.executable == 'cart')
     assert cart.parameters['use_fused_events'] is True
     assert cart.parameters['hold_s'] == 1.0
