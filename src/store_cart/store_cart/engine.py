@@ -26,7 +26,8 @@ Policy (weight only)
 
 Shopper hint (hook for fusion with cameras)
     ``on_shelf_event(event, shopper_hint={shopper_id: probability})`` replaces the presence-only
-    rule, which is the same as a uniform hint over the shoppers present. Shoppers of the hint
+    rule, which is the same as a uniform hint over the shoppers present; with one shopper
+    present the presence rule stands (the hint only decides between shoppers). Shoppers of the hint
     not present at the event's start stamp are dropped; shoppers present but not in the hint
     count with probability 0 (never decided for, but listed in a review). The top shopper is
     taken alone when its probability >= min_confidence and leads the second by >= min_margin
@@ -333,7 +334,9 @@ class CartEngine:
                 ) -> tuple[list[Output], list[str], str]:
         """Apply the policy to one event: (outputs, sessions changed, note for the db)."""
         present = {s['shopper_id']: s for s in self.db.sessions_at(ev.start_ns)}
-        if hint is None:
+        if hint is None or len(present) == 1:
+            # alone in the store, the shopper is the only one who could have done it: the
+            # cameras cannot make that surer, and an unseen reach must not send it to review
             weights = [(s, 1.0 / len(present)) for s in present.values()]
         else:
             weights = [(present[k], p) for k, p in hint.items() if k in present]

@@ -149,6 +149,19 @@ def test_shopper_hint_replaces_presence_rule(engine):
     assert req.candidates[0].confidence == pytest.approx(0.6 * 0.99)
 
 
+def test_alone_in_the_store_the_shopper_did_it_whatever_the_cameras_saw(engine):
+    """An unseen reach (hint without the shopper, or a weak one) never sends the only shopper
+    inside to review: fused is never worse than weight-only when one shopper is present."""
+    feed(engine, [('gate', enter(A, 1.0))])
+    for k, hint in enumerate(({}, {A: 0.3}, {'acct-gone': 0.9})):
+        ev = shelf(f'g1.s1.p{k + 1}', 5.0 + k, [take('COLA-330', 0.99)])
+        engine.on_shelf_event(ev, shopper_hint=hint)
+    outs = engine.tick(ns(12.0))
+    assert not of(outs, ReviewRequestData)
+    assert [(u.shopper_id, u.sku, u.quantity_delta) for u in of(outs, CartUpdateData)] == [
+        (A, 'COLA-330', 1)] * 3
+
+
 def test_ambiguous_hint_reviews_with_every_shopper_inside_as_a_candidate(engine):
     C = 'acct-c'
     feed(engine, [('gate', enter(A, 1.0)), ('gate', enter(B, 2.0)), ('gate', enter(C, 3.0))])
