@@ -1,11 +1,14 @@
 """A labelled YOLO dataset of rendered store frames.
 
     make_dataset --store config/stores/demo.yaml --out out/dataset --scenes 30 --seed 5000 \
-        [--frames-per-camera 3] [--val-scenes 6] [--test] [--lighting-offset 0] [--jobs 2]
+        [--frames-per-camera 3] [--val-scenes 6] [--test] [--lighting-offset 0] [--jobs 2] \
+        [--held-share 0.0]
 
 Each scene is a generated scenario (``store_sim.generator``, levels 2-3, up to three shoppers at
 once) rendered with its own lighting variant. Frames are drawn at random times, mostly while
-shoppers are inside (a few of an empty store, as negatives), from every camera. Whole scenes go
+shoppers are inside (a few of an empty store, as negatives), from every camera;
+``--held-share`` draws that share of the frames instead at times when some shopper has a product
+in hand (taking it, carrying it, putting it back), for more in-hand examples. Whole scenes go
 to one split, so validation frames never share a scene with training frames. ``--test`` writes
 only a ``test`` split: used with a different ``--seed`` and ``--lighting-offset`` it is the
 held-out set of the data card.
@@ -48,12 +51,29 @@ def yolo_lines(boxes: list[dict], width: int, height: int) -> list[str]:
     return out
 
 
-def sample_times(scenario, rng: np.random.Generator, n: int, empty_share: float = 0.08):
-    """Scenario times to render: mostly with shoppers inside (half of those around reaches)."""
+def held_times(motions, duration_s: float, step_s: float = 0.1) -> list[float]:
+    """Times (on a step_s grid) when some present shopper has a product in a hand."""
+    out = []
+    for t in np.arange(0.0, duration_s, step_s):
+        t = float(t)
+        if any(m.present(t) and any(m.holding(t)[:2]) for m in motions):
+            out.append(round(t, 3))
+    return out
+
+
+def sample_times(scenario, rng: np.random.Generator, n: int, empty_share: float = 0.08,
+                 held: list[float] | None = None, held_share: float = 0.0):
+    """Scenario times to render: mostly with shoppers inside (half of those around reaches).
+
+    With ``held`` times (see ``held_times``) and ``held_share`` > 0, that share of the frames is
+    drawn from them instead (jittered by up to 0.05 s)."""
     inside = [(s.enter_s, s.exit_s) for s in scenario.shoppers]
     reaches = [a.t_s for s in scenario.shoppers for a in s.actions]
     out = []
     for _ in range(n):
+        if held and held_share > 0 and rng.random() < held_share:
+            out.append(float(held[int(rng.integers(len(held)))] + rng.uniform(-0.05, 0.05)))
+            continue
         r = rng.random()
         if r < empty_share or not inside:
             first = min((a for a, _ in inside), default=scenario.duration_s)
@@ -67,17 +87,22 @@ def sample_times(scenario, rng: np.random.Generator, n: int, empty_share: float 
 
 
 def render_scene(store_file: str, out_dir: str, split: str, scene_seed: int,
-                 lighting_variant: int, frames_per_camera: int) -> list[dict]:
+                 lighting_variant: int, frames_per_camera: int,
+                 held_share: float = 0.0) -> list[dict]:
     store = load_store(store_file)
     level = 2 + scene_seed % 2
     scenario = generate(store, scene_seed, level, max_concurrent=3)
     rng = np.random.default_rng([scene_seed, 0xDA7A])
     out = pathlib.Path(out_dir)
     records = []
+    held = None
     for cam in store.cameras:
         r = CameraRenderer(store, cam, scenario, seed=scene_seed,
                            lighting_variant=lighting_variant)
-        for k, t in enumerate(sample_times(scenario, rng, frames_per_camera)):
+        if held_share > 0 and held is None:     # the same for every camera
+            held = held_times(r.shoppers, scenario.duration_s)
+        for k, t in enumerate(sample_times(scenario, rng, frames_per_camera,
+                                           held=held, held_share=held_share)):
             img, boxes = r.render(t)
             name = f's{scene_seed}_{cam.id}_{k}'
             quality = int(rng.integers(70, 96))
@@ -94,7 +119,10 @@ def render_scene(store_file: str, out_dir: str, split: str, scene_seed: int,
 
 def make_dataset(store_file: str, out_dir: str, scenes: int, seed: int,
                  frames_per_camera: int = 3, val_scenes: int = 0, test: bool = False,
-                 lighting_offset: int = 0, jobs: int = 1, log=None) -> dict:
+                 lighting_offset: int = 0, jobs: int = 1, log=None,
+                 held_share: float = 0.0) -> dict:
+    if not 0.0 <= held_share <= 1.0:
+        raise ValueError(f'held_share must be in [0, 1], not {held_share}')
     out = pathlib.Path(out_dir)
     splits = ['test'] if test else ['train', 'val']
     for sp in splits:
@@ -105,7 +133,7 @@ def make_dataset(store_file: str, out_dir: str, scenes: int, seed: int,
     for i in range(scenes):
         split = 'test' if test else ('val' if i >= scenes - val_scenes else 'train')
         jobs_args.append((str(store_file), str(out), split, seed + i,
-                          lighting_offset + i + 1, frames_per_camera))
+                          lighting_offset + i + 1, frames_per_camera, held_share))
     by_split: dict[str, list[dict]] = {sp: [] for sp in splits}
     with ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
         for args, records in zip(jobs_args, pool.map(_scene_star, jobs_args)):
@@ -151,11 +179,14 @@ def main(args=None) -> int:
     parser.add_argument('--lighting-offset', type=int, default=0,
                         help='lighting variant of scene i is offset + i + 1')
     parser.add_argument('--jobs', type=int, default=1, help='scenes rendered in parallel')
+    parser.add_argument('--held-share', type=float, default=0.0,
+                        help='share of the frames drawn while a shopper holds a product')
     ns = parser.parse_args(args)
     try:
         counts = make_dataset(ns.store, ns.out, ns.scenes, ns.seed, ns.frames_per_camera,
                               ns.val_scenes, ns.test, ns.lighting_offset, ns.jobs,
-                              log=lambda m: print(m, file=sys.stderr))
+                              log=lambda m: print(m, file=sys.stderr),
+                              held_share=ns.held_share)
     except (StoreConfigError, ValueError) as exc:
         print(f'make_dataset: {exc}', file=sys.stderr)
         return 2

@@ -13,7 +13,7 @@ import yaml
 
 from store_common.description import load_store
 from store_sim.camera_stream import CameraStreamServer, render_is_current
-from store_sim.dataset import make_dataset, yolo_lines
+from store_sim.dataset import held_times, make_dataset, sample_times, yolo_lines
 from store_sim.render import CameraRenderer, plate_contents, ShopperMotion, standing_spot
 from store_sim.render_scenario import frame_times, render_scenario
 from store_sim.scenario import load_scenario
@@ -172,6 +172,34 @@ def test_yolo_dataset_layout(tmp_path):
             c, *xywh = line.split()
             assert int(c) in (0, 1, 2)
             assert all(0 <= float(v) <= 1 for v in xywh)
+
+
+def test_held_share_draws_frames_with_a_product_in_hand(tmp_path):
+    class Motion:
+        def __init__(self, held_from):
+            self.held_from = held_from
+
+        def present(self, t):
+            return t >= 1.0
+
+        def holding(self, t):
+            return ('sku-a' if t >= self.held_from else None), None, -1
+
+    assert held_times([Motion(2.0)], 3.0, step_s=0.5) == [2.0, 2.5]
+    assert held_times([Motion(0.0)], 1.0, step_s=0.5) == []        # not inside yet
+    scenario = type('S', (), {'shoppers': [], 'duration_s': 10.0})()
+    rng = np.random.default_rng(0)
+    times = sample_times(scenario, rng, 20, held=[7.0, 8.0], held_share=1.0)
+    assert all(min(abs(t - 7.0), abs(t - 8.0)) <= 0.05 for t in times)
+    with pytest.raises(ValueError):
+        make_dataset(str(DEMO), str(tmp_path / 'bad'), scenes=1, seed=77, held_share=1.5)
+    make_dataset(str(DEMO), str(tmp_path / 'ds'), scenes=1, seed=77, frames_per_camera=1,
+                 val_scenes=0, held_share=1.0)
+    records = [json.loads(line) for line in
+               (tmp_path / 'ds' / 'truth' / 'train_77.jsonl').read_text().splitlines()]
+    assert len(records) == 4
+    for rec in records:
+        assert any(v for s in rec['shoppers'] for v in s['holding'].values())
 
 
 CLIENT = """
