@@ -7,6 +7,8 @@ _ws_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export AMENT_PREFIX_PATH="$_ws_root/.venv${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
 export CMAKE_PREFIX_PATH="$_ws_root/.venv${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
 export RMW_IMPLEMENTATION=${RMW_IMPLEMENTATION:-rmw_fastrtps_cpp}
+# Fast DDS shared-memory segments big enough for camera images (see config/fastdds.xml).
+export FASTDDS_DEFAULT_PROFILES_FILE=${FASTDDS_DEFAULT_PROFILES_FILE:-$_ws_root/config/fastdds.xml}
 export STORE_WS="$_ws_root"
 if [ "${1:-}" != "--no-install" ] && [ -f "$_ws_root/install/setup.bash" ]; then
   # colcon's setup scripts read unset variables; relax nounset while sourcing.
