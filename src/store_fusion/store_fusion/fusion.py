@@ -35,6 +35,7 @@ class FusionParams:
     hand_sigma_m: float = 0.12    # hand-to-plate distance scale [m]
     body_weight: float = 0.02     # likelihood of a shopper in front of the plate, hands unseen
     reach_max_speed_mps: float = 0.6  # a shopper walking faster than this is not reaching [m/s]
+    body_reach_m: float = 1.3     # hands count only with the body in front of the plate, this near
     speed_span_s: float = 0.4     # speed measured over +- this [s]
     body_range_m: float = 1.0     # "in front of the plate": body within this of the hand target
     nobody: float = 0.01          # likelihood that no tracked shopper did it (unseen cause)
@@ -112,6 +113,8 @@ def shopper_posterior(geom, plate_ids, start_ns: int, settled_ns: int, history: 
         for s, speed in zip(ss, speeds):
             if speed > p.reach_max_speed_mps:
                 continue    # walking past: a hand ray that crosses a plate is not a reach
+            if not any(geom.in_front_of(pid, s.xy, p.body_reach_m) for pid in plate_ids):
+                continue    # behind the gondola or too far away to reach into the plate
             for hp, hstd in s.hands:
                 d = min(geom.plate_distance(pid, hp) for pid in plate_ids)
                 sig = math.hypot(p.hand_sigma_m, hstd)

@@ -121,6 +121,16 @@ class StoreGeometry:
         ez = max(0.0, abs(q[2]) - 0.08)
         return float(math.sqrt(ex * ex + ey * ey + ez * ez))
 
+    def in_front_of(self, plate_id: str, body_xy, reach_m: float = 1.1) -> bool:
+        """Is a shopper standing at ``body_xy`` on the plate's open (front) side and within
+        ``reach_m`` of it? Gondolas are single-sided: from the aisle behind, a hand ray that
+        crosses the plate's height above it is not a reach into it."""
+        p = self.plates[plate_id]
+        q = np.asarray(body_xy, float)[:2] - np.asarray(p.center_store[:2], float)
+        c, s = math.cos(p.yaw_store), math.sin(p.yaw_store)
+        ly = -s * q[0] + c * q[1]
+        return ly < -p.size_y_m / 2 and float(np.hypot(q[0], q[1])) <= reach_m
+
     def _blocked(self, o, p) -> bool:
         """Does the segment o -> p pass through a gondola (below its top)?"""
         for t in np.linspace(0.05, 0.97, 24):
@@ -268,7 +278,8 @@ def hands_3d(geom: StoreGeometry, body_xy, rays: list) -> list[tuple[np.ndarray,
             p = o + t * u
             if np.linalg.norm(p[:2] - body) > 1.1:
                 continue
-            dmin = min(geom.plate_distance(pid, p) for pid in geom.plates)
+            dmin = min((geom.plate_distance(pid, p) for pid in geom.plates
+                        if geom.in_front_of(pid, body)), default=float('inf'))
             if dmin < 0.12 and (best is None or dmin < best[1]):
                 best = (p, dmin)
         if best is not None:

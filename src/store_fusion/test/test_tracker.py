@@ -203,3 +203,24 @@ def test_hidden_feet_are_placed_by_the_head_seen_from_two_cameras(store):
     # one view only: nothing to triangulate, the lifted estimate stands
     xy1, _ = _fuse(obs[:1])
     assert np.allclose(xy1, obs[0].xy)
+
+
+def test_a_plate_is_reached_from_its_gondola_front_only(store):
+    """Single-sided gondolas: the shopper in the aisle behind g1 (in front of g2) is not in
+    front of g1's plates, however near; a hand ray of theirs crossing g1's shelf height above
+    a g1 plate is not a reach into it."""
+    from store_fusion.geometry import hands_3d, StoreGeometry
+    from store_sim.walkways import standing_spot
+    geom = StoreGeometry(store)
+    front, _ = standing_spot(store, 'g1.s3.p1')
+    behind, _ = standing_spot(store, 'g2.s3.p1')       # same column, next aisle
+    assert geom.in_front_of('g1.s3.p1', front)
+    assert not geom.in_front_of('g1.s3.p1', behind)
+    assert not geom.in_front_of('g1.s3.p1', front + [3.0, 0.0])   # out of reach
+    # one camera's ray through the top plate of g1 from the shopper behind: no reach there
+    cam = store.cameras[0].model
+    target = geom.plate_targets['g1.s3.p1']
+    ray = (cam.t_store_cam, (target - cam.t_store_cam) / np.linalg.norm(
+        target - cam.t_store_cam), 0.9, store.cameras[0].id)
+    assert any(geom.plate_distance('g1.s3.p1', p) < 0.05 for p, _ in hands_3d(geom, front, [ray]))
+    assert all(geom.plate_distance('g1.s3.p1', p) > 0.3 for p, _ in hands_3d(geom, behind, [ray]))
