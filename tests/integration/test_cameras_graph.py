@@ -116,7 +116,9 @@ def test_camera_driver_streams_a_file_and_reopens_it(tmp_path, cam_ros_env):
             rates = [float(kv.value) for _, d in probe.got['/diagnostics'] for s in d.status
                      if s.name == 'store/camera/cam1' for kv in s.values
                      if kv.key == 'frame_rate_hz']
-            assert rates and 8.0 <= max(rates[-3:]) <= 12.0, rates
+            # each figure counts frames over one 0.3 s period (3 frames): one frame late under
+            # load reads 6.7 then 13.3, so the median over the periods is the driver's rate
+            assert rates and 8.0 <= float(np.median(rates)) <= 12.0, rates
             infos = [i for _, i in probe.got['/store/cameras/cam1/camera_info']]
             assert infos, 'no camera_info'
             k = np.array(infos[-1].k).reshape(3, 3)
