@@ -10,11 +10,11 @@ import time
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from std_msgs.msg import Header
+from store_common import diagnostics
 from store_common.description import load_store, StoreConfigError
 from store_common.ros import declare, EVENT_QOS, ns_stamp, run_node
 from store_interfaces.msg import GateEvent
 
-from store_drivers import diagnostics
 from store_drivers.gate import GateDecoder
 from store_drivers.serial_link import LinkEvent, SerialLink
 

@@ -19,12 +19,12 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from std_msgs.msg import Header
+from store_common import diagnostics
 from store_common.description import load_store, StoreConfigError
 from store_common.ros import declare, ns_stamp, RELIABLE_STREAM_QOS, run_node
 from store_interfaces.msg import PlateWeight, PlateWeights, RawPlateReadings, RawPlateSample
 from store_interfaces.srv import TarePlate
 
-from store_drivers import diagnostics
 from store_drivers.loadcell import Calibration, PlateDecoder, TareAverager, TareStore
 from store_drivers.serial_link import LinkEvent, SerialLink
 

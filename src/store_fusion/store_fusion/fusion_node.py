@@ -9,9 +9,10 @@ and the fusion live in ``event_buffer.py`` and ``fusion.py``; this module only w
 """
 from __future__ import annotations
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from store_cart.convert import shelf_event_from_msg
+from store_common import diagnostics
 from store_common.description import load_store
 from store_common.ros import declare, EVENT_QOS, run_node
 from store_interfaces.msg import FusedShelfEvent, ShelfEvent, ShopperTracks
@@ -130,12 +131,12 @@ class FusionNode(Node):
         st = self.fuser.buffer.stats
         tracks_age_s = (now - self._last_tracks_ns) / NS if self._last_tracks_ns else None
         if tracks_age_s is None or tracks_age_s > self.max_hold_s:
-            level = DiagnosticStatus.WARN
+            level = 'warn'
             message = ('no shopper tracks' if tracks_age_s is None else
                        f'no shopper tracks for {tracks_age_s:.1f} s') + \
                 ': shelf events go out after max_hold_s without vision'
         else:
-            level, message = DiagnosticStatus.OK, 'fusing'
+            level, message = 'ok', 'fusing'
         values = {'pending_events': len(self.fuser.buffer), 'received': st.received,
                   'fused': self._fused, 'released_by_timeout': st.timed_out,
                   'duplicates': st.duplicates, 'track_messages': self.fuser.track_messages,
@@ -143,9 +144,7 @@ class FusionNode(Node):
                   'oldest_pending_wait_s': f'{self.fuser.buffer.oldest_wait_s(now):.3f}'}
         msg = DiagnosticArray()
         msg.header.stamp = self.get_clock().now().to_msg()
-        msg.status.append(DiagnosticStatus(
-            level=level, name='store/fusion', message=message, hardware_id='fusion',
-            values=[KeyValue(key=k, value=str(v)) for k, v in values.items()]))
+        msg.status.append(diagnostics.status('store/fusion', 'fusion', level, message, values))
         self.pub_diag.publish(msg)
 
 

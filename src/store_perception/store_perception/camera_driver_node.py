@@ -18,12 +18,13 @@ from __future__ import annotations
 import threading
 import time
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray
 import rclpy
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
 
 from store_common.camera import load_calibration
+from store_common import diagnostics
 from store_common.description import load_store
 from store_common.ros import declare, run_node, SENSOR_QOS
 
@@ -131,12 +132,12 @@ class CameraDriver(Node):
         rate = (st.frames - n0) / max(now - t0, 1e-6)
         self._diag_prev = (now, st.frames)
         if not st.connected:
-            level, message = DiagnosticStatus.ERROR, f'disconnected: {st.last_error}'
+            level, message = 'error', f'disconnected: {st.last_error}'
         elif rate < 0.5 * self.fps:
-            level, message = DiagnosticStatus.WARN, f'frame rate {rate:.1f} Hz, expected ' \
+            level, message = 'warn', f'frame rate {rate:.1f} Hz, expected ' \
                                                     f'{self.fps:g} Hz'
         else:
-            level, message = DiagnosticStatus.OK, 'streaming'
+            level, message = 'ok', 'streaming'
         age = '' if st.last_frame_mono_s is None else f'{now - st.last_frame_mono_s:.3f}'
         values = {'connected': str(st.connected).lower(), 'source': str(self.source.source),
                   'kind': self.source.kind, 'frames': str(st.frames), 'frame_rate_hz':
@@ -145,10 +146,8 @@ class CameraDriver(Node):
                   'last_frame_age_s': age, 'last_error': st.last_error}
         msg = DiagnosticArray()
         msg.header.stamp = self.get_clock().now().to_msg()
-        msg.status.append(DiagnosticStatus(
-            level=level, name=f'store/camera/{self.camera_id}', message=message,
-            hardware_id=str(self.source.source),
-            values=[KeyValue(key=k, value=v) for k, v in values.items()]))
+        msg.status.append(diagnostics.status(f'store/camera/{self.camera_id}',
+                                             str(self.source.source), level, message, values))
         self.pub_diag.publish(msg)
 
     def close(self) -> None:

@@ -1,4 +1,5 @@
-"""Diagnostics helpers shared by the driver nodes (ROS message building only, no logic)."""
+"""Diagnostics helpers shared by the nodes that report on /diagnostics (message building only,
+no logic)."""
 from __future__ import annotations
 
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
