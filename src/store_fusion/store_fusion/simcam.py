@@ -141,17 +141,10 @@ ASSUMED = DetectorStats(
 
 
 def stats_file() -> pathlib.Path:
-    """The shipped detector's measured stats: its package share when installed, else the
-    source tree beside this package."""
-    name = pathlib.Path('models') / 'detector_stats.json'
-    try:
-        from ament_index_python.packages import get_package_share_directory
-        p = pathlib.Path(get_package_share_directory('store_perception')) / name
-        if p.is_file():
-            return p
-    except Exception:   # noqa: BLE001 - no ament index (plain pytest) or not installed
-        pass
-    return pathlib.Path(__file__).resolve().parents[2] / 'store_perception' / name
+    """The shipped detector's measured stats, found as its weights are (package share, else
+    the source tree)."""
+    from store_perception.detection import default_model_path
+    return pathlib.Path(default_model_path('detector_stats.json'))
 
 
 def measured_stats(path: str | pathlib.Path | None = None) -> DetectorStats:
