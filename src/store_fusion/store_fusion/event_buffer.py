@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import bisect
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from store_fusion.fusion import (FusionParams, FusionResult, fuse_event, Snapshot, TrackHistory,
@@ -168,6 +168,5 @@ class EventFuser:
                                  self.history, self.n_skus, self.params, self.calibration)
             else:       # plates the store geometry does not know: no vision evidence
                 res = FusionResult([], hyps, 0.0, VISION_NONE, [], 'no known plate', 0.0)
-            out.append(FusedOutput(Released(r.event_id, r.settled_ns, payload, r.timed_out,
-                                            r.waited_s, r.watermark_ns), res))
+            out.append(FusedOutput(replace(r, payload=payload), res))
         return out

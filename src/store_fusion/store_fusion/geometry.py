@@ -265,6 +265,7 @@ def hands_3d(geom: StoreGeometry, body_xy, rays: list) -> list[tuple[np.ndarray,
                 out.append((p, 0.05 + gap / 2))
                 used.update((i, j))
     zs = sorted({round(p.center_store[2] + PLATE_HAND_DZ_M, 3) for p in geom.plates.values()})
+    reachable = [pid for pid in geom.plates if geom.in_front_of(pid, body)]
     for k, (o, u, _score, _cam) in enumerate(rays):
         if k in used:
             continue
@@ -278,8 +279,7 @@ def hands_3d(geom: StoreGeometry, body_xy, rays: list) -> list[tuple[np.ndarray,
             p = o + t * u
             if np.linalg.norm(p[:2] - body) > 1.1:
                 continue
-            dmin = min((geom.plate_distance(pid, p) for pid in geom.plates
-                        if geom.in_front_of(pid, body)), default=float('inf'))
+            dmin = min((geom.plate_distance(pid, p) for pid in reachable), default=float('inf'))
             if dmin < 0.12 and (best is None or dmin < best[1]):
                 best = (p, dmin)
         if best is not None:

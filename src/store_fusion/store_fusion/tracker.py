@@ -284,7 +284,8 @@ class ShopperTracker:
                                                and t.hits >= p.confirm_hits):
                 t.state = CONFIRMED
         used = set(taken.values())
-        self._births(now_ns, [c for j, c in enumerate(clusters) if j not in used])
+        self._births(now_ns, [(c, fused[j], colors[j]) for j, c in enumerate(clusters)
+                              if j not in used])
         self._bind_waiting(now_ns)
         for t in self.tracks:
             if not t.shopper_id and not t.closed and t.state != LOST and not (
@@ -305,11 +306,11 @@ class ShopperTracker:
         t.products = [(sku, sc, ob.camera_id) for ob in c
                       for (sku, sc, _o, _u) in ob.products if sku]
 
-    def _births(self, now_ns: int, clusters: list[list[Observation]]) -> None:
+    def _births(self, now_ns: int, clusters: list[tuple]) -> None:
+        """``clusters``: (observations, fused (xy, std), fused colour) no track took."""
         p = self.params
         sx, sy = self.size_m
-        for c in clusters:
-            xy, std = _fuse(c)
+        for c, (xy, std), color in clusters:
             if not (-0.2 <= xy[0] <= sx + 0.2 and -0.2 <= xy[1] <= sy + 0.2):
                 continue        # nobody stands outside the store's walls
             at_entrance = self._near_zone(self.entrance, xy, p.entrance_margin_m)
@@ -319,7 +320,6 @@ class ShopperTracker:
                 continue
             # never start a second track on top of a live one (a duplicate measurement), unless
             # it wears another shirt than the one that track has been seen in
-            color = _fuse_color(c)
             if any(np.linalg.norm(t.x[:2] - xy) < 0.9 and not (
                     t.color_n >= p.color_min_n
                     and appearance_d2(t.color, color) > p.color_gate)
@@ -329,7 +329,7 @@ class ShopperTracker:
                       np.diag([std ** 2, std ** 2, 0.5, 0.5]), now_ns, now_ns, now_ns)
             t.at_entrance = at_entrance
             t.born_xy = np.array(xy, float)
-            _learn_color(t, _fuse_color(c))
+            _learn_color(t, color)
             self._seen(t, c)
             self.tracks.append(t)
 
