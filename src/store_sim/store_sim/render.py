@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from store_sim.scenario import DEFAULT_REACH_S, Scenario
-from store_sim.walkways import gate_center, standing_spot, WALK_SPEED_MPS, Walkways  # noqa: F401
+from store_sim.walkways import gate_center, standing_spot, WALK_SPEED_MPS, Walkways
 
 CLASSES = ('shopper', 'hand', 'product')       # detector classes, in YOLO index order
 SHAPES = {   # shape -> (kind, size): box (x, y, z) [m]; cyl (radius, height); sphere (radius)

@@ -14,9 +14,10 @@ import yaml
 from store_common.description import load_store
 from store_sim.camera_stream import CameraStreamServer, render_is_current
 from store_sim.dataset import held_times, make_dataset, sample_times, yolo_lines
-from store_sim.render import CameraRenderer, plate_contents, ShopperMotion, standing_spot
+from store_sim.render import CameraRenderer, plate_contents, ShopperMotion
 from store_sim.render_scenario import frame_times, render_scenario
 from store_sim.scenario import load_scenario
+from store_sim.walkways import standing_spot
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 DEMO = ROOT / 'config' / 'stores' / 'demo.yaml'
