@@ -2,11 +2,14 @@
 
     python tools/bench_detector.py [--model PATH] [--imgsz 416] [--frames 40] [--device cpu]
         [--crop-model store_yolo_crops.pt] [--crop-size 224] [--crop-margin 0.25]
-        [--crop-shopper-conf 0.01] [--heldout out/perception/heldout]
+        [--crop-shopper-conf 0.01] [--hand-model store_hand_sku.pt] [--hand-conf 0.05]
+        [--heldout out/perception/heldout]
         [--crops-heldout out/perception/crops_heldout] [--skip-map] [--stats-out PATH]
 
 The detector is two-stage by default (the shipped crop model for hands and products on crops
-around each shopper); ``--crop-model ''`` benchmarks the full-frame model alone.
+around each shopper), and three-stage with the shipped hand SKU classifier (what is in each hand
+proposal, :mod:`store_perception.hand_sku`); ``--hand-model ''`` leaves the third stage out,
+``--crop-model '' --hand-model ''`` benchmarks the full-frame model alone.
 
 * throughput: frames/s of ``Detector.detect`` on rendered 640x480 frames (4 cameras of the demo
   scenario), one frame at a time as the node does, after a warm-up (two-stage: also the
@@ -21,7 +24,8 @@ around each shopper); ``--crop-model ''`` benchmarks the full-frame model alone.
 * end to end (both stages on the full held-out images against the full-image truth,
   ``store_perception.evaluate``): per-class AP50 / AP50-95 (ultralytics' ``ap_per_class``,
   detector run at conf 0.001), and at score >= ``--score-min``: recall (IoU >= 0.5), false
-  positives per image, box centre/size errors, SKU-by-colour accuracy of detected products;
+  positives per image, box centre/size errors, SKU accuracy of detected products (the hand
+  classifier's SKU, or the colour's for products it did not give);
   ``--stats-out`` writes them as the ``detector_stats.json`` that
   ``store_fusion.simcam.measured_stats`` reads;
 * the crop model alone: ultralytics validation on the held-out crops (``make_crop_dataset`` of
@@ -69,6 +73,10 @@ def main(argv=None) -> int:
     p.add_argument('--crop-margin', type=float, default=0.25)
     p.add_argument('--crop-shopper-conf', type=float, default=0.01,
                    help='minimum shopper score for a crop')
+    p.add_argument('--hand-model', default='store_hand_sku.pt',
+                   help="third-stage hand SKU classifier ('' = none; a bare name = shipped)")
+    p.add_argument('--hand-conf', type=float, default=0.05,
+                   help='lowest crop-model hand score the classifier looks at')
     p.add_argument('--crops-heldout', default=str(ROOT / 'out' / 'perception' / 'crops_heldout'))
     p.add_argument('--score-min', type=float, default=0.25,
                    help='operating score for recall, false positives and --stats-out')
@@ -84,7 +92,8 @@ def main(argv=None) -> int:
 
     imgs, store = frames(a.frames)
     stage2 = dict(crop_model_path=a.crop_model or None, crop_size=a.crop_size,
-                  crop_margin=a.crop_margin, proposal_conf=a.crop_shopper_conf)
+                  crop_margin=a.crop_margin, proposal_conf=a.crop_shopper_conf,
+                  hand_model_path=a.hand_model or None, hand_proposal_conf=a.hand_conf)
     det = Detector(a.model, imgsz=a.imgsz, conf=a.conf, device=a.device, catalog=store.catalog,
                    **stage2)
     for img in imgs[:3]:
@@ -96,6 +105,11 @@ def main(argv=None) -> int:
         print(f'second stage {det.crop_model_path} '
               f'({os.path.getsize(det.crop_model_path) / 1e6:.1f} MB), crops {a.crop_size} px, '
               f'margin {a.crop_margin}, shopper score >= {a.crop_shopper_conf}')
+        if det.hand_model is not None:
+            hm = det.hand_model
+            print(f'third stage {hm.model_path} ({os.path.getsize(hm.model_path) / 1e6:.1f} MB),'
+                  f' windows {hm.prior.window_scale} x the hand box at {hm.size} px, hand score '
+                  f'>= {a.hand_conf}')
         single = Detector(a.model, imgsz=a.imgsz, conf=a.conf, device=a.device,
                           catalog=store.catalog)
         single.detect(imgs[0])
@@ -114,7 +128,8 @@ def main(argv=None) -> int:
     for img in imgs:
         det.detect(img)
     took = time.perf_counter() - start
-    print(f'throughput{" (two-stage)" if det.two_stage else ""}: {len(imgs) / took:.1f} '
+    stages = ' (three-stage)' if det.hand_model else ' (two-stage)' if det.two_stage else ''
+    print(f'throughput{stages}: {len(imgs) / took:.1f} '
           f'frames/s ({1000 * took / len(imgs):.0f} ms per 640x480 frame)')
 
     bridge = CvBridge()
@@ -173,19 +188,26 @@ def end_to_end(heldout: pathlib.Path, a, store, stage2: dict) -> None:
                    max_det=300, **stage2)
     dets = [det.detect(cv2.imread(r['image']))[0] for r in records]
     ev = evaluate(records, dets, a.score_min)
-    kind = 'two-stage' if det.two_stage else 'single-stage'
+    kind = ('three-stage' if det.hand_model is not None else
+            'two-stage' if det.two_stage else 'single-stage')
     print(f'end to end, {kind}, {len(records)} held-out images ({heldout}); AP: ultralytics '
           f'ap_per_class, detector at conf 0.001; recall/FP at score >= {a.score_min}, IoU >= 0.5')
     print(table(ev))
-    print(f'SKU by colour on detected products (score >= {a.score_min}): {ev["sku_hits"]}/'
+    print(f'SKU right on detected products (score >= {a.score_min}): {ev["sku_hits"]}/'
           f'{ev["classes"]["product"]["hits"]} = {ev["sku_accuracy"]:.2f}')
     if a.stats_out:
         names = pathlib.Path(det.model_path).name + (
             f' + {pathlib.Path(det.crop_model_path).name} (crops {a.crop_size} px, margin '
             f'{a.crop_margin}, shopper score >= {a.crop_shopper_conf})' if det.two_stage else '')
+        if det.hand_model is not None:
+            names += (f' + {pathlib.Path(det.hand_model.model_path).name} (hand score >= '
+                      f'{a.hand_conf})')
+        seeds = sorted({r['scene_seed'] for r in records})
+        lights = sorted({r['lighting_variant'] for r in records})
         source = (f'measured: {kind} detector {names} on the held-out split '
-                  f'({len(records)} images, scenes 90000-90003, lighting 501-504), IoU >= 0.5, '
-                  f'score >= {a.score_min}; tools/bench_detector.py --stats-out')
+                  f'{heldout.name} ({len(records)} images, scenes {seeds[0]}-{seeds[-1]}, '
+                  f'lighting {lights[0]}-{lights[-1]}), IoU >= 0.5, score >= {a.score_min}; '
+                  f'tools/bench_detector.py --stats-out')
         out = pathlib.Path(a.stats_out)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(stats_dict(ev, source), indent=2) + '\n')

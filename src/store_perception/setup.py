@@ -28,6 +28,7 @@ setup(
             'detector = store_perception.detector_node:main',
             'train_detector = store_perception.train:main',
             'make_crop_dataset = store_perception.crops:main',
+            'make_hand_dataset = store_perception.hand_sku:main',
         ],
     },
 )

@@ -115,7 +115,9 @@ class Detector:
     def __init__(self, model_path: str | None = None, imgsz: int = 416, conf: float = 0.25,
                  iou: float = 0.5, device: str = 'cpu', catalog=None, max_det: int = 100,
                  crop_model_path: str | None = None, crop_size: int = 224,
-                 crop_margin: float = 0.25, proposal_conf: float = 0.01):
+                 crop_margin: float = 0.25, proposal_conf: float = 0.01,
+                 hand_model_path: str | None = None, hand_size: int = 64,
+                 hand_proposal_conf: float = 0.05):
         path = resolve_model_path(model_path)
         self.model = _load(path)
         self.names = dict(self.model.names)
@@ -132,6 +134,16 @@ class Detector:
             self.crop_model = _load(cpath)
             self.crop_names = dict(self.crop_model.names)
             self.crop_model_path = str(cpath)
+        self.hand_model = None
+        self.hand_proposal_conf = float(hand_proposal_conf)
+        if hand_model_path:
+            if self.crop_model is None:
+                raise ValueError('hand_model_path needs crop_model_path: the hand SKU stage '
+                                 'classifies the crop model\'s hand boxes')
+            from store_perception.hand_sku import HAND_WEIGHTS, HandSkuClassifier
+            self.hand_model = HandSkuClassifier(resolve_model_path(hand_model_path,
+                                                                   HAND_WEIGHTS),
+                                                size=hand_size, device=device)
 
     @property
     def two_stage(self) -> bool:
@@ -141,7 +153,10 @@ class Detector:
         self.detect(np.zeros((height, width, 3), np.uint8))
         if self.two_stage:
             self._crop_stage([np.zeros((height, width, 3), np.uint8)],
-                             [[Det(0, 'shopper', 1.0, 280, 160, 340, 300)]])
+                             [[Det(0, 'shopper', 1.0, 280, 160, 340, 300)]], self.conf)
+        if self.hand_model is not None:
+            self.hand_model.classify(np.zeros((height, width, 3), np.uint8),
+                                     [(300, 200, 308, 208)])
 
     def detect(self, image_bgr: np.ndarray) -> tuple[list[Det], float]:
         """(detections sorted by score, inference time [ms])."""
@@ -151,28 +166,88 @@ class Detector:
         """Per image (detections sorted by score, inference time [ms] per image: both stages,
         shared equally over the batch)."""
         start = time.perf_counter()
-        conf = min(self.conf, self.proposal_conf) if self.two_stage else self.conf
-        results = self.model.predict(images, imgsz=self.imgsz, conf=conf, iou=self.iou,
-                                     device=self.device, max_det=self.max_det, verbose=False)
-        per_image = [_dets(res, self.names) for res in results]
-        if self.two_stage:
-            shoppers = [[d for d in dets if d.class_name == 'shopper'] for dets in per_image]
-            small = self._crop_stage(images, shoppers)
-            per_image = [[d for d in s if d.score >= self.conf] + extra
-                         for s, extra in zip(shoppers, small)]
+        low = min(self.conf, self.hand_proposal_conf) if self.hand_model else self.conf
+        per_image = self._stages(images, low)
+        if self.hand_model is not None:
+            per_image = self._hand_stage(images, per_image)
+        per_image = [[d for d in dets if d.score >= self.conf] for dets in per_image]
         ms = (time.perf_counter() - start) * 1000 / max(1, len(images))
         out = []
         for img, dets in zip(images, per_image):
             if self.sku is not None:
                 for d in dets:
-                    if d.class_name == 'product':
+                    if d.class_name == 'product' and not d.sku:
                         d.sku, d.sku_score = self.sku.classify(img, d)
             dets.sort(key=lambda d: -d.score)
             out.append((dets[:self.max_det], ms))
         return out
 
-    def _crop_stage(self, images: list[np.ndarray], shoppers: list[list[Det]]) -> list[list[Det]]:
-        """Hands and products per image from crops around its shoppers (>= proposal_conf)."""
+    def _stages(self, images: list[np.ndarray], crop_conf: float) -> list[list[Det]]:
+        """Full-frame detections, and with a crop model its hands and products (scoring at
+        least ``crop_conf``) in place of the full-frame model's."""
+        conf = min(self.conf, self.proposal_conf) if self.two_stage else self.conf
+        results = self.model.predict(images, imgsz=self.imgsz, conf=conf, iou=self.iou,
+                                     device=self.device, max_det=self.max_det, verbose=False)
+        per_image = [_dets(res, self.names) for res in results]
+        if not self.two_stage:
+            return per_image
+        shoppers = [[d for d in dets if d.class_name == 'shopper'] for dets in per_image]
+        small = self._crop_stage(images, shoppers, crop_conf)
+        return [s + extra for s, extra in zip(shoppers, small)]
+
+    def hand_proposals(self, image_bgr: np.ndarray, conf: float) -> list[tuple]:
+        """Hand boxes (x0, y0, x1, y1) of the crop stage scoring at least ``conf`` (the hand
+        SKU stage's input; also how its training set is built)."""
+        if not self.two_stage:
+            raise ValueError('hand proposals need the crop model (crop_model_path)')
+        return [(d.x0, d.y0, d.x1, d.y1) for d in self._stages([image_bgr], conf)[0]
+                if d.class_name == 'hand' and d.score >= conf]
+
+    def _hand_stage(self, images: list[np.ndarray], per_image: list[list[Det]]):
+        """Products from the hand SKU classifier on each hand proposal. A crop-model product
+        box near the hand (any score the crop stage kept) is a second, independent opinion:
+        the product's score is then 1 - (1 - p_classifier)(1 - p_crop) and the crop model's
+        box is kept (better than the prior's). Crop-model products no hand proposal explains
+        stay as they are."""
+        items, owners = [], []
+        for k, (img, dets) in enumerate(zip(images, per_image)):
+            for d in dets:
+                if d.class_name == 'hand' and d.score >= self.hand_proposal_conf:
+                    items.append((img, (d.x0, d.y0, d.x1, d.y1)))
+                    owners.append((k, d))
+        answers = self.hand_model.classify_many(items)
+        out = [[d for d in dets if d.class_name != 'product'] for dets in per_image]
+        crop_products = [[d for d in dets if d.class_name == 'product'] for dets in per_image]
+        taken: set[int] = set()
+        for (k, hand), ans in zip(owners, answers):
+            box, score = ans.box, ans.p_product
+            side = max(hand.size)
+            near = [p for p in crop_products[k] if id(p) not in taken and
+                    np.hypot(p.center[0] - hand.center[0], p.center[1] - hand.center[1]) <= side]
+            if near:
+                best = max(near, key=lambda p: p.score)
+                score = 1.0 - (1.0 - score) * (1.0 - best.score)
+                if score < self.conf:
+                    continue
+                taken.add(id(best))
+                box = (best.x0, best.y0, best.x1, best.y1)
+            elif score < self.conf:
+                continue
+            out[k].append(Det(CLASS_NAMES.index('product'), 'product', score, *box,
+                              sku=ans.sku, sku_score=ans.sku_score))
+        for k, prods in enumerate(crop_products):
+            keep = [p for p in prods if id(p) not in taken]
+            cand = [d for d in out[k] if d.class_name == 'product'] + keep
+            if keep and cand:
+                idx = nms(np.array([(d.x0, d.y0, d.x1, d.y1) for d in cand]),
+                          np.array([d.score for d in cand]), self.iou)
+                out[k] = [d for d in out[k] if d.class_name != 'product'] + [cand[i] for i in idx]
+        return out
+
+    def _crop_stage(self, images: list[np.ndarray], shoppers: list[list[Det]],
+                    conf: float) -> list[list[Det]]:
+        """Hands and products per image (scoring at least ``conf``) from crops around its
+        shoppers (those scoring at least proposal_conf)."""
         from store_perception.crops import crop_window, cut, to_image
         crops, owners = [], []
         for k, (img, dets) in enumerate(zip(images, shoppers)):
@@ -184,7 +259,7 @@ class Detector:
                     owners.append((k, win))
         found: list[list] = [[] for _ in images]     # per image: (xyxy, score, class name)
         if crops:
-            results = self.crop_model.predict(crops, imgsz=self.crop_size, conf=self.conf,
+            results = self.crop_model.predict(crops, imgsz=self.crop_size, conf=conf,
                                               iou=self.iou, device=self.device,
                                               max_det=self.max_det, verbose=False)
             for (k, win), res in zip(owners, results):

@@ -7,7 +7,9 @@ Parameters: ``camera_ids`` (one node serves several cameras), ``image_topic`` (p
 ``store_file`` (optional: the catalog for SKU-by-colour on product boxes); the second stage
 (hands and products on crops around each shopper, see ``detection``): ``crop_model_path`` (''
 = single stage; a bare file name such as ``store_yolo_crops.pt`` = the weights of that name
-shipped in the package share), ``crop_size``, ``crop_margin``, ``crop_shopper_conf``.
+shipped in the package share), ``crop_size``, ``crop_margin``, ``crop_shopper_conf``; the third
+stage (what is in each hand the second stage found, ``hand_sku``): ``hand_model_path`` (''
+= none; ``store_hand_sku.pt`` = shipped), ``hand_size``, ``hand_proposal_conf``.
 
 Subscribes ``<cameras_namespace>/<id>/image_raw`` (sensor-data QoS, depth 1: a busy detector
 skips to the newest frame instead of queueing stale ones); publishes
@@ -93,12 +95,22 @@ class DetectorNode(Node):
         crop_conf = declare(self, 'crop_shopper_conf', 0.01, 'Minimum shopper score for a '
                             'second-stage crop (low: every person-like region gets a second '
                             'look; see DATA_CARD.md).', lo=0.0, hi=1.0)
+        hand_model = declare(self, 'hand_model_path', '', 'Third-stage hand SKU classifier '
+                             '(empty or which SKU, on windows around second-stage hands); '
+                             'empty = none; a bare file name = shipped (store_hand_sku.pt). '
+                             'Needs crop_model_path.')
+        hand_size = declare(self, 'hand_size', 64, 'Side of the hand windows fed to the '
+                            'classifier [px].', lo=16, hi=512)
+        hand_conf = declare(self, 'hand_proposal_conf', 0.05, 'Minimum second-stage hand '
+                            'score for a look by the classifier.', lo=0.0, hi=1.0)
         if not camera_ids:
             raise ValueError('camera_ids must name at least one camera')
         catalog = load_store(store_file).catalog if store_file else None
         self.detector = Detector(model_path or None, imgsz, conf, iou, device, catalog,
                                  crop_model_path=crop_model or None, crop_size=crop_size,
-                                 crop_margin=crop_margin, proposal_conf=crop_conf)
+                                 crop_margin=crop_margin, proposal_conf=crop_conf,
+                                 hand_model_path=hand_model or None, hand_size=hand_size,
+                                 hand_proposal_conf=hand_conf)
         self.detector.warmup()
         self.bridge = CvBridge()
         self.cameras = list(camera_ids)
@@ -120,6 +132,8 @@ class DetectorNode(Node):
         self._worker.start()
         stage2 = (f' + crops {self.detector.crop_model_path} {crop_size} px'
                   if self.detector.two_stage else '')
+        if self.detector.hand_model is not None:
+            stage2 += f' + hands {self.detector.hand_model.model_path}'
         self.get_logger().info(f'detector {self.detector.model_path} imgsz {imgsz}{stage2} on '
                                f'{device} for cameras {", ".join(self.cameras)}')
 

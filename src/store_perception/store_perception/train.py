@@ -9,6 +9,11 @@ The same command trains the second-stage crop model (hands and products on crops
 shoppers) on the dataset of ``make_crop_dataset`` (:mod:`store_perception.crops`), e.g.
 ``--imgsz 224 --scale 0.2 --workers 0 --threads 1 --cache``; see models/DATA_CARD.md.
 
+It also trains the third-stage hand SKU classifier (:mod:`store_perception.hand_sku`) on the
+folder dataset of ``make_hand_dataset``: ``--model yolov8n-cls.yaml --imgsz 64 --scale 0.15``
+(a ``-cls`` model takes a dataset directory as ``--data``; random erasing stays light there, it
+would erase the product that decides the class).
+
 The model is built from an ultralytics model YAML (``yolov8n.yaml``, ``yolo11n.yaml``: the
 architecture only), so nothing is downloaded; ``--model`` given as a ``.pt`` (weights trained
 here, e.g. the shipped ``store_yolo_crops.pt``) fine-tunes them instead (``--warmup-epochs 0``
@@ -44,13 +49,14 @@ def train(data: str, out: str, model: str = 'yolov8n.yaml', imgsz: int = 416, ep
         _cap_threads(threads)
     yolo = ul.YOLO(model)
     pretrained = str(model).endswith('.pt')
+    extra = {'erasing': 0.1} if yolo.task == 'classify' else {}
     yolo.train(data=str(pathlib.Path(data).resolve()), imgsz=imgsz, epochs=epochs, batch=batch,
                device=device, workers=workers, seed=seed, project=str(out_dir), name=name,
                exist_ok=True, pretrained=pretrained, amp=device != 'cpu', plots=False,
                patience=patience, fraction=fraction, verbose=False, deterministic=False,
                warmup_epochs=warmup_epochs, close_mosaic=max(1, epochs // 6),
                hsv_v=0.5, degrees=0.0, fliplr=0.5, mosaic=mosaic, scale=scale,
-               cache='ram' if cache else False)
+               cache='ram' if cache else False, **extra)
     best = out_dir / name / 'weights' / 'best.pt'
     if not best.exists():
         best = out_dir / name / 'weights' / 'last.pt'
@@ -72,7 +78,8 @@ def _ultralytics(out_dir: pathlib.Path):
 
 def main(args=None) -> int:
     p = argparse.ArgumentParser(prog='train_detector', description=__doc__.split('\n')[0])
-    p.add_argument('--data', required=True, help='YOLO data.yaml (make_dataset)')
+    p.add_argument('--data', required=True,
+                   help='YOLO data.yaml (make_dataset), or a classifier dataset directory')
     p.add_argument('--out', required=True, help='training runs directory')
     p.add_argument('--model', default='yolov8n.yaml', help='ultralytics model YAML')
     p.add_argument('--imgsz', type=int, default=416, help='training image size [px]')
