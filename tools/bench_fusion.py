@@ -2,7 +2,7 @@
 """Benchmark: weight-only vs vision-only vs fused, per difficulty level, with ECE.
 
     . tools/env.sh && nice python tools/bench_fusion.py [--seeds 9100:9114] [--levels 0,1,2,3] \
-        [--fps 5] [--gt-cache out/fusion/gt] [--stats FILE] [--render-missing] \
+        [--fps 5] [--gt-cache out/fusion/gt] [--stats FILE] [--render-missing] [--no-joint] \
         [--out out/fusion/bench_fusion.json]
 
 Vision path: the store_sim renderer's ground-truth boxes per camera frame (cached; rendering
@@ -12,10 +12,12 @@ ShopperTracker -> fusion. Weight path: physics -> shelf events as in store_revie
 Receipt exact match is before any review: revision 1, pending lines billed as guessed.
 ECE: 10 equal-width bins of the fused joint confidence (P(shopper) x P(hypothesis)) against
 "top shopper and top product hypothesis (sku, action, quantity) are the truth".
+Concurrent shelf events are decided jointly (``store_fusion.joint``) unless --no-joint.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import pathlib
 import sys
@@ -27,6 +29,7 @@ from store_sim.generator import generate
 
 from store_fusion.calibration import ece, fit_platt, Platt
 from store_fusion.geometry import StoreGeometry
+from store_fusion.joint import JointParams
 from store_fusion.offline import MODES, run_modes, run_tracking, shelf_events, truth_of_event
 from store_fusion.simcam import DetectionModel, load_or_render_truth, measured_stats, \
     shopper_colors, truth_cache_path
@@ -50,11 +53,15 @@ def main(argv=None) -> int:
                     help='fit Platt scaling on these scenarios and write it here (tuning seeds)')
     ap.add_argument('--no-color', action='store_true',
                     help='shopper boxes without torso colour (no appearance cue)')
+    ap.add_argument('--no-joint', action='store_true',
+                    help='decide every shelf event on its own (no joint reasoning over '
+                    'concurrent events)')
     ap.add_argument('--out', default=str(ROOT / 'out/fusion/bench_fusion.json'))
     ns = ap.parse_args(argv)
     store = load_store(ns.store)
     geom = StoreGeometry(store)
     stats = measured_stats(ns.stats)
+    joint = JointParams(max_group=1) if ns.no_joint else JointParams()
     a, b = (int(x) for x in ns.seeds.split(':'))
     levels = [int(x) for x in ns.levels.split(',')]
     rows: dict[str, dict[str, list]] = {}
@@ -73,7 +80,7 @@ def main(argv=None) -> int:
                                    colors=None if ns.no_color else shopper_colors(store, sc))
             history, _ = run_tracking(store, sc, frames, model)
             events = shelf_events(store, sc)
-            runs = run_modes(store, sc, events, history, geom)
+            runs = run_modes(store, sc, events, history, geom, joint_params=joint)
             evd = [e.to_dict() for e in events]
             for m in MODES:
                 rec = [dict(r.to_dict(), lines=[dict(ln, status=1)
@@ -95,7 +102,8 @@ def main(argv=None) -> int:
     header = f'{"mode":8} {"level":6} {"runs":>4} {"shop":>4} {"exact%":>7} {"F1":>6} ' \
              f'{"events":>6} {"review%":>8}'
     lines = [header, '-' * len(header)]
-    doc = {'detector_stats': stats.to_dict(), 'skipped_not_rendered': skipped, 'modes': {}}
+    doc = {'detector_stats': stats.to_dict(), 'skipped_not_rendered': skipped,
+           'joint': dataclasses.asdict(joint), 'modes': {}}
     for m in MODES:
         doc['modes'][m] = {}
         for level in sorted(rows.get(m, {})) + ['all']:
@@ -127,7 +135,8 @@ def main(argv=None) -> int:
     print(f'ECE after calibration (a={cal.a:.3f}, b={cal.b:.3f}, fitted on {cal.n}): '
           f'{cal_ece:.3f}')
     print(f'seeds {ns.seeds}, levels {ns.levels}; colour cue '
-          f'{"off" if ns.no_color else "on (assumed colour noise)"}')
+          f'{"off" if ns.no_color else "on (assumed colour noise)"}; joint over concurrent '
+          f'events {"off" if ns.no_joint else "on"}')
     print(f'vision path: rendered ground-truth boxes -> detection model ({stats.source})')
     if skipped:
         print(f'skipped (ground truth not rendered; --render-missing): {len(skipped)} scenarios')

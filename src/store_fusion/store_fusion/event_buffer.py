@@ -14,6 +14,12 @@ The fusion node's logic, without rclpy. Two clocks meet here:
 Events are released in (settled stamp, event id) order: an event released by the timeout takes
 every earlier-settled pending event with it. Event ids are remembered, so a re-delivered shelf
 event (transient-local history, a restarted shelf node) is fused once.
+
+Concurrent events on different plates are fused jointly (``joint.py``: one shopper, one plate at a
+time). An event linked to pending ones is held until the evidence of its whole group is in
+(``EventBuffer.hold_until``; ``max_hold_s`` still bounds the wait), so the group is decided with
+the same evidence the offline benchmark uses; an event released earlier (recently: the track
+history still holds its window) joins a later event's group, and its evidence is taken again.
 """
 from __future__ import annotations
 
@@ -24,6 +30,7 @@ from typing import Any, Callable
 
 from store_fusion.fusion import (FusionParams, FusionResult, fuse_event, Snapshot, TrackHistory,
                                  VISION_NONE)
+from store_fusion.joint import EventEvidence, group_evidence, groups, JointParams, marginals
 
 NS = 1_000_000_000
 
@@ -58,6 +65,7 @@ class EventBuffer:
         self.stats = BufferStats()
         self._pending: list[tuple[int, str]] = []          # sorted (settled_ns, event_id)
         self._held: dict[str, tuple[int, int, Any]] = {}   # id -> (settled, arrival, payload)
+        self._until: dict[str, int] = {}                   # id -> watermark it also waits for
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._remember = remember_ids
 
@@ -76,6 +84,12 @@ class EventBuffer:
         bisect.insort(self._pending, (int(settled_ns), event_id))
         self._held[event_id] = (int(settled_ns), int(now_ns), payload)
         return True
+
+    def hold_until(self, event_id: str, stamp_ns: int) -> None:
+        """Keep a pending event until the watermark has reached ``stamp_ns`` as well (the
+        evidence of the events it is fused with); ``max_hold_s`` still applies."""
+        if event_id in self._held:
+            self._until[event_id] = max(self._until.get(event_id, 0), int(stamp_ns))
 
     def advance_watermark(self, stamp_ns: int) -> None:
         """The track stream has delivered everything up to ``stamp_ns`` (sensor time)."""
@@ -96,11 +110,13 @@ class EventBuffer:
         last = -1
         for i, (settled, eid) in enumerate(self._pending):
             arrival = self._held[eid][1]
-            if self._evidence_in(settled) or now_ns - arrival >= self.max_hold_ns:
+            due = self._evidence_in(settled) and self.watermark_ns >= self._until.get(eid, 0)
+            if due or now_ns - arrival >= self.max_hold_ns:
                 last = i
         out = []
         for settled, eid in self._pending[:last + 1]:
             _, arrival, payload = self._held.pop(eid)
+            self._until.pop(eid, None)
             timed_out = not self._evidence_in(settled)
             out.append(Released(eid, settled, payload, timed_out, (now_ns - arrival) / NS,
                                 self.watermark_ns))
@@ -118,7 +134,8 @@ class FusedOutput:
 
 @dataclass
 class EventFuser:
-    """Track history + event buffer + :func:`fuse_event`: what the fusion node runs.
+    """Track history + event buffer + :func:`fuse_event` (+ ``joint``): what the fusion node
+    runs.
 
     ``payload`` of :meth:`on_shelf_event` is passed through to the output (the node keeps the
     original message there); ``event`` is a ``store_cart.model.ShelfEventData``.
@@ -129,12 +146,15 @@ class EventFuser:
     max_hold_s: float = 5.0
     keep_s: float = 60.0
     calibration: Callable[[float], float] | None = None
+    joint: JointParams = field(default_factory=JointParams)
 
     def __post_init__(self):
         self.history = TrackHistory(keep_s=max(self.keep_s, self.max_hold_s + self.after_s
                                                + self.params.pre_s + 10.0))
         self.buffer = EventBuffer(self.after_s, self.max_hold_s)
         self.track_messages = 0
+        self._events: dict[str, Any] = {}             # pending event id -> ShelfEventData
+        self._recent: list = []                       # released events, for later groups
 
     @property
     def after_s(self) -> float:
@@ -154,18 +174,79 @@ class EventFuser:
 
     def on_shelf_event(self, event, payload: Any, now_ns: int) -> bool:
         """Hold a shelf event; False when its id was seen before (nothing happens)."""
-        return self.buffer.add(event.event_id, event.settled_ns, (event, payload), now_ns)
+        if not self.buffer.add(event.event_id, event.settled_ns, (event, payload), now_ns):
+            return False
+        if self.joint.enabled and self._plates(event):
+            self._events[event.event_id] = event
+            self._hold_group(event.event_id)
+        return True
+
+    def _plates(self, event) -> tuple:
+        return tuple(p for p in event.plate_ids if p in self.geom.plate_targets)
+
+    def _stub(self, event) -> EventEvidence:
+        return EventEvidence(event.event_id, event.start_ns, event.settled_ns,
+                             self._plates(event), [], self.params.nobody)
+
+    def _hold_group(self, event_id: str) -> None:
+        """The pending members of a new event's group wait for the evidence of all of them."""
+        context = [self._stub(e) for e in self._recent + list(self._events.values())]
+        for comp in groups(context, self.joint.gap_s):
+            members = [context[i] for i in comp]
+            if event_id in {m.event_id for m in members} and \
+                    2 <= len(members) <= self.joint.max_group:
+                until = max(m.settled_ns for m in members) + self.buffer.after_ns
+                for m in members:
+                    self.buffer.hold_until(m.event_id, until)
+
+    def _posteriors(self, events: list) -> dict[str, tuple[list, list[str]]]:
+        """{event id: (joint shopper posterior, ids of the other events it was decided with)}
+        of the released ``events``; events decided alone are left out."""
+        if not self.joint.enabled:
+            return {}
+        released = [e for e in events if self._plates(e)]
+        ids = {e.event_id for e in released}
+        pool = self._recent + released + [e for e in self._events.values()
+                                          if e.event_id not in ids]
+        context = [self._stub(e) for e in pool]
+        out = {}
+        for comp in groups(context, self.joint.gap_s):
+            members = [context[i] for i in comp]
+            if not ids & {m.event_id for m in members} or \
+                    not 2 <= len(members) <= self.joint.max_group:
+                continue
+            # pending group-mates with the evidence so far (normally complete: see hold_until)
+            evidence = group_evidence(self.geom, members, self.history, self.params,
+                                      self.joint)
+            cands, joint = marginals(evidence, self.joint)
+            for m, c in zip(members, cands):
+                if m.event_id in ids and joint:
+                    out[m.event_id] = (c, [o.event_id for o in members if o is not m])
+        self._recent.extend(released)
+        if self._recent:
+            horizon = max(e.settled_ns for e in self._recent) - int(
+                (self.max_hold_s + self.after_s + self.joint.gap_s + 10.0) * NS)
+            self._recent = [e for e in self._recent if e.settled_ns >= horizon]
+        return out
 
     def poll(self, now_ns: int) -> list[FusedOutput]:
         """Fuse and return the events due at ``now_ns`` (caller's clock), in settled order."""
+        released = self.buffer.release(now_ns)
+        for r in released:
+            self._events.pop(r.event_id, None)
+        joint = self._posteriors([r.payload[0] for r in released]) if released else {}
         out = []
-        for r in self.buffer.release(now_ns):
+        for r in released:
             event, payload = r.payload
-            plates = tuple(p for p in event.plate_ids if p in self.geom.plate_targets)
+            plates = self._plates(event)
             hyps = list(event.hypotheses)
             if plates:
+                shoppers, others = joint.get(event.event_id, (None, []))
                 res = fuse_event(self.geom, plates, event.start_ns, event.settled_ns, hyps,
-                                 self.history, self.n_skus, self.params, self.calibration)
+                                 self.history, self.n_skus, self.params, self.calibration,
+                                 shoppers=shoppers)
+                if others:
+                    res.detail += f'; jointly with {", ".join(others)}'
             else:       # plates the store geometry does not know: no vision evidence
                 res = FusionResult([], hyps, 0.0, VISION_NONE, [], 'no known plate', 0.0)
             out.append(FusedOutput(replace(r, payload=payload), res))

@@ -79,6 +79,7 @@ class Candidate:
     probability: float
     hand_distance_m: float
     visible_share: float
+    likelihood: float = float('nan')   # unnormalised evidence (``shopper_evidence``)
 
 
 @dataclass
@@ -96,8 +97,14 @@ class FusionResult:
         return {c.shopper_id: c.probability for c in self.shoppers if c.shopper_id}
 
 
-def shopper_posterior(geom, plate_ids, start_ns: int, settled_ns: int, history: TrackHistory,
-                      params: FusionParams) -> list[Candidate]:
+def shopper_evidence(geom, plate_ids, start_ns: int, settled_ns: int, history: TrackHistory,
+                     params: FusionParams, rivals: tuple = ()) -> list[Candidate]:
+    """Every bound shopper seen in the event's window with its unnormalised likelihood
+    (``Candidate.likelihood``; ``probability`` is 0 until normalised): the per-shopper evidence
+    that :func:`shopper_posterior` normalises against each other and ``params.nobody``, and that
+    ``joint`` multiplies across concurrent events. ``rivals``: plates of concurrent events; a
+    hand nearer to one of them than to ``plate_ids`` is evidence for that event, not this one
+    (one hand, one plate at a moment)."""
     p = params
     snaps = history.window(int(start_ns - p.pre_s * 1e9), int(settled_ns + p.post_s * 1e9))
     by: dict[str, list[Snapshot]] = {}
@@ -117,6 +124,8 @@ def shopper_posterior(geom, plate_ids, start_ns: int, settled_ns: int, history: 
                 continue    # behind the gondola or too far away to reach into the plate
             for hp, hstd in s.hands:
                 d = min(geom.plate_distance(pid, hp) for pid in plate_ids)
+                if rivals and min(geom.plate_distance(r, hp) for r in rivals) < d:
+                    continue
                 sig = math.hypot(p.hand_sigma_m, hstd)
                 like = max(like, math.exp(-0.5 * (d / sig) ** 2))
                 dmin = d if math.isnan(dmin) else min(dmin, d)
@@ -125,12 +134,25 @@ def shopper_posterior(geom, plate_ids, start_ns: int, settled_ns: int, history: 
                     body_ok = True
         like += p.body_weight if body_ok else 0.0
         seen = sum(1 for s in ss if s.seen) / max(1, len(ss))
-        out.append(Candidate(sid, ss[-1].track_id, like, dmin, seen))
-    total = sum(c.probability for c in out) + p.nobody
-    for c in out:
-        c.probability /= total
-    out.sort(key=lambda c: -c.probability)
+        out.append(Candidate(sid, ss[-1].track_id, 0.0, dmin, seen, like))
     return out
+
+
+def normalise(candidates: list[Candidate], nobody: float) -> list[Candidate]:
+    """Probabilities from the likelihoods (against the "nobody seen" pseudo-candidate), best
+    first; the candidates are updated in place."""
+    total = sum(c.likelihood for c in candidates) + nobody
+    for c in candidates:
+        c.probability = c.likelihood / total if total > 0 else 0.0
+    candidates.sort(key=lambda c: -c.probability)
+    return candidates
+
+
+def shopper_posterior(geom, plate_ids, start_ns: int, settled_ns: int, history: TrackHistory,
+                      params: FusionParams) -> list[Candidate]:
+    """P(shopper did it) for one event on its own, best first."""
+    return normalise(shopper_evidence(geom, plate_ids, start_ns, settled_ns, history, params),
+                     params.nobody)
 
 
 def _speeds(ss: list[Snapshot], span_s: float) -> list[float]:
@@ -210,10 +232,13 @@ def fuse_products(hyps: list, before: Counter, after: Counter, n_skus: int,
 
 def fuse_event(geom, plate_ids, start_ns: int, settled_ns: int, hyps: list,
                history: TrackHistory, n_skus: int, params: FusionParams | None = None,
-               calibration=None) -> FusionResult:
-    """``calibration``: a callable confidence -> calibrated confidence (``Platt``), or None."""
+               calibration=None, shoppers: list[Candidate] | None = None) -> FusionResult:
+    """``calibration``: a callable confidence -> calibrated confidence (``Platt``), or None.
+    ``shoppers``: the shopper posterior when the caller has it already (``joint``: the marginal
+    over concurrent events), best first; else :func:`shopper_posterior` of this event alone."""
     params = params or FusionParams()
-    shoppers = shopper_posterior(geom, plate_ids, start_ns, settled_ns, history, params)
+    if shoppers is None:
+        shoppers = shopper_posterior(geom, plate_ids, start_ns, settled_ns, history, params)
     fused, flag, seen = list(hyps), VISION_NONE, []
     if shoppers:
         before, after = vision_votes(history, shoppers[0].track_id, start_ns, settled_ns, params)

@@ -4,8 +4,10 @@ Subscribes ``shelf_events`` (ShelfEvent) and ``shopper_tracks`` (ShopperTracks),
 publishes ``fused_shelf_events`` (FusedShelfEvent, EVENT_QOS) and ``/diagnostics``. Each shelf
 event is held until the track stream's sensor time has passed its settled stamp by
 max(post_s, vision_window_s), or for at most ``max_hold_s`` of ROS time (cameras down: the event
-goes out without vision, and the cart falls back to weight only). The hold, the track history
-and the fusion live in ``event_buffer.py`` and ``fusion.py``; this module only wires them.
+goes out without vision, and the cart falls back to weight only). Concurrent events on different
+plates are decided jointly (one shopper, one plate at a time; ``joint_*`` parameters). The hold,
+the track history and the fusion live in ``event_buffer.py``, ``joint.py`` and ``fusion.py``;
+this module only wires them.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from store_fusion.convert import fused_event_msg, snapshots_from_tracks
 from store_fusion.event_buffer import EventFuser, NS
 from store_fusion.fusion import FusionParams
 from store_fusion.geometry import StoreGeometry
+from store_fusion.joint import JointParams
 
 _VISION = {0: 'none', 1: 'confirms', 2: 'changed', 3: 'conflicts'}
 
@@ -71,6 +74,20 @@ class FusionNode(Node):
             max_votes=declare(self, 'max_votes', d.max_votes, 'At most this many product '
                               'boxes count (they are correlated).', lo=0.0, hi=100.0,
                               read_only=True))
+        dj = JointParams()
+        joint = JointParams(
+            gap_s=declare(self, 'joint_gap_s', dj.gap_s, 'Shelf events less than this apart '
+                          '(start to settled) are concurrent; on different plates they are '
+                          'decided jointly [s].', lo=0.0, hi=10.0, read_only=True),
+            same_shopper_factor=declare(self, 'joint_same_shopper_factor',
+                                        dj.same_shopper_factor, 'Likelihood factor of one '
+                                        'shopper causing two concurrent events on different '
+                                        'plates (two hands: rare, not impossible).', lo=0.0,
+                                        hi=1.0, read_only=True),
+            max_group=declare(self, 'joint_max_group', dj.max_group, 'Concurrent events up to '
+                              'this many are enumerated jointly; larger groups are decided '
+                              'event by event (1: joint reasoning off).', lo=1, hi=8,
+                              read_only=True))
         if not store_file:
             raise ValueError('parameter store_file is required (the store description YAML)')
         store = load_store(store_file)
@@ -78,7 +95,8 @@ class FusionNode(Node):
         self.max_hold_s = max_hold_s
         calibration = Platt.load(calibration_file) if calibration_file else None
         self.fuser = EventFuser(StoreGeometry(store), len(store.catalog.products), params,
-                                max_hold_s=max_hold_s, keep_s=keep_s, calibration=calibration)
+                                max_hold_s=max_hold_s, keep_s=keep_s, calibration=calibration,
+                                joint=joint)
         self._last_tracks_ns: int | None = None      # ROS time of the last track message
         self._fused = 0
 

@@ -4,8 +4,9 @@ Weight: store_sim physics -> store_shelf step detectors, merger, ranker -> shelf
 Vision: rendered ground-truth boxes per camera frame (``simcam``) -> a detection model ->
 ``ShopperTracker`` (gate events at the scenario's scan times) -> ``TrackHistory``.
 Decisions: three ``CartEngine`` instances side by side: ``weight`` (no hint: the presence rule),
-``vision`` (shopper and product from vision alone), ``fused`` (``fuse_event``). Sensor time is
-simulated time; no clock is read, no rclpy.
+``vision`` (shopper and product from vision alone), ``fused`` (the fusion node's ``EventFuser``
+over the recorded tracks, :func:`fuse_offline`: the same hold, joint reasoning over concurrent
+events and ``fuse_event``). Sensor time is simulated time; no clock is read, no rclpy.
 """
 from __future__ import annotations
 
@@ -21,7 +22,9 @@ from store_shelf.merge import EventMerger
 from store_shelf.steps import PlateStepDetector, StepDetectorParams
 from store_sim.physics import PhysicsParams, StorePhysics
 
-from store_fusion.fusion import FusionParams, fuse_event, Snapshot, TrackHistory, vision_votes
+from store_fusion.event_buffer import EventFuser
+from store_fusion.fusion import FusionParams, FusionResult, Snapshot, TrackHistory, vision_votes
+from store_fusion.joint import JointParams
 from store_fusion.tracker import ShopperTracker, TrackerParams
 
 NS = 1_000_000_000
@@ -116,11 +119,44 @@ def vision_only_hypotheses(history, track_id, ev: ShelfEventData, params) -> tup
             HypothesisData('', 0, 0, 0.05, 0.0, False))
 
 
+def fuse_offline(geom, events: list[ShelfEventData], history: TrackHistory, n_skus: int,
+                 params: FusionParams | None = None, joint: JointParams | None = None,
+                 calibration=None, max_hold_s: float = 5.0) -> dict[str, FusionResult]:
+    """{event id: fusion result} from the fusion node's logic (``EventFuser``) over a recorded
+    track history: one track message per snapshot stamp, in order; each shelf event arrives at
+    its settled stamp; the caller's clock is sensor time. Events the track stream never passes
+    go out by ``max_hold_s``, as in the node."""
+    fuser = EventFuser(geom, n_skus, params or FusionParams(), max_hold_s=max_hold_s,
+                       keep_s=1e9, calibration=calibration, joint=joint or JointParams())
+    pending = sorted(events, key=lambda e: (e.settled_ns, e.event_id))
+    out: dict[str, FusionResult] = {}
+    frames: dict[int, list[Snapshot]] = {}
+    for s in history.snaps:
+        frames.setdefault(s.stamp_ns, []).append(s)
+    now = T0_NS
+    for now in sorted(frames):
+        while pending and pending[0].settled_ns <= now:
+            ev = pending.pop(0)
+            fuser.on_shelf_event(ev, None, ev.settled_ns)
+        fuser.on_tracks(now, frames[now])
+        out.update((o.released.event_id, o.result) for o in fuser.poll(now))
+    for ev in pending:
+        fuser.on_shelf_event(ev, None, ev.settled_ns)
+        now = max(now, ev.settled_ns)
+    out.update((o.released.event_id, o.result)
+               for o in fuser.poll(now + int(max_hold_s * NS) + 1))
+    return out
+
+
 def run_modes(store, scenario, events: list[ShelfEventData], history: TrackHistory,
               geom, cart_params: CartParams | None = None,
-              fusion_params: FusionParams | None = None) -> dict[str, ModeRun]:
+              fusion_params: FusionParams | None = None,
+              joint_params: JointParams | None = None) -> dict[str, ModeRun]:
+    """``joint_params``: joint reasoning over concurrent events (default on; ``max_group=1``:
+    every event on its own)."""
     fp = fusion_params or FusionParams()
     n_skus = len(store.catalog.products)
+    results = fuse_offline(geom, events, history, n_skus, fp, joint_params)
     runs = {m: ModeRun() for m in MODES}
     engines = {m: CartEngine(':memory:', store.catalog, store.id, cart_params or CartParams())
                for m in MODES}
@@ -130,8 +166,7 @@ def run_modes(store, scenario, events: list[ShelfEventData], history: TrackHisto
     for now in range(T0_NS, end, NS // 10):
         while pending and pending[0].settled_ns <= now:
             ev = pending.pop(0)
-            res = fuse_event(geom, ev.plate_ids, ev.start_ns, ev.settled_ns,
-                             list(ev.hypotheses), history, n_skus, fp)
+            res = results[ev.event_id]
             fused = ShelfEventData(**{**ev.__dict__, 'hypotheses': tuple(res.hypotheses)})
             top = res.shoppers[0] if res.shoppers else None
             vis = ShelfEventData(**{**ev.__dict__, 'hypotheses': vision_only_hypotheses(
