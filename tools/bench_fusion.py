@@ -3,7 +3,7 @@
 
     . tools/env.sh && nice python tools/bench_fusion.py [--seeds 9100:9114] [--levels 0,1,2,3] \
         [--fps 5] [--gt-cache out/fusion/gt] [--stats FILE] [--render-missing] [--no-joint] \
-        [--out out/fusion/bench_fusion.json]
+        [--draws 1] [--out out/fusion/bench_fusion.json]
 
 Vision path: the store_sim renderer's ground-truth boxes per camera frame (cached; rendering
 takes ~0.05 s per camera frame) -> store_fusion.simcam.DetectionModel (miss rate, false
@@ -13,6 +13,9 @@ Receipt exact match is before any review: revision 1, pending lines billed as gu
 ECE: 10 equal-width bins of the fused joint confidence (P(shopper) x P(hypothesis)) against
 "top shopper and top product hypothesis (sku, action, quantity) are the truth".
 Concurrent shelf events are decided jointly (``store_fusion.joint``) unless --no-joint.
+--draws K runs each scenario's vision path K times with independent detector noise (misses,
+false positives, box noise, SKU errors) and pools them: with 13 scenarios a level, one draw
+moves a level's figures by several points, so compare detectors over several draws.
 """
 from __future__ import annotations
 
@@ -37,6 +40,24 @@ from store_fusion.simcam import DetectionModel, load_or_render_truth, measured_s
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
+def _score(sc, events, runs, level_rows: dict[str, list], conf_pairs: list) -> None:
+    """Append one run's metrics per mode and the fused (confidence, right, reviewed) pairs."""
+    evd = [e.to_dict() for e in events]
+    for m in MODES:
+        rec = [dict(r.to_dict(), lines=[dict(ln, status=1) for ln in r.to_dict()['lines']])
+               for r in runs[m].receipts if r.revision == 1]
+        level_rows.setdefault(m, []).append(
+            evaluate(sc, rec, [q.to_dict() for q in runs[m].requests], evd))
+    reviewed = {q.event_id for q in runs['fused'].requests}
+    for ev, res in runs['fused'].decisions:
+        tr = truth_of_event(sc, ev)
+        h = res.hypotheses[0] if res.hypotheses else None
+        ok = bool(tr and res.shoppers and res.shoppers[0].shopper_id == tr[0] and h
+                  and h.sku == tr[1].sku and h.quantity == tr[1].quantity
+                  and h.action == (1 if tr[1].kind == 'take' else 2))
+        conf_pairs.append((min(1.0, max(0.0, res.confidence)), ok, ev.event_id in reviewed))
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--store', default=str(ROOT / 'config/stores/demo.yaml'))
@@ -56,15 +77,19 @@ def main(argv=None) -> int:
     ap.add_argument('--no-joint', action='store_true',
                     help='decide every shelf event on its own (no joint reasoning over '
                     'concurrent events)')
+    ap.add_argument('--draws', type=int, default=1,
+                    help='independent detector-noise draws per scenario, pooled (default 1)')
     ap.add_argument('--out', default=str(ROOT / 'out/fusion/bench_fusion.json'))
     ns = ap.parse_args(argv)
+    if ns.draws < 1:
+        ap.error(f'--draws must be at least 1, got {ns.draws}')
     store = load_store(ns.store)
     geom = StoreGeometry(store)
     stats = measured_stats(ns.stats)
     joint = JointParams(max_group=1) if ns.no_joint else JointParams()
     a, b = (int(x) for x in ns.seeds.split(':'))
     levels = [int(x) for x in ns.levels.split(',')]
-    rows: dict[str, dict[str, list]] = {}
+    rows: dict[int, dict[str, list]] = {}
     conf_pairs = []
     skipped = []
     for level in levels:
@@ -76,29 +101,16 @@ def main(argv=None) -> int:
                 continue
             t0 = time.monotonic()
             frames = load_or_render_truth(ns.gt_cache, store, sc, ns.fps)
-            model = DetectionModel(stats, list(store.catalog.products), seed=seed * 31 + level,
-                                   colors=None if ns.no_color else shopper_colors(store, sc))
-            history, _ = run_tracking(store, sc, frames, model)
             events = shelf_events(store, sc)
-            runs = run_modes(store, sc, events, history, geom, joint_params=joint)
-            evd = [e.to_dict() for e in events]
-            for m in MODES:
-                rec = [dict(r.to_dict(), lines=[dict(ln, status=1)
-                                                for ln in r.to_dict()['lines']])
-                       for r in runs[m].receipts if r.revision == 1]
-                met = evaluate(sc, rec, [q.to_dict() for q in runs[m].requests], evd)
-                rows.setdefault(m, {}).setdefault(level, []).append(met)
-            reviewed = {q.event_id for q in runs['fused'].requests}
-            for ev, res in runs['fused'].decisions:
-                tr = truth_of_event(sc, ev)
-                h = res.hypotheses[0] if res.hypotheses else None
-                ok = bool(tr and res.shoppers and res.shoppers[0].shopper_id == tr[0] and h
-                          and h.sku == tr[1].sku and h.quantity == tr[1].quantity
-                          and h.action == (1 if tr[1].kind == 'take' else 2))
-                conf_pairs.append((min(1.0, max(0.0, res.confidence)), ok,
-                                   ev.event_id in reviewed))
-            print(f'l{level} s{seed}: {len(events)} events, {time.monotonic() - t0:.1f} s',
-                  file=sys.stderr)
+            for draw in range(ns.draws):
+                model = DetectionModel(stats, list(store.catalog.products),
+                                       seed=seed * 31 + level + 7919 * draw,
+                                       colors=None if ns.no_color else shopper_colors(store, sc))
+                history, _ = run_tracking(store, sc, frames, model)
+                runs = run_modes(store, sc, events, history, geom, joint_params=joint)
+                _score(sc, events, runs, rows.setdefault(level, {}), conf_pairs)
+            print(f'l{level} s{seed}: {len(events)} events x {ns.draws} draws, '
+                  f'{time.monotonic() - t0:.1f} s', file=sys.stderr)
     header = f'{"mode":8} {"level":6} {"runs":>4} {"shop":>4} {"exact%":>7} {"F1":>6} ' \
              f'{"events":>6} {"review%":>8}'
     lines = [header, '-' * len(header)]
@@ -106,9 +118,9 @@ def main(argv=None) -> int:
            'joint': dataclasses.asdict(joint), 'modes': {}}
     for m in MODES:
         doc['modes'][m] = {}
-        for level in sorted(rows.get(m, {})) + ['all']:
-            mets = ([x for lv in rows[m].values() for x in lv] if level == 'all'
-                    else rows[m][level])
+        for level in sorted(rows) + ['all']:
+            mets = ([x for lv in rows.values() for x in lv.get(m, [])] if level == 'all'
+                    else rows[level].get(m, []))
             agg = aggregate(mets)
             doc['modes'][m][str(level)] = {k: v for k, v in agg.items()}
             lines.append(f'{m:8} {str(level):6} {agg["runs"]:4d} {agg["shoppers"]:4d} '
@@ -134,7 +146,7 @@ def main(argv=None) -> int:
           f'{doc["auto_decided_accuracy"] or 0:.3f}, ECE {doc["ece_fused_auto_decided"]:.3f}')
     print(f'ECE after calibration (a={cal.a:.3f}, b={cal.b:.3f}, fitted on {cal.n}): '
           f'{cal_ece:.3f}')
-    print(f'seeds {ns.seeds}, levels {ns.levels}; colour cue '
+    print(f'seeds {ns.seeds}, levels {ns.levels}, {ns.draws} detector draw(s) each; colour cue '
           f'{"off" if ns.no_color else "on (assumed colour noise)"}; joint over concurrent '
           f'events {"off" if ns.no_joint else "on"}')
     print(f'vision path: rendered ground-truth boxes -> detection model ({stats.source})')
