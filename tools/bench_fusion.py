@@ -3,7 +3,7 @@
 
     . tools/env.sh && nice python tools/bench_fusion.py [--seeds 9100:9114] [--levels 0,1,2,3] \
         [--fps 5] [--gt-cache out/fusion/gt] [--stats FILE] [--render-missing] [--no-joint] \
-        [--draws 1] [--out out/fusion/bench_fusion.json]
+        [--draws 1] [--min-confidence 0.9] [--min-margin 0.2] [--out out/fusion/bench_fusion.json]
 
 Vision path: the store_sim renderer's ground-truth boxes per camera frame (cached; rendering
 takes ~0.05 s per camera frame) -> store_fusion.simcam.DetectionModel (miss rate, false
@@ -26,6 +26,7 @@ import pathlib
 import sys
 import time
 
+from store_cart.engine import CartParams
 from store_common.description import load_store
 from store_sim.evaluator import aggregate, evaluate
 from store_sim.generator import generate
@@ -77,6 +78,10 @@ def main(argv=None) -> int:
     ap.add_argument('--no-joint', action='store_true',
                     help='decide every shelf event on its own (no joint reasoning over '
                     'concurrent events)')
+    ap.add_argument('--min-confidence', type=float, default=CartParams.min_confidence,
+                    help='cart: posterior needed to apply a decision without review')
+    ap.add_argument('--min-margin', type=float, default=CartParams.min_margin,
+                    help='cart: lead over the second explanation needed, same')
     ap.add_argument('--draws', type=int, default=1,
                     help='independent detector-noise draws per scenario, pooled (default 1)')
     ap.add_argument('--out', default=str(ROOT / 'out/fusion/bench_fusion.json'))
@@ -87,6 +92,10 @@ def main(argv=None) -> int:
     geom = StoreGeometry(store)
     stats = measured_stats(ns.stats)
     joint = JointParams(max_group=1) if ns.no_joint else JointParams()
+    try:
+        cart = CartParams(min_confidence=ns.min_confidence, min_margin=ns.min_margin)
+    except ValueError as e:
+        ap.error(str(e))
     a, b = (int(x) for x in ns.seeds.split(':'))
     levels = [int(x) for x in ns.levels.split(',')]
     rows: dict[int, dict[str, list]] = {}
@@ -107,7 +116,8 @@ def main(argv=None) -> int:
                                        seed=seed * 31 + level + 7919 * draw,
                                        colors=None if ns.no_color else shopper_colors(store, sc))
                 history, _ = run_tracking(store, sc, frames, model)
-                runs = run_modes(store, sc, events, history, geom, joint_params=joint)
+                runs = run_modes(store, sc, events, history, geom, cart_params=cart,
+                                 joint_params=joint)
                 _score(sc, events, runs, rows.setdefault(level, {}), conf_pairs)
             print(f'l{level} s{seed}: {len(events)} events x {ns.draws} draws, '
                   f'{time.monotonic() - t0:.1f} s', file=sys.stderr)
@@ -115,6 +125,7 @@ def main(argv=None) -> int:
              f'{"events":>6} {"review%":>8}'
     lines = [header, '-' * len(header)]
     doc = {'detector_stats': stats.to_dict(), 'skipped_not_rendered': skipped,
+           'cart': dataclasses.asdict(cart), 'draws': ns.draws,
            'joint': dataclasses.asdict(joint), 'modes': {}}
     for m in MODES:
         doc['modes'][m] = {}
@@ -148,7 +159,8 @@ def main(argv=None) -> int:
           f'{cal_ece:.3f}')
     print(f'seeds {ns.seeds}, levels {ns.levels}, {ns.draws} detector draw(s) each; colour cue '
           f'{"off" if ns.no_color else "on (assumed colour noise)"}; joint over concurrent '
-          f'events {"off" if ns.no_joint else "on"}')
+          f'events {"off" if ns.no_joint else "on"}; review below confidence '
+          f'{cart.min_confidence:g} or margin {cart.min_margin:g}')
     print(f'vision path: rendered ground-truth boxes -> detection model ({stats.source})')
     if skipped:
         print(f'skipped (ground truth not rendered; --render-missing): {len(skipped)} scenarios')
