@@ -3,7 +3,8 @@
 
     . tools/env.sh && nice python tools/bench_fusion.py [--seeds 9100:9114] [--levels 0,1,2,3] \
         [--fps 5] [--gt-cache out/fusion/gt] [--stats FILE] [--render-missing] [--no-joint] \
-        [--draws 1] [--min-confidence 0.9] [--min-margin 0.2] [--out out/fusion/bench_fusion.json]
+        [--draws 1] [--min-confidence 0.9] [--min-margin 0.2] [--fused-min-confidence -1] \
+        [--out out/fusion/bench_fusion.json]
 
 Vision path: the store_sim renderer's ground-truth boxes per camera frame (cached; rendering
 takes ~0.05 s per camera frame) -> store_fusion.simcam.DetectionModel (miss rate, false
@@ -26,12 +27,13 @@ import pathlib
 import sys
 import time
 
-from store_cart.engine import CartParams
+from store_cart.engine import CartParams, fused_params
 from store_common.description import load_store
 from store_sim.evaluator import aggregate, evaluate
 from store_sim.generator import generate
 
 from store_fusion.calibration import ece, fit_platt, Platt
+from store_fusion.fusion import FusionParams
 from store_fusion.geometry import StoreGeometry
 from store_fusion.joint import JointParams
 from store_fusion.offline import MODES, run_modes, run_tracking, shelf_events, truth_of_event
@@ -82,6 +84,11 @@ def main(argv=None) -> int:
                     help='cart: posterior needed to apply a decision without review')
     ap.add_argument('--min-margin', type=float, default=CartParams.min_margin,
                     help='cart: lead over the second explanation needed, same')
+    ap.add_argument('--fused-min-confidence', type=float, default=-1.0,
+                    help="the fused mode's review threshold (the cart node's "
+                    'fused_min_confidence); -1: --min-confidence')
+    ap.add_argument('--sku-accuracy', type=float, default=None,
+                    help="fusion's P(a product box's SKU is right) (default: FusionParams')")
     ap.add_argument('--draws', type=int, default=1,
                     help='independent detector-noise draws per scenario, pooled (default 1)')
     ap.add_argument('--out', default=str(ROOT / 'out/fusion/bench_fusion.json'))
@@ -92,8 +99,11 @@ def main(argv=None) -> int:
     geom = StoreGeometry(store)
     stats = measured_stats(ns.stats)
     joint = JointParams(max_group=1) if ns.no_joint else JointParams()
+    fusion = FusionParams() if ns.sku_accuracy is None else \
+        FusionParams(sku_accuracy=ns.sku_accuracy)
     try:
         cart = CartParams(min_confidence=ns.min_confidence, min_margin=ns.min_margin)
+        fused_cart = fused_params(cart, ns.fused_min_confidence)
     except ValueError as e:
         ap.error(str(e))
     a, b = (int(x) for x in ns.seeds.split(':'))
@@ -117,7 +127,8 @@ def main(argv=None) -> int:
                                        colors=None if ns.no_color else shopper_colors(store, sc))
                 history, _ = run_tracking(store, sc, frames, model)
                 runs = run_modes(store, sc, events, history, geom, cart_params=cart,
-                                 joint_params=joint)
+                                 fusion_params=fusion, joint_params=joint,
+                                 fused_cart_params=fused_cart)
                 _score(sc, events, runs, rows.setdefault(level, {}), conf_pairs)
             print(f'l{level} s{seed}: {len(events)} events x {ns.draws} draws, '
                   f'{time.monotonic() - t0:.1f} s', file=sys.stderr)
@@ -125,7 +136,8 @@ def main(argv=None) -> int:
              f'{"events":>6} {"review%":>8}'
     lines = [header, '-' * len(header)]
     doc = {'detector_stats': stats.to_dict(), 'skipped_not_rendered': skipped,
-           'cart': dataclasses.asdict(cart), 'draws': ns.draws,
+           'cart': dataclasses.asdict(cart), 'fused_cart': dataclasses.asdict(fused_cart),
+           'draws': ns.draws,
            'joint': dataclasses.asdict(joint), 'modes': {}}
     for m in MODES:
         doc['modes'][m] = {}
@@ -150,6 +162,7 @@ def main(argv=None) -> int:
     auto = [(c, ok) for c, ok, r in conf_pairs if not r]
     doc['ece_fused_all_events'] = all_ece
     doc['ece_fused_auto_decided'] = ece(auto)
+    doc['auto_decided'] = len(auto)
     doc['auto_decided_accuracy'] = (sum(ok for _, ok in auto) / len(auto)) if auto else None
     print('\n'.join(lines))
     print(f'ECE of the fused confidence: {all_ece:.3f} over {len(conf_pairs)} events; '
@@ -160,7 +173,8 @@ def main(argv=None) -> int:
     print(f'seeds {ns.seeds}, levels {ns.levels}, {ns.draws} detector draw(s) each; colour cue '
           f'{"off" if ns.no_color else "on (assumed colour noise)"}; joint over concurrent '
           f'events {"off" if ns.no_joint else "on"}; review below confidence '
-          f'{cart.min_confidence:g} or margin {cart.min_margin:g}')
+          f'{cart.min_confidence:g} (fused {fused_cart.min_confidence:g}) or margin '
+          f'{cart.min_margin:g}')
     print(f'vision path: rendered ground-truth boxes -> detection model ({stats.source})')
     if skipped:
         print(f'skipped (ground truth not rendered; --render-missing): {len(skipped)} scenarios')

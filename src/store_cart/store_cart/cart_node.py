@@ -21,7 +21,7 @@ from store_interfaces.msg import (CartState, CartUpdate, FusedShelfEvent, GateEv
 
 from store_cart import convert
 from store_cart.db import CartDbError
-from store_cart.engine import CartEngine, CartParams, read_thresholds
+from store_cart.engine import CartEngine, CartParams, fused_params, read_thresholds
 from store_cart.model import (CartStateData, CartUpdateData, Note, REASON_NAMES, ReceiptData,
                               ReviewRequestData, SOURCE_FUSED, SOURCE_REVIEW, STATE_EXITED,
                               StateSnapshot)
@@ -63,6 +63,13 @@ class CartNode(Node):
                             'shopper probabilities from the cameras) instead of shelf_events. An '
                             'event without shopper candidates falls back to the presence rule.',
                             read_only=True)
+        fused_min_confidence = declare(
+            self, 'fused_min_confidence', -1.0, 'With use_fused_events: the posterior needed '
+            'without review instead of min_confidence (the fused posterior is calibrated and '
+            'sharper; pick it with tools/sweep_review_threshold.py on tuning scenarios). '
+            '-1: min_confidence.', lo=-1.0, hi=1.0, read_only=True)
+        if use_fused:
+            params = fused_params(params, fused_min_confidence)
         self._thresholds_mtime = None
         if not store_file:
             raise ValueError('parameter store_file is required (the store description YAML)')
@@ -73,7 +80,8 @@ class CartNode(Node):
         source = 'fused_shelf_events' if use_fused else 'shelf_events'
         self.get_logger().info(f'store {store.id}, cart database {db_path}, hold {params.hold_s}'
                                f' s, receipt grace {params.receipt_grace_s} s, shelf events from '
-                               f'{source}')
+                               f'{source}, review below {params.min_confidence:g} or margin '
+                               f'{params.min_margin:g}')
 
         self._pub_updates = self.create_publisher(CartUpdate, 'cart_updates', EVENT_QOS)
         self._pub_carts = self.create_publisher(CartState, 'carts', STATE_QOS)

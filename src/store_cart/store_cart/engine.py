@@ -89,6 +89,15 @@ class CartParams:
                              f'{self.foreign_return_prior}')
 
 
+def fused_params(params: CartParams, fused_min_confidence: float) -> CartParams:
+    """The thresholds of a cart that takes fused events: ``fused_min_confidence`` replaces
+    min_confidence (the fused posterior is calibrated; tools/sweep_review_threshold.py picks it
+    on tuning scenarios); a negative value keeps min_confidence."""
+    if fused_min_confidence < 0:
+        return params
+    return replace(params, min_confidence=fused_min_confidence)
+
+
 def read_thresholds(path: str) -> dict:
     """{min_confidence, min_margin} from a tuned thresholds file (``thresholds:`` mapping,
     written by store_review's ``review_learn``); ValueError when unusable."""

@@ -5,7 +5,7 @@ import pytest
 
 from cart_helpers import (CATALOG, decide, enter, feed, leave, ns, ret, shelf, STORE_ID, take,
                           unknown)
-from store_cart.engine import CartEngine, CartParams
+from store_cart.engine import CartEngine, CartParams, fused_params
 from store_cart.model import (
     ACTION_NONE, ACTION_RETURN, ACTION_TAKE, CartLineData, CartStateData, CartUpdateData, Note,
     REASON_AMBIGUOUS_SHOPPER, REASON_CLOSE_CANDIDATES, REASON_LOW_CONFIDENCE, REASON_NO_SHOPPER,
@@ -147,6 +147,20 @@ def test_shopper_hint_replaces_presence_rule(engine):
     assert req.reason == REASON_AMBIGUOUS_SHOPPER
     assert req.candidates[0].shopper_id == A
     assert req.candidates[0].confidence == pytest.approx(0.6 * 0.99)
+
+
+def test_fused_threshold_lets_a_likely_shopper_through(tmp_path):
+    ev = shelf('g1.s1.p2', 8.0, [take('COLA-330', 0.99)])
+    hint = {A: 0.8, B: 0.2}
+    for fused_min, expect in ((-1.0, ReviewRequestData), (0.7, CartUpdateData)):
+        params = fused_params(CartParams(), fused_min)
+        with CartEngine(str(tmp_path / f'c{fused_min}.sqlite'), CATALOG, STORE_ID, params) as e:
+            feed(e, [('gate', enter(A, 1.0)), ('gate', enter(B, 2.0))])
+            e.on_shelf_event(ev, shopper_hint=hint)
+            outs = e.tick(ns(10.0))
+            assert [type(o) for o in outs if isinstance(o, (ReviewRequestData,
+                                                            CartUpdateData))] == [expect]
+    assert fused_params(CartParams(min_confidence=0.95), -1.0).min_confidence == 0.95
 
 
 def test_alone_in_the_store_the_shopper_did_it_whatever_the_cameras_saw(engine):

@@ -151,14 +151,18 @@ def fuse_offline(geom, events: list[ShelfEventData], history: TrackHistory, n_sk
 def run_modes(store, scenario, events: list[ShelfEventData], history: TrackHistory,
               geom, cart_params: CartParams | None = None,
               fusion_params: FusionParams | None = None,
-              joint_params: JointParams | None = None) -> dict[str, ModeRun]:
+              joint_params: JointParams | None = None,
+              fused_cart_params: CartParams | None = None) -> dict[str, ModeRun]:
     """``joint_params``: joint reasoning over concurrent events (default on; ``max_group=1``:
-    every event on its own)."""
+    every event on its own). ``fused_cart_params``: the fused mode's cart thresholds, as the
+    cart node's ``fused_min_confidence`` sets them (default: ``cart_params``)."""
     fp = fusion_params or FusionParams()
     n_skus = len(store.catalog.products)
     results = fuse_offline(geom, events, history, n_skus, fp, joint_params)
     runs = {m: ModeRun() for m in MODES}
-    engines = {m: CartEngine(':memory:', store.catalog, store.id, cart_params or CartParams())
+    cart_params = cart_params or CartParams()
+    engines = {m: CartEngine(':memory:', store.catalog, store.id,
+                             (fused_cart_params or cart_params) if m == 'fused' else cart_params)
                for m in MODES}
     gates = _gates(store, scenario)
     pending = sorted(events, key=lambda e: e.settled_ns)
