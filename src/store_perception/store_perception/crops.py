@@ -88,14 +88,16 @@ def clip_into(box, window: tuple[int, int, int], width: int, height: int,
     return cx0 - x0, cy0 - y0, cx1 - x0, cy1 - y0
 
 
-def jittered(box, rng: np.random.Generator, jitter: float):
-    """A shopper box as a first-stage detector might give it: centre and size perturbed."""
+def jittered(box, rng: np.random.Generator, jitter: float, keep_aspect: bool = False):
+    """A box as a detector might give it: centre and size perturbed (sd ``jitter`` of the
+    size, and of the log size); ``keep_aspect``: one size factor for both sides."""
     x0, y0, x1, y1 = (float(v) for v in box)
     w, h = x1 - x0, y1 - y0
     cx = (x0 + x1) / 2 + rng.normal(0, jitter) * w
     cy = (y0 + y1) / 2 + rng.normal(0, jitter) * h
-    w *= float(np.exp(rng.normal(0, jitter)))
-    h *= float(np.exp(rng.normal(0, jitter)))
+    sw = float(np.exp(rng.normal(0, jitter)))
+    sh = sw if keep_aspect else float(np.exp(rng.normal(0, jitter)))
+    w, h = w * sw, h * sh
     return cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2
 
 

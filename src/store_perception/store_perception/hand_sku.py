@@ -44,7 +44,7 @@ from dataclasses import asdict, dataclass, field
 import cv2
 import numpy as np
 
-from store_perception.crops import crop_window, cut
+from store_perception.crops import crop_window, cut, jittered
 
 EMPTY = 'empty'
 HAND_WINDOW_SCALE = 4.0       # window side / longer side of the hand box
@@ -52,6 +52,7 @@ HAND_WEIGHTS = 'store_hand_sku.pt'
 HAND_PRIOR = 'store_hand_sku_prior.json'     # shipped next to HAND_WEIGHTS
 DATASET_PRIOR = 'hand_prior.json'            # written by make_hand_dataset
 MIN_SKU_PAIRS = 8                            # matched pairs behind a per-SKU box shape
+HAND_JITTER = 0.12                           # sd of the training copies' centre and log size
 
 
 def hand_window(box, width: int, height: int, scale: float = HAND_WINDOW_SCALE):
@@ -236,15 +237,6 @@ def busy_hand_boxes(record: dict) -> list:
             and holding.get(b.get('shopper_id'), {}).get(b.get('side'))]
 
 
-def _jitter(box, rng, sd: float = 0.12):
-    x0, y0, x1, y1 = (float(v) for v in box)
-    w, h = x1 - x0, y1 - y0
-    cx = (x0 + x1) / 2 + rng.normal(0, sd) * w
-    cy = (y0 + y1) / 2 + rng.normal(0, sd) * h
-    s = float(np.exp(rng.normal(0, sd)))
-    return cx - w * s / 2, cy - h * s / 2, cx + w * s / 2, cy + h * s / 2
-
-
 def make_hand_dataset(data_dirs, out: str, detector, size: int = 64, copies: int = 3,
                       val_share: float = 0.15, proposal_conf: float = 0.05,
                       match_px: float = 8.0, seed: int = 0, log=None,
@@ -276,7 +268,8 @@ def make_hand_dataset(data_dirs, out: str, detector, size: int = 64, copies: int
                 if prod is not None and split == 'train':
                     pairs.append((prop, prod, label))
                 n_copies = copies if (label != EMPTY and split == 'train') else 1
-                boxes = [prop] + [_jitter(prop, rng) for _ in range(n_copies - 1)]
+                boxes = [prop] + [jittered(prop, rng, HAND_JITTER, keep_aspect=True)
+                                  for _ in range(n_copies - 1)]
                 folder = dst / split / label
                 folder.mkdir(parents=True, exist_ok=True)
                 for c, box in enumerate(boxes):
