@@ -188,16 +188,25 @@ class EventFuser:
         return EventEvidence(event.event_id, event.start_ns, event.settled_ns,
                              self._plates(event), [], self.params.nobody)
 
-    def _hold_group(self, event_id: str) -> None:
-        """The pending members of a new event's group wait for the evidence of all of them."""
-        context = [self._stub(e) for e in self._recent + list(self._events.values())]
+    def _joint_groups(self, pool: list, ids: set) -> list[list[EventEvidence]]:
+        """The groups of linked events among ``pool`` that contain one of ``ids`` and are
+        decided jointly (2..max_group members), as evidence stubs without candidates."""
+        context = [self._stub(e) for e in pool]
+        out = []
         for comp in groups(context, self.joint.gap_s):
             members = [context[i] for i in comp]
-            if event_id in {m.event_id for m in members} and \
+            if ids & {m.event_id for m in members} and \
                     2 <= len(members) <= self.joint.max_group:
-                until = max(m.settled_ns for m in members) + self.buffer.after_ns
-                for m in members:
-                    self.buffer.hold_until(m.event_id, until)
+                out.append(members)
+        return out
+
+    def _hold_group(self, event_id: str) -> None:
+        """The pending members of a new event's group wait for the evidence of all of them."""
+        for members in self._joint_groups(self._recent + list(self._events.values()),
+                                          {event_id}):
+            until = max(m.settled_ns for m in members) + self.buffer.after_ns
+            for m in members:
+                self.buffer.hold_until(m.event_id, until)
 
     def _posteriors(self, events: list) -> dict[str, tuple[list, list[str]]]:
         """{event id: (joint shopper posterior, ids of the other events it was decided with)}
@@ -208,13 +217,8 @@ class EventFuser:
         ids = {e.event_id for e in released}
         pool = self._recent + released + [e for e in self._events.values()
                                           if e.event_id not in ids]
-        context = [self._stub(e) for e in pool]
         out = {}
-        for comp in groups(context, self.joint.gap_s):
-            members = [context[i] for i in comp]
-            if not ids & {m.event_id for m in members} or \
-                    not 2 <= len(members) <= self.joint.max_group:
-                continue
+        for members in self._joint_groups(pool, ids):
             # pending group-mates with the evidence so far (normally complete: see hold_until)
             evidence = group_evidence(self.geom, members, self.history, self.params,
                                       self.joint)
