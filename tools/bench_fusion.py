@@ -121,10 +121,10 @@ def main(argv=None) -> int:
             t0 = time.monotonic()
             frames = load_or_render_truth(ns.gt_cache, store, sc, ns.fps)
             events = shelf_events(store, sc)
+            colors = None if ns.no_color else shopper_colors(store, sc)
             for draw in range(ns.draws):
                 model = DetectionModel(stats, list(store.catalog.products),
-                                       seed=seed * 31 + level + 7919 * draw,
-                                       colors=None if ns.no_color else shopper_colors(store, sc))
+                                       seed=seed * 31 + level + 7919 * draw, colors=colors)
                 history, _ = run_tracking(store, sc, frames, model)
                 runs = run_modes(store, sc, events, history, geom, cart_params=cart,
                                  fusion_params=fusion, joint_params=joint,

@@ -30,12 +30,10 @@ def pooled(docs: list[dict], levels: list[str]) -> dict:
                 raise ValueError(f'level {lv} missing from a bench output (run it with it)')
             for k in ('shoppers', 'receipts_exact', 'shelf_events', 'review_requests'):
                 out[k] += m[k]
-        # auto-decided events over all levels of the run: accuracy x count
-        n_auto = d.get('auto_decided')
-        if n_auto is None:
-            n_auto = sum(m['shelf_events'] - m['review_requests']
-                         for m in d['modes']['fused'].values() if isinstance(m, dict)
-                         and 'review_requests' in m) // 2      # 'all' repeats the levels
+        # auto-decided events over all levels of the run: accuracy x count (outputs written
+        # before bench_fusion counted them: every event not reviewed was decided alone)
+        every = d['modes']['fused']['all']
+        n_auto = d.get('auto_decided', every['shelf_events'] - every['review_requests'])
         out['auto'] += n_auto
         out['auto_right'] += n_auto * (d['auto_decided_accuracy'] or 0.0)
     return out

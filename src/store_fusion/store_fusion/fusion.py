@@ -178,11 +178,12 @@ def vision_votes(history: TrackHistory, track_id: str, start_ns: int, settled_ns
     for s in history.window(int(start_ns - w), int(settled_ns + w)):
         if s.track_id != track_id or not s.seen:
             continue
+        # sorted: the counters' order (ties in a later max) must not follow string hashing
         if s.stamp_ns < start_ns - 0.3e9:
-            before.update(set(s.products))
+            before.update(sorted(set(s.products)))
             nb += 1
         elif s.stamp_ns > settled_ns + 0.3e9:
-            after.update(set(s.products))
+            after.update(sorted(set(s.products)))
             na += 1
     return (Counter({k: v / max(1, nb) for k, v in before.items()}),
             Counter({k: v / max(1, na) for k, v in after.items()}))
