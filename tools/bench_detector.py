@@ -128,7 +128,7 @@ def main(argv=None) -> int:
     for img in imgs:
         det.detect(img)
     took = time.perf_counter() - start
-    stages = ' (three-stage)' if det.hand_model else ' (two-stage)' if det.two_stage else ''
+    stages = f' ({_kind(det)})' if det.two_stage else ''
     print(f'throughput{stages}: {len(imgs) / took:.1f} '
           f'frames/s ({1000 * took / len(imgs):.0f} ms per 640x480 frame)')
 
@@ -171,6 +171,11 @@ def main(argv=None) -> int:
     return 0
 
 
+def _kind(det) -> str:
+    return ('three-stage' if det.hand_model is not None else
+            'two-stage' if det.two_stage else 'single-stage')
+
+
 def _threads() -> int:
     import torch
     return torch.get_num_threads()
@@ -188,8 +193,7 @@ def end_to_end(heldout: pathlib.Path, a, store, stage2: dict) -> None:
                    max_det=300, **stage2)
     dets = [det.detect(cv2.imread(r['image']))[0] for r in records]
     ev = evaluate(records, dets, a.score_min)
-    kind = ('three-stage' if det.hand_model is not None else
-            'two-stage' if det.two_stage else 'single-stage')
+    kind = _kind(det)
     print(f'end to end, {kind}, {len(records)} held-out images ({heldout}); AP: ultralytics '
           f'ap_per_class, detector at conf 0.001; recall/FP at score >= {a.score_min}, IoU >= 0.5')
     print(table(ev))
