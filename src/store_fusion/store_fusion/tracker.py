@@ -12,7 +12,8 @@ Each cycle takes the detections of every camera at (about) one instant:
    ``cluster_m``); a cluster in the entrance zone gives birth to a track, bound to the account of
    an entrance ``GateEvent`` within ``bind_window_s``; a cluster elsewhere re-identifies the
    nearest bound track that lost sight of its shopper (occlusion, camera dropout) or starts an
-   anonymous tentative track.
+   anonymous tentative track. One camera's box in the shirt of a track seen this cycle, lifted
+   far off (feet hidden), is that shopper from another side and starts nothing.
 4. Hands of each track are triangulated from its observations' hand rays across cameras (or one
    ray meets a plate height); product boxes are kept as (time, SKU) evidence for event fusion.
 
@@ -248,7 +249,7 @@ class ShopperTracker:
                 if (self.pending_entries and dist > 0.5
                         and self._near_zone(self.entrance, xy, 0.5)):
                     continue    # someone just scanned in: a new shopper, not an old track
-                a2 = appearance_d2(t.color, colors[j]) if t.color_n >= 2 else 0.0
+                a2 = appearance_d2(t.color, colors[j]) if t.color_n >= 1 else 0.0
                 if t.color_n >= p.color_min_n and a2 > p.color_gate:
                     continue    # not the shirt this track has been wearing
                 if m < p.gate_chi2 or dist < 0.4:
@@ -318,6 +319,8 @@ class ShopperTracker:
                 continue        # one camera alone (a false positive?) does not start a track
             if all(o.feet_hidden for o in c) and not at_entrance:
                 continue
+            if self._second_view(now_ns, c, xy, std, color):
+                continue
             # never start a second track on top of a live one (a duplicate measurement), unless
             # it wears another shirt than the one that track has been seen in
             if any(np.linalg.norm(t.x[:2] - xy) < 0.9 and not (
@@ -332,6 +335,18 @@ class ShopperTracker:
             _learn_color(t, color)
             self._seen(t, c)
             self.tracks.append(t)
+
+    def _second_view(self, now_ns: int, c: list, xy, std: float, color) -> bool:
+        """One camera's box of a shopper a track already holds this cycle, lifted far off (feet
+        hidden: placed at a typical head height, std over a metre): the same shirt within reach
+        of its std is that shopper seen from another side, not a newcomer."""
+        p = self.params
+        if len(c) > 1 or color is None:
+            return False
+        return any(t.last_seen_ns == now_ns and t.color_n >= p.color_min_n
+                   and appearance_d2(t.color, color) < p.color_learn
+                   and float(np.linalg.norm(t.x[:2] - xy)) < p.cluster_m + 2.0 * std
+                   for t in self.tracks if not t.closed and t.state != LOST)
 
     def _duplicate(self, t: Track, now_ns: int) -> bool:
         """An anonymous track riding on a bound one that is seen too: a second cluster of the

@@ -224,3 +224,50 @@ def test_a_plate_is_reached_from_its_gondola_front_only(store):
         target - cam.t_store_cam), 0.9, store.cameras[0].id)
     assert any(geom.plate_distance('g1.s3.p1', p) < 0.05 for p, _ in hands_3d(geom, front, [ray]))
     assert all(geom.plate_distance('g1.s3.p1', p) > 0.3 for p, _ in hands_3d(geom, behind, [ray]))
+
+
+def _seen_track(tr, tid, xy, now_ns, color, n=8, shopper=''):
+    """A confirmed track seen at ``now_ns`` whose shirt rests on ``n`` cycles."""
+    from store_fusion.geometry import appearance_feature
+    from store_fusion.tracker import CONFIRMED, Track
+    t = Track(tid, np.array([xy[0], xy[1], 0.0, 0.0]), np.eye(4) * 0.02, now_ns - 5 * NS,
+              now_ns, now_ns, shopper_id=shopper, hits=10, state=CONFIRMED)
+    t.color, t.color_n = appearance_feature(color), n
+    tr.tracks.append(t)
+    return t
+
+
+def test_a_far_lifted_view_of_a_tracked_shopper_starts_no_track_at_the_gate(store):
+    """One camera sees a tracked shopper with the feet hidden, and lifts the box top at a typical
+    head height: over a metre off, it lands near the entrance, where one camera may start a
+    track. The same shirt as the shopper the track holds this cycle: not a newcomer (such ghosts
+    used to take the next shopper's account at the scan); another shirt there is a newcomer."""
+    from store_fusion.geometry import appearance_feature, Observation
+    tr = ShopperTracker(store)
+    z = tr.entrance
+    gate = np.array([(z.x_max + z.x_min) / 2, (z.y_max + z.y_min) / 2])
+    now = 20 * NS
+    red, blue = (200.0, 40.0, 40.0), (40.0, 90.0, 200.0)
+    alice = _seen_track(tr, 't1', gate + [1.6, 1.2], now, red, shopper='alice')
+    ghost_xy = gate + [0.3, 0.2]
+    for color, born in ((red, False), (blue, True)):
+        ob = Observation('cam2', ghost_xy, 1.4, 0.8, [], [], True, appearance_feature(color))
+        n = len(tr.tracks)
+        tr._births(now, [([ob], (ghost_xy, 1.4), appearance_feature(color))])
+        assert (len(tr.tracks) == n + 1) == born, color
+    assert alice.shopper_id == 'alice'
+
+
+def test_a_new_track_does_not_take_another_shirt_from_the_track_that_wears_it(store):
+    """A track bound at the gate a moment ago knows its shirt from one look: a cluster in another
+    shirt that both tracks could reach goes to the track that has worn that shirt all along (the
+    newcomer's track used to take it, and the account with it)."""
+    tr = ShopperTracker(store)
+    now = 20 * NS
+    red, blue = (200.0, 40.0, 40.0), (40.0, 90.0, 200.0)
+    alice = _seen_track(tr, 't1', (3.9, 1.9), now, red, shopper='alice')
+    newcomer = _seen_track(tr, 't2', (3.2, 1.9), now, blue, n=1, shopper='bob')
+    alice.P = np.eye(4) * 0.3        # alice was seen less well: the newcomer is the nearer
+    tr.step(now + NS // 5, boxes(store, [(3.3, 1.9)], colors=[red]))
+    assert alice.last_seen_ns == now + NS // 5
+    assert newcomer.last_seen_ns == now
