@@ -89,6 +89,9 @@ def main(argv=None) -> int:
                     'fused_min_confidence); -1: --min-confidence')
     ap.add_argument('--sku-accuracy', type=float, default=None,
                     help="fusion's P(a product box's SKU is right) (default: FusionParams')")
+    ap.add_argument('--product-shopper-weight', type=float, default=None,
+                    help="fusion's weight of the SKUs in a shopper's hands as evidence of who "
+                    "(0: off; default: FusionParams')")
     ap.add_argument('--draws', type=int, default=1,
                     help='independent detector-noise draws per scenario, pooled (default 1)')
     ap.add_argument('--out', default=str(ROOT / 'out/fusion/bench_fusion.json'))
@@ -99,8 +102,9 @@ def main(argv=None) -> int:
     geom = StoreGeometry(store)
     stats = measured_stats(ns.stats)
     joint = JointParams(max_group=1) if ns.no_joint else JointParams()
-    fusion = FusionParams() if ns.sku_accuracy is None else \
-        FusionParams(sku_accuracy=ns.sku_accuracy)
+    fusion = FusionParams(**{k: v for k, v in (
+        ('sku_accuracy', ns.sku_accuracy),
+        ('product_shopper_weight', ns.product_shopper_weight)) if v is not None})
     try:
         cart = CartParams(min_confidence=ns.min_confidence, min_margin=ns.min_margin)
         fused_cart = fused_params(cart, ns.fused_min_confidence)

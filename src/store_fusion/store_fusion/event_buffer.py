@@ -186,7 +186,8 @@ class EventFuser:
 
     def _stub(self, event) -> EventEvidence:
         return EventEvidence(event.event_id, event.start_ns, event.settled_ns,
-                             self._plates(event), [], self.params.nobody)
+                             self._plates(event), [], self.params.nobody,
+                             tuple(event.hypotheses), self.n_skus)
 
     def _joint_groups(self, pool: list, ids: set) -> list[list[EventEvidence]]:
         """The groups of linked events among ``pool`` that contain one of ``ids`` and are

@@ -7,7 +7,10 @@ For a shelf event [start, settled] on plates P:
   (``StoreGeometry.plate_distance``); likelihood ``exp(-d^2 / 2 sigma^2)`` with sigma from the
   hand's std, a small body-only term when no hand was seen (the shopper stood in front of the
   plate), and a "nobody seen" pseudo-candidate, so that an event whose cause no camera saw keeps
-  mass away from every shopper and goes to review instead of being guessed;
+  mass away from every shopper and goes to review instead of being guessed; a shopper whose
+  hands show a product gained (lost) around the event is weighed by how well the event's weight
+  hypotheses explain those SKUs (:func:`product_ratio`): two shoppers at two adjacent plates are
+  told apart by what each is seen holding afterwards;
 * product evidence: SKUs of product boxes in the chosen shopper's hands after the event minus
   before it (a take shows a new item in the hand; a return shows one gone), each box's SKU right
   with the detector's measured SKU accuracy; multiplied into the weight hypotheses (which already
@@ -42,6 +45,7 @@ class FusionParams:
     vision_window_s: float = 2.0  # product boxes this long before start / after settled [s]
     sku_accuracy: float = 0.85    # P(a product box's colour SKU is right)
     max_votes: float = 4.0        # product boxes are correlated: at most this many count
+    product_shopper_weight: float = 1.0  # SKUs in a shopper's hands as evidence of who (0: off)
 
 
 @dataclass
@@ -98,13 +102,16 @@ class FusionResult:
 
 
 def shopper_evidence(geom, plate_ids, start_ns: int, settled_ns: int, history: TrackHistory,
-                     params: FusionParams, rivals: tuple = ()) -> list[Candidate]:
+                     params: FusionParams, rivals: tuple = (), hyps: tuple = (),
+                     n_skus: int = 0) -> list[Candidate]:
     """Every bound shopper seen in the event's window with its unnormalised likelihood
     (``Candidate.likelihood``; ``probability`` is 0 until normalised): the per-shopper evidence
     that :func:`shopper_posterior` normalises against each other and ``params.nobody``, and that
     ``joint`` multiplies across concurrent events. ``rivals``: plates of concurrent events; a
     hand nearer to one of them than to ``plate_ids`` is evidence for that event, not this one
-    (one hand, one plate at a moment)."""
+    (one hand, one plate at a moment). ``hyps`` (the event's weight hypotheses) and ``n_skus``:
+    a shopper whose hands show a product gained (or lost) around the event is weighed by
+    :func:`product_ratio`: the hypotheses' SKUs in the hands of the one who did it."""
     p = params
     snaps = history.window(int(start_ns - p.pre_s * 1e9), int(settled_ns + p.post_s * 1e9))
     by: dict[str, list[Snapshot]] = {}
@@ -133,6 +140,9 @@ def shopper_evidence(geom, plate_ids, start_ns: int, settled_ns: int, history: T
                 if math.hypot(s.xy[0] - t[0], s.xy[1] - t[1]) < p.body_range_m:
                     body_ok = True
         like += p.body_weight if body_ok else 0.0
+        if like > 0.0 and hyps and n_skus > 1 and p.product_shopper_weight > 0.0:
+            before, after = vision_votes(history, ss[-1].track_id, start_ns, settled_ns, p)
+            like *= product_ratio(hyps, before, after, n_skus, p)
         seen = sum(1 for s in ss if s.seen) / max(1, len(ss))
         out.append(Candidate(sid, ss[-1].track_id, 0.0, dmin, seen, like))
     return out
@@ -149,10 +159,11 @@ def normalise(candidates: list[Candidate], nobody: float) -> list[Candidate]:
 
 
 def shopper_posterior(geom, plate_ids, start_ns: int, settled_ns: int, history: TrackHistory,
-                      params: FusionParams) -> list[Candidate]:
+                      params: FusionParams, hyps: tuple = (), n_skus: int = 0
+                      ) -> list[Candidate]:
     """P(shopper did it) for one event on its own, best first."""
-    return normalise(shopper_evidence(geom, plate_ids, start_ns, settled_ns, history, params),
-                     params.nobody)
+    return normalise(shopper_evidence(geom, plate_ids, start_ns, settled_ns, history, params,
+                                      hyps=hyps, n_skus=n_skus), params.nobody)
 
 
 def _speeds(ss: list[Snapshot], span_s: float) -> list[float]:
@@ -189,31 +200,69 @@ def vision_votes(history: TrackHistory, track_id: str, start_ns: int, settled_ns
             Counter({k: v / max(1, na) for k, v in after.items()}))
 
 
+VOTE_FLOOR = 0.3     # a SKU must be gained/lost in >= 30 % of the frames (false positives)
+
+
+def _changes(before: Counter, after: Counter) -> tuple[Counter, Counter]:
+    """(SKUs gained, SKUs lost) between the frames before and after an event."""
+    gained = Counter({k: after[k] - before.get(k, 0) for k in after
+                      if after[k] - before.get(k, 0) >= VOTE_FLOOR})
+    lost = Counter({k: before[k] - after.get(k, 0) for k in before
+                    if before[k] - after.get(k, 0) >= VOTE_FLOOR})
+    return gained, lost
+
+
+def _log_votes(h, ev: Counter, n_skus: int, params: FusionParams,
+               baseline: bool = False) -> float:
+    """log P(the SKU boxes ``ev`` | hypothesis ``h``): each box's SKU right with the measured
+    SKU accuracy, correlated boxes capped at ``max_votes``. ``baseline``: relative to boxes of a
+    product unrelated to ``h`` (a SKU drawn uniformly)."""
+    acc = params.sku_accuracy
+    wrong = (1 - acc) / max(1, n_skus - 1)
+    scale = min(1.0, params.max_votes / max(1.0, sum(ev.values()) * 3))
+    log_l = 0.0
+    for sku, n in ev.items():
+        # the unknown hypothesis explains a seen SKU no better than a wrong one
+        p = acc if h.sku and sku == h.sku else wrong
+        log_l += n * 3 * scale * math.log(p * n_skus if baseline else p)
+    return log_l
+
+
+def product_ratio(hyps, before: Counter, after: Counter, n_skus: int, params: FusionParams,
+                  take_action: int = 1) -> float:
+    """How much better one shopper's product boxes around an event (``before``/``after``, from
+    :func:`vision_votes`) are explained by that shopper having done it (the weight hypotheses
+    by their likelihood) than by products unrelated to it; 1 when the hands show no change.
+    Tempered by ``params.product_shopper_weight``: the same object is seen in many frames."""
+    gained, lost = _changes(before, after)
+    total = sum(h.likelihood for h in hyps)
+    if total <= 0.0 or (sum(gained.values()) < VOTE_FLOOR and sum(lost.values()) < VOTE_FLOOR):
+        return 1.0
+    ratio = 0.0
+    for h in hyps:
+        ev = gained if h.action == take_action else lost
+        log_r = _log_votes(h, ev, n_skus, params, baseline=True) \
+            if sum(ev.values()) >= VOTE_FLOOR else 0.0
+        ratio += h.likelihood / total * math.exp(
+            max(-50.0, min(50.0, params.product_shopper_weight * log_r)))
+    return ratio
+
+
 def fuse_products(hyps: list, before: Counter, after: Counter, n_skus: int,
                   params: FusionParams, take_action: int = 1) -> tuple[list, int, list]:
     """Weight hypotheses x vision: (fused hypotheses, VISION_*, SKUs seen as new/gone)."""
     if not hyps:
         return hyps, VISION_NONE, []
-    acc = params.sku_accuracy
-    wrong = (1 - acc) / max(1, n_skus - 1)
-    floor = 0.3     # a SKU must be gained/lost in >= 30 % of the frames (false positives)
-    gained = Counter({k: after[k] - before.get(k, 0) for k in after
-                      if after[k] - before.get(k, 0) >= floor})
-    lost = Counter({k: before[k] - after.get(k, 0) for k in before
-                    if before[k] - after.get(k, 0) >= floor})
+    gained, lost = _changes(before, after)
     fused = []
     evidence = False
     for h in hyps:
         ev = gained if h.action == take_action else lost
-        if sum(ev.values()) < floor:
+        if sum(ev.values()) < VOTE_FLOOR:
             fused.append((h, h.likelihood))
             continue
         evidence = True
-        scale = min(1.0, params.max_votes / max(1.0, sum(ev.values()) * 3))
-        log_l = 0.0
-        for sku, n in ev.items():
-            # the unknown hypothesis explains a seen SKU no better than a wrong one
-            log_l += n * 3 * scale * math.log(acc if h.sku and sku == h.sku else wrong)
+        log_l = _log_votes(h, ev, n_skus, params)
         fused.append((h, h.likelihood * math.exp(max(-50.0, log_l))))
     if not evidence:
         return hyps, VISION_NONE, []
@@ -239,7 +288,8 @@ def fuse_event(geom, plate_ids, start_ns: int, settled_ns: int, hyps: list,
     over concurrent events), best first; else :func:`shopper_posterior` of this event alone."""
     params = params or FusionParams()
     if shoppers is None:
-        shoppers = shopper_posterior(geom, plate_ids, start_ns, settled_ns, history, params)
+        shoppers = shopper_posterior(geom, plate_ids, start_ns, settled_ns, history, params,
+                                     tuple(hyps), n_skus)
     fused, flag, seen = list(hyps), VISION_NONE, []
     if shoppers:
         before, after = vision_votes(history, shoppers[0].track_id, start_ns, settled_ns, params)

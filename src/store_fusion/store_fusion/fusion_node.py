@@ -73,7 +73,12 @@ class FusionNode(Node):
                                  'SKU is right).', lo=0.0, hi=1.0, read_only=True),
             max_votes=declare(self, 'max_votes', d.max_votes, 'At most this many product '
                               'boxes count (they are correlated).', lo=0.0, hi=100.0,
-                              read_only=True))
+                              read_only=True),
+            product_shopper_weight=declare(self, 'product_shopper_weight',
+                                           d.product_shopper_weight, 'Weight of the products '
+                                           'seen gained or lost in a shopper\'s hands as '
+                                           'evidence of who did an event (0: hands only).',
+                                           lo=0.0, hi=10.0, read_only=True))
         dj = JointParams()
         joint = JointParams(
             gap_s=declare(self, 'joint_gap_s', dj.gap_s, 'Shelf events less than this apart '

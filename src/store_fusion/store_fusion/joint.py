@@ -62,6 +62,8 @@ class EventEvidence:
     plate_ids: tuple
     candidates: list = field(default_factory=list)     # [Candidate]
     nobody: float = 0.01
+    hypotheses: tuple = ()      # the event's weight hypotheses (products in the hands: who)
+    n_skus: int = 0             # SKUs in the catalogue (0: product evidence unused)
 
 
 def concurrent(a, b, gap_s: float) -> bool:
@@ -109,8 +111,8 @@ def group_evidence(geom, group: list[EventEvidence], history, params,
         rivals = tuple(p for other in group if other is not ev
                        and linked(ev, other, joint.gap_s) for p in other.plate_ids)
         out.append(replace(ev, candidates=shopper_evidence(
-            geom, ev.plate_ids, ev.start_ns, ev.settled_ns, history, params, rivals),
-            nobody=params.nobody))
+            geom, ev.plate_ids, ev.start_ns, ev.settled_ns, history, params, rivals,
+            ev.hypotheses, ev.n_skus), nobody=params.nobody))
     return out
 
 

@@ -1,6 +1,7 @@
 """Joint shopper assignment over concurrent shelf events (one shopper, one plate at a time):
 the pure algorithm, and the same through the fusion node's logic and the offline path."""
 import pathlib
+from collections import Counter
 
 import pytest
 
@@ -8,7 +9,8 @@ from store_cart.engine import CartParams
 from store_cart.model import HypothesisData, ShelfEventData
 from store_common.description import load_store
 from store_fusion.event_buffer import EventFuser
-from store_fusion.fusion import Candidate, FusionParams, normalise, Snapshot, TrackHistory
+from store_fusion.fusion import (Candidate, FusionParams, normalise, product_ratio, Snapshot,
+                                 TrackHistory)
 from store_fusion.geometry import StoreGeometry
 from store_fusion.joint import (concurrent, EventEvidence, group_evidence, groups,
                                 joint_posteriors, JointParams, linked, marginals)
@@ -240,3 +242,42 @@ def test_a_hand_between_two_linked_plates_counts_for_the_nearer_one_only(geom):
     assert got['ann'] == pytest.approx(alone['ann']) and got['bob'] < 0.05
     assert {c.shopper_id: c.likelihood for c in g1.candidates}['bob'] > 1.0
     assert stubs[0].candidates == []                       # the stubs are not modified
+
+
+def test_what_each_shopper_is_seen_holding_tells_two_reaches_apart(geom):
+    """ann and bob both have a hand at both adjacent plates (one ray each: depth ambiguous) and
+    take one item each: a cola from P1 and a lemonade from P2. Which hand took what is settled
+    by what each is seen holding afterwards: bob the cola, ann the lemonade."""
+    a, b = (tuple(float(v) for v in geom.plate_targets[p]) for p in (P1, P2))
+    history = TrackHistory(keep_s=1e9)
+    for k in range(50):
+        t = 8.5 + 0.1 * k
+        reach = 10.0 <= t <= 11.0
+        after = t > 11.3
+        for tid, sid, xy, held in (('t1', 'ann', a, 'LEMON-330'), ('t2', 'bob', b, 'COLA-330')):
+            hands = [(a, 0.05), (b, 0.05)] if reach else [((xy[0], xy[1] - 0.45, 0.8), 0.05)]
+            history.add(Snapshot(ns(t), tid, sid, (xy[0], xy[1] - 0.6), hands,
+                                 [held] if after and k % 2 else [], True))
+
+    def shelf(plate, sku, start_s, settled_s):
+        hyps = (HypothesisData(sku, 1, 1, 0.9, -350.0, True),
+                HypothesisData('', 0, 0, 0.1, 0.0, False))
+        return EventEvidence(f'{plate}@{ns(start_s)}', ns(start_s), ns(settled_s), (plate,),
+                             hypotheses=hyps, n_skus=27)
+
+    events = [shelf(P1, 'COLA-330', 10.0, 11.0), shelf(P2, 'LEMON-330', 10.1, 11.1)]
+    for weight, decided in ((1.0, True), (0.0, False)):
+        fp = FusionParams(product_shopper_weight=weight)
+        (c1, c2), joint = marginals(group_evidence(geom, events, history, fp, JointParams()),
+                                    JointParams())
+        assert joint
+        if decided:
+            assert c1[0].shopper_id == 'bob' and c2[0].shopper_id == 'ann'
+            assert _cart_would_decide(c1) and _cart_would_decide(c2)
+        else:       # the hands alone: a coin toss, both go to review
+            assert not _cart_would_decide(c1) and not _cart_would_decide(c2)
+    # a shopper seen with nothing new in hand is neither favoured nor penalised
+    assert product_ratio(events[0].hypotheses, Counter(), Counter(), 27, FusionParams()) == 1.0
+    lemon = Counter({'LEMON-330': 0.5})
+    assert product_ratio(events[1].hypotheses, Counter(), lemon, 27, FusionParams()) > 5.0
+    assert product_ratio(events[0].hypotheses, Counter(), lemon, 27, FusionParams()) < 0.5
