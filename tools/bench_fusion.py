@@ -61,10 +61,25 @@ def _score(sc, events, runs, level_rows: dict[str, list], conf_pairs: list) -> N
         conf_pairs.append((min(1.0, max(0.0, res.confidence)), ok, ev.event_id in reviewed))
 
 
+def seed_list(spec: str) -> list[int]:
+    """'8100:8104,9100:9102' -> the seeds of each inclusive range, in order."""
+    out = []
+    for part in spec.split(','):
+        try:
+            a, b = (int(x) for x in part.split(':'))
+        except ValueError:
+            raise ValueError(f'--seeds: {part!r} is not first:last') from None
+        if b < a:
+            raise ValueError(f'--seeds: {part!r} ends before it starts')
+        out.extend(range(a, b + 1))
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--store', default=str(ROOT / 'config/stores/demo.yaml'))
-    ap.add_argument('--seeds', default='9100:9114', help='first:last seed (inclusive)')
+    ap.add_argument('--seeds', default='9100:9114',
+                    help='first:last seed (inclusive); several ranges comma-separated')
     ap.add_argument('--levels', default='0,1,2,3')
     ap.add_argument('--fps', type=float, default=5.0)
     ap.add_argument('--gt-cache', default=str(ROOT / 'out/fusion/gt'))
@@ -110,13 +125,16 @@ def main(argv=None) -> int:
         fused_cart = fused_params(cart, ns.fused_min_confidence)
     except ValueError as e:
         ap.error(str(e))
-    a, b = (int(x) for x in ns.seeds.split(':'))
+    try:
+        seeds = seed_list(ns.seeds)
+    except ValueError as e:
+        ap.error(str(e))
     levels = [int(x) for x in ns.levels.split(',')]
     rows: dict[int, dict[str, list]] = {}
     conf_pairs = []
     skipped = []
     for level in levels:
-        for seed in range(a, b + 1):
+        for seed in seeds:
             sc = generate(store, seed, level)
             if not ns.render_missing and not truth_cache_path(ns.gt_cache, store, sc,
                                                               ns.fps).exists():
