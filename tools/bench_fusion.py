@@ -4,7 +4,7 @@
     . tools/env.sh && nice python tools/bench_fusion.py [--seeds 9100:9114] [--levels 0,1,2,3] \
         [--fps 5] [--gt-cache out/fusion/gt] [--stats FILE] [--render-missing] [--no-joint] \
         [--draws 1] [--min-confidence 0.9] [--min-margin 0.2] [--fused-min-confidence -1] \
-        [--out out/fusion/bench_fusion.json]
+        [--product-shopper-weight W] [--tracking-only] [--out out/fusion/bench_fusion.json]
 
 Vision path: the store_sim renderer's ground-truth boxes per camera frame (cached; rendering
 takes ~0.05 s per camera frame) -> store_fusion.simcam.DetectionModel (miss rate, false
@@ -17,6 +17,10 @@ Concurrent shelf events are decided jointly (``store_fusion.joint``) unless --no
 --draws K runs each scenario's vision path K times with independent detector noise (misses,
 false positives, box noise, SKU errors) and pools them: with 13 scenarios a level, one draw
 moves a level's figures by several points, so compare detectors over several draws.
+Tracking: per shopper-frame of the rendered truth, is the track bound to that shopper's account
+within 0.5 m of them ("right"), on another shopper ("swapped": their events follow it), elsewhere
+("off"), or not there ("missing": before the entrance scan is bound, after a track is lost);
+--tracking-only prints just that (seconds per scenario).
 """
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ import json
 import pathlib
 import sys
 import time
+from collections import Counter
 
 from store_cart.engine import CartParams, fused_params
 from store_common.description import load_store
@@ -36,7 +41,8 @@ from store_fusion.calibration import ece, fit_platt, Platt
 from store_fusion.fusion import FusionParams
 from store_fusion.geometry import StoreGeometry
 from store_fusion.joint import JointParams
-from store_fusion.offline import MODES, run_modes, run_tracking, shelf_events, truth_of_event
+from store_fusion.offline import identity_census, MODES, run_modes, run_tracking, seed_ranges, \
+    shelf_events, truth_of_event
 from store_fusion.simcam import DetectionModel, load_or_render_truth, measured_stats, \
     shopper_colors, truth_cache_path
 
@@ -61,17 +67,17 @@ def _score(sc, events, runs, level_rows: dict[str, list], conf_pairs: list) -> N
         conf_pairs.append((min(1.0, max(0.0, res.confidence)), ok, ev.event_id in reviewed))
 
 
-def seed_list(spec: str) -> list[int]:
-    """'8100:8104,9100:9102' -> the seeds of each inclusive range, in order."""
-    out = []
-    for part in spec.split(','):
-        try:
-            a, b = (int(x) for x in part.split(':'))
-        except ValueError:
-            raise ValueError(f'--seeds: {part!r} is not first:last') from None
-        if b < a:
-            raise ValueError(f'--seeds: {part!r} ends before it starts')
-        out.extend(range(a, b + 1))
+def _census_lines(census: dict[int, Counter]) -> list[str]:
+    """The tracker's identity census per level (``offline.identity_census``), as printed."""
+    out = [f'{"tracking":8} {"level":6} {"shopper-frames":>14} {"right":>7} {"swapped":>8} '
+           f'{"off":>6} {"missing":>8}']
+    total = Counter()
+    for level in sorted(census):
+        total.update(census[level])
+    for level, c in [*sorted(census.items()), ('all', total)]:
+        n = max(1, c['shopper_frames'])
+        out.append(f'{"":8} {str(level):6} {c["shopper_frames"]:14d} {c["ok"] / n:7.1%} '
+                   f'{c["swap"] / n:8.2%} {c["off"] / n:6.1%} {c["missing"] / n:8.1%}')
     return out
 
 
@@ -107,6 +113,8 @@ def main(argv=None) -> int:
     ap.add_argument('--product-shopper-weight', type=float, default=None,
                     help="fusion's weight of the SKUs in a shopper's hands as evidence of who "
                     "(0: off; default: FusionParams')")
+    ap.add_argument('--tracking-only', action='store_true',
+                    help='only the identity census of the tracker (fast): no events decided')
     ap.add_argument('--draws', type=int, default=1,
                     help='independent detector-noise draws per scenario, pooled (default 1)')
     ap.add_argument('--out', default=str(ROOT / 'out/fusion/bench_fusion.json'))
@@ -126,11 +134,12 @@ def main(argv=None) -> int:
     except ValueError as e:
         ap.error(str(e))
     try:
-        seeds = seed_list(ns.seeds)
+        seeds = seed_ranges(ns.seeds)
     except ValueError as e:
         ap.error(str(e))
     levels = [int(x) for x in ns.levels.split(',')]
     rows: dict[int, dict[str, list]] = {}
+    census: dict[int, Counter] = {}
     conf_pairs = []
     skipped = []
     for level in levels:
@@ -142,25 +151,33 @@ def main(argv=None) -> int:
                 continue
             t0 = time.monotonic()
             frames = load_or_render_truth(ns.gt_cache, store, sc, ns.fps)
-            events = shelf_events(store, sc)
+            events = [] if ns.tracking_only else shelf_events(store, sc)
             colors = None if ns.no_color else shopper_colors(store, sc)
             for draw in range(ns.draws):
                 model = DetectionModel(stats, list(store.catalog.products),
                                        seed=seed * 31 + level + 7919 * draw, colors=colors)
                 history, _ = run_tracking(store, sc, frames, model)
+                census.setdefault(level, Counter()).update(identity_census(frames, history))
+                if ns.tracking_only:
+                    continue
                 runs = run_modes(store, sc, events, history, geom, cart_params=cart,
                                  fusion_params=fusion, joint_params=joint,
                                  fused_cart_params=fused_cart)
                 _score(sc, events, runs, rows.setdefault(level, {}), conf_pairs)
             print(f'l{level} s{seed}: {len(events)} events x {ns.draws} draws, '
                   f'{time.monotonic() - t0:.1f} s', file=sys.stderr)
+    tracking = _census_lines(census)
+    if ns.tracking_only:
+        print('\n'.join(tracking))
+        return 0
     header = f'{"mode":8} {"level":6} {"runs":>4} {"shop":>4} {"exact%":>7} {"F1":>6} ' \
              f'{"events":>6} {"review%":>8}'
     lines = [header, '-' * len(header)]
     doc = {'detector_stats': stats.to_dict(), 'skipped_not_rendered': skipped,
            'cart': dataclasses.asdict(cart), 'fused_cart': dataclasses.asdict(fused_cart),
            'draws': ns.draws,
-           'joint': dataclasses.asdict(joint), 'modes': {}}
+           'joint': dataclasses.asdict(joint), 'modes': {},
+           'tracking': {str(k): dict(v) for k, v in census.items()}}
     for m in MODES:
         doc['modes'][m] = {}
         for level in sorted(rows) + ['all']:
@@ -186,7 +203,7 @@ def main(argv=None) -> int:
     doc['ece_fused_auto_decided'] = ece(auto)
     doc['auto_decided'] = len(auto)
     doc['auto_decided_accuracy'] = (sum(ok for _, ok in auto) / len(auto)) if auto else None
-    print('\n'.join(lines))
+    print('\n'.join(lines + tracking))
     print(f'ECE of the fused confidence: {all_ece:.3f} over {len(conf_pairs)} events; '
           f'auto-decided events: {len(auto)}, accuracy '
           f'{doc["auto_decided_accuracy"] or 0:.3f}, ECE {doc["ece_fused_auto_decided"]:.3f}')

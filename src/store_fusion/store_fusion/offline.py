@@ -10,6 +10,7 @@ events and ``fuse_event``). Sensor time is simulated time; no clock is read, no 
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -209,3 +210,51 @@ def truth_of_event(scenario, ev: ShelfEventData, tol_s: float = 2.0):
                 if dt < best_dt:
                     best, best_dt = (s.id, a), dt
     return best
+
+
+def seed_ranges(spec: str) -> list[int]:
+    """'8100:8104,9100:9102' -> the seeds of each inclusive range, in order (benchmarks' --seeds;
+    a tuning set is often two separate ranges)."""
+    out = []
+    for part in spec.split(','):
+        try:
+            a, b = (int(x) for x in part.split(':'))
+        except ValueError:
+            raise ValueError(f'--seeds: {part!r} is not first:last') from None
+        if b < a:
+            raise ValueError(f'--seeds: {part!r} ends before it starts')
+        out.extend(range(a, b + 1))
+    return out
+
+
+def identity_census(frames: list[dict], history: TrackHistory, near_m: float = 0.5,
+                    far_m: float = 0.8) -> Counter:
+    """Per shopper present in a truth frame (``frames``: the renderer's, ``shoppers`` with
+    ``id`` and floor ``xy``): is the track bound to their account there? Counts
+    ``shopper_frames``; ``ok`` (within ``near_m``), ``swap`` (more than ``far_m`` off and within
+    ``near_m`` of another shopper: the account rides on someone else, and their events with
+    it), ``off`` (neither), ``missing`` (no track bound to the account yet or any more)."""
+    bound: dict[int, dict[str, tuple]] = {}
+    for s in history.snaps:
+        if s.shopper_id:
+            bound.setdefault(s.stamp_ns, {})[s.shopper_id] = s.xy
+    out = Counter()
+    for fr in frames:
+        now = T0_NS + int(round(fr['t_s'] * NS))
+        at = bound.get(now, {})
+        for sh in fr['shoppers']:
+            out['shopper_frames'] += 1
+            xy = at.get(sh['id'])
+            if xy is None:
+                out['missing'] += 1
+                continue
+            d = float(np.hypot(xy[0] - sh['xy'][0], xy[1] - sh['xy'][1]))
+            if d < near_m:
+                out['ok'] += 1
+            elif d > far_m and any(
+                    np.hypot(xy[0] - o['xy'][0], xy[1] - o['xy'][1]) < near_m
+                    for o in fr['shoppers'] if o['id'] != sh['id']):
+                out['swap'] += 1
+            else:
+                out['off'] += 1
+    return out

@@ -6,7 +6,9 @@ import pytest
 
 from store_common.description import load_store
 from store_fusion.geometry import StoreGeometry
-from store_fusion.offline import run_modes, run_tracking, shelf_events
+from store_fusion.fusion import Snapshot, TrackHistory
+from store_fusion.offline import (identity_census, NS, run_modes, run_tracking, seed_ranges,
+                                  shelf_events, T0_NS)
 from store_fusion.simcam import ASSUMED, DetectionModel, render_truth, shopper_colors
 from store_sim.scenario import load_scenario
 
@@ -65,3 +67,27 @@ def test_tracks_are_bound_to_the_accounts_that_scanned_in(run):
     _sc, _events, history, _runs = run
     bound = {s.shopper_id for s in history.snaps if s.shopper_id}
     assert bound == {'alice', 'bob'}
+
+
+def test_identity_census_tells_a_swap_from_a_miss():
+    """Two shoppers 2 m apart for three frames: right, then alice's account on bob (a swap),
+    then nowhere near anybody (off); bob's account is bound only from the second frame."""
+    frames = [{'t_s': t, 'shoppers': [{'id': 'alice', 'xy': (1.0, 1.0)},
+                                      {'id': 'bob', 'xy': (3.0, 1.0)}]} for t in (1.0, 1.2, 1.4)]
+    history = TrackHistory(keep_s=1e9)
+    for t, alice_xy in ((1.0, (1.1, 1.0)), (1.2, (3.0, 1.1)), (1.4, (2.0, 3.0))):
+        stamp = T0_NS + int(round(t * NS))
+        history.add(Snapshot(stamp, 't1', 'alice', alice_xy, [], [], True))
+        if t > 1.0:
+            history.add(Snapshot(stamp, 't2', 'bob', (3.0, 1.0), [], [], True))
+        history.add(Snapshot(stamp, 't9', '', (1.0, 1.0), [], [], True))   # anonymous
+    c = identity_census(frames, history)
+    assert c == {'shopper_frames': 6, 'ok': 3, 'swap': 1, 'off': 1, 'missing': 1}
+
+
+def test_seed_ranges():
+    assert seed_ranges('9103:9105') == [9103, 9104, 9105]
+    assert seed_ranges('8100:8101,9100:9100') == [8100, 8101, 9100]
+    for bad in ('9103', '9105:9103', 'a:b', '1:2,'):
+        with pytest.raises(ValueError, match='--seeds'):
+            seed_ranges(bad)
