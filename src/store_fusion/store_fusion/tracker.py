@@ -61,6 +61,7 @@ class TrackerParams:
     color_alone_m: float = 0.9     # learn a track's colour only with no other track this near
     color_learn: float = 12.0      # and only from observations this close to it (chi2): no drift
     duplicate_m: float = 0.6       # an anonymous track this near a seen bound one is its double
+    lookalike_bind_m: float = 2.0  # binding cost of a track in the shirt of a shopper inside [m]
 
 
 @dataclass
@@ -145,11 +146,15 @@ class ShopperTracker:
         first), once it has been seen ``bind_hits`` cycles and was seen in the last 0.5 s; the
         choice waits ``bind_delay_s`` after the scan so that the newcomer's track exists. A track
         born near the entrance that has already walked away (a duplicate of an earlier shopper)
-        is not bound.
+        is not bound. A track in the shirt of a shopper already inside (most likely a second view
+        of them) is passed over for the first half of ``bind_window_s`` and costs
+        ``lookalike_bind_m`` more after that.
         """
         p = self.params
         win = p.bind_window_s * 1e9
         z = self.entrance
+        inside = [t for t in self.tracks if t.shopper_id and not t.closed
+                  and t.color_n >= p.color_min_n]
         for stamp, sid in list(self.pending_entries):
             if now_ns - stamp < p.bind_delay_s * 1e9:
                 continue        # let the newcomer's own track be born and seen first
@@ -164,6 +169,13 @@ class ShopperTracker:
                 b = t.born_xy if t.born_xy is not None else t.x[:2]
                 d = math.hypot(b[0] - (z.x_min + z.x_max) / 2, b[1] - (z.y_min + z.y_max) / 2)
                 d += p.bind_m_per_s * abs(stamp - t.born_ns) / 1e9   # born with the scan wins
+                if t.color_n and any(appearance_d2(o.color, t.color) < p.color_learn
+                                     for o in inside):
+                    # the shirt of a shopper already inside: most likely a second view of them
+                    # (a ghost); it takes the account only late in the window, and last
+                    if now_ns - stamp < 0.5 * win:
+                        continue
+                    d += p.lookalike_bind_m
                 if d < best_d:
                     best, best_d = t, d
             if best is not None:

@@ -271,3 +271,41 @@ def test_a_new_track_does_not_take_another_shirt_from_the_track_that_wears_it(st
     tr.step(now + NS // 5, boxes(store, [(3.3, 1.9)], colors=[red]))
     assert alice.last_seen_ns == now + NS // 5
     assert newcomer.last_seen_ns == now
+
+
+def test_a_track_in_the_shirt_of_a_shopper_inside_does_not_take_the_next_scan(store):
+    """A second view of alice near the gate became a track of its own, in her shirt; bob scans in
+    and his own track is born a moment later. The look-alike waits, bob's track takes bob's
+    account; if nobody else turns up, the look-alike is bound late in the window after all."""
+    from store_fusion.geometry import appearance_feature
+    from store_fusion.tracker import Track
+    red, blue = (200.0, 40.0, 40.0), (40.0, 90.0, 200.0)
+    for newcomer_shows_up in (True, False):
+        tr = ShopperTracker(store)
+        z = tr.entrance
+        gate = np.array([(z.x_min + z.x_max) / 2, (z.y_min + z.y_max) / 2])
+        _seen_track(tr, 't1', gate + [3.0, 2.5], 10 * NS, red, shopper='alice')
+
+        def track(tid, born_s, color):
+            t = Track(tid, np.array([gate[0], gate[1], 0.0, 0.0]), np.eye(4) * 0.01,
+                      int(born_s * NS), int(born_s * NS), int(born_s * NS), hits=4)
+            t.at_entrance, t.born_xy = True, gate.copy()
+            t.color, t.color_n = appearance_feature(color), 1
+            tr.tracks.append(t)
+            return t
+
+        ghost = track('t2', 9.9, red)
+        tr.on_gate(int(10.0 * NS), 'enter', 'bob')
+        for k in range(1, 21):          # 4 s at 5 Hz
+            now = int((10.0 + 0.2 * k) * NS)
+            if newcomer_shows_up and k == 4:
+                bob = track('t3', 10.8, blue)
+            for t in tr.tracks:
+                t.last_ns = t.last_seen_ns = now
+            tr._bind_waiting(now)
+            if k == 6:
+                assert ghost.shopper_id == ''        # passed over early in the window
+        if newcomer_shows_up:
+            assert bob.shopper_id == 'bob' and ghost.shopper_id == ''
+        else:
+            assert ghost.shopper_id == 'bob'
