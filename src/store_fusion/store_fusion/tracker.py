@@ -153,8 +153,7 @@ class ShopperTracker:
         p = self.params
         win = p.bind_window_s * 1e9
         z = self.entrance
-        inside = [t for t in self.tracks if t.shopper_id and not t.closed
-                  and t.color_n >= p.color_min_n]
+        inside = [t for t in self.tracks if t.shopper_id and not t.closed]
         for stamp, sid in list(self.pending_entries):
             if now_ns - stamp < p.bind_delay_s * 1e9:
                 continue        # let the newcomer's own track be born and seen first
@@ -169,8 +168,7 @@ class ShopperTracker:
                 b = t.born_xy if t.born_xy is not None else t.x[:2]
                 d = math.hypot(b[0] - (z.x_min + z.x_max) / 2, b[1] - (z.y_min + z.y_max) / 2)
                 d += p.bind_m_per_s * abs(stamp - t.born_ns) / 1e9   # born with the scan wins
-                if t.color_n and any(appearance_d2(o.color, t.color) < p.color_learn
-                                     for o in inside):
+                if t.color_n and any(self._same_shirt(o, t.color) for o in inside):
                     # the shirt of a shopper already inside: most likely a second view of them
                     # (a ghost); it takes the account only late in the window, and last
                     if now_ns - stamp < 0.5 * win:
@@ -352,13 +350,18 @@ class ShopperTracker:
         """One camera's box of a shopper a track already holds this cycle, lifted far off (feet
         hidden: placed at a typical head height, std over a metre): the same shirt within reach
         of its std is that shopper seen from another side, not a newcomer."""
-        p = self.params
-        if len(c) > 1 or color is None:
+        if len(c) > 1:
             return False
-        return any(t.last_seen_ns == now_ns and t.color_n >= p.color_min_n
-                   and appearance_d2(t.color, color) < p.color_learn
-                   and float(np.linalg.norm(t.x[:2] - xy)) < p.cluster_m + 2.0 * std
+        return any(t.last_seen_ns == now_ns and self._same_shirt(t, color)
+                   and float(np.linalg.norm(t.x[:2] - xy)) < self.params.cluster_m + 2.0 * std
                    for t in self.tracks if not t.closed and t.state != LOST)
+
+    def _same_shirt(self, t: Track, color) -> bool:
+        """``color`` (an appearance feature) is the shirt track ``t`` has been seen in: its
+        colour rests on ``color_min_n`` looks and is within ``color_learn`` of it."""
+        p = self.params
+        return color is not None and t.color_n >= p.color_min_n \
+            and appearance_d2(t.color, color) < p.color_learn
 
     def _duplicate(self, t: Track, now_ns: int) -> bool:
         """An anonymous track riding on a bound one that is seen too: a second cluster of the
