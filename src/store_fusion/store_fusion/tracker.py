@@ -5,15 +5,17 @@ Each cycle takes the detections of every camera at (about) one instant:
 1. :meth:`StoreGeometry.observe` lifts each shopper box to the floor (bottom centre back-projected
    to z = 0; when a gondola hides the feet, the box top to head height with a larger std) and
    gives it the rays of the hand and product boxes inside it.
-2. Per camera, observations are assigned to the predicted tracks (Hungarian on the Mahalanobis
-   distance, gated), then each track is updated with its observations (constant-velocity Kalman
-   filter on x, y, vx, vy, one sequential update per camera).
-3. Observations no track took are clustered across cameras (one per camera, within
-   ``cluster_m``); a cluster in the entrance zone gives birth to a track, bound to the account of
-   an entrance ``GateEvent`` within ``bind_window_s``; a cluster elsewhere re-identifies the
-   nearest bound track that lost sight of its shopper (occlusion, camera dropout) or starts an
-   anonymous tentative track. One camera's box in the shirt of a track seen this cycle, lifted
-   far off (feet hidden), is that shopper from another side and starts nothing.
+2. Per camera, observations are assigned to the predicted tracks seen in the last second
+   (Hungarian on the Mahalanobis distance plus the shirt's cost, gated); then observations are
+   clustered across cameras (one per camera, within ``cluster_m``), never two that their cameras
+   gave to different tracks (two look-alikes side by side, each seen by another camera).
+3. Clusters are assigned to the predicted tracks (Hungarian, gated) and each track is updated
+   with its cluster's fused position (constant-velocity Kalman filter on x, y, vx, vy).
+   A cluster no track took in the entrance zone gives birth to a track, bound to the account of
+   an entrance ``GateEvent`` within ``bind_window_s``; one elsewhere re-identifies the nearest
+   bound track that lost sight of its shopper (occlusion, camera dropout) or starts an anonymous
+   tentative track. One camera's box in the shirt of a track seen this cycle, lifted far off
+   (feet hidden), is that shopper from another side and starts nothing.
 4. Hands of each track are triangulated from its observations' hand rays across cameras (or one
    ray meets a plate height); product boxes are kept as (time, SKU) evidence for event fusion.
 
@@ -211,25 +213,60 @@ class ShopperTracker:
         d = ob.xy - t.x[:2]
         return float(d @ np.linalg.solve(s, d))
 
-    def cluster(self, obs: list[Observation]) -> list[list[Observation]]:
+    def cluster(self, obs: list[Observation],
+                owners: dict[int, int] | None = None) -> list[list[Observation]]:
         """Observations of one shopper from different cameras: at most one per camera, within
-        ``cluster_m`` (plus their std) of the cluster's weighted mean."""
+        ``cluster_m`` (plus their std) of the cluster's weighted mean. ``owners`` ({id(ob):
+        track index}, :meth:`owners`): two observations their cameras gave to different tracks
+        are never one cluster, and one given to the same track as a cluster's joins it first."""
+        owners = owners or {}
         clusters: list[list[Observation]] = []
         for ob in sorted(obs, key=lambda o: o.std_m):
-            best, best_d = None, float('inf')
+            mine = owners.get(id(ob))
+            best, best_key = None, (True, float('inf'))
             for c in clusters:
                 if ob.camera_id in {o.camera_id for o in c}:
                     continue
+                theirs = {owners[id(o)] for o in c if id(o) in owners}
+                if mine is not None and theirs - {mine}:
+                    continue    # each camera saw one of two shoppers: not one between them
                 d = float(np.linalg.norm(ob.xy - _fuse(c)[0]))
                 if appearance_d2(ob.color, _fuse_color(c)) > self.params.color_gate:
                     continue    # two shoppers side by side: one cluster each
-                if d < self.params.cluster_m + 0.5 * ob.std_m and d < best_d:
-                    best, best_d = c, d
+                key = (mine is None or mine not in theirs, d)
+                if d < self.params.cluster_m + 0.5 * ob.std_m and key < best_key:
+                    best, best_key = c, key
             if best is None:
                 clusters.append([ob])
             else:
                 best.append(ob)
         return clusters
+
+    def owners(self, now_ns: int, obs: list[Observation], live: list[Track]) -> dict[int, int]:
+        """Per camera, its observations assigned to the predicted tracks seen in the last
+        second (Hungarian on the Mahalanobis distance plus the shirt's cost, gated as in
+        :meth:`step`): {id(observation): index into ``live``}. Two shoppers side by side in
+        look-alike shirts, each seen by another camera, stay two clusters."""
+        p = self.params
+        recent = [i for i, t in enumerate(live) if now_ns - t.last_seen_ns <= 1e9]
+        out: dict[int, int] = {}
+        for cam in sorted({o.camera_id for o in obs}):
+            mine = [o for o in obs if o.camera_id == cam]
+            cost = np.full((len(recent), len(mine)), 1e6)
+            for r, i in enumerate(recent):
+                t = live[i]
+                for j, ob in enumerate(mine):
+                    dist = float(np.linalg.norm(ob.xy - t.x[:2]))
+                    m = self._maha(t, ob)
+                    a2 = appearance_d2(t.color, ob.color) if t.color_n >= 1 else 0.0
+                    if dist > 1.5 or (t.color_n >= p.color_min_n and a2 > p.color_gate):
+                        continue
+                    if m < p.gate_chi2 or dist < 0.4:
+                        cost[r, j] = m + min(p.color_cap, p.color_weight * a2)
+            for r, j in hungarian(cost):
+                if cost[r, j] < 1e6:
+                    out[id(mine[j])] = recent[r]
+        return out
 
     def step(self, now_ns: int, detections: dict[str, list]) -> list[Track]:
         """One cycle: ``detections`` {camera_id: [Detection2D]} for the cameras that delivered
@@ -240,10 +277,10 @@ class ShopperTracker:
         for cam_id in sorted(detections):
             if cam_id in self.geom.cameras:
                 obs.extend(self.geom.observe(cam_id, detections[cam_id]))
-        clusters = self.cluster(obs)
+        live = [t for t in self.tracks if not t.closed and t.state != LOST]
+        clusters = self.cluster(obs, self.owners(now_ns, obs, live))
         fused = [_fuse(c) for c in clusters]
         colors = [_fuse_color(c) for c in clusters]
-        live = [t for t in self.tracks if not t.closed and t.state != LOST]
         cost = np.full((len(live), len(clusters)), 1e6)
         for i, t in enumerate(live):
             for j, (xy, std) in enumerate(fused):

@@ -309,3 +309,25 @@ def test_a_track_in_the_shirt_of_a_shopper_inside_does_not_take_the_next_scan(st
             assert bob.shopper_id == 'bob' and ghost.shopper_id == ''
         else:
             assert ghost.shopper_id == 'bob'
+
+
+def test_look_alikes_side_by_side_each_seen_by_one_camera_stay_two_shoppers(store):
+    """Two shoppers in look-alike shirts (under the colour gate) stand 0.75 m apart; one camera
+    sees only alice, another only bob (each hides the other). Each camera's box goes to its own
+    predicted track first: the two boxes are not one cluster between them (that moved one track
+    onto the midpoint, the other coasted, and the tracks swapped accounts in tuning seed 8107)."""
+    red, orange = (200.0, 40.0, 40.0), (160.0, 80.0, 40.0)
+    a_xy, b_xy = np.array([5.6, 1.9]), np.array([6.35, 1.9])
+    tr = ShopperTracker(store)
+    now = 20 * NS
+    alice = _seen_track(tr, 't1', a_xy, now, red, shopper='alice')
+    bob = _seen_track(tr, 't2', b_xy, now, orange, shopper='bob')
+    seen_a = boxes(store, [a_xy], colors=[red])
+    seen_b = boxes(store, [b_xy], colors=[orange])
+    cams = [c for c in sorted(seen_a) if seen_a[c] and seen_b[c]]
+    dets = {c: [] for c in seen_a}
+    dets[cams[0]], dets[cams[-1]] = seen_a[cams[0]], seen_b[cams[-1]]
+    tr.step(now + NS // 5, dets)
+    for t, xy in ((alice, a_xy), (bob, b_xy)):
+        assert t.last_seen_ns == now + NS // 5, t.shopper_id
+        assert np.linalg.norm(t.position - xy) < 0.2, t.shopper_id
