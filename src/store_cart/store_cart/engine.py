@@ -33,7 +33,9 @@ Shopper hint (hook for fusion with cameras)
     taken alone when its probability >= min_confidence and leads the second by >= min_margin
     (then the product policy above applies and the update's confidence is shopper probability x
     posterior, source FUSED); otherwise the event is reviewed as ambiguous with every present
-    shopper as a candidate, candidate confidence = shopper probability x posterior. The hint is
+    shopper as a candidate, candidate confidence = shopper probability x posterior, and the best
+    product guess, if it is a take, goes as a pending line into the cart of the shopper the hint
+    makes most likely (the reviewer's answer replaces it, in whichever cart). The hint is
     stored with the queued event, so a restart decides the same way.
 
 Durability
@@ -372,7 +374,14 @@ class CartEngine:
                 and p_top - p_second >= self.params.min_margin):
             names = ', '.join(f'{s["shopper_id"]} (p={p:.2f})' for s, p in weights)
             detail = f'{len(weights)} possible shoppers at {t_s}: {names}; best: {best_text}'
-            return self._review(ev, REASON_AMBIGUOUS_SHOPPER, detail, weights, hyps, products)
+            outs, sessions, note = self._review(ev, REASON_AMBIGUOUS_SHOPPER, detail, weights,
+                                                hyps, products)
+            if hint and p_top > 0.0 and products:
+                # the cameras named a most likely shopper: their best guess is pending in that
+                # cart (presence alone names nobody, so a weight-only store adds no line)
+                note += '; ' + self._pending(weights[0][0]['session_id'], products[0],
+                                             ev.event_id)
+            return outs, sessions, note
 
         session, p_shopper = weights[0]
         sid = session['session_id']

@@ -189,12 +189,22 @@ def test_ambiguous_hint_reviews_with_every_shopper_inside_as_a_candidate(engine)
     assert req.candidates[0].confidence == pytest.approx(0.55 * 0.9)
     assert {c.shopper_id for c in req.candidates} == {A, B, C, ''}
     assert all(c.confidence == 0.0 for c in req.candidates if c.shopper_id == C)
-    # a hint naming nobody inside is no "nobody was in the store"
+    # the cameras' best guess waits, pending, in the cart of the most likely shopper: a receipt
+    # issued before the answer carries it as pending, not nothing
+    assert cart_of(engine, B).lines == (line('COLA-330', 1, STATUS_PENDING_REVIEW),)
+    assert cart_of(engine, A).lines == ()
+    # a hint naming nobody inside is no "nobody was in the store", and names nobody to hold it
     ev2 = shelf('g1.s1.p2', 8.0, [take('COLA-330', 0.99)])
     engine.on_shelf_event(ev2, shopper_hint={'acct-gone': 0.9})
     (req2,) = of(engine.tick(ns(10.0)), ReviewRequestData)
     assert req2.reason == REASON_AMBIGUOUS_SHOPPER and set(req2.shopper_ids) == {A, B, C}
     assert not of(engine.tick(ns(11.0)), CartUpdateData)
+    assert [c.lines for c in (cart_of(engine, A), cart_of(engine, C))] == [(), ()]
+    # the answer names A: the pending line leaves B's cart, A's gets the confirmed one
+    outs = engine.on_review_decision(decide(ev, A, 'COLA-330', ACTION_TAKE, 1, 12.0))
+    assert not warnings(outs)
+    assert cart_of(engine, A).lines == (line('COLA-330', 1),)
+    assert cart_of(engine, B).lines == ()
 
 
 # --- not sure what ----------------------------------------------------------------------------
