@@ -83,9 +83,10 @@ def shelf_events(store, scenario, physics_params=None, rate_hz: float = 40.0,
     phys = StorePhysics(store, scenario, params=physics_params or PhysicsParams())
     det = {pid: PlateStepDetector(pid, StepDetectorParams(min_step_grams=10.0))
            for pid in phys.plate_ids}
-    merger = EventMerger({pid: store.adjacent_plates(pid, 0.03) for pid in phys.plate_ids})
     ranker = HypothesisRanker.from_store(store)
     inventory = PlateInventory.from_store(store)
+    merger = EventMerger({pid: store.adjacent_plates(pid, 0.03) for pid in phys.plate_ids},
+                         whole=lambda s: ranker.whole_units(s, inventory))
     t = np.arange(0.0, scenario.duration_s + tail_s, 1.0 / rate_hz)
     counts, not_ready = phys.adc(t)
     grams = phys.counts_to_grams(counts)

@@ -194,6 +194,17 @@ class HypothesisRanker:
                            on_home_plate=scored[i][5])
                 for i in order]
 
+    def whole_units(self, step, inventory: PlateInventory | None = None) -> bool:
+        """``step`` (a ``WeightStep``) is a take of whole units of a product on its own plate:
+        its plate's best explanation alone is a product, not an unknown weight. A unit resting
+        across two plates leaves only a part of its weight on each, which no product on the
+        plate explains; two such takes at once are two shoppers' (or two hands') grabs. A
+        return can be any product anywhere, so it is never told apart this way."""
+        if step.minor or step.delta_grams >= 0:
+            return False
+        hyps = self.rank((step.plate_id,), step.delta_grams, step.noise_grams, inventory)
+        return bool(hyps) and not hyps[0].is_unknown and hyps[0].probability >= 0.5
+
 
 def load_weight_overlay(path: str) -> dict:
     """{sku: {unit_grams, unit_grams_sd}} from a weight models file (``weight_models:``

@@ -143,7 +143,6 @@ class ShelfEventNode(Node):
         self.frame_id = store.frame_id
         self.detectors = {p.id: PlateStepDetector(p.id, det_params) for p in plates}
         adjacency = {p.id: store.adjacent_plates(p.id, adjacent_gap_m) for p in plates}
-        self.merger = EventMerger(adjacency, hold_s=merge_hold_s, gap_s=merge_gap_s)
         overlay = None
         if weight_models_file and os.path.isfile(weight_models_file):
             try:
@@ -154,6 +153,8 @@ class ShelfEventNode(Node):
                                    f'{weight_models_file}')
         self.ranker = HypothesisRanker.from_store(store, hyp_params, overlay)
         self.inventory = PlateInventory.from_store(store)
+        self.merger = EventMerger(adjacency, hold_s=merge_hold_s, gap_s=merge_gap_s,
+                                  whole=lambda s: self.ranker.whole_units(s, self.inventory))
         self.source_timeout_ns = int(source_timeout_s * NS_PER_S)
         self.latest_ns: dict[str, int] = {}
         self.foreign_samples = 0

@@ -78,3 +78,33 @@ def test_event_from_steps_orders_by_largest_change_and_sums():
     assert e.start_ns == int(9.5 * NS) and e.settled_ns == int(11.2 * NS)
     assert e.event_id == f'b@{int(9.5 * NS)}'
     assert e.noise_grams == pytest.approx(0.2 * 2 ** 0.5)
+
+
+def test_two_whole_unit_takes_at_once_on_adjacent_plates_stay_two_events(store):
+    """Two shoppers take one chocolate bar each from two adjacent plates 0.4 s apart: each
+    plate's step alone is one unit of its own product, so they are two events (one merged event
+    read as two bars of one kind, and both receipts were wrong, in tuning seed 8106). A bar
+    resting across both plates leaves a part of its weight on each: still one event."""
+    from store_shelf.hypotheses import HypothesisRanker, PlateInventory
+    ranker = HypothesisRanker.from_store(store)
+    inventory = PlateInventory.from_store(store)
+    p2, p3 = 'g2.s1.p2', 'g2.s1.p3'
+    assert p3 in store.adjacent_plates(p2, 0.03)
+    milk = store.catalog.products[store.planogram[p2].sku].unit_grams
+    nut = store.catalog.products[store.planogram[p3].sku].unit_grams
+    whole = [step(p2, 17.5, 18.6, -milk), step(p3, 17.9, 19.0, -nut)]
+    across = [step(p2, 17.5, 18.6, -0.45 * milk), step(p3, 17.5, 18.6, -0.55 * milk)]
+    for steps, n in ((whole, 2), (across, 1)):
+        merger = EventMerger(store.adjacent_plates,
+                             whole=lambda s: ranker.whole_units(s, inventory))
+        for s in steps:
+            merger.add(s)
+        events = merger.flush()
+        assert len(events) == n, events
+        assert sum(e.delta_grams for e in events) == pytest.approx(sum(
+            s.delta_grams for s in steps))
+    # without the test of whole units both pairs were one event
+    merger = EventMerger(store.adjacent_plates)
+    for s in whole:
+        merger.add(s)
+    assert len(merger.flush()) == 1
