@@ -86,7 +86,7 @@ def shelf_events(store, scenario, physics_params=None, rate_hz: float = 40.0,
     ranker = HypothesisRanker.from_store(store)
     inventory = PlateInventory.from_store(store)
     merger = EventMerger({pid: store.adjacent_plates(pid, 0.03) for pid in phys.plate_ids},
-                         whole=lambda s: ranker.whole_units(s, inventory))
+                         separate=lambda s: ranker.separate_grabs(s, inventory))
     t = np.arange(0.0, scenario.duration_s + tail_s, 1.0 / rate_hz)
     counts, not_ready = phys.adc(t)
     grams = phys.counts_to_grams(counts)

@@ -67,7 +67,7 @@ def run_scenario(store, scenario, *, overlay: dict | None = None,
     ranker = HypothesisRanker.from_store(store, overlay=overlay)
     inventory = PlateInventory.from_store(store)
     merger = EventMerger({pid: store.adjacent_plates(pid, 0.03) for pid in phys.plate_ids},
-                         whole=lambda s: ranker.whole_units(s, inventory))
+                         separate=lambda s: ranker.separate_grabs(s, inventory))
     engine = CartEngine(':memory:', store.catalog, store.id, cart_params or CartParams())
     reviewer = SimulatedReviewer.from_scenario(scenario, T0_NS, delay_s=reviewer_delay_s,
                                                error_rate=reviewer_error_rate, seed=seed)

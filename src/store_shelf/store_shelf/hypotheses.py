@@ -194,16 +194,24 @@ class HypothesisRanker:
                            on_home_plate=scored[i][5])
                 for i in order]
 
-    def whole_units(self, step, inventory: PlateInventory | None = None) -> bool:
-        """``step`` (a ``WeightStep``) is a take of whole units of a product on its own plate:
-        its plate's best explanation alone is a product, not an unknown weight. A unit resting
-        across two plates leaves only a part of its weight on each, which no product on the
-        plate explains; two such takes at once are two shoppers' (or two hands') grabs. A
-        return can be any product anywhere, so it is never told apart this way."""
-        if step.minor or step.delta_grams >= 0:
+    def separate_grabs(self, steps, inventory: PlateInventory | None = None,
+                       min_probability: float = 0.9) -> bool:
+        """``steps`` (``WeightStep`` s of adjacent plates at about one time) are separate grabs,
+        not one unit resting across the plates: each is a take that whole units of a product on
+        its own plate explain (best hypothesis of that plate alone, >= ``min_probability``),
+        and their sum is not one unit of a product on these plates. The second test keeps a
+        straddled unit whose shares each pass for a light or variable product (a banana across
+        a muesli-bar plate) one event. Returns are never told apart this way: a return can be
+        any product anywhere."""
+        if len(steps) < 2 or any(s.minor or s.delta_grams >= 0 for s in steps):
             return False
-        hyps = self.rank((step.plate_id,), step.delta_grams, step.noise_grams, inventory)
-        return bool(hyps) and not hyps[0].is_unknown and hyps[0].probability >= 0.5
+        for s in steps:
+            top = self.rank((s.plate_id,), s.delta_grams, s.noise_grams, inventory)[0]
+            if top.is_unknown or top.probability < min_probability:
+                return False
+        total = self.rank(tuple(s.plate_id for s in steps), sum(s.delta_grams for s in steps),
+                          math.sqrt(sum(s.noise_grams ** 2 for s in steps)), inventory)[0]
+        return total.is_unknown or total.quantity != 1
 
 
 def load_weight_overlay(path: str) -> dict:

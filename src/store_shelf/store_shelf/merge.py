@@ -3,9 +3,9 @@
 A product resting across two adjacent plates splits its weight between them, so one take shows
 as two steps whose activity windows overlap. Steps are grouped when their plates are adjacent
 (``adjacency``, from ``Store.adjacent_plates``), their changes have the same sign, and their
-``[start, settled]`` windows overlap or lie within ``gap_s`` of each other, unless each is a take
-of whole units of a product on its own plate (``whole``, from
-:meth:`HypothesisRanker.whole_units`: two grabs at once, not one unit across both); a group is
+``[start, settled]`` windows overlap or lie within ``gap_s`` of each other, unless they are
+separate grabs (``separate``, from :meth:`HypothesisRanker.separate_grabs`: each plate's change
+is whole units of its own product, and the sum is not one unit); a group is
 held for ``hold_s`` of sensor time after its last step was detected, so the partner plate's step
 can still arrive. Groups made only of minor steps (under the detector's ``min_step_grams``) are
 dropped.
@@ -76,9 +76,9 @@ class EventMerger:
 
     def __init__(self, adjacency: Callable[[str], Iterable[str]] | dict[str, Iterable[str]],
                  hold_s: float = 0.6, gap_s: float = 0.3,
-                 whole: Callable[[WeightStep], bool] | None = None):
-        """``whole``: a step is whole units of a product on its plate (two such steps are two
-        events); None merges every adjacent simultaneous pair."""
+                 separate: Callable[[list[WeightStep]], bool] | None = None):
+        """``separate``: steps of adjacent plates at once that are separate grabs, not one
+        unit across the plates; None merges every adjacent simultaneous pair."""
         if hold_s < 0 or gap_s < 0:
             raise ValueError('hold_s and gap_s must be >= 0')
         if callable(adjacency):
@@ -86,7 +86,7 @@ class EventMerger:
         else:
             table = {k: set(v) for k, v in adjacency.items()}
             self._adjacent = lambda p: table.get(p, set())
-        self._whole = whole
+        self._separate = separate
         self.hold_ns = int(hold_s * NS_PER_S)
         self.gap_ns = int(gap_s * NS_PER_S)
         self._groups: list[_Group] = []
@@ -106,8 +106,7 @@ class EventMerger:
                 continue      # a take on one plate and a return on the next are two events
             if not any(p in self._adjacent(step.plate_id) for p in g.plates):
                 continue
-            if self._whole is not None and self._whole(step) and all(
-                    self._whole(s) for s in g.steps):
+            if self._separate is not None and self._separate([*g.steps, step]):
                 continue      # two grabs at once, one per plate: not one unit across both
             lo = max(g.start_ns, step.start_ns)
             hi = min(g.settled_ns, step.settled_ns)

@@ -154,7 +154,8 @@ class ShelfEventNode(Node):
         self.ranker = HypothesisRanker.from_store(store, hyp_params, overlay)
         self.inventory = PlateInventory.from_store(store)
         self.merger = EventMerger(adjacency, hold_s=merge_hold_s, gap_s=merge_gap_s,
-                                  whole=lambda s: self.ranker.whole_units(s, self.inventory))
+                                  separate=lambda s: self.ranker.separate_grabs(
+                                      s, self.inventory))
         self.source_timeout_ns = int(source_timeout_s * NS_PER_S)
         self.latest_ns: dict[str, int] = {}
         self.foreign_samples = 0

@@ -80,31 +80,39 @@ def test_event_from_steps_orders_by_largest_change_and_sums():
     assert e.noise_grams == pytest.approx(0.2 * 2 ** 0.5)
 
 
-def test_two_whole_unit_takes_at_once_on_adjacent_plates_stay_two_events(store):
-    """Two shoppers take one chocolate bar each from two adjacent plates 0.4 s apart: each
-    plate's step alone is one unit of its own product, so they are two events (one merged event
-    read as two bars of one kind, and both receipts were wrong, in tuning seed 8106). A bar
-    resting across both plates leaves a part of its weight on each: still one event."""
+@pytest.mark.parametrize('plates, grams, n', [
+    # two bars by two shoppers 0.4 s apart: one merged event read as two bars of one kind
+    # spoiled both receipts (tuning seed 8106)
+    (('g2.s1.p2', 'g2.s1.p3'), 'own', 2),
+    # a bar resting across both plates leaves a part of its weight on each
+    (('g2.s1.p2', 'g2.s1.p3'), (0.45, 0.55), 1),
+    # a banana (120 +- 12 g) across the muesli bars' plate: 76 g passes for a banana and 59 g
+    # for two bars, but the sum is one banana (held-out seed 9105)
+    (('g3.s3.p2', 'g3.s3.p3'), (76.4 / 120.0, 59.4 / 120.0), 1),
+])
+def test_separate_grabs_at_once_on_adjacent_plates_stay_two_events(store, plates, grams, n):
+    """Steps of adjacent plates at once are one event (a unit across both), unless each plate's
+    change is whole units of its own product and their sum is not one unit."""
     from store_shelf.hypotheses import HypothesisRanker, PlateInventory
     ranker = HypothesisRanker.from_store(store)
     inventory = PlateInventory.from_store(store)
-    p2, p3 = 'g2.s1.p2', 'g2.s1.p3'
-    assert p3 in store.adjacent_plates(p2, 0.03)
-    milk = store.catalog.products[store.planogram[p2].sku].unit_grams
-    nut = store.catalog.products[store.planogram[p3].sku].unit_grams
-    whole = [step(p2, 17.5, 18.6, -milk), step(p3, 17.9, 19.0, -nut)]
-    across = [step(p2, 17.5, 18.6, -0.45 * milk), step(p3, 17.5, 18.6, -0.55 * milk)]
-    for steps, n in ((whole, 2), (across, 1)):
-        merger = EventMerger(store.adjacent_plates,
-                             whole=lambda s: ranker.whole_units(s, inventory))
-        for s in steps:
-            merger.add(s)
-        events = merger.flush()
-        assert len(events) == n, events
-        assert sum(e.delta_grams for e in events) == pytest.approx(sum(
-            s.delta_grams for s in steps))
-    # without the test of whole units both pairs were one event
+    a, b = plates
+    assert b in store.adjacent_plates(a, 0.03)
+    unit = {p: store.catalog.products[store.planogram[p].sku].unit_grams for p in plates}
+    if grams == 'own':
+        steps = [step(a, 17.5, 18.6, -unit[a]), step(b, 17.9, 19.0, -unit[b])]
+    else:
+        steps = [step(a, 17.5, 18.6, -grams[0] * unit[a]),
+                 step(b, 17.5, 18.6, -grams[1] * unit[a])]
+    merger = EventMerger(store.adjacent_plates,
+                         separate=lambda s: ranker.separate_grabs(s, inventory))
+    for s in steps:
+        merger.add(s)
+    events = merger.flush()
+    assert len(events) == n, events
+    assert sum(e.delta_grams for e in events) == pytest.approx(sum(s.delta_grams for s in steps))
+    # without the test every such pair was one event
     merger = EventMerger(store.adjacent_plates)
-    for s in whole:
+    for s in steps:
         merger.add(s)
     assert len(merger.flush()) == 1
