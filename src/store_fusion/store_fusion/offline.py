@@ -79,14 +79,17 @@ def run_tracking(store, scenario, frames: list[dict], detection_model,
 
 
 def shelf_events(store, scenario, physics_params=None, rate_hz: float = 40.0,
-                 tail_s: float = 8.0) -> list[ShelfEventData]:
+                 tail_s: float = 8.0, separate_grabs: bool = True) -> list[ShelfEventData]:
+    """``separate_grabs``: steps of adjacent plates at once that are separate grabs stay two
+    events (``HypothesisRanker.separate_grabs``, as the shelf event node); False merges them."""
     phys = StorePhysics(store, scenario, params=physics_params or PhysicsParams())
     det = {pid: PlateStepDetector(pid, StepDetectorParams(min_step_grams=10.0))
            for pid in phys.plate_ids}
     ranker = HypothesisRanker.from_store(store)
     inventory = PlateInventory.from_store(store)
     merger = EventMerger({pid: store.adjacent_plates(pid, 0.03) for pid in phys.plate_ids},
-                         separate=lambda s: ranker.separate_grabs(s, inventory))
+                         separate=(lambda s: ranker.separate_grabs(s, inventory))
+                         if separate_grabs else None)
     t = np.arange(0.0, scenario.duration_s + tail_s, 1.0 / rate_hz)
     counts, not_ready = phys.adc(t)
     grams = phys.counts_to_grams(counts)

@@ -1,0 +1,81 @@
+#!/usr/bin/env python3
+"""How the shelf layer groups weight steps of adjacent plates, against the scenario truth.
+
+A unit resting across two plates (a straddle) must be one shelf event; two grabs at once on
+adjacent plates (two shoppers, or two hands) must be two. Over generated scenarios (weight path
+only: physics -> step detectors -> merger, no cameras, seconds per scenario), prints per level:
+straddled takes kept as one event or split, and pairs of concurrent grabs on adjacent plates
+(starts within ``--within-s``) kept apart or merged, with and without the separate-grabs test
+(``HypothesisRanker.separate_grabs``), side by side.
+
+    . tools/env.sh && python tools/bench_event_merge.py --seeds 20000:20199 --levels 2,3
+"""
+from __future__ import annotations
+
+import argparse
+import pathlib
+from collections import Counter
+
+from store_common.description import load_store
+from store_fusion.offline import NS, seed_ranges, shelf_events, T0_NS
+from store_sim.generator import generate
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _event_of(events, plate: str, t_s: float):
+    """The shelf event on ``plate`` whose start is nearest the action's time (within 3 s)."""
+    near = [e for e in events if plate in e.plate_ids
+            and -2.5 < t_s - (e.start_ns - T0_NS) / NS < 3.0]
+    return min(near, key=lambda e: abs(t_s - (e.start_ns - T0_NS) / NS), default=None)
+
+
+def grouping(store, scenario, separate: bool, within_s: float) -> Counter:
+    """Counts: straddle_one / straddle_split, pair_apart / pair_merged (see the module doc)."""
+    events = shelf_events(store, scenario, separate_grabs=separate)
+    c = Counter()
+    takes = [a for s in scenario.shoppers for a in s.actions if a.kind == 'take']
+    for a in takes:
+        if a.straddle:
+            e = _event_of(events, a.plate, a.t_s)
+            c['straddle_one' if e is not None and a.straddle in e.plate_ids
+              else 'straddle_split'] += 1
+    plain = [a for a in takes if not a.straddle]
+    for i, a in enumerate(plain):
+        for b in plain[i + 1:]:
+            adjacent = b.plate in store.adjacent_plates(a.plate, 0.03)
+            if abs(a.t_s - b.t_s) > within_s or not adjacent:
+                continue
+            e = _event_of(events, a.plate, a.t_s)
+            c['pair_merged' if e is not None and b.plate in e.plate_ids else 'pair_apart'] += 1
+    return c
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--store', default=str(ROOT / 'config' / 'stores' / 'demo.yaml'))
+    ap.add_argument('--seeds', default='20000:20049', help='first:last seed, comma-separated')
+    ap.add_argument('--levels', default='2,3')
+    ap.add_argument('--within-s', type=float, default=1.0,
+                    help='two grabs count as concurrent when their times are this close [s]')
+    ns = ap.parse_args(argv)
+    store = load_store(ns.store)
+    seeds = seed_ranges(ns.seeds)
+    print(f'{"level":6} {"separate":9} {"straddles one":>14} {"split":>6} '
+          f'{"grab pairs apart":>17} {"merged":>7}')
+    for level in (int(x) for x in ns.levels.split(',')):
+        totals = {True: Counter(), False: Counter()}
+        for seed in seeds:
+            sc = generate(store, seed, level)
+            for sep in (False, True):
+                totals[sep].update(grouping(store, sc, sep, ns.within_s))
+        for sep in (False, True):
+            c = totals[sep]
+            print(f'{level:<6} {"on" if sep else "off":9} {c["straddle_one"]:14d} '
+                  f'{c["straddle_split"]:6d} {c["pair_apart"]:17d} {c["pair_merged"]:7d}')
+    print(f'store {ns.store}, seeds {ns.seeds} ({len(seeds)} scenarios per level)')
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
