@@ -208,10 +208,24 @@ class ShopperTracker:
         t.x = t.x + k @ (ob.xy - h @ t.x)
         t.P = (np.eye(4) - k @ h) @ t.P
 
-    def _maha(self, t: Track, ob: Observation) -> float:
-        s = t.P[:2, :2] + np.eye(2) * ob.std_m ** 2
-        d = ob.xy - t.x[:2]
-        return float(d @ np.linalg.solve(s, d))
+    def _gated_cost(self, t: Track, xy, std: float, color, one_camera: bool) -> float | None:
+        """Cost of track ``t`` taking an observation at ``xy`` (1-sigma ``std``) in ``color``:
+        the Mahalanobis distance plus the shirt's term; None beyond the gates shared by the
+        per-camera assignment and the cluster assignment (one camera alone never drags a track
+        far, not the shirt the track has been wearing, outside chi2 and further than 0.4 m)."""
+        p = self.params
+        s = t.P[:2, :2] + np.eye(2) * std ** 2
+        d = xy - t.x[:2]
+        m = float(d @ np.linalg.solve(s, d))
+        dist = float(np.linalg.norm(d))
+        if one_camera and dist > 1.5:
+            return None     # one camera alone never drags a track far
+        a2 = appearance_d2(t.color, color) if t.color_n >= 1 else 0.0
+        if t.color_n >= p.color_min_n and a2 > p.color_gate:
+            return None     # not the shirt this track has been wearing
+        if not (m < p.gate_chi2 or dist < 0.4):
+            return None
+        return m + min(p.color_cap, p.color_weight * a2)
 
     def cluster(self, obs: list[Observation],
                 owners: dict[int, int] | None = None) -> list[list[Observation]]:
@@ -247,22 +261,16 @@ class ShopperTracker:
         second (Hungarian on the Mahalanobis distance plus the shirt's cost, gated as in
         :meth:`step`): {id(observation): index into ``live``}. Two shoppers side by side in
         look-alike shirts, each seen by another camera, stay two clusters."""
-        p = self.params
         recent = [i for i, t in enumerate(live) if now_ns - t.last_seen_ns <= 1e9]
         out: dict[int, int] = {}
         for cam in sorted({o.camera_id for o in obs}):
             mine = [o for o in obs if o.camera_id == cam]
             cost = np.full((len(recent), len(mine)), 1e6)
             for r, i in enumerate(recent):
-                t = live[i]
                 for j, ob in enumerate(mine):
-                    dist = float(np.linalg.norm(ob.xy - t.x[:2]))
-                    m = self._maha(t, ob)
-                    a2 = appearance_d2(t.color, ob.color) if t.color_n >= 1 else 0.0
-                    if dist > 1.5 or (t.color_n >= p.color_min_n and a2 > p.color_gate):
-                        continue
-                    if m < p.gate_chi2 or dist < 0.4:
-                        cost[r, j] = m + min(p.color_cap, p.color_weight * a2)
+                    c = self._gated_cost(live[i], ob.xy, ob.std_m, ob.color, one_camera=True)
+                    if c is not None:
+                        cost[r, j] = c
             for r, j in hungarian(cost):
                 if cost[r, j] < 1e6:
                     out[id(mine[j])] = recent[r]
@@ -284,26 +292,18 @@ class ShopperTracker:
         cost = np.full((len(live), len(clusters)), 1e6)
         for i, t in enumerate(live):
             for j, (xy, std) in enumerate(fused):
-                s = t.P[:2, :2] + np.eye(2) * std ** 2
-                d = xy - t.x[:2]
-                m = float(d @ np.linalg.solve(s, d))
-                dist = float(np.linalg.norm(d))
-                if len(clusters[j]) == 1 and dist > 1.5:
-                    continue    # one camera alone never drags a track far
+                dist = float(np.linalg.norm(xy - t.x[:2]))
                 unseen_s = (now_ns - t.last_seen_ns) / 1e9
                 if dist > p.max_speed_mps * unseen_s + 0.6 + 2 * std:
                     continue    # faster than a shopper walks
                 if (self.pending_entries and dist > 0.5
                         and self._near_zone(self.entrance, xy, 0.5)):
                     continue    # someone just scanned in: a new shopper, not an old track
-                a2 = appearance_d2(t.color, colors[j]) if t.color_n >= 1 else 0.0
-                if t.color_n >= p.color_min_n and a2 > p.color_gate:
-                    continue    # not the shirt this track has been wearing
-                if m < p.gate_chi2 or dist < 0.4:
+                one = len(clusters[j]) == 1
+                c = self._gated_cost(t, xy, std, colors[j], one)
+                if c is not None:
                     # bound tracks win ties over anonymous ones; one-camera clusters cost more
-                    cost[i, j] = m + (0.0 if t.shopper_id else 2.0) + (
-                        0.0 if len(clusters[j]) > 1 else 1.0) + min(
-                            p.color_cap, p.color_weight * a2)
+                    cost[i, j] = c + (0.0 if t.shopper_id else 2.0) + (1.0 if one else 0.0)
         taken: dict[int, int] = {}
         for i, j in hungarian(cost):
             if cost[i, j] < 1e6:
