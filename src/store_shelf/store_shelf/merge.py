@@ -106,13 +106,13 @@ class EventMerger:
                 continue      # a take on one plate and a return on the next are two events
             if not any(p in self._adjacent(step.plate_id) for p in g.plates):
                 continue
-            if self._separate is not None and self._separate([*g.steps, step]):
-                continue      # two grabs at once, one per plate: not one unit across both
             lo = max(g.start_ns, step.start_ns)
             hi = min(g.settled_ns, step.settled_ns)
             overlap = hi - lo
             if overlap < -self.gap_ns:
                 continue
+            if self._separate is not None and self._separate([*g.steps, step]):
+                continue      # two grabs at once, one per plate: not one unit across both
             if best is None or overlap > best_overlap:
                 best, best_overlap = g, overlap
         if best is None:
