@@ -17,10 +17,13 @@ Policy (weight only)
     One shopper present: the best hypothesis is applied as a confirmed cart change when it is a
     product with posterior >= min_confidence and margin over the second >= min_margin (and, for a
     return, the cart holds enough units). Otherwise a review request (unknown weight, low
-    confidence, close candidates, not in cart) and the best product guess, if it is a take, goes
-    into the cart as a pending line (a return guess leaves the cart as it is until the decision:
-    a cart line cannot hold a negative quantity). Several shoppers present: a review request
-    with every present shopper x the top hypotheses, no cart line; every candidate's
+    confidence, close candidates, not in cart) and the best product guess goes into the cart as
+    a pending line: a take as +q pending units, a return as -q pending units when the cart
+    (confirmed and pending lines) holds q of it, else nothing. A pending return nets out first
+    the pending and then the confirmed units of its SKU in the cart and receipt (which show the
+    best guess: the returned units are not listed, the open review is counted), so the return
+    of a unit whose take is itself in review leaves no line. Several shoppers present: a review
+    request with every present shopper x the top hypotheses, no cart line; every candidate's
     pending_reviews counts it. Nobody present: a review request. Cart updates are published only
     for confirmed changes, so their deltas sum to the confirmed cart.
 
@@ -34,8 +37,8 @@ Shopper hint (hook for fusion with cameras)
     (then the product policy above applies and the update's confidence is shopper probability x
     posterior, source FUSED); otherwise the event is reviewed as ambiguous with every present
     shopper as a candidate, candidate confidence = shopper probability x posterior, and the best
-    product guess, if it is a take, goes as a pending line into the cart of the shopper the hint
-    makes most likely (the reviewer's answer replaces it, in whichever cart). The hint is
+    product guess goes as a pending line (as above) into the cart of the shopper the hint makes
+    most likely (the reviewer's answer replaces it, in whichever cart). The hint is
     stored with the queued event, so a restart decides the same way.
 
 Durability
@@ -460,16 +463,22 @@ class CartEngine:
         return reweighted, conditioned
 
     def _pending(self, sid: str, guess: HypothesisData, event_id: str) -> str:
-        """Put the best product guess into the cart as pending; returns a note.
+        """Put the best product guess into the cart as a pending line; returns a note.
 
-        Only a take can be pending: a cart line has a positive quantity, and a return guess
-        leaves the units confirmed (billed) until the reviewer decides, so that cart updates
-        keep summing to the confirmed cart.
+        A take adds +q pending units. A return adds -q pending units only when the cart holds q
+        (confirmed plus pending): a guess that the shopper returned what they do not hold is
+        no better a guess for this cart than none. Pending lines never make cart updates, so
+        the updates keep summing to the confirmed cart; the reviewer's answer replaces them.
         """
         if guess.action == ACTION_TAKE:
             self.db.add_line(sid, guess.sku, guess.quantity, 'pending', event_id)
             return f'pending +{guess.quantity} {guess.sku} for {sid}'
-        return f'return guess {guess.quantity} {guess.sku}: the cart of {sid} keeps it for now'
+        held = sum(int(q) for sku, _status, q in self.db.line_sums(sid) if sku == guess.sku)
+        if held >= guess.quantity:
+            self.db.add_line(sid, guess.sku, -guess.quantity, 'pending', event_id)
+            return f'pending -{guess.quantity} {guess.sku} for {sid}'
+        return (f'return guess {guess.quantity} {guess.sku}: the cart of {sid} holds {held}, '
+                'so it keeps them until the decision')
 
     def _review(self, ev: ShelfEventData, reason: int, detail: str,
                 weights: list[tuple[dict, float]], hyps: list[HypothesisData],
@@ -534,8 +543,17 @@ class CartEngine:
                               confidence=float(confidence), source=source, stamp_ns=stamp_ns)
 
     def _lines(self, sid: str) -> tuple[tuple[CartLineData, ...], int]:
-        lines = []
+        """The best guess of the cart: confirmed and pending units per SKU, pending returns
+        netted out of the pending units first, then out of the confirmed ones."""
+        per_sku: dict[str, dict[str, int]] = {}
         for sku, status, qty in self.db.line_sums(sid):
+            per_sku.setdefault(sku, {'confirmed': 0, 'pending': 0})[status] += int(qty)
+        sums = []
+        for sku, q in per_sku.items():
+            confirmed = q['confirmed'] + min(q['pending'], 0)
+            sums += [(sku, 'confirmed', confirmed), (sku, 'pending', q['pending'])]
+        lines = []
+        for sku, status, qty in sums:
             if qty <= 0:
                 continue
             product = self.catalog.products.get(sku)

@@ -255,10 +255,48 @@ def test_return_not_in_cart_gives_review(engine):
                          ('shelf', e_oj), ('tick', ns(9.0))])
     assert [u.quantity_delta for u in of(outs, CartUpdateData)] == [1]
     assert [r.reason for r in of(outs, ReviewRequestData)] == [REASON_NOT_IN_CART] * 2
-    # a return guess is not applied before the review: the cart keeps what it had
+    # a return of more than the cart holds is no guess for this cart: it keeps what it had
     cart = cart_of(engine, A)
     assert cart.lines == (line('COLA-330', 1),)
     assert cart.pending_reviews == 2
+
+
+@pytest.mark.parametrize('answer_take, answer_return, final', [
+    (None, None, ()),                                  # before any answer: the best guess
+    (ACTION_TAKE, None, ()),                           # the take is confirmed, return pending
+    (ACTION_TAKE, ACTION_RETURN, ()),                  # both confirmed
+    (ACTION_TAKE, ACTION_NONE, (('CHOC-DARK', 1, STATUS_CONFIRMED),)),   # no return after all
+    (ACTION_NONE, ACTION_NONE, ()),                    # neither happened
+])
+def test_return_guess_nets_out_the_pending_take_on_the_receipt(engine, answer_take,
+                                                               answer_return, final):
+    # a bar taken with a low-confidence guess (pending) and put back: the return is reviewed as
+    # "not in cart" (nothing confirmed to return), and its guess cancels the pending take, so
+    # the receipt issued before any answer does not bill a bar that went back on the shelf
+    e_take = shelf('g2.s1.p1', 3.0, [take('CHOC-DARK', 0.58), take('CHOC-MILK', 0.42)])
+    e_ret = shelf('g2.s1.p1', 5.0, [ret('CHOC-DARK', 0.97)])
+    # a confirmed cola whose return is uncertain: billed on the receipt only if not returned
+    e_cola = shelf('g1.s1.p1', 4.0, [take('COLA-330', 0.99)])
+    e_cola_back = shelf('g1.s1.p1', 6.0, [ret('COLA-330', 0.7), unknown(0.3)])
+    outs = feed(engine, [('gate', enter(A, 1.0)), ('shelf', e_take), ('shelf', e_cola),
+                         ('shelf', e_ret), ('shelf', e_cola_back), ('gate', leave(A, 8.0)),
+                         ('tick', ns(12.0))])
+    assert [r.reason for r in of(outs, ReviewRequestData)] == [
+        REASON_LOW_CONFIDENCE, REASON_NOT_IN_CART, REASON_LOW_CONFIDENCE]
+    assert [u.quantity_delta for u in of(outs, CartUpdateData)] == [1]   # confirmed only
+    (receipt,) = of(outs, ReceiptData)
+    assert receipt.lines == () and receipt.total_cents == 0 and receipt.pending_reviews == 3
+    outs = []
+    for ev, action in ((e_take, answer_take), (e_ret, answer_return)):
+        if action is not None:
+            outs += engine.on_review_decision(decide(ev, A, 'CHOC-DARK', action, 1, 20.0))
+    assert not warnings(outs)
+    assert cart_of(engine, A).lines == tuple(line(*x) for x in final)
+    # the cola's return answered "no": the confirmed cola is billed again
+    outs = engine.on_review_decision(decide(e_cola_back, A, '', ACTION_NONE, 0, 21.0))
+    assert cart_of(engine, A).lines == tuple(
+        sorted((line('COLA-330', 1),) + tuple(line(*x) for x in final), key=lambda ln: ln.sku))
+    assert of(outs, ReceiptData)[-1].lines == cart_of(engine, A).lines
 
 
 # --- hold and ordering ------------------------------------------------------------------------
@@ -348,11 +386,13 @@ def test_decision_applies_an_uncertain_return(engine):
     e_ret = shelf('g1.s1.p1', 5.0, [ret('COLA-330', 0.6), ret('LEMON-330', 0.4)])
     feed(engine, [('gate', enter(A, 1.0)), ('shelf', e_take), ('shelf', e_lemon),
                   ('shelf', e_ret), ('tick', ns(7.0))])
-    assert cart_of(engine, A).lines == (line('COLA-330', 2), line('LEMON-330', 1))
-    assert cart_of(engine, A).pending_reviews == 1
-    outs = engine.on_review_decision(decide(e_ret, A, 'COLA-330', ACTION_RETURN, 1, 8.0))
-    assert [u.quantity_delta for u in of(outs, CartUpdateData)] == [-1]
+    # before the answer the cart shows the best guess (a cola back), with the review counted
     assert cart_of(engine, A).lines == (line('COLA-330', 1), line('LEMON-330', 1))
+    assert cart_of(engine, A).pending_reviews == 1
+    outs = engine.on_review_decision(decide(e_ret, A, 'LEMON-330', ACTION_RETURN, 1, 8.0))
+    assert [u.quantity_delta for u in of(outs, CartUpdateData)] == [-1]
+    assert cart_of(engine, A).lines == (line('COLA-330', 2),)
+    assert cart_of(engine, A).pending_reviews == 0
 
 
 def test_a_return_is_conditioned_on_what_the_shopper_holds(engine):
