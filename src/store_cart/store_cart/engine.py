@@ -263,7 +263,10 @@ class CartEngine:
                 if d.action == ACTION_TAKE:
                     self.db.add_line(target, d.sku, d.quantity, 'confirmed', d.request_id)
                 else:
-                    held = self.db.confirmed_quantity(target, d.sku)
+                    # units whose take is itself pending count: the answers to the take's and
+                    # the return's reviews may come in either order
+                    held = sum(int(q) for sku, _status, q in self.db.line_sums(target)
+                               if sku == d.sku)
                     k = min(d.quantity, held)
                     if k > 0:
                         self.db.add_line(target, d.sku, -k, 'confirmed', d.request_id)
@@ -544,14 +547,16 @@ class CartEngine:
 
     def _lines(self, sid: str) -> tuple[tuple[CartLineData, ...], int]:
         """The best guess of the cart: confirmed and pending units per SKU, pending returns
-        netted out of the pending units first, then out of the confirmed ones."""
+        netted out of the pending units first, then out of the confirmed ones (and a confirmed
+        return of a unit whose take is pending out of the pending ones)."""
         per_sku: dict[str, dict[str, int]] = {}
         for sku, status, qty in self.db.line_sums(sid):
             per_sku.setdefault(sku, {'confirmed': 0, 'pending': 0})[status] += int(qty)
         sums = []
         for sku, q in per_sku.items():
-            confirmed = q['confirmed'] + min(q['pending'], 0)
-            sums += [(sku, 'confirmed', confirmed), (sku, 'pending', q['pending'])]
+            # a confirmed return of a unit whose take is still pending nets out that take
+            sums += [(sku, 'confirmed', q['confirmed'] + min(q['pending'], 0)),
+                     (sku, 'pending', q['pending'] + min(q['confirmed'], 0))]
         lines = []
         for sku, status, qty in sums:
             if qty <= 0:

@@ -259,17 +259,25 @@ def test_return_not_in_cart_gives_review(engine):
     cart = cart_of(engine, A)
     assert cart.lines == (line('COLA-330', 1),)
     assert cart.pending_reviews == 2
+    # a reviewer who answers "two came back" returns what the cart holds, and says so
+    outs = engine.on_review_decision(decide(e_ret2, A, 'COLA-330', ACTION_RETURN, 2, 10.0))
+    assert [u.quantity_delta for u in of(outs, CartUpdateData)] == [-1]
+    assert any('applied as 1' in w for w in warnings(outs))
+    assert cart_of(engine, A).lines == ()
 
 
-@pytest.mark.parametrize('answer_take, answer_return, final', [
-    (None, None, ()),                                  # before any answer: the best guess
-    (ACTION_TAKE, None, ()),                           # the take is confirmed, return pending
-    (ACTION_TAKE, ACTION_RETURN, ()),                  # both confirmed
-    (ACTION_TAKE, ACTION_NONE, (('CHOC-DARK', 1, STATUS_CONFIRMED),)),   # no return after all
-    (ACTION_NONE, ACTION_NONE, ()),                    # neither happened
+@pytest.mark.parametrize('answer_take, answer_return, final, return_first', [
+    (None, None, (), False),                           # before any answer: the best guess
+    (ACTION_TAKE, None, (), False),                    # the take is confirmed, return pending
+    (None, ACTION_RETURN, (), False),                  # the return is confirmed, take pending
+    (ACTION_TAKE, ACTION_RETURN, (), False),           # both confirmed
+    (ACTION_TAKE, ACTION_RETURN, (), True),            # ... the return's answer first
+    (ACTION_TAKE, ACTION_NONE, (('CHOC-DARK', 1, STATUS_CONFIRMED),), False),   # not returned
+    (ACTION_NONE, ACTION_NONE, (), False),             # neither happened
 ])
 def test_return_guess_nets_out_the_pending_take_on_the_receipt(engine, answer_take,
-                                                               answer_return, final):
+                                                               answer_return, final,
+                                                               return_first):
     # a bar taken with a low-confidence guess (pending) and put back: the return is reviewed as
     # "not in cart" (nothing confirmed to return), and its guess cancels the pending take, so
     # the receipt issued before any answer does not bill a bar that went back on the shelf
@@ -287,7 +295,8 @@ def test_return_guess_nets_out_the_pending_take_on_the_receipt(engine, answer_ta
     (receipt,) = of(outs, ReceiptData)
     assert receipt.lines == () and receipt.total_cents == 0 and receipt.pending_reviews == 3
     outs = []
-    for ev, action in ((e_take, answer_take), (e_ret, answer_return)):
+    answers = [(e_take, answer_take), (e_ret, answer_return)]
+    for ev, action in answers[::-1] if return_first else answers:
         if action is not None:
             outs += engine.on_review_decision(decide(ev, A, 'CHOC-DARK', action, 1, 20.0))
     assert not warnings(outs)
