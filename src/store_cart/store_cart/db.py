@@ -230,6 +230,13 @@ class CartDb(TransactionalDb):
             "SELECT request FROM review_requests WHERE status = 'open' "
             'ORDER BY stamp_ns, request_id')]
 
+    def open_reviews_of(self, session_id: str) -> list[dict]:
+        """The open review requests that name a session (as a candidate's visit)."""
+        return [json.loads(r[0]) for r in self._x(
+            'SELECT rr.request FROM review_sessions rs JOIN review_requests rr '
+            "ON rr.request_id = rs.request_id WHERE rs.session_id = ? AND rr.status = 'open' "
+            'ORDER BY rr.stamp_ns, rr.request_id', (session_id,))]
+
     def open_review_count(self, session_id: str) -> int:
         return int(self._x(
             'SELECT COUNT(*) FROM review_sessions rs JOIN review_requests rr '

@@ -432,8 +432,9 @@ class CartEngine:
         """Bayes over (shopper, hypothesis): a shopper can only return what their cart holds.
 
         joint(s, h) = P(s) * P(h) * feasible(s, h), where a return of q units of a SKU is
-        feasible for s when s's cart (confirmed and pending lines) holds >= q of it, and has the
-        small ``foreign_return_prior`` otherwise. Returns the shoppers re-weighted by their
+        feasible for s as far as s's cart holds q of it (:meth:`_held`: confirmed units count
+        whole, units of open reviews by their candidates' confidence), with at least the small
+        ``foreign_return_prior``. Returns the shoppers re-weighted by their
         marginal (so a return is attributed to the only shopper who could have made it) and the
         hypotheses conditioned on the most likely shopper (so a wrong-plate return of one of
         several near-equal products resolves to the one the shopper holds).
@@ -441,12 +442,11 @@ class CartEngine:
         eps = self.params.foreign_return_prior
         joint = []
         for session, w in weights:
-            held: dict[str, int] = {}
-            for sku, _status, qty in self.db.line_sums(session['session_id']):
-                held[sku] = held.get(sku, 0) + int(qty)
+            held = self._held(session)
             joint.append([w * h.likelihood * (
                 1.0 if h.action != ACTION_RETURN or not self._is_product(h)
-                or held.get(h.sku, 0) >= h.quantity else eps) for h in hyps])
+                else min(1.0, max(eps, held.get(h.sku, 0.0) - (h.quantity - 1))))
+                for h in hyps])
         total = sum(sum(row) for row in joint)
         feasible_all = all(x == w * h.likelihood for (_, w), row in zip(weights, joint)
                            for h, x in zip(hyps, row))
@@ -464,6 +464,24 @@ class CartEngine:
             # so the review says "not in cart" rather than "unknown weight"
             return reweighted, hyps
         return reweighted, conditioned
+
+    def _held(self, session: dict) -> dict[str, float]:
+        """Units per SKU that a visit's cart holds, as a soft count: confirmed units whole, and
+        for every open review of the visit, each candidate naming this shopper adds (a take)
+        or removes (a return) its quantity times its confidence. So a unit whose take went to
+        review with the shopper or the product in doubt (pending here, or in another cart) is
+        held as surely as the review's candidates say, not as a coin toss's winner."""
+        held: dict[str, float] = {}
+        for sku, status, qty in self.db.line_sums(session['session_id']):
+            if status == 'confirmed':
+                held[sku] = held.get(sku, 0.0) + int(qty)
+        for request in self.db.open_reviews_of(session['session_id']):
+            for c in request['candidates']:
+                if c['shopper_id'] == session['shopper_id'] and c['sku'] and c['quantity'] > 0:
+                    sign = {ACTION_TAKE: 1.0, ACTION_RETURN: -1.0}.get(c['action'], 0.0)
+                    held[c['sku']] = held.get(c['sku'], 0.0) + sign * c['quantity'] * float(
+                        c['confidence'])
+        return held
 
     def _pending(self, sid: str, guess: HypothesisData, event_id: str) -> str:
         """Put the best product guess into the cart as a pending line; returns a note.

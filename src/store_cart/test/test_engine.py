@@ -404,6 +404,38 @@ def test_decision_applies_an_uncertain_return(engine):
     assert cart_of(engine, A).pending_reviews == 0
 
 
+@pytest.mark.parametrize('fused_min_confidence', [-1.0, 0.5])
+def test_a_unit_in_doubt_is_held_as_surely_as_its_review_says(tmp_path, fused_min_confidence):
+    # two shoppers side by side: B took a cola earlier (confirmed); now one of them takes a cola
+    # while the other puts one back on a wrong plate, and the cameras cannot tell who did which
+    # (0.5 / 0.5 for both events). The take goes to review with its guess pending in A's cart
+    # (the tie's first); A then "holds" that cola only as surely as the take's candidate
+    # (0.5), B holds one for sure, so the return is B's, and both receipts come out right
+    # before anyone answers. Counting A's pending cola as a whole unit made the return A's
+    # (the tie again), and both receipts wrong.
+    params = fused_params(CartParams(), fused_min_confidence)
+    with CartEngine(str(tmp_path / 'c.sqlite'), CATALOG, STORE_ID, params) as engine:
+        feed(engine, [('gate', enter(A, 1.0)), ('gate', enter(B, 1.5))])
+        engine.on_shelf_event(shelf('g1.s1.p1', 3.0, [take('COLA-330', 0.99)]),
+                              shopper_hint={B: 0.98, A: 0.01})
+        e_take = shelf('g1.s1.p1', 6.0, [take('COLA-330', 0.99)])
+        e_back = shelf('g3.s1.p1', 6.05, [ret('COLA-330', 0.75), ret('OJ-1L', 0.2),
+                                          unknown(0.05)])
+        engine.on_shelf_event(e_take, shopper_hint={A: 0.495, B: 0.495})
+        engine.on_shelf_event(e_back, shopper_hint={A: 0.495, B: 0.495})
+        outs = feed(engine, [('gate', leave(A, 9.0)), ('gate', leave(B, 9.2)),
+                             ('tick', ns(13.0))])
+        receipts = {r.shopper_id: r.lines for r in engine.state().receipts}
+        assert receipts == {A: (line('COLA-330', 1, STATUS_PENDING_REVIEW),), B: ()}
+        returns = [u for u in of(outs, CartUpdateData) if u.quantity_delta < 0]
+        if fused_min_confidence < 0:    # the cart's own 0.9: the return is reviewed, B's guess
+            assert not returns
+            (req,) = [r for r in of(outs, ReviewRequestData) if r.event_id == e_back.event_id]
+            assert req.shopper_ids[0] == B
+        else:                           # 0.67 for B leads A by 0.33: decided without review
+            assert [(u.shopper_id, u.sku) for u in returns] == [(B, 'COLA-330')]
+
+
 def test_a_return_is_conditioned_on_what_the_shopper_holds(engine):
     # a chocolate bar put back on the wrong plate: three bars weigh nearly the same, but the
     # shopper holds only the milk one, so the return is confirmed without asking anyone
