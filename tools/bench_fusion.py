@@ -4,7 +4,8 @@
     . tools/env.sh && nice python tools/bench_fusion.py [--seeds 9100:9114] [--levels 0,1,2,3] \
         [--fps 5] [--gt-cache out/fusion/gt] [--stats FILE] [--render-missing] [--no-joint] \
         [--draws 1] [--min-confidence 0.9] [--min-margin 0.2] [--fused-min-confidence -1] \
-        [--product-shopper-weight W] [--tracking-only] [--out out/fusion/bench_fusion.json]
+        [--product-shopper-weight W] [--one-view-hand-weight W] [--tracking-only] \
+        [--out out/fusion/bench_fusion.json]
 
 Vision path: the store_sim renderer's ground-truth boxes per camera frame (cached; rendering
 takes ~0.05 s per camera frame) -> store_fusion.simcam.DetectionModel (miss rate, false
@@ -113,6 +114,9 @@ def main(argv=None) -> int:
     ap.add_argument('--product-shopper-weight', type=float, default=None,
                     help="fusion's weight of the SKUs in a shopper's hands as evidence of who "
                     "(0: off; default: FusionParams')")
+    ap.add_argument('--one-view-hand-weight', type=float, default=None,
+                    help="fusion's weight of a hand seen by one camera against a triangulated "
+                    "one (default: FusionParams')")
     ap.add_argument('--tracking-only', action='store_true',
                     help='only the identity census of the tracker (fast): no events decided')
     ap.add_argument('--draws', type=int, default=1,
@@ -127,7 +131,8 @@ def main(argv=None) -> int:
     joint = JointParams(max_group=1) if ns.no_joint else JointParams()
     fusion = FusionParams(**{k: v for k, v in (
         ('sku_accuracy', ns.sku_accuracy),
-        ('product_shopper_weight', ns.product_shopper_weight)) if v is not None})
+        ('product_shopper_weight', ns.product_shopper_weight),
+        ('one_view_hand_weight', ns.one_view_hand_weight)) if v is not None})
     try:
         cart = CartParams(min_confidence=ns.min_confidence, min_margin=ns.min_margin)
         fused_cart = fused_params(cart, ns.fused_min_confidence)

@@ -12,8 +12,10 @@ from store_interfaces.msg import (FusedShelfEvent, ShelfEvent, ShopperCandidate,
                                   ShopperTracks)
 
 from store_fusion.fusion import FusionResult, Snapshot
+from store_fusion.geometry import HAND_TRIANGULATED
 
 DEFAULT_HAND_STD_M = 0.1     # a hand without its std in the message
+# a hand without its source in the message counts as measured (HAND_TRIANGULATED)
 
 
 def track_msg(t, now_ns: int) -> ShopperTrack:
@@ -24,8 +26,9 @@ def track_msg(t, now_ns: int) -> ShopperTrack:
     m.position = Point(x=float(t.x[0]), y=float(t.x[1]), z=0.0)
     m.velocity = Vector3(x=float(t.x[2]), y=float(t.x[3]), z=0.0)
     m.position_std_m = float(t.std_m)
-    m.hands = [Point(x=float(p[0]), y=float(p[1]), z=float(p[2])) for p, _ in t.hands]
-    m.hand_std_m = [float(s) for _, s in t.hands]
+    m.hands = [Point(x=float(p[0]), y=float(p[1]), z=float(p[2])) for p, _, _ in t.hands]
+    m.hand_std_m = [float(s) for _, s, _ in t.hands]
+    m.hand_source = [int(src) for _, _, src in t.hands]
     m.product_skus = [str(sku) for sku, _sc, _cam in t.products]
     m.product_scores = [float(sc) for _sku, sc, _cam in t.products]
     m.confidence = float(t.confidence(now_ns))
@@ -42,9 +45,10 @@ def snapshots_from_tracks(msg: ShopperTracks) -> tuple[int, list[Snapshot]]:
     stamp = to_ns(msg.header.stamp)
     out = []
     for t in msg.tracks:
-        stds = list(t.hand_std_m)
+        stds, sources = list(t.hand_std_m), list(t.hand_source)
         hands = [((float(p.x), float(p.y), float(p.z)),
-                  float(stds[i]) if i < len(stds) else DEFAULT_HAND_STD_M)
+                  float(stds[i]) if i < len(stds) else DEFAULT_HAND_STD_M,
+                  int(sources[i]) if i < len(sources) else HAND_TRIANGULATED)
                  for i, p in enumerate(t.hands)]
         out.append(Snapshot(stamp, t.track_id, t.shopper_id,
                             (float(t.position.x), float(t.position.y)), hands,

@@ -5,12 +5,13 @@ For a shelf event [start, settled] on plates P:
 * shopper evidence: for each bound track in the track history, the closest approach of any of
   its 3D hands to the reach region of P during [start - pre_s, settled + post_s]
   (``StoreGeometry.plate_distance``); likelihood ``exp(-d^2 / 2 sigma^2)`` with sigma from the
-  hand's std, a small body-only term when no hand was seen (the shopper stood in front of the
-  plate), and a "nobody seen" pseudo-candidate, so that an event whose cause no camera saw keeps
-  mass away from every shopper and goes to review instead of being guessed; a shopper whose
-  hands show a product gained (lost) around the event is weighed by how well the event's weight
-  hypotheses explain those SKUs (:func:`product_ratio`): two shoppers at two adjacent plates are
-  told apart by what each is seen holding afterwards;
+  hand's std (times ``one_view_hand_weight`` for a hand one camera saw, whose depth along its
+  ray is assumed at a plate's height), a small body-only term when no hand was seen (the shopper
+  stood in front of the plate), and a "nobody seen" pseudo-candidate, so that an event whose
+  cause no camera saw keeps mass away from every shopper and goes to review instead of being
+  guessed; a shopper whose hands show a product gained (lost) around the event is weighed by how
+  well the event's weight hypotheses explain those SKUs (:func:`product_ratio`): two shoppers at
+  two adjacent plates are told apart by what each is seen holding afterwards;
 * product evidence: SKUs of product boxes in the chosen shopper's hands after the event minus
   before it (a take shows a new item in the hand; a return shows one gone), each box's SKU right
   with the detector's measured SKU accuracy; multiplied into the weight hypotheses (which already
@@ -27,6 +28,8 @@ import math
 from bisect import bisect_left
 from collections import Counter
 from dataclasses import dataclass, field, replace
+
+from store_fusion.geometry import HAND_ONE_VIEW_AT_PLATE
 
 VISION_NONE, VISION_CONFIRMS, VISION_CHANGED, VISION_CONFLICTS = 0, 1, 2, 3
 
@@ -46,6 +49,11 @@ class FusionParams:
     sku_accuracy: float = 0.85    # P(a product box's colour SKU is right)
     max_votes: float = 4.0        # product boxes are correlated: at most this many count
     product_shopper_weight: float = 1.0  # SKUs in a shopper's hands as evidence of who (0: off)
+    # a hand one camera saw, placed where its ray meets a reachable plate's height, is evidence
+    # of a reach this much weaker than a triangulated one: its depth is assumed, and a hand
+    # drawn back from one shelf can pass for a reach into the shelf below (about 1 / the three
+    # shelf heights; tuning seeds 8100-8117, level 3: 0.1-0.5 all beat 1.0, see ARCHITECTURE)
+    one_view_hand_weight: float = 0.3
 
 
 @dataclass
@@ -54,7 +62,7 @@ class Snapshot:
     track_id: str
     shopper_id: str
     xy: tuple
-    hands: list                  # [((x, y, z), std)]
+    hands: list                  # [((x, y, z), std [m], HAND_* source)]; source optional
     products: list               # [sku]
     seen: bool
 
@@ -129,12 +137,13 @@ def shopper_evidence(geom, plate_ids, start_ns: int, settled_ns: int, history: T
                 continue    # walking past: a hand ray that crosses a plate is not a reach
             if not any(geom.in_front_of(pid, s.xy, p.body_reach_m) for pid in plate_ids):
                 continue    # behind the gondola or too far away to reach into the plate
-            for hp, hstd in s.hands:
+            for hp, hstd, *source in s.hands:
                 d = min(geom.plate_distance(pid, hp) for pid in plate_ids)
                 if rivals and min(geom.plate_distance(r, hp) for r in rivals) < d:
                     continue
                 sig = math.hypot(p.hand_sigma_m, hstd)
-                like = max(like, math.exp(-0.5 * (d / sig) ** 2))
+                w = p.one_view_hand_weight if source[:1] == [HAND_ONE_VIEW_AT_PLATE] else 1.0
+                like = max(like, w * math.exp(-0.5 * (d / sig) ** 2))
                 dmin = d if math.isnan(dmin) else min(dmin, d)
             for t in targets:
                 if math.hypot(s.xy[0] - t[0], s.xy[1] - t[1]) < p.body_range_m:

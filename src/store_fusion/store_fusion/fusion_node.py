@@ -74,6 +74,11 @@ class FusionNode(Node):
             max_votes=declare(self, 'max_votes', d.max_votes, 'At most this many product '
                               'boxes count (they are correlated).', lo=0.0, hi=100.0,
                               read_only=True),
+            one_view_hand_weight=declare(self, 'one_view_hand_weight', d.one_view_hand_weight,
+                                         'Weight of a hand seen by one camera (its depth '
+                                         'assumed at a plate\'s height) against a '
+                                         'triangulated one as evidence of a reach.', lo=0.0,
+                                         hi=1.0, read_only=True),
             product_shopper_weight=declare(self, 'product_shopper_weight',
                                            d.product_shopper_weight, 'Weight of the products '
                                            'seen gained or lost in a shopper\'s hands as '

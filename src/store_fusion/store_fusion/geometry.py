@@ -29,6 +29,10 @@ HAND_REST_Z_M = 0.8          # a hand hanging at the side [m]
 PLATE_HAND_DZ_M = 0.09       # a reaching hand is this far above the plate surface [m]
 BORDER_PX = 2.0              # a box edge this close to the image border is cut by it [px]
 SIDE_CUT_STD_M = 0.8         # extra floor std of a box cut at the left or right border [m]
+# how a 3D hand was placed (store_interfaces/ShopperTrack HAND_*)
+HAND_TRIANGULATED = 1        # rays of two cameras meet: its depth is measured
+HAND_ONE_VIEW_AT_PLATE = 2   # one camera's ray, placed where it meets a reachable plate's height
+HAND_ONE_VIEW_AT_REST = 3    # one camera's ray, placed at the height of a hand at rest
 
 
 @dataclass
@@ -245,13 +249,14 @@ def closest_points(o1, d1, o2, d2) -> tuple[np.ndarray, float]:
     return (p1 + p2) / 2, float(np.linalg.norm(p1 - p2))
 
 
-def hands_3d(geom: StoreGeometry, body_xy, rays: list) -> list[tuple[np.ndarray, float]]:
-    """Hand rays of one shopper (several cameras) -> [(3D hand, std [m])].
+def hands_3d(geom: StoreGeometry, body_xy, rays: list) -> list[tuple[np.ndarray, float, int]]:
+    """Hand rays of one shopper (several cameras) -> [(3D hand, std [m], HAND_* source)].
 
     Pairs of rays from different cameras that pass within 0.15 m of each other near the body
     are triangulated; a ray left over is intersected with the plate heights (a reaching hand is
     just above a plate surface) where that lands on a plate within reach, else with the height
-    of a hand at rest.
+    of a hand at rest. A one-view hand's depth along its ray is assumed, not measured: a hand
+    drawn back from one shelf can pass for a reach into the shelf below it.
     """
     body = np.asarray(body_xy, float)
     used = set()
@@ -262,7 +267,7 @@ def hands_3d(geom: StoreGeometry, body_xy, rays: list) -> list[tuple[np.ndarray,
                 continue
             p, gap = closest_points(rays[i][0], rays[i][1], rays[j][0], rays[j][1])
             if gap < 0.15 and np.linalg.norm(p[:2] - body) < 1.2 and 0.1 < p[2] < 2.0:
-                out.append((p, 0.05 + gap / 2))
+                out.append((p, 0.05 + gap / 2, HAND_TRIANGULATED))
                 used.update((i, j))
     zs = sorted({round(p.center_store[2] + PLATE_HAND_DZ_M, 3) for p in geom.plates.values()})
     reachable = [pid for pid in geom.plates if geom.in_front_of(pid, body)]
@@ -283,16 +288,16 @@ def hands_3d(geom: StoreGeometry, body_xy, rays: list) -> list[tuple[np.ndarray,
             if dmin < 0.12 and (best is None or dmin < best[1]):
                 best = (p, dmin)
         if best is not None:
-            out.append((best[0], 0.12))
+            out.append((best[0], 0.12, HAND_ONE_VIEW_AT_PLATE))
             continue
         if abs(u[2]) > 1e-6:
             t = (HAND_REST_Z_M - o[2]) / u[2]
             p = o + t * u
             if t > 0 and np.linalg.norm(p[:2] - body) < 1.1:
-                out.append((p, 0.3))
+                out.append((p, 0.3, HAND_ONE_VIEW_AT_REST))
     # merge duplicates (the same hand from two single-ray fallbacks)
-    merged: list[tuple[np.ndarray, float]] = []
-    for p, s in sorted(out, key=lambda x: x[1]):
-        if all(np.linalg.norm(p - q) > 0.2 for q, _ in merged):
-            merged.append((p, s))
+    merged: list[tuple[np.ndarray, float, int]] = []
+    for p, s, src in sorted(out, key=lambda x: x[1]):
+        if all(np.linalg.norm(p - q) > 0.2 for q, _, _ in merged):
+            merged.append((p, s, src))
     return merged

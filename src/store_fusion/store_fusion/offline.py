@@ -72,7 +72,7 @@ def run_tracking(store, scenario, frames: list[dict], detection_model,
         for t in tracker.step(now, dets):
             history.add(Snapshot(now, t.track_id, t.shopper_id,
                                  (float(t.x[0]), float(t.x[1])),
-                                 [(tuple(float(v) for v in p), s) for p, s in t.hands],
+                                 [(tuple(float(v) for v in p), s, src) for p, s, src in t.hands],
                                  [sku for sku, _sc, _cam in t.products],
                                  t.last_seen_ns == now))
     return history, tracker

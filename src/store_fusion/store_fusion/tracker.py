@@ -77,7 +77,7 @@ class Track:
     shopper_id: str = ''
     hits: int = 1
     state: int = TENTATIVE
-    hands: list = field(default_factory=list)      # [(3D point, std)] of the last cycle
+    hands: list = field(default_factory=list)      # [(3D point, std, HAND_*)] last cycle
     products: list = field(default_factory=list)   # [(sku, score, hand-side-point)] last cycle
     seen_cameras: tuple = ()
     closed: bool = False

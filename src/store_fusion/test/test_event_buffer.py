@@ -9,7 +9,7 @@ from store_cart.model import HypothesisData, ShelfEventData
 from store_common.description import load_store
 from store_fusion.event_buffer import EventBuffer, EventFuser
 from store_fusion.fusion import FusionParams, Snapshot
-from store_fusion.geometry import StoreGeometry
+from store_fusion.geometry import HAND_ONE_VIEW_AT_PLATE, HAND_TRIANGULATED, StoreGeometry
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 NS = 1_000_000_000
@@ -158,11 +158,19 @@ def test_tracks_in_and_fused_event_out_through_messages(geom):
     msg.header.stamp = t(10.5)
     msg.tracks = [ShopperTrack(track_id='t1', shopper_id='acct-b', position=Point(x=1.0, y=2.0),
                                hands=[Point(x=1.0, y=2.3, z=1.1), Point(x=0.8, y=2.0, z=0.8)],
-                               hand_std_m=[0.04], last_seen=t(10.5)),
+                               hand_std_m=[0.04],
+                               hand_source=[ShopperTrack.HAND_ONE_VIEW_AT_PLATE],
+                               last_seen=t(10.5)),
                   ShopperTrack(track_id='t2', shopper_id='', last_seen=t(10.1))]
     stamp, (s1, s2) = snapshots_from_tracks(msg)
     assert stamp == ns(10.5) and s1.stamp_ns == stamp
-    assert s1.hands == [((1.0, 2.3, 1.1), 0.04), ((0.8, 2.0, 0.8), 0.1)]
+    from store_fusion.geometry import HAND_ONE_VIEW_AT_REST
+    assert (HAND_TRIANGULATED, HAND_ONE_VIEW_AT_PLATE, HAND_ONE_VIEW_AT_REST) == (
+        ShopperTrack.HAND_TRIANGULATED, ShopperTrack.HAND_ONE_VIEW_AT_PLATE,
+        ShopperTrack.HAND_ONE_VIEW_AT_REST)
+    # std and source missing for the second hand: the documented defaults
+    assert s1.hands == [((1.0, 2.3, 1.1), 0.04, HAND_ONE_VIEW_AT_PLATE),
+                        ((0.8, 2.0, 0.8), 0.1, HAND_TRIANGULATED)]
     assert (s1.xy, s1.seen, s2.seen, s2.shopper_id) == ((1.0, 2.0), True, False, '')
 
     shelf = ShelfEvent(event_id='g1.s2.p2@10000000000', gondola_id='g1', plate_ids=[PLATE],
@@ -214,7 +222,8 @@ def test_track_products_reach_the_snapshot_as_offline_builds_them():
                 ('COLA-330', 0.41, 'cam2')]
     t = Track('t3', np.array([1.0, 2.0, 0.3, -0.1]), np.diag([0.01, 0.0025, 1.0, 1.0]),
               born_ns=ns(1.0), last_ns=ns(10.5), last_seen_ns=ns(10.5), shopper_id='acct-a',
-              state=CONFIRMED, hands=[(np.array([1.0, 2.3, 1.1]), 0.04)], products=products)
+              state=CONFIRMED, hands=[(np.array([1.0, 2.3, 1.1]), 0.04, HAND_TRIANGULATED)],
+              products=products)
     m = track_msg(t, ns(10.5))
     assert list(m.product_skus) == ['LEMON-330', 'LEMON-330', 'COLA-330']
     assert list(m.product_scores) == pytest.approx([0.82, 0.77, 0.41], abs=1e-6)   # float32
@@ -223,7 +232,7 @@ def test_track_products_reach_the_snapshot_as_offline_builds_them():
     assert (m.velocity.x, m.velocity.y, m.velocity.z) == (0.3, -0.1, 0.0)
     assert m.position_std_m == pytest.approx(0.1)
     assert [(p.x, p.y, p.z) for p in m.hands] == [(1.0, 2.3, 1.1)]
-    assert list(m.hand_std_m) == [0.04]
+    assert list(m.hand_std_m) == [0.04] and list(m.hand_source) == [HAND_TRIANGULATED]
     assert m.confidence == pytest.approx(t.confidence(ns(10.5)))
     assert m.last_seen == _stamp(10.5)
     # a track without product boxes (default), and a message with a "" SKU (not one)
@@ -240,7 +249,7 @@ def test_track_products_reach_the_snapshot_as_offline_builds_them():
     assert stamp == ns(10.5)
     # exactly offline.run_tracking's Snapshot products: one SKU per box per camera
     assert s1.products == [sku for sku, _sc, _cam in t.products]
-    assert s1.hands == [((1.0, 2.3, 1.1), 0.04)] and s1.seen
+    assert s1.hands == [((1.0, 2.3, 1.1), 0.04, HAND_TRIANGULATED)] and s1.seen
     assert (s2.products, s2.seen) == ([], False)
     assert s3.products == ['COLA-330']
 

@@ -157,6 +157,51 @@ def _frames(geom):
     return out
 
 
+@pytest.mark.parametrize('one_view_hand_weight', [FusionParams().one_view_hand_weight, 1.0])
+def test_a_triangulated_reach_outweighs_one_views_of_the_shelf_below(geom,
+                                                                     one_view_hand_weight):
+    """ann and bob stand at one column of g1; ann takes from the top shelf, bob from the one
+    below, at once. Two cameras see ann's hand at the top plate (triangulated); as she draws
+    it back, one camera's ray through it meets the lower plate's height (one view). bob's hand
+    is seen by one camera only, at the lower plate, and one of ann's rays fell in bob's person
+    box once (one view, at the top plate). With one-view hands counted as fully as triangulated
+    ones both assignments explain everything (a coin toss: two reviews, whose pending guesses
+    can land both wrong); as weaker evidence, ann's triangulated reach decides the pair."""
+    from store_fusion.geometry import (HAND_ONE_VIEW_AT_PLATE as ONE, HAND_ONE_VIEW_AT_REST,
+                                       HAND_TRIANGULATED as TRI)
+    top, low = 'g1.s3.p3', 'g1.s2.p3'
+    t_top, t_low = (tuple(float(v) for v in geom.plate_targets[p]) for p in (top, low))
+    params = FusionParams(one_view_hand_weight=one_view_hand_weight)
+    history = TrackHistory(keep_s=1e9)
+    for k in range(41):
+        t = 9.0 + 0.1 * k
+        rest = ((t_top[0], t_top[1] - 0.45, 0.8), 0.3, HAND_ONE_VIEW_AT_REST)
+        ann = [(t_top, 0.05, TRI)] if 10.0 <= t < 10.6 else \
+            [(t_low, 0.12, ONE)] if 10.6 <= t <= 11.0 else [rest]
+        bob = [(t_low, 0.12, ONE)] if 10.2 <= t <= 11.0 else [rest]
+        if abs(t - 10.8) < 1e-6:
+            bob.append((t_top, 0.12, ONE))
+        history.add(Snapshot(ns(t), 't1', 'ann', (t_top[0] - 0.2, t_top[1] - 0.6), ann, [],
+                             True))
+        history.add(Snapshot(ns(t), 't2', 'bob', (t_top[0] + 0.2, t_top[1] - 0.6), bob, [],
+                             True))
+    stubs = [EventEvidence(f'{top}@10', ns(10.0), ns(11.0), (top,)),
+             EventEvidence(f'{low}@10', ns(10.2), ns(11.2), (low,))]
+    (p_top, p_low), joint = marginals(group_evidence(geom, stubs, history, params,
+                                                     JointParams()), JointParams())
+    assert joint
+    fused = CartParams(min_confidence=0.5)
+    decides = [p[0].probability >= fused.min_confidence
+               and p[0].probability - p[1].probability >= fused.min_margin
+               for p in (p_top, p_low)]
+    if one_view_hand_weight < 1.0:
+        assert (p_top[0].shopper_id, p_low[0].shopper_id) == ('ann', 'bob')
+        assert decides == [True, True]
+    else:
+        assert _probs(p_top)['ann'] == pytest.approx(_probs(p_top)['bob'], abs=0.02)
+        assert decides == [False, False]
+
+
 def _run_fuser(geom, joint, order=(0, 1)):
     fuser = EventFuser(geom, 27, FusionParams(), max_hold_s=5.0, joint=joint)
     events = [_shelf(P1, 10.0, 11.0), _shelf(P2, 10.3, 11.6)]

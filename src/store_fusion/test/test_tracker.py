@@ -209,7 +209,7 @@ def test_a_plate_is_reached_from_its_gondola_front_only(store):
     """Single-sided gondolas: the shopper in the aisle behind g1 (in front of g2) is not in
     front of g1's plates, however near; a hand ray of theirs crossing g1's shelf height above
     a g1 plate is not a reach into it."""
-    from store_fusion.geometry import hands_3d, StoreGeometry
+    from store_fusion.geometry import HAND_ONE_VIEW_AT_PLATE, hands_3d, StoreGeometry
     from store_sim.walkways import standing_spot
     geom = StoreGeometry(store)
     front, _ = standing_spot(store, 'g1.s3.p1')
@@ -222,8 +222,11 @@ def test_a_plate_is_reached_from_its_gondola_front_only(store):
     target = geom.plate_targets['g1.s3.p1']
     ray = (cam.t_store_cam, (target - cam.t_store_cam) / np.linalg.norm(
         target - cam.t_store_cam), 0.9, store.cameras[0].id)
-    assert any(geom.plate_distance('g1.s3.p1', p) < 0.05 for p, _ in hands_3d(geom, front, [ray]))
-    assert all(geom.plate_distance('g1.s3.p1', p) > 0.3 for p, _ in hands_3d(geom, behind, [ray]))
+    (at_plate,) = hands_3d(geom, front, [ray])
+    assert geom.plate_distance('g1.s3.p1', at_plate[0]) < 0.05
+    assert at_plate[2] == HAND_ONE_VIEW_AT_PLATE          # one camera: its depth is assumed
+    assert all(geom.plate_distance('g1.s3.p1', p) > 0.3 and src != HAND_ONE_VIEW_AT_PLATE
+               for p, _, src in hands_3d(geom, behind, [ray]))
 
 
 def _seen_track(tr, tid, xy, now_ns, color, n=8, shopper=''):
