@@ -191,6 +191,11 @@ class CartDb(TransactionalDb):
                            "session_id = ? AND sku = ? AND status = 'confirmed'",
                            (session_id, sku)).fetchone()[0])
 
+    def line_quantity(self, session_id: str, sku: str) -> int:
+        """Units of a SKU in a session's cart lines, confirmed and pending together."""
+        return int(self._x('SELECT COALESCE(SUM(quantity), 0) FROM cart_lines WHERE '
+                           'session_id = ? AND sku = ?', (session_id, sku)).fetchone()[0])
+
     def lines_of_source(self, source_event: str) -> list[tuple[str, str, int, str]]:
         """(session_id, sku, quantity, status) rows caused by one event."""
         return [tuple(r) for r in self._x(

@@ -64,6 +64,7 @@ from store_cart.model import (
     STATUS_PENDING_REVIEW)
 
 _STATUS = {'confirmed': STATUS_CONFIRMED, 'pending': STATUS_PENDING_REVIEW}
+_SIGN = {ACTION_TAKE: 1, ACTION_RETURN: -1}       # units a hypothesis adds to the cart, per unit
 
 
 @dataclass(frozen=True)
@@ -265,8 +266,7 @@ class CartEngine:
                 else:
                     # units whose take is itself pending count: the answers to the take's and
                     # the return's reviews may come in either order
-                    held = sum(int(q) for sku, _status, q in self.db.line_sums(target)
-                               if sku == d.sku)
+                    held = self.db.line_quantity(target, d.sku)
                     k = min(d.quantity, held)
                     if k > 0:
                         self.db.add_line(target, d.sku, -k, 'confirmed', d.request_id)
@@ -478,9 +478,8 @@ class CartEngine:
         for request in self.db.open_reviews_of(session['session_id']):
             for c in request['candidates']:
                 if c['shopper_id'] == session['shopper_id'] and c['sku'] and c['quantity'] > 0:
-                    sign = {ACTION_TAKE: 1.0, ACTION_RETURN: -1.0}.get(c['action'], 0.0)
-                    held[c['sku']] = held.get(c['sku'], 0.0) + sign * c['quantity'] * float(
-                        c['confidence'])
+                    held[c['sku']] = held.get(c['sku'], 0.0) + _SIGN.get(
+                        c['action'], 0) * c['quantity'] * float(c['confidence'])
         return held
 
     def _pending(self, sid: str, guess: HypothesisData, event_id: str) -> str:
@@ -494,7 +493,7 @@ class CartEngine:
         if guess.action == ACTION_TAKE:
             self.db.add_line(sid, guess.sku, guess.quantity, 'pending', event_id)
             return f'pending +{guess.quantity} {guess.sku} for {sid}'
-        held = sum(int(q) for sku, _status, q in self.db.line_sums(sid) if sku == guess.sku)
+        held = self.db.line_quantity(sid, guess.sku)
         if held >= guess.quantity:
             self.db.add_line(sid, guess.sku, -guess.quantity, 'pending', event_id)
             return f'pending -{guess.quantity} {guess.sku} for {sid}'
