@@ -9,7 +9,8 @@ from store_cart.model import HypothesisData, ShelfEventData
 from store_common.description import load_store
 from store_fusion.event_buffer import EventBuffer, EventFuser
 from store_fusion.fusion import FusionParams, Snapshot
-from store_fusion.geometry import HAND_ONE_VIEW_AT_PLATE, HAND_TRIANGULATED, StoreGeometry
+from store_fusion.geometry import (HAND_ONE_VIEW_AT_PLATE, HAND_ONE_VIEW_AT_REST,
+                                   HAND_TRIANGULATED, StoreGeometry)
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 NS = 1_000_000_000
@@ -164,7 +165,6 @@ def test_tracks_in_and_fused_event_out_through_messages(geom):
                   ShopperTrack(track_id='t2', shopper_id='', last_seen=t(10.1))]
     stamp, (s1, s2) = snapshots_from_tracks(msg)
     assert stamp == ns(10.5) and s1.stamp_ns == stamp
-    from store_fusion.geometry import HAND_ONE_VIEW_AT_REST
     assert (HAND_TRIANGULATED, HAND_ONE_VIEW_AT_PLATE, HAND_ONE_VIEW_AT_REST) == (
         ShopperTrack.HAND_TRIANGULATED, ShopperTrack.HAND_ONE_VIEW_AT_PLATE,
         ShopperTrack.HAND_ONE_VIEW_AT_REST)
