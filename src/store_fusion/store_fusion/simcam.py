@@ -25,6 +25,8 @@ import numpy as np
 
 from store_fusion.geometry import Detection2D
 
+CLASSES = ('shopper', 'hand', 'product')   # the detector's classes (store_sim.render)
+
 
 def _gt_boxes(r, t: float) -> list[dict]:
     """The renderer's visible boxes at time t without shading (falls back to a full render)."""
@@ -183,7 +185,12 @@ class DetectionModel:
                  color_noise: ColorNoise | None = None):
         self.stats = stats
         self.skus = sorted(skus)
-        self.rng = np.random.default_rng(seed)
+        # one random stream per class for true boxes and one for false positives, and a fixed
+        # number of draws per box: a class's draws do not depend on any stats, so runs that
+        # change one figure (what-if stats) see the same boxes, noise and mistakes otherwise
+        self.rngs = {cls: np.random.default_rng([seed, k]) for k, cls in enumerate(CLASSES)}
+        self.fp_rngs = {cls: np.random.default_rng([seed, k, 1])
+                        for k, cls in enumerate(CLASSES)}
         self.width, self.height = width, height
         self.colors = colors or {}
         self.color_noise = color_noise or ColorNoise()
@@ -192,7 +199,7 @@ class DetectionModel:
         shirt = self.colors.get(b.get('shopper_id'))
         if shirt is None:
             return None
-        cn, rng = self.color_noise, self.rng
+        cn, rng = self.color_noise, self.rngs['shopper']
         c = np.asarray(shirt, float) * rng.uniform(*cn.gain) * rng.normal(1.0, cn.tint_sd, 3)
         mix = cn.mix_per_hidden * (1.0 - float(b.get('visible', 1.0)))
         c = (1 - mix) * c + mix * rng.uniform(40, 200, 3)
@@ -201,29 +208,32 @@ class DetectionModel:
     def detect(self, boxes: list[dict], dropped: bool = False) -> list[Detection2D]:
         if dropped:
             return []
-        rng = self.rng
         out = []
         for b in boxes:
             st = self.stats.of(b['cls'])
-            if b.get('visible', 1.0) < st.min_visible or rng.random() > st.recall:
+            rng = self.rngs[b['cls']]
+            u_found, u_sku, u_other = rng.random(3)
+            d_cx, d_cy, d_w, d_h, d_sku_score, d_score = rng.normal(0.0, 1.0, 6)
+            color = self._color(b) if b['cls'] == 'shopper' else None
+            if b.get('visible', 1.0) < st.min_visible or u_found > st.recall:
                 continue
             x0, y0, x1, y1 = b['bbox']
             w, h = max(1.0, x1 - x0), max(1.0, y1 - y0)
-            cx = (x0 + x1) / 2 + rng.normal(0, st.center_sd_rel * w)
-            cy = (y0 + y1) / 2 + rng.normal(0, st.center_sd_rel * h)
-            w *= math.exp(rng.normal(0, st.size_sd_rel))
-            h *= math.exp(rng.normal(0, st.size_sd_rel))
+            cx = (x0 + x1) / 2 + d_cx * st.center_sd_rel * w
+            cy = (y0 + y1) / 2 + d_cy * st.center_sd_rel * h
+            w *= math.exp(d_w * st.size_sd_rel)
+            h *= math.exp(d_h * st.size_sd_rel)
             sku, sku_score = '', 0.0
             if b['cls'] == 'product':
-                if rng.random() < self.stats.sku_accuracy or not self.skus:
+                others = [s for s in self.skus if s != b.get('sku')]
+                if u_sku < self.stats.sku_accuracy or not others:
                     sku = b.get('sku', '')
                 else:
-                    sku = str(rng.choice([s for s in self.skus if s != b.get('sku')]))
-                sku_score = float(np.clip(rng.normal(0.7, 0.15), 0.05, 1.0))
-            color = self._color(b) if b['cls'] == 'shopper' else None
-            out.append(Detection2D(b['cls'], float(np.clip(rng.normal(0.8, 0.1), 0.25, 1)),
+                    sku = others[int(u_other * len(others))]
+                sku_score = float(np.clip(0.7 + 0.15 * d_sku_score, 0.05, 1.0))
+            out.append(Detection2D(b['cls'], float(np.clip(0.8 + 0.1 * d_score, 0.25, 1)),
                                    cx, cy, w, h, sku, sku_score, color))
-        for cls in ('shopper', 'hand', 'product'):
+        for cls, rng in self.fp_rngs.items():
             st = self.stats.of(cls)
             for _ in range(int(rng.poisson(st.fp_per_image))):
                 w = {'shopper': 60, 'hand': 10, 'product': 14}[cls] * rng.uniform(0.6, 1.6)
