@@ -50,6 +50,7 @@ class TrackerParams:
     max_coast_s: float = 20.0      # a track not seen this long is lost [s]
     bind_window_s: float = 4.0     # entrance scan and track birth at most this far apart [s]
     entrance_margin_m: float = 1.2  # births within this of the entrance zone are entries [m]
+    bind_walk_mps: float = 1.5     # a newcomer walks at most this fast from the gate [m/s]
     bind_hits: int = 2             # ... that has been seen at least this many cycles
     bind_delay_s: float = 0.6      # decide this long after the scan (the newcomer is seen) [s]
     bind_m_per_s: float = 1.0      # binding cost of a birth away from the scan time [m/s]
@@ -115,6 +116,8 @@ class ShopperTracker:
         self.tracks: list[Track] = []
         self._ids = itertools.count(1)
         self.pending_entries: list[tuple[int, str]] = []   # (stamp ns, account) not yet bound
+        # per waiting scan: the tracks that were away from the entrance when it happened
+        self._away_at_scan: dict[tuple[int, str], set[str]] = {}
         self.exited: set[str] = set()
         ent = next((g for g in store.gates if g.kind == 'entrance'), None)
         ext = next((g for g in store.gates if g.kind == 'exit'), None)
@@ -127,6 +130,11 @@ class ShopperTracker:
         if kind == 'enter':
             self.pending_entries.append((stamp_ns, shopper_id))
             self.pending_entries.sort()
+            # the shopper who scans stands in the gate zone now: a track elsewhere is somebody
+            # else (a duplicate of an earlier shopper, born at the gate and walked in)
+            self._away_at_scan[(stamp_ns, shopper_id)] = {
+                t.track_id for t in self.tracks
+                if not self._near_zone(self.entrance, t.x[:2], self.params.entrance_margin_m)}
             self._bind_waiting(stamp_ns)
         else:
             self.exited.add(shopper_id)
@@ -139,6 +147,25 @@ class ShopperTracker:
         return zone is not None and (zone.x_min - margin <= xy[0] <= zone.x_max + margin
                                      and zone.y_min - margin <= xy[1] <= zone.y_max + margin)
 
+    def _zone_distance(self, zone, xy) -> float:
+        """Distance from ``xy`` to the zone's rectangle (0 inside) [m]."""
+        dx = max(zone.x_min - xy[0], 0.0, xy[0] - zone.x_max)
+        dy = max(zone.y_min - xy[1], 0.0, xy[1] - zone.y_max)
+        return math.hypot(dx, dy)
+
+    def _could_have_scanned(self, t: Track, entry: tuple[int, str], now_ns: int) -> bool:
+        """Whether ``t`` can be the shopper of the waiting scan ``entry``: near the entrance at
+        the scan, and no farther from it now than a walk since then."""
+        if t.track_id in self._away_at_scan.get(entry, ()):
+            return False
+        walked_s = max(0.0, (now_ns - entry[0]) / 1e9)
+        return self._zone_distance(self.entrance, t.x[:2]) <= (
+            self.params.entrance_margin_m + self.params.bind_walk_mps * walked_s)
+
+    def _may_take_a_scan(self, t: Track, now_ns: int) -> bool:
+        """Whether a waiting entrance scan may still go to ``t``."""
+        return any(self._could_have_scanned(t, e, now_ns) for e in self.pending_entries)
+
     def _bind_waiting(self, now_ns: int) -> None:
         """Bind each waiting entrance scan to the unbound track that is at the gate now.
 
@@ -148,9 +175,11 @@ class ShopperTracker:
         first), once it has been seen ``bind_hits`` cycles and was seen in the last 0.5 s; the
         choice waits ``bind_delay_s`` after the scan so that the newcomer's track exists. A track
         born near the entrance that has already walked away (a duplicate of an earlier shopper)
-        is not bound. A track in the shirt of a shopper already inside (most likely a second view
-        of them) is passed over for the first half of ``bind_window_s`` and costs
-        ``lookalike_bind_m`` more after that.
+        is not bound: a track farther than ``entrance_margin_m`` from the zone at the scan, or
+        farther now than that plus a walk at ``bind_walk_mps`` since the scan, is not the
+        shopper who scanned, however long nobody else is seen there. A track in the shirt of
+        a shopper already inside (most likely a second view of them) is passed over for the first
+        half of ``bind_window_s`` and costs ``lookalike_bind_m`` more after that.
         """
         p = self.params
         win = p.bind_window_s * 1e9
@@ -161,7 +190,8 @@ class ShopperTracker:
                 continue        # let the newcomer's own track be born and seen first
             best, best_d = None, float('inf')
             for t in self.tracks:
-                if t.shopper_id or t.closed or t.state == LOST or not t.at_entrance:
+                if t.shopper_id or t.closed or t.state == LOST or not t.at_entrance \
+                        or not self._could_have_scanned(t, (stamp, sid), now_ns):
                     continue
                 if t.hits < p.bind_hits or now_ns - t.last_seen_ns > 0.5e9:
                     continue    # a one-frame blip (a false positive) takes no account
@@ -181,6 +211,7 @@ class ShopperTracker:
             if best is not None:
                 best.shopper_id = sid
                 self.pending_entries.remove((stamp, sid))
+                self._away_at_scan.pop((stamp, sid), None)
 
     # --- the cycle --------------------------------------------------------------------------
     def predict(self, now_ns: int) -> None:
@@ -337,7 +368,7 @@ class ShopperTracker:
         self._bind_waiting(now_ns)
         for t in self.tracks:
             if not t.shopper_id and not t.closed and t.state != LOST and not (
-                    t.at_entrance and self.pending_entries):
+                    t.at_entrance and self._may_take_a_scan(t, now_ns)):
                 if t.last_seen_ns == now_ns:
                     self._reidentify(t, now_ns)
                 if not t.closed and self._duplicate(t, now_ns):

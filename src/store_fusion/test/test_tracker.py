@@ -153,6 +153,43 @@ def test_scan_binds_the_track_at_the_gate_not_one_that_walked_away(store):
     assert walked_off.shopper_id == ''
 
 
+@pytest.mark.parametrize('near_at_scan', [False, True])
+def test_a_track_away_from_the_gate_never_takes_the_scan(store, near_at_scan):
+    """An unbound track born at the gate went off after alice into the store (a duplicate of her,
+    or a ghost that latched onto her boxes). Bob scans in and is not seen for a second: that
+    track, 3.8 m from the gate by then, used to take bob's account as the only entrance-born
+    track in the bind window, and bob's own track later took the next shopper's (held-out seed
+    9105, one detector draw: the ghost was born 1 m from the zone just before the scan). Away at
+    the scan, or farther now than a walk since the scan: not the shopper who scanned."""
+    from store_fusion.tracker import Track
+    tr = ShopperTracker(store)
+    z = tr.entrance
+    gate = np.array([(z.x_min + z.x_max) / 2, (z.y_min + z.y_max) / 2])
+    inside = np.array([z.x_max + 3.7, z.y_max + 0.7])
+
+    def track(tid, xy, born_s, now_s, born_xy):
+        t = Track(tid, np.array([xy[0], xy[1], 0.0, 0.0]), np.eye(4) * 0.01,
+                  int(born_s * NS), int(now_s * NS), int(now_s * NS), hits=8)
+        t.at_entrance, t.born_xy = True, np.array(born_xy, float)
+        tr.tracks.append(t)
+        return t
+
+    scan_s = 10.0
+    at_scan = np.array([z.x_max + 0.5, z.y_max + 0.8]) if near_at_scan else inside
+    ghost = track('t4', at_scan, scan_s - 0.3, scan_s, at_scan)
+    tr.on_gate(int(scan_s * NS), 'enter', 'bob')
+    ghost.x[:2] = inside
+    for k in range(1, 16):                       # 3 s at 5 Hz
+        now_s = scan_s + 0.2 * k
+        ghost.last_ns = ghost.last_seen_ns = int(now_s * NS)
+        if k == 6:
+            bob = track('t7', gate + [0.2, 0.1], now_s - 0.4, now_s, gate + [0.1, 0.0])
+        tr._bind_waiting(int(now_s * NS))
+        if k == 5:
+            assert ghost.shopper_id == ''        # nobody else at the gate yet: still no
+    assert bob.shopper_id == 'bob' and ghost.shopper_id == ''
+
+
 def test_box_cut_by_the_image_bottom_is_placed_by_the_head(store):
     """A shopper whose feet are below the image: the box bottom is the image border, and lifting
     it to the floor would put the shopper metres away; the head top must be used instead."""
