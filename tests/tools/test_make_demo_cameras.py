@@ -1,6 +1,5 @@
 """tools/make_demo_cameras.py: the demo cameras as shipped, and the same cameras with more pixels
 in a copy of the demo store description (--scale, --store-out)."""
-import importlib.util
 import pathlib
 
 import numpy as np
@@ -12,12 +11,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope='module')
-def tool():
-    spec = importlib.util.spec_from_file_location('make_demo_cameras',
-                                                  ROOT / 'tools' / 'make_demo_cameras.py')
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+def tool(load_tool):
+    return load_tool('make_demo_cameras')
 
 
 def test_the_shipped_calibration_is_what_the_tool_writes(tool, tmp_path, monkeypatch):

@@ -1,6 +1,5 @@
 """tools/sweep_review_threshold.py: pools bench_fusion outputs per threshold and picks the
 lowest one whose unreviewed decisions stay accurate enough."""
-import importlib.util
 import json
 import pathlib
 
@@ -10,12 +9,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope='module')
-def sweep():
-    spec = importlib.util.spec_from_file_location('sweep_review_threshold',
-                                                  ROOT / 'tools' / 'sweep_review_threshold.py')
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+def sweep(load_tool):
+    return load_tool('sweep_review_threshold')
 
 
 def _bench(path, min_conf, exact, reviews, auto_acc, events=100, shoppers=40):
