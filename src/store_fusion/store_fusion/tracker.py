@@ -148,7 +148,9 @@ class ShopperTracker:
                                      and zone.y_min - margin <= xy[1] <= zone.y_max + margin)
 
     def _zone_distance(self, zone, xy) -> float:
-        """Distance from ``xy`` to the zone's rectangle (0 inside) [m]."""
+        """Distance from ``xy`` to the zone's rectangle (0 inside; infinite without a zone) [m]."""
+        if zone is None:
+            return math.inf
         dx = max(zone.x_min - xy[0], 0.0, xy[0] - zone.x_max)
         dy = max(zone.y_min - xy[1], 0.0, xy[1] - zone.y_max)
         return math.hypot(dx, dy)
