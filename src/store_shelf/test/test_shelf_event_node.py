@@ -53,6 +53,22 @@ def synthetic_streams(store):
             for p in plates}
 
 
+def _interrupt(proc) -> str:
+    """Ctrl-C, and Ctrl-C again if the first did not end it within 10 s (a fresh clone's suite
+    once saw the node log its last event and then not exit within 15 s of one SIGINT; 30 runs
+    of this test alone exited within 3 s); a node that outlives both is killed and reported."""
+    for sig, wait_s in ((signal.SIGINT, 10), (signal.SIGINT, 15)):
+        proc.send_signal(sig)
+        try:
+            out, _ = proc.communicate(timeout=wait_s)
+            return out
+        except subprocess.TimeoutExpired:
+            continue
+    proc.kill()
+    out, _ = proc.communicate()
+    return f'hung after two SIGINTs, killed:\n{out}'
+
+
 def test_node_publishes_the_pipeline_events(ros_env, store):
     import rclpy
     from rclpy.context import Context
@@ -101,8 +117,7 @@ def test_node_publishes_the_pipeline_events(ros_env, store):
         node.destroy_node()
     finally:
         rclpy.shutdown(context=ctx)
-        proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=15)
+        out = _interrupt(proc)
     assert proc.returncode == 0, out
     assert [e.event_id for e in got] == [e.event_id for e in expected], out
     for msg, exp in zip(got, expected):
