@@ -7,9 +7,9 @@ Two stages, so that 50+ scenarios fit on a small CPU:
    resolved per pixel by the renderer's z-buffer) plus the 3D truth, without shading the image
    (same boxes as ``CameraRenderer.render``, ~4x faster). Cached as gzipped JSON lines.
 2. :class:`DetectionModel`: turns truth boxes into detections with a miss rate, false positives,
-   box noise and SKU-by-colour accuracy, per class. :data:`MEASURED` holds the figures measured
-   from the shipped detector on held-out rendered frames (``tools/measure_detector.py``); they
-   are what the benchmark uses.
+   box noise and SKU accuracy, per class. :func:`measured_stats` reads the figures measured
+   from the shipped detector on held-out rendered frames (``detector_stats.json``, written by
+   ``tools/bench_detector.py --stats-out``); they are what the benchmark uses.
 
 Never imports rclpy.
 """
@@ -24,8 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from store_fusion.geometry import Detection2D
-
-CLASSES = ('shopper', 'hand', 'product')   # the detector's classes (store_sim.render)
+from store_sim.render import CameraRenderer, CLASSES
 
 
 def _gt_boxes(r, t: float) -> list[dict]:
@@ -52,7 +51,6 @@ def _gt_boxes(r, t: float) -> list[dict]:
 def render_truth(store, scenario, fps: float = 5.0, cameras: list[str] | None = None,
                  tail_s: float = 1.0) -> list[dict]:
     """[{t_s, cams: {camera_id: [box, ...]}, shoppers: [3D state]}] for every frame."""
-    from store_sim.render import CameraRenderer
     cams = [c for c in store.cameras if cameras is None or c.id in cameras]
     renderers = [CameraRenderer(store, c, scenario, noise=False) for c in cams]
     n = int(math.floor((scenario.duration_s + tail_s) * fps)) + 1
@@ -158,7 +156,6 @@ def measured_stats(path: str | pathlib.Path | None = None) -> DetectorStats:
 
 def shopper_colors(store, scenario) -> dict[str, tuple]:
     """{shopper id: shirt RGB [0..255]} as the renderer dresses them (its own seeding)."""
-    from store_sim.render import CameraRenderer
     r = CameraRenderer(store, store.cameras[0], scenario, noise=False)
     return {m.shopper.id: tuple(float(v) for v in m.shirt) for m in r.shoppers}
 
