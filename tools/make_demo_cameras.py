@@ -53,6 +53,7 @@ def main(argv=None):
     if ns.scale <= 0 or (W * ns.scale) % 1 or (H * ns.scale) % 1:
         ap.error(f'--scale {ns.scale} must make {W}x{H} whole pixels')
     out, k = pathlib.Path(ns.out), ns.scale
+    width, height = int(W * k), int(H * k)
     out.mkdir(parents=True, exist_ok=True)
     for cid, (pos, target, where) in CAMERAS.items():
         r_opt = look_at(pos, target)
@@ -63,8 +64,8 @@ def main(argv=None):
         check = rpy_to_matrix(*map(math.radians, rpy)) @ R_BODY_OPTICAL
         assert np.allclose(check, r_opt, atol=1e-4)
         fx, fy, cx, cy, dist = INTRINSICS[cid]
-        doc = make_model(cid, int(W * k), int(H * k), fx * k, fy * k, cx * k, cy * k, dist,
-                         pos, r_opt).to_yaml_dict()
+        doc = make_model(cid, width, height, fx * k, fy * k, cx * k, cy * k, dist, pos,
+                         r_opt).to_yaml_dict()
         doc['pose_in_store'] = {'position': dict(zip('xyz', pos)),
                                 'rpy_deg': dict(zip(('roll', 'pitch', 'yaw'), rpy))}
         text = (f'# Demo store camera {cid}: {where}.\n'
@@ -77,7 +78,7 @@ def main(argv=None):
             text + yaml.safe_dump(doc, sort_keys=False, default_flow_style=None))
         print(f'{out / cid}.yaml: rpy_deg {rpy}')
     if ns.store_out:
-        write_store(pathlib.Path(ns.store_out), out, int(W * k), int(H * k))
+        write_store(pathlib.Path(ns.store_out), out, width, height)
 
 
 def write_store(dst: pathlib.Path, cameras: pathlib.Path, width: int, height: int) -> None:
@@ -85,8 +86,9 @@ def write_store(dst: pathlib.Path, cameras: pathlib.Path, width: int, height: in
     in the copy are relative to ``dst``, as the store loader reads them)."""
     text = STORE.read_text()
     rel = lambda target: os.path.relpath(target, dst.parent.resolve())   # noqa: E731
-    catalog = (STORE.parent / '../catalog.yaml').resolve()
-    text, n_cat = re.subn(r'catalog: \S+', f'catalog: {rel(catalog)}', text, count=1)
+    text, n_cat = re.subn(r'catalog: (\S+)',
+                          lambda m: f'catalog: {rel((STORE.parent / m[1]).resolve())}', text,
+                          count=1)
     text, n_cam = re.subn(
         r'calibration: \.\./cameras/demo/(cam\d+)\.yaml(.*?)width: \d+, height: \d+',
         lambda m: (f'calibration: {rel((cameras / (m[1] + ".yaml")).resolve())}{m[2]}'
