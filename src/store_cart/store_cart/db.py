@@ -121,11 +121,14 @@ class CartDb(TransactionalDb):
         self._w("UPDATE events SET status = 'processed', note = ? WHERE event_id = ?",
                 (note, event_id))
 
-    def due_events(self, max_stamp_ns: int) -> list[tuple[str, dict]]:
-        """Queued shelf events with stamp <= max_stamp_ns, in (stamp, id) order."""
-        rows = self._x("SELECT event_id, payload FROM events WHERE status = 'queued' "
-                       'AND stamp_ns <= ? ORDER BY stamp_ns, event_id', (max_stamp_ns,))
-        return [(r[0], json.loads(r[1])) for r in rows]
+    def due_events(self, max_shelf_ns: int, max_gate_ns: int) -> list[tuple[str, str, dict]]:
+        """(event_id, kind, payload) of the queued shelf events with stamp <= max_shelf_ns and
+        gate events with stamp <= max_gate_ns, in (stamp, gate first, id) order."""
+        rows = self._x("SELECT event_id, kind, payload FROM events WHERE status = 'queued' "
+                       "AND ((kind = 'shelf' AND stamp_ns <= ?) OR (kind = 'gate' AND "
+                       "stamp_ns <= ?)) ORDER BY stamp_ns, kind, event_id",
+                       (max_shelf_ns, max_gate_ns))
+        return [(r[0], r[1], json.loads(r[2])) for r in rows]
 
     # --- sessions -----------------------------------------------------------------------------
     _SESSION_COLS = 'session_id, shopper_id, enter_ns, exit_ns, last_change_ns'

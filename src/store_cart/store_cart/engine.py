@@ -41,22 +41,44 @@ Shopper hint (hook for fusion with cameras)
     most likely (the reviewer's answer replaces it, in whichever cart). The hint is
     stored with the queued event, so a restart decides the same way.
 
+Sources and restarts
+    The hold alone is not enough after a restart: DDS redelivers what each publisher kept in no
+    order across publishers, long after the hold has passed, so a shelf event could be decided
+    before its shopper's entrance scan arrives. Every source of events (gate drivers, shelf event
+    nodes or the fusion node; ``sources``) publishes a watermark (``on_watermark``): all its
+    events up to a sensor stamp are published. A shelf event is decided only once every live
+    source's watermark has passed its settled stamp (``store_common.watermarks``), and a receipt
+    only once every event before ``exit + receipt_grace_s - hold_s`` is decided, so events are
+    decided in stamp order with presence known, however they came back. A source silent for
+    ``source_timeout_s`` is no longer waited for (logged); with no sources the hold alone rules.
+
+Review decisions
+    A decision is applied only when it answers an open review this cart issued with one of that
+    review's candidates or the explicit "no change" ('' sku, ACTION_NONE, 0 units);
+    anything else is refused with its reason, counted, and acknowledged as refused. Every
+    decision handled gets an acknowledgement (``DecisionAckData``): applied (also for the
+    redelivery of one already applied) or refused, so the review node re-sends only what the
+    cart has not confirmed.
+
 Durability
     All state changes of one input (or of one queued event, or one receipt) happen in one
     transaction; redelivered inputs are recognised by event id / request id and change nothing.
 """
 from __future__ import annotations
 
+import json
+import time
 from dataclasses import dataclass, replace
-from typing import Iterable, Mapping
+from typing import Callable, Iterable, Mapping
 
 from store_common.description import Catalog
 from store_common.stamps import ns_to_s, s_to_ns
+from store_common.watermarks import WatermarkTracker
 
 from store_cart.db import CartDb
 from store_cart.model import (
-    ACTION_NONE, ACTION_RETURN, ACTION_TAKE, CandidateData, CartLineData, CartStateData,
-    CartUpdateData, GateEventData, HypothesisData, KIND_ENTER, KIND_EXIT, Note, Output,
+    ACK_APPLIED, ACK_REJECTED, ACTION_NONE, ACTION_RETURN, ACTION_TAKE, CandidateData,
+    CartLineData, CartStateData, CartUpdateData, DecisionAckData, GateEventData, HypothesisData, KIND_ENTER, KIND_EXIT, Note, Output,
     REASON_AMBIGUOUS_SHOPPER, REASON_CLOSE_CANDIDATES, REASON_LOW_CONFIDENCE, REASON_NAMES,
     REASON_NO_SHOPPER, REASON_NOT_IN_CART, REASON_UNKNOWN_WEIGHT, ReceiptData, ReviewDecisionData,
     ReviewRequestData, review_request_id, session_id_of, ShelfEventData, SOURCE_FUSED,
@@ -77,6 +99,8 @@ class CartParams:
     # prior probability that a shopper returns a unit their cart does not hold (brought in, or
     # taken while the machine looked elsewhere); small but non-zero keeps the posterior defined
     foreign_return_prior: float = 0.001
+    # an event source (see the module documentation) silent this long is no longer waited for
+    source_timeout_s: float = 10.0
 
     def __post_init__(self):
         if not self.hold_s >= 0:
@@ -93,6 +117,8 @@ class CartParams:
         if not 0.0 < self.foreign_return_prior <= 1.0:
             raise ValueError(f'foreign_return_prior must be in (0, 1], got '
                              f'{self.foreign_return_prior}')
+        if not self.source_timeout_s > 0:
+            raise ValueError(f'source_timeout_s must be > 0, got {self.source_timeout_s}')
 
 
 def fused_params(params: CartParams, fused_min_confidence: float) -> CartParams:
@@ -135,7 +161,8 @@ class CartEngine:
     """Carts, receipts and review requests of one store, persisted in ``db_path``."""
 
     def __init__(self, db_path: str, catalog: Catalog, store_id: str,
-                 params: CartParams | Mapping | None = None):
+                 params: CartParams | Mapping | None = None, sources: Iterable[str] = (),
+                 monotonic_ns: Callable[[], int] = time.monotonic_ns):
         if params is None:
             params = CartParams()
         elif not isinstance(params, CartParams):
@@ -146,6 +173,12 @@ class CartEngine:
         self._hold_ns = s_to_ns(params.hold_s)
         self._grace_ns = s_to_ns(params.receipt_grace_s)
         self.db = CartDb(db_path)
+        self.watermarks = WatermarkTracker(sources, params.source_timeout_s,
+                                           lambda eid: self.db.event(eid) is not None,
+                                           monotonic_ns)
+        # counters for diagnostics
+        self.counts = {'decisions_applied': 0, 'decisions_rejected': 0,
+                       'redelivery_conflicts': 0}
 
     def close(self) -> None:
         self.db.close()
@@ -158,9 +191,26 @@ class CartEngine:
 
     # --- inputs -------------------------------------------------------------------------------
     def on_gate_event(self, ev: GateEventData) -> list[Output]:
-        """Enter opens a session, exit closes it. Redelivered events change nothing."""
-        if self.db.event(ev.event_id) is not None:
+        """Enter opens a session, exit closes it. Redelivered events change nothing.
+
+        With event sources, the event is queued and applied by :meth:`tick` in stamp order once
+        every source has passed its stamp (an exit scan resent before its entrance scan would
+        otherwise be dropped); without, it is applied on arrival.
+        """
+        known = self.db.event(ev.event_id)
+        if known is not None:
+            if known['payload'] != json.loads(json.dumps(ev.to_dict())):
+                self.counts['redelivery_conflicts'] += 1
+                return [f'gate event {ev.event_id} redelivered with different content; the '
+                        'first delivery stands']
             return []
+        if self.watermarks.sources:
+            with self.db.transaction():
+                self.db.add_event(ev.event_id, 'gate', ev.stamp_ns, ev.to_dict(), 'queued')
+            return []
+        return self._apply_gate(ev, queued=False)
+
+    def _apply_gate(self, ev: GateEventData, queued: bool) -> list[Output]:
         outs: list[Output] = []
         changed: list[str] = []
         with self.db.transaction():
@@ -198,7 +248,13 @@ class CartEngine:
             else:
                 note = f'gate event {ev.event_id} has unknown kind {ev.kind}; ignored'
                 outs.append(note)
-            self.db.add_event(ev.event_id, 'gate', ev.stamp_ns, ev.to_dict(), 'processed', note)
+            if queued:
+                self.db.mark_processed(ev.event_id, note)
+            else:
+                self.db.add_event(ev.event_id, 'gate', ev.stamp_ns, ev.to_dict(), 'processed',
+                                  note)
+        outs.extend(Note(f'{ev.shopper_id} {"entered" if ev.kind == KIND_ENTER else "left"} '
+                         f'({sid})') for sid in changed)
         outs.extend(self._cart_state(sid) for sid in changed)
         return outs
 
@@ -218,7 +274,9 @@ class CartEngine:
                 raise ValueError(f'shopper_hint probabilities must be in 0..1, got {bad}')
             payload['shopper_hint'] = hint
         if known is not None:
-            if known['payload'] != payload:
+            # the stored payload went through JSON (tuples became lists): compare like forms
+            if known['payload'] != json.loads(json.dumps(payload)):
+                self.counts['redelivery_conflicts'] += 1
                 return [f'shelf event {ev.event_id} redelivered with different content; '
                         'the first delivery stands']
             return []
@@ -229,31 +287,44 @@ class CartEngine:
     def on_review_decision(self, d: ReviewDecisionData) -> list[Output]:
         """Apply a reviewer's answer, replacing the pending line of its event.
 
-        Idempotent by request id; an unknown or invalid decision is rejected with a warning and
-        changes nothing. A decision about a visit whose receipt was issued issues a new revision.
+        Accepted only for an open review this cart issued, with one of its candidates or the
+        explicit "no change"; anything else is refused, counted and acknowledged as refused,
+        changing nothing. Idempotent by request id: the same decision again is acknowledged as
+        applied. A decision about a visit whose receipt was issued issues a new revision.
         """
-        rv = self.db.review(d.request_id)
+        def refuse(reason: str) -> list[Output]:
+            self.counts['decisions_rejected'] += 1
+            return [f'{who} refused: {reason}',
+                    DecisionAckData(d.request_id, d.reviewer_id, ACK_REJECTED, reason)]
+
         who = f'decision on {d.request_id!r} by {d.reviewer_id or "?"}'
+        rv = self.db.review(d.request_id)
         if rv is None:
-            return [f'{who} rejected: no such review request']
+            return refuse('no such review request was issued by this cart')
         if rv['status'] == 'decided':
-            if rv['decision'] == d.to_dict():
-                return []
-            return [f'{who} ignored: the request was already decided '
-                    f'({self._decision_text(rv["decision"])})']
-        changes = d.changes_cart
-        if d.action not in (ACTION_NONE, ACTION_TAKE, ACTION_RETURN) or d.quantity < 0:
-            return [f'{who} rejected: invalid action {d.action} / quantity {d.quantity}']
-        if changes and d.sku not in self.catalog:
-            return [f'{who} rejected: sku {d.sku!r} is not in the catalog']
+            first = dict(rv['decision'] or {})
+            if {k: v for k, v in first.items() if k != 'stamp_ns'} == {
+                    k: v for k, v in d.to_dict().items() if k != 'stamp_ns'}:
+                # the same answer again (a re-send until acknowledged): confirm, change nothing
+                return [DecisionAckData(d.request_id, d.reviewer_id, ACK_APPLIED, '')]
+            return refuse(f'the request was already decided ({self._decision_text(first)})')
         request = ReviewRequestData.from_dict(rv['request'])
+        offered = {(c.shopper_id, c.sku, c.action, c.quantity) for c in request.candidates
+                   if c.quantity > 0 and c.shopper_id and c.sku}
+        no_change = (d.sku, d.action, d.quantity) == ('', ACTION_NONE, 0)
+        if not no_change and (d.shopper_id, d.sku, d.action, d.quantity) not in offered:
+            return refuse(f'{self._decision_text(d.to_dict())} is not one of the review\'s '
+                          'candidates nor "no change"')
+        changes = d.changes_cart
+        if changes and d.sku not in self.catalog:
+            return refuse(f'sku {d.sku!r} is not in the catalog')
         event_id = rv['event_id']
         target = None
         if changes:
             target = self._session_for(d.shopper_id, rv['session_ids'], event_id)
             if target is None:
-                return [f'{who} rejected: shopper {d.shopper_id!r} was not in the store at the '
-                        f'time of event {event_id}']
+                return refuse(f'shopper {d.shopper_id!r} was not in the store at the time of '
+                              f'event {event_id}')
 
         outs: list[Output] = []
         with self.db.transaction():
@@ -291,18 +362,43 @@ class CartEngine:
                 if after.get((sid, sku), 0) != before.get((sid, sku), 0)]
             revisions = [r for r in (self._revise_receipt(sid, note, d.stamp_ns)
                                      for sid in sessions) if r is not None]
+        self.counts['decisions_applied'] += 1
         outs.append(Note(note))
         outs.extend(updates)
         outs.extend(self._cart_state(sid) for sid in sessions)
         outs.extend(revisions)
+        outs.append(DecisionAckData(d.request_id, d.reviewer_id, ACK_APPLIED, ''))
         return outs
+
+    def on_watermark(self, source_id: str, run_id: str, stamp_ns: int,
+                     last_event_id: str) -> list[Output]:
+        """A source's promise that its events up to ``stamp_ns`` are published."""
+        warning = self.watermarks.update(source_id, run_id, stamp_ns, last_event_id)
+        return [warning] if warning else []
+
+    def decided_through_ns(self, now_ns: int) -> int:
+        """Sensor time up to which shelf events are decided at ``now_ns``: the hold, and the
+        frontier of the sources' watermarks."""
+        bound = now_ns - self._hold_ns
+        frontier = self.watermarks.frontier_ns()
+        return bound if frontier is None else min(bound, frontier)
 
     def tick(self, now_ns: int) -> list[Output]:
         """Process the shelf events due at ``now_ns`` and issue the receipts due."""
-        outs: list[Output] = []
-        for event_id, payload in self.db.due_events(now_ns - self._hold_ns):
-            outs.extend(self._process_shelf(event_id, payload, now_ns))
-        for sid in self.db.sessions_due_for_receipt(now_ns - self._grace_ns):
+        outs: list[Output] = list(self.watermarks.changes())
+        through = self.decided_through_ns(now_ns)
+        frontier = self.watermarks.frontier_ns()
+        # queued gate events wait for the frontier only, shelf events for the hold as well;
+        # both are applied in stamp order
+        for event_id, kind, payload in self.db.due_events(
+                through, now_ns if frontier is None else frontier):
+            if kind == 'gate':
+                outs.extend(self._apply_gate(GateEventData.from_dict(payload), queued=True))
+            else:
+                outs.extend(self._process_shelf(event_id, payload, now_ns))
+        # a receipt waits for every event up to exit + grace - hold to be decided
+        for sid in self.db.sessions_due_for_receipt(
+                min(now_ns - self._grace_ns, through - (self._grace_ns - self._hold_ns))):
             with self.db.transaction():
                 receipt = self._build_receipt(sid, 1, '', now_ns)
                 self.db.add_receipt(sid, 1, now_ns, receipt.to_dict())

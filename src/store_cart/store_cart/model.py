@@ -32,6 +32,10 @@ SOURCE_REVIEW = 3
 STATE_IN_STORE = 1
 STATE_EXITED = 2
 
+# ReviewDecisionAck.STATUS_*
+ACK_APPLIED = 1
+ACK_REJECTED = 2
+
 # ReviewRequest.REASON_*
 REASON_AMBIGUOUS_SHOPPER = 1
 REASON_LOW_CONFIDENCE = 2
@@ -224,6 +228,16 @@ class ReviewRequestData(_Data):
 
 
 @dataclass(frozen=True)
+class DecisionAckData(_Data):
+    """The cart's answer to a review decision (ReviewDecisionAck)."""
+
+    request_id: str
+    reviewer_id: str
+    status: int            # ACK_APPLIED or ACK_REJECTED
+    reason: str            # why it was refused; "" when applied
+
+
+@dataclass(frozen=True)
 class StateSnapshot:
     """Everything a (re)started node republishes."""
 
@@ -237,7 +251,8 @@ class Note(str):
 
 
 # Strings are for the log (a Note: info, any other str: warning); every other output is published.
-Output = Union[CartUpdateData, CartStateData, ReceiptData, ReviewRequestData, str]
+Output = Union[CartUpdateData, CartStateData, ReceiptData, ReviewRequestData, DecisionAckData,
+               str]
 
 _NESTED = {
     ('ShelfEventData', 'hypotheses'): HypothesisData,

@@ -1,13 +1,16 @@
 """Cart engine policy, timing and review tests (plain pytest, no ROS)."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from cart_helpers import (CATALOG, decide, enter, feed, leave, ns, ret, shelf, STORE_ID, take,
                           unknown)
 from store_cart.engine import CartEngine, CartParams, fused_params
 from store_cart.model import (
-    ACTION_NONE, ACTION_RETURN, ACTION_TAKE, CartLineData, CartStateData, CartUpdateData, Note,
+    ACK_APPLIED, ACK_REJECTED, ACTION_NONE, ACTION_RETURN, ACTION_TAKE, CartLineData,
+    CartStateData, CartUpdateData, DecisionAckData, Note,
     REASON_AMBIGUOUS_SHOPPER, REASON_CLOSE_CANDIDATES, REASON_LOW_CONFIDENCE, REASON_NO_SHOPPER,
     REASON_NOT_IN_CART, REASON_UNKNOWN_WEIGHT, ReceiptData, ReviewRequestData, SOURCE_FUSED,
     SOURCE_REVIEW, SOURCE_WEIGHT, STATE_EXITED, STATE_IN_STORE, STATUS_CONFIRMED,
@@ -298,7 +301,10 @@ def test_return_guess_nets_out_the_pending_take_on_the_receipt(engine, answer_ta
     answers = [(e_take, answer_take), (e_ret, answer_return)]
     for ev, action in answers[::-1] if return_first else answers:
         if action is not None:
-            outs += engine.on_review_decision(decide(ev, A, 'CHOC-DARK', action, 1, 20.0))
+            # "it did not happen" is the explicit no change: no product, no units
+            outs += engine.on_review_decision(
+                decide(ev, A, 'CHOC-DARK', action, 1, 20.0) if action != ACTION_NONE
+                else decide(ev, A, '', ACTION_NONE, 0, 20.0))
     assert not warnings(outs)
     assert cart_of(engine, A).lines == tuple(line(*x) for x in final)
     # the cola's return answered "no": the confirmed cola is billed again
@@ -478,20 +484,65 @@ def test_decisions_are_idempotent_and_validated(engine):
     ev = shelf('g1.s1.p1', 5.0, [take('COLA-330', 0.5), unknown(0.5)])
     feed(engine, [('gate', enter(A, 1.0)), ('shelf', ev), ('tick', ns(7.0))])
     d = decide(ev, A, 'COLA-330', ACTION_TAKE, 1, 8.0)
-    bad = engine.on_review_decision(decide(ev, A, 'NOPE', ACTION_TAKE, 1, 8.0))
-    assert len(bad) == 1 and 'not in the catalog' in bad[0]
-    stranger = engine.on_review_decision(decide(ev, B, 'COLA-330', ACTION_TAKE, 1, 8.0))
-    assert len(stranger) == 1 and 'acct-b' in stranger[0] and 'not in the store' in stranger[0]
-    unknown_req = engine.on_review_decision(
-        decide(shelf('x.y.z', 1.0, []), A, 'COLA-330', ACTION_TAKE, 1, 8.0))
-    assert len(unknown_req) == 1 and 'no such review request' in unknown_req[0]
-    assert 'review/x.y.z@' in unknown_req[0]
-    assert of(engine.on_review_decision(d), CartUpdateData)
+
+    def refused(outs, *words):
+        (ack,) = of(outs, DecisionAckData)
+        assert ack.status == ACK_REJECTED and all(w in ack.reason for w in words), ack
+        assert len(warnings(outs)) == 1 and ack.reason in warnings(outs)[0]
+        return ack
+
+    refused(engine.on_review_decision(decide(ev, A, 'NOPE', ACTION_TAKE, 1, 8.0)),
+            'not one of the review')
+    refused(engine.on_review_decision(decide(ev, B, 'COLA-330', ACTION_TAKE, 1, 8.0)),
+            'acct-b', 'not one of the review')
+    ack = refused(engine.on_review_decision(
+        decide(shelf('x.y.z', 1.0, []), A, 'COLA-330', ACTION_TAKE, 1, 8.0)), 'no such review')
+    assert ack.request_id.startswith('review/x.y.z@')
+    assert engine.counts['decisions_rejected'] == 3
+    outs = engine.on_review_decision(d)
+    assert of(outs, CartUpdateData)
+    assert of(outs, DecisionAckData) == [DecisionAckData(d.request_id, 'alice', ACK_APPLIED, '')]
     snapshot = engine.db.dump()
-    assert engine.on_review_decision(d) == []
-    other = engine.on_review_decision(decide(ev, A, 'COLA-330', ACTION_TAKE, 2, 9.0))
-    assert len(other) == 1 and 'already decided' in other[0]
+    # the same decision re-sent (later stamp) is confirmed again and changes nothing
+    again = engine.on_review_decision(replace(d, stamp_ns=ns(30.0)))
+    assert again == [DecisionAckData(d.request_id, 'alice', ACK_APPLIED, '')]
+    refused(engine.on_review_decision(decide(ev, A, 'COLA-330', ACTION_TAKE, 2, 9.0)),
+            'already decided')
     assert engine.db.dump() == snapshot
+    assert cart_of(engine, A).lines == (line('COLA-330', 1),)
+    assert engine.counts == {'decisions_applied': 1, 'decisions_rejected': 4,
+                             'redelivery_conflicts': 0}
+
+
+@pytest.mark.parametrize('forged', [
+    (A, 'COLA-330', ACTION_TAKE, 5),          # an offered product, a quantity never offered
+    (A, 'COLA-330', ACTION_RETURN, 1),        # the offered product, the other action
+    (A, 'CHIPS-SALT', ACTION_TAKE, 1),        # a catalog product never offered
+    (B, 'COLA-330', ACTION_TAKE, 1),          # a shopper inside who was not a candidate
+    (A, 'COLA-330', 7, 1),                    # no such action
+    (A, '', ACTION_TAKE, 1),                  # no product
+])
+def test_a_decision_that_was_never_offered_is_refused_and_changes_nothing(engine, forged):
+    ev = shelf('g1.s1.p1', 5.0, [take('COLA-330', 0.5), unknown(0.5)])
+    feed(engine, [('gate', enter(A, 1.0)), ('gate', enter(B, 6.0)), ('shelf', ev),
+                  ('tick', ns(7.0))])
+    (request,) = engine.state().open_reviews
+    snapshot = engine.db.dump()
+    outs = engine.on_review_decision(decide(ev, *forged, 8.0))
+    (ack,) = of(outs, DecisionAckData)
+    assert ack.status == ACK_REJECTED and 'not one of' in ack.reason
+    assert not of(outs, CartUpdateData) and not of(outs, CartStateData)
+    assert engine.db.dump() == snapshot
+    assert engine.state().open_reviews == [request]       # still open for the real answer
+    assert engine.counts['decisions_rejected'] == 1
+
+
+def test_a_refused_decision_leaves_the_review_open_for_the_real_answer(engine):
+    ev = shelf('g1.s1.p1', 5.0, [take('COLA-330', 0.5), unknown(0.5)])
+    feed(engine, [('gate', enter(A, 1.0)), ('shelf', ev), ('tick', ns(7.0))])
+    engine.on_review_decision(decide(ev, A, 'COLA-330', ACTION_TAKE, 9, 8.0))
+    outs = engine.on_review_decision(decide(ev, A, 'COLA-330', ACTION_TAKE, 1, 9.0))
+    assert [a.status for a in of(outs, DecisionAckData)] == [ACK_APPLIED]
     assert cart_of(engine, A).lines == (line('COLA-330', 1),)
 
 
@@ -529,3 +580,20 @@ def test_read_thresholds_file(tmp_path):
     bad.write_text('other: 1\n')
     with pytest.raises(ValueError):
         read_thresholds(str(bad))
+
+
+def test_an_identical_redelivery_is_silent_and_a_conflicting_one_is_reported(tmp_path):
+    ev = shelf('g1.s1.p1', 5.0, [take('COLA-330', 0.97), unknown(0.03)])
+    gate = enter(A, 1.0)
+    db = str(tmp_path / 'redeliver.sqlite')
+    with CartEngine(db, CATALOG, STORE_ID) as engine:
+        feed(engine, [('gate', gate), ('shelf', ev)])
+    with CartEngine(db, CATALOG, STORE_ID) as engine:         # restarted: the same inputs again
+        assert feed(engine, [('gate', gate), ('shelf', ev)]) == []
+        assert engine.on_shelf_event(ev, shopper_hint=None) == []
+        changed = replace(ev, delta_grams=-700.0)
+        (warning,) = engine.on_shelf_event(changed)
+        assert 'different content' in warning and ev.event_id in warning
+        (warning,) = engine.on_gate_event(replace(gate, shopper_id='acct-x'))
+        assert 'different content' in warning
+        assert engine.counts['redelivery_conflicts'] == 2
