@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable
 
 NO_BOUND = None                 # frontier when no source is waited for: decide by the hold alone
-BLOCKED = -(2 ** 63)            # frontier while a live source has promised nothing yet
+BLOCKED = -1                     # frontier while a live source has promised nothing yet (stamps are >= 0)
 
 OK = 'ok'                       # its watermark counts
 WAITING = 'waiting'             # not heard yet, or its newest event has not arrived yet
