@@ -78,7 +78,8 @@ from store_common.watermarks import WatermarkTracker
 from store_cart.db import CartDb
 from store_cart.model import (
     ACK_APPLIED, ACK_REJECTED, ACTION_NONE, ACTION_RETURN, ACTION_TAKE, CandidateData,
-    CartLineData, CartStateData, CartUpdateData, DecisionAckData, GateEventData, HypothesisData, KIND_ENTER, KIND_EXIT, Note, Output,
+    CartLineData, CartStateData, CartUpdateData, DecisionAckData, GateEventData, HypothesisData,
+    KIND_ENTER, KIND_EXIT, Note, Output,
     REASON_AMBIGUOUS_SHOPPER, REASON_CLOSE_CANDIDATES, REASON_LOW_CONFIDENCE, REASON_NAMES,
     REASON_NO_SHOPPER, REASON_NOT_IN_CART, REASON_UNKNOWN_WEIGHT, ReceiptData, ReviewDecisionData,
     ReviewRequestData, review_request_id, session_id_of, ShelfEventData, SOURCE_FUSED,

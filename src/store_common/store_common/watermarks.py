@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable
 
 NO_BOUND = None                 # frontier when no source is waited for: decide by the hold alone
-BLOCKED = -1                     # frontier while a live source has promised nothing yet (stamps are >= 0)
+BLOCKED = -1                    # frontier while a live source has promised nothing (stamps >= 0)
 
 OK = 'ok'                       # its watermark counts
 WAITING = 'waiting'             # not heard yet, or its newest event has not arrived yet
@@ -95,8 +95,8 @@ class WatermarkTracker:
 
     def _verify(self, m: _Mark, now: int) -> None:
         if not m.last_event_id or self._has_event(m.last_event_id):
-            m.verified_ns = m.stamp_ns if m.verified_ns is None else max(m.verified_ns,
-                                                                       m.stamp_ns)
+            m.verified_ns = (m.stamp_ns if m.verified_ns is None
+                             else max(m.verified_ns, m.stamp_ns))
             m.unverified_since_ns = None
         elif m.unverified_since_ns is None:
             m.unverified_since_ns = now

@@ -1,7 +1,9 @@
 """Gate QR-reader driver node: scanned shopper codes in, gate events out.
 
 Logic lives in :mod:`store_drivers.gate` and :mod:`store_drivers.serial_link`; this module wires
-parameters, the ``gate_events`` topic (EVENT_QOS), logging and ``/diagnostics``.
+parameters, the ``gate_events`` topic (EVENT_QOS), the gate's watermark on ``gate_watermarks``
+(``store_common.ros_watermarks``: every scan stamped up to it is published), logging and
+``/diagnostics``.
 """
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from std_msgs.msg import Header
 from store_common import diagnostics
 from store_common.description import load_store, StoreConfigError
 from store_common.ros import declare, EVENT_QOS, ns_stamp, run_node
+from store_common.ros_watermarks import WatermarkPublisher
 from store_interfaces.msg import GateEvent
 
 from store_drivers.gate import GateDecoder
@@ -48,6 +51,8 @@ class GateDriver(Node):
                                 lo=0.001, hi=1.0)
         diagnostics_period_s = declare(self, 'diagnostics_period_s', 1.0,
                                        'Period of /diagnostics [s].', lo=0.1, hi=60.0)
+        watermark_period_s = declare(self, 'watermark_period_s', 0.2, 'Period of the gate\'s '
+                                     'watermark on gate_watermarks [s].', lo=0.01, hi=5.0)
         try:
             store = load_store(store_file)
             gate = store.gate(gate_id)
@@ -63,6 +68,8 @@ class GateDriver(Node):
         self.link = SerialLink(self.port, baud, stale_timeout_s=stale_timeout_s,
                                reconnect_on_stale=False, max_line_bytes=256)
         self.pub = self.create_publisher(GateEvent, 'gate_events', EVENT_QOS)
+        self.watermark = WatermarkPublisher(self, 'gate_watermarks', f'gate/{gate.id}',
+                                            watermark_period_s)
         self.pub_diag = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.create_timer(poll_period_s, self._poll)
         self.create_timer(diagnostics_period_s, self._publish_diagnostics)
@@ -76,6 +83,8 @@ class GateDriver(Node):
         except Exception as exc:  # noqa: BLE001 - a bad device must never take the node down
             self.get_logger().error(f'gate {self.gate.id}: poll failed: {exc!r}',
                                     throttle_duration_sec=5.0)
+        # a scan read from now on is stamped later than this: every scan up to it is out
+        self.watermark.publish(self.get_clock().now().nanoseconds)
 
     def _poll_once(self) -> None:
         lines = self.link.poll()
@@ -104,6 +113,7 @@ class GateDriver(Node):
                 header=Header(stamp=ns_stamp(scan.stamp_ns), frame_id=self.gate.frame_id),
                 event_id=scan.event_id, gate_id=self.gate.id, kind=self.kind,
                 shopper_id=scan.account_id))
+            self.watermark.event_published(scan.event_id)
             log.info(f'gate {self.gate.id}: {self.gate.kind} of {scan.account_id} '
                      f'({scan.event_id})')
 

@@ -71,6 +71,24 @@ def event_from_steps(steps: Iterable[WeightStep]) -> ShelfEventData:
         steps=tuple(steps))
 
 
+def shelf_watermark_ns(released_through_ns: int, detectors: Iterable,
+                       merger: 'EventMerger') -> int:
+    """The gondola's promise (a ``SourceWatermark``): no event it publishes later will have a
+    settled stamp at or before this. ``released_through_ns`` is the sensor time the merger was
+    advanced to (every live weight topic has reached it, so a step yet to start starts after
+    it); a plate still active may report a step that settled as early as its activity start,
+    and a group still held settled at its own stamp."""
+    bound = released_through_ns
+    for d in detectors:
+        since = d.pending_since_ns()
+        if since is not None:
+            bound = min(bound, since)
+    held = merger.earliest_settled_ns()
+    if held is not None:
+        bound = min(bound, held)
+    return max(bound - 1, 0)
+
+
 class EventMerger:
     """Groups :class:`WeightStep` s of adjacent plates into :class:`ShelfEventData`."""
 
@@ -95,6 +113,10 @@ class EventMerger:
     @property
     def pending(self) -> int:
         return len(self._groups)
+
+    def earliest_settled_ns(self) -> int | None:
+        """Settled stamp of the earliest group still held; None when none is."""
+        return min((g.settled_ns for g in self._groups), default=None)
 
     def add(self, step: WeightStep) -> None:
         """Add a step to the group it belongs with, or start a new group."""

@@ -5,7 +5,9 @@ All logic lives in :mod:`store_shelf.steps` (settled steps per plate), :mod:`sto
 explanations, inventory); this module wires parameters, topics and logging.
 
 Subscribes to each of ``weight_topics`` (PlateWeights, RELIABLE_STREAM_QOS) and publishes
-``shelf_events`` (ShelfEvent, EVENT_QOS; relative, remapped to ``/store/shelf_events``). Only the
+``shelf_events`` (ShelfEvent, EVENT_QOS; relative, remapped to ``/store/shelf_events``) and the
+gondola's watermark on ``shelf_watermarks`` (source ``shelf/<gondola_id>``; see
+``merge.shelf_watermark_ns``), so a restarted cart decides events in stamp order. Only the
 samples' sensor stamps drive decisions, never a clock, so a bag replay gives the same events.
 """
 from __future__ import annotations
@@ -18,11 +20,12 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from store_common.description import load_store, StoreConfigError
 from store_common.ros import declare, EVENT_QOS, ns_stamp, RELIABLE_STREAM_QOS, run_node, stamp_ns
+from store_common.ros_watermarks import WatermarkPublisher
 from store_interfaces.msg import PlateWeights, ProductHypothesis, ShelfEvent
 
 from store_shelf.hypotheses import (HypothesisParams, HypothesisRanker, load_weight_overlay,
                                     PlateInventory)
-from store_shelf.merge import EventMerger, ShelfEventData
+from store_shelf.merge import EventMerger, shelf_watermark_ns, ShelfEventData
 from store_shelf.steps import NS_PER_S, PlateStepDetector, StepDetectorParams
 
 # parameter name -> (description, lo, hi); defaults come from the dataclasses
@@ -161,6 +164,7 @@ class ShelfEventNode(Node):
         self.foreign_samples = 0
 
         self.pub = self.create_publisher(ShelfEvent, 'shelf_events', EVENT_QOS)
+        self.watermark = WatermarkPublisher(self, 'shelf_watermarks', f'shelf/{gondola_id}')
         self.subs = [self.create_subscription(PlateWeights, t,
                                               lambda msg, t=t: self._on_weights(t, msg),
                                               RELIABLE_STREAM_QOS)
@@ -192,6 +196,8 @@ class ShelfEventNode(Node):
         watermark = min(t for t in self.latest_ns.values() if t >= head - self.source_timeout_ns)
         for event in self.merger.advance(watermark):
             self._publish(event)
+        self.watermark.publish(shelf_watermark_ns(watermark, self.detectors.values(),
+                                                  self.merger))
 
     # --- output --------------------------------------------------------------------------------
     def _publish(self, event: ShelfEventData) -> None:
@@ -213,6 +219,7 @@ class ShelfEventNode(Node):
             expected_grams=float(h.expected_grams), likelihood=float(h.probability),
             on_home_plate=h.on_home_plate) for h in hyps]
         self.pub.publish(msg)
+        self.watermark.event_published(event.event_id)
         self.inventory.apply(event.plate_ids, hyps, self.inventory_min_probability)
         best = hyps[0]
         what = ('UNKNOWN' if best.is_unknown else

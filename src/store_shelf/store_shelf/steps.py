@@ -113,6 +113,11 @@ class PlateStepDetector:
     def band_grams(self) -> float:
         return max(self.params.band_min_grams, self.params.band_sigma * self.noise_grams)
 
+    def pending_since_ns(self) -> int | None:
+        """While the plate is active, the stamp its activity started (a step it reports later
+        starts there, and settles after); None when idle."""
+        return self._active_start_ns if self.state == self.ACTIVE else None
+
     def add(self, stamp_ns: int, weight_grams: float, valid: bool = True) -> list[WeightStep]:
         """Process one sample; return the steps it completed (zero or one)."""
         stamp_ns = int(stamp_ns)

@@ -116,3 +116,37 @@ def test_separate_grabs_at_once_on_adjacent_plates_stay_two_events(store, plates
     for s in steps:
         merger.add(s)
     assert len(merger.flush()) == 1
+
+
+@pytest.mark.parametrize('seed', range(3))
+def test_the_gondola_watermark_is_never_passed_by_a_later_event(store, seed):
+    """Batches of three plates with takes, a put-back, long reaches and a straddled product,
+    released the way the node does; after each batch the gondola promises a watermark. No event
+    released later may settle at or before a promise already made."""
+    from store_shelf.merge import shelf_watermark_ns
+    rng = np.random.default_rng(seed)
+    plates = ('g1.s1.p1', 'g1.s1.p2', 'g1.s1.p3')
+    sigs = {
+        'g1.s1.p1': PlateSignal(actions=[Action(3.0, -352.0), Action(9.0, 352.0, reach_s=2.5)]),
+        'g1.s1.p2': PlateSignal(actions=[Action(5.0, -150.0, press_grams=700)]),
+        'g1.s1.p3': PlateSignal(actions=[Action(5.0, -100.0, press_grams=0.0),
+                                         Action(7.0, -276.0, reach_s=3.0)]),
+    }
+    streams = {p: sigs[p].samples(14.0, rng) for p in plates}
+    dets = {p: PlateStepDetector(p) for p in plates}
+    merger = EventMerger(store.adjacent_plates)
+    promised, released = [], []
+    t0 = min(int(s[0][0]) for s in streams.values())
+    for edge in range(t0 + NS // 10, t0 + 15 * NS, NS // 10):
+        for p, (stamps, weights, valid) in streams.items():
+            keep = (stamps >= edge - NS // 10) & (stamps < edge)
+            for t, w, v in zip(stamps[keep], weights[keep], valid[keep]):
+                for s in dets[p].add(int(t), float(w), bool(v)):
+                    merger.add(s)
+        through = edge - 1
+        for e in merger.advance(through):
+            assert all(e.settled_ns > w for w in promised), (e, max(promised))
+            released.append(e)
+        promised.append(shelf_watermark_ns(through, dets.values(), merger))
+    assert len(released) >= 4 and promised == sorted(promised)
+    assert promised[-1] > max(e.settled_ns for e in released)     # it does move on

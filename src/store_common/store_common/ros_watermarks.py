@@ -1,0 +1,66 @@
+"""ROS side of source watermarks (``store_common.watermarks``): publish a source's, take others'.
+
+Topics: ``gate_watermarks`` (gate drivers, and bag replay of their recordings),
+``shelf_watermarks`` (shelf event nodes), ``fused_watermarks`` (the fusion node). Each is
+reliable and transient-local with depth 1 per publisher, so a (re)started consumer hears the
+latest promise of every source at once.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from store_interfaces.msg import SourceWatermark
+
+from store_common.stamps import from_ns, to_ns
+
+WATERMARK_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                           durability=DurabilityPolicy.TRANSIENT_LOCAL,
+                           history=HistoryPolicy.KEEP_LAST)
+WATERMARK_TOPICS = ('gate_watermarks', 'shelf_watermarks', 'fused_watermarks')
+
+
+class WatermarkPublisher:
+    """Publishes one source's watermark at most every ``period_s`` (monotonic clock), never
+    backwards. Call :meth:`event_published` right after publishing each event."""
+
+    def __init__(self, node: Node, topic: str, source_id: str, period_s: float = 0.2):
+        self.source_id = source_id
+        self.run_id = f'{os.getpid()}@{time.time_ns()}'
+        self.last_event_id = ''
+        self.stamp_ns: int | None = None
+        self._period_ns = int(period_s * 1e9)
+        self._sent_mono: int | None = None
+        self._pub = node.create_publisher(SourceWatermark, topic, WATERMARK_QOS)
+
+    def event_published(self, event_id: str) -> None:
+        self.last_event_id = event_id
+
+    def publish(self, stamp_ns: int, force: bool = False) -> bool:
+        """Promise that every event stamped at or before ``stamp_ns`` is published."""
+        if self.stamp_ns is not None and stamp_ns < self.stamp_ns:
+            stamp_ns = self.stamp_ns
+        now = time.monotonic_ns()
+        if not force and self._sent_mono is not None and now - self._sent_mono < self._period_ns:
+            self.stamp_ns = stamp_ns if self.stamp_ns is None else max(self.stamp_ns, stamp_ns)
+            return False
+        self.stamp_ns = stamp_ns
+        self._sent_mono = now
+        msg = SourceWatermark(source_id=self.source_id, run_id=self.run_id,
+                              last_event_id=self.last_event_id)
+        msg.header.stamp = from_ns(stamp_ns, type(msg.header.stamp))
+        self._pub.publish(msg)
+        return True
+
+
+def watermark_from_msg(msg: SourceWatermark) -> tuple[str, str, int, str]:
+    """(source_id, run_id, stamp_ns, last_event_id); ValueError names what is wrong."""
+    stamp = to_ns(msg.header.stamp)
+    if not msg.source_id:
+        raise ValueError('watermark without source_id')
+    if stamp < 0 or not math.isfinite(stamp):
+        raise ValueError(f'watermark of {msg.source_id} with stamp {stamp}')
+    return msg.source_id, msg.run_id, int(stamp), msg.last_event_id
