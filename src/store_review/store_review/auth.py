@@ -17,31 +17,79 @@ from store_review.store import NS_PER_S, ReviewStore, ROLES
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2 ** 14, 8, 1
 MIN_PASSWORD_LEN = 8
+MAX_PASSWORD_LEN = 1024          # longer input is refused before any hashing
+_MAX_N, _MAX_R, _MAX_P = 2 ** 20, 32, 16    # a record asking for more is not verified
 
 
 class AuthError(Exception):
     """Login or session refused; ``str()`` is safe to show (says nothing about which part)."""
 
 
-def hash_password(password: str, salt: bytes | None = None, n: int = SCRYPT_N, r: int = SCRYPT_R,
-                  p: int = SCRYPT_P) -> str:
-    if not isinstance(password, str) or not password:
-        raise ValueError('empty password')
-    salt = secrets.token_bytes(16) if salt is None else salt
-    digest = hashlib.scrypt(password.encode('utf-8'), salt=salt, n=n, r=r, p=p, dklen=32)
-    return f'scrypt${n}${r}${p}${salt.hex()}${digest.hex()}'
+class PasswordHasher:
+    """scrypt with one cost for new records; verifies records of any (bounded) cost.
+
+    :meth:`derive` is the only place that runs scrypt (tests count its calls).
+    """
+
+    def __init__(self, n: int = SCRYPT_N, r: int = SCRYPT_R, p: int = SCRYPT_P):
+        if n < 2 or n & (n - 1) or n > _MAX_N or not 1 <= r <= _MAX_R or not 1 <= p <= _MAX_P:
+            raise ValueError(f'scrypt cost n={n} r={r} p={p} out of range')
+        self.n, self.r, self.p = n, r, p
+
+    @property
+    def params(self) -> tuple[int, int, int]:
+        return self.n, self.r, self.p
+
+    def derive(self, password: bytes, salt: bytes, n: int, r: int, p: int) -> bytes:
+        # scrypt needs 128 * r * n bytes (+ 128 * r * p); hashlib's default cap is 32 MiB
+        maxmem = 128 * r * (n + p + 2) + (16 << 20)
+        return hashlib.scrypt(password, salt=salt, n=n, r=r, p=p, dklen=32, maxmem=maxmem)
+
+    def hash(self, password: str, salt: bytes | None = None) -> str:
+        if not isinstance(password, str) or not password:
+            raise ValueError('empty password')
+        salt = secrets.token_bytes(16) if salt is None else salt
+        digest = self.derive(password.encode('utf-8'), salt, self.n, self.r, self.p)
+        return f'scrypt${self.n}${self.r}${self.p}${salt.hex()}${digest.hex()}'
+
+    @staticmethod
+    def parse(record: str) -> tuple[int, int, int, bytes, str] | None:
+        """(n, r, p, salt, hash hex) of a well-formed record within the cost bounds."""
+        try:
+            kind, n, r, p, salt_hex, hash_hex = record.split('$')
+            n, r, p = int(n), int(r), int(p)
+            salt = bytes.fromhex(salt_hex)
+        except (ValueError, TypeError, AttributeError):
+            return None
+        if kind != 'scrypt' or n < 2 or n & (n - 1) or n > _MAX_N or not 1 <= r <= _MAX_R \
+                or not 1 <= p <= _MAX_P:
+            return None
+        return n, r, p, salt, hash_hex
+
+    def verify(self, password: str, record: str) -> bool:
+        """Exactly one scrypt run for a well-formed record; none for a malformed one."""
+        parsed = self.parse(record)
+        if parsed is None or not isinstance(password, str):
+            return False
+        n, r, p, salt, hash_hex = parsed
+        digest = self.derive(password.encode('utf-8'), salt, n, r, p)
+        return hmac.compare_digest(digest.hex(), hash_hex)
+
+    def needs_rehash(self, record: str) -> bool:
+        """True when ``record`` was made with another cost than this hasher's."""
+        parsed = self.parse(record)
+        return parsed is None or parsed[:3] != self.params
+
+
+DEFAULT_HASHER = PasswordHasher()
+
+
+def hash_password(password: str, salt: bytes | None = None) -> str:
+    return DEFAULT_HASHER.hash(password, salt)
 
 
 def verify_password(password: str, record: str) -> bool:
-    try:
-        kind, n, r, p, salt_hex, hash_hex = record.split('$')
-        if kind != 'scrypt':
-            return False
-        digest = hashlib.scrypt(password.encode('utf-8'), salt=bytes.fromhex(salt_hex),
-                                n=int(n), r=int(r), p=int(p), dklen=32)
-    except (ValueError, TypeError):
-        return False
-    return hmac.compare_digest(digest.hex(), hash_hex)
+    return DEFAULT_HASHER.verify(password, record)
 
 
 def token_hash(token: str) -> str:
@@ -59,9 +107,11 @@ class Session:
 class Auth:
     """Accounts and sessions on top of a :class:`ReviewStore`."""
 
-    def __init__(self, store: ReviewStore, session_ttl_s: float = 8 * 3600.0):
+    def __init__(self, store: ReviewStore, session_ttl_s: float = 8 * 3600.0,
+                 hasher: PasswordHasher | None = None):
         self.store = store
         self.session_ttl_ns = int(session_ttl_s * NS_PER_S)
+        self.hasher = hasher or DEFAULT_HASHER
 
     def add_user(self, name: str, role: str, password: str, now_ns: int) -> None:
         if role not in ROLES:
@@ -70,13 +120,13 @@ class Auth:
             raise ValueError('user name: 1-64 letters, digits, "-" or "_"')
         if len(password) < MIN_PASSWORD_LEN:
             raise ValueError(f'password must have at least {MIN_PASSWORD_LEN} characters')
-        self.store.add_user(name, role, hash_password(password), now_ns)
+        self.store.add_user(name, role, self.hasher.hash(password), now_ns)
 
     def login(self, name: str, password: str, now_ns: int) -> Session:
         user = self.store.user(name)
         # verify against a dummy record for unknown users too, so timing tells nothing
-        record = user['password'] if user else hash_password('x' * 12, salt=b'\0' * 16)
-        ok = verify_password(password, record)
+        record = user['password'] if user else self.hasher.hash('x' * 12, salt=b'\0' * 16)
+        ok = self.hasher.verify(password, record)
         if user is None or user['disabled'] or not ok:
             raise AuthError('unknown user or wrong password')
         token = secrets.token_urlsafe(32)

@@ -14,6 +14,7 @@ were stored), one button per candidate; keys 1..9 pick a candidate, 0 = no chang
 from __future__ import annotations
 
 import html
+import math
 import pathlib
 import socket
 import threading
@@ -44,7 +45,17 @@ padding:0 5px;margin-right:8px} .evid img{max-width:320px;margin:4px;border:1px 
 
 
 def _e(x) -> str:
+    """Every value written into a page goes through here: it is text, never markup."""
     return html.escape(str(x), quote=True)
+
+
+def _num(x, fmt: str, default: str = '?') -> str:
+    """A number formatted for a page (escaped; ``default`` when it is not a finite number)."""
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return default
+    return _e(format(v, fmt)) if math.isfinite(v) else default
 
 
 def _what(c: dict) -> str:
@@ -52,7 +63,7 @@ def _what(c: dict) -> str:
         return 'no product change'
     verb = {ACTION_TAKE: 'took', ACTION_RETURN: 'returned'}.get(int(c['action']), '?')
     who = c.get('shopper_id') or 'nobody'
-    return f'{who} {verb} {c["quantity"]} x {c["sku"]}'
+    return f'{who} {verb} {c["quantity"]} x {c["sku"]}'     # plain text: callers escape it
 
 
 def _page(title: str, body: str, session: Session | None = None) -> str:
@@ -161,12 +172,13 @@ def create_app(service: ReviewService, secure_cookie: bool = False) -> FastAPI:
             return unauthorized(request, True)
         rows = queue_rows(s)
         trs = ''.join(
-            f'<tr class="req" data-seq="{r["seq"]}"><td>{r["priority"]}</td>'
-            f'<td><a href="/r/{r["seq"]}">{_e(r["request_id"])}</a></td>'
-            f'<td>{_e(r["reason"])}</td><td>{_e(", ".join(r["plates"]))}</td>'
-            f'<td>{r["delta_grams"]:+.1f} g</td><td>{_e(", ".join(r["shoppers"]))}'
+            f'<tr class="req" data-seq="{int(r["seq"])}"><td>{_num(r["priority"], ".1f")}</td>'
+            f'<td><a href="/r/{int(r["seq"])}">{_e(r["request_id"])}</a></td>'
+            f'<td>{_e(r["reason"])}</td><td>{_e(", ".join(map(str, r["plates"])))}</td>'
+            f'<td>{_num(r["delta_grams"], "+.1f")} g</td>'
+            f'<td>{_e(", ".join(map(str, r["shoppers"])))}'
             f'{" (left the store)" if r["shopper_exited"] else ""}</td>'
-            f'<td>{r["age_s"]:.0f} s</td><td>{_e(r["status"])}'
+            f'<td>{_num(r["age_s"], ".0f")} s</td><td>{_e(r["status"])}'
             f'{" <span class=flag>FLAGGED</span>" if r["flagged"] else ""}</td></tr>'
             for r in rows)
         body = (f'<h2>Review queue ({len(rows)})</h2><table id="queue"><tr><th>priority</th>'
@@ -200,8 +212,9 @@ def create_app(service: ReviewService, secure_cookie: bool = False) -> FastAPI:
         images = service.store.evidence(d['request_id'], 'image')
         start_ns = start_ns_of(d['event_id'], d['stamp_ns'])
         svg = trace_svg(traces, marks_ns=[(start_ns, 'hand in'), (d['stamp_ns'], 'settled')])
-        imgs = ''.join(f'<img src="/evidence/{i["evidence_id"]}.jpg" alt="{_e(i["name"])}">'
-                       for i in images) or '<p>No camera saw this plate (weight only).</p>'
+        imgs = ''.join(f'<img src="/evidence/{int(i["evidence_id"])}.jpg" '
+                       f'alt="{_e(i["name"])}">' for i in images)
+        imgs = imgs or '<p>No camera saw this plate (weight only).</p>'
         decided = d['status'] == 'decided'
         csrf = _e(s.csrf)
 
@@ -215,7 +228,8 @@ def create_app(service: ReviewService, secure_cookie: bool = False) -> FastAPI:
                     '</button></form>')
 
         cands = r.get('candidates', [])
-        buttons = ''.join(button(i, str(i + 1), _what(c), f'(p={float(c["confidence"]):.2f})')
+        buttons = ''.join(button(i, str(i + 1), _what(c),
+                                 f'(p={_num(c.get("confidence"), ".2f")})')
                           for i, c in enumerate(cands[:9]))
         buttons += button(NO_CHANGE, '0', 'no change to any cart', '')
         status = _e(d['status']) + (' <span class="flag">FLAGGED</span>' if d['flagged'] else '')
@@ -225,8 +239,8 @@ def create_app(service: ReviewService, secure_cookie: bool = False) -> FastAPI:
             dec = (f'<p id="decision">Decided by {_e(dd["reviewer"])}: '
                    f'{_e(_what(dd["decision"]))}</p>')
         receipts = service.store.receipts(r.get('shopper_ids', []))
-        rec = ''.join(f'<li>{_e(x["receipt_id"])} rev {x["revision"]}: '
-                      f'{x["total_cents"]} cents, {x["pending_reviews"]} pending'
+        rec = ''.join(f'<li>{_e(x["receipt_id"])} rev {_e(x["revision"])}: '
+                      f'{_e(x["total_cents"])} cents, {_e(x["pending_reviews"])} pending'
                       f'{(" - " + _e(x["correction_note"])) if x["correction_note"] else ""}'
                       '</li>' for x in receipts)
         audit = ''.join(f'<li>{_e(a["actor"])}: {_e(a["action"])} {_e(a["detail"])}</li>'
@@ -234,9 +248,11 @@ def create_app(service: ReviewService, secure_cookie: bool = False) -> FastAPI:
         t_s = d['stamp_ns'] / NS_PER_S
         body = (f'<h2>{_e(d["request_id"])}</h2><div class="box"><p>Reason: <b>'
                 f'{_e(REASON_NAMES.get(d["reason"], d["reason"]))}</b> &mdash; '
-                f'{_e(r.get("detail", ""))}</p><p>Plates {_e(", ".join(r.get("plate_ids", [])))}'
-                f', change {float(r.get("delta_grams", 0)):+.1f} g at t={t_s:.3f} s; shoppers '
-                f'{_e(", ".join(r.get("shopper_ids", [])))}; status {status}</p>{dec}</div>'
+                f'{_e(r.get("detail", ""))}</p><p>Plates '
+                f'{_e(", ".join(map(str, r.get("plate_ids", []))))}'
+                f', change {_num(r.get("delta_grams"), "+.1f")} g at t={t_s:.3f} s; shoppers '
+                f'{_e(", ".join(map(str, r.get("shopper_ids", []))))}; status {status}</p>'
+                f'{dec}</div>'
                 f'<div class="box"><h3>Weight trace</h3>{svg}</div>'
                 f'<div class="box evid"><h3>Cameras (faces blurred)</h3>{imgs}</div>'
                 f'<div class="box"><h3>What happened? (keys 1-9, 0 = no change)</h3>'

@@ -23,7 +23,10 @@ No rclpy here.
 from __future__ import annotations
 
 import bisect
+import hashlib
+import html
 import math
+import re
 import pathlib
 from collections import deque
 from dataclasses import dataclass, field
@@ -142,7 +145,10 @@ class TraceCollector:
 
 def trace_svg(traces: Iterable[dict], width: int = 640, height: int = 220,
               marks_ns: Sequence[tuple[int, str]] = ()) -> str:
-    """An inline SVG plot of stored trace payloads (one polyline per plate)."""
+    """An inline SVG plot of stored trace payloads (one polyline per plate).
+
+    Plate names and mark labels are escaped: they come from messages and the database.
+    """
     traces = [t for t in traces if t['payload'].get('t_ms')]
     colors = ('#1f77b4', '#d62728', '#2ca02c', '#9467bd')
     pad_l, pad_b, pad_t = 56, 28, 10
@@ -178,7 +184,7 @@ def trace_svg(traces: Iterable[dict], width: int = 640, height: int = 220,
             parts.append(f'<line x1="{x(t_ns):.1f}" x2="{x(t_ns):.1f}" y1="{pad_t}" '
                          f'y2="{height - pad_b}" stroke="#888" stroke-dasharray="4 3"/>'
                          f'<text x="{x(t_ns) + 3:.1f}" y="{pad_t + 22}" font-size="10">'
-                         f'{label}</text>')
+                         f'{html.escape(str(label), quote=True)}</text>')
     for k, tr in enumerate(traces):
         p = tr['payload']
         pts = [f'{x(p["t0_ns"] + ms * 1_000_000):.1f},{y(g):.1f}'
@@ -187,7 +193,8 @@ def trace_svg(traces: Iterable[dict], width: int = 640, height: int = 220,
         parts.append(f'<polyline fill="none" stroke="{col}" stroke-width="1.5" '
                      f'points="{" ".join(pts)}"/>')
         parts.append(f'<text x="{pad_l + 6 + 110 * k}" y="{height - pad_b - 6}" '
-                     f'font-size="11" fill="{col}">{tr["name"]}</text>')
+                     f'font-size="11" fill="{col}">{html.escape(str(tr["name"]), quote=True)}'
+                     '</text>')
     parts.append('</svg>')
     return ''.join(parts)
 
@@ -423,6 +430,13 @@ class ImageJob:
     t1_ns: int
 
 
+def evidence_folder_name(request_id: str) -> str:
+    """A file name for a request's images: safe characters only (a request id comes from a
+    message: ``..`` or ``/`` must not leave the evidence folder), made unique by a hash."""
+    safe = re.sub(r'[^A-Za-z0-9_.-]', '_', request_id)[:80].strip('.') or '_'
+    return f'{safe}_{hashlib.sha256(request_id.encode("utf-8", "replace")).hexdigest()[:12]}'
+
+
 class ImageCollector:
     """Frames of the cameras that see a request's plates, anonymized and written as JPEG.
 
@@ -462,7 +476,7 @@ class ImageCollector:
                           for q in [self.frames.frames.get(c.camera_id)] if q), default=0)
             if newest < job.t1_ns and sensor_now_ns < job.t1_ns + self.give_up_ns:
                 continue
-            folder = pathlib.Path(self.out_dir) / rid.replace('/', '_').replace('@', '_')
+            folder = pathlib.Path(self.out_dir) / evidence_folder_name(rid)
             for cam in job.cameras:
                 box = next((cam.plates.get(p) for p in job.plate_ids if cam.plates.get(p)),
                            None)

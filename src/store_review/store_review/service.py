@@ -11,7 +11,7 @@ from typing import Callable
 
 from store_cart.model import (ACTION_NONE, CandidateData, ReviewDecisionData, ReviewRequestData)
 
-from store_review.auth import Auth, Session
+from store_review.auth import Auth, PasswordHasher, Session
 from store_review.learning import make_example
 from store_review.store import ReviewStore
 
@@ -30,9 +30,10 @@ class DecisionRefused(Exception):
 class ReviewService:
 
     def __init__(self, store: ReviewStore, publish: Callable[[ReviewDecisionData], None],
-                 clock: Callable[[], int], session_ttl_s: float = 8 * 3600.0):
+                 clock: Callable[[], int], session_ttl_s: float = 8 * 3600.0,
+                 hasher: PasswordHasher | None = None):
         self.store = store
-        self.auth = Auth(store, session_ttl_s)
+        self.auth = Auth(store, session_ttl_s, hasher)
         self.publish = publish
         self.clock = clock           # ns; the node's clock
 
