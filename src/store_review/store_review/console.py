@@ -58,12 +58,28 @@ def _num(x, fmt: str, default: str = '?') -> str:
     return _e(format(v, fmt)) if math.isfinite(v) else default
 
 
+MAX_ID = 2 ** 63 - 1     # SQLite's largest integer: a larger id in a URL names nothing
+
+
+def _id_ok(x: int) -> bool:
+    return 0 < x <= MAX_ID
+
+
 def _what(c: dict) -> str:
     if not c.get('sku') or int(c.get('quantity', 0)) < 1:
         return 'no product change'
     verb = {ACTION_TAKE: 'took', ACTION_RETURN: 'returned'}.get(int(c['action']), '?')
     who = c.get('shopper_id') or 'nobody'
     return f'{who} {verb} {c["quantity"]} x {c["sku"]}'     # plain text: callers escape it
+
+
+def _finite_or_none(x) -> float | None:
+    """A number for the JSON API (which cannot carry NaN), from a row of any age."""
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
 
 
 def _page(title: str, body: str, session: Session | None = None) -> str:
@@ -160,7 +176,7 @@ def create_app(service: ReviewService, secure_cookie: bool = False) -> FastAPI:
                         'flagged': d['flagged'], 'priority': round(d['priority'], 1),
                         'reason': REASON_NAMES.get(d['reason'], str(d['reason'])),
                         'shoppers': r.get('shopper_ids', []), 'plates': r.get('plate_ids', []),
-                        'delta_grams': r.get('delta_grams'),
+                        'delta_grams': _finite_or_none(r.get('delta_grams')),
                         'shopper_exited': d['shopper_exited'],
                         'age_s': round((now - d['received_ns']) / NS_PER_S, 1)})
         return out
@@ -203,7 +219,7 @@ def create_app(service: ReviewService, secure_cookie: bool = False) -> FastAPI:
         s = session_of(request)
         if s is None:
             return unauthorized(request, True)
-        d = service.request_for(s, seq)
+        d = service.request_for(s, seq) if _id_ok(seq) else None
         if d is None:
             return HTMLResponse(_page('Not found', '<p>No such request in your queue.</p>', s),
                                 status_code=404)
@@ -271,6 +287,8 @@ def create_app(service: ReviewService, secure_cookie: bool = False) -> FastAPI:
             return unauthorized(request, False)
         if not csrf_ok(s, request, csrf_token):
             return JSONResponse({'error': 'invalid CSRF token'}, status_code=403)
+        if not _id_ok(seq):
+            return JSONResponse({'error': 'no such request'}, status_code=404)
         try:
             service.decide(s, seq, int(choice))
         except DecisionRefused as exc:
@@ -288,7 +306,7 @@ def create_app(service: ReviewService, secure_cookie: bool = False) -> FastAPI:
         s = session_of(request)
         if s is None:
             return unauthorized(request, False)
-        item = service.store.evidence_item(evidence_id)
+        item = service.store.evidence_item(evidence_id) if _id_ok(evidence_id) else None
         if item is None or item['kind'] != 'image':
             return JSONResponse({'error': 'not found'}, status_code=404)
         d = service.store.request(item['request_id'])

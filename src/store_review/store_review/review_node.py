@@ -27,7 +27,7 @@ from store_review.console import ConsoleServer, create_app
 from store_review.evidence import (camera_views, cameras_from_description, FrameBuffer,
                                    image_from_msg_fields, ImageCollector, TraceBuffer,
                                    TraceCollector)
-from store_review.service import ReviewService
+from store_review.service import request_problem, ReviewService
 from store_review.store import QueueParams, ReviewDbError, ReviewStore
 
 DEFAULT_DB_PATH = '~/.local/state/walkout/review.sqlite'
@@ -134,6 +134,11 @@ class ReviewNode(Node):
     # --- inputs -------------------------------------------------------------------------------
     def _on_request(self, msg: ReviewRequest) -> None:
         req = review_request_from_msg(msg)
+        problem = request_problem(req)
+        if problem is not None:
+            self.get_logger().warning(f'review_requests: ignored request '
+                                      f'{req.request_id[:200]!r}: {problem}')
+            return
         if self._service.on_request(req):
             self._trace_jobs.request(req.request_id, req.event_id, req.plate_ids, req.stamp_ns)
             self._images.request(req.request_id, req.event_id, req.plate_ids, req.stamp_ns)

@@ -7,6 +7,7 @@ see and decide what, and stores every decision as a labelled example for learnin
 """
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 from store_cart.model import (ACTION_NONE, CandidateData, ReviewDecisionData, ReviewRequestData)
@@ -21,6 +22,34 @@ ROLE_STATUSES = {
     'reviewer': ('open',),
     'supervisor': ('open', 'escalated', 'expired'),
 }
+
+
+MAX_TEXT_LEN = 4096      # longest id/detail text accepted from a message
+MAX_CANDIDATES = 64
+
+
+def request_problem(req: ReviewRequestData) -> str | None:
+    """Why a review request from a message must not be stored, or None when it may.
+
+    The boundary check of ``review_requests``: a NaN or infinite weight or confidence would be
+    stored and then break every page and the queue API that shows it (JSON has no NaN).
+    """
+    if not req.request_id or len(req.request_id) > MAX_TEXT_LEN:
+        return f'request_id must have 1..{MAX_TEXT_LEN} characters'
+    if not math.isfinite(req.delta_grams):
+        return f'delta_grams is {req.delta_grams} (not a finite number)'
+    if len(req.candidates) > MAX_CANDIDATES:
+        return f'{len(req.candidates)} candidates (at most {MAX_CANDIDATES})'
+    for i, c in enumerate(req.candidates):
+        if not math.isfinite(c.confidence) or not 0.0 <= c.confidence <= 1.0:
+            return f'candidate {i} confidence is {c.confidence} (not a number in 0..1)'
+        if c.quantity < 0:
+            return f'candidate {i} quantity is {c.quantity} (negative)'
+    texts = (req.event_id, req.detail, req.gondola_id, *req.plate_ids, *req.shopper_ids,
+             *(t for c in req.candidates for t in (c.shopper_id, c.sku)))
+    if any(len(t) > MAX_TEXT_LEN for t in texts):
+        return f'a text field is longer than {MAX_TEXT_LEN} characters'
+    return None
 
 
 class DecisionRefused(Exception):
@@ -39,6 +68,10 @@ class ReviewService:
 
     # --- inputs from topics -------------------------------------------------------------------
     def on_request(self, request: ReviewRequestData) -> bool:
+        """Store a new request; False when it was known, or refused (see ``request_problem``,
+        which the node calls first to log the reason)."""
+        if request_problem(request) is not None:
+            return False
         return self.store.add_request(request.to_dict(), self.clock())
 
     # --- what a user may see and do -----------------------------------------------------------
