@@ -8,6 +8,8 @@ The bag holds what the drivers would publish from the simulator's devices, plus 
   (``weight_grams = (adc_counts - tare_offset_counts) * grams_per_count``); not-ready and
   saturated samples are invalid (NaN weight), as the load-cell driver reports them;
 * ``<ns>/gate_events`` (GateEvent): the entrance and exit scans;
+* ``<ns>/gate_watermarks`` (SourceWatermark): each gate's promise every ``watermark_s``, as
+  its driver makes it live (the cart waits for it before deciding);
 * ``<ns>/sim/ground_truth`` (std_msgs/String): one JSON truth event each, as the sim node sends.
 
 Sample ``k`` of a controller is stamped ``start_stamp + k / rate``; scenario time 0 is
@@ -51,7 +53,7 @@ def _header(ts, ns: int, frame_id: str):
 def write_scenario_bag(store, scenario, out, *, namespace: str = '/store',
                        start_ns: int = DEFAULT_START_NS, lead_s: float = 2.0,
                        tail_s: float = 5.0, batch_s: float = 0.1, seed: int | None = None,
-                       raw: bool = True) -> dict[str, int]:
+                       raw: bool = True, watermark_s: float = 0.2) -> dict[str, int]:
     """Write the bag; returns {topic: message count}."""
     ts = store_typestore()
     ns = '/' + namespace.strip('/')
@@ -105,13 +107,26 @@ def write_scenario_bag(store, scenario, out, *, namespace: str = '/store',
                              weights=weights)))
 
     GE = ts.types[T + 'GateEvent']
-    for gate_id, scans in gate_scans(scenario, store).items():
-        gate = store.gate(gate_id)
-        for t_s, account in scans:
+    SW = ts.types[T + 'SourceWatermark']
+    scans_of = gate_scans(scenario, store)
+    for gate in store.gates:
+        stamps = []
+        for t_s, account in scans_of.get(gate.id, ()):
             stamp = t0_ns + int(round(t_s * NS_PER_S))
+            stamps.append(stamp)
             msgs.append((stamp, 1000, f'{ns}/gate_events', T + 'GateEvent', GE(
-                header=_header(ts, stamp, gate.frame_id), event_id=f'{gate_id}@{stamp}',
-                gate_id=gate_id, kind=KIND[gate.kind], shopper_id=account)))
+                header=_header(ts, stamp, gate.frame_id), event_id=f'{gate.id}@{stamp}',
+                gate_id=gate.id, kind=KIND[gate.kind], shopper_id=account)))
+        # the gate driver's promise, as it would have made it live (every watermark_s)
+        stamps.sort()
+        k = 0
+        for stamp in range(start_ns, t0_ns + int(end_s * NS_PER_S) + 1,
+                           int(watermark_s * NS_PER_S)):
+            while k < len(stamps) and stamps[k] <= stamp:
+                k += 1
+            msgs.append((stamp, 1001, f'{ns}/gate_watermarks', T + 'SourceWatermark', SW(
+                header=_header(ts, stamp, ''), source_id=f'gate/{gate.id}', run_id='bag',
+                last_event_id=f'{gate.id}@{stamps[k - 1]}' if k else '')))
 
     S = ts.types['std_msgs/msg/String']
     for i, ev in enumerate(truth_events(scenario, store)):

@@ -15,13 +15,15 @@ from rosbags.interfaces import (Qos, QosDurability, QosHistory, QosLiveliness, Q
 PRESETS = ('sensors', 'all')
 
 EVENT_TOPICS = ('shelf_events', 'gate_events', 'cart_updates', 'review_requests',
-                'review_decisions', 'sim/ground_truth')
+                'review_decisions', 'review_decision_acks', 'sim/ground_truth')
 STATE_TOPICS = ('carts', 'receipts', 'markers/layout')
 STREAM_TOPICS = ('plate_raw', 'plate_weights')
+WATERMARK_TOPICS = ('gate_watermarks', 'shelf_watermarks', 'fused_watermarks')
 
 # (qos class) -> (reliability, durability, depth); mirrors store_common.ros
 QOS_CLASSES = {
     'event': ('reliable', 'transient_local', 1000),
+    'watermark': ('reliable', 'transient_local', 1),
     'state': ('reliable', 'transient_local', 100),
     'stream': ('reliable', 'volatile', 200),
     'sensor': ('best_effort', 'volatile', 5),
@@ -38,7 +40,7 @@ def qos_class(topic: str) -> str:
     if name == '/clock':
         return 'clock'
     for cls, suffixes in (('event', EVENT_TOPICS), ('state', STATE_TOPICS),
-                          ('stream', STREAM_TOPICS)):
+                          ('stream', STREAM_TOPICS), ('watermark', WATERMARK_TOPICS)):
         if any(name == s or name.endswith('/' + s) for s in suffixes):
             return cls
     if name.endswith('/image_raw') or name.endswith('/camera_info'):
@@ -63,13 +65,15 @@ def _ns(namespace: str) -> str:
 
 def sensor_topics(store, namespace: str = '/store') -> dict[str, str]:
     """{topic: type} of the raw sensor topics the rest of the graph is rebuilt from: every
-    controller's plate_weights and plate_raw, the gate events, and the simulator's truth."""
+    controller's plate_weights and plate_raw, the gate events and the gates' watermarks, and
+    the simulator's truth."""
     ns = _ns(namespace)
     out = {}
     for c in store.controllers:
         out[f'{ns}/{c.id}/plate_weights'] = T + 'PlateWeights'
         out[f'{ns}/{c.id}/plate_raw'] = T + 'RawPlateReadings'
     out[f'{ns}/gate_events'] = T + 'GateEvent'
+    out[f'{ns}/gate_watermarks'] = T + 'SourceWatermark'
     out[f'{ns}/sim/ground_truth'] = 'std_msgs/msg/String'
     return out
 
@@ -85,6 +89,9 @@ def graph_topics(store, namespace: str = '/store') -> dict[str, str]:
         f'{ns}/receipts': T + 'Receipt',
         f'{ns}/review_requests': T + 'ReviewRequest',
         f'{ns}/review_decisions': T + 'ReviewDecision',
+        f'{ns}/review_decision_acks': T + 'ReviewDecisionAck',
+        f'{ns}/shelf_watermarks': T + 'SourceWatermark',
+        f'{ns}/fused_watermarks': T + 'SourceWatermark',
         f'{ns}/markers/layout': 'visualization_msgs/msg/MarkerArray',
         f'{ns}/markers/state': 'visualization_msgs/msg/MarkerArray',
         '/diagnostics': 'diagnostic_msgs/msg/DiagnosticArray',

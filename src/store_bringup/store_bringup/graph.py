@@ -172,7 +172,8 @@ def build_graph(store: Store, options: GraphOptions) -> list[NodeSpec]:
         # detections + gate scans -> shopper tracks; shelf events held until the tracks after
         # them are in, then fused (who took what) for the cart
         specs.append(NodeSpec('store_fusion', 'tracker', 'tracker', ns, params('tracker')))
-        specs.append(NodeSpec('store_fusion', 'fusion', 'fusion', ns, params('fusion')))
+        specs.append(NodeSpec('store_fusion', 'fusion', 'fusion', ns, params(
+            'fusion', shelf_sources=[f'shelf/{g.id}' for g in store.gondolas])))
 
     for g in store.gondolas:
         topics = [f'{ns}/{c.id}/plate_weights' for c in store.controllers_of_gondola(g.id)]
@@ -183,8 +184,14 @@ def build_graph(store: Store, options: GraphOptions) -> list[NodeSpec]:
     db_path = options.db_path
     if db_path is None and run_dir is not None:
         db_path = str(run_dir / 'carts.sqlite')
+    # the cart decides in stamp order once every source of events has passed the stamp (its
+    # watermark), however a restart redelivers them; gate watermarks come from the drivers, or
+    # from the bag in replay
+    sources = [f'gate/{g.id}' for g in store.gates]
+    sources += ['fusion'] if cams else [f'shelf/{g.id}' for g in store.gondolas]
     specs.append(NodeSpec('store_cart', 'cart', 'cart', ns, params(
-        'cart', db_path=db_path, use_fused_events=True if cams else None)))
+        'cart', db_path=db_path, use_fused_events=True if cams else None,
+        event_sources=sources)))
     # human review: queue, evidence, web console (its db and URL file beside the cart's)
     review_db = str(pathlib.Path(db_path).with_name('review.sqlite')) if db_path else None
     specs.append(NodeSpec('store_review', 'review', 'review', ns, params(

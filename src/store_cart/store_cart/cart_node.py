@@ -3,28 +3,38 @@
 Subscribes ``shelf_events`` (or, with ``use_fused_events``, ``fused_shelf_events`` from the
 fusion node: the fused hypotheses and a shopper hint from the cameras), ``gate_events``,
 ``review_decisions`` (EVENT_QOS: a restarted node receives what it missed and the engine
-de-duplicates by id); publishes ``cart_updates`` and
-``review_requests`` (EVENT_QOS), ``carts`` and ``receipts`` (STATE_QOS). On start it republishes
-every cart, the latest revision of every receipt and every open review request from the database.
-A timer ticks the engine with the node's clock, which follows ``/clock`` in bag replay.
+de-duplicates by id), and the watermarks of the ``event_sources`` it waits for (``gate_watermarks``
+and ``shelf_watermarks`` or ``fused_watermarks``; see ``store_common.watermarks``); publishes
+``cart_updates``, ``review_requests`` and ``review_decision_acks`` (EVENT_QOS: one ack per
+decision handled, applied or refused, so the review node re-sends what is not confirmed),
+``carts`` and ``receipts`` (STATE_QOS), and ``/diagnostics`` (decisions applied and refused,
+inputs refused, redelivery conflicts, each source's state, events waiting). On start it
+republishes every cart, the latest revision of every receipt and every open review request from
+the database. A timer ticks the engine with the node's clock, which follows ``/clock`` in bag
+replay.
 """
 from __future__ import annotations
 
 import os
 from dataclasses import replace
 
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
+from store_common import diagnostics
 from store_common.description import load_store, StoreConfigError
 from store_common.ros import declare, EVENT_QOS, run_node, STATE_QOS
+from store_common.ros_watermarks import WATERMARK_QOS, watermark_from_msg
+from store_common.watermarks import MISSING_EVENT, SILENT, WAITING
 from store_interfaces.msg import (CartState, CartUpdate, FusedShelfEvent, GateEvent, Receipt,
-                                  ReviewDecision, ReviewRequest, ShelfEvent)
+                                  ReviewDecision, ReviewDecisionAck, ReviewRequest, ShelfEvent,
+                                  SourceWatermark)
 
 from store_cart import convert
 from store_cart.db import CartDbError
 from store_cart.engine import CartEngine, CartParams, fused_params, read_thresholds
-from store_cart.model import (CartStateData, CartUpdateData, Note, REASON_NAMES, ReceiptData,
-                              ReviewRequestData, SOURCE_FUSED, SOURCE_REVIEW, STATE_EXITED,
-                              StateSnapshot)
+from store_cart.model import (ACK_APPLIED, CartStateData, CartUpdateData, DecisionAckData, Note,
+                              REASON_NAMES, ReceiptData, ReviewRequestData, SOURCE_FUSED,
+                              SOURCE_REVIEW, StateSnapshot)
 
 DEFAULT_DB_PATH = '~/.local/state/walkout/carts.sqlite'
 _SOURCE = {SOURCE_FUSED: 'fused', SOURCE_REVIEW: 'review'}
@@ -50,7 +60,17 @@ class CartNode(Node):
                                    read_only=True),
             min_margin=declare(self, 'min_margin', 0.2, 'Lead over the second hypothesis needed '
                                'to go into a cart without review.', lo=0.0, hi=1.0,
-                               read_only=True))
+                               read_only=True),
+            source_timeout_s=declare(self, 'source_timeout_s', 10.0, 'An event source whose '
+                                     'watermark has not come for this long (monotonic time) is '
+                                     'no longer waited for; logged and on /diagnostics [s].',
+                                     lo=0.5, hi=600.0, read_only=True))
+        sources = declare(self, 'event_sources', [], 'The sources of gate and shelf events whose '
+                          'watermarks the cart waits for before deciding ("gate/<id>", '
+                          '"shelf/<gondola>", "fusion"), so inputs redelivered in any order '
+                          'after a restart are decided in stamp order. Empty: the hold alone '
+                          '(bag replays without watermarks).', read_only=True,
+                          array_type='string')
         tick_period_s = declare(self, 'tick_period_s', 0.1, 'How often queued shelf events and '
                                 'due receipts are processed [s].', lo=0.01, hi=5.0,
                                 read_only=True)
@@ -76,17 +96,21 @@ class CartNode(Node):
         store = load_store(store_file)
         self._frame_id = store.frame_id
         db_path = os.path.expanduser(db_path)
-        self._engine = CartEngine(db_path, store.catalog, store.id, params)
+        self._engine = CartEngine(db_path, store.catalog, store.id, params, sources=sources)
         source = 'fused_shelf_events' if use_fused else 'shelf_events'
         self.get_logger().info(f'store {store.id}, cart database {db_path}, hold {params.hold_s}'
                                f' s, receipt grace {params.receipt_grace_s} s, shelf events from '
                                f'{source}, review below {params.min_confidence:g} or margin '
-                               f'{params.min_margin:g}')
+                               f'{params.min_margin:g}; waits for the watermarks of '
+                               f'{", ".join(sources) or "no event source (hold only)"}')
 
         self._pub_updates = self.create_publisher(CartUpdate, 'cart_updates', EVENT_QOS)
         self._pub_carts = self.create_publisher(CartState, 'carts', STATE_QOS)
         self._pub_receipts = self.create_publisher(Receipt, 'receipts', STATE_QOS)
         self._pub_reviews = self.create_publisher(ReviewRequest, 'review_requests', EVENT_QOS)
+        self._pub_acks = self.create_publisher(ReviewDecisionAck, 'review_decision_acks',
+                                               EVENT_QOS)
+        self._pub_diag = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self._republish(self._engine.state())
 
         if use_fused:
@@ -97,6 +121,9 @@ class CartNode(Node):
         self.create_subscription(GateEvent, 'gate_events', self._on_gate, EVENT_QOS)
         self.create_subscription(ReviewDecision, 'review_decisions', self._on_decision,
                                  EVENT_QOS)
+        for topic in ('gate_watermarks', 'fused_watermarks' if use_fused else 'shelf_watermarks'):
+            self.create_subscription(SourceWatermark, topic, self._on_watermark, WATERMARK_QOS)
+        self.create_timer(1.0, self._publish_diagnostics)
         self.create_timer(tick_period_s, self._on_tick)
         if self._thresholds_file:
             self._load_thresholds()
@@ -132,7 +159,15 @@ class CartNode(Node):
         self._publish(self._engine.on_shelf_event(ev, shopper_hint=hint))
 
     def _on_gate(self, msg: GateEvent) -> None:
-        self._publish(self._engine.on_gate_event(convert.gate_event_from_msg(msg)), gate=True)
+        self._publish(self._engine.on_gate_event(convert.gate_event_from_msg(msg)))
+
+    def _on_watermark(self, msg: SourceWatermark) -> None:
+        try:
+            mark = watermark_from_msg(msg)
+        except ValueError as exc:
+            self.get_logger().warning(f'{exc}; ignored', throttle_duration_sec=5.0)
+            return
+        self._publish(self._engine.on_watermark(*mark))
 
     def _on_decision(self, msg: ReviewDecision) -> None:
         self._publish(self._engine.on_review_decision(convert.review_decision_from_msg(msg)))
@@ -151,7 +186,28 @@ class CartNode(Node):
         self.get_logger().info(f'republished {len(snap.carts)} carts, {len(snap.receipts)} '
                                f'receipts, {len(snap.open_reviews)} open review requests')
 
-    def _publish(self, outs: list, gate: bool = False) -> None:
+    def _publish_diagnostics(self) -> None:
+        e = self._engine
+        states = e.watermarks.summary()
+        stalled = [s for s, (st, _) in states.items() if st in (SILENT, MISSING_EVENT)]
+        waiting = [s for s, (st, _) in states.items() if st == WAITING]
+        level, message = 'ok', 'deciding'
+        if stalled:
+            level, message = 'warn', f'not waiting for stalled sources {", ".join(stalled)}'
+        elif waiting:
+            message = f'waiting for {", ".join(waiting)}'
+        now = self.get_clock().now().nanoseconds
+        values: dict[str, object] = dict(e.counts)
+        values['events_waiting'] = e.db.queued_count()
+        values['decided_through_lag_s'] = max(0.0, (now - e.decided_through_ns(now)) / 1e9)
+        for s, (st, stamp) in states.items():
+            values[f'source.{s}'] = st if stamp is None else f'{st} @ {stamp / 1e9:.3f} s'
+        msg = DiagnosticArray()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.status.append(diagnostics.status('store/cart', e.store_id, level, message, values))
+        self._pub_diag.publish(msg)
+
+    def _publish(self, outs: list) -> None:
         log = self.get_logger()
         for o in outs:
             if isinstance(o, Note):
@@ -165,9 +221,10 @@ class CartNode(Node):
                          f'{o.event_id})')
             elif isinstance(o, CartStateData):
                 self._pub_carts.publish(convert.cart_state_msg(o, self._frame_id))
-                if gate:
-                    log.info(f'{o.shopper_id} {"left" if o.state == STATE_EXITED else "entered"}'
-                             f' ({o.session_id})')
+            elif isinstance(o, DecisionAckData):
+                self._pub_acks.publish(convert.decision_ack_msg(o, self.get_clock().now()))
+                if o.status == ACK_APPLIED:
+                    log.debug(f'decision on {o.request_id} applied')
             elif isinstance(o, ReceiptData):
                 self._pub_receipts.publish(convert.receipt_msg(o, self._frame_id))
                 log.info(f'receipt {o.receipt_id} revision {o.revision}: {len(o.lines)} lines, '

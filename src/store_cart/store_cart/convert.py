@@ -8,9 +8,10 @@ from std_msgs.msg import Header
 from store_common.stamps import from_ns, to_ns
 from store_interfaces.msg import (CartLine, CartState, CartUpdate, FusedShelfEvent, GateEvent,
                                   ProductHypothesis, Receipt, ReviewCandidate, ReviewDecision,
-                                  ReviewRequest, ShelfEvent)
+                                  ReviewDecisionAck, ReviewRequest, ShelfEvent)
 
-from store_cart.model import (CartLineData, CartStateData, CartUpdateData, GateEventData,
+from store_cart.model import (CartLineData, CartStateData, CartUpdateData, DecisionAckData,
+                              GateEventData,
                               HypothesisData, ReceiptData, ReviewDecisionData, ReviewRequestData,
                               ShelfEventData)
 
@@ -110,3 +111,11 @@ def review_request_msg(x: ReviewRequestData, frame_id: str) -> ReviewRequest:
         candidates=[ReviewCandidate(shopper_id=c.shopper_id, sku=c.sku, action=c.action,
                                     quantity=c.quantity, confidence=float(c.confidence))
                     for c in x.candidates])
+
+
+def decision_ack_msg(x: DecisionAckData, now) -> ReviewDecisionAck:
+    """``now``: the node's clock reading (rclpy Time) when the decision was handled."""
+    msg = ReviewDecisionAck(request_id=x.request_id, reviewer_id=x.reviewer_id,
+                            status=int(x.status), reason=x.reason)
+    msg.header.stamp = now.to_msg()
+    return msg

@@ -130,6 +130,10 @@ class CartDb(TransactionalDb):
                        (max_shelf_ns, max_gate_ns))
         return [(r[0], r[1], json.loads(r[2])) for r in rows]
 
+    def queued_count(self) -> int:
+        """Events received but not yet decided (waiting for the hold or the watermarks)."""
+        return int(self._x("SELECT COUNT(*) FROM events WHERE status = 'queued'").fetchone()[0])
+
     # --- sessions -----------------------------------------------------------------------------
     _SESSION_COLS = 'session_id, shopper_id, enter_ns, exit_ns, last_change_ns'
 

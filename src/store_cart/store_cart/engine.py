@@ -67,6 +67,7 @@ Durability
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass, replace
 from typing import Callable, Iterable, Mapping
@@ -147,6 +148,25 @@ def read_thresholds(path: str) -> dict:
     return out
 
 
+def shelf_event_problem(ev: ShelfEventData) -> str | None:
+    """What makes a shelf event unusable (it must not touch a cart), or None."""
+    if not ev.event_id:
+        return 'no event id'
+    numbers = {'delta_grams': ev.delta_grams, 'noise_grams': ev.noise_grams,
+               **{f'plate_delta_grams[{i}]': x for i, x in enumerate(ev.plate_delta_grams)}}
+    for i, h in enumerate(ev.hypotheses):
+        numbers[f'hypotheses[{i}].likelihood'] = h.likelihood
+        numbers[f'hypotheses[{i}].expected_grams'] = h.expected_grams
+    bad = [k for k, v in numbers.items() if not math.isfinite(v)]
+    if bad:
+        return f'non-finite {", ".join(bad)}'
+    if any(not 0.0 <= h.likelihood <= 1.0 or h.quantity < 0 for h in ev.hypotheses):
+        return 'a hypothesis has a likelihood outside 0..1 or a negative quantity'
+    if not 0 <= ev.start_ns <= ev.settled_ns:
+        return f'start stamp {ev.start_ns} is not in 0..settled stamp {ev.settled_ns}'
+    return None
+
+
 def _qty_text(action: int, sku: str, quantity: int) -> str:
     verb = {ACTION_TAKE: 'take', ACTION_RETURN: 'return'}.get(action, f'action {action}')
     return f'{verb} {quantity} {sku}'
@@ -179,7 +199,7 @@ class CartEngine:
                                            monotonic_ns)
         # counters for diagnostics
         self.counts = {'decisions_applied': 0, 'decisions_rejected': 0,
-                       'redelivery_conflicts': 0}
+                       'redelivery_conflicts': 0, 'inputs_rejected': 0}
 
     def close(self) -> None:
         self.db.close()
@@ -198,6 +218,11 @@ class CartEngine:
         every source has passed its stamp (an exit scan resent before its entrance scan would
         otherwise be dropped); without, it is applied on arrival.
         """
+        if not ev.event_id or not ev.shopper_id or ev.stamp_ns < 0:
+            self.counts['inputs_rejected'] += 1
+            return [f'gate event {ev.event_id!r} refused, no cart changed: it needs an event id, '
+                    f'a shopper id and a stamp >= 0 (shopper {ev.shopper_id!r}, stamp '
+                    f'{ev.stamp_ns})']
         known = self.db.event(ev.event_id)
         if known is not None:
             if known['payload'] != json.loads(json.dumps(ev.to_dict())):
@@ -266,14 +291,18 @@ class CartEngine:
         ``shopper_hint`` ({shopper_id: probability}) replaces the presence-only rule (see the
         module documentation).
         """
-        known = self.db.event(ev.event_id)
+        problem = shelf_event_problem(ev)
         payload = ev.to_dict()
-        if shopper_hint is not None:
+        if problem is None and shopper_hint is not None:
             hint = {str(k): float(v) for k, v in shopper_hint.items()}
             bad = {k: v for k, v in hint.items() if not 0.0 <= v <= 1.0}
             if bad:
-                raise ValueError(f'shopper_hint probabilities must be in 0..1, got {bad}')
+                problem = f'shopper hint probabilities must be in 0..1, got {bad}'
             payload['shopper_hint'] = hint
+        if problem is not None:
+            self.counts['inputs_rejected'] += 1
+            return [f'shelf event {ev.event_id!r} refused, no cart changed: {problem}']
+        known = self.db.event(ev.event_id)
         if known is not None:
             # the stored payload went through JSON (tuples became lists): compare like forms
             if known['payload'] != json.loads(json.dumps(payload)):

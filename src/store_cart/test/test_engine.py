@@ -511,7 +511,7 @@ def test_decisions_are_idempotent_and_validated(engine):
     assert engine.db.dump() == snapshot
     assert cart_of(engine, A).lines == (line('COLA-330', 1),)
     assert engine.counts == {'decisions_applied': 1, 'decisions_rejected': 4,
-                             'redelivery_conflicts': 0}
+                             'redelivery_conflicts': 0, 'inputs_rejected': 0}
 
 
 @pytest.mark.parametrize('forged', [
@@ -597,3 +597,27 @@ def test_an_identical_redelivery_is_silent_and_a_conflicting_one_is_reported(tmp
         (warning,) = engine.on_gate_event(replace(gate, shopper_id='acct-x'))
         assert 'different content' in warning
         assert engine.counts['redelivery_conflicts'] == 2
+
+
+@pytest.mark.parametrize('bad', [
+    lambda ev: replace(ev, delta_grams=float('nan')),
+    lambda ev: replace(ev, noise_grams=float('inf')),
+    lambda ev: replace(ev, plate_delta_grams=(float('nan'),)),
+    lambda ev: replace(ev, hypotheses=(replace(ev.hypotheses[0], likelihood=float('nan')),)),
+    lambda ev: replace(ev, hypotheses=(replace(ev.hypotheses[0], likelihood=1.5),)),
+    lambda ev: replace(ev, hypotheses=(replace(ev.hypotheses[0], quantity=-2),)),
+    lambda ev: replace(ev, start_ns=ev.settled_ns + 1),
+    lambda ev: replace(ev, event_id=''),
+])
+def test_a_malformed_shelf_event_is_refused_with_a_reason_and_changes_nothing(engine, bad):
+    ev = shelf('g1.s1.p1', 5.0, [take('COLA-330', 0.97), unknown(0.03)])
+    feed(engine, [('gate', enter(A, 1.0))])
+    snapshot = engine.db.dump()
+    (warning,) = engine.on_shelf_event(bad(ev))
+    assert 'refused' in warning and 'no cart changed' in warning
+    assert engine.tick(ns(30.0)) == [] and engine.db.dump() == snapshot
+    assert engine.counts['inputs_rejected'] == 1
+    # a bad shopper hint too, and a gate scan without a shopper
+    assert 'hint' in engine.on_shelf_event(ev, shopper_hint={A: float('nan')})[0]
+    assert 'refused' in engine.on_gate_event(replace(enter(B, 2.0), shopper_id=''))[0]
+    assert engine.db.dump() == snapshot and engine.counts['inputs_rejected'] == 3

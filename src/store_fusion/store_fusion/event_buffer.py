@@ -53,6 +53,16 @@ class BufferStats:
     timed_out: int = 0
 
 
+def fused_watermark_ns(shelf_frontier_ns: int | None, buffer: 'EventBuffer') -> int | None:
+    """The fusion node's promise (a ``SourceWatermark``): every fused event settled at or
+    before it is published. Every shelf event up to the shelf sources' frontier is in, and
+    those not yet released are held; None while the shelf sources promise nothing."""
+    if shelf_frontier_ns is None or shelf_frontier_ns < 0:
+        return None
+    held = buffer.earliest_pending_ns()
+    return shelf_frontier_ns if held is None else min(shelf_frontier_ns, held - 1)
+
+
 class EventBuffer:
     """Shelf events waiting for the track watermark (or the timeout)."""
 
@@ -71,6 +81,14 @@ class EventBuffer:
 
     def __len__(self) -> int:
         return len(self._pending)
+
+    def seen(self, event_id: str) -> bool:
+        """Whether an event of this id was received (held or released)."""
+        return event_id in self._seen
+
+    def earliest_pending_ns(self) -> int | None:
+        """Settled stamp of the earliest event still held; None when none is."""
+        return self._pending[0][0] if self._pending else None
 
     def add(self, event_id: str, settled_ns: int, payload: Any, now_ns: int) -> bool:
         """Hold an event; False (and nothing held) when its id was seen before."""

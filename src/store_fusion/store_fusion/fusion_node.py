@@ -1,7 +1,9 @@
 """fusion node: shelf events + shopper tracks -> fused shelf events (who took what).
 
-Subscribes ``shelf_events`` (ShelfEvent) and ``shopper_tracks`` (ShopperTracks), both EVENT_QOS;
-publishes ``fused_shelf_events`` (FusedShelfEvent, EVENT_QOS) and ``/diagnostics``. Each shelf
+Subscribes ``shelf_events`` (ShelfEvent) and ``shopper_tracks`` (ShopperTracks), both EVENT_QOS,
+and the gondolas' ``shelf_watermarks``; publishes ``fused_shelf_events`` (FusedShelfEvent,
+EVENT_QOS), its own watermark on ``fused_watermarks`` (source ``fusion``:
+``event_buffer.fused_watermark_ns``) and ``/diagnostics``. Each shelf
 event is held until the track stream's sensor time has passed its settled stamp by
 max(post_s, vision_window_s), or for at most ``max_hold_s`` of ROS time (cameras down: the event
 goes out without vision, and the cart falls back to weight only). Concurrent events on different
@@ -17,11 +19,13 @@ from store_cart.convert import shelf_event_from_msg
 from store_common import diagnostics
 from store_common.description import load_store
 from store_common.ros import declare, EVENT_QOS, run_node
-from store_interfaces.msg import FusedShelfEvent, ShelfEvent, ShopperTracks
+from store_common.ros_watermarks import WATERMARK_QOS, watermark_from_msg, WatermarkPublisher
+from store_common.watermarks import WatermarkTracker
+from store_interfaces.msg import FusedShelfEvent, ShelfEvent, ShopperTracks, SourceWatermark
 
 from store_fusion.calibration import Platt
 from store_fusion.convert import fused_event_msg, snapshots_from_tracks
-from store_fusion.event_buffer import EventFuser, NS
+from store_fusion.event_buffer import EventFuser, fused_watermark_ns, NS
 from store_fusion.fusion import FusionParams
 from store_fusion.geometry import StoreGeometry
 from store_fusion.joint import JointParams
@@ -48,6 +52,13 @@ class FusionNode(Node):
                                  read_only=True)
         diagnostics_period_s = declare(self, 'diagnostics_period_s', 1.0,
                                        'Period of /diagnostics [s].', lo=0.1, hi=60.0)
+        shelf_sources = declare(self, 'shelf_sources', [], 'Shelf event sources ("shelf/'
+                                '<gondola>") whose watermarks make the fusion node\'s own '
+                                '(fused_watermarks), which the cart waits for. Empty: no '
+                                'watermark is published.', read_only=True, array_type='string')
+        source_timeout_s = declare(self, 'source_timeout_s', 10.0, 'A shelf source silent '
+                                   'this long is no longer waited for [s].', lo=0.5, hi=600.0,
+                                   read_only=True)
         d = FusionParams()
         params = FusionParams(
             pre_s=declare(self, 'pre_s', d.pre_s, 'Hands are looked at from this long before '
@@ -111,6 +122,11 @@ class FusionNode(Node):
         self._fused = 0
 
         self.pub = self.create_publisher(FusedShelfEvent, 'fused_shelf_events', EVENT_QOS)
+        self.shelf_marks = WatermarkTracker(shelf_sources, source_timeout_s,
+                                            self.fuser.buffer.seen)
+        self.watermark = WatermarkPublisher(self, 'fused_watermarks', 'fusion')
+        self.create_subscription(SourceWatermark, 'shelf_watermarks', self._on_watermark,
+                                 WATERMARK_QOS)
         self.pub_diag = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.create_subscription(ShopperTracks, 'shopper_tracks', self._on_tracks, EVENT_QOS)
         self.create_subscription(ShelfEvent, 'shelf_events', self._on_shelf, EVENT_QOS)
@@ -130,6 +146,15 @@ class FusionNode(Node):
             self._last_tracks_ns = self._now_ns()
             self._release()
 
+    def _on_watermark(self, msg: SourceWatermark) -> None:
+        try:
+            warning = self.shelf_marks.update(*watermark_from_msg(msg))
+        except ValueError as exc:
+            warning = f'{exc}; ignored'
+        if warning:
+            self.get_logger().warning(warning, throttle_duration_sec=5.0)
+        self._release()
+
     def _on_shelf(self, msg: ShelfEvent) -> None:
         ev = shelf_event_from_msg(msg)
         if not self.fuser.on_shelf_event(ev, msg, self._now_ns()):
@@ -142,6 +167,7 @@ class FusionNode(Node):
         for out in self.fuser.poll(self._now_ns()):
             r, res = out.released, out.result
             self.pub.publish(fused_event_msg(r.payload, res, self.frame_id))
+            self.watermark.event_published(r.event_id)
             self._fused += 1
             text = (f'{r.event_id}: {res.detail}; confidence {res.confidence:.2f}, vision '
                     f'{_VISION.get(res.vision, res.vision)}')
@@ -153,6 +179,11 @@ class FusionNode(Node):
                             f'evidence: {lag})')
             else:
                 log.info(text)
+        for line in self.shelf_marks.changes():
+            log.warning(line)
+        mark = fused_watermark_ns(self.shelf_marks.frontier_ns(), self.fuser.buffer)
+        if mark is not None:
+            self.watermark.publish(mark)
 
     def _publish_diagnostics(self) -> None:
         now = self._now_ns()

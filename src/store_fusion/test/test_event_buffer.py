@@ -319,3 +319,18 @@ def test_a_can_seen_in_the_hand_after_the_event_decides_between_near_equal_weigh
     assert (blind.vision, blind.skus_seen) == (VISION_NONE, [])
     assert [(h.sku, h.likelihood) for h in blind.hypotheses[:2]] == [('COLA-330', 0.52),
                                                                      ('LEMON-330', 0.46)]
+
+
+def test_the_fusion_watermark_stays_below_every_held_event():
+    from store_fusion.event_buffer import EventBuffer, fused_watermark_ns
+    buf = EventBuffer(after_s=2.0, max_hold_s=5.0)
+    assert fused_watermark_ns(None, buf) is None           # no shelf source promises anything
+    assert fused_watermark_ns(-1, buf) is None             # a shelf source has not spoken yet
+    assert fused_watermark_ns(ns(10.0), buf) == ns(10.0)   # nothing held: the shelves' promise
+    buf.add('e1', ns(8.0), None, ns(8.5))
+    buf.add('e2', ns(9.0), None, ns(9.5))
+    assert buf.seen('e1') and not buf.seen('e3')
+    assert fused_watermark_ns(ns(10.0), buf) == ns(8.0) - 1
+    buf.advance_watermark(ns(10.5))                        # tracks passed e1's settled + 2 s
+    assert [r.event_id for r in buf.release(ns(11.0))] == ['e1']
+    assert fused_watermark_ns(ns(10.0), buf) == ns(9.0) - 1
