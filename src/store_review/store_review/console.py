@@ -41,6 +41,7 @@ cursor:pointer;background:#fff;border:1px solid #aab;border-radius:4px}
 .cand:hover{background:#e8f0ff} kbd{background:#eee;border:1px solid #bbb;border-radius:3px;
 padding:0 5px;margin-right:8px} .evid img{max-width:320px;margin:4px;border:1px solid #999}
 .box{background:#fff;padding:12px;margin:10px 0;border-radius:4px} .err{color:#b00}
+.refused{color:#b00;font-weight:bold} .waiting{color:#a60} .applied{color:#070}
 """
 
 
@@ -80,6 +81,18 @@ def _finite_or_none(x) -> float | None:
     except (TypeError, ValueError):
         return None
     return v if math.isfinite(v) else None
+
+
+def _handoff_text(h: dict | None) -> tuple[str, str]:
+    """(css class, escaped text) saying whether the cart applied a decision."""
+    if h is None:
+        return 'waiting', 'not handed to the cart yet'
+    if h['state'] == 'applied':
+        return 'applied', 'applied by the cart'
+    if h['state'] == 'rejected':
+        return 'refused', f'REFUSED by the cart: {_e(h["reason"] or "no reason given")}'
+    return 'waiting', (f'waiting for the cart (sent {int(h["sends"])} times, not acknowledged '
+                       'yet)')
 
 
 def _page(title: str, body: str, session: Session | None = None) -> str:
@@ -197,10 +210,21 @@ def create_app(service: ReviewService, secure_cookie: bool = False) -> FastAPI:
             f'<td>{_num(r["age_s"], ".0f")} s</td><td>{_e(r["status"])}'
             f'{" <span class=flag>FLAGGED</span>" if r["flagged"] else ""}</td></tr>'
             for r in rows)
+        handoffs = ''
+        if s.role == 'supervisor':
+            hs = service.store.handoffs(('rejected', 'sent'))
+            handoffs = ''.join(
+                f'<tr class="handoff"><td><a href="/r/{int(h["seq"])}">{_e(h["request_id"])}'
+                f'</a></td><td>{_e(h["reviewer"])}: {_e(_what(h["decision"]))}</td>'
+                f'<td class="{_handoff_text(h)[0]}">{_handoff_text(h)[1]}</td></tr>'
+                for h in hs)
+            handoffs = (f'<h2>Decisions the cart has not applied ({len(hs)})</h2>'
+                        f'<table id="handoffs"><tr><th>request</th><th>decision</th>'
+                        f'<th>cart</th></tr>{handoffs}</table>') if hs else ''
         body = (f'<h2>Review queue ({len(rows)})</h2><table id="queue"><tr><th>priority</th>'
                 '<th>request</th><th>reason</th><th>plates</th><th>change</th><th>shoppers'
                 f'</th><th>age</th><th>status</th></tr>{trs}</table>'
-                + ('' if rows else '<p id="empty">Nothing to review.</p>')
+                + ('' if rows else '<p id="empty">Nothing to review.</p>') + handoffs
                 + '<script>setTimeout(()=>location.reload(), 5000);'
                 'document.addEventListener("keydown",e=>{if(e.key==="Enter"){'
                 'const a=document.querySelector("#queue a");if(a)location=a.href;}});</script>')
@@ -211,7 +235,13 @@ def create_app(service: ReviewService, secure_cookie: bool = False) -> FastAPI:
         s = session_of(request)
         if s is None:
             return unauthorized(request, False)
-        return {'user': s.user, 'role': s.role, 'requests': queue_rows(s)}
+        out = {'user': s.user, 'role': s.role, 'requests': queue_rows(s)}
+        if s.role == 'supervisor':
+            out['handoffs'] = [{'seq': h['seq'], 'request_id': h['request_id'],
+                                'reviewer': h['reviewer'], 'state': h['state'],
+                                'reason': h['reason'], 'sends': h['sends']}
+                               for h in service.store.handoffs(('rejected', 'sent'))]
+        return out
 
     # --- one request --------------------------------------------------------------------------
     @app.get('/r/{seq}', response_class=HTMLResponse)
@@ -252,8 +282,10 @@ def create_app(service: ReviewService, secure_cookie: bool = False) -> FastAPI:
         dec = ''
         if decided and d['decision']:
             dd = d['decision']
+            cls, said = _handoff_text(d.get('handoff'))
             dec = (f'<p id="decision">Decided by {_e(dd["reviewer"])}: '
-                   f'{_e(_what(dd["decision"]))}</p>')
+                   f'{_e(_what(dd["decision"]))}</p><p id="handoff" class="{cls}">'
+                   f'Cart: {said}</p>')
         receipts = service.store.receipts(r.get('shopper_ids', []))
         rec = ''.join(f'<li>{_e(x["receipt_id"])} rev {_e(x["revision"])}: '
                       f'{_e(x["total_cents"])} cents, {_e(x["pending_reviews"])} pending'

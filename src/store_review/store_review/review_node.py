@@ -2,9 +2,12 @@
 
 Subscribes ``review_requests`` and ``shelf_events`` (EVENT_QOS), ``carts`` and ``receipts``
 (STATE_QOS: who has left, what their receipts say), ``<controller>/plate_weights`` of every
-controller (weight traces), and ``cameras/<id>/image_raw`` of every camera in the store
-description's ``cameras:`` section, if any. Publishes ``review_decisions`` (EVENT_QOS; the cart
-node applies them and amends issued receipts). Serves the console (``console.py``) with uvicorn
+controller (weight traces), ``cameras/<id>/image_raw`` of every camera in the store
+description's ``cameras:`` section, if any, and ``review_decision_acks`` (EVENT_QOS: the cart
+applied or refused a decision). Publishes ``review_decisions`` (EVENT_QOS; the cart node applies
+them and amends issued receipts); every decision the cart has not acknowledged is published
+again on start and every ``resend_period_s``, so none is lost while the cart or this node is
+down. Serves the console (``console.py``) with uvicorn
 in a thread. All logic is in ``service.py``, ``store.py``, ``evidence.py``, ``console.py``.
 """
 from __future__ import annotations
@@ -19,15 +22,15 @@ from store_cart.model import CandidateData, ReviewRequestData
 from store_common.description import load_store, StoreConfigError
 from store_common.ros import (declare, EVENT_QOS, ns_stamp, RELIABLE_STREAM_QOS, SENSOR_QOS,
                               STATE_QOS, stamp_ns, run_node)
-from store_interfaces.msg import (CartState, PlateWeights, Receipt, ReviewDecision, ReviewRequest,
-                                  ShelfEvent)
+from store_interfaces.msg import (CartState, PlateWeights, Receipt, ReviewDecision,
+                                  ReviewDecisionAck, ReviewRequest, ShelfEvent)
 import yaml
 
 from store_review.console import ConsoleServer, create_app
 from store_review.evidence import (camera_views, cameras_from_description, FrameBuffer,
                                    image_from_msg_fields, ImageCollector, TraceBuffer,
                                    TraceCollector)
-from store_review.service import request_problem, ReviewService
+from store_review.service import ack_problem, request_problem, ReviewService
 from store_review.store import QueueParams, ReviewDbError, ReviewStore
 
 DEFAULT_DB_PATH = '~/.local/state/walkout/review.sqlite'
@@ -80,6 +83,9 @@ class ReviewNode(Node):
                               'this to settled plus this [s].', lo=0.0, hi=30.0, read_only=True)
         sweep_period_s = declare(self, 'sweep_period_s', 2.0, 'How often escalation and expiry '
                                  'are checked [s].', lo=0.1, hi=600.0, read_only=True)
+        resend_period_s = declare(self, 'resend_period_s', 2.0, 'Decisions the cart has not '
+                                  'acknowledged are published again this often (and on start) '
+                                  '[s].', lo=0.1, hi=3600.0, read_only=True)
         if not store_file:
             raise ValueError('parameter store_file is required (the store description YAML)')
         store = load_store(store_file)
@@ -111,6 +117,14 @@ class ReviewNode(Node):
                                      SENSOR_QOS)
         self.create_timer(0.5, self._on_evidence_tick)
         self.create_timer(sweep_period_s, self._on_sweep)
+        self.create_subscription(ReviewDecisionAck, 'review_decision_acks', self._on_ack,
+                                 EVENT_QOS)
+        self._resend_ns = int(resend_period_s * 1e9)
+        self.create_timer(resend_period_s, self._on_resend)
+        again = self._service.resend()          # decisions made before a restart
+        if again:
+            self.get_logger().info(f'{len(again)} decisions not yet acknowledged by the cart '
+                                   'published again')
 
         self._server = ConsoleServer(create_app(self._service, secure_cookie=cookie_secure),
                                      host, port, fallback)
@@ -186,6 +200,33 @@ class ReviewNode(Node):
     def _on_sweep(self) -> None:
         for rid, status in self._service.sweep():
             self.get_logger().warning(f'{rid} {status}: only supervisors can decide it now')
+
+    def _on_resend(self) -> None:
+        # half a period: a decision published just before this tick waits for the next one
+        again = self._service.resend(min_age_ns=self._resend_ns // 2)
+        if again:
+            self.get_logger().debug(f'published again, not yet acknowledged: {again[:5]}')
+
+    def _on_ack(self, msg: ReviewDecisionAck) -> None:
+        problem = ack_problem(msg.request_id, int(msg.status))
+        if problem is not None:
+            self.get_logger().warning(f'review_decision_acks: ignored ack for '
+                                      f'{msg.request_id[:200]!r}: {problem}')
+            return
+        outcome = self._service.on_ack(msg.request_id, msg.reviewer_id, int(msg.status),
+                                       msg.reason)
+        what = f'{msg.request_id[:200]!r} (reviewer {msg.reviewer_id[:64]!r})'
+        if outcome == 'applied':
+            self.get_logger().info(f'cart applied the decision on {what}')
+        elif outcome == 'rejected':
+            self.get_logger().warning(f'cart refused the decision on {what}: '
+                                      f'{msg.reason[:300]}')
+        elif outcome == 'unknown':
+            self.get_logger().warning(f'review_decision_acks: ignored ack for {what}: no such '
+                                      'request in the review database')
+        elif outcome in ('undecided', 'other_reviewer', 'conflict'):
+            self.get_logger().warning(f'review_decision_acks: ack for {what} does not match '
+                                      f'the decision made here ({outcome}); audited')
 
     # --- output -------------------------------------------------------------------------------
     def _publish_decision(self, d) -> None:

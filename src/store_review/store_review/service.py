@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 from typing import Callable
 
-from store_cart.model import (ACTION_NONE, CandidateData, ReviewDecisionData, ReviewRequestData)
+from store_cart.model import (ACK_APPLIED, ACK_REJECTED, ACTION_NONE, CandidateData,
+                              ReviewDecisionData, ReviewRequestData)
 
 from store_review.auth import Auth, PasswordHasher, Session
 from store_review.learning import make_example
@@ -49,6 +50,16 @@ def request_problem(req: ReviewRequestData) -> str | None:
              *(t for c in req.candidates for t in (c.shopper_id, c.sku)))
     if any(len(t) > MAX_TEXT_LEN for t in texts):
         return f'a text field is longer than {MAX_TEXT_LEN} characters'
+    return None
+
+
+def ack_problem(request_id: str, status: int) -> str | None:
+    """Why a ReviewDecisionAck must be ignored, or None (the boundary check of the acks)."""
+    if not request_id or len(request_id) > MAX_TEXT_LEN:
+        return f'request_id must have 1..{MAX_TEXT_LEN} characters'
+    if status not in (ACK_APPLIED, ACK_REJECTED):
+        return f'status {status} is not STATUS_APPLIED ({ACK_APPLIED}) or STATUS_REJECTED ' \
+            f'({ACK_REJECTED})'
     return None
 
 
@@ -120,7 +131,29 @@ class ReviewService:
                                  decision.to_dict(), now, example):
             raise DecisionRefused('the request was already decided')
         self.publish(decision)
+        self.store.mark_sent([request.request_id], now)
         return decision
+
+    # --- hand-off to the cart -----------------------------------------------------------------
+    def resend(self, min_age_ns: int = 0, limit: int = 200) -> list[str]:
+        """Re-publish decisions the cart has not acknowledged and that were last sent at least
+        ``min_age_ns`` ago (or at a time after now: the clock went back), at most ``limit``,
+        least recently sent first; returns their request ids."""
+        now = self.clock()
+        due = [u for u in self.store.unacked(limit)
+               if u['sent_ns'] + min_age_ns <= now or u['sent_ns'] > now]
+        for u in due:
+            self.publish(ReviewDecisionData.from_dict(u['decision']))
+        self.store.mark_sent([u['request_id'] for u in due], now)
+        return [u['request_id'] for u in due]
+
+    def on_ack(self, request_id: str, reviewer_id: str, status: int, reason: str) -> str:
+        """The cart's ReviewDecisionAck; returns the outcome (``ReviewStore.on_ack``), or
+        ``invalid`` when the ack fails ``ack_problem``."""
+        if ack_problem(request_id, status) is not None:
+            return 'invalid'
+        return self.store.on_ack(request_id, reviewer_id, status == ACK_APPLIED, reason,
+                                 self.clock())
 
     def sweep(self) -> list[tuple[str, str]]:
         return self.store.sweep(self.clock())

@@ -14,6 +14,18 @@ Escalated and expired requests are visible to and decidable by supervisors only.
 computed when the queue is read: a base per reason, plus age, plus a large bonus once one of the
 request's shoppers has left the store (their receipt is waiting for the answer).
 
+Hand-off of a decision to the cart (``handoffs``, one row per decision)::
+
+    sent --(cart's ReviewDecisionAck APPLIED)--> applied
+      \\--(cart's ReviewDecisionAck REJECTED)--> rejected (with the cart's reason)
+
+A ``sent`` decision is re-published on start and then periodically until the cart acknowledges
+it, so a decision made while the cart is down, or before a restart of the review node, still
+reaches the cart. The first acknowledgement is final; later ones that disagree are audited.
+
+Schema version 2 added ``handoffs``; a version-1 file is migrated on open, its decisions
+``sent`` (the cart applies a decision it has already applied again as a no-op and acks it).
+
 One connection shared by the ROS thread and the web server's thread, guarded by a lock. No rclpy.
 """
 from __future__ import annotations
@@ -25,7 +37,7 @@ from typing import Any
 
 from store_common.sqlite_db import TransactionalDb
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 NS_PER_S = 1_000_000_000
 
 STATUSES = ('open', 'decided', 'escalated', 'expired')
@@ -109,8 +121,22 @@ CREATE TABLE sessions (
     expires_ns INTEGER NOT NULL
 );
 """
-_TABLES = ('schema_version', 'requests', 'evidence', 'decisions', 'shoppers', 'receipts',
-           'shelf_events', 'examples', 'audit', 'users', 'sessions')
+_HANDOFFS = """
+CREATE TABLE handoffs (
+    request_id TEXT PRIMARY KEY REFERENCES decisions (request_id),
+    state TEXT NOT NULL CHECK (state IN ('sent', 'applied', 'rejected')),
+    reason TEXT NOT NULL DEFAULT '',         -- the cart's reason for a refusal
+    sends INTEGER NOT NULL DEFAULT 0,        -- times published
+    sent_ns INTEGER NOT NULL DEFAULT 0,      -- node time of the last publication (0: never)
+    acked_ns INTEGER                         -- node time the cart's acknowledgement arrived
+);
+CREATE INDEX handoffs_by_state ON handoffs (state, sent_ns);
+"""
+_SCHEMA += _HANDOFFS
+_TABLES = ('schema_version', 'requests', 'evidence', 'decisions', 'handoffs', 'shoppers',
+           'receipts', 'shelf_events', 'examples', 'audit', 'users', 'sessions')
+HANDOFF_STATES = ('sent', 'applied', 'rejected')
+MAX_ACK_REASON_LEN = 1000
 
 REASON_BASE = {1: 30.0, 2: 20.0, 3: 20.0, 4: 25.0, 5: 15.0, 6: 25.0, 7: 20.0}
 
@@ -158,6 +184,33 @@ class ReviewStore(TransactionalDb):
     def __init__(self, path: str | os.PathLike, params: QueueParams | None = None):
         self.params = params or QueueParams()
         super().__init__(path, thread_safe=True)
+
+    def _setup(self) -> None:
+        self._migrate()
+        super()._setup()
+
+    def _migrate(self) -> None:
+        """Bring a version-1 file to version 2 (the ``handoffs`` table), in one transaction."""
+        c = self._conn
+        if not c.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+                         "name = 'schema_version'").fetchone():
+            return
+        c.execute('BEGIN IMMEDIATE')
+        try:
+            rows = c.execute('SELECT version FROM schema_version').fetchall()
+            tables = {r[0] for r in c.execute("SELECT name FROM sqlite_master "
+                                              "WHERE type = 'table'")}
+            if [tuple(r) for r in rows] == [(1,)] and 'decisions' in tables:
+                for stmt in _HANDOFFS.split(';\n'):      # no ';' ends a line but a statement
+                    if stmt.strip():
+                        c.execute(stmt)
+                c.execute("INSERT INTO handoffs (request_id, state) "
+                          "SELECT request_id, 'sent' FROM decisions")
+                c.execute('UPDATE schema_version SET version = 2')
+            c.execute('COMMIT')
+        except BaseException:
+            c.execute('ROLLBACK')
+            raise
 
     # --- transactions -------------------------------------------------------------------------
     def _x(self, sql: str, args: tuple = ()) -> list[tuple]:
@@ -211,6 +264,7 @@ class ReviewStore(TransactionalDb):
             return None
         d = self._req(rows[0])
         d['decision'] = self.decision(d['request_id'])
+        d['handoff'] = self.handoff(d['request_id'])
         return d
 
     def requests(self, statuses: tuple[str, ...] = STATUSES) -> list[dict]:
@@ -277,6 +331,8 @@ class ReviewStore(TransactionalDb):
             self._w('INSERT INTO decisions (request_id, reviewer, role, decided_ns, choice, '
                     'decision) VALUES (?, ?, ?, ?, ?, ?)',
                     (request_id, reviewer, role, int(decided_ns), int(choice), _dumps(decision)))
+            self._w("INSERT INTO handoffs (request_id, state) VALUES (?, 'sent')",
+                    (request_id,))
             if example is not None:
                 self._w('INSERT OR REPLACE INTO examples (request_id, created_ns, example) '
                         'VALUES (?, ?, ?)', (request_id, int(decided_ns), _dumps(example)))
@@ -292,6 +348,87 @@ class ReviewStore(TransactionalDb):
         r = rows[0]
         return {'reviewer': r[0], 'role': r[1], 'decided_ns': r[2], 'choice': r[3],
                 'decision': json.loads(r[4])}
+
+    # --- hand-off of decisions to the cart ----------------------------------------------------
+    _HANDOFF_COLS = ('request_id', 'state', 'reason', 'sends', 'sent_ns', 'acked_ns')
+
+    def handoff(self, request_id: str) -> dict | None:
+        rows = self._x(f'SELECT {", ".join(self._HANDOFF_COLS)} FROM handoffs '
+                       'WHERE request_id = ?', (request_id,))
+        return dict(zip(self._HANDOFF_COLS, rows[0])) if rows else None
+
+    def handoffs(self, states: tuple[str, ...] = HANDOFF_STATES) -> list[dict]:
+        """Hand-offs in ``states`` with their request's seq and decision: refused first, then
+        the longest waiting."""
+        marks = ','.join('?' * len(states))
+        rows = self._x(
+            f'SELECT h.{", h.".join(self._HANDOFF_COLS)}, r.seq, d.reviewer, d.decided_ns, '
+            f'd.decision FROM handoffs h JOIN requests r USING (request_id) JOIN decisions d '
+            f'USING (request_id) WHERE h.state IN ({marks}) ORDER BY '
+            "CASE h.state WHEN 'rejected' THEN 0 WHEN 'sent' THEN 1 ELSE 2 END, d.decided_ns, "
+            'r.seq', tuple(states))
+        out = []
+        for r in rows:
+            d = dict(zip(self._HANDOFF_COLS + ('seq', 'reviewer', 'decided_ns', 'decision'), r))
+            d['decision'] = json.loads(d['decision'])
+            out.append(d)
+        return out
+
+    def unacked(self, limit: int = 1000) -> list[dict]:
+        """Decisions the cart has not acknowledged: least recently sent first."""
+        rows = self._x("SELECT h.request_id, h.sends, h.sent_ns, d.decision FROM handoffs h "
+                       "JOIN decisions d USING (request_id) WHERE h.state = 'sent' "
+                       'ORDER BY h.sent_ns, h.request_id LIMIT ?', (int(limit),))
+        return [{'request_id': r[0], 'sends': r[1], 'sent_ns': r[2],
+                 'decision': json.loads(r[3])} for r in rows]
+
+    def mark_sent(self, request_ids, now_ns: int) -> None:
+        with self.transaction():
+            for rid in request_ids:
+                self._w("UPDATE handoffs SET sends = sends + 1, sent_ns = ? "
+                        "WHERE request_id = ? AND state = 'sent'", (int(now_ns), rid))
+
+    def on_ack(self, request_id: str, reviewer_id: str, applied: bool, reason: str,
+               now_ns: int) -> str:
+        """Record the cart's acknowledgement of a decision; returns what it was:
+
+        ``applied`` / ``rejected``: the hand-off is now final; ``duplicate``: it already was,
+        the same way; ``conflict``: it already was, the other way (audited, first one kept);
+        ``other_reviewer``: the ack names another reviewer than the decision made here
+        (audited: someone else's decision reached the cart); ``undecided``: the request is
+        known but was not decided here (audited: a decision not made by this console);
+        ``unknown``: no such request (nothing stored).
+        """
+        reason = reason[:MAX_ACK_REASON_LEN]
+        state = 'applied' if applied else 'rejected'
+        said = f'cart {state}' + (f': {reason}' if reason else '') + f' (reviewer {reviewer_id})'
+        with self.transaction():
+            if not self._conn.execute('SELECT 1 FROM requests WHERE request_id = ?',
+                                      (request_id,)).fetchone():
+                return 'unknown'
+            row = self._conn.execute(
+                'SELECT h.state, d.reviewer FROM decisions d LEFT JOIN handoffs h '
+                'USING (request_id) WHERE d.request_id = ?', (request_id,)).fetchone()
+            if row is None:
+                self.audit(now_ns, 'cart', 'ack_without_decision', request_id, said)
+                return 'undecided'
+            current, reviewer = row
+            if reviewer != reviewer_id:
+                self.audit(now_ns, 'cart', 'ack_other_reviewer', request_id,
+                           f'{said}; decided here by {reviewer}')
+                return 'other_reviewer'
+            if current == state:
+                return 'duplicate'
+            if current in ('applied', 'rejected'):
+                self.audit(now_ns, 'cart', 'ack_conflict', request_id,
+                           f'{said}; kept {current}')
+                return 'conflict'
+            self._w('INSERT INTO handoffs (request_id, state, reason, acked_ns) '
+                    'VALUES (?, ?, ?, ?) ON CONFLICT (request_id) DO UPDATE SET '
+                    'state = excluded.state, reason = excluded.reason, '
+                    'acked_ns = excluded.acked_ns', (request_id, state, reason, int(now_ns)))
+            self.audit(now_ns, 'cart', state, request_id, reason)
+        return state
 
     def examples(self) -> list[dict]:
         return [json.loads(r[0]) for r in self._x('SELECT example FROM examples '

@@ -124,7 +124,11 @@ def test_hostile_fields_are_text_on_every_page(hostile_console):
     csrf = c.cookies.get(COOKIE) and service.auth.session(c.cookies.get(COOKIE), 100 * S).csrf
     assert c.post('/r/1/decide', data={'choice': 0, 'csrf_token': csrf}).status_code == 200
     assert published[0].reviewer_id == hostile('user')
-    # the decided page: decision, reviewer, audit trail
+    # the decided page: decision, reviewer, audit trail, and the cart's (hostile) refusal
+    assert service.on_ack(req.request_id, hostile('user'), 2, hostile('refusal')) == 'rejected'
+    for url in ('/', '/r/1'):
+        m = assert_no_live_markup(c.get(url).text)
+        assert hostile('refusal') in ''.join(m.text), url
     assert hostile('user') in ''.join(assert_no_live_markup(c.get('/r/1').text).text)
     assert_no_live_markup(c.get('/login').text)
 
