@@ -140,6 +140,14 @@ def test_reviewer_resolves_request_in_browser_and_receipt_is_amended(tmp_path, r
         assert [(ln['sku'], ln['quantity']) for ln in rev2['lines']] == [('COLA-330', 1)]
         assert rev2['pending_reviews'] == 0
         assert 'decided by alice' in rev2['correction_note']
+
+        def acknowledged():        # the cart's ack reached the review node's database
+            db = ReviewStore(run_dir / 'review.sqlite')
+            try:
+                return [h for h in db.handoffs() if h['state'] == 'applied']
+            finally:
+                db.close()
+        wait_for('the cart acknowledging the decision', acknowledged, 30, runner)
     finally:
         runner.stop()
     db = ReviewStore(run_dir / 'review.sqlite')

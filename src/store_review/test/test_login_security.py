@@ -1,0 +1,48 @@
+"""Login security: hash counts (no user enumeration by timing), sessions ended by a password
+reset, the scrypt cost and rehashing, throttling and lock-out, the bound on hashes in flight."""
+import pytest
+
+from store_review.auth import Auth, AuthError, PasswordHasher
+from store_review.store import ReviewStore
+
+S = 1_000_000_000
+
+
+class CountingHasher(PasswordHasher):
+    """Counts scrypt runs (every hash and every verification runs exactly one)."""
+
+    def __init__(self, **kw):
+        super().__init__(**({'n': 2 ** 4} | kw))
+        self.calls = 0
+
+    def derive(self, *args):
+        self.calls += 1
+        return super().derive(*args)
+
+
+@pytest.fixture
+def auth(tmp_path):
+    a = Auth(ReviewStore(tmp_path / 'r.sqlite'), session_ttl_s=3600, hasher=CountingHasher())
+    a.add_user('alice', 'reviewer', 'alice-password', 0)
+    with pytest.raises(AuthError):      # a first login makes whatever is made once
+        a.login('warm-up', 'warm-up-password', 0)
+    return a
+
+
+def hashes(auth, name, password):
+    before = auth.hasher.calls
+    try:
+        auth.login(name, password, S)
+    except AuthError:
+        pass
+    return auth.hasher.calls - before
+
+
+def test_known_and_unknown_names_cost_exactly_one_hash(auth):
+    assert hashes(auth, 'mallory', 'alice-password') == 1
+    assert hashes(auth, 'mallory', 'other-password') == 1
+    assert hashes(auth, 'alice', 'wrong-password') == 1
+    assert hashes(auth, 'alice', 'alice-password') == 1
+    # the dummy record has the cost of a real one
+    assert auth.hasher.parse(auth.dummy_record())[:3] == auth.hasher.parse(
+        auth.store.user('alice')['password'])[:3]
