@@ -513,13 +513,24 @@ class ReviewStore(TransactionalDb):
 
     # --- users and sessions (auth.py holds the crypto) ----------------------------------------
     def add_user(self, name: str, role: str, password_record: str, now_ns: int) -> None:
+        """Add a user, or reset an existing one's role and password: a reset ends every
+        session of the account (whoever knew the old password is logged out)."""
         if role not in ROLES:
             raise ValueError(f'role {role!r} is not one of {", ".join(ROLES)}')
         with self.transaction():
             self._w('INSERT INTO users (name, role, password, created_ns) VALUES (?, ?, ?, ?) '
                     'ON CONFLICT (name) DO UPDATE SET role = excluded.role, password = '
                     'excluded.password, disabled = 0', (name, role, password_record, now_ns))
-            self.audit(now_ns, 'admin', 'user_set', '', f'{name} ({role})')
+            ended = self._w('DELETE FROM sessions WHERE user = ?', (name,)).rowcount
+            self.audit(now_ns, 'admin', 'user_set', '', f'{name} ({role})' + (
+                f'; {ended} sessions ended' if ended else ''))
+
+    def set_password_record(self, name: str, password_record: str, now_ns: int) -> None:
+        """Replace the stored record of the same password (a rehash at a new cost): sessions
+        stay valid."""
+        with self.transaction():
+            self._w('UPDATE users SET password = ? WHERE name = ?', (password_record, name))
+            self.audit(now_ns, 'system', 'password_rehashed', '', name)
 
     def user(self, name: str) -> dict | None:
         rows = self._x('SELECT name, role, password, disabled FROM users WHERE name = ?', (name,))

@@ -46,3 +46,18 @@ def test_known_and_unknown_names_cost_exactly_one_hash(auth):
     # the dummy record has the cost of a real one
     assert auth.hasher.parse(auth.dummy_record())[:3] == auth.hasher.parse(
         auth.store.user('alice')['password'])[:3]
+
+
+def test_a_password_reset_ends_the_accounts_sessions(auth):
+    a = auth.login('alice', 'alice-password', S)
+    b = auth.login('alice', 'alice-password', S)
+    auth.add_user('bob', 'reviewer', 'bob-password', 0)
+    other = auth.login('bob', 'bob-password', S)
+    auth.add_user('alice', 'reviewer', 'new-alice-password', 2 * S)     # the reset
+    for s in (a, b):
+        with pytest.raises(AuthError):
+            auth.session(s.token, 3 * S)
+    assert auth.session(other.token, 3 * S).user == 'bob'
+    with pytest.raises(AuthError):
+        auth.login('alice', 'alice-password', 3 * S)
+    assert auth.session(auth.login('alice', 'new-alice-password', 3 * S).token, 4 * S)
