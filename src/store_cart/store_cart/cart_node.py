@@ -16,6 +16,7 @@ replay.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import replace
 
 from diagnostic_msgs.msg import DiagnosticArray
@@ -44,6 +45,9 @@ class CartNode(Node):
 
     def __init__(self):
         super().__init__('cart')
+        self._started_s = time.monotonic()
+        self._started_ns: int | None = None     # node clock at the first tick
+        self._caught_up = False
         store_file = declare(self, 'store_file', '', 'Store description YAML file; its catalog '
                              'gives names and prices. Required.', read_only=True)
         db_path = declare(self, 'db_path', DEFAULT_DB_PATH, 'SQLite cart database; "~" is '
@@ -173,7 +177,15 @@ class CartNode(Node):
         self._publish(self._engine.on_review_decision(convert.review_decision_from_msg(msg)))
 
     def _on_tick(self) -> None:
-        self._publish(self._engine.tick(self.get_clock().now().nanoseconds))
+        now = self.get_clock().now().nanoseconds
+        self._publish(self._engine.tick(now))
+        if self._started_ns is None and now > 0:
+            self._started_ns = now
+        if (not self._caught_up and self._started_ns is not None
+                and self._engine.caught_up(self._started_ns, now)):
+            self._caught_up = True
+            self.get_logger().info(f'caught up {time.monotonic() - self._started_s:.2f} s after '
+                                   'start: every event stamped before the start is decided')
 
     # --- output -------------------------------------------------------------------------------
     def _republish(self, snap: StateSnapshot) -> None:

@@ -130,9 +130,14 @@ class CartDb(TransactionalDb):
                        (max_shelf_ns, max_gate_ns))
         return [(r[0], r[1], json.loads(r[2])) for r in rows]
 
-    def queued_count(self) -> int:
-        """Events received but not yet decided (waiting for the hold or the watermarks)."""
-        return int(self._x("SELECT COUNT(*) FROM events WHERE status = 'queued'").fetchone()[0])
+    def queued_count(self, before_ns: int | None = None) -> int:
+        """Events received but not yet decided (waiting for the hold or the watermarks); with
+        ``before_ns``, only those stamped at or before it."""
+        if before_ns is None:
+            return int(self._x("SELECT COUNT(*) FROM events WHERE status = 'queued'")
+                       .fetchone()[0])
+        return int(self._x("SELECT COUNT(*) FROM events WHERE status = 'queued' AND "
+                           'stamp_ns <= ?', (before_ns,)).fetchone()[0])
 
     # --- sessions -----------------------------------------------------------------------------
     _SESSION_COLS = 'session_id, shopper_id, enter_ns, exit_ns, last_change_ns'

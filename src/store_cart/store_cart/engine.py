@@ -413,6 +413,12 @@ class CartEngine:
         frontier = self.watermarks.frontier_ns()
         return bound if frontier is None else min(bound, frontier)
 
+    def caught_up(self, since_ns: int, now_ns: int) -> bool:
+        """Whether every event stamped before ``since_ns`` (a restart) is decided: the
+        sources have passed it and nothing stamped before it waits."""
+        return (self.decided_through_ns(now_ns) >= since_ns
+                and self.db.queued_count(before_ns=since_ns) == 0)
+
     def tick(self, now_ns: int) -> list[Output]:
         """Process the shelf events due at ``now_ns`` and issue the receipts due."""
         outs: list[Output] = list(self.watermarks.changes())

@@ -142,3 +142,21 @@ def test_without_watermarks_the_reordered_redelivery_spoils_carts(tmp_path):
     spoiled = [seed for seed in range(12)
                if run(tmp_path, seed, crash=True, sources=()) != run(tmp_path, seed, False, ())]
     assert spoiled, 'the reordered redelivery no longer exercises the restart ordering'
+
+
+def test_caught_up_once_everything_before_the_restart_is_decided(tmp_path):
+    mono = Mono()
+    engine = CartEngine(str(tmp_path / 'c.sqlite'), CATALOG, STORE_ID, sources=SOURCES,
+                        monotonic_ns=mono)
+    ev = shelf('g1.s1.p0', 5.0, [take('COLA-330', 0.97), unknown(0.03)])
+    start = ns(20.0)
+    engine.on_shelf_event(ev)
+    engine.on_gate_event(enter('acct-a', 1.0))
+    engine.tick(start)
+    assert not engine.caught_up(start, start)                  # no source has spoken
+    for s in SOURCES:
+        engine.on_watermark(s, 'r', ns(20.0), ev.event_id if s == 'shelf/g1' else '')
+    assert not engine.caught_up(start, start)                  # the shelf event still waits
+    engine.tick(start)
+    assert engine.caught_up(start, ns(20.0) + ns(1.0))
+    assert [c.lines[0].sku for c in engine.state().carts] == ['COLA-330']

@@ -1,8 +1,8 @@
 """Records what the store decided, for the evaluator; its exit ends a run.
 
-Appends every ``receipts``, ``review_requests``, ``shelf_events`` and ``sim/ground_truth``
-message as one JSON line to ``<out_dir>/{receipts,review_requests,shelf_events,
-ground_truth}.jsonl`` (flushed per line). When every shopper of the scenario has a receipt it
+Appends every ``receipts``, ``review_requests``, ``shelf_events``, ``gate_events`` and
+``sim/ground_truth`` message as one JSON line to ``<out_dir>/<name>.jsonl`` (flushed per
+line). When every shopper of the scenario has a receipt it
 waits ``settle_s`` for corrections and exits with code 0; after ``timeout_s`` it logs the shoppers
 without a receipt and exits with code 3.
 """
@@ -19,7 +19,7 @@ import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from std_msgs.msg import String
-from store_interfaces.msg import Receipt, ReviewRequest, ShelfEvent
+from store_interfaces.msg import GateEvent, Receipt, ReviewRequest, ShelfEvent
 
 from store_common.ros import declare, EVENT_QOS, STATE_QOS
 
@@ -73,7 +73,7 @@ class ReceiptRecorder(Node):
                 shutil.copyfile(scenario_file, copy)
         self.files = {name: open(self.out / f'{name}.jsonl', 'a', encoding='utf-8')
                       for name in ('receipts', 'review_requests', 'shelf_events',
-                                   'ground_truth')}
+                                   'gate_events', 'ground_truth')}
         self.have_receipt: set[str] = set()
         self.exit_code: int | None = None
         self.started = time.monotonic()
@@ -84,6 +84,8 @@ class ReceiptRecorder(Node):
                                  EVENT_QOS)
         self.create_subscription(ShelfEvent, 'shelf_events',
                                  lambda m: self.write('shelf_events', to_jsonable(m)), EVENT_QOS)
+        self.create_subscription(GateEvent, 'gate_events',
+                                 lambda m: self.write('gate_events', to_jsonable(m)), EVENT_QOS)
         self.create_subscription(String, 'sim/ground_truth', self.on_truth, EVENT_QOS)
         self.create_timer(0.2, self.check)
         self.get_logger().info(f'recording to {self.out}; expecting receipts of '
