@@ -1,20 +1,28 @@
-"""ROS glue shared by every node: QoS profiles by what the data means, typed parameters.
+"""ROS glue shared by every node: QoS profiles by what the data means, typed parameters,
+and ``run_node``, the ``main()`` of every node (orderly shutdown, fatal errors as exit codes).
 
 Only node modules import this; algorithm modules stay free of rclpy.
 """
 from __future__ import annotations
 
+import signal
+import threading
 from typing import Any, Callable
 
 from builtin_interfaces.msg import Time
 import rclpy
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.exceptions import ParameterException
+from rclpy.executors import (ExternalShutdownException, MultiThreadedExecutor,
+                             SingleThreadedExecutor)
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy,
                        qos_profile_sensor_data)
+from rclpy.signals import SignalHandlerOptions
 
+from store_common import fatal
+from store_common.params import check_value, ParameterError
 from store_common.stamps import from_ns, to_ns
 
 # Sensor streams (plate weights, images): best effort, shallow queue; a late sample is worthless.
@@ -47,6 +55,9 @@ def declare(node: Node, name: str, default: Any, description: str, *,
 
     An empty list default has no type of its own: name it with ``array_type`` ('string',
     'integer', 'double', 'bool') so overrides from YAML or launch files are accepted.
+    An integer override of a float parameter (``hold_s: 2``) is taken as that float; an override
+    of another type or out of range raises :class:`ParameterError` naming the parameter, which
+    ``run_node`` reports as a start-up error.
     """
     desc = ParameterDescriptor(description=description + (
         f' Choices: {", ".join(choices)}.' if choices else ''), read_only=read_only)
@@ -56,17 +67,30 @@ def declare(node: Node, name: str, default: Any, description: str, *,
         elif isinstance(default, float):
             desc.floating_point_range = [FloatingPointRange(from_value=float(lo),
                                                             to_value=float(hi), step=0.0)]
-    if array_type is not None and not default:
-        ptype = {'string': Parameter.Type.STRING_ARRAY, 'integer': Parameter.Type.INTEGER_ARRAY,
-                 'double': Parameter.Type.DOUBLE_ARRAY, 'bool': Parameter.Type.BOOL_ARRAY}
-        if array_type not in ptype:
-            raise ValueError(f'array_type {array_type!r} is not one of {", ".join(ptype)}')
-        value = node.declare_parameter(name, ptype[array_type], desc).value
-        return list(value) if value is not None else []
-    value = node.declare_parameter(name, default, desc).value
-    if choices and value not in choices:
-        raise ValueError(f'parameter {name}={value!r} is not one of {", ".join(choices)}')
-    return value
+    try:
+        if array_type is not None and not default:
+            ptype = {'string': Parameter.Type.STRING_ARRAY,
+                     'integer': Parameter.Type.INTEGER_ARRAY,
+                     'double': Parameter.Type.DOUBLE_ARRAY, 'bool': Parameter.Type.BOOL_ARRAY}
+            if array_type not in ptype:
+                raise ValueError(f'array_type {array_type!r} is not one of {", ".join(ptype)}')
+            value = node.declare_parameter(name, ptype[array_type], desc).value
+            return list(value) if value is not None else []
+        if not isinstance(default, (bool, int, float, str)):
+            value = node.declare_parameter(name, default, desc).value
+            if choices and value not in choices:
+                raise ParameterError(f'parameter {name}={value!r} is not one of '
+                                     f'{", ".join(choices)}')
+            return value
+        # Read the override with any type, check (and coerce an integer for a float) here with a
+        # clear message, then declare it for good with its type, range and read_only flag.
+        given = node.declare_parameter(name, default,
+                                       ParameterDescriptor(dynamic_typing=True)).value
+        node.undeclare_parameter(name)
+        value = check_value(name, default, given, lo=lo, hi=hi, choices=choices)
+        return node.declare_parameter(name, value, desc, ignore_override=True).value
+    except ParameterException as exc:
+        raise ParameterError(f'parameter {name}: {exc}') from None
 
 
 def stamp_ns(stamp: Time) -> int:
@@ -77,36 +101,110 @@ def ns_stamp(ns: int) -> Time:
     return from_ns(ns, Time)
 
 
+class _StopRequest:
+    """SIGINT/SIGTERM while the node spins ask for an orderly stop instead of rclpy's handler
+    shutting the context down under running callbacks (publishers' "context is invalid",
+    RCLError tracebacks from take). Before spinning, and on a second signal, they interrupt."""
+
+    def __init__(self):
+        self.requested = False
+        self.armed = False          # the node exists: a signal asks for an orderly stop
+        self.signal_name = ''
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._on_signal)
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+    def _on_signal(self, signum, frame) -> None:
+        if not self.armed or self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        self.signal_name = signal.Signals(signum).name
+
+
+def _spin(node: Node, executor, stop: _StopRequest, period_s: float = 0.1) -> None:
+    """Spin until a stop is requested, the context shuts down, or a fatal error is reported."""
+    while not stop.requested and executor.context.ok():
+        executor.spin_once(timeout_sec=period_s)
+        pending = fatal.pending()
+        if pending is not None:
+            raise pending
+
+
 def run_node(name: str, factory: Callable[[], Node], startup_errors: tuple = (ValueError,), *,
-             args: list[str] | None = None, threads: int = 1, startup_exit_code: int = 1) -> int:
-    """The ``main()`` of every node, the Kilted way.
+             args: list[str] | None = None, threads: int = 1, startup_exit_code: int = 1,
+             stop_timeout_s: float = 5.0) -> int:
+    """The ``main()`` of every node.
 
     Creates the node with ``factory`` inside ``rclpy.init``; an exception of ``startup_errors``
-    (a broken config, a missing file) is logged as fatal by ``name`` and returns
+    or a :class:`ParameterError` or :class:`store_common.fatal.FatalError` (a broken config, a
+    missing file, a damaged database) is logged as fatal by ``name`` and returns
     ``startup_exit_code`` so the runner or launch reports it. Spins (``threads`` > 1: a
-    multi-threaded executor, e.g. a service that waits while timers keep running), and on the
-    way out calls the node's ``close()`` if it has one, then destroys it. Ctrl-C and external
-    shutdown end it quietly with 0.
+    multi-threaded executor, e.g. a service that waits while timers keep running).
+
+    A FatalError raised by a callback, or reported from another thread (``fatal.report``: a
+    full disk under the review console's server), is logged as fatal and returns
+    ``fatal.EXIT_FATAL`` so the supervisor restarts the node once the cause is fixed.
+
+    Ctrl-C or SIGTERM stop it in order and return 0: no new callbacks start, running ones
+    finish (up to ``stop_timeout_s``), the node's ``close()`` runs if it has one, the node is
+    destroyed, and only then the ROS context shuts down. An error raised because the context
+    is going away (another process shut it down) is a quiet stop too. Any other exception
+    propagates (traceback, non-zero exit). A second Ctrl-C interrupts the orderly stop.
     """
+    logger = rclpy.logging.get_logger(name)
+    stop = _StopRequest()
+    stop.install()
+    code = 0
     try:
-        with rclpy.init(args=args):
+        with rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO):
             try:
                 node = factory()
-            except startup_errors as exc:
-                rclpy.logging.get_logger(name).fatal(f'cannot start: {exc}')
+            except (ParameterError, fatal.FatalError) + tuple(startup_errors) as exc:
+                logger.fatal(f'cannot start: {exc}')
                 return startup_exit_code
+            stop.armed = True
+            if threads > 1:
+                executor = MultiThreadedExecutor(num_threads=threads)
+            else:
+                executor = SingleThreadedExecutor()
+            executor.add_node(node)
             try:
-                if threads > 1:
-                    executor = MultiThreadedExecutor(num_threads=threads)
-                    executor.add_node(node)
-                    executor.spin()
-                else:
-                    rclpy.spin(node)
+                _spin(node, executor, stop)
+            except fatal.FatalError as exc:
+                logger.fatal(f'stopping: {exc}')
+                code = fatal.EXIT_FATAL
+            except (KeyboardInterrupt, ExternalShutdownException):
+                pass
+            except Exception as exc:  # noqa: BLE001 - re-raised unless the context went away
+                if executor.context.ok() and not stop.requested:
+                    raise
+                logger.debug(f'error while the context shut down, ignored: {exc!r}')
             finally:
-                close = getattr(node, 'close', None)
-                if callable(close):
-                    close()
-                node.destroy_node()
+                stop.requested = True      # a second signal from here on interrupts
+                if not executor.shutdown(timeout_sec=stop_timeout_s):
+                    logger.warning(f'callbacks still running {stop_timeout_s:g} s after the '
+                                   'stop; destroying the node anyway')
+                try:
+                    close = getattr(node, 'close', None)
+                    if callable(close):
+                        close()
+                finally:
+                    node.destroy_node()
+            pending = fatal.pending()
+            if code == 0 and pending is not None:
+                logger.fatal(f'stopping: {pending}')
+                code = fatal.EXIT_FATAL
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    return 0
+    finally:
+        stop.restore()
+    return code
