@@ -9,19 +9,35 @@ use the same model.
 """
 from __future__ import annotations
 
+import difflib
 import math
 import pathlib
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
 
+from store_common import strict_yaml
 from store_common.errors import FileFieldError
 
 ID_RE = re.compile(r'^[A-Za-z][A-Za-z0-9_]*$')
 SKU_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]*$')
 ADC_MIN, ADC_MAX = -(1 << 23), (1 << 23) - 1
+
+# the keys each level of a store or catalog file may have (anything else is refused: a typo
+# such as ``sample_rate`` would otherwise fall back to the default without a word)
+STORE_KEYS = ('id', 'name', 'frame_id', 'catalog', 'size_m', 'gates', 'controllers', 'gondolas',
+              'planogram', 'cameras')
+GATE_KEYS = ('id', 'kind', 'zone', 'reader')
+ZONE_KEYS = ('x_min', 'x_max', 'y_min', 'y_max')
+CONTROLLER_KEYS = ('id', 'port', 'baud', 'sample_rate_hz', 'n_channels')
+GONDOLA_KEYS = ('id', 'pose', 'size_m', 'shelves')
+PLATE_KEYS = ('id', 'x_m', 'y_m', 'size_m', 'load_cell')
+LOAD_CELL_KEYS = ('controller', 'channel', 'tare_offset_counts', 'grams_per_count',
+                  'capacity_grams')
+PLANOGRAM_KEYS = ('plate', 'sku', 'capacity_units', 'initial_units')
+CAMERA_KEYS = ('id', 'calibration', 'source', 'fps', 'width', 'height')
+PRODUCT_KEYS = ('sku', 'name', 'price_cents', 'unit_grams', 'unit_grams_sd', 'look')
 
 
 class StoreConfigError(FileFieldError):
@@ -252,11 +268,25 @@ class Store:
 class _Ctx:
     """Carries the file name so every check can raise a precise error."""
 
-    def __init__(self, file: str | pathlib.Path):
+    def __init__(self, file: str | pathlib.Path, doc: strict_yaml.Document | None = None):
         self.file = str(file)
+        self.doc = doc
 
     def fail(self, path: str, message: str) -> StoreConfigError:
         return StoreConfigError(self.file, path, message)
+
+    def keys(self, node: dict, path: str, known: tuple[str, ...]) -> None:
+        """Refuse a key of ``node`` that the schema does not know (a typo would otherwise fall
+        back to the default silently), naming its line."""
+        for key in node:
+            if key in known:
+                continue
+            line = self.doc.key_line(node, key) if self.doc is not None else 0
+            near = difflib.get_close_matches(str(key), known, n=1)
+            hint = f"did you mean {near[0]!r}? " if near else ''
+            raise self.fail(f'{path}.{key}' if path else str(key),
+                            f'unknown key {key!r}' + (f' at line {line}' if line else '')
+                            + f' ({hint}known here: {", ".join(known)})')
 
     def mapping(self, node: Any, path: str) -> dict:
         if not isinstance(node, dict):
@@ -312,29 +342,33 @@ def _kind(v: Any) -> str:
         type(v), type(v).__name__)
 
 
-def _read_yaml(path: pathlib.Path) -> Any:
+def _read_yaml(path: pathlib.Path) -> strict_yaml.Document:
+    """Read a store or catalog file strictly: duplicate keys, nesting deeper than
+    ``strict_yaml.MAX_DEPTH`` and bytes that are not UTF-8 are errors naming file and line."""
     if not path.is_file():
         raise StoreConfigError(path, '', 'file not found')
     try:
-        return yaml.safe_load(path.read_text())
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = f'line {mark.line + 1}, column {mark.column + 1}' if mark else 'unknown position'
-        raise StoreConfigError(path, '', f'invalid YAML at {where}: {exc.problem}') from None
-    except yaml.YAMLError as exc:
-        raise StoreConfigError(path, '', f'invalid YAML: {exc}') from None
+        return strict_yaml.load_file(path)
+    except OSError as exc:
+        raise StoreConfigError(path, '', f'cannot read: {exc.strerror or exc}') from None
+    except strict_yaml.YamlError as exc:
+        raise StoreConfigError(path, '', exc.where_message()) from None
 
 
 def load_catalog(path: str | pathlib.Path) -> Catalog:
     path = pathlib.Path(path)
-    ctx = _Ctx(path)
-    doc = ctx.mapping(_read_yaml(path), '')
+    read = _read_yaml(path)
+    ctx = _Ctx(path, read)
+    doc = ctx.mapping(read.data, '')
+    ctx.keys(doc, '', ('catalog',))
     root = ctx.mapping(ctx.get(doc, 'catalog', ''), 'catalog')
+    ctx.keys(root, 'catalog', ('currency', 'products'))
     currency = ctx.text(root, 'currency', 'catalog', pattern=re.compile(r'^[A-Z]{3}$'))
     products: dict[str, Product] = {}
     for i, item in enumerate(ctx.seq(ctx.get(root, 'products', 'catalog'), 'catalog.products', 1)):
         p = f'catalog.products[{i}]'
         item = ctx.mapping(item, p)
+        ctx.keys(item, p, PRODUCT_KEYS)
         sku = ctx.text(item, 'sku', p, pattern=SKU_RE)
         if sku in products:
             raise ctx.fail(f'{p}.sku', f'duplicate sku {sku!r}')
@@ -358,10 +392,13 @@ def load_store(path: str | pathlib.Path, catalog_path: str | pathlib.Path | None
     file). Raises :class:`StoreConfigError` on the first problem found.
     """
     path = pathlib.Path(path)
-    ctx = _Ctx(path)
-    doc = ctx.mapping(_read_yaml(path), '')
+    read = _read_yaml(path)
+    ctx = _Ctx(path, read)
+    doc = ctx.mapping(read.data, '')
+    ctx.keys(doc, '', ('store',))
     root = ctx.mapping(ctx.get(doc, 'store', ''), 'store')
     sp = 'store'
+    ctx.keys(root, sp, STORE_KEYS)
     store_id = ctx.text(root, 'id', sp, pattern=ID_RE)
     if catalog_path is None:
         rel = ctx.text(root, 'catalog', sp)
@@ -369,6 +406,7 @@ def load_store(path: str | pathlib.Path, catalog_path: str | pathlib.Path | None
     catalog = load_catalog(catalog_path)
 
     size = ctx.mapping(ctx.get(root, 'size_m', sp), f'{sp}.size_m')
+    ctx.keys(size, f'{sp}.size_m', ('x', 'y'))
     size_m = (ctx.num(size, 'x', f'{sp}.size_m', lo=0, lo_open=True),
               ctx.num(size, 'y', f'{sp}.size_m', lo=0, lo_open=True))
 
@@ -382,6 +420,7 @@ def load_store(path: str | pathlib.Path, catalog_path: str | pathlib.Path | None
     for i, c in enumerate(ctx.seq(ctx.get(root, 'controllers', sp), f'{sp}.controllers', 1)):
         p = f'{sp}.controllers[{i}]'
         c = ctx.mapping(c, p)
+        ctx.keys(c, p, CONTROLLER_KEYS)
         cid = ctx.text(c, 'id', p, pattern=ID_RE)
         if any(x.id == cid for x in controllers):
             raise ctx.fail(f'{p}.id', f'duplicate controller id {cid!r}')
@@ -397,16 +436,19 @@ def load_store(path: str | pathlib.Path, catalog_path: str | pathlib.Path | None
     for i, g in enumerate(ctx.seq(ctx.get(root, 'gates', sp), f'{sp}.gates', 1)):
         p = f'{sp}.gates[{i}]'
         g = ctx.mapping(g, p)
+        ctx.keys(g, p, GATE_KEYS)
         gid = ctx.text(g, 'id', p, pattern=ID_RE)
         if any(x.id == gid for x in gates):
             raise ctx.fail(f'{p}.id', f'duplicate gate id {gid!r}')
         z = ctx.mapping(ctx.get(g, 'zone', p), f'{p}.zone')
+        ctx.keys(z, f'{p}.zone', ZONE_KEYS)
         zone = Zone(*(ctx.num(z, k, f'{p}.zone') for k in ('x_min', 'x_max', 'y_min', 'y_max')))
         if zone.x_min >= zone.x_max or zone.y_min >= zone.y_max:
             raise ctx.fail(f'{p}.zone', 'x_min must be < x_max and y_min < y_max')
         in_store(zone.x_min, zone.y_min, f'{p}.zone')
         in_store(zone.x_max, zone.y_max, f'{p}.zone')
         r = ctx.mapping(ctx.get(g, 'reader', p), f'{p}.reader')
+        ctx.keys(r, f'{p}.reader', ('port', 'baud'))
         gates.append(Gate(id=gid, kind=ctx.text(g, 'kind', p, choices=('entrance', 'exit')),
                           zone=zone,
                           reader=SerialPort(ctx.text(r, 'port', f'{p}.reader'),
@@ -423,20 +465,24 @@ def load_store(path: str | pathlib.Path, catalog_path: str | pathlib.Path | None
     for gi, g in enumerate(ctx.seq(ctx.get(root, 'gondolas', sp), f'{sp}.gondolas', 1)):
         gp = f'{sp}.gondolas[{gi}]'
         g = ctx.mapping(g, gp)
+        ctx.keys(g, gp, GONDOLA_KEYS)
         gid = ctx.text(g, 'id', gp, pattern=ID_RE)
         if any(x.id == gid for x in gondolas):
             raise ctx.fail(f'{gp}.id', f'duplicate gondola id {gid!r}')
         pose = ctx.mapping(ctx.get(g, 'pose', gp), f'{gp}.pose')
+        ctx.keys(pose, f'{gp}.pose', ('x', 'y', 'yaw_deg'))
         gx = ctx.num(pose, 'x', f'{gp}.pose')
         gy = ctx.num(pose, 'y', f'{gp}.pose')
         yaw = math.radians(ctx.num(pose, 'yaw_deg', f'{gp}.pose', 0.0, lo=-360, hi=360))
         in_store(gx, gy, f'{gp}.pose')
         gs = ctx.mapping(ctx.get(g, 'size_m', gp), f'{gp}.size_m')
+        ctx.keys(gs, f'{gp}.size_m', ('x', 'y', 'z'))
         gsize = tuple(ctx.num(gs, k, f'{gp}.size_m', lo=0, lo_open=True) for k in 'xyz')
         shelves: list[Shelf] = []
         for si, s in enumerate(ctx.seq(ctx.get(g, 'shelves', gp), f'{gp}.shelves', 1)):
             spath = f'{gp}.shelves[{si}]'
             s = ctx.mapping(s, spath)
+            ctx.keys(s, spath, ('id', 'z_m', 'plates'))
             sid_local = ctx.text(s, 'id', spath, pattern=ID_RE)
             sid = f'{gid}.{sid_local}'
             if any(x.id == sid for x in shelves):
@@ -446,6 +492,7 @@ def load_store(path: str | pathlib.Path, catalog_path: str | pathlib.Path | None
             for pi, pl in enumerate(ctx.seq(ctx.get(s, 'plates', spath), f'{spath}.plates', 1)):
                 pp = f'{spath}.plates[{pi}]'
                 pl = ctx.mapping(pl, pp)
+                ctx.keys(pl, pp, PLATE_KEYS)
                 pid = f'{sid}.{ctx.text(pl, "id", pp, pattern=ID_RE)}'
                 if pid in all_plate_ids:
                     raise ctx.fail(f'{pp}.id', f'duplicate plate id {pid!r}')
@@ -453,6 +500,7 @@ def load_store(path: str | pathlib.Path, catalog_path: str | pathlib.Path | None
                 px = ctx.num(pl, 'x_m', pp)
                 py = ctx.num(pl, 'y_m', pp, 0.0)
                 psz = ctx.mapping(ctx.get(pl, 'size_m', pp), f'{pp}.size_m')
+                ctx.keys(psz, f'{pp}.size_m', ('x', 'y'))
                 sx = ctx.num(psz, 'x', f'{pp}.size_m', lo=0, lo_open=True)
                 sy = ctx.num(psz, 'y', f'{pp}.size_m', lo=0, lo_open=True)
                 if px - sx / 2 < -1e-9 or px + sx / 2 > gsize[0] + 1e-9:
@@ -461,6 +509,7 @@ def load_store(path: str | pathlib.Path, catalog_path: str | pathlib.Path | None
                                    f' but the gondola is {gsize[0]} m long')
                 lc = ctx.mapping(ctx.get(pl, 'load_cell', pp), f'{pp}.load_cell')
                 lp = f'{pp}.load_cell'
+                ctx.keys(lc, lp, LOAD_CELL_KEYS)
                 cid = ctx.text(lc, 'controller', lp)
                 if cid not in ctrl_by_id:
                     raise ctx.fail(f'{lp}.controller', f'unknown controller {cid!r}; known: '
@@ -503,6 +552,7 @@ def load_store(path: str | pathlib.Path, catalog_path: str | pathlib.Path | None
     for i, e in enumerate(ctx.seq(ctx.get(root, 'planogram', sp), f'{sp}.planogram', 1)):
         p = f'{sp}.planogram[{i}]'
         e = ctx.mapping(e, p)
+        ctx.keys(e, p, PLANOGRAM_KEYS)
         pid = ctx.text(e, 'plate', p)
         if pid not in all_plate_ids:
             raise ctx.fail(f'{p}.plate', f'unknown plate {pid!r}')
@@ -542,6 +592,7 @@ def _load_cameras(ctx: _Ctx, root: dict, sp: str, path: pathlib.Path, in_store) 
     for i, c in enumerate(ctx.seq(ctx.get(root, 'cameras', sp, []), f'{sp}.cameras')):
         p = f'{sp}.cameras[{i}]'
         c = ctx.mapping(c, p)
+        ctx.keys(c, p, CAMERA_KEYS)
         cid = ctx.text(c, 'id', p, pattern=ID_RE)
         if any(x.id == cid for x in cameras):
             raise ctx.fail(f'{p}.id', f'duplicate camera id {cid!r}')

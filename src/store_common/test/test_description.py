@@ -2,6 +2,7 @@
 import copy
 import math
 import pathlib
+import re
 
 import pytest
 import yaml
@@ -155,3 +156,114 @@ def test_catalog_errors(tmp_path):
     bad.write_text(yaml.safe_dump(doc))
     with pytest.raises(StoreConfigError, match=r'catalog\.currency'):
         load_catalog(bad)
+
+
+# --- strict reading: duplicate keys, unknown keys, deep nesting, bytes that are not UTF-8 ------
+def demo_text_with(tmp_path, old, new, name='store.yaml'):
+    """The demo store file's own text (so line numbers are real) with one edit."""
+    text = DEMO.read_text().replace('catalog: ../catalog.yaml', f'catalog: {CATALOG}')
+    text = text.replace('calibration: ../cameras/', f'calibration: {DEMO.parent.parent}/cameras/')
+    assert text.count(old) >= 1
+    path = tmp_path / name
+    path.write_text(text.replace(old, new, 1))
+    return path, text.replace(old, new, 1)
+
+
+def line_of(text, needle):
+    return text[:text.index(needle)].count('\n') + 1
+
+
+def test_duplicate_key_names_file_line_and_key(tmp_path):
+    bad, text = demo_text_with(tmp_path, '    sample_rate_hz: 40\n',
+                               '    sample_rate_hz: 40\n    sample_rate_hz: 80\n')
+    second = line_of(text, 'sample_rate_hz: 80')
+    with pytest.raises(StoreConfigError) as err:
+        load_store(bad)
+    assert str(err.value).startswith(f'{bad}: line {second}, column 5: ')
+    assert "duplicate key 'sample_rate_hz' (first at line " + str(second - 1) in str(err.value)
+
+
+def test_duplicate_key_in_a_flow_mapping_and_in_the_catalog(tmp_path):
+    bad, _ = demo_text_with(tmp_path, "fps: 10,", 'fps: 10, fps: 5,')
+    with pytest.raises(StoreConfigError, match=r"line \d+, column \d+: duplicate key 'fps'"):
+        load_store(bad)
+    cat = tmp_path / 'c.yaml'
+    cat.write_text(CATALOG.read_text().replace('currency: EUR', 'currency: EUR\n  currency: USD'))
+    with pytest.raises(StoreConfigError, match=r"c\.yaml: line 6, column 3: duplicate key "
+                                               r"'currency' \(first at line 5\)"):
+        load_catalog(cat)
+
+
+def test_merge_keys_may_still_be_overridden(tmp_path):
+    path = tmp_path / 'c.yaml'
+    path.write_text('catalog:\n  currency: EUR\n  products:\n'
+                    '  - &cola {sku: A, name: a, price_cents: 1, unit_grams: 5.0,'
+                    ' unit_grams_sd: 0.1}\n'
+                    '  - {<<: *cola, sku: B}\n')
+    cat = load_catalog(path)
+    assert cat['B'].unit_grams == 5.0
+
+
+@pytest.mark.parametrize('old,new,field,hint', [
+    ('    sample_rate_hz: 40\n', '    sample_rate: 60\n', 'store.controllers[0].sample_rate',
+     "did you mean 'sample_rate_hz'?"),
+    ('          capacity_grams: 20000.0\n', '          capacity_gram: 5000.0\n',
+     'store.gondolas[0].shelves[0].plates[0].load_cell.capacity_gram',
+     "did you mean 'capacity_grams'?"),
+    ('  frame_id: store\n', '  frame_id: store\n  frameid: map\n', 'store.frameid',
+     "did you mean 'frame_id'?"),
+    ('      yaw_deg: 0.0\n', '      yaw: 0.0\n', 'store.gondolas[0].pose.yaw', ''),
+    ('store:\n', 'stores: 1\nstore:\n', 'stores', "did you mean 'store'?"),
+])
+def test_unknown_key_names_file_line_and_key(tmp_path, old, new, field, hint):
+    bad, text = demo_text_with(tmp_path, old, new)
+    key = field.rsplit('.', 1)[-1]
+    with pytest.raises(StoreConfigError) as err:
+        load_store(bad)
+    assert err.value.file == str(bad)
+    assert err.value.field_path == field
+    assert f"unknown key '{key}' at line {line_of(text, key + ':')} (" in err.value.message
+    assert hint in err.value.message
+
+
+def test_unknown_product_key_in_the_catalog(tmp_path):
+    cat = tmp_path / 'c.yaml'
+    cat.write_text(CATALOG.read_text().replace('unit_grams_sd: 2.5,', 'unit_gram_sd: 2.5,', 1))
+    with pytest.raises(StoreConfigError) as err:
+        load_catalog(cat)
+    assert err.value.field_path == 'catalog.products[0].unit_gram_sd'
+    assert "unknown key 'unit_gram_sd' at line 7" in err.value.message
+
+
+@pytest.mark.parametrize('text', [
+    'store: ' + '[' * 5000 + ']' * 5000 + '\n',
+    'store: ' + '{a: ' * 5000 + '1' + '}' * 5000 + '\n',
+    'store:\n' + ''.join('  ' * i + f'k{i}:\n' for i in range(1, 3000)) + '  ' * 3000 + 'v\n',
+])
+def test_deep_nesting_is_a_clear_error_not_a_recursion_error(tmp_path, text):
+    bad = tmp_path / 'deep.yaml'
+    bad.write_text(text)
+    with pytest.raises(StoreConfigError) as err:
+        load_store(bad)
+    assert err.value.file == str(bad)
+    assert 'nested deeper than 64 levels' in str(err.value)
+    assert re.search(r'line \d+, column \d+', str(err.value))
+
+
+def test_invalid_utf8_names_file_and_byte_offset(tmp_path):
+    data = DEMO.read_bytes()
+    at = data.index(b'Walk-out demo store')
+    bad = tmp_path / 'latin1.yaml'
+    bad.write_bytes(data[:at] + b'Caf\xe9 ' + data[at:])
+    with pytest.raises(StoreConfigError) as err:
+        load_store(bad)
+    line = data[:at].count(b'\n') + 1
+    assert str(err.value).startswith(f'{bad}: line {line}: not UTF-8: '
+                                     f'byte 0xe9 at byte offset {at + 3}')
+
+
+def test_every_shipped_store_file_loads():
+    files = sorted((ROOT / 'config' / 'stores').glob('*.yaml'))
+    assert files
+    for f in files:
+        assert load_store(f).plates
