@@ -5,7 +5,10 @@ Each node runs as its own process (its installed console script with ``--ros-arg
 prefixed with its label and copied to ``<run_dir>/logs/<label>.log``. Ctrl-C (or SIGTERM) stops
 every node with SIGINT, then SIGTERM, then SIGKILL. A node that dies while the graph runs stops
 the graph and makes the runner exit non-zero, unless the node is marked ``respawn``. The node
-marked ``ends_run`` (the receipt recorder) ends the run with its own exit code.
+marked ``ends_run`` (the receipt recorder) ends the run with its own exit code. A stop is
+reported as clean only if every node exited 0 on SIGINT without printing a traceback; otherwise
+the runner names the nodes and exits non-zero (EXIT_UNCLEAN_STOP) even if the run itself ended
+well.
 
 Usage::
 
@@ -28,9 +31,16 @@ import yaml
 
 from store_bringup.graph import build_graph, GraphOptions, NodeSpec, params_document, ros_args
 from store_common.description import load_store, StoreConfigError
+from store_common.fatal import EXIT_FATAL
 
 EXIT_NODE_DIED = 1
 EXIT_CONFIG = 2
+EXIT_UNCLEAN_STOP = 3
+TRACEBACK = 'Traceback (most recent call last):'
+
+
+class RunDirError(ValueError):
+    """The run directory cannot be created or written; ``str()`` names it."""
 
 
 def executable_path(spec: NodeSpec) -> str:
@@ -60,6 +70,8 @@ class NodeProcess:
         self.env = env
         self.proc: subprocess.Popen | None = None
         self.starts = 0
+        self.tracebacks = 0          # lines starting a Python traceback, over all starts
+        self._pump_thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
     @property
@@ -74,12 +86,15 @@ class NodeProcess:
                                      stdin=subprocess.DEVNULL, env=self.env,
                                      start_new_session=True, text=True, bufsize=1)
         self.starts += 1
-        threading.Thread(target=self._pump, args=(self.proc, log), daemon=True,
-                         name=f'log-{self.label}').start()
+        self._pump_thread = threading.Thread(target=self._pump, args=(self.proc, log),
+                                             daemon=True, name=f'log-{self.label}')
+        self._pump_thread.start()
 
     def _pump(self, proc: subprocess.Popen, log: IO[str]) -> None:
         width = 22
         for line in proc.stdout:
+            if line.lstrip().startswith(TRACEBACK):
+                self.tracebacks += 1
             log.write(line)
             if self.out is not None:
                 with self._lock:
@@ -105,6 +120,11 @@ class NodeProcess:
         except subprocess.TimeoutExpired:
             return None
 
+    def drain(self, timeout_s: float = 2.0) -> None:
+        """Wait until the output of the ended process has been read (its last lines counted)."""
+        if self._pump_thread is not None and self.poll() is not None:
+            self._pump_thread.join(timeout_s)
+
 
 class Runner:
     """Starts, watches and stops the processes of a node graph."""
@@ -114,11 +134,16 @@ class Runner:
                  stop_timeout_s: float = 10.0):
         self.specs = specs
         self.run_dir = pathlib.Path(run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / 'logs').mkdir(exist_ok=True)
         self.params_file = str(self.run_dir / 'params.yaml')
-        pathlib.Path(self.params_file).write_text(
-            yaml.safe_dump(params_document(specs), sort_keys=False))
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / 'logs').mkdir(exist_ok=True)
+            pathlib.Path(self.params_file).write_text(
+                yaml.safe_dump(params_document(specs), sort_keys=False))
+        except OSError as exc:
+            raise RunDirError(f'run directory {self.run_dir}: cannot create or write '
+                              f'{exc.filename or self.run_dir}: {exc.strerror or exc}; pick a '
+                              f'writable --run-dir with free space') from None
         self.out = out
         env = dict(os.environ if env is None else env)
         env.setdefault('PYTHONUNBUFFERED', '1')
@@ -174,8 +199,10 @@ class Runner:
                 self.say(f'{label} exited with code {code}: respawning')
                 p.start()
                 continue
+            why = (' (a fatal error: disk full, read-only or damaged database, ...)'
+                   if code == EXIT_FATAL else '')
             self.say(f'ERROR: node {label} ({p.spec.package}/{p.spec.executable}) died with '
-                     f'exit code {code}; see {p.log_path}')
+                     f'exit code {code}{why}; see {p.log_path}')
             return EXIT_NODE_DIED
         return None
 
@@ -189,10 +216,15 @@ class Runner:
             time.sleep(period_s)
         return None
 
-    def stop(self) -> None:
-        """Stop every node: SIGINT, then SIGTERM, then SIGKILL for what is left."""
+    def stop(self) -> list[str]:
+        """Stop every node: SIGINT, then SIGTERM, then SIGKILL for what is left.
+
+        Returns what was not clean (empty if nothing): a node that exited non-zero or by a
+        signal, or printed a traceback while stopping; each is also said.
+        """
         self._stopping = True
         alive = [p for p in self.procs.values() if p.poll() is None]
+        tracebacks_before = {label: p.tracebacks for label, p in self.procs.items()}
         for sig, name in ((signal.SIGINT, 'SIGINT'), (signal.SIGTERM, 'SIGTERM'),
                           (signal.SIGKILL, 'SIGKILL')):
             if not alive:
@@ -205,7 +237,33 @@ class Runner:
             for p in alive:
                 p.wait(max(0.0, deadline - time.monotonic()))
             alive = [p for p in alive if p.poll() is None]
-        self.say('all nodes stopped')
+        problems = []
+        for label, p in self.procs.items():
+            if p.proc is None or label in self._expected_exit:
+                continue
+            p.drain()
+            code = p.poll()
+            if code is not None and code < 0:
+                problems.append(f'{label} was ended by {signal.Signals(-code).name}')
+            elif code:
+                problems.append(f'{label} exited with code {code}')
+            new = p.tracebacks - tracebacks_before[label]
+            if new:
+                problems.append(f'{label} printed {new} traceback{"s" if new > 1 else ""} '
+                                f'while stopping')
+        if problems:
+            self.say(f'ERROR: the graph did not stop cleanly: {"; ".join(problems)}; see the '
+                     f'logs in {self.run_dir / "logs"}')
+        else:
+            self.say('all nodes stopped cleanly')
+        return problems
+
+    def finish(self, code: int | None) -> int:
+        """Stop the graph; the exit code of the run: ``code`` (None: 0), or EXIT_UNCLEAN_STOP
+        if the run itself went well but the stop did not."""
+        problems = self.stop()
+        code = 0 if code is None else code
+        return EXIT_UNCLEAN_STOP if problems and code == 0 else code
 
     def __enter__(self) -> 'Runner':
         self.start()
@@ -301,8 +359,7 @@ def main(argv: list[str] | None = None) -> int:
             runner.say(f'timeout of {args.timeout} s reached')
             break
         stop.wait(0.2)
-    runner.stop()
-    return 0 if code is None else code
+    return runner.finish(code)
 
 
 if __name__ == '__main__':

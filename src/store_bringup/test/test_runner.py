@@ -37,6 +37,24 @@ def scripts(tmp_path, monkeypatch):
             import time, sys
             time.sleep(0.5); print('all receipts in', flush=True); sys.exit(0)
         ''',
+        'messy_stop': '''
+            import signal, sys, time, traceback
+            def bye(*a):
+                try:
+                    raise RuntimeError("Unable to convert call argument '0'")
+                except RuntimeError:
+                    traceback.print_exc()
+                sys.exit(0)
+            signal.signal(signal.SIGINT, bye)
+            print('up', flush=True)
+            while True: time.sleep(0.05)
+        ''',
+        'fail_on_stop': '''
+            import signal, sys, time
+            signal.signal(signal.SIGINT, lambda *a: sys.exit(1))
+            print('up', flush=True)
+            while True: time.sleep(0.05)
+        ''',
     }
     paths = {}
     for name, body in bodies.items():
@@ -137,3 +155,49 @@ def test_set_overrides_parse():
 def test_unknown_package_is_reported(tmp_path):
     with pytest.raises(FileNotFoundError, match="package 'no_such_pkg' is not installed"):
         runner_mod.executable_path(NodeSpec('no_such_pkg', 'x', 'x', '/'))
+
+
+def test_a_clean_stop_is_said_and_exits_0(scripts, tmp_path):
+    out = io.StringIO()
+    r = runner_mod.Runner([spec('forever', 'a')], tmp_path, out=out)
+    r.start()
+    time.sleep(0.5)
+    assert r.finish(None) == 0
+    assert 'all nodes stopped cleanly' in out.getvalue()
+
+
+def test_a_traceback_while_stopping_makes_the_stop_unclean(scripts, tmp_path):
+    out = io.StringIO()
+    r = runner_mod.Runner([spec('forever', 'a'), spec('messy_stop', 'm')], tmp_path, out=out)
+    r.start()
+    time.sleep(0.5)
+    assert r.finish(None) == runner_mod.EXIT_UNCLEAN_STOP
+    text = out.getvalue()
+    assert 'ERROR: the graph did not stop cleanly: m printed 1 traceback while stopping' in text
+    assert 'all nodes stopped cleanly' not in text
+
+
+def test_a_non_zero_exit_on_stop_makes_the_stop_unclean(scripts, tmp_path):
+    out = io.StringIO()
+    r = runner_mod.Runner([spec('fail_on_stop', 'f')], tmp_path, out=out)
+    r.start()
+    time.sleep(0.5)
+    assert r.finish(None) == runner_mod.EXIT_UNCLEAN_STOP
+    assert 'f exited with code 1' in out.getvalue()
+
+
+def test_an_unclean_stop_keeps_the_exit_code_of_a_failed_run(scripts, tmp_path):
+    r = runner_mod.Runner([spec('fail_on_stop', 'f')], tmp_path, out=None)
+    r.start()
+    time.sleep(0.5)
+    assert r.finish(runner_mod.EXIT_NODE_DIED) == runner_mod.EXIT_NODE_DIED
+
+
+def test_a_run_dir_that_cannot_be_created_is_a_clear_error(tmp_path):
+    blocker = tmp_path / 'out'
+    blocker.write_text('a file, not a folder\n')
+    with pytest.raises(runner_mod.RunDirError) as exc:
+        runner_mod.Runner([spec('forever', 'a')], blocker / 'run1', out=None)
+    assert str(exc.value).startswith(f'run directory {blocker / "run1"}: cannot create or '
+                                     f'write')
+    assert 'writable --run-dir' in str(exc.value)
