@@ -5,23 +5,26 @@ from fastapi.testclient import TestClient
 from helpers import request, S
 import pytest
 
-from store_review.auth import Auth, AuthError, hash_password, token_hash, verify_password
+from store_review.auth import Auth, AuthError, PasswordHasher, token_hash
 from store_review.console import COOKIE, create_app
 from store_review.service import ReviewService
 from store_review.store import QueueParams, ReviewStore
 
+FAST = PasswordHasher(n=2 ** 4)     # the default cost (2^17) takes ~0.5 s a hash
+
 
 def test_password_hash_is_salted_and_verifies():
-    a, b = hash_password('correct horse'), hash_password('correct horse')
+    a, b = FAST.hash('correct horse'), FAST.hash('correct horse')
     assert a != b and 'correct horse' not in a and a.startswith('scrypt$')
-    assert verify_password('correct horse', a) and verify_password('correct horse', b)
-    assert not verify_password('correct hors', a)
-    assert not verify_password('x', 'garbage')
+    assert FAST.verify('correct horse', a) and FAST.verify('correct horse', b)
+    assert not FAST.verify('correct hors', a)
+    assert not FAST.verify('x', 'garbage')
+    assert not FAST.verify('x', 'scrypt$1048577$8$1$00$00')     # absurd costs: not run
 
 
 def test_sessions_expire_and_forged_tokens_fail(tmp_path):
     store = ReviewStore(tmp_path / 'r.sqlite')
-    auth = Auth(store, session_ttl_s=60)
+    auth = Auth(store, session_ttl_s=60, hasher=FAST)
     auth.add_user('alice', 'reviewer', 'alice-password', 0)
     with pytest.raises(AuthError):
         auth.login('alice', 'wrong-password', 0)
@@ -60,7 +63,7 @@ def console(tmp_path):
                                                            expire_after_s=120))
     published = []
     clock = Clock()
-    service = ReviewService(store, published.append, clock, session_ttl_s=3600)
+    service = ReviewService(store, published.append, clock, session_ttl_s=3600, hasher=FAST)
     service.auth.add_user('alice', 'reviewer', 'alice-password', 0)
     service.auth.add_user('bob', 'reviewer', 'bob-password1', 0)
     service.auth.add_user('sue', 'supervisor', 'sue-password', 0)

@@ -61,3 +61,32 @@ def test_a_password_reset_ends_the_accounts_sessions(auth):
     with pytest.raises(AuthError):
         auth.login('alice', 'alice-password', 3 * S)
     assert auth.session(auth.login('alice', 'new-alice-password', 3 * S).token, 4 * S)
+
+
+def test_the_default_cost_is_n_2_17_r_8_p_1():
+    from store_review.auth import DEFAULT_HASHER, SCRYPT_N, SCRYPT_P, SCRYPT_R
+    assert (SCRYPT_N, SCRYPT_R, SCRYPT_P) == (2 ** 17, 8, 1)
+    assert PasswordHasher().params == DEFAULT_HASHER.params == (2 ** 17, 8, 1)
+
+
+def test_an_old_cost_record_verifies_and_is_rewritten_at_the_new_cost(tmp_path):
+    store = ReviewStore(tmp_path / 'r.sqlite')
+    old = CountingHasher(n=2 ** 4)
+    Auth(store, hasher=old).add_user('alice', 'reviewer', 'alice-password', 0)
+    Auth(store, hasher=old).add_user('bob', 'reviewer', 'bob-password', 0)
+    before = store.user('alice')['password']
+    assert before.startswith('scrypt$16$8$1$')
+    new = Auth(store, hasher=CountingHasher(n=2 ** 6))
+    s = new.login('bob', 'bob-password', S)             # a session from before the rehash
+    with pytest.raises(AuthError):
+        new.login('alice', 'wrong-password', S)
+    assert store.user('alice')['password'] == before      # only a right password rewrites
+    new.login('alice', 'alice-password', S)
+    after = store.user('alice')['password']
+    assert after.startswith('scrypt$64$8$1$') and after != before
+    assert new.hasher.verify('alice-password', after)
+    assert not new.hasher.needs_rehash(after)
+    calls = new.hasher.calls
+    new.login('alice', 'alice-password', S)              # no second rewrite
+    assert new.hasher.calls == calls + 1 and store.user('alice')['password'] == after
+    assert new.session(s.token, 2 * S).user == 'bob'     # a rehash ends no session
