@@ -24,6 +24,11 @@ ID_RE = re.compile(r'^[A-Za-z][A-Za-z0-9_]*$')
 SKU_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]*$')
 ADC_MIN, ADC_MAX = -(1 << 23), (1 << 23) - 1
 
+# One tolerance for every geometric check of a layout [m]: coordinates come from CAD exports and
+# float32 tools (0.9144 m in float32 is 0.91439998 m), so a plate that ends 7.5e-9 m past its
+# gondola fits; a micrometre is far below anything a shelf can be built to.
+LAYOUT_TOL_M = 1e-6
+
 # the keys each level of a store or catalog file may have (anything else is refused: a typo
 # such as ``sample_rate`` would otherwise fall back to the default without a word)
 STORE_KEYS = ('id', 'name', 'frame_id', 'catalog', 'size_m', 'gates', 'controllers', 'gondolas',
@@ -337,6 +342,22 @@ class _Ctx:
         return v
 
 
+def _m(v: float) -> str:
+    """A length with enough digits that two lengths that differ by more than LAYOUT_TOL_M
+    never print alike."""
+    return f'{v:.10g}'
+
+
+def beyond(v: float, lo: float, hi: float, tol_m: float = LAYOUT_TOL_M) -> str:
+    """'' when ``lo - tol_m <= v <= hi + tol_m``, else how far outside, e.g.
+    ``0.9144100000 m > 0.9144 m by 1e-05 m``."""
+    if v > hi + tol_m:
+        return f'{_m(v)} m > {_m(hi)} m by {v - hi:.2g} m'
+    if v < lo - tol_m:
+        return f'{_m(v)} m < {_m(lo)} m by {lo - v:.2g} m'
+    return ''
+
+
 def _kind(v: Any) -> str:
     return {dict: 'a mapping', list: 'a list', str: 'a string', type(None): 'nothing'}.get(
         type(v), type(v).__name__)
@@ -411,9 +432,11 @@ def load_store(path: str | pathlib.Path, catalog_path: str | pathlib.Path | None
               ctx.num(size, 'y', f'{sp}.size_m', lo=0, lo_open=True))
 
     def in_store(x: float, y: float, p: str) -> None:
-        if not (0 <= x <= size_m[0] and 0 <= y <= size_m[1]):
-            raise ctx.fail(p, f'({x:.2f}, {y:.2f}) m lies outside the store '
-                              f'(0..{size_m[0]} x 0..{size_m[1]} m)')
+        checks = (('x', beyond(x, 0.0, size_m[0])), ('y', beyond(y, 0.0, size_m[1])))
+        out = [f'{axis} {why}' for axis, why in checks if why]
+        if out:
+            raise ctx.fail(p, f'({_m(x)}, {_m(y)}) m lies outside the store '
+                              f'(0..{_m(size_m[0])} x 0..{_m(size_m[1])} m): {"; ".join(out)}')
 
     # controllers
     controllers: list[Controller] = []
@@ -487,7 +510,10 @@ def load_store(path: str | pathlib.Path, catalog_path: str | pathlib.Path | None
             sid = f'{gid}.{sid_local}'
             if any(x.id == sid for x in shelves):
                 raise ctx.fail(f'{spath}.id', f'duplicate shelf id {sid_local!r} in gondola {gid}')
-            sz = ctx.num(s, 'z_m', spath, lo=0, hi=gsize[2])
+            sz = ctx.num(s, 'z_m', spath)
+            if beyond(sz, 0.0, gsize[2]):
+                raise ctx.fail(f'{spath}.z_m', f'shelf height {beyond(sz, 0.0, gsize[2])} '
+                                               f'(the gondola is {_m(gsize[2])} m high)')
             plates: list[Plate] = []
             for pi, pl in enumerate(ctx.seq(ctx.get(s, 'plates', spath), f'{spath}.plates', 1)):
                 pp = f'{spath}.plates[{pi}]'
@@ -503,10 +529,11 @@ def load_store(path: str | pathlib.Path, catalog_path: str | pathlib.Path | None
                 ctx.keys(psz, f'{pp}.size_m', ('x', 'y'))
                 sx = ctx.num(psz, 'x', f'{pp}.size_m', lo=0, lo_open=True)
                 sy = ctx.num(psz, 'y', f'{pp}.size_m', lo=0, lo_open=True)
-                if px - sx / 2 < -1e-9 or px + sx / 2 > gsize[0] + 1e-9:
+                why = beyond(px - sx / 2, 0.0, gsize[0]) or beyond(px + sx / 2, 0.0, gsize[0])
+                if why:
                     raise ctx.fail(f'{pp}.x_m',
-                                   f'plate spans {px - sx / 2:.3f}..{px + sx / 2:.3f} m'
-                                   f' but the gondola is {gsize[0]} m long')
+                                   f'plate spans {_m(px - sx / 2)}..{_m(px + sx / 2)} m'
+                                   f' but the gondola is {_m(gsize[0])} m long: {why}')
                 lc = ctx.mapping(ctx.get(pl, 'load_cell', pp), f'{pp}.load_cell')
                 lp = f'{pp}.load_cell'
                 ctx.keys(lc, lp, LOAD_CELL_KEYS)
@@ -540,9 +567,10 @@ def load_store(path: str | pathlib.Path, catalog_path: str | pathlib.Path | None
                     pa, pb = plates[a], plates[b]
                     ox = (pa.size_x_m + pb.size_x_m) / 2 - abs(pa.x_m - pb.x_m)
                     oy = (pa.size_y_m + pb.size_y_m) / 2 - abs(pa.y_m - pb.y_m)
-                    if ox > 1e-6 and oy > 1e-6:
+                    if ox > LAYOUT_TOL_M and oy > LAYOUT_TOL_M:
                         raise ctx.fail(f'{spath}.plates[{b}]',
-                                       f'plate {pb.id} overlaps plate {pa.id}')
+                                       f'plate {pb.id} overlaps plate {pa.id} by '
+                                       f'{ox:.3g} x {oy:.3g} m')
             shelves.append(Shelf(id=sid, gondola_id=gid, z_m=sz, plates=tuple(plates)))
         gondolas.append(Gondola(id=gid, x_m=gx, y_m=gy, yaw_rad=yaw, size_m=gsize,
                                 shelves=tuple(shelves)))

@@ -267,3 +267,62 @@ def test_every_shipped_store_file_loads():
     assert files
     for f in files:
         assert load_store(f).plates
+
+
+# --- one layout tolerance (float32 metres), messages that show the difference ------------------
+def imperial_gondola(doc, plate_end_m):
+    """Gondola g1 made 0.9144 m (3 ft) long, its first shelf one plate ending at plate_end_m."""
+    doc = copy.deepcopy(doc)
+    g = doc['store']['gondolas'][0]
+    g['size_m']['x'] = 0.9144
+    for shelf in g['shelves']:
+        shelf['plates'] = shelf['plates'][:1]          # 0.01..0.79 m
+    plate = g['shelves'][0]['plates'][0]
+    plate['size_m']['x'] = 0.4572
+    plate['x_m'] = plate_end_m - 0.4572 / 2
+    doc['store']['planogram'] = [e for e in doc['store']['planogram']
+                                 if not e['plate'].startswith('g1.') or e['plate'].endswith('.p1')]
+    return doc
+
+
+def test_plate_a_few_nanometres_past_its_gondola_fits(tmp_path, demo_doc):
+    store = load_store(write(tmp_path, imperial_gondola(demo_doc, 0.9144 + 7.5e-9)))
+    assert store.gondola('g1').size_m[0] == 0.9144
+
+
+def test_float32_layout_loads(tmp_path, demo_doc):
+    import numpy as np
+    doc = imperial_gondola(demo_doc, 0.9144)
+    f32 = lambda v: float(np.float32(v))   # noqa: E731
+    g = doc['store']['gondolas'][0]
+    g['size_m']['x'] = f32(0.9144)
+    plate = g['shelves'][0]['plates'][0]
+    plate['size_m']['x'] = f32(0.4572)
+    plate['x_m'] = f32(0.9144 - 0.4572 / 2)
+    g['shelves'][-1]['z_m'] = f32(g['size_m']['z']) + 5e-8
+    doc['store']['gondolas'][1]['pose']['x'] = doc['store']['size_m']['x'] + 4e-7
+    load_store(write(tmp_path, doc))
+
+
+@pytest.mark.parametrize('end_m,shown', [
+    (0.9144 + 1e-5, '0.91441 m > 0.9144 m by 1e-05 m'),
+    (0.9144 + 2e-6, '0.914402 m > 0.9144 m by 2e-06 m'),
+])
+def test_plate_past_its_gondola_shows_by_how_much(tmp_path, demo_doc, end_m, shown):
+    bad = write(tmp_path, imperial_gondola(demo_doc, end_m))
+    with pytest.raises(StoreConfigError) as err:
+        load_store(bad)
+    assert err.value.field_path == 'store.gondolas[0].shelves[0].plates[0].x_m'
+    assert err.value.message.endswith(shown)
+
+
+def test_outside_the_store_and_too_high_shelf_show_by_how_much(tmp_path, demo_doc):
+    doc = copy.deepcopy(demo_doc)
+    doc['store']['gondolas'][1]['pose']['x'] = 12.00002
+    with pytest.raises(StoreConfigError, match=r'x 12\.00002 m > 12 m by 2e-05 m'):
+        load_store(write(tmp_path, doc))
+    doc = copy.deepcopy(demo_doc)
+    doc['store']['gondolas'][0]['shelves'][2]['z_m'] = 1.80001
+    with pytest.raises(StoreConfigError, match=r'shelves\[2\]\.z_m: shelf height 1\.80001 m > '
+                                               r'1\.8 m by 1e-05 m'):
+        load_store(write(tmp_path, doc))
