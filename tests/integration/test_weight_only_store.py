@@ -43,6 +43,10 @@ def assert_exact_receipts(result, scenario):
     # every receipt id issued once per revision: nothing double counted
     ids = [(r['receipt_id'], r['revision']) for r in result.receipts]
     assert len(ids) == len(set(ids))
+    # the cart heard every gate's and gondola's watermark: it never decided on the hold alone
+    cart_log = result.log('cart')
+    assert 'waits for the watermarks of gate/' in cart_log
+    assert 'no longer waited for' not in cart_log, cart_log[-3000:]
 
 
 def single_shopper_scenario(tmp_path, seed, level=2):

@@ -179,7 +179,8 @@ def build_graph(store: Store, options: GraphOptions) -> list[NodeSpec]:
         topics = [f'{ns}/{c.id}/plate_weights' for c in store.controllers_of_gondola(g.id)]
         specs.append(NodeSpec('store_shelf', 'shelf_events', 'shelf_events', f'{ns}/{g.id}',
                               params('shelf_events', gondola_id=g.id, weight_topics=topics),
-                              remappings=(('shelf_events', f'{ns}/shelf_events'),)))
+                              remappings=(('shelf_events', f'{ns}/shelf_events'),
+                                          ('shelf_watermarks', f'{ns}/shelf_watermarks'))))
 
     db_path = options.db_path
     if db_path is None and run_dir is not None:

@@ -182,8 +182,9 @@ class Runner:
         p = self.node(label)
         if p.poll() is None:
             raise RuntimeError(f'node {label} is still running')
-        self._expected_exit.discard(label)
         p.start()
+        # only now: a look at the processes in between would take the dead one for a crash
+        self._expected_exit.discard(label)
         self.say(f'restarted {label}')
 
     def check(self) -> int | None:

@@ -147,3 +147,37 @@ def test_cameras_add_a_driver_per_camera_and_one_detector(store, tmp_path):
                                               scenario_file='s.yaml', cameras=True))
     port = next(s for s in derived if s.name == 'sim').parameters['camera_stream_port']
     assert 20000 <= port < 40000
+
+
+def _resolve(spec, topic: str) -> str:
+    """The name a relative topic of a node resolves to (its remappings, then its namespace)."""
+    for src, dst in spec.remappings:
+        if src == topic:
+            return dst
+    return f'{spec.namespace.rstrip("/")}/{topic}'
+
+
+@pytest.mark.parametrize('cameras', [False, True])
+def test_the_cart_hears_the_watermark_of_every_source_it_waits_for(store, tmp_path, cameras):
+    specs = build_graph(store, GraphOptions(mode='sim', run_dir=str(tmp_path),
+                                            scenario_file=str(tmp_path / 's.yaml'),
+                                            cameras=cameras))
+    (cart,) = [s for s in specs if s.executable == 'cart']
+    publishers = {'gate_driver': 'gate_watermarks', 'shelf_events': 'shelf_watermarks',
+                  'fusion': 'fused_watermarks'}
+    heard = {'gate_watermarks', 'fused_watermarks' if cameras else 'shelf_watermarks'}
+    sources = set(cart.parameters['event_sources'])
+    expected = {f'gate/{g.id}' for g in store.gates}
+    expected |= {'fusion'} if cameras else {f'shelf/{g.id}' for g in store.gondolas}
+    assert sources == expected
+    for s in specs:
+        topic = publishers.get(s.executable)
+        if topic is None:
+            continue
+        if topic in heard:
+            assert _resolve(s, topic) == _resolve(cart, topic), s.fqn
+        if s.executable == 'fusion':
+            assert _resolve(s, 'shelf_watermarks') == '/store/shelf_watermarks'
+            assert set(s.parameters['shelf_sources']) == {f'shelf/{g.id}' for g in store.gondolas}
+    shelf = [s for s in specs if s.executable == 'shelf_events']
+    assert {_resolve(s, 'shelf_watermarks') for s in shelf} == {'/store/shelf_watermarks'}
