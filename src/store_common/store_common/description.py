@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+from store_common import plate_protocol as proto
 from store_common import strict_yaml
 from store_common.errors import FileFieldError
 
@@ -447,11 +448,25 @@ def load_store(path: str | pathlib.Path, catalog_path: str | pathlib.Path | None
         cid = ctx.text(c, 'id', p, pattern=ID_RE)
         if any(x.id == cid for x in controllers):
             raise ctx.fail(f'{p}.id', f'duplicate controller id {cid!r}')
-        controllers.append(Controller(
+        ctrl = Controller(
             id=cid, port=ctx.text(c, 'port', p), baud=ctx.num(c, 'baud', p, 115200, lo=1200,
                                                               integer=True),
             sample_rate_hz=ctx.num(c, 'sample_rate_hz', p, 40.0, lo=10, hi=80),
-            n_channels=ctx.num(c, 'n_channels', p, lo=1, hi=64, integer=True)))
+            n_channels=ctx.num(c, 'n_channels', p, lo=1, hi=proto.MAX_CHANNELS, integer=True))
+        # the rows must fit the line: worst-case row bytes x rows/s x 10 bits, with headroom
+        need = proto.required_baud(ctrl.n_channels, ctrl.sample_rate_hz)
+        if ctrl.baud < need:
+            std = next((b for b in proto.STANDARD_BAUDS if b >= need), None)
+            raise ctx.fail(f'{p}.baud',
+                           f'controller {cid}: {ctrl.n_channels} channels at '
+                           f'{ctrl.sample_rate_hz:g} Hz need {need} baud '
+                           f'({proto.max_row_bytes(ctrl.n_channels)}-byte rows x '
+                           f'{ctrl.sample_rate_hz:g}/s x {proto.BITS_PER_BYTE} bits per byte, '
+                           f'using at most {proto.LINE_USE_MAX:.0%} of the line), but baud is '
+                           f'{ctrl.baud}'
+                           + (f' (next standard rate: {std})' if std else
+                              '; lower the sample rate or split the channels'))
+        controllers.append(ctrl)
     ctrl_by_id = {c.id: c for c in controllers}
 
     # gates

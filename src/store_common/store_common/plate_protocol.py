@@ -8,11 +8,19 @@ The simulator encodes with it; the load-cell driver parses with it; so the two c
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 ADC_MIN, ADC_MAX = -(1 << 23), (1 << 23) - 1
 NOT_READY = None  # a channel value of None in a row means "NR": no conversion this sample
-MAX_LINE_BYTES = 1024
+# Channels of one controller. Real gondola boards carry up to 72 (8 shelves x 9 plates); 128
+# leaves room and still fits a worst-case row (1183 bytes, see max_row_bytes) in one line.
+MAX_CHANNELS = 128
+MAX_LINE_BYTES = 2048     # longest line accepted; a worst-case row of MAX_CHANNELS must fit
+BITS_PER_BYTE = 10        # 8N1 framing on the serial line: start bit, 8 data bits, stop bit
+LINE_USE_MAX = 0.9        # share of the line rows may use: info and error lines, clock drift
+STANDARD_BAUDS = (9600, 19200, 38400, 57600, 115200, 230400, 460800, 500000, 921600, 1000000,
+                  1500000, 2000000, 3000000, 4000000)
 
 
 class ProtocolError(ValueError):
@@ -69,6 +77,18 @@ def encode_row(seq: int, tick_ms: int, counts) -> bytes:
 
 def encode_error(seq: int, tick_ms: int, channel: int, code: str) -> bytes:
     return _frame(f'PCE,{seq & 0xFFFFFFFF},{tick_ms & 0xFFFFFFFF},{channel},{code}')
+
+
+def max_row_bytes(n_channels: int) -> int:
+    """Bytes of the longest row a controller of ``n_channels`` can send (line ending included):
+    sequence and tick at their widest, every channel at ADC_MIN."""
+    return len(encode_row(0xFFFFFFFF, 0xFFFFFFFF, [ADC_MIN] * int(n_channels)))
+
+
+def required_baud(n_channels: int, rate_hz: float) -> int:
+    """Lowest baud rate that carries worst-case rows of ``n_channels`` at ``rate_hz`` while
+    using at most LINE_USE_MAX of the line."""
+    return math.ceil(max_row_bytes(n_channels) * rate_hz * BITS_PER_BYTE / LINE_USE_MAX)
 
 
 def _uint32(text: str, what: str) -> int:

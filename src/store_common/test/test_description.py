@@ -326,3 +326,50 @@ def test_outside_the_store_and_too_high_shelf_show_by_how_much(tmp_path, demo_do
     with pytest.raises(StoreConfigError, match=r'shelves\[2\]\.z_m: shelf height 1\.80001 m > '
                                                r'1\.8 m by 1e-05 m'):
         load_store(write(tmp_path, doc))
+
+
+# --- controllers of real layouts: up to 128 channels, rows that fit the line's baud rate -------
+def test_a_72_channel_controller_loads(tmp_path, demo_doc):
+    doc = copy.deepcopy(demo_doc)
+    ctrl = doc['store']['controllers'][0]
+    ctrl.update(n_channels=72, baud=460800)
+    doc['store']['gondolas'][0]['shelves'][0]['plates'][0]['load_cell']['channel'] = 71
+    store = load_store(write(tmp_path, doc))
+    assert store.controller('pc_g1').n_channels == 72
+    assert store.plate('g1.s1.p1').load_cell.channel == 71
+
+
+def test_more_than_128_channels_is_refused(tmp_path, demo_doc):
+    doc = copy.deepcopy(demo_doc)
+    doc['store']['controllers'][0].update(n_channels=129, baud=4000000, sample_rate_hz=10)
+    with pytest.raises(StoreConfigError, match=r'controllers\[0\]\.n_channels: must be <= 128'):
+        load_store(write(tmp_path, doc))
+
+
+@pytest.mark.parametrize('n_channels,rate_hz,baud,needed,hint', [
+    (54, 60, 115200, 344667, 'next standard rate: 460800'),     # the overflow seen in a store
+    (72, 40, 115200, 301778, 'next standard rate: 460800'),
+    (128, 80, 921600, 1051556, 'next standard rate: 1500000'),
+])
+def test_rows_that_overflow_the_line_are_refused(tmp_path, demo_doc, n_channels, rate_hz, baud,
+                                                 needed, hint):
+    doc = copy.deepcopy(demo_doc)
+    doc['store']['controllers'][1].update(n_channels=n_channels, sample_rate_hz=rate_hz,
+                                          baud=baud)
+    bad = write(tmp_path, doc)
+    with pytest.raises(StoreConfigError) as err:
+        load_store(bad)
+    assert err.value.field_path == 'store.controllers[1].baud'
+    msg = err.value.message
+    assert msg.startswith(f'controller pc_g2: {n_channels} channels at {rate_hz} Hz need '
+                          f'{needed} baud (')
+    assert f'but baud is {baud}' in msg and hint in msg
+    doc['store']['controllers'][1]['baud'] = needed       # exactly enough is enough
+    load_store(write(tmp_path, doc))
+
+
+def test_shipped_controllers_fit_their_line():
+    from store_common import plate_protocol as pp
+    for f in sorted((ROOT / 'config' / 'stores').glob('*.yaml')):
+        for c in load_store(f).controllers:
+            assert pp.required_baud(c.n_channels, c.sample_rate_hz) <= c.baud

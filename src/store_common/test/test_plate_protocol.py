@@ -1,8 +1,10 @@
 """The plate controller line codec: round trips, and garbage always ends as ProtocolError."""
+import math
 import random
 
 import pytest
 
+from store_common import plate_protocol as pp
 from store_common.plate_protocol import (ADC_MAX, ADC_MIN, checksum, encode_error, encode_info,
                                          encode_row, ErrorLine, InfoLine, parse_line,
                                          ProtocolError, RowLine)
@@ -33,7 +35,7 @@ def test_seq_and_tick_wrap_at_uint32():
     (b'$PCD,1,2,3', 'no_checksum'),
     (b'$PCD,1,2,3*00', 'bad_checksum'),
     (b'\xff\xfe$PCD', 'not_ascii'),
-    (b'$' + b'A' * 2000, 'too_long'),
+    (b'$' + b'A' * 3000, 'too_long'),
     (b'$XYZ,1*' + checksum('XYZ,1').encode(), 'unknown_kind'),
 ])
 def test_garbage_reasons(line, reason):
@@ -71,3 +73,16 @@ def test_fuzzed_bytes_only_ever_raise_protocol_error():
             parse_line(bytes(data))
         except ProtocolError:
             pass
+
+
+def test_worst_case_row_of_the_most_channels_fits_a_line():
+    row = pp.encode_row(0xFFFFFFFF, 0xFFFFFFFF, [pp.ADC_MIN] * pp.MAX_CHANNELS)
+    assert len(row) == pp.max_row_bytes(pp.MAX_CHANNELS) == 1183
+    parsed = pp.parse_line(row, expect_channels=pp.MAX_CHANNELS)
+    assert parsed.counts == (pp.ADC_MIN,) * pp.MAX_CHANNELS
+
+
+def test_required_baud_is_row_bytes_times_rate_times_ten_bits_with_headroom():
+    assert pp.max_row_bytes(9) == len(b'$PCD,4294967295,4294967295,') + 9 * 8 + 8 + len(b'*HH\r\n')
+    assert pp.required_baud(9, 40) == math.ceil(112 * 40 * 10 / 0.9)
+    assert pp.required_baud(54, 60) > 115200

@@ -20,6 +20,7 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from std_msgs.msg import Header
 from store_common import diagnostics
+from store_common import plate_protocol as pp
 from store_common.description import load_store, StoreConfigError
 from store_common.ros import declare, ns_stamp, RELIABLE_STREAM_QOS, run_node
 from store_interfaces.msg import PlateWeight, PlateWeights, RawPlateReadings, RawPlateSample
@@ -102,7 +103,7 @@ class LoadcellDriver(Node):
         self.decoder = PlateDecoder(controller.id, controller.n_channels, self.calibration,
                                     port=self.port, sample_rate_hz=controller.sample_rate_hz)
         self.link = SerialLink(self.port, baud, stale_timeout_s=stale_timeout_s,
-                               reconnect_on_stale=True, max_line_bytes=1024)
+                               reconnect_on_stale=True, max_line_bytes=pp.MAX_LINE_BYTES)
 
         self.pub_raw = self.create_publisher(RawPlateReadings, 'plate_raw', RELIABLE_STREAM_QOS)
         self.pub_weights = self.create_publisher(PlateWeights, 'plate_weights',
