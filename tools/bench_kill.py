@@ -102,7 +102,8 @@ def reference(run_dir: pathlib.Path, store, cart_params: CartParams) -> dict:
             engine.on_gate_event(g)
         for e in shelves:
             engine.on_shelf_event(e)
-        engine.tick(max([g.stamp_ns for g in gates] + [e.settled_ns for e in shelves]) + 10**12)
+        stamps = [g.stamp_ns for g in gates] + [e.settled_ns for e in shelves]
+        engine.tick(max(stamps, default=0) + 10**12)
         # the latest revision of each (receipt_history is by receipt id, then revision)
         keys = {r.receipt_id: _receipt_key(r.to_dict()) for r in engine.receipt_history()}
         reviews = {r.request_id: tuple(sorted(r.shopper_ids))
@@ -218,6 +219,8 @@ def run_one(seed: int, level: int, out: pathlib.Path, rng: random.Random, env: d
     params = CartParams(**{k: float(p[k]) for k in ('hold_s', 'receipt_grace_s',
                                                     'min_confidence', 'min_margin') if k in p})
     result = compare(run_dir, reference(run_dir, store, params))
+    # a run that ended early (a node died of itself, or the recorder timed out) fails
+    result['run_failed'] = int(code != 0 or result['receipts'] < len(scenario.shoppers))
     cart_kills = [k for k in killer.kills if k['node'] == 'cart']
     result.update(seed=seed, level=level, exit_code=code, wall_s=wall_s,
                   shoppers=len(scenario.shoppers), kills=len(killer.kills),
@@ -273,7 +276,8 @@ def main(argv: list[str] | None = None) -> int:
     tot = {k: sum(r[k] for r in rows) for k in ('kills', 'cart_kills', 'startup_kills',
                                                 'receipts', 'units_lost', 'units_doubled',
                                                 'wrong_revisions', 'missing_receipts',
-                                                'extra_receipts', 'reviews', 'wrong_reviews')}
+                                                'extra_receipts', 'reviews', 'wrong_reviews',
+                                                'run_failed')}
     print()
     print('| scenarios | kills (cart / in start-up / other) | receipts | units lost | '
           'doubled | wrong revisions | missing receipts | wrong reviews |')
@@ -282,6 +286,8 @@ def main(argv: list[str] | None = None) -> int:
           f'{tot["kills"] - tot["cart_kills"]}) | {tot["receipts"]} | {tot["units_lost"]} | '
           f'{tot["units_doubled"]} | {tot["wrong_revisions"]} | {tot["missing_receipts"]} | '
           f'{tot["wrong_reviews"]} of {tot["reviews"]} |')
+    if tot['run_failed']:
+        print(f'{tot["run_failed"]} runs did not complete (see runner.log in their folder)')
     if rec:
         q = statistics.quantiles(rec, n=20) if len(rec) > 1 else rec * 19
         print(f'cart recovery after a kill (restart -> caught up): p50 '
@@ -289,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
               f'{len(rec)} restarts; {never} killed again before catching up')
     failed = (tot['units_lost'] or tot['units_doubled'] or tot['wrong_revisions']
               or tot['missing_receipts'] or tot['extra_receipts'] or tot['wrong_reviews']
-              or tot['cart_kills'] < args.min_kills)
+              or tot['run_failed'] or tot['cart_kills'] < args.min_kills)
     (out / 'summary.json').write_text(json.dumps({'rows': rows, 'total': tot}, indent=1))
     print('FAILED' if failed else 'OK: nothing lost, doubled or wrong')
     return 1 if failed else 0
