@@ -18,6 +18,7 @@ import secrets
 import threading
 from dataclasses import dataclass
 
+from store_review.login_guard import HashGate, LoginRefused, LoginThrottle
 from store_review.store import NS_PER_S, ReviewStore, ROLES
 
 # today's recommended scrypt cost (OWASP password storage cheat sheet: N=2^17, r=8, p=1):
@@ -26,6 +27,8 @@ from store_review.store import NS_PER_S, ReviewStore, ROLES
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2 ** 17, 8, 1
 MIN_PASSWORD_LEN = 8
 MAX_PASSWORD_LEN = 1024          # longer input is refused before any hashing
+MAX_NAME_LEN = 64                # new accounts
+MAX_LOGIN_NAME_LEN = 256         # a longer name at login is refused before any hashing
 _MAX_N, _MAX_R, _MAX_P = 2 ** 20, 32, 16    # a record asking for more is not verified
 
 
@@ -116,10 +119,13 @@ class Auth:
     """Accounts and sessions on top of a :class:`ReviewStore`."""
 
     def __init__(self, store: ReviewStore, session_ttl_s: float = 8 * 3600.0,
-                 hasher: PasswordHasher | None = None):
+                 hasher: PasswordHasher | None = None, throttle: LoginThrottle | None = None,
+                 gate: HashGate | None = None):
         self.store = store
         self.session_ttl_ns = int(session_ttl_s * NS_PER_S)
         self.hasher = hasher or DEFAULT_HASHER
+        self.throttle = LoginThrottle() if throttle is None else throttle
+        self.gate = HashGate() if gate is None else gate
         self._dummy = ''
         self._dummy_lock = threading.Lock()
 
@@ -135,22 +141,36 @@ class Auth:
     def add_user(self, name: str, role: str, password: str, now_ns: int) -> None:
         if role not in ROLES:
             raise ValueError(f'role must be one of {", ".join(ROLES)}')
-        if not name or not name.replace('-', '').replace('_', '').isalnum() or len(name) > 64:
+        if not name or not name.replace('-', '').replace('_', '').isalnum() or \
+                len(name) > MAX_NAME_LEN:
             raise ValueError('user name: 1-64 letters, digits, "-" or "_"')
         if len(password) < MIN_PASSWORD_LEN:
             raise ValueError(f'password must have at least {MIN_PASSWORD_LEN} characters')
         self.store.add_user(name, role, self.hasher.hash(password), now_ns)
 
-    def login(self, name: str, password: str, now_ns: int) -> Session:
-        user = self.store.user(name)
-        # one hash whether the name is known or not: timing does not tell which
-        record = user['password'] if user else self.dummy_record()
-        ok = self.hasher.verify(password, record)
-        if user is None or user['disabled'] or not ok:
+    def login(self, name: str, password: str, now_ns: int, client: str = '') -> Session:
+        """A new session for ``name``; AuthError for a wrong name or password, LoginRefused
+        (nothing checked) while the account or the client address ``client`` is throttled or
+        too many logins are being checked at once."""
+        name = str(name)[:MAX_LOGIN_NAME_LEN + 1]
+        self.throttle.begin(name, client)          # counts as a failure until it succeeds
+        if len(name) > MAX_LOGIN_NAME_LEN or not password or len(password) > MAX_PASSWORD_LEN:
             raise AuthError('unknown user or wrong password')
-        if self.hasher.needs_rehash(record):
-            # made at an older cost: store it at today's (the password is at hand only now)
-            self.store.set_password_record(name, self.hasher.hash(password), now_ns)
+        try:
+            with self.gate.slot():
+                user = self.store.user(name)
+                # one hash whether the name is known or not: timing does not tell which
+                record = user['password'] if user else self.dummy_record()
+                ok = self.hasher.verify(password, record)
+                if user is None or user['disabled'] or not ok:
+                    raise AuthError('unknown user or wrong password')
+                if self.hasher.needs_rehash(record):
+                    # an older cost: store it at today's (the password is at hand only now)
+                    self.store.set_password_record(name, self.hasher.hash(password), now_ns)
+        except LoginRefused:
+            self.throttle.cancel(name, client)
+            raise
+        self.throttle.succeeded(name, client)
         token = secrets.token_urlsafe(32)
         csrf = secrets.token_urlsafe(32)
         self.store.add_session(token_hash(token), name, csrf, now_ns,

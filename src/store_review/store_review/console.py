@@ -4,7 +4,9 @@ Server-rendered HTML, no build step. Every page but the login page needs a sessi
 (HttpOnly, SameSite=Strict, random token whose hash is stored with its user and expiry); HTML
 pages redirect to ``/login`` without one, other endpoints answer 401. Every state-changing
 request (decide, logout) must carry the session's CSRF token (form field ``csrf_token`` or
-header ``X-CSRF-Token``), else 403. Reviewers see open requests; supervisors also escalated and
+header ``X-CSRF-Token``), else 403. Logins are throttled per account and per client address and
+bounded in flight (``login_guard.py``): refused ones answer 429 with Retry-After. Every value
+written into a page is escaped. Reviewers see open requests; supervisors also escalated and
 expired ones.
 
 Pages: ``/`` the queue by priority; ``/r/<seq>`` one request: reason, candidates with
@@ -27,6 +29,7 @@ import uvicorn
 from store_cart.model import ACTION_RETURN, ACTION_TAKE, REASON_NAMES
 from store_review.auth import AuthError, Session
 from store_review.evidence import NS_PER_S, start_ns_of, trace_svg
+from store_review.login_guard import LoginRefused
 from store_review.service import DecisionRefused, NO_CHANGE, ReviewService
 
 COOKIE = 'wos_review_session'
@@ -157,9 +160,13 @@ def create_app(service: ReviewService, secure_cookie: bool = False) -> FastAPI:
         return login_form()
 
     @app.post('/login')
-    def login(username: str = Form(''), password: str = Form('')):
+    def login(request: Request, username: str = Form(''), password: str = Form('')):
+        client = request.client.host if request.client else ''
         try:
-            s = auth.login(username, password, service.clock())
+            s = auth.login(username, password, service.clock(), client=client)
+        except LoginRefused as exc:
+            return HTMLResponse(login_form(str(exc)), status_code=429,
+                                headers={'Retry-After': str(exc.retry_after_s)})
         except AuthError as exc:
             return HTMLResponse(login_form(str(exc)), status_code=401)
         resp = RedirectResponse('/', status_code=303)
@@ -351,7 +358,7 @@ def create_app(service: ReviewService, secure_cookie: bool = False) -> FastAPI:
         return Response(data, media_type='image/jpeg')
 
     @app.get('/healthz')
-    def healthz():
+    async def healthz():        # on the event loop: answers while worker threads are busy
         return {'ok': True}
 
     return app

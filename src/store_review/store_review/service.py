@@ -15,6 +15,7 @@ from store_cart.model import (ACK_APPLIED, ACK_REJECTED, ACTION_NONE, CandidateD
 
 from store_review.auth import Auth, PasswordHasher, Session
 from store_review.learning import make_example
+from store_review.login_guard import HashGate, LoginThrottle
 from store_review.store import ReviewStore
 
 NO_CHANGE = -1      # choice index meaning "no cart change"
@@ -71,9 +72,10 @@ class ReviewService:
 
     def __init__(self, store: ReviewStore, publish: Callable[[ReviewDecisionData], None],
                  clock: Callable[[], int], session_ttl_s: float = 8 * 3600.0,
-                 hasher: PasswordHasher | None = None):
+                 hasher: PasswordHasher | None = None, throttle: LoginThrottle | None = None,
+                 gate: HashGate | None = None):
         self.store = store
-        self.auth = Auth(store, session_ttl_s, hasher)
+        self.auth = Auth(store, session_ttl_s, hasher, throttle, gate)
         self.auth.dummy_record()     # now, so that no login pays a second hash for it
         self.publish = publish
         self.clock = clock           # ns; the node's clock
