@@ -191,7 +191,7 @@ class TransactionalDb:
         elif code == _IOERR:
             text = (f'{where}: I/O error ({exc}) while {doing}; check the disk (dmesg, free '
                     f'space) and restart')
-        elif self._opened:
+        elif self._opened or code == _CORRUPT:
             text = f'{where} is damaged ({exc}) while {doing}: {recovery_hint(self.path)}'
         else:
             text = (f'{self.path}: not a valid {self.KIND} database ({exc}); if this is the '
