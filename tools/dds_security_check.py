@@ -189,7 +189,6 @@ def main() -> int:
     print(f'keystore built with openssl in {keystore}: enclaves {", ".join(ENCLAVES)}')
     env = dict(os.environ, ROS_DOMAIN_ID=str(random.randint(1, 100)),
                ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST', PYTHONUNBUFFERED='1')
-    env.pop('FASTDDS_DEFAULT_PROFILES_FILE', None)   # the repo's profile sets no security
     procs = {'cart': start('cart', '/store/cart', keystore, env, args.seconds)}
     time.sleep(1.0)
     procs['review'] = start('review', '/store/review', keystore, env, args.seconds - 1.5)

@@ -179,7 +179,7 @@ def _readonly_folder(tmp_path: pathlib.Path) -> pathlib.Path | None:
 
 def _umount(folder: pathlib.Path) -> None:
     if os.path.ismount(folder):
-        subprocess.run(['umount', str(folder)], check=False)
+        subprocess.run(['umount', '-l', str(folder)], check=False)   # -l: even if a file is open
 
 
 def test_a_read_only_folder_is_a_clear_error(tmp_path):
