@@ -101,45 +101,149 @@ class ClockSync:
     ``stamp = tick + min over a sliding window of (receive - tick)``: the sample delivered with the
     least delay bounds the offset, so rows that waited in the controller's ~100 ms flush buffer
     are stamped at their conversion time, not at their arrival. Ticks are unwrapped across the
-    2^32 ms wrap. A backward jump of more than ``reset_jump_ms`` is a controller restart: the
-    window is cleared. Returned stamps are strictly increasing (a new, lower offset minimum
-    cannot move a stamp before the previous one) and never later than the receive time.
+    2^32 ms wrap. Returned stamps are strictly increasing (a new, lower offset minimum cannot move
+    a stamp before the previous one) and never later than the receive time.
+
+    Every row goes through :meth:`accept`, which refuses a tick that disagrees with the anchor
+    (the last accepted row and the offset window), so that one row with a valid checksum and a
+    wrong tick can neither set the minimum nor move the unwrapping:
+
+    * ``dev`` is how far the row's offset lies from the window minimum: below 0 the tick is ahead
+      of host time, which no delivery delay explains;
+    * with the sample period and sequence numbers known, a row whose tick advanced by its
+      sequence gap x period (within ``period_tol_ms`` + 1 %) is *consistent*: it is accepted
+      even ahead of the window (up to ``host_jump_s``: the first rows' latency set the offset too
+      high); an inconsistent row is accepted only within ``jitter_ms`` ahead;
+    * without them, a row is accepted within ``ahead_ms`` ahead;
+    * a row behind the window by more than ``late_ms`` (``reset_jump_ms``) is accepted when its
+      tick went forward (a late delivery, or the host clock jumping: see :meth:`observe`),
+      refused when it went back (a reset or a garbage tick); a tick that went back while the
+      sequence went forward is refused too.
+
+    Refused rows are collected as a candidate anchor; when they stay consistent with each other
+    and with the host clock for ``reanchor_s`` (at least 3 rows) the controller's clock really
+    did reset or jump: the window is re-anchored on them (``reanchors``). One accepted row drops
+    the candidate.
     """
 
     def __init__(self, window_s: float = 10.0, reset_jump_ms: int = 1000,
-                 host_jump_s: float = 5.0):
+                 host_jump_s: float = 5.0, *, period_ms: float | None = None,
+                 ahead_ms: float = 100.0, jitter_ms: float = 30.0, reanchor_s: float = 1.0,
+                 period_tol_ms: float = 20.0):
         self.window_ns = int(window_s * 1e9)
-        self.reset_jump_ms = int(reset_jump_ms)
+        self.late_ns = int(reset_jump_ms) * NS_PER_MS
         self.host_jump_ns = int(host_jump_s * 1e9)
+        self.period_ms = period_ms
+        self.ahead_ns = int(ahead_ms * NS_PER_MS)
+        self.jitter_ns = int(jitter_ms * NS_PER_MS)
+        self.reanchor_ns = int(reanchor_s * 1e9)
+        self.period_tol_ms = float(period_tol_ms)
         self._last_receive_ns: int | None = None
         self._last_raw: int | None = None
+        self._last_seq: int | None = None
         self._ext_ms = 0                       # unwrapped tick of the last raw tick
         self._window: collections.deque[tuple[int, int]] = collections.deque()  # (recv, off)
         self._last_stamp_ns: int | None = None
-        self.resets = 0         # controller restarts seen (tick went back)
+        self._cand: dict | None = None          # refused rows that agree with each other
+        self.resets = 0         # re-anchors on a tick that went back (controller restart)
+        self.reanchors = 0      # re-anchors of any kind (restart, jump, bad first offset)
+        self.rejected = 0       # rows refused as outliers
         self.host_jumps = 0     # host clock jumps seen (window cleared)
+        self.last_rejection = ''
 
     def reset(self) -> None:
+        """Forget the anchor: the next row starts a new one."""
         self._last_raw = None
+        self._last_seq = None
         self._window.clear()
-        self.resets += 1
+        self._cand = None
+
+    @staticmethod
+    def _signed(delta: int) -> int:
+        delta %= U32
+        return delta - U32 if delta >= HALF_U32 else delta
 
     def unwrap(self, tick_ms: int) -> int:
-        """Unwrapped tick [ms] of a raw uint32 tick."""
+        """Unwrapped tick [ms] of a raw uint32 tick, moving the unwrapping to it (no checks:
+        :meth:`accept` is the checked way in)."""
         tick_ms &= 0xFFFFFFFF
         if self._last_raw is None:
             self._last_raw, self._ext_ms = tick_ms, tick_ms
             return tick_ms
-        delta = (tick_ms - self._last_raw) % U32
-        if delta >= HALF_U32:
-            delta -= U32                        # backwards (out of order or a restart)
-        if delta < -self.reset_jump_ms:
-            self.reset()
-            self._last_raw, self._ext_ms = tick_ms, tick_ms
-            return tick_ms
+        self._ext_ms += self._signed(tick_ms - self._last_raw)
         self._last_raw = tick_ms
-        self._ext_ms += delta
         return self._ext_ms
+
+    def _consistent(self, delta_ms: int, seq: int | None) -> bool | None:
+        if not self.period_ms or seq is None or self._last_seq is None:
+            return None
+        dseq = (seq - self._last_seq) % U32
+        if dseq >= HALF_U32:
+            return False
+        expected_ms = dseq * self.period_ms
+        return abs(delta_ms - expected_ms) <= self.period_tol_ms + 0.01 * expected_ms
+
+    def accept(self, tick_ms: int, receive_ns: int, seq: int | None = None) -> int | None:
+        """Check one row; its unwrapped tick [ms] (observed) if accepted, None if refused."""
+        tick_ms &= 0xFFFFFFFF
+        receive_ns = int(receive_ns)
+        if self._last_raw is None or (self._last_receive_ns is not None
+                                      and receive_ns < self._last_receive_ns - 1000 * NS_PER_MS):
+            ext = self._take(tick_ms, seq, receive_ns)     # first row, or host time went back
+            return ext
+        delta = self._signed(tick_ms - self._last_raw)
+        ext = self._ext_ms + delta
+        dev = (receive_ns - ext * NS_PER_MS) - self._window[0][1]
+        consistent = self._consistent(delta, seq)
+        if dev > self.late_ns or (consistent is False and delta < -self.period_tol_ms):
+            ok = delta >= 0
+            why = f'tick went back {-delta} ms'
+        elif consistent is True:
+            ok = dev >= -self.host_jump_ns
+            why = f'tick {-dev / 1e6:.0f} ms ahead of host time'
+        else:
+            ok = dev >= -(self.jitter_ns if consistent is False else self.ahead_ns)
+            why = (f'tick {-dev / 1e6:.0f} ms ahead of host time' +
+                   (f', advanced {delta} ms over the sequence gap' if consistent is False
+                    else ''))
+        if ok:
+            self._cand = None
+            return self._take(tick_ms, seq, receive_ns, ext)
+        self.rejected += 1
+        self.last_rejection = f'tick {tick_ms} (seq {seq}): {why}'
+        self._candidate(tick_ms, seq, receive_ns, went_back=delta < 0)
+        return None
+
+    def _take(self, tick_ms: int, seq: int | None, receive_ns: int,
+              ext: int | None = None) -> int:
+        if ext is None:
+            ext = self.unwrap(tick_ms)
+        else:
+            self._last_raw, self._ext_ms = tick_ms, ext
+        self._last_seq = seq
+        self.observe(ext, receive_ns)
+        return ext
+
+    def _candidate(self, tick_ms: int, seq: int | None, receive_ns: int, went_back: bool) -> None:
+        c = self._cand
+        if c is not None:
+            delta = self._signed(tick_ms - c['raw'])
+            ext = c['ext'] + delta
+            off = receive_ns - ext * NS_PER_MS
+            if -self.jitter_ns <= off - c['min_off'] <= self.late_ns and delta >= 0:
+                c.update(raw=tick_ms, ext=ext, seq=seq, n=c['n'] + 1,
+                         min_off=min(c['min_off'], off))
+                if c['n'] >= 3 and receive_ns - c['first_rx'] >= self.reanchor_ns:
+                    self.reanchors += 1
+                    self.resets += int(c['went_back'])
+                    self._window.clear()
+                    self._last_stamp_ns = None
+                    self._last_raw, self._ext_ms, self._last_seq = tick_ms, ext, seq
+                    self._window.append((receive_ns, c['min_off']))
+                    self._cand = None
+                return
+        self._cand = dict(raw=tick_ms, ext=tick_ms, seq=seq, n=1, first_rx=receive_ns,
+                          min_off=receive_ns - tick_ms * NS_PER_MS, went_back=went_back)
 
     def observe(self, ext_tick_ms: int, receive_ns: int) -> None:
         """Add one (unwrapped tick, receive time) pair to the offset window.
@@ -170,14 +274,17 @@ class ClockSync:
     def offset_ns(self) -> int | None:
         return self._window[0][1] if self._window else None
 
-    def stamp(self, ext_tick_ms: int) -> int:
-        """Host time [ns] of an unwrapped tick; call after observing the batch it belongs to."""
+    def stamp(self, ext_tick_ms: int, receive_ns: int | None = None) -> int:
+        """Host time [ns] of an unwrapped tick; call after observing the batch it belongs to.
+        With ``receive_ns`` the stamp is never later than the row's arrival."""
         off = self.offset_ns
         if off is None:
             raise RuntimeError('ClockSync.stamp() before any observe()')
         s = ext_tick_ms * NS_PER_MS + off
         if self._last_stamp_ns is not None and s <= self._last_stamp_ns:
             s = self._last_stamp_ns + 1
+        if receive_ns is not None and s > receive_ns:
+            s = int(receive_ns)
         self._last_stamp_ns = s
         return s
 
@@ -225,6 +332,7 @@ class DecoderCounters:
     not_ready: int = 0
     channel_errors: int = 0         # $PCE lines
     info_lines: int = 0
+    clock_rejected: int = 0         # rows refused for a tick that disagrees with the clock anchor
     garbage: collections.Counter = field(default_factory=collections.Counter)  # by reason
 
     @property
@@ -252,7 +360,8 @@ class PlateDecoder:
         self.calibration = calibration
         self.port = port
         self.sample_rate_hz = sample_rate_hz
-        self.clock = clock_sync or ClockSync()
+        self.clock = clock_sync or ClockSync(
+            period_ms=1000.0 / sample_rate_hz if sample_rate_hz else None)
         self.counters = DecoderCounters()
         self.info: pp.InfoLine | None = None
         self.mismatch = ''
@@ -317,7 +426,7 @@ class PlateDecoder:
 
     def decode(self, lines: Iterable[bytes | str], receive_ns: int) -> Batch | None:
         """Decode the lines received in one poll at ``receive_ns`` (host time)."""
-        rows: list[tuple[pp.RowLine, int]] = []    # (row, unwrapped tick)
+        parsed: list[pp.RowLine] = []
         for line in lines:
             try:
                 msg = pp.parse_line(line, expect_channels=self.n_channels)
@@ -335,18 +444,32 @@ class PlateDecoder:
             elif self.mismatch:
                 self._garbage('wrong_controller', self.mismatch)
             else:
-                rows.append((msg, self.clock.unwrap(msg.tick_ms)))
+                parsed.append(msg)
+        # check and observe the whole burst first: its last row bounds the latency of all
+        rows: list[tuple[pp.RowLine, int]] = []    # (row, unwrapped tick)
+        reanchors = self.clock.reanchors
+        for row in parsed:
+            ext = self.clock.accept(row.tick_ms, receive_ns, seq=row.seq)
+            if ext is None:
+                self.counters.clock_rejected += 1
+                self._msg('warn', 'clock_outlier',
+                          f'controller {self.controller_id} on {self.port or "?"}: row refused, '
+                          f'{self.clock.last_rejection} ({self.counters.clock_rejected} so far)')
+            else:
+                rows.append((row, ext))
+        if self.clock.reanchors != reanchors:
+            self._msg('warn', 'clock_reanchor',
+                      f'controller {self.controller_id} on {self.port or "?"}: its clock reset or '
+                      f'jumped; time mapping re-anchored (offset now '
+                      f'{self.clock.offset_ns / 1e9:.3f} s)')
         if not rows:
             return None
-        # observe the whole burst first: its last row bounds the latency of all of them
-        for _, ext in rows:
-            self.clock.observe(ext, receive_ns)
         samples: list[Sample] = []
         dropped = 0
         cal = self.calibration
         for row, ext in rows:
             dropped += self._sequence(row.seq)
-            stamp_ns = self.clock.stamp(ext)
+            stamp_ns = self.clock.stamp(ext, receive_ns)
             for ch, counts in enumerate(row.counts):
                 if counts is None:
                     status, counts = STATUS_NOT_READY, 0

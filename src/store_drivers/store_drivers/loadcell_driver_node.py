@@ -120,7 +120,7 @@ class LoadcellDriver(Node):
                           callback_group=io_group)
         self.create_service(TarePlate, 'tare', self._on_tare,
                             callback_group=MutuallyExclusiveCallbackGroup())
-        self._diag_prev = (time.monotonic(), 0, 0, 0, 0, 0)
+        self._diag_prev = (time.monotonic(), 0, 0, 0, 0, 0, 0, 0)
         log.info(f'controller {controller.id}: port {self.port} at {baud} baud, '
                  f'{controller.n_channels} channels at {controller.sample_rate_hz:g} Hz, '
                  f'plates {", ".join(self.calibration.plate_ids)}')
@@ -256,11 +256,12 @@ class LoadcellDriver(Node):
             garbage['too_long'] = garbage.get('too_long', 0) + st.too_long_lines
         garbage_total = sum(garbage.values())
         now = time.monotonic()
-        t0, rows0, garb0, drop0, sat0, nr0 = self._diag_prev
+        clock = self.decoder.clock
+        t0, rows0, garb0, drop0, sat0, nr0, rej0, anchor0 = self._diag_prev
         dt = max(now - t0, 1e-6)
         rate_hz = (c.rows - rows0) / dt
         self._diag_prev = (now, c.rows, garbage_total, c.dropped_frames, c.saturated,
-                           c.not_ready)
+                           c.not_ready, c.clock_rejected, clock.reanchors)
         expected = self.controller.sample_rate_hz
         level, problems = 'ok', []
         if not st.connected:
@@ -280,6 +281,11 @@ class LoadcellDriver(Node):
                 problems.append(f'{c.saturated - sat0} saturated samples')
             if c.not_ready > nr0:
                 problems.append(f'{c.not_ready - nr0} not-ready samples')
+            if c.clock_rejected > rej0:
+                problems.append(f'{c.clock_rejected - rej0} rows refused for their tick '
+                                f'(last: {clock.last_rejection})')
+            if clock.reanchors > anchor0:
+                problems.append('controller clock reset or jumped: time mapping re-anchored')
             if problems:
                 level = 'warn'
         values = {
@@ -299,6 +305,12 @@ class LoadcellDriver(Node):
             'not_ready_samples': c.not_ready,
             'channel_errors': c.channel_errors,
             'sequence_resyncs': c.seq_resyncs,
+            'clock_rejected_rows': c.clock_rejected,
+            'clock_reanchors': clock.reanchors,
+            'clock_controller_resets': clock.resets,
+            'clock_host_jumps': clock.host_jumps,
+            # host time - controller tick of the anchor [s]: jumps show a re-anchor
+            'clock_offset_s': clock.offset_ns / 1e9 if clock.offset_ns is not None else '',
             'firmware': self.decoder.info.firmware if self.decoder.info else '',
             'last_byte_age_s': (now - st.last_byte_s) if st.last_byte_s is not None else '',
             'last_error': st.last_error,

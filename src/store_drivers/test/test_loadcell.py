@@ -54,7 +54,7 @@ def test_decodes_good_rows_between_garbage_and_counts_garbage_by_reason(decoder,
         good[1],
         pp.encode_row(99, 5000, [1, 2, 3])[:20],                 # truncated (no checksum)
         pp.encode_row(100, 5000, [1] * 8),                       # wrong channel count
-        b'$' + b'X' * 2000,                                       # over-long
+        b'$' + b'X' * 3000,                                       # over-long
         good[2],
         b'hello',                                                 # no '$'
         good[3],
@@ -107,8 +107,8 @@ def test_sequence_gaps_are_counted_as_dropped_frames_across_batches_and_wrap(dec
     b = d.decode([pp.encode_row(0xFFFFFFFF, 625, row), pp.encode_row(1, 650, row)],
                  HOST0_NS + 650 * MS)
     assert b.dropped_frames == 1 and d.counters.dropped_frames == before + 1
-    # a restart (sequence goes back) is a resync, not 4 billion drops
-    b = d.decode([pp.encode_row(0, 0, row)], HOST0_NS + 700 * MS)
+    # a sequence that goes back is a resync, not 4 billion drops
+    b = d.decode([pp.encode_row(0, 1000, row)], HOST0_NS + 700 * MS)
     assert b.dropped_frames == 0 and d.counters.seq_resyncs == 2
 
 
@@ -176,17 +176,22 @@ def test_burst_delivery_gives_stamps_spaced_by_sample_period(decoder):
     assert decoder.clock.offset_ns is not None
 
 
-def test_clock_sync_restart_of_controller_resets_window():
-    cs = ClockSync()
+def test_clock_sync_restart_of_controller_reanchors_once_the_new_ticks_hold():
+    cs = ClockSync(period_ms=25.0)
     for i in range(10):
-        ext = cs.unwrap(1_000_000 + 25 * i)
-        cs.observe(ext, HOST0_NS + 25 * i * MS)
+        ext = cs.accept(1_000_000 + 25 * i, HOST0_NS + 25 * i * MS, seq=i)
     last = cs.stamp(ext)
-    ext = cs.unwrap(5)                          # controller rebooted
-    assert cs.resets == 1
-    cs.observe(ext, HOST0_NS + 300 * MS)
-    s = cs.stamp(ext)
-    assert s == HOST0_NS + 300 * MS and s > last
+    stamps = []
+    for k in range(60):                         # controller rebooted: tick and seq from 0
+        rx = HOST0_NS + 300 * MS + 25 * k * MS
+        ext = cs.accept(5 + 25 * k, rx, seq=k)
+        if ext is not None:
+            stamps.append((k, cs.stamp(ext, rx), rx))
+    assert cs.resets == cs.reanchors == 1
+    first_k = stamps[0][0]
+    assert 25 * first_k * MS >= 1 * S_NS and 25 * first_k * MS <= 1.1 * S_NS
+    assert cs.rejected == first_k
+    assert all(s == rx and s > last for _, s, rx in stamps)
 
 
 def test_info_line_mismatch_is_an_error_and_rows_are_rejected(decoder):
@@ -288,3 +293,95 @@ def test_clock_sync_follows_host_clock_jumps():
     cs.observe(ext, HOST0_NS - 60 * S_NS)
     assert cs.stamp(ext) == HOST0_NS - 60 * S_NS
     assert cs.host_jumps == 2
+
+
+# --- clock outliers: one row with a valid checksum and a wrong tick ---------------------------
+def stream(decoder, n_rows, tick_of, seq_of=lambda i: i, latency_of=None, seed=5):
+    """40 Hz rows flushed in bursts of 4 with 5..25 ms latency; channel 0 carries the row index.
+
+    Returns ({row index: stamp_ns}, {row index: true_ns}) of the rows the decoder delivered."""
+    rng = random.Random(seed)
+    got, truth = {}, {}
+    for burst in range(n_rows // 4):
+        lines = []
+        for i in range(burst * 4, burst * 4 + 4):
+            truth[i] = HOST0_NS + 25 * i * MS
+            lines.append(pp.encode_row(seq_of(i) & 0xFFFFFFFF, tick_of(i) & 0xFFFFFFFF,
+                                       [i] + [0] * 8))
+        extra_ms = latency_of(burst) if latency_of else 0
+        b = decoder.decode(lines, truth[burst * 4 + 3] + (rng.randint(5, 25) + extra_ms) * MS)
+        for s in (b.samples if b else []):
+            if s.channel == 0:
+                got[s.adc_counts] = s.stamp_ns
+    return got, truth
+
+
+def errors_ms(got, truth, rows):
+    return [(got[i] - truth[i]) / MS for i in rows if i in got]
+
+
+@pytest.mark.parametrize('jump_ms', [86_400_000, 5000, 900, -900, -86_400_000])
+def test_one_row_with_a_jumped_tick_is_refused_and_stamps_stay_true(decoder, jump_ms):
+    at = 200                                     # 5 s into the stream
+    got, truth = stream(decoder, 1600, lambda i: 777 + 25 * i + (jump_ms if i == at else 0))
+    assert at not in got                         # the row itself is refused ...
+    assert decoder.counters.clock_rejected == 1  # ... counted ...
+    msgs = [m for m in decoder.take_messages() if m.key == 'clock_outlier']
+    assert len(msgs) == 1 and f'tick {(777 + 25 * at + jump_ms) & 0xFFFFFFFF}' in msgs[0].text
+    # ... and every other row, for the 35 s after it, keeps a stamp within the minimum
+    # latency (5 ms) of its true time: no shift for the window's 10 s, no stamp pinned ahead
+    err = errors_ms(got, truth, range(at + 1, 1600))
+    assert len(err) == 1600 - at - 1
+    assert all(4.0 <= e <= 6.0 for e in err), (min(err), max(err))
+    assert decoder.clock.reanchors == 0 and decoder.counters.dropped_frames == 1
+
+
+def test_one_row_jumped_a_day_without_a_known_sample_period(demo_store, cal):
+    d = PlateDecoder('pc_g1', 9, cal)             # no rate: the host clock alone judges
+    got, truth = stream(d, 800, lambda i: 777 + 25 * i + (86_400_000 if i == 200 else 0),
+                        seq_of=lambda i: 0)
+    assert 200 not in got and d.counters.clock_rejected == 1
+    err = errors_ms(got, truth, range(201, 800))
+    assert all(0.0 <= e <= 30.0 for e in err), (min(err), max(err))
+
+
+def test_controller_reset_is_followed_within_seconds(decoder):
+    at = 400                                     # rebooted 10 s in: tick and sequence from 0
+    got, truth = stream(decoder, 1600,
+                        lambda i: 3_000_000 + 25 * i if i < at else 30 + 25 * (i - at),
+                        seq_of=lambda i: 7000 + i if i < at else i - at)
+    lost = [i for i in range(at, 1600) if i not in got]
+    assert lost == list(range(at, at + len(lost)))
+    assert 25 * len(lost) <= 1500                # followed again within 1.5 s
+    assert decoder.clock.reanchors == 1 and decoder.clock.resets == 1
+    err = errors_ms(got, truth, range(at + len(lost) + 80, 1600))   # 2 s after: settled
+    assert len(err) > 1000 and all(0.0 <= e <= 30.0 for e in err), (min(err), max(err))
+    assert any(m.key == 'clock_reanchor' for m in decoder.take_messages())
+
+
+def test_controller_clock_that_really_jumps_ahead_is_followed(decoder):
+    at = 400
+    got, truth = stream(decoder, 1600, lambda i: 777 + 25 * i + (60_000 if i >= at else 0))
+    lost = [i for i in range(at, 1600) if i not in got]
+    assert 25 * len(lost) <= 1500 and decoder.clock.reanchors == 1
+    err = errors_ms(got, truth, range(at + len(lost), 1600))
+    assert all(0.0 <= e <= 30.0 for e in err), (min(err), max(err))
+
+
+def test_slow_first_delivery_does_not_lose_rows(decoder):
+    """The first burst arrived 400 ms late (host busy at start): later rows look 'ahead' of
+    that offset, but their ticks follow the sample period, so they are taken and the offset
+    drops to the true minimum at once."""
+    got, truth = stream(decoder, 400, lambda i: 777 + 25 * i,
+                        latency_of=lambda burst: 400 if burst == 0 else 0)
+    assert len(got) == 400 and decoder.counters.clock_rejected == 0
+    err = errors_ms(got, truth, range(8, 400))
+    assert all(0.0 <= e <= 30.0 for e in err), (min(err), max(err))
+
+
+def test_stamps_are_never_later_than_their_arrival():
+    cs = ClockSync()
+    ext = cs.accept(1000, HOST0_NS)
+    assert cs.stamp(ext, HOST0_NS) == HOST0_NS
+    ext = cs.accept(1000, HOST0_NS + 3 * MS)     # a duplicate row: clamped, not pushed ahead
+    assert cs.stamp(ext, HOST0_NS + 3 * MS) <= HOST0_NS + 3 * MS

@@ -37,6 +37,7 @@ class Feeder(threading.Thread):
         self.stop = threading.Event()
         self.seq = 0
         self.rng = random.Random(5)
+        self.jump_seq = -1           # this row's tick is a day ahead (valid checksum)
 
     def run(self):
         garbage = [b'\x00\xff boot noise \xfe\r\n', b'$PCD,1,2,3*00\r\n',
@@ -46,7 +47,8 @@ class Feeder(threading.Thread):
             for _ in range(4):
                 counts = [self.counts0 + self.rng.randint(-3, 3)] + \
                     [t + self.rng.randint(-3, 3) for t in self.tares[1:]]
-                buf += pp.encode_row(self.seq, 1000 + 25 * self.seq, counts)
+                tick = 1000 + 25 * self.seq + (86_400_000 if self.seq == self.jump_seq else 0)
+                buf += pp.encode_row(self.seq, tick, counts)
                 self.seq += 1
             buf += self.rng.choice(garbage)
             try:
@@ -128,6 +130,19 @@ def test_driver_publishes_calibrated_weights_and_survives(tmp_path, ros_env, dem
         assert kv['connected'] == 'true' and kv['port'] == str(link)
         assert diags[-1].hardware_id == str(link)
         assert any(k.startswith('garbage_lines.') for k in kv)
+
+        # the row whose tick jumped a day ahead was refused, reported, and pinned nothing
+        feeder.jump_seq = feeder.seq + 8
+        assert spin_until(lambda: feeder.seq > feeder.jump_seq + 40 and any(
+            dict((kv.key, kv.value) for kv in d.values).get('clock_rejected_rows') == '1'
+            for d in diags), 6.0)
+        kv = {k.key: k.value for k in diags[-1].values}
+        assert kv['clock_reanchors'] == '0' and abs(float(kv['clock_offset_s'])) > 1e6
+        n = len(weights)
+        assert spin_until(lambda: len(weights) > n + 3, 3.0)
+        now_ns = time.time_ns()
+        last = [w.stamp.sec * 10**9 + w.stamp.nanosec for w in p1_weights(weights[n:])]
+        assert last and all(now_ns - 3 * 10**9 < t <= now_ns for t in last)
 
         # tare g1.s1.p1: its weight becomes ~0 and the offset is persisted
         client = node.create_client(TarePlate, f'{NS}/tare')
