@@ -98,6 +98,20 @@ def _handoff_text(h: dict | None) -> tuple[str, str]:
                        'yet)')
 
 
+def client_address(peer: str, forwarded_for: str | None, trusted_proxies=()) -> str:
+    """The address logins are throttled by: the TCP peer, unless the peer is one of
+    ``trusted_proxies`` (a TLS-terminating reverse proxy on the same machine): then the
+    right-most X-Forwarded-For entry that is not itself a trusted proxy (entries further left
+    are whatever the client wrote). Without trusted proxies the header is ignored."""
+    if peer not in trusted_proxies or not forwarded_for:
+        return peer
+    hops = [h.strip() for h in forwarded_for.split(',') if h.strip()]
+    for hop in reversed(hops):
+        if hop not in trusted_proxies:
+            return hop[:64]
+    return peer
+
+
 def _page(title: str, body: str, session: Session | None = None) -> str:
     nav = ''
     if session is not None:
@@ -110,7 +124,8 @@ def _page(title: str, body: str, session: Session | None = None) -> str:
             f'<main>{body}</main></body></html>')
 
 
-def create_app(service: ReviewService, secure_cookie: bool = False) -> FastAPI:
+def create_app(service: ReviewService, secure_cookie: bool = False,
+               trusted_proxies=()) -> FastAPI:
     app = FastAPI(title='walk-out store review console', docs_url=None, redoc_url=None,
                   openapi_url=None)
     auth = service.auth
@@ -161,7 +176,8 @@ def create_app(service: ReviewService, secure_cookie: bool = False) -> FastAPI:
 
     @app.post('/login')
     def login(request: Request, username: str = Form(''), password: str = Form('')):
-        client = request.client.host if request.client else ''
+        client = client_address(request.client.host if request.client else '',
+                                request.headers.get('x-forwarded-for'), trusted_proxies)
         try:
             s = auth.login(username, password, service.clock(), client=client)
         except LoginRefused as exc:

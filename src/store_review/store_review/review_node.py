@@ -67,6 +67,11 @@ class ReviewNode(Node):
                            read_only=True)
         cookie_secure = declare(self, 'cookie_secure', False, 'Mark the session cookie Secure '
                                 '(set when served behind HTTPS).', read_only=True)
+        trusted_proxies = declare(self, 'trusted_proxies', [], 'Addresses of reverse proxies '
+                                  'in front of the console (e.g. 127.0.0.1 behind nginx): for '
+                                  'requests from them, logins are throttled by the '
+                                  'X-Forwarded-For client address. Empty: the header is '
+                                  'ignored.', read_only=True, array_type='string')
         session_ttl_s = declare(self, 'session_ttl_s', 8 * 3600.0, 'Login session lifetime '
                                 '[s].', lo=60.0, hi=7 * 86400.0, read_only=True)
         qp = QueueParams(
@@ -126,7 +131,8 @@ class ReviewNode(Node):
             self.get_logger().info(f'{len(again)} decisions not yet acknowledged by the cart '
                                    'published again')
 
-        self._server = ConsoleServer(create_app(self._service, secure_cookie=cookie_secure),
+        self._server = ConsoleServer(create_app(self._service, secure_cookie=cookie_secure,
+                                                trusted_proxies=tuple(trusted_proxies)),
                                      host, port, fallback)
         self._server.start()
         if self._server.fell_back:

@@ -244,3 +244,29 @@ def test_concurrent_logins_never_run_more_than_the_bound_of_hashes(tmp_path):
     assert outcomes.count('busy') == 32 and len(outcomes) == 40
     # refused attempts were not counted as failures
     assert auth.throttle.retry_after_s('account', 'alice') == 0
+
+
+def test_behind_a_trusted_proxy_logins_are_throttled_by_the_forwarded_client():
+    from store_review.console import client_address
+    assert client_address('10.1.1.1', '6.6.6.6', ()) == '10.1.1.1'       # header ignored
+    assert client_address('10.1.1.1', '6.6.6.6', ('127.0.0.1',)) == '10.1.1.1'
+    assert client_address('127.0.0.1', '6.6.6.6, 10.2.2.2', ('127.0.0.1',)) == '10.2.2.2'
+    assert client_address('127.0.0.1', '', ('127.0.0.1',)) == '127.0.0.1'
+    assert client_address('127.0.0.1', '10.2.2.2, 127.0.0.1', ('127.0.0.1',)) == '10.2.2.2'
+
+
+def test_a_proxied_address_is_locked_out_alone(tmp_path):
+    clock = SteppedClock()
+    svc = ReviewService(ReviewStore(tmp_path / 'r.sqlite'), lambda d: None, lambda: S,
+                        hasher=CountingHasher(), throttle=LoginThrottle(clock=clock))
+    svc.auth.add_user('alice', 'reviewer', 'alice-password', 0)
+    c = TestClient(create_app(svc, trusted_proxies=('testclient',)))
+    bad = {'X-Forwarded-For': '203.0.113.9'}
+    for k in range(20):
+        assert c.post('/login', data={'username': f'guess{k}', 'password': 'password1'},
+                      headers=bad).status_code == 401
+    assert c.post('/login', data={'username': 'alice', 'password': 'alice-password'},
+                  headers=bad, follow_redirects=False).status_code == 429
+    assert c.post('/login', data={'username': 'alice', 'password': 'alice-password'},
+                  headers={'X-Forwarded-For': '198.51.100.1'},
+                  follow_redirects=False).status_code == 303
