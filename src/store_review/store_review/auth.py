@@ -29,11 +29,18 @@ MIN_PASSWORD_LEN = 8
 MAX_PASSWORD_LEN = 1024          # longer input is refused before any hashing
 MAX_NAME_LEN = 64                # new accounts
 MAX_LOGIN_NAME_LEN = 256         # a longer name at login is refused before any hashing
-_MAX_N, _MAX_R, _MAX_P = 2 ** 20, 32, 16    # a record asking for more is not verified
+# a record asking for more than this is not verified (a record from an edited database must
+# not make a login allocate gigabytes): N <= 2^20, r <= 32, p <= 4, 128 * r * N <= 256 MiB
+_MAX_N, _MAX_R, _MAX_P, _MAX_MEM = 2 ** 20, 32, 4, 256 << 20
 
 
 class AuthError(Exception):
     """Login or session refused; ``str()`` is safe to show (says nothing about which part)."""
+
+
+def _cost_ok(n: int, r: int, p: int) -> bool:
+    return (2 <= n <= _MAX_N and not n & (n - 1) and 1 <= r <= _MAX_R and 1 <= p <= _MAX_P
+            and 128 * r * n <= _MAX_MEM)
 
 
 class PasswordHasher:
@@ -43,7 +50,7 @@ class PasswordHasher:
     """
 
     def __init__(self, n: int = SCRYPT_N, r: int = SCRYPT_R, p: int = SCRYPT_P):
-        if n < 2 or n & (n - 1) or n > _MAX_N or not 1 <= r <= _MAX_R or not 1 <= p <= _MAX_P:
+        if not _cost_ok(n, r, p):
             raise ValueError(f'scrypt cost n={n} r={r} p={p} out of range')
         self.n, self.r, self.p = n, r, p
 
@@ -72,8 +79,7 @@ class PasswordHasher:
             salt = bytes.fromhex(salt_hex)
         except (ValueError, TypeError, AttributeError):
             return None
-        if kind != 'scrypt' or n < 2 or n & (n - 1) or n > _MAX_N or not 1 <= r <= _MAX_R \
-                or not 1 <= p <= _MAX_P:
+        if kind != 'scrypt' or not _cost_ok(n, r, p):
             return None
         return n, r, p, salt, hash_hex
 

@@ -20,6 +20,8 @@ def test_password_hash_is_salted_and_verifies():
     assert not FAST.verify('correct hors', a)
     assert not FAST.verify('x', 'garbage')
     assert not FAST.verify('x', 'scrypt$1048577$8$1$00$00')     # absurd costs: not run
+    assert not FAST.verify('x', 'scrypt$1048576$8$1$00$00')     # 1 GiB
+    assert not FAST.verify('x', 'scrypt$16$8$64$00$00')
 
 
 def test_sessions_expire_and_forged_tokens_fail(tmp_path):
