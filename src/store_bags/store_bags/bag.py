@@ -12,6 +12,7 @@ No rclpy here.
 """
 from __future__ import annotations
 
+import glob
 import pathlib
 from dataclasses import dataclass
 from typing import Iterable, Iterator
@@ -19,6 +20,7 @@ from typing import Iterable, Iterator
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 import yaml
 
+from store_bags import mcap_check
 from store_bags.topics import bag_qos
 from store_bags.typestore import store_typestore
 
@@ -98,9 +100,13 @@ class BagWriter:
         self.write(topic, msgtype, stamp_ns, self.typestore.serialize_cdr(msg, msgtype))
 
     def close(self) -> None:
+        """Close the bag: rosbags writes the summary and metadata.yaml; then every chunk gets
+        its CRC32 (rosbags leaves it 0), so that damage to message bytes is found on reading."""
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+            for f in sorted(glob.glob(str(self.path / '*.mcap'))):
+                mcap_check.write_chunk_crcs(f)
 
     def __enter__(self) -> 'BagWriter':
         return self
@@ -113,8 +119,10 @@ class BagWriter:
 class BagReader:
     """Open a bag and check it: metadata, storage file, and that every type is known.
 
-    ``messages()`` yields :class:`BagMessage` in time order; corrupt data met on the way raises
-    a BagError naming the bag (and the last topic read).
+    ``messages()`` yields :class:`BagMessage` in time order; corrupt data met on the way, or
+    fewer messages than the bag's index promises (rosbags reads zeroed bytes as empty records
+    and ends early without a word), raises a BagError naming the bag, the storage file, the
+    byte offset and the message index where the damage starts (:meth:`scan`).
     """
 
     def __init__(self, path: str | pathlib.Path, typestore=None):
@@ -176,22 +184,74 @@ class BagReader:
                                           f'{", ".join(sorted(self.topics))}', t)
         return topics
 
+    @property
+    def storage_files(self) -> list[pathlib.Path]:
+        paths = getattr(self._reader, 'paths', None) or sorted(self.path.glob('*.mcap'))
+        return [pathlib.Path(p) for p in paths]
+
+    def scan(self) -> dict[str, int]:
+        """Walk every storage file record by record (:mod:`store_bags.mcap_check`): structure,
+        chunk CRCs, message indexes; and check the message count of every topic against the
+        metadata. Returns ``{topic: messages}``; raises a BagError naming the file, the byte
+        offset, how many messages were good before it and the last good one's topic."""
+        per_topic: dict[str, int] = {}
+        for f in self.storage_files:
+            if f.suffix != '.mcap':
+                continue
+            try:
+                res = mcap_check.check(f)
+            except mcap_check.McapDamage as exc:
+                raise BagError(self.path, f'damaged storage file {f.name} {exc}',
+                               exc.topic or None) from None
+            except OSError as exc:
+                raise BagError(self.path, f'cannot read {f.name}: {exc}') from None
+            for t, n in res.per_topic.items():
+                per_topic[t] = per_topic.get(t, 0) + n
+        for t, info in sorted(self.topics.items()):
+            if per_topic.get(t, 0) != info.count:
+                raise BagError(self.path, f'the metadata lists {info.count} messages, the '
+                                          f'storage holds {per_topic.get(t, 0)}', t)
+        return per_topic
+
+    def _damage(self, index: int, last: BagMessage | None, what: str) -> BagError:
+        """The BagError for a read that failed or ended early after ``index`` messages: where
+        the storage is damaged when the scan finds it, else what the read saw."""
+        try:
+            self.scan()
+        except BagError as exc:
+            return BagError(self.path, f'replay stopped after message {index}: {exc.message}',
+                            exc.topic)
+        after = ('before the first message' if last is None else
+                 f'after message {index} ({last.topic} at {last.stamp_ns} ns)')
+        return BagError(self.path, f'corrupt or truncated data {after}: {what}',
+                        last.topic if last else None)
+
     def messages(self, topics: Iterable[str] | None = None,
                  start_ns: int | None = None) -> Iterator[BagMessage]:
-        """Messages of ``topics`` (default all) with stamp >= ``start_ns``, in time order."""
+        """Messages of ``topics`` (default all) with stamp >= ``start_ns``, in time order.
+
+        Raises a BagError where the data is damaged, also when the storage ends before every
+        message the bag's index lists was read."""
         wanted = set(self.check_topics(topics)) if topics is not None else None
         conns = [c for c in self._reader.connections if wanted is None or c.topic in wanted]
-        last_topic = None
+        index, last = 0, None
         try:
             for conn, stamp, data in self._reader.messages(connections=conns, start=start_ns):
-                last_topic = conn.topic
-                yield BagMessage(conn.topic, conn.msgtype, int(stamp), bytes(data))
+                last = BagMessage(conn.topic, conn.msgtype, int(stamp), bytes(data))
+                index += 1
+                yield last
         except BagError:
             raise
         except Exception as exc:   # noqa: BLE001 - mcap/zstd/struct errors on corrupt data
-            raise BagError(self.path, f'corrupt or truncated data after '
-                                      f'{"the start" if last_topic is None else "a message"}: '
-                                      f'{type(exc).__name__}: {exc}', last_topic) from None
+            raise self._damage(index, last, f'{type(exc).__name__}: {exc}') from None
+        if start_ns is None or start_ns <= self.start_ns:
+            expected = sum(i.count for t, i in self.topics.items()
+                           if wanted is None or t in wanted)
+            if index != expected:
+                raise self._damage(index, last, f'the bag lists {expected} messages of these '
+                                                f'topics, the storage gave {index}')
+        else:
+            self.scan()      # a partial read cannot count: check the whole storage instead
 
     def deserialize(self, msg: BagMessage):
         """A rosbags message object (same field names as the ROS message)."""
@@ -202,10 +262,15 @@ class BagReader:
                                       f' {type(exc).__name__}: {exc}', msg.topic) from None
 
     def verify(self) -> int:
-        """Read and deserialize every message; returns the count. Raises BagError."""
+        """Check the storage (:meth:`scan`), then read and deserialize every message; returns
+        the count. Raises BagError naming where the bag is damaged."""
+        self.scan()
         n = 0
         for m in self.messages():
-            self.deserialize(m)
+            try:
+                self.deserialize(m)
+            except BagError as exc:
+                raise BagError(self.path, f'message {n + 1}: {exc.message}', m.topic) from None
             n += 1
         if n != self.message_count:
             raise BagError(self.path, f'metadata says {self.message_count} messages, the '

@@ -7,6 +7,11 @@ time, starting ``start_offset_s`` into the bag, optionally looping, and publishe
 Exits when the bag is done, unless ``loop``; with ``exit_when_done:=false`` it stays up and keeps
 the clock running (receipts due a few seconds after the last exit scan are still issued).
 
+A damaged bag stops the replay with an error naming the bag, the storage file, the byte offset
+and the message where the damage starts, and the process exits 1 (never "end of bag" and 0 after
+replaying part of it). With ``check_messages`` (default) every message is deserialized before it
+is published, so a message whose bytes were damaged is not sent into the graph.
+
     ros2 run store_bags bag_play --ros-args -p bag_path:=out/bag1 -p rate:=2.0
 """
 from __future__ import annotations
@@ -43,6 +48,8 @@ class BagPlay(Node):
                                hi=60.0)
         self.exit_when_done = declare(self, 'exit_when_done', True, 'Exit at the end of the '
                                       'bag; false: stay up and keep /clock running.')
+        self.check_messages = declare(self, 'check_messages', True, 'Deserialize every message '
+                                      'before publishing it; a damaged one stops the replay.')
         if not self.bag_path:
             raise ValueError('parameter bag_path is required')
         self.reader = BagReader(self.bag_path)
@@ -92,6 +99,12 @@ class BagPlay(Node):
         while rclpy.ok(context=self.context):
             last_ns = first_ns
             for m in self.reader.messages(topics, start_ns=first_ns):
+                if self.check_messages:
+                    try:
+                        self.reader.deserialize(m)
+                    except BagError as exc:
+                        raise BagError(self.bag_path, f'message {self.sent + 1} of the replay: '
+                                                      f'{exc.message}', m.topic) from None
                 if not self._wait_until(clock, clock.wall_s(m.stamp_ns), next_clock):
                     return
                 self.pubs[m.topic].publish(m.data)
@@ -118,6 +131,9 @@ def main(args=None):
                 return 1
             try:
                 node.run()
+            except BagError as exc:
+                node.get_logger().error(f'replay stopped: {exc}')
+                return 1
             finally:
                 node.reader.close()
     except (KeyboardInterrupt, ExternalShutdownException):
