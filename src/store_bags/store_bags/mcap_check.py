@@ -242,26 +242,30 @@ def check(path: str | pathlib.Path) -> CheckResult:
 
 def write_chunk_crcs(path: str | pathlib.Path) -> int:
     """Fill in the CRC32 of every uncompressed chunk whose CRC was left 0 (rosbags' writer does
-    not compute them); returns how many were written. Sizes and indexes do not change."""
+    not compute them); returns how many were written. Sizes and indexes do not change; the file
+    is read one record at a time."""
     n = 0
     with open(path, 'r+b') as f:
-        data = bytearray(f.read())
-        pos, end = 8, len(data) - 8
+        end = f.seek(0, 2) - 8
+        pos = 8
         while pos + 9 <= end:
-            op = data[pos]
-            (length,) = struct.unpack_from('<Q', data, pos + 1)
-            if op == OP_DATA_END or op == OP_FOOTER:
+            f.seek(pos)
+            head = f.read(9)
+            op = head[0]
+            (length,) = struct.unpack_from('<Q', head, 1)
+            if op in (OP_DATA_END, OP_FOOTER) or pos + 9 + length > end:
                 break
-            if op == OP_CHUNK:
-                body = pos + 9
-                usize, crc = struct.unpack_from('<QI', data, body + 16)
-                (clen,) = struct.unpack_from('<I', data, body + CHUNK_FIXED)
-                compression = bytes(data[body + CHUNK_FIXED + 4:body + CHUNK_FIXED + 4 + clen])
-                p = body + CHUNK_FIXED + 4 + clen + 8
-                if crc == 0 and compression == b'' and p + usize == pos + 9 + length:
-                    struct.pack_into('<I', data, pos + CRC_AT, zlib.crc32(data[p:p + usize]))
+            if op == OP_CHUNK and length >= CHUNK_FIXED + 12:
+                fixed = f.read(CHUNK_FIXED + 4)
+                usize, crc = struct.unpack_from('<QI', fixed, 16)
+                (clen,) = struct.unpack_from('<I', fixed, CHUNK_FIXED)
+                compression = f.read(clen)
+                (rlen,) = struct.unpack('<Q', f.read(8))
+                if (crc == 0 and compression == b'' and rlen == usize
+                        and CHUNK_FIXED + 4 + clen + 8 + rlen == length):
+                    value = zlib.crc32(f.read(rlen))
                     f.seek(pos + CRC_AT)
-                    f.write(data[pos + CRC_AT:pos + CRC_AT + 4])
+                    f.write(struct.pack('<I', value))
                     n += 1
             pos += 9 + length
     return n
