@@ -113,7 +113,8 @@ class ClockSync:
     * with the sample period and sequence numbers known, a row whose tick advanced by its
       sequence gap x period (within ``period_tol_ms`` + 1 %) is *consistent*: it is accepted
       even ahead of the window (up to ``host_jump_s``: the first rows' latency set the offset too
-      high); an inconsistent row is accepted only within ``jitter_ms`` ahead;
+      high); an inconsistent row is accepted only within ``jitter_ms`` ahead, or its own tick
+      step up to ``ahead_ms`` (a controller whose real rate differs from the description's);
     * without them, a row is accepted within ``ahead_ms`` ahead;
     * a row behind the window by more than ``late_ms`` (``reset_jump_ms``) is accepted when its
       tick went forward (a late delivery, or the host clock jumping: see :meth:`observe`),
@@ -202,7 +203,11 @@ class ClockSync:
             ok = dev >= -self.host_jump_ns
             why = f'tick {-dev / 1e6:.0f} ms ahead of host time'
         else:
-            ok = dev >= -(self.jitter_ns if consistent is False else self.ahead_ns)
+            # off the nominal period: a burst's rows still step ahead of each other by the
+            # real period (a mis-stated rate), so allow that step, up to ahead_ms
+            tol_ns = (min(max(self.jitter_ns, delta * NS_PER_MS), self.ahead_ns)
+                      if consistent is False else self.ahead_ns)
+            ok = dev >= -tol_ns
             why = (f'tick {-dev / 1e6:.0f} ms ahead of host time' +
                    (f', advanced {delta} ms over the sequence gap' if consistent is False
                     else ''))
@@ -408,6 +413,8 @@ class PlateDecoder:
                       f'{info.rate_hz:g} Hz, the store description says '
                       f'{self.sample_rate_hz:g} Hz')
         self.info = info
+        if not problems and 1.0 <= info.rate_hz <= 1000.0:
+            self.clock.period_ms = 1000.0 / info.rate_hz     # the controller's own word
 
     def _sequence(self, seq: int) -> int:
         """Account for a row's sequence number; returns frames dropped before it."""

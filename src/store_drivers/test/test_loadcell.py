@@ -385,3 +385,23 @@ def test_stamps_are_never_later_than_their_arrival():
     assert cs.stamp(ext, HOST0_NS) == HOST0_NS
     ext = cs.accept(1000, HOST0_NS + 3 * MS)     # a duplicate row: clamped, not pushed ahead
     assert cs.stamp(ext, HOST0_NS + 3 * MS) <= HOST0_NS + 3 * MS
+
+
+@pytest.mark.parametrize('described_hz,real_hz', [(80.0, 10.0), (10.0, 80.0), (40.0, 50.0)])
+def test_a_mis_stated_sample_rate_loses_no_rows(cal, described_hz, real_hz):
+    """The description says one rate, the controller samples at another (and says so only in
+    its info line, which may come later): every row is still taken."""
+    d = PlateDecoder('pc_g1', 9, cal, sample_rate_hz=described_hz)
+    rng, period_ms, kept = random.Random(2), 1000.0 / real_hz, 0
+    for burst in range(300):
+        lines = [pp.encode_row(i, int(5 + period_ms * i), [0] * 9)
+                 for i in range(burst * 4, burst * 4 + 4)]
+        rx = HOST0_NS + int(period_ms * (burst * 4 + 3) * MS) + rng.randint(5, 65) * MS
+        b = d.decode(lines, rx)
+        kept += b.rows if b else 0
+    assert kept == 1200 and d.counters.clock_rejected == 0
+
+
+def test_the_info_line_rate_becomes_the_clock_period(decoder):
+    decoder.decode([pp.encode_info('pc_g1', 'fw', 9, 80)], HOST0_NS)
+    assert decoder.clock.period_ms == pytest.approx(12.5)
