@@ -23,6 +23,7 @@ from typing import Iterable
 import yaml
 
 from store_common import plate_protocol as pp
+from store_common import strict_yaml
 
 STATUS_OK = 0          # equal to RawPlateSample.STATUS_OK
 STATUS_SATURATED = 1   # equal to RawPlateSample.STATUS_SATURATED
@@ -573,9 +574,10 @@ class TareStore:
         if not self.path.exists():
             return {}
         try:
-            doc = yaml.safe_load(self.path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ValueError(f'{self.path}: invalid YAML: {exc}') from None
+            # strict: a plate listed twice is an error naming the line, not "last one wins"
+            doc = strict_yaml.load_file(self.path).data or {}
+        except strict_yaml.YamlError as exc:
+            raise ValueError(str(exc)) from None
         entries = doc.get('tare_overrides', {}) if isinstance(doc, dict) else None
         if not isinstance(entries, dict):
             raise ValueError(f'{self.path}: expected a mapping "tare_overrides"')

@@ -275,6 +275,19 @@ def test_tare_store_rejects_corrupt_file(tmp_path):
         TareStore(p).load()
 
 
+def test_tare_store_refuses_a_plate_listed_twice_and_bytes_not_utf8(tmp_path):
+    p = tmp_path / 't.yaml'
+    p.write_text('tare_overrides:\n  g1.s1.p1: {tare_offset_counts: 5}\n'
+                 '  g1.s1.p1: {tare_offset_counts: 9}\n')
+    with pytest.raises(ValueError,
+                       match=r"t\.yaml: line 3, column 3: duplicate key 'g1\.s1\.p1'"):
+        TareStore(p).load()
+    p.write_bytes(b'tare_overrides: {}\n# \xff\n')
+    with pytest.raises(ValueError,
+                       match=r't\.yaml: line 2: not UTF-8: byte 0xff at byte offset 21'):
+        TareStore(p).load()
+
+
 def test_clock_sync_follows_host_clock_jumps():
     """ROS time starting late (use_sim_time before /clock) or a replay looping back."""
     cs = ClockSync()
