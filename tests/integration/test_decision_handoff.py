@@ -19,17 +19,8 @@ import time
 
 import httpx
 import pytest
-import yaml
 
-from store_bringup.graph import build_graph, GraphOptions
-from store_bringup.runner import Runner
-from store_common.description import load_store
-from store_review.auth import Auth
 from store_review.store import ReviewStore
-
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-DEMO_STORE = ROOT / 'config' / 'stores' / 'demo.yaml'
-PARAMS = ROOT / 'config' / 'params' / 'store.yaml'
 
 pytestmark = pytest.mark.graph
 
@@ -57,22 +48,8 @@ print('ACK', *((mine[0].status, mine[0].reason) if mine else ('none',)), flush=T
 
 
 def read_jsonl(path: pathlib.Path) -> list[dict]:
-    if not path.exists():
-        return []
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
-
-
-def wait_for(what, check, timeout_s, runner):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        code = runner.check()
-        if code is not None:
-            pytest.fail(f'the graph ended (code {code}) while waiting for {what}')
-        time.sleep(0.3)
-    pytest.fail(f'timed out after {timeout_s} s waiting for {what}')
+    lines = path.read_text().splitlines() if path.exists() else []
+    return [json.loads(x) for x in lines if x.strip()]
 
 
 def handoffs(run_dir: pathlib.Path) -> list[dict]:
@@ -84,24 +61,8 @@ def handoffs(run_dir: pathlib.Path) -> list[dict]:
 
 
 def test_a_decision_made_while_the_cart_is_down_survives_a_review_node_restart(
-        tmp_path, ros_env):
-    doc = {'scenario': {'store': 'demo_store', 'seed': 5, 'duration_s': 16.0, 'shoppers': [
-        {'id': 'acct-a', 'enter_s': 1.0, 'exit_s': 10.0, 'actions': [
-            {'t_s': 6.0, 'kind': 'take', 'plate': 'g1.s1.p1', 'sku': 'COLA-330',
-             'quantity': 1}]},
-        {'id': 'acct-b', 'enter_s': 3.0, 'exit_s': 12.0, 'actions': []}]}}
-    scenario = tmp_path / 'overlap.yaml'
-    scenario.write_text(yaml.safe_dump(doc))
-    run_dir = tmp_path / 'run'
-    run_dir.mkdir()
-    db = ReviewStore(run_dir / 'review.sqlite')
-    Auth(db).add_user('alice', 'reviewer', 'alice-password', time.time_ns())
-    db.close()
-    specs = build_graph(load_store(DEMO_STORE), GraphOptions(
-        mode='sim', params_file=str(PARAMS), run_dir=str(run_dir), scenario_file=str(scenario),
-        record=True, overrides={'review': {'port': 0, 'resend_period_s': 1.0},
-                                'receipt_recorder': {'settle_s': 300.0}}))
-    runner = Runner(specs, run_dir, out=sys.stdout, env=ros_env)
+        overlap_graph, ros_env, wait_for):
+    runner, run_dir = overlap_graph({'review': {'resend_period_s': 1.0}})
     receipts = run_dir / 'receipts.jsonl'
     url_file = run_dir / 'review_url.txt'
     try:
