@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from store_common import strict_yaml
 from store_common.errors import FileFieldError
 
 ACCOUNT_RE = re.compile(r'^[A-Za-z0-9_-]{1,64}$')
@@ -284,10 +285,15 @@ def load_scenario(path: str | pathlib.Path, store=None) -> Scenario:
     file = str(path)
     if not path.is_file():
         raise ScenarioError(file, '', 'file not found')
-    text = path.read_text()
     try:
-        doc = json.loads(text) if path.suffix.lower() == '.json' else yaml.safe_load(text)
-    except (yaml.YAMLError, json.JSONDecodeError) as exc:
+        # strict: a duplicate key, nesting deeper than strict_yaml allows or bytes that are
+        # not UTF-8 are errors naming the line (or byte offset), never a silent last-one-wins
+        text = strict_yaml.decode_utf8(file, path.read_bytes())
+        doc = (json.loads(text) if path.suffix.lower() == '.json'
+               else strict_yaml.loads(text, file).data)
+    except strict_yaml.YamlError as exc:
+        raise ScenarioError(file, '', f'cannot parse: {exc.where_message()}') from None
+    except json.JSONDecodeError as exc:
         raise ScenarioError(file, '', f'cannot parse: {exc}') from None
     scenario = scenario_from_dict(doc, file)
     validate(scenario, store, file)

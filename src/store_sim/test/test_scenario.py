@@ -153,3 +153,20 @@ def test_truth_events_in_time_order():
     assert events[0] == {'event': 'enter', 't_s': 2.0, 'shopper_id': 'acct-0001',
                          'gate_id': 'entrance'}
     assert sum(e['event'] == 'action' for e in events) == 10
+
+
+@pytest.mark.parametrize('text, words', [
+    ('scenario:\n  store: demo_store\n  seed: 1\n  seed: 2\n', ('duplicate', 'seed', 'line 4')),
+    ('scenario:\n' + '  ' + '[' * 5000 + ']' * 5000 + '\n', ('nested',)),
+])
+def test_a_scenario_file_is_read_strictly_and_the_error_names_file_and_line(tmp_path, text,
+                                                                            words):
+    from store_sim.scenario import load_scenario, ScenarioError
+    path = tmp_path / 'bad.yaml'
+    path.write_text(text)
+    with pytest.raises(ScenarioError) as err:
+        load_scenario(path)
+    assert str(path) in str(err.value) and all(w in str(err.value) for w in words), err.value
+    path.write_bytes(b'scenario:\n  store: demo\xff\n')
+    with pytest.raises(ScenarioError, match='not UTF-8.*byte offset 23'):
+        load_scenario(path)
