@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from typing import Any, Callable
 
 from builtin_interfaces.msg import Time
@@ -124,10 +125,30 @@ class _StopRequest:
         self._previous.clear()
 
     def _on_signal(self, signum, frame) -> None:
-        if not self.armed or self.requested:
-            raise KeyboardInterrupt
+        first = not self.requested
+        # recorded even when it interrupts: a KeyboardInterrupt swallowed by code it lands in
+        # (seen once in 8 SIGINTs at the end of a driver's start-up) must still end the spin
         self.requested = True
         self.signal_name = signal.Signals(signum).name
+        if not self.armed or not first:
+            raise KeyboardInterrupt
+
+
+def _drain(executor, timeout_s: float, logger) -> bool:
+    """Wait for the callbacks a MultiThreadedExecutor already handed to its threads, before it
+    is shut down. rclpy's ``Executor.shutdown`` skips its own wait (its ``if not
+    self._is_shutdown`` follows setting the flag) and destroys the guard condition those
+    callbacks trigger when they end, so each one still running printed "The following exception
+    was never retrieved: cannot use Destroyable because destruction was requested". An error a
+    callback raised is logged here instead of being lost. True when all ended in time."""
+    futures = list(getattr(executor, '_futures', ()))
+    deadline = time.monotonic() + timeout_s
+    while any(not f.done() for f in futures) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    for f in futures:
+        if f.done() and f.exception() is not None:
+            logger.error(f'a callback failed while the node stopped: {f.exception()!r}')
+    return all(f.done() for f in futures)
 
 
 def _spin(node: Node, executor, stop: _StopRequest, period_s: float = 0.1) -> None:
@@ -190,7 +211,8 @@ def run_node(name: str, factory: Callable[[], Node], startup_errors: tuple = (Va
                 logger.debug(f'error while the context shut down, ignored: {exc!r}')
             finally:
                 stop.requested = True      # a second signal from here on interrupts
-                if not executor.shutdown(timeout_sec=stop_timeout_s):
+                drained = _drain(executor, stop_timeout_s, logger)
+                if not executor.shutdown(timeout_sec=stop_timeout_s) or not drained:
                     logger.warning(f'callbacks still running {stop_timeout_s:g} s after the '
                                    'stop; destroying the node anyway')
                 try:

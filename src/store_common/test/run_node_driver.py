@@ -5,9 +5,11 @@ disk_full DB      a timer writes rows to DB whose size is capped (PRAGMA max_pag
 disk_full_thread DB  the same from a plain thread that swallows the error (like an HTTP handler)
 param             declares hold_s (float, 0..30) and logs its value, then spins
 load              threads=2, a 1 ms timer publishes and a subscription takes, until stopped
+slow              threads=2, a timer whose callback takes 0.3 s: one is always running
 """
 import sys
 import threading
+import time
 
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
@@ -84,6 +86,19 @@ class Load(Node):
             self.get_logger().info('under load')
 
 
+class Slow(Node):
+    def __init__(self):
+        super().__init__('slow')
+        self.n = 0
+        self.create_timer(0.02, self._work)
+
+    def _work(self):
+        time.sleep(0.3)
+        self.n += 1
+        if self.n == 2:
+            self.get_logger().info('busy')
+
+
 def main(argv):
     mode = argv[1]
     if mode == 'disk_full':
@@ -93,6 +108,8 @@ def main(argv):
                         args=argv[3:], threads=2)
     if mode == 'param':
         return run_node('param', Param, (), args=argv[2:])
+    if mode == 'slow':
+        return run_node('slow', Slow, (), args=argv[2:], threads=2)
     if mode == 'load':
         return run_node('load', Load, (), args=argv[2:], threads=2)
     raise SystemExit(f'unknown mode {mode}')

@@ -102,3 +102,28 @@ def test_sigint_under_load_stops_a_multithreaded_node_quietly(env):
     assert code == 0, out
     for bad in ('Traceback', 'poll failed', 'context is invalid', 'RCLError'):
         assert bad not in out, out
+
+
+@pytest.mark.parametrize('run', range(2))
+def test_sigint_while_a_callback_runs_stops_without_an_unretrieved_error(env, run):
+    # rclpy's Executor.shutdown destroyed the guard condition a running callback triggers when
+    # it ends: "The following exception was never retrieved: cannot use Destroyable ..."
+    proc = _start(['slow'], env)
+    seen = _wait_for(proc, 'busy')
+    code, out = _sigint(proc, seen)
+    assert code == 0, out
+    assert 'never retrieved' not in out and 'Traceback' not in out, out
+
+
+def test_a_signal_before_the_node_exists_is_remembered_even_if_its_interrupt_is_lost():
+    from store_common.ros import _StopRequest
+    stop = _StopRequest()
+    with pytest.raises(KeyboardInterrupt):
+        stop._on_signal(signal.SIGINT, None)         # not armed yet: it interrupts ...
+    assert stop.requested                            # ... and the spin loop will not start
+    armed = _StopRequest()
+    armed.armed = True
+    armed._on_signal(signal.SIGTERM, None)           # armed: an orderly stop, no interrupt
+    assert armed.requested and armed.signal_name == 'SIGTERM'
+    with pytest.raises(KeyboardInterrupt):
+        armed._on_signal(signal.SIGINT, None)        # a second one interrupts
