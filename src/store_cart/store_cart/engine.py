@@ -123,6 +123,13 @@ class CartParams:
             raise ValueError(f'source_timeout_s must be > 0, got {self.source_timeout_s}')
 
 
+# A revised receipt goes to its shopper: it names neither the reviewer nor anybody else's
+# purchase. Who decided what for whom stays in the log, the cart database (the event's and
+# the review's records) and the review database's audit trail, for supervisors.
+RECEIPT_NOTE_REVIEW = 'Corrected after a review of your visit.'
+RECEIPT_NOTE_LATE = 'Corrected: a shelf change during your visit was confirmed after the receipt.'
+
+
 def fused_params(params: CartParams, fused_min_confidence: float) -> CartParams:
     """The thresholds of a cart that takes fused events: ``fused_min_confidence`` replaces
     min_confidence (the fused posterior is calibrated; tools/sweep_review_threshold.py picks it
@@ -390,7 +397,7 @@ class CartEngine:
                 source=SOURCE_REVIEW, stamp_ns=request.stamp_ns)
                 for sid, sku in sorted(set(before) | set(after))
                 if after.get((sid, sku), 0) != before.get((sid, sku), 0)]
-            revisions = [r for r in (self._revise_receipt(sid, note, d.stamp_ns)
+            revisions = [r for r in (self._revise_receipt(sid, RECEIPT_NOTE_REVIEW, d.stamp_ns)
                                      for sid in sessions) if r is not None]
         self.counts['decisions_applied'] += 1
         outs.append(Note(note))
@@ -463,9 +470,8 @@ class CartEngine:
                 self.db.mark_processed(event_id, note)
                 for sid in sessions:
                     self.db.touch_session(sid, ev.settled_ns)
-                revisions = [r for r in (self._revise_receipt(
-                    sid, f'late shelf event {event_id}: {note}', now_ns) for sid in sessions)
-                    if r is not None]
+                revisions = [r for r in (self._revise_receipt(sid, RECEIPT_NOTE_LATE, now_ns)
+                                         for sid in sessions) if r is not None]
         except (ValueError, KeyError, TypeError) as exc:
             # A malformed event must not block the queue forever: record it and move on.
             with self.db.transaction():
