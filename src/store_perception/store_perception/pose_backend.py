@@ -370,8 +370,9 @@ class PoseTracker:
     """The estimator on a video stream of one camera, as MediaPipe's own pose graph runs: a
     person found in one frame is followed into the next from the region of its previous
     landmarks (no detector run for it), and the detector looks at ``windows_per_frame`` of its
-    windows each frame in turn (0 = all every frame), so a newcomer is found within
-    len(windows) / windows_per_frame frames. Stateful: one per camera."""
+    windows each frame in turn (0 = all every frame; all on the stream's first frame), so a
+    newcomer is found within len(windows) / windows_per_frame frames. Stateful: one per
+    camera."""
 
     def __init__(self, estimator: PoseEstimator, windows_per_frame: int = 2):
         self.est = estimator
@@ -379,15 +380,17 @@ class PoseTracker:
         self.people: list[PosePerson] = []
         self._turn = 0
         self._shape = None
+        self._seen_frame = False
 
     def reset(self) -> None:
-        self.people, self._turn, self._shape = [], 0, None
+        self.people, self._turn, self._shape, self._seen_frame = [], 0, None, False
 
     def _next_windows(self, width: int, height: int) -> list[tuple[int, int, int]]:
         wins = self.est.windows(width, height)
         k = self.windows_per_frame
-        if k <= 0 or k >= len(wins):
-            return wins
+        if k <= 0 or k >= len(wins) or not self._seen_frame:
+            self._seen_frame = True
+            return wins             # every window on the stream's first frame
         out = [wins[(self._turn + i) % len(wins)] for i in range(k)]
         self._turn = (self._turn + k) % len(wins)
         return out
