@@ -3,7 +3,8 @@
 
     python tools/bench_real_footage.py [--backends yolo,pose,pose-stream,hog]
         [--labels tests/data/real/vtest_labels.json] [--video PATH]
-        [--heldout out/perception/heldout] [--skip-rendered] [--fps-frames 60]
+        [--heldout out/perception/heldout] [--skip-rendered] [--fps-frames 150]
+        [--pose-threads 2] [--pose-windows-per-frame 2]
 
 Prints one table, a row per backend and domain:
 
@@ -14,15 +15,16 @@ Prints one table, a row per backend and domain:
   wrist error of matched people (median [px], share within 10 % of the person's height);
 * rendered: the held-out rendered split (``make_dataset --test``, seeds 90000-90003, lighting
   501-504; made when missing, as tools/bench_detector.py does), shopper boxes only;
-* speed: frames/s at 640x480 (the clip resized), one frame at a time as the node runs it, after
-  a warm-up: wall clock (depends on the machine's load) and CPU ms per frame of this process
-  (all its threads), i.e. what one core gives when the machine is shared.
+* speed: frames/s at 640x480 (the clip's first frames resized), one frame at a time as the node
+  runs it, after a warm-up: wall clock (depends on the machine's load) and CPU ms per frame of
+  this process (all its threads: torch's for YOLO, ``--pose-threads`` LiteRT threads).
 
 Backends: ``yolo`` the shipped full-frame store_yolo.pt (shopper boxes; its crop and hand
 stages do not change them), conf 0.3 as config/params/store.yaml; ``pose`` BlazePose on tiles,
 every frame on its own (:mod:`store_perception.pose_backend`); ``pose-stream`` the same as the
-detector node runs it on a camera stream (people followed from frame to frame, two detector
-windows a frame; run over the whole clip up to each labelled frame); ``hog`` OpenCV's HOG
+detector node runs it on a camera stream (people followed from frame to frame,
+``--pose-windows-per-frame`` detector windows a frame; run over the whole clip up to each
+labelled frame); ``hog`` OpenCV's HOG
 people detector (a floor).
 """
 from __future__ import annotations
@@ -78,11 +80,12 @@ class Pose:
     name = 'pose'
     score_min = 0.3
 
-    def __init__(self, stream: bool):
-        from store_perception.pose_backend import PoseDetector
+    def __init__(self, stream: bool, threads: int = 2, windows_per_frame: int = 2):
+        from store_perception.pose_backend import PoseDetector, PoseParams
         self.stream = stream
         self.name = 'pose-stream' if stream else 'pose'
-        self.det = PoseDetector(conf=0.05)
+        self.det = PoseDetector(PoseParams(threads=threads), conf=0.05,
+                                windows_per_frame=windows_per_frame)
 
     def reset(self):
         self.det.trackers.clear()
@@ -117,13 +120,13 @@ class Hog:
         return out
 
 
-def make(name: str):
+def make(name: str, threads: int = 2, windows_per_frame: int = 2):
     if name == 'yolo':
         return Yolo()
     if name == 'pose':
-        return Pose(False)
+        return Pose(False, threads, windows_per_frame)
     if name == 'pose-stream':
-        return Pose(True)
+        return Pose(True, threads, windows_per_frame)
     if name == 'hog':
         return Hog()
     raise SystemExit(f'unknown backend {name!r}')
@@ -194,7 +197,9 @@ def main(argv=None) -> int:
     ap.add_argument('--video', default=None, help='default: the labels file\'s video_path')
     ap.add_argument('--heldout', default=str(ROOT / 'out' / 'perception' / 'heldout'))
     ap.add_argument('--skip-rendered', action='store_true')
-    ap.add_argument('--fps-frames', type=int, default=60)
+    ap.add_argument('--fps-frames', type=int, default=150)
+    ap.add_argument('--pose-threads', type=int, default=2, help='LiteRT threads per model')
+    ap.add_argument('--pose-windows-per-frame', type=int, default=2)
     a = ap.parse_args(argv)
     from store_perception.real_eval import load_labels
     header, labels = load_labels(a.labels)
@@ -209,7 +214,7 @@ def main(argv=None) -> int:
     print('|---|---|---|---|---|---|---|---|---|---|---|---|', flush=True)
     for name in a.backends.split(','):
         try:
-            b = make(name.strip())
+            b = make(name.strip(), a.pose_threads, a.pose_windows_per_frame)
         except AttributeError as exc:       # e.g. OpenCV 5 without HOGDescriptor
             print(f'| {name} | skipped: {exc} |', flush=True)
             continue

@@ -11,8 +11,8 @@ shipped in the package share), ``crop_size``, ``crop_margin``, ``crop_shopper_co
 stage (what is in each hand the second stage found, ``hand_sku``): ``hand_model_path`` (''
 = none; ``store_hand_sku.pt`` = shipped), ``hand_size``, ``hand_proposal_conf``. ``backend``
 ('yolo' or 'pose': BlazePose people with keypoints for real cameras, ``pose_backend``, one
-stream per camera; then ``pose_tile_px`` and ``pose_windows_per_frame``, and ``conf_threshold``
-is the minimum shopper score).
+stream per camera; then ``pose_tile_px``, ``pose_windows_per_frame``, ``pose_threads``, and
+``conf_threshold`` is the minimum shopper score).
 
 Subscribes ``<cameras_namespace>/<id>/image_raw`` (sensor-data QoS, depth 1: a busy detector
 skips to the newest frame instead of queueing stale ones); publishes
@@ -118,13 +118,15 @@ class DetectorNode(Node):
         pose_windows = declare(self, 'pose_windows_per_frame', 2, 'pose: detector windows '
                                'looked at per frame in turn (people already found are followed '
                                'from their landmarks); 0 = all every frame.', lo=0, hi=1000)
+        pose_threads = declare(self, 'pose_threads', 2, 'pose: CPU threads of each model '
+                               '(LiteRT).', lo=1, hi=64)
         if not camera_ids:
             raise ValueError('camera_ids must name at least one camera')
         self.streams = backend == 'pose'
         if backend == 'pose':
             from store_perception.pose_backend import PoseDetector, PoseParams
-            self.detector = PoseDetector(PoseParams(tile_px=pose_tile), conf=conf,
-                                         windows_per_frame=pose_windows)
+            self.detector = PoseDetector(PoseParams(tile_px=pose_tile, threads=pose_threads),
+                                         conf=conf, windows_per_frame=pose_windows)
         else:
             catalog = load_store(store_file).catalog if store_file else None
             self.detector = Detector(model_path or None, imgsz, conf, iou, device, catalog,

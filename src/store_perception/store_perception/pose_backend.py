@@ -154,7 +154,7 @@ class PoseParams:
     min_hand_visibility: float = 0.3
     same_person_k: float = 0.2      # a detection this near (x height) a followed person's
     #                                 hips is that person (stream mode) [1]
-    threads: int = 1                # LiteRT threads per model
+    threads: int = 2                # LiteRT threads per model
 
 
 class PoseEstimator:
