@@ -17,19 +17,11 @@ from rclpy.qos import QoSProfile
 from std_msgs.msg import String
 
 from store_common.ros import declare, run_node
-from store_common.sqlite_db import TransactionalDb
+from toy_db import ToyDb as _ToyDb, ToyError
 
 
-class ToyError(RuntimeError):
-    pass
-
-
-class ToyDb(TransactionalDb):
-    KIND = 'toy'
-    SCHEMA = ('CREATE TABLE schema_version (version INTEGER NOT NULL); '
-              'CREATE TABLE rows (row_id INTEGER PRIMARY KEY, body TEXT NOT NULL)')
-    TABLES = ('schema_version', 'rows')
-    Error = ToyError
+class ToyDb(_ToyDb):
+    """ToyDb that fills its capped file: the write fails with SQLITE_FULL."""
 
     def fill(self) -> None:
         pages = self._conn.execute('PRAGMA page_count').fetchone()[0]

@@ -14,19 +14,11 @@ import subprocess
 import pytest
 
 from store_common import fatal
-from store_common.sqlite_db import TransactionalDb
+from toy_db import ToyDb as _ToyDb, ToyError
 
 
-class ToyError(RuntimeError):
-    pass
-
-
-class ToyDb(TransactionalDb):
-    KIND = 'toy'
-    SCHEMA = ('CREATE TABLE schema_version (version INTEGER NOT NULL); '
-              'CREATE TABLE rows (row_id INTEGER PRIMARY KEY, body TEXT NOT NULL)')
-    TABLES = ('schema_version', 'rows')
-    Error = ToyError
+class ToyDb(_ToyDb):
+    """ToyDb with rows to add and count."""
 
     def add(self, body: str) -> None:
         self._w('INSERT INTO rows (body) VALUES (?)', (body,))
