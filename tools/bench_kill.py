@@ -42,6 +42,7 @@ from store_bringup.runner import Runner
 from store_cart.engine import CartEngine, CartParams
 from store_cart.model import GateEventData, HypothesisData, ShelfEventData
 from store_common.description import load_store
+from store_sim.evaluator import read_jsonl
 from store_sim.generator import generate
 from store_sim.scenario import save_scenario
 
@@ -53,18 +54,6 @@ CAUGHT_UP = re.compile(r'\[(\d+\.\d+)\].*caught up ([\d.]+) s after start')
 
 def _ns(stamp: dict) -> int:
     return int(stamp['sec']) * 1_000_000_000 + int(stamp['nanosec'])
-
-
-def read_jsonl(path: pathlib.Path) -> list[dict]:
-    if not path.exists():
-        return []
-    out = []
-    for line in path.read_text().splitlines():
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            pass          # a line cut by the end of the run
-    return out
 
 
 def inputs(run_dir: pathlib.Path) -> tuple[list[GateEventData], list[ShelfEventData]]:

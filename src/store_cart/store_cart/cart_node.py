@@ -166,12 +166,8 @@ class CartNode(Node):
         self._publish(self._engine.on_gate_event(convert.gate_event_from_msg(msg)))
 
     def _on_watermark(self, msg: SourceWatermark) -> None:
-        try:
-            mark = watermark_from_msg(msg)
-        except ValueError as exc:
-            self.get_logger().warning(f'{exc}; ignored', throttle_duration_sec=5.0)
-            return
-        self._publish(self._engine.on_watermark(*mark))
+        for warning in self._engine.on_watermark(*watermark_from_msg(msg)):
+            self.get_logger().warning(warning, throttle_duration_sec=5.0)
 
     def _on_decision(self, msg: ReviewDecision) -> None:
         self._publish(self._engine.on_review_decision(convert.review_decision_from_msg(msg)))
@@ -208,14 +204,15 @@ class CartNode(Node):
             level, message = 'warn', f'not waiting for stalled sources {", ".join(stalled)}'
         elif waiting:
             message = f'waiting for {", ".join(waiting)}'
-        now = self.get_clock().now().nanoseconds
+        now_t = self.get_clock().now()
+        now = now_t.nanoseconds
         values: dict[str, object] = dict(e.counts)
         values['events_waiting'] = e.db.queued_count()
         values['decided_through_lag_s'] = max(0.0, (now - e.decided_through_ns(now)) / 1e9)
         for s, (st, stamp) in states.items():
             values[f'source.{s}'] = st if stamp is None else f'{st} @ {stamp / 1e9:.3f} s'
         msg = DiagnosticArray()
-        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.header.stamp = now_t.to_msg()
         msg.status.append(diagnostics.status('store/cart', e.store_id, level, message, values))
         self._pub_diag.publish(msg)
 

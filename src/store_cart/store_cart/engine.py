@@ -416,8 +416,10 @@ class CartEngine:
     def decided_through_ns(self, now_ns: int) -> int:
         """Sensor time up to which shelf events are decided at ``now_ns``: the hold, and the
         frontier of the sources' watermarks."""
+        return self._through(now_ns, self.watermarks.frontier_ns())
+
+    def _through(self, now_ns: int, frontier: int | None) -> int:
         bound = now_ns - self._hold_ns
-        frontier = self.watermarks.frontier_ns()
         return bound if frontier is None else min(bound, frontier)
 
     def caught_up(self, since_ns: int, now_ns: int) -> bool:
@@ -429,8 +431,8 @@ class CartEngine:
     def tick(self, now_ns: int) -> list[Output]:
         """Process the shelf events due at ``now_ns`` and issue the receipts due."""
         outs: list[Output] = list(self.watermarks.changes())
-        through = self.decided_through_ns(now_ns)
         frontier = self.watermarks.frontier_ns()
+        through = self._through(now_ns, frontier)
         # queued gate events wait for the frontier only, shelf events for the hold as well;
         # both are applied in stamp order
         for event_id, kind, payload in self.db.due_events(

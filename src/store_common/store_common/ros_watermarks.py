@@ -7,7 +7,6 @@ latest promise of every source at once.
 """
 from __future__ import annotations
 
-import math
 import os
 import time
 
@@ -20,7 +19,6 @@ from store_common.stamps import from_ns, to_ns
 WATERMARK_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                            durability=DurabilityPolicy.TRANSIENT_LOCAL,
                            history=HistoryPolicy.KEEP_LAST)
-WATERMARK_TOPICS = ('gate_watermarks', 'shelf_watermarks', 'fused_watermarks')
 
 
 class WatermarkPublisher:
@@ -39,28 +37,21 @@ class WatermarkPublisher:
     def event_published(self, event_id: str) -> None:
         self.last_event_id = event_id
 
-    def publish(self, stamp_ns: int, force: bool = False) -> bool:
+    def publish(self, stamp_ns: int) -> bool:
         """Promise that every event stamped at or before ``stamp_ns`` is published."""
-        if self.stamp_ns is not None and stamp_ns < self.stamp_ns:
-            stamp_ns = self.stamp_ns
+        self.stamp_ns = stamp_ns if self.stamp_ns is None else max(self.stamp_ns, stamp_ns)
         now = time.monotonic_ns()
-        if not force and self._sent_mono is not None and now - self._sent_mono < self._period_ns:
-            self.stamp_ns = stamp_ns if self.stamp_ns is None else max(self.stamp_ns, stamp_ns)
+        if self._sent_mono is not None and now - self._sent_mono < self._period_ns:
             return False
-        self.stamp_ns = stamp_ns
         self._sent_mono = now
         msg = SourceWatermark(source_id=self.source_id, run_id=self.run_id,
                               last_event_id=self.last_event_id)
-        msg.header.stamp = from_ns(stamp_ns, type(msg.header.stamp))
+        msg.header.stamp = from_ns(self.stamp_ns, type(msg.header.stamp))
         self._pub.publish(msg)
         return True
 
 
 def watermark_from_msg(msg: SourceWatermark) -> tuple[str, str, int, str]:
-    """(source_id, run_id, stamp_ns, last_event_id); ValueError names what is wrong."""
-    stamp = to_ns(msg.header.stamp)
-    if not msg.source_id:
-        raise ValueError('watermark without source_id')
-    if stamp < 0 or not math.isfinite(stamp):
-        raise ValueError(f'watermark of {msg.source_id} with stamp {stamp}')
-    return msg.source_id, msg.run_id, int(stamp), msg.last_event_id
+    """(source_id, run_id, stamp_ns, last_event_id) for ``WatermarkTracker.update``, which
+    refuses an empty source or a negative stamp with its reason."""
+    return msg.source_id, msg.run_id, to_ns(msg.header.stamp), msg.last_event_id

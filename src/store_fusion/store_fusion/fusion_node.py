@@ -147,10 +147,7 @@ class FusionNode(Node):
             self._release()
 
     def _on_watermark(self, msg: SourceWatermark) -> None:
-        try:
-            warning = self.shelf_marks.update(*watermark_from_msg(msg))
-        except ValueError as exc:
-            warning = f'{exc}; ignored'
+        warning = self.shelf_marks.update(*watermark_from_msg(msg))
         if warning:
             self.get_logger().warning(warning, throttle_duration_sec=5.0)
         self._release()
