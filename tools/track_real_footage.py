@@ -37,7 +37,6 @@ import pathlib
 import sys
 from types import SimpleNamespace
 
-import cv2
 import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -96,6 +95,8 @@ def main(argv=None) -> int:
     from store_fusion.tracker import CONFIRMED, COASTING, ShopperTracker
     from store_perception.pose_backend import PoseDetector
     from store_perception.real_eval import load_labels
+
+    from label_frames import read_frames     # tools/, beside this script
     header, labels = load_labels(a.labels)
     video = a.video or header['video_path']
     w, h = int(header['image_width']), int(header['image_height'])
@@ -112,14 +113,9 @@ def main(argv=None) -> int:
     by_index = {f.index: f for f in labels}
     seen: dict[str, dict[int, str]] = {k: {} for k in IDENTITIES}
     born = set()
-    cap = cv2.VideoCapture(video)
-    if not cap.isOpened():
-        raise SystemExit(f'cannot open {video}: apt-get install opencv-doc (Debian)')
-    i = 0
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
+    n_frames = 0
+    for i, frame in read_frames(video):
+        n_frames = i + 1
         now_ns = int(i * 1e9 / a.fps)
         dets, _ms = det.detect(frame, stream='vtest')
         d2 = []
@@ -144,8 +140,7 @@ def main(argv=None) -> int:
                     if dd < best_d and dd <= 1.5 + 3 * t.std_m:
                         best, best_d = t.track_id, dd
                 seen[who][i] = best
-        i += 1
-    print(f'{i} frames; confirmed tracks over the clip: {len(born)}')
+    print(f'{n_frames} frames; confirmed tracks over the clip: {len(born)}')
     print('| person | labelled frames | matched to a track | identity switches (in view) | '
           'tracks on them | frames sharing a track with the other |')
     print('|---|---|---|---|---|---|')

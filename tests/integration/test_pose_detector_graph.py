@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import pathlib
-import random
 import signal
 import subprocess
 import threading
@@ -23,14 +22,7 @@ FRAME = ROOT / 'tests' / 'data' / 'real' / 'frames' / 'vtest_0452.jpg'   # 3 peo
 pytestmark = pytest.mark.graph
 
 
-@pytest.fixture
-def pose_ros_env(monkeypatch):
-    monkeypatch.setenv('ROS_DOMAIN_ID', str(random.randint(1, 100)))
-    monkeypatch.setenv('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
-    return dict(os.environ)
-
-
-def test_pose_backend_node_finds_people_on_a_real_frame(pose_ros_env):
+def test_pose_backend_node_finds_people_on_a_real_frame(ros_env):
     import rclpy
     from sensor_msgs.msg import Image
     from store_common.ros import SENSOR_QOS
@@ -57,7 +49,7 @@ def test_pose_backend_node_finds_people_on_a_real_frame(pose_ros_env):
                 rclpy.spin_once(node, timeout_sec=0.05)
         th = threading.Thread(target=spin, daemon=True)
         th.start()
-        proc = subprocess.Popen(cmd, env=pose_ros_env, stdout=subprocess.PIPE,
+        proc = subprocess.Popen(cmd, env=ros_env, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True)
         try:
             # an image that says 640x480 bgr8 but carries 12 bytes: refused, logged, no crash
