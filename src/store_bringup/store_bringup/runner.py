@@ -295,6 +295,23 @@ def default_params_file() -> str:
                         'store.yaml')
 
 
+def prerender(specs: list, say) -> str | None:
+    """sim with cameras: render every camera video before any node starts, so that no clock,
+    timeout or watchdog of the run counts render time (the sim node then finds the render
+    current; ``store_sim.render_cache`` keeps it for the next run). Progress goes to ``say``."""
+    for s in specs:
+        p = s.parameters
+        if s.package == 'store_sim' and s.executable == 'sim' and p.get('camera_stream_port'):
+            from store_sim.render_cache import ensure_render
+            store = load_store(p['store_file'])
+            return ensure_render(p['store_file'], p['scenario_file'],
+                                 os.path.join(p['run_dir'], 'cameras'),
+                                 float(p.get('camera_fps', 10.0)),
+                                 [c.id for c in store.cameras],
+                                 jobs=int(p.get('render_jobs', 2)), log=say)
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog='run_store', description=__doc__.split('\n\n')[0])
     ap.add_argument('--store', required=True, help='store description YAML')
@@ -334,6 +351,15 @@ def main(argv: list[str] | None = None) -> int:
         runner = Runner(specs, run_dir)
     except (StoreConfigError, ValueError, FileNotFoundError) as exc:
         print(f'run_store: error: {exc}', file=sys.stderr)
+        return EXIT_CONFIG
+
+    try:
+        prerender(specs, runner.say)
+    except KeyboardInterrupt:
+        print('run_store: interrupted while rendering', file=sys.stderr)
+        return 130
+    except (StoreConfigError, ValueError, OSError, RuntimeError) as exc:
+        print(f'run_store: error: rendering the cameras: {exc}', file=sys.stderr)
         return EXIT_CONFIG
 
     stop = threading.Event()

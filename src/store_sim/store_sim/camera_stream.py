@@ -22,6 +22,8 @@ import time
 
 import cv2
 
+from store_sim.render_cache import is_complete, render_key
+
 BOUNDARY = b'storeframe'
 
 
@@ -122,19 +124,7 @@ class CameraStreamServer:
 
 def render_is_current(render_dir: pathlib.Path, store_file: str, scenario_file: str,
                       fps: float, cameras: list[str]) -> bool:
-    """True when ``render_dir`` holds a complete render of this scenario, fps and cameras."""
-    meta_file = pathlib.Path(render_dir) / 'render.json'
-    if not meta_file.exists():
-        return False
-    try:
-        meta = json.loads(meta_file.read_text())
-    except ValueError:
-        return False
-    if meta.get('scenario_file') != str(pathlib.Path(scenario_file).resolve()) or \
-            meta.get('store_file') != str(pathlib.Path(store_file).resolve()) or \
-            float(meta.get('fps', 0)) != float(fps) or meta.get('cameras') != cameras:
-        return False
-    newest_input = max(pathlib.Path(scenario_file).stat().st_mtime,
-                       pathlib.Path(store_file).stat().st_mtime)
-    return meta_file.stat().st_mtime >= newest_input and all(
-        (pathlib.Path(render_dir) / f'{c}.avi').exists() for c in cameras)
+    """True when ``render_dir`` holds a complete render of this scenario, fps and cameras
+    (its recorded input key matches: see :mod:`store_sim.render_cache`)."""
+    return is_complete(pathlib.Path(render_dir),
+                       render_key(store_file, scenario_file, fps, cameras))

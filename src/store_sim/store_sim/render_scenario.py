@@ -34,6 +34,7 @@ import cv2
 from store_common.description import load_store, StoreConfigError
 
 from store_sim.render import CameraRenderer, CLASSES
+from store_sim.render_cache import render_key
 from store_sim.scenario import load_scenario, ScenarioError
 
 FOURCC = 'MJPG'
@@ -66,8 +67,11 @@ def render_camera(store_file: str, scenario_file: str, camera_id: str, out_dir: 
     tmp_truth = out / '.truth_3d.tmp.jsonl'
     start = time.monotonic()
     times = frame_times(t1_s, fps, t0_s)
+    progress = out / f'.{camera_id}.progress'     # frames done, read by render_cache's progress
     with open(tmp_labels, 'w') as lf, (open(tmp_truth, 'w') if write_3d else _Null()) as tf:
         for k, t in enumerate(times):
+            if k % 25 == 0:
+                progress.write_text(str(k))
             img, boxes = r.render(t)
             writer.write(img)
             lf.write(json.dumps({'frame': k, 't_s': t, 'boxes': boxes}) + '\n')
@@ -78,6 +82,7 @@ def render_camera(store_file: str, scenario_file: str, camera_id: str, out_dir: 
     os.replace(tmp_labels, labels)
     if write_3d:
         os.replace(tmp_truth, truth)
+    progress.unlink(missing_ok=True)
     return {'camera': camera_id, 'frames': len(times), 'seconds': time.monotonic() - start}
 
 
@@ -95,8 +100,10 @@ class _Null:
 def render_scenario(store_file: str, scenario_file: str, out_dir: str, fps: float = 10.0,
                     cameras: list[str] | None = None, lighting_variant: int = 0,
                     seed: int | None = None, t0_s: float = 0.0, tail_s: float = 1.0,
-                    jobs: int = 1, log=None) -> dict:
-    """Render every (or the named) camera of the store; returns the ``render.json`` content."""
+                    jobs: int = 1, log=None, input_key: str | None = None) -> dict:
+    """Render every (or the named) camera of the store; returns the ``render.json`` content.
+    ``input_key`` (:func:`store_sim.render_cache.render_key`) is recorded in ``render.json``;
+    computed here when not given."""
     store = load_store(store_file)
     scenario = load_scenario(scenario_file, store)
     ids = cameras or [c.id for c in store.cameras]
@@ -129,7 +136,9 @@ def render_scenario(store_file: str, scenario_file: str, out_dir: str, fps: floa
             'lighting_variant': lighting_variant, 'fps': fps, 't0_s': t0_s,
             'frames': summaries[0]['frames'], 'cameras': ids, 'classes': list(CLASSES),
             'video': {cid: f'{cid}.avi' for cid in ids},
-            'time_base': 'frame k shows scenario time t0_s + k / fps'}
+            'time_base': 'frame k shows scenario time t0_s + k / fps',
+            'input_key': input_key or render_key(store_file, scenario_file, fps, ids,
+                                                 lighting_variant, seed, t0_s)}
     tmp = out / '.render.tmp.json'
     tmp.write_text(json.dumps(meta, indent=2) + '\n')
     os.replace(tmp, out / 'render.json')

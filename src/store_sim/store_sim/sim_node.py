@@ -22,10 +22,10 @@ from std_msgs.msg import String
 from store_common.description import load_store, StoreConfigError
 from store_common.ros import declare, EVENT_QOS, run_node
 
-from store_sim.camera_stream import CameraStreamServer, render_is_current
+from store_sim.camera_stream import CameraStreamServer
 from store_sim.emulators import gate_scans, GateReaderEmulator, PlateControllerEmulator
 from store_sim.physics import StorePhysics
-from store_sim.render_scenario import render_scenario
+from store_sim.render_cache import ensure_render
 from store_sim.scenario import load_scenario, ScenarioError, truth_events
 
 
@@ -135,16 +135,13 @@ class SimNode(Node):
             self.get_logger().info('scenario ended; plates keep streaming idle rows')
 
     def _render(self, store_file, scenario_file, render_dir, fps, jobs) -> None:
-        ids = [c.id for c in self.store.cameras]
-        if render_is_current(render_dir, store_file, scenario_file, fps, ids):
+        # run_store renders before it starts the graph; under `ros2 launch` it happens here,
+        # still before this node's scenario clock starts (render_cache: reused when current)
+        how = ensure_render(store_file, scenario_file, render_dir, fps,
+                            [c.id for c in self.store.cameras], jobs=jobs,
+                            log=self.get_logger().info)
+        if how == 'current':
             self.get_logger().info(f'camera videos in {render_dir} are current')
-            return
-        self.get_logger().info(f'rendering {len(ids)} camera videos at {fps:g} fps into '
-                               f'{render_dir} before the scenario clock starts')
-        start = time.monotonic()
-        render_scenario(store_file, scenario_file, str(render_dir), fps, ids, jobs=jobs,
-                        log=self.get_logger().info)
-        self.get_logger().info(f'rendered in {time.monotonic() - start:.1f} s')
 
     def close(self) -> None:
         if getattr(self, 'stream', None) is not None:

@@ -15,6 +15,7 @@ from store_common.description import load_store
 from store_sim.camera_stream import CameraStreamServer, render_is_current
 from store_sim.dataset import held_times, make_dataset, sample_times, yolo_lines
 from store_sim.render import CameraRenderer, plate_contents, ShopperMotion
+from store_sim.render_cache import ensure_render
 from store_sim.render_scenario import frame_times, render_scenario
 from store_sim.scenario import load_scenario
 from store_sim.walkways import standing_spot
@@ -156,6 +157,39 @@ def test_render_scenario_writes_videos_that_opencv_reads(store, tmp_path):
     assert set(truth[5]['shoppers'][0]['hands']) == {'left', 'right'}
     assert render_is_current(out, str(DEMO), str(sc), 5.0, ['cam2'])
     assert not render_is_current(out, str(DEMO), str(sc), 10.0, ['cam2'])
+
+
+def test_render_cache_renders_once_then_links_and_notices_a_changed_input(tmp_path):
+    sc = short_scenario(tmp_path)
+    cache, lines = tmp_path / 'cache', []
+    first = ensure_render(str(DEMO), str(sc), tmp_path / 'run1' / 'cameras', 5.0, ['cam2'],
+                          jobs=1, cache_dir=cache, log=lines.append)
+    assert first == 'rendered'
+    assert any(line.startswith('rendering 1 camera videos (21 frames') for line in lines)
+    assert not list((tmp_path / 'run1' / 'cameras').glob('.*progress'))
+    # a second run dir gets the same bytes from the cache; the same dir is already current
+    assert ensure_render(str(DEMO), str(sc), tmp_path / 'run2' / 'cameras', 5.0, ['cam2'],
+                         jobs=1, cache_dir=cache, log=lines.append) == 'cache'
+    for name in ('cam2.avi', 'cam2.jsonl'):
+        assert (tmp_path / 'run2' / 'cameras' / name).read_bytes() == \
+            (tmp_path / 'run1' / 'cameras' / name).read_bytes()
+    assert render_is_current(tmp_path / 'run2' / 'cameras', str(DEMO), str(sc), 5.0, ['cam2'])
+    assert ensure_render(str(DEMO), str(sc), tmp_path / 'run2' / 'cameras', 5.0, ['cam2'],
+                         jobs=1, cache_dir=cache, log=lines.append) == 'current'
+    # touching the scenario changes nothing; changing what it says renders again
+    sc.write_text(sc.read_text())
+    assert render_is_current(tmp_path / 'run2' / 'cameras', str(DEMO), str(sc), 5.0, ['cam2'])
+    doc = yaml.safe_load(sc.read_text())
+    doc['scenario']['shoppers'][0]['enter_s'] = 0.4
+    sc.write_text(yaml.safe_dump(doc))
+    assert not render_is_current(tmp_path / 'run2' / 'cameras', str(DEMO), str(sc), 5.0,
+                                 ['cam2'])
+    assert ensure_render(str(DEMO), str(sc), tmp_path / 'run2' / 'cameras', 5.0, ['cam2'],
+                         jobs=1, cache_dir=cache, log=lines.append) == 'rendered'
+    # a render cut off before render.json was written is not complete
+    (tmp_path / 'run2' / 'cameras' / 'render.json').unlink()
+    assert not render_is_current(tmp_path / 'run2' / 'cameras', str(DEMO), str(sc), 5.0,
+                                 ['cam2'])
 
 
 def test_yolo_dataset_layout(tmp_path):
