@@ -1,0 +1,153 @@
+#!/usr/bin/env python3
+"""Benchmark: the live camera graph against the offline figure, on the same held-out scenarios.
+
+Each scenario plays in real time through the graph ``run_store --mode sim --cameras`` starts
+(the one ``ros2 launch`` runs, same parameters file): rendered camera streams, camera drivers,
+the shipped detector, the tracker, the fusion node, the shelf nodes and the cart, one process
+per node over DDS on a private ROS domain. The cameras are rendered before each run's clocks
+start (``store_sim.render_cache``; render time is reported apart). The same scenarios then go
+through ``tools/bench_fusion.py`` (the offline path: rendered ground-truth boxes -> the
+simulated detection model -> the same tracker and fusion code). One table prints exact
+receipts, item F1 and review rate per level for: live fused, live weight-only (``--weight-only``
+adds those runs), offline fused and offline weight-only.
+
+    . tools/env.sh
+    python tools/bench_live_graph.py --seeds 9800:9805 --levels 2,3 --out out/live_bench
+
+Seeds 9800 and up are held out: nothing was tuned on them. Writes ``<out>/live_bench.json``
+and, per run, ``<out>/L<level>_s<seed>[_w]/`` (logs, receipts, review requests).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import random
+import subprocess
+import sys
+import time
+
+from store_common.description import load_store
+from store_fusion.offline import seed_ranges
+from store_sim.evaluator import aggregate, evaluate_run
+from store_sim.generator import generate
+from store_sim.render_cache import ensure_render
+from store_sim.scenario import save_scenario
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def run_live(args, env, scenario_path: pathlib.Path, run_dir: pathlib.Path,
+             cameras: bool) -> dict:
+    cmd = ['run_store', '--store', args.store, '--mode', 'sim', '--scenario', str(scenario_path),
+           '--run-dir', str(run_dir), '--record', '--timeout', str(args.timeout),
+           '--set', f'receipt_recorder.timeout_s={args.timeout - 10:g}']
+    if cameras:
+        cmd.append('--cameras')
+    started = time.monotonic()
+    with open(run_dir.parent / f'{run_dir.name}.out', 'w') as log:
+        proc = subprocess.run(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    m = evaluate_run(scenario_path, run_dir)
+    m['exit_code'] = proc.returncode
+    m['wall_s'] = time.monotonic() - started
+    return m
+
+
+def run_offline(args, seeds: str, levels: str, out: pathlib.Path) -> dict:
+    doc_path = out / 'offline_bench_fusion.json'
+    cmd = [sys.executable, str(ROOT / 'tools' / 'bench_fusion.py'), '--seeds', seeds,
+           '--levels', levels, '--render-missing', '--gt-cache', str(out / 'gt'),
+           '--out', str(doc_path)]
+    started = time.monotonic()
+    with open(out / 'offline.out', 'w') as log:
+        subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, check=True)
+    doc = json.loads(doc_path.read_text())
+    doc['wall_s'] = time.monotonic() - started
+    return doc
+
+
+def row(name: str, level: str, agg: dict | None) -> str:
+    if not agg or not agg.get('runs'):
+        return f'{name:16} {level:>5} {"-":>4}'
+    return (f'{name:16} {level:>5} {agg["runs"]:4d} {agg["shoppers"]:4d} '
+            f'{agg["receipt_exact_match_rate"]:7.1%} {agg["f1"]:6.3f} '
+            f'{agg["shelf_events"]:6d} {agg["review_rate"]:8.1%}')
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    ap.add_argument('--store', default=str(ROOT / 'config' / 'stores' / 'demo.yaml'))
+    ap.add_argument('--seeds', default='9800:9805', help='first:last (inclusive), held out')
+    ap.add_argument('--levels', default='2,3')
+    ap.add_argument('--out', default=str(ROOT / 'out' / 'live_bench'))
+    ap.add_argument('--timeout', type=float, default=420.0, help='per live run [s]')
+    ap.add_argument('--weight-only', action='store_true',
+                    help='also run each scenario through the live weight-only graph')
+    ap.add_argument('--no-offline', action='store_true', help='skip the offline path')
+    args = ap.parse_args(argv)
+    try:
+        seeds = seed_ranges(args.seeds)
+    except ValueError as exc:
+        ap.error(str(exc))
+    levels = [int(x) for x in args.levels.split(',')]
+    store = load_store(args.store)
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env['ROS_DOMAIN_ID'] = env.get('ROS_DOMAIN_ID') or str(random.randint(101, 200))
+    env['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+    live: dict[str, dict[int, list]] = {'live fused': {}, 'live weight': {}}
+    render_s = 0.0
+    t0 = time.monotonic()
+    for level in levels:
+        for seed in seeds:
+            name = f'L{level}_s{seed}'
+            scenario_path = out / f'scenario_{name}.yaml'
+            save_scenario(generate(store, seed, level), scenario_path)
+            started = time.monotonic()
+            how = ensure_render(args.store, str(scenario_path), out / name / 'cameras', 10.0,
+                                [c.id for c in store.cameras], jobs=2, log=lambda _: None)
+            render_s += time.monotonic() - started
+            m = run_live(args, env, scenario_path, out / name, cameras=True)
+            live['live fused'].setdefault(level, []).append(m)
+            print(f'{name}: cameras ({how}) exit {m["exit_code"]}, {m["receipts_exact"]}/'
+                  f'{m["shoppers"]} exact, {m["review_requests"]} reviews of '
+                  f'{m["shelf_events"]} events, {m["wall_s"]:.0f} s', flush=True)
+            if args.weight_only:
+                m = run_live(args, env, scenario_path, out / f'{name}_w', cameras=False)
+                live['live weight'].setdefault(level, []).append(m)
+                print(f'{name}: weight-only exit {m["exit_code"]}, {m["receipts_exact"]}/'
+                      f'{m["shoppers"]} exact, {m["wall_s"]:.0f} s', flush=True)
+    live_s = time.monotonic() - t0 - render_s
+    offline = None if args.no_offline else run_offline(args, args.seeds, args.levels, out)
+    header = (f'{"path":16} {"level":>5} {"runs":>4} {"shop":>4} {"exact%":>7} {"F1":>6} '
+              f'{"events":>6} {"review%":>8}')
+    lines = [header, '-' * len(header)]
+    doc = {'seeds': args.seeds, 'levels': levels, 'render_s': render_s, 'live_s': live_s,
+           'live': {}, 'offline': None}
+    for lv in [*levels, 'all']:
+        for path, per_level in live.items():
+            runs = ([m for ms in per_level.values() for m in ms] if lv == 'all'
+                    else per_level.get(lv, []))
+            agg = aggregate(runs) if runs else None
+            doc['live'].setdefault(path, {})[str(lv)] = {'aggregate': agg, 'runs': runs}
+            if agg:
+                lines.append(row(path, str(lv), agg))
+        if offline:
+            for mode in ('fused', 'weight'):
+                lines.append(row(f'offline {mode}', str(lv),
+                                 offline['modes'].get(mode, {}).get(str(lv))))
+    if offline:
+        doc['offline'] = {'modes': offline['modes'], 'wall_s': offline['wall_s'],
+                          'detector_stats': offline.get('detector_stats')}
+    print('\n'.join(lines))
+    print(f'live runs: {live_s:.0f} s wall (+ {render_s:.0f} s rendering); offline: '
+          f'{offline["wall_s"]:.0f} s' if offline else f'live runs: {live_s:.0f} s')
+    (out / 'live_bench.json').write_text(json.dumps(doc, indent=2, default=str) + '\n')
+    print(f'written {out / "live_bench.json"}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
