@@ -116,7 +116,7 @@ class _Progress:
     """Reports the frames rendered so far from the renderers' progress files."""
 
     def __init__(self, out: pathlib.Path, cameras: list[str], total_frames: int, log,
-                 period_s: float = 5.0):
+                 period_s: float = 15.0):
         self.out, self.cameras, self.total, self.log = out, cameras, total_frames, log
         self.period_s = period_s
         self.stop = threading.Event()
@@ -124,12 +124,13 @@ class _Progress:
         self.thread = threading.Thread(target=self._run, daemon=True, name='render-progress')
 
     def frames_done(self) -> int:
+        per_camera = self.total // max(1, len(self.cameras))
         done = 0
         for cid in self.cameras:
             try:
                 done += int((self.out / f'.{cid}.progress').read_text() or 0)
-            except (OSError, ValueError):
-                pass
+            except (OSError, ValueError):   # not started, or finished (its video is there)
+                done += per_camera if (self.out / f'{cid}.avi').exists() else 0
         return done
 
     def _run(self) -> None:
@@ -178,6 +179,8 @@ def ensure_render(store_file: str, scenario_file: str, render_dir: str | pathlib
     total = len(frame_times(scenario.duration_s + 1.0, fps)) * len(ids)
     log(f'rendering {len(ids)} camera videos ({total} frames at {fps:g} fps, {jobs} jobs) '
         f'into {out} before any clock starts')
+    for cid in ids:     # a stale video must not count as progress
+        (out / f'{cid}.avi').unlink(missing_ok=True)
     start = time.monotonic()
     with _Progress(out, ids, total, log):
         render_scenario(store_file, scenario_file, str(out), fps, ids, jobs=jobs,
