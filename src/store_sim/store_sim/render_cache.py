@@ -18,6 +18,7 @@ Never imports rclpy.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -58,6 +59,8 @@ def render_key(store_file: str, scenario_file: str, fps: float, cameras: list[st
     from store_sim.scenario import load_scenario
     store = load_store(store_file)
     scenario = load_scenario(scenario_file, store)
+    # what the files say, not how their path was spelled
+    store = dataclasses.replace(store, path=str(pathlib.Path(store_file).resolve()))
     h = hashlib.sha256()
     for part in (repr(store), repr(scenario), repr(float(fps)), repr(list(cameras)),
                  repr(int(lighting_variant)), repr(seed), repr(float(t0_s)), _source_digest()):

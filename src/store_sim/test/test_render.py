@@ -1,6 +1,7 @@
 """Rendered cameras: determinism, label sanity against the geometry, motion consistent with the
 scenario, video files, the YOLO dataset writer and the live stream."""
 import json
+import os
 import pathlib
 import subprocess
 import sys
@@ -176,6 +177,9 @@ def test_render_cache_renders_once_then_links_and_notices_a_changed_input(tmp_pa
     assert render_is_current(tmp_path / 'run2' / 'cameras', str(DEMO), str(sc), 5.0, ['cam2'])
     assert ensure_render(str(DEMO), str(sc), tmp_path / 'run2' / 'cameras', 5.0, ['cam2'],
                          jobs=1, cache_dir=cache, log=lines.append) == 'current'
+    # the same files named by another path are the same render
+    rel = pathlib.Path(os.path.relpath(DEMO))
+    assert render_is_current(tmp_path / 'run2' / 'cameras', str(rel), str(sc), 5.0, ['cam2'])
     # touching the scenario changes nothing; changing what it says renders again
     sc.write_text(sc.read_text())
     assert render_is_current(tmp_path / 'run2' / 'cameras', str(DEMO), str(sc), 5.0, ['cam2'])
