@@ -288,3 +288,6 @@ def test_sim_streams_rendered_cameras_through_drivers_to_the_detector(tmp_path, 
     assert len(shopper_times) >= 3, (shopper_times, arrays_per_camera)
     assert min(shopper_times) > 0.2 and max(shopper_times) < 9.5, shopper_times
     assert (run_dir / 'cameras' / 'cam1.avi').exists()
+    # the scenario clock waited for the detector: the first images of every camera were
+    # answered before any shopper could enter
+    assert 'every camera detected' in (run_dir / 'logs' / 'sim.log').read_text()

@@ -17,16 +17,22 @@ import pathlib
 import time
 
 from rclpy.node import Node
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import String
 
 from store_common.description import load_store, StoreConfigError
 from store_common.ros import declare, EVENT_QOS, run_node
+from store_interfaces.msg import DetectionArray
 
 from store_sim.camera_stream import CameraStreamServer
 from store_sim.emulators import gate_scans, GateReaderEmulator, PlateControllerEmulator
 from store_sim.physics import StorePhysics
 from store_sim.render_cache import ensure_render
 from store_sim.scenario import load_scenario, ScenarioError, truth_events
+
+# matches the detector's publisher whatever its reliability; one message is all it takes
+READY_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT,
+                       history=HistoryPolicy.KEEP_LAST)
 
 
 class SimNode(Node):
@@ -57,6 +63,12 @@ class SimNode(Node):
                               'cameras.', lo=0, hi=65535)
         camera_fps = declare(self, 'camera_fps', 10.0, 'Rendered camera frame rate [Hz].',
                              lo=1.0, hi=30.0)
+        wait_detections_s = declare(self, 'wait_for_detections_s', 0.0, 'With cameras: hold '
+                                    'the scenario clock until detections arrive from every '
+                                    'camera, at most this long; 0 = do not wait [s].',
+                                    lo=0.0, hi=600.0)
+        cameras_ns = declare(self, 'cameras_namespace', 'cameras', 'Namespace of the camera '
+                             'topics (relative to this node\'s namespace, or absolute).')
         render_jobs = declare(self, 'render_jobs', 2, 'Cameras rendered in parallel before '
                               'the scenario clock starts.', lo=1, hi=16)
         if not (store_file and scenario_file and run_dir):
@@ -76,19 +88,36 @@ class SimNode(Node):
             self._render(store_file, scenario_file, render_dir, camera_fps, render_jobs)
 
         now = time.monotonic()
-        self.scenario_start = now + self.start_delay_s
-        # the scenario clock in ROS time, for whoever lines images and truth up (fusion, tests)
-        start_ns = self.get_clock().now().nanoseconds + int(self.start_delay_s * 1e9)
+        self.run = run
         run.mkdir(parents=True, exist_ok=True)
-        (run / 'scenario_clock.json').write_text(json.dumps(
-            {'scenario_start_ros_ns': start_ns, 'start_delay_s': self.start_delay_s}) + '\n')
+        (run / 'scenario_clock.json').unlink(missing_ok=True)
+        # Until the scenario clock is set, the plates stream idle rows, no scan is read and the
+        # cameras repeat their first frame: a start far in the future.
+        self.scenario_start = now + 1e6
+        self.emulators = []
+        self.waiting_for = None
+        if camera_port and self.store.cameras and wait_detections_s > 0:
+            # a shopper who enters before the detector has loaded its models is never tracked
+            # (the track is bound at the entrance scan): start once every camera is detected
+            self.waiting_for = {c.id for c in self.store.cameras}
+            self.wait_deadline = now + wait_detections_s
+            self.wait_started = now
+            self._ready_subs = [
+                self.create_subscription(
+                    DetectionArray, f'{cameras_ns}/{c.id}/detections',
+                    lambda _msg, cid=c.id: self.waiting_for.discard(cid), READY_QOS)
+                for c in self.store.cameras]
+            self.get_logger().info(
+                f'the scenario starts once detections arrive from every camera '
+                f'(at most {wait_detections_s:g} s) and then {self.start_delay_s:g} s later')
+        else:
+            self._set_start(now)
         self.stream = None
         if camera_port and self.store.cameras:
             self.stream = CameraStreamServer(
                 render_dir, lambda: time.monotonic() - self.scenario_start, port=camera_port,
                 log=self.get_logger().info).start()
             self.get_logger().info(f'camera streams: {self.stream.url("<camera_id>")}')
-        self.emulators = []
         for c in self.store.controllers:
             emu = PlateControllerEmulator(
                 c.id, c.n_channels, c.sample_rate_hz,
@@ -115,8 +144,35 @@ class SimNode(Node):
         self.ended = False
         self.timer = self.create_timer(poll_period_s, self.tick)
 
+    def _set_start(self, now: float) -> None:
+        """Start the scenario clock ``start_delay_s`` after ``now`` (monotonic)."""
+        self.scenario_start = now + self.start_delay_s
+        for emu in self.emulators:
+            emu.scenario_start = self.scenario_start
+        # the scenario clock in ROS time, for whoever lines images and truth up (fusion, tests)
+        start_ns = self.get_clock().now().nanoseconds + int(self.start_delay_s * 1e9)
+        tmp = self.run / '.scenario_clock.json.tmp'
+        tmp.write_text(json.dumps({'scenario_start_ros_ns': start_ns,
+                                   'start_delay_s': self.start_delay_s}) + '\n')
+        tmp.replace(self.run / 'scenario_clock.json')
+
     def tick(self) -> None:
         now = time.monotonic()
+        if self.waiting_for is not None and (not self.waiting_for or now > self.wait_deadline):
+            if self.waiting_for:
+                self.get_logger().warning(
+                    f'no detections from {", ".join(sorted(self.waiting_for))} after '
+                    f'{now - self.wait_started:.0f} s: starting the scenario anyway')
+            elif hasattr(self, 'wait_started'):
+                self.get_logger().info(f'every camera detected {now - self.wait_started:.1f} s '
+                                       f'after start; the scenario starts in '
+                                       f'{self.start_delay_s:g} s')
+            self.waiting_for = None
+            for sub in getattr(self, '_ready_subs', []):
+                self.destroy_subscription(sub)
+            self._ready_subs = []
+            if self.scenario_start > now + 1e5:
+                self._set_start(now)
         for emu in self.emulators:
             emu.poll(now)
         t_s = now - self.scenario_start
