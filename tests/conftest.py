@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from store_bringup.graph import build_graph, GraphOptions
-from store_bringup.runner import Runner
+from store_bringup.runner import prerender, Runner
 from store_common.description import load_store
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -66,12 +66,15 @@ def run_sim_store(tmp_path, ros_env):
     ``during(runner)`` is called once the graph is up, for tests that crash nodes mid-run.
     """
     def run(scenario: str | pathlib.Path, *, overrides: dict | None = None,
-            timeout_s: float = 240.0, during=None, name: str = 'run') -> RunResult:
+            timeout_s: float = 240.0, during=None, name: str = 'run',
+            cameras: bool = False) -> RunResult:
         run_dir = tmp_path / name
         store = load_store(DEMO_STORE)
         specs = build_graph(store, GraphOptions(
             mode='sim', params_file=str(PARAMS), run_dir=str(run_dir),
-            scenario_file=str(scenario), record=True, overrides=overrides or {}))
+            scenario_file=str(scenario), record=True, overrides=overrides or {},
+            cameras=cameras))
+        prerender(specs, print)     # cameras: rendered (or cached) before any clock starts
         runner = Runner(specs, run_dir, out=sys.stdout, env=ros_env)
         code = None
         try:
