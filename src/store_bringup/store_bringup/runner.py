@@ -20,7 +20,9 @@ from __future__ import annotations
 import argparse
 import os
 import pathlib
+import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -36,7 +38,34 @@ from store_common.fatal import EXIT_FATAL
 EXIT_NODE_DIED = 1
 EXIT_CONFIG = 2
 EXIT_UNCLEAN_STOP = 3
+EXIT_MISSING_RECEIPTS = 4
 TRACEBACK = 'Traceback (most recent call last):'
+_VARYING = re.compile(r'0x[0-9a-fA-F]+|\[\s*\d+(?:\.\d+)?\]|@\d+(?:\.\d+)?')
+
+
+def same_fact(a: str, b: str) -> bool:
+    """Whether two output lines say the same thing but for their time stamps (``[<s>]``,
+    ``@<s>``) and memory addresses: the screen shows the first and a count, the log keeps
+    all."""
+    return _VARYING.sub('#', a.strip()) == _VARYING.sub('#', b.strip())
+
+
+def local_stream_port(spec: NodeSpec) -> int | None:
+    """The port of a camera driver's source when it is a stream on this machine (the
+    simulator's): the driver is started once that port accepts connections."""
+    if spec.executable != 'camera_driver':
+        return None
+    m = re.match(r'^https?://(?:127\.0\.0\.1|localhost):(\d+)/',
+                 str(spec.parameters.get('source', '')))
+    return int(m.group(1)) if m else None
+
+
+def port_listening(port: int, host: str = '127.0.0.1', timeout_s: float = 0.2) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
 
 
 class RunDirError(ValueError):
@@ -92,14 +121,30 @@ class NodeProcess:
 
     def _pump(self, proc: subprocess.Popen, log: IO[str]) -> None:
         width = 22
+        last, repeats = '', 0
+
+        def say_repeats() -> None:
+            if repeats and self.out is not None:
+                with self._lock:
+                    self.out.write(f'[{self.label:<{width}}] (the line above {repeats} more '
+                                   f'time{"s" if repeats > 1 else ""}; all in {self.log_path})\n')
+                    self.out.flush()
+
         for line in proc.stdout:
             if line.lstrip().startswith(TRACEBACK):
                 self.tracebacks += 1
             log.write(line)
-            if self.out is not None:
-                with self._lock:
-                    self.out.write(f'[{self.label:<{width}}] {line}')
-                    self.out.flush()
+            if self.out is None:
+                continue
+            if last and same_fact(line, last):
+                repeats += 1        # one line per fact on the screen: repeats are counted
+                continue
+            say_repeats()
+            last, repeats = line, 0
+            with self._lock:
+                self.out.write(f'[{self.label:<{width}}] {line}')
+                self.out.flush()
+        say_repeats()
         log.close()
 
     def poll(self) -> int | None:
@@ -152,8 +197,11 @@ class Runner:
         self.procs = {s.label: NodeProcess(s, self.params_file, self.run_dir / 'logs', out, env)
                       for s in specs}
         self.stop_timeout_s = stop_timeout_s
+        self.stream_wait_s = 60.0
         self._stopping = False
         self._expected_exit: set[str] = set()
+        self._deferred: dict[str, int] = {}      # label -> local stream port it waits for
+        self._deferred_since = 0.0
 
     def say(self, text: str) -> None:
         if self.out is not None:
@@ -161,9 +209,36 @@ class Runner:
             self.out.flush()
 
     def start(self) -> None:
-        for p in self.procs.values():
+        """Start every node; a camera driver of a stream on this machine (the simulator's)
+        waits until that port accepts connections (``check`` starts it, or after
+        ``stream_wait_s`` anyway), so no driver fills the screen with refused connections."""
+        for label, p in self.procs.items():
+            port = local_stream_port(p.spec)
+            if port is not None and not port_listening(port):
+                self._deferred[label] = port
+                continue
             p.start()
-        self.say(f'started {len(self.procs)} nodes: {", ".join(self.procs)}')
+        self._deferred_since = time.monotonic()
+        started = [lb for lb in self.procs if lb not in self._deferred]
+        self.say(f'started {len(started)} nodes: {", ".join(started)}')
+        if self._deferred:
+            ports = sorted(set(self._deferred.values()))
+            self.say(f'{len(self._deferred)} camera drivers start once the camera streams '
+                     f'listen (port {", ".join(map(str, ports))})')
+
+    def _start_deferred(self) -> None:
+        if not self._deferred or self._stopping:
+            return
+        late = time.monotonic() - self._deferred_since > self.stream_wait_s
+        up = {port for port in set(self._deferred.values()) if port_listening(port)}
+        ready = [lb for lb, port in self._deferred.items() if port in up or late]
+        for lb in ready:
+            del self._deferred[lb]
+            self.procs[lb].start()
+        if ready:
+            self.say(f'started {", ".join(ready)}' + (
+                f' (the streams did not listen within {self.stream_wait_s:g} s)' if late
+                else ' (camera streams listening)'))
 
     def node(self, label: str) -> NodeProcess:
         try:
@@ -189,6 +264,7 @@ class Runner:
 
     def check(self) -> int | None:
         """One look at the processes. Returns an exit code when the run is over, else None."""
+        self._start_deferred()
         for label, p in self.procs.items():
             code = p.poll()
             if code is None or label in self._expected_exit:
@@ -224,7 +300,8 @@ class Runner:
         signal, or printed a traceback while stopping; each is also said.
         """
         self._stopping = True
-        alive = [p for p in self.procs.values() if p.poll() is None]
+        self._deferred.clear()
+        alive = [p for p in self.procs.values() if p.proc is not None and p.poll() is None]
         tracebacks_before = {label: p.tracebacks for label, p in self.procs.items()}
         for sig, name in ((signal.SIGINT, 'SIGINT'), (signal.SIGTERM, 'SIGTERM'),
                           (signal.SIGKILL, 'SIGKILL')):
@@ -312,6 +389,73 @@ def prerender(specs: list, say) -> str | None:
     return None
 
 
+def port_problem(port: int, host: str = '127.0.0.1') -> str | None:
+    """Why ``port`` cannot be listened on at ``host`` (it is taken, or not allowed), or None."""
+    import socket
+    sock = socket.socket(socket.AF_INET6 if ':' in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        return f'{host} port {port}: {exc.strerror or exc}'
+    finally:
+        sock.close()
+    return None
+
+
+def free_port(host: str = '127.0.0.1') -> int:
+    """A port nothing listens on now (the OS picks it)."""
+    import socket
+    with socket.socket(socket.AF_INET6 if ':' in host else socket.AF_INET) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def missing_receipts(run_dir: str | pathlib.Path, scenario_file: str | None) -> list[str]:
+    """Shoppers of the scenario without a receipt in ``<run_dir>/receipts.jsonl`` (the
+    recorder's output); empty when the scenario cannot be read (nothing is known missing)."""
+    import json
+    try:
+        doc = yaml.safe_load(pathlib.Path(scenario_file).read_text()) if scenario_file else None
+    except (OSError, yaml.YAMLError):
+        return []
+    doc = doc.get('scenario', doc) if isinstance(doc, dict) else {}
+    shoppers = doc.get('shoppers') if isinstance(doc, dict) else None
+    expected = {str(s['id']) for s in shoppers or () if isinstance(s, dict) and 'id' in s}
+    have = set()
+    try:
+        with open(pathlib.Path(run_dir) / 'receipts.jsonl') as f:
+            for line in f:
+                try:
+                    have.add(str(json.loads(line).get('shopper_id', '')))
+                except (ValueError, AttributeError):
+                    continue
+    except OSError:
+        pass
+    return sorted(expected - have)
+
+
+def _ports(args, specs: list[NodeSpec]) -> str | None:
+    """Check (and for 0, pick) the console and camera stream ports before any node starts;
+    an error naming the port, or None."""
+    for s in specs:
+        if s.package == 'store_review' and s.executable == 'review':
+            host, port = str(s.parameters.get('host', '127.0.0.1')), s.parameters.get('port')
+            if port:      # 0: the node picks a free one and writes it to review_url.txt
+                why = port_problem(int(port), host)
+                if why:
+                    return (f'review console: {why} (set another with --console-port, or 0 '
+                            'for a free one)')
+        if s.package == 'store_sim' and s.executable == 'sim' and \
+                s.parameters.get('camera_stream_port'):
+            port = int(s.parameters['camera_stream_port'])
+            why = port_problem(port)
+            if why:
+                return (f'simulated camera streams: {why} (set another with --camera-port, or '
+                        '0 for a free one)')
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog='run_store', description=__doc__.split('\n\n')[0])
     ap.add_argument('--store', required=True, help='store description YAML')
@@ -336,8 +480,35 @@ def main(argv: list[str] | None = None) -> int:
                     help='camera drivers, the detector, the shopper tracker and the fusion '
                          'node; the cart takes fused shelf events (sim: the simulator renders '
                          'and streams every camera first)')
-    ap.add_argument('--timeout', type=float, default=None, help='stop after this many seconds')
+    ap.add_argument('--console-port', type=int, default=None, metavar='PORT',
+                    help='review console port (default: the parameters file, 8080); 0 picks a '
+                         'free one (written to <run-dir>/review_url.txt); a taken port is an '
+                         'error')
+    ap.add_argument('--camera-port', type=int, default=None, metavar='PORT',
+                    help='sim with --cameras: port of the simulated camera streams (default: '
+                         'derived from the run dir); 0 picks a free one; a taken port is an '
+                         'error')
+    ap.add_argument('--timeout', type=float, default=None,
+                    help='stop after this many seconds; with --record, exit non-zero '
+                         f'({EXIT_MISSING_RECEIPTS}) if a shopper of the scenario has no receipt '
+                         'by then')
     args = ap.parse_args(argv)
+    for name in ('console_port', 'camera_port'):
+        value = getattr(args, name)
+        if value is not None and not 0 <= value <= 65535:
+            print(f'run_store: error: --{name.replace("_", "-")} {value} is not a port '
+                  '(0..65535)', file=sys.stderr)
+            return EXIT_CONFIG
+    try:
+        overrides = parse_set(args.set)
+    except ValueError as exc:
+        print(f'run_store: error: {exc}', file=sys.stderr)
+        return EXIT_CONFIG
+    if args.console_port is not None:
+        overrides.setdefault('review', {})['port'] = args.console_port
+    camera_port = args.camera_port
+    if camera_port == 0:
+        camera_port = free_port()
 
     run_dir = args.run_dir or os.path.join('out', 'runs', time.strftime('%Y%m%d-%H%M%S'))
     try:
@@ -345,9 +516,12 @@ def main(argv: list[str] | None = None) -> int:
         specs = build_graph(store, GraphOptions(
             mode=args.mode, params_file=args.params or default_params_file(), run_dir=run_dir,
             scenario_file=args.scenario, db_path=args.db, record=args.record,
-            use_sim_time=args.use_sim_time, overrides=parse_set(args.set), bag_file=args.bag,
+            use_sim_time=args.use_sim_time, overrides=overrides, bag_file=args.bag,
             bag_rate=args.bag_rate, bag_topics=args.bag_topics, record_bag=args.record_bag,
-            render_png=args.render_png, cameras=args.cameras))
+            render_png=args.render_png, cameras=args.cameras, camera_port=camera_port))
+        problem = _ports(args, specs)
+        if problem:
+            raise ValueError(problem)
         runner = Runner(specs, run_dir)
     except (StoreConfigError, ValueError, FileNotFoundError) as exc:
         print(f'run_store: error: {exc}', file=sys.stderr)
@@ -383,7 +557,14 @@ def main(argv: list[str] | None = None) -> int:
         if code is not None:
             break
         if deadline is not None and time.monotonic() > deadline:
-            runner.say(f'timeout of {args.timeout} s reached')
+            missing = missing_receipts(run_dir, args.scenario) if args.record else []
+            if missing:
+                runner.say(f'ERROR: timeout of {args.timeout:g} s reached with '
+                           f'{len(missing)} receipt{"s" if len(missing) > 1 else ""} missing '
+                           f'({", ".join(missing)}); exit code {EXIT_MISSING_RECEIPTS}')
+                code = EXIT_MISSING_RECEIPTS
+            else:
+                runner.say(f'timeout of {args.timeout:g} s reached')
             break
         stop.wait(0.2)
     return runner.finish(code)

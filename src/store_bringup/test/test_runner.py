@@ -49,6 +49,15 @@ def scripts(tmp_path, monkeypatch):
             print('up', flush=True)
             while True: time.sleep(0.05)
         ''',
+        'chatty': '''
+            import signal, sys, time
+            signal.signal(signal.SIGINT, lambda *a: sys.exit(0))
+            for i in range(20):
+                print(f'[WARN] [17.{i}] [tcp @ 0x55{i:04x}] Connection to '
+                      'tcp://127.0.0.1:3000 failed: Connection refused', flush=True)
+            print('streaming', flush=True)
+            while True: time.sleep(0.05)
+        ''',
         'fail_on_stop': '''
             import signal, sys, time
             signal.signal(signal.SIGINT, lambda *a: sys.exit(1))
@@ -62,6 +71,7 @@ def scripts(tmp_path, monkeypatch):
         p.write_text(f'#!{sys.executable}\n' + textwrap.dedent(body))
         p.chmod(0o755)
         paths[name] = str(p)
+    paths['camera_driver'] = paths['forever']
     monkeypatch.setattr(runner_mod, 'executable_path', lambda spec: paths[spec.executable])
     return paths
 
@@ -201,3 +211,80 @@ def test_a_run_dir_that_cannot_be_created_is_a_clear_error(tmp_path):
     assert str(exc.value).startswith(f'run directory {blocker / "run1"}: cannot create or '
                                      f'write')
     assert 'writable --run-dir' in str(exc.value)
+
+
+def test_repeated_lines_show_once_on_screen_and_all_in_the_log(scripts, tmp_path):
+    out = io.StringIO()
+    r = runner_mod.Runner([spec('chatty', 'cam')], tmp_path, out=out)
+    r.start()
+    deadline = time.monotonic() + 10
+    while 'streaming' not in out.getvalue() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    r.stop()
+    screen = out.getvalue()
+    assert screen.count('Connection refused') == 1
+    assert 'the line above 19 more times' in screen and 'streaming' in screen
+    assert (tmp_path / 'logs' / 'cam.log').read_text().count('Connection refused') == 20
+
+
+def test_a_camera_driver_of_a_local_stream_starts_once_the_stream_listens(scripts, tmp_path):
+    import socket
+    with socket.socket() as probe:
+        probe.bind(('127.0.0.1', 0))
+        port = probe.getsockname()[1]
+    cam = NodeSpec('pkg', 'camera_driver', 'camera_driver', '/store/cameras/cam1',
+                   {'source': f'http://127.0.0.1:{port}/cam1.mjpg'})
+    out = io.StringIO()
+    r = runner_mod.Runner([spec('forever', 'sim'), cam], tmp_path, out=out)
+    r.start()
+    label = cam.label
+    try:
+        assert r.wait(timeout_s=1.0) is None
+        assert r.procs[label].proc is None          # the stream is not up: not started
+        assert 'start once the camera streams listen' in out.getvalue()
+        with socket.socket() as server:
+            server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            server.bind(('127.0.0.1', port))
+            server.listen(4)
+            assert r.wait(timeout_s=1.0) is None
+            assert r.procs[label].proc is not None
+    finally:
+        assert r.stop() == []
+
+
+def test_a_taken_console_or_camera_port_is_an_error_naming_it(tmp_path, capsys):
+    import socket
+    with socket.socket() as taken:
+        taken.bind(('127.0.0.1', 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        base = ['--store', 'config/stores/demo.yaml', '--mode', 'sim', '--scenario',
+                'config/scenarios/demo.yaml', '--run-dir', str(tmp_path / 'r')]
+        assert runner_mod.main(base + ['--console-port', str(port)]) == runner_mod.EXIT_CONFIG
+        err = capsys.readouterr().err
+        assert f'review console: 127.0.0.1 port {port}' in err and '--console-port' in err
+        assert runner_mod.main(base + ['--cameras', '--camera-port', str(port)]) == \
+            runner_mod.EXIT_CONFIG
+        err = capsys.readouterr().err
+        assert f'simulated camera streams: 127.0.0.1 port {port}' in err
+        assert runner_mod.main(base + ['--console-port', '70000']) == runner_mod.EXIT_CONFIG
+        assert 'is not a port' in capsys.readouterr().err
+
+
+def test_missing_receipts_are_the_scenario_shoppers_without_one(tmp_path):
+    scen = tmp_path / 's.yaml'
+    scen.write_text('scenario:\n  shoppers:\n  - {id: acct-1}\n  - {id: acct-2}\n'
+                    '  - {id: acct-3}\n')
+    assert runner_mod.missing_receipts(tmp_path, str(scen)) == ['acct-1', 'acct-2', 'acct-3']
+    (tmp_path / 'receipts.jsonl').write_text('{"shopper_id": "acct-2"}\nnot json\n'
+                                             '{"shopper_id": "acct-3"}\n')
+    assert runner_mod.missing_receipts(tmp_path, str(scen)) == ['acct-1']
+    assert runner_mod.missing_receipts(tmp_path, str(tmp_path / 'absent.yaml')) == []
+
+
+def test_same_fact_ignores_numbers_only():
+    assert runner_mod.same_fact('[WARN] [17.5] cam1: refused 0x5f', '[WARN] [18.1] cam1: '
+                                'refused 0x60')
+    assert not runner_mod.same_fact('[INFO] [1.0] receipt acct-0001', '[INFO] [2.0] receipt '
+                                    'acct-0002')
+    assert not runner_mod.same_fact('event g1 took 1 COLA', 'event g1 took 1 APPLE')
