@@ -40,8 +40,9 @@ import time
 from store_bringup.graph import build_graph, GraphOptions, load_params_file
 from store_bringup.runner import Runner
 from store_cart.engine import CartEngine, CartParams
-from store_cart.model import GateEventData, HypothesisData, ShelfEventData
+from store_cart.model import GateEventData
 from store_common.description import load_store
+from store_shelf.event import HypothesisData, ShelfEventData
 from store_sim.evaluator import read_jsonl
 from store_sim.generator import generate
 from store_sim.scenario import save_scenario
@@ -67,10 +68,7 @@ def inputs(run_dir: pathlib.Path) -> tuple[list[GateEventData], list[ShelfEventD
             event_id=e['event_id'], gondola_id=e['gondola_id'], plate_ids=tuple(e['plate_ids']),
             delta_grams=float(e['delta_grams']), start_ns=_ns(e['start_stamp']),
             settled_ns=_ns(e['settled_stamp']),
-            hypotheses=tuple(HypothesisData(h['sku'], int(h['action']), int(h['quantity']),
-                                            float(h['likelihood']), float(h['expected_grams']),
-                                            bool(h['on_home_plate']))
-                             for h in e['hypotheses']),
+            hypotheses=tuple(HypothesisData.from_dict(h) for h in e['hypotheses']),
             plate_delta_grams=tuple(float(x) for x in e['plate_delta_grams']),
             noise_grams=float(e['noise_grams']))
     return list(gates.values()), list(shelves.values())

@@ -51,13 +51,13 @@ def _stamp(ns):
 def _shelf_event(event_id, start_ns, settled_ns, plate=PLATE, delta_grams=-528.0,
                  hypotheses=(('SPARK-500', -528.0, 0.99, True),)):
     """A take of ``delta_grams`` on ``plate``; ``hypotheses``: (sku, expected_grams,
-    likelihood, on_home_plate) of the products, then the unknown one with the rest."""
+    posterior, on_home_plate) of the products, then the unknown one with the rest."""
     from store_interfaces.msg import ProductHypothesis, ShelfEvent
     hyps = [ProductHypothesis(sku=sku, action=1, quantity=1, expected_grams=grams,
-                              likelihood=p, on_home_plate=home)
+                              posterior=p, on_home_plate=home)
             for sku, grams, p, home in hypotheses]
     hyps.append(ProductHypothesis(sku='', action=1, quantity=0,
-                                  likelihood=1.0 - sum(h.likelihood for h in hyps)))
+                                  posterior=1.0 - sum(h.posterior for h in hyps)))
     msg = ShelfEvent(event_id=event_id, gondola_id='g1', plate_ids=[plate],
                      plate_delta_grams=[delta_grams], delta_grams=delta_grams, noise_grams=1.0,
                      start_stamp=_stamp(start_ns), settled_stamp=_stamp(settled_ns),
@@ -291,10 +291,10 @@ def test_vision_decides_which_of_two_near_equal_cans_was_taken(tmp_path, ros_env
         assert f.shoppers[0].probability > 0.9
     # the lemon can in B's hand after the event turned the weight's order around
     assert (seen.vision, list(seen.skus_seen)) == (VISION_CHANGED, ['LEMON-330'])
-    assert seen.hypotheses[0].sku == 'LEMON-330' and seen.hypotheses[0].likelihood > 0.99
+    assert seen.hypotheses[0].sku == 'LEMON-330' and seen.hypotheses[0].posterior > 0.99
     # nothing in the hand: the weight hypotheses go out as they came, too close to decide
     assert (blind.vision, list(blind.skus_seen)) == (VISION_NONE, [])
-    assert [(h.sku, round(h.likelihood, 2)) for h in blind.hypotheses[:2]] == [
+    assert [(h.sku, round(h.posterior, 2)) for h in blind.hypotheses[:2]] == [
         ('COLA-330', 0.52), ('LEMON-330', 0.46)]
 
     (update,) = probe.msgs('cart_updates')

@@ -22,9 +22,9 @@ def shelf(plate: str, sku: str, grams: float, t_s: float, p: float = 0.99) -> di
     return {'event_id': f'{plate}@{int(t_s * S)}', 'gondola_id': plate.split('.')[0],
             'plate_ids': [plate], 'delta_grams': -grams, 'plate_delta_grams': [-grams],
             'noise_grams': 0.5, 'start_stamp': stamp(t_s), 'settled_stamp': stamp(t_s + 0.6),
-            'hypotheses': [{'sku': sku, 'action': 1, 'quantity': 1, 'likelihood': p,
+            'hypotheses': [{'sku': sku, 'action': 1, 'quantity': 1, 'posterior': p,
                             'expected_grams': -grams, 'on_home_plate': True},
-                           {'sku': '', 'action': 1, 'quantity': 0, 'likelihood': 1 - p,
+                           {'sku': '', 'action': 1, 'quantity': 0, 'posterior': 1 - p,
                             'expected_grams': 0.0, 'on_home_plate': False}]}
 
 

@@ -29,6 +29,7 @@ from store_common.watermarks import MISSING_EVENT, SILENT, WAITING
 from store_interfaces.msg import (CartState, CartUpdate, FusedShelfEvent, GateEvent, Receipt,
                                   ReviewDecision, ReviewDecisionAck, ReviewRequest, ShelfEvent,
                                   SourceWatermark)
+from store_shelf.convert import shelf_event_from_msg
 
 from store_cart import convert
 from store_cart.db import CartDbError
@@ -156,7 +157,7 @@ class CartNode(Node):
 
     # --- callbacks ----------------------------------------------------------------------------
     def _on_shelf(self, msg: ShelfEvent) -> None:
-        self._publish(self._engine.on_shelf_event(convert.shelf_event_from_msg(msg)))
+        self._publish(self._engine.on_shelf_event(shelf_event_from_msg(msg)))
 
     def _on_fused(self, msg: FusedShelfEvent) -> None:
         ev, hint = convert.fused_event_from_msg(msg)

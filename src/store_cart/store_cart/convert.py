@@ -1,4 +1,7 @@
-"""Messages <-> the engine's plain data (``model.py``). Imports messages, never rclpy."""
+"""Messages <-> the engine's plain data (``model.py``). Imports messages, never rclpy.
+
+The shelf event's conversions are store_shelf's (:mod:`store_shelf.convert`); the cart adds the
+fused event's (its fused hypotheses and shopper hint)."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -7,13 +10,13 @@ from builtin_interfaces.msg import Time
 from std_msgs.msg import Header
 from store_common.stamps import from_ns, to_ns
 from store_interfaces.msg import (CartLine, CartState, CartUpdate, FusedShelfEvent, GateEvent,
-                                  ProductHypothesis, Receipt, ReviewCandidate, ReviewDecision,
-                                  ReviewDecisionAck, ReviewRequest, ShelfEvent)
+                                  Receipt, ReviewCandidate, ReviewDecision, ReviewDecisionAck,
+                                  ReviewRequest)
+from store_shelf.convert import hypothesis_from_msg, shelf_event_from_msg
+from store_shelf.event import ShelfEventData
 
 from store_cart.model import (CartLineData, CartStateData, CartUpdateData, DecisionAckData,
-                              GateEventData,
-                              HypothesisData, ReceiptData, ReviewDecisionData, ReviewRequestData,
-                              ShelfEventData)
+                              GateEventData, ReceiptData, ReviewDecisionData, ReviewRequestData)
 
 
 def _header(stamp_ns: int, frame_id: str) -> Header:
@@ -26,23 +29,6 @@ def gate_event_from_msg(msg: GateEvent) -> GateEventData:
                          shopper_id=msg.shopper_id, stamp_ns=to_ns(msg.header.stamp))
 
 
-def _hypothesis_from_msg(h: ProductHypothesis) -> HypothesisData:
-    return HypothesisData(sku=h.sku, action=int(h.action), quantity=int(h.quantity),
-                          likelihood=float(h.likelihood), expected_grams=float(h.expected_grams),
-                          on_home_plate=bool(h.on_home_plate))
-
-
-def shelf_event_from_msg(msg: ShelfEvent) -> ShelfEventData:
-    settled_ns = to_ns(msg.settled_stamp) or to_ns(msg.header.stamp)
-    start_ns = to_ns(msg.start_stamp) or settled_ns
-    return ShelfEventData(
-        event_id=msg.event_id, gondola_id=msg.gondola_id, plate_ids=tuple(msg.plate_ids),
-        delta_grams=float(msg.delta_grams), start_ns=start_ns, settled_ns=settled_ns,
-        hypotheses=tuple(_hypothesis_from_msg(h) for h in msg.hypotheses),
-        plate_delta_grams=tuple(float(x) for x in msg.plate_delta_grams),
-        noise_grams=float(msg.noise_grams))
-
-
 def fused_event_from_msg(msg: FusedShelfEvent) -> tuple[ShelfEventData, dict[str, float] | None]:
     """The embedded shelf event with the fused hypotheses, and the shopper hint for
     ``CartEngine.on_shelf_event``: {shopper_id: probability} of the candidates (the "" nobody
@@ -50,7 +36,7 @@ def fused_event_from_msg(msg: FusedShelfEvent) -> tuple[ShelfEventData, dict[str
     engine's weight-only presence rule applies)."""
     ev = shelf_event_from_msg(msg.event)
     if msg.hypotheses:
-        ev = replace(ev, hypotheses=tuple(_hypothesis_from_msg(h) for h in msg.hypotheses))
+        ev = replace(ev, hypotheses=tuple(hypothesis_from_msg(h) for h in msg.hypotheses))
     hint: dict[str, float] = {}
     for c in msg.shoppers:
         if c.shopper_id:
@@ -66,12 +52,6 @@ def review_decision_from_msg(msg: ReviewDecision) -> ReviewDecisionData:
 
 
 # --- outputs ----------------------------------------------------------------------------------
-def hypothesis_msg(h: HypothesisData) -> ProductHypothesis:
-    return ProductHypothesis(sku=h.sku, action=int(h.action), quantity=int(h.quantity),
-                             expected_grams=float(h.expected_grams),
-                             likelihood=float(h.likelihood), on_home_plate=bool(h.on_home_plate))
-
-
 def _line_msg(x: CartLineData) -> CartLine:
     return CartLine(sku=x.sku, name=x.name, quantity=x.quantity,
                     unit_price_cents=x.unit_price_cents, line_total_cents=x.line_total_cents,

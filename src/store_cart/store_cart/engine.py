@@ -75,15 +75,16 @@ from typing import Callable, Iterable, Mapping
 from store_common.description import Catalog
 from store_common.stamps import ns_to_s, s_to_ns
 from store_common.watermarks import WatermarkTracker
+from store_shelf.event import HypothesisData, ShelfEventData
 
 from store_cart.db import CartDb
 from store_cart.model import (
     ACK_APPLIED, ACK_REJECTED, ACTION_NONE, ACTION_RETURN, ACTION_TAKE, CandidateData,
-    CartLineData, CartStateData, CartUpdateData, DecisionAckData, GateEventData, HypothesisData,
+    CartLineData, CartStateData, CartUpdateData, DecisionAckData, GateEventData,
     KIND_ENTER, KIND_EXIT, Note, Output,
     REASON_AMBIGUOUS_SHOPPER, REASON_CLOSE_CANDIDATES, REASON_LOW_CONFIDENCE, REASON_NAMES,
     REASON_NO_SHOPPER, REASON_NOT_IN_CART, REASON_UNKNOWN_WEIGHT, ReceiptData, ReviewDecisionData,
-    ReviewRequestData, review_request_id, session_id_of, ShelfEventData, SOURCE_FUSED,
+    ReviewRequestData, review_request_id, session_id_of, SOURCE_FUSED,
     SOURCE_REVIEW, SOURCE_WEIGHT, STATE_EXITED, STATE_IN_STORE, StateSnapshot, STATUS_CONFIRMED,
     STATUS_PENDING_REVIEW)
 
@@ -162,13 +163,13 @@ def shelf_event_problem(ev: ShelfEventData) -> str | None:
     numbers = {'delta_grams': ev.delta_grams, 'noise_grams': ev.noise_grams,
                **{f'plate_delta_grams[{i}]': x for i, x in enumerate(ev.plate_delta_grams)}}
     for i, h in enumerate(ev.hypotheses):
-        numbers[f'hypotheses[{i}].likelihood'] = h.likelihood
+        numbers[f'hypotheses[{i}].posterior'] = h.posterior
         numbers[f'hypotheses[{i}].expected_grams'] = h.expected_grams
     bad = [k for k, v in numbers.items() if not math.isfinite(v)]
     if bad:
         return f'non-finite {", ".join(bad)}'
-    if any(not 0.0 <= h.likelihood <= 1.0 or h.quantity < 0 for h in ev.hypotheses):
-        return 'a hypothesis has a likelihood outside 0..1 or a negative quantity'
+    if any(not 0.0 <= h.posterior <= 1.0 or h.quantity < 0 for h in ev.hypotheses):
+        return 'a hypothesis has a posterior outside 0..1 or a negative quantity'
     if not 0 <= ev.start_ns <= ev.settled_ns:
         return f'start stamp {ev.start_ns} is not in 0..settled stamp {ev.settled_ns}'
     return None
@@ -181,8 +182,8 @@ def _qty_text(action: int, sku: str, quantity: int) -> str:
 
 def _hyp_text(h: HypothesisData) -> str:
     if h.is_unknown:
-        return f'unknown weight (p={h.likelihood:.2f})'
-    return f'{_qty_text(h.action, h.sku, h.quantity)} (p={h.likelihood:.2f})'
+        return f'unknown weight (p={h.posterior:.2f})'
+    return f'{_qty_text(h.action, h.sku, h.quantity)} (p={h.posterior:.2f})'
 
 
 class CartEngine:
@@ -500,7 +501,7 @@ class CartEngine:
             # shoppers inside whom the cameras did not name stay reviewable (probability 0)
             weights += [(s, 0.0) for k, s in present.items() if k not in hint]
         weights.sort(key=lambda w: (-w[1], w[0]['shopper_id']))
-        hyps = sorted(ev.hypotheses, key=lambda h: -h.likelihood)
+        hyps = sorted(ev.hypotheses, key=lambda h: -h.posterior)
         if weights and hyps:
             weights, hyps = self._condition_on_carts(weights, hyps)
         products = [h for h in hyps if self._is_product(h)]
@@ -532,16 +533,16 @@ class CartEngine:
         session, p_shopper = weights[0]
         sid = session['session_id']
         best = hyps[0] if hyps else None
-        second = hyps[1].likelihood if len(hyps) > 1 else 0.0
+        second = hyps[1].posterior if len(hyps) > 1 else 0.0
         reason = None
         if best is None or not self._is_product(best):
             reason = REASON_UNKNOWN_WEIGHT
             detail = f'no catalog product explains {ev.delta_grams:+.1f} g; best: {best_text}'
-        elif best.likelihood < self.params.min_confidence:
+        elif best.posterior < self.params.min_confidence:
             reason = REASON_LOW_CONFIDENCE
             detail = (f'best {best_text} is below min_confidence '
                       f'{self.params.min_confidence:.2f}')
-        elif best.likelihood - second < self.params.min_margin:
+        elif best.posterior - second < self.params.min_margin:
             reason = REASON_CLOSE_CANDIDATES
             detail = (f'best {best_text} leads the second ({_hyp_text(hyps[1])}) by less than '
                       f'{self.params.min_margin:.2f}')
@@ -561,7 +562,7 @@ class CartEngine:
         delta = best.quantity if best.action == ACTION_TAKE else -best.quantity
         self.db.add_line(sid, best.sku, delta, 'confirmed', ev.event_id)
         update = self._update(sid, event_id=ev.event_id, sku=best.sku, delta=delta,
-                              confidence=best.likelihood * p_shopper, source=source,
+                              confidence=best.posterior * p_shopper, source=source,
                               stamp_ns=ev.settled_ns)
         note = f'{session["shopper_id"]}: {delta:+d} {best.sku} (p={update.confidence:.3f})'
         return [update], [sid], note
@@ -583,20 +584,20 @@ class CartEngine:
         joint = []
         for session, w in weights:
             held = self._held(session)
-            joint.append([w * h.likelihood * (
+            joint.append([w * h.posterior * (
                 1.0 if h.action != ACTION_RETURN or not self._is_product(h)
                 else min(1.0, max(eps, held.get(h.sku, 0.0) - (h.quantity - 1))))
                 for h in hyps])
         total = sum(sum(row) for row in joint)
-        feasible_all = all(x == w * h.likelihood for (_, w), row in zip(weights, joint)
+        feasible_all = all(x == w * h.posterior for (_, w), row in zip(weights, joint)
                            for h, x in zip(hyps, row))
         if total <= 0.0 or feasible_all:
             return weights, hyps   # every explanation possible for everyone: nothing to learn
         marginals = [sum(row) / total for row in joint]
         top = max(range(len(weights)), key=lambda i: (marginals[i], -i))
         row_total = sum(joint[top]) or 1.0
-        conditioned = sorted((replace(h, likelihood=x / row_total)
-                              for h, x in zip(hyps, joint[top])), key=lambda h: -h.likelihood)
+        conditioned = sorted((replace(h, posterior=x / row_total)
+                              for h, x in zip(hyps, joint[top])), key=lambda h: -h.posterior)
         reweighted = sorted(((s, m) for (s, _), m in zip(weights, marginals)),
                             key=lambda w: (-w[1], w[0]['shopper_id']))
         if not self._is_product(conditioned[0]):
@@ -644,9 +645,9 @@ class CartEngine:
                 weights: list[tuple[dict, float]], hyps: list[HypothesisData],
                 products: list[HypothesisData]) -> tuple[list[Output], list[str], str]:
         top = products[:self.params.review_top_k]
-        unknown_p = sum(h.likelihood for h in hyps if not self._is_product(h))
+        unknown_p = sum(h.posterior for h in hyps if not self._is_product(h))
         candidates = [CandidateData(s['shopper_id'], h.sku, h.action, h.quantity,
-                                    h.likelihood * p) for s, p in weights for h in top]
+                                    h.posterior * p) for s, p in weights for h in top]
         candidates.append(CandidateData('', '', ACTION_NONE, 0,
                                         1.0 if not weights else unknown_p))
         candidates.sort(key=lambda c: -c.confidence)   # stable: shoppers, then hypotheses

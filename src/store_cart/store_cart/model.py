@@ -1,6 +1,8 @@
 """Plain data the cart engine consumes and produces, mirroring the store_interfaces messages.
 
-No rclpy and no ROS messages here: ``convert.py`` maps these to and from messages. Stamps are
+No rclpy and no ROS messages here: ``convert.py`` maps these to and from messages. The shelf
+event the engine decides on (``ShelfEventData``, ``HypothesisData``) is store_shelf's
+(:mod:`store_shelf.event`), the one type from the shelf node to the cart. Stamps are
 integer nanoseconds of sensor (or ROS) time, money is integer cents of the catalog currency.
 Constants carry the same values as the message constants they mirror.
 """
@@ -95,46 +97,6 @@ class GateEventData(_Data):
     kind: int              # KIND_*
     shopper_id: str
     stamp_ns: int          # sensor time of the scan
-
-
-@dataclass(frozen=True)
-class HypothesisData(_Data):
-    sku: str               # "" for the UNKNOWN hypothesis
-    action: int            # ACTION_TAKE or ACTION_RETURN
-    quantity: int          # >= 1 for a product, 0 for unknown
-    likelihood: float      # posterior among the event's hypotheses, 0..1
-    expected_grams: float = 0.0
-    on_home_plate: bool = True
-
-    @property
-    def is_unknown(self) -> bool:
-        return self.sku == '' or self.quantity < 1
-
-
-@dataclass(frozen=True)
-class ShelfEventData(_Data):
-    event_id: str          # "<first plate id>@<start stamp in ns>"
-    gondola_id: str
-    plate_ids: tuple[str, ...]
-    delta_grams: float
-    start_ns: int          # sensor time the plate left its stable state (hand arrived)
-    settled_ns: int        # sensor time the plate was stable again (the event's stamp)
-    hypotheses: tuple[HypothesisData, ...]
-    plate_delta_grams: tuple[float, ...] = ()
-    noise_grams: float = 0.0
-
-    @classmethod
-    def from_detection(cls, event, hypotheses, gondola_id: str) -> ShelfEventData:
-        """From a store_shelf merged event and its ranked hypotheses (duck-typed: no import of
-        store_shelf here), as the offline pipelines feed the engine without messages."""
-        return cls(event_id=event.event_id, gondola_id=gondola_id,
-                   plate_ids=tuple(event.plate_ids), delta_grams=float(event.delta_grams),
-                   start_ns=int(event.start_ns), settled_ns=int(event.settled_ns),
-                   hypotheses=tuple(HypothesisData(h.sku, h.action, h.quantity, h.probability,
-                                                   h.expected_grams, h.on_home_plate)
-                                    for h in hypotheses),
-                   plate_delta_grams=tuple(float(d) for d in event.plate_delta_grams),
-                   noise_grams=float(event.noise_grams))
 
 
 @dataclass(frozen=True)
@@ -255,7 +217,6 @@ Output = Union[CartUpdateData, CartStateData, ReceiptData, ReviewRequestData, De
                str]
 
 _NESTED = {
-    ('ShelfEventData', 'hypotheses'): HypothesisData,
     ('CartStateData', 'lines'): CartLineData,
     ('ReceiptData', 'lines'): CartLineData,
     ('ReviewRequestData', 'candidates'): CandidateData,

@@ -9,9 +9,10 @@ import json
 
 from store_cart.engine import CartEngine
 from store_cart.model import (
-    ACTION_NONE, ACTION_RETURN, ACTION_TAKE, GateEventData, HypothesisData, KIND_ENTER,
-    KIND_EXIT, ReviewDecisionData, ShelfEventData)
+    ACTION_NONE, ACTION_RETURN, ACTION_TAKE, GateEventData, KIND_ENTER, KIND_EXIT,
+    ReviewDecisionData)
 from store_common.description import Catalog, Product
+from store_shelf.event import HypothesisData, ShelfEventData
 
 S = 1_000_000_000
 STORE_ID = 'test_store'

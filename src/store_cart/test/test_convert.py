@@ -6,6 +6,7 @@ from store_interfaces.msg import (CartLine, GateEvent, ProductHypothesis, Review
 
 from cart_helpers import ns
 from store_cart import convert
+from store_shelf.convert import hypothesis_msg, shelf_event_from_msg
 from store_cart.model import (CandidateData, CartLineData, CartStateData, CartUpdateData,
                               ReceiptData, ReviewRequestData)
 
@@ -20,12 +21,12 @@ def test_inputs_from_messages():
                      plate_delta_grams=[-300.0, -52.0], delta_grams=-352.0, noise_grams=1.5,
                      start_stamp=t(5.0), settled_stamp=t(5.6),
                      hypotheses=[ProductHypothesis(sku='COLA-330', action=1, quantity=1,
-                                                   expected_grams=-352.0, likelihood=0.9,
+                                                   expected_grams=-352.0, posterior=0.9,
                                                    on_home_plate=True)])
-    ev = convert.shelf_event_from_msg(msg)
+    ev = shelf_event_from_msg(msg)
     assert (ev.start_ns, ev.settled_ns, ev.plate_ids) == (ns(5.0), ns(5.6),
                                                           ('g1.s1.p1', 'g1.s1.p2'))
-    assert ev.hypotheses[0].sku == 'COLA-330' and ev.hypotheses[0].likelihood == 0.9
+    assert ev.hypotheses[0].sku == 'COLA-330' and ev.hypotheses[0].posterior == 0.9
     g = convert.gate_event_from_msg(GateEvent(header=Header(stamp=t(1.5)), event_id='entrance@1',
                                               gate_id='entrance', kind=1, shopper_id='acct-1'))
     assert (g.stamp_ns, g.kind, g.shopper_id) == (ns(1.5), 1, 'acct-1')
@@ -41,27 +42,27 @@ def test_fused_event_gives_fused_hypotheses_and_a_shopper_hint():
                        gondola_id='g1', plate_ids=['g1.s1.p1'], delta_grams=-352.0,
                        start_stamp=t(5.0), settled_stamp=t(5.6),
                        hypotheses=[ProductHypothesis(sku='COLA-330', action=1, quantity=1,
-                                                     likelihood=0.55),
+                                                     posterior=0.55),
                                    ProductHypothesis(sku='LEMON-330', action=1, quantity=1,
-                                                     likelihood=0.45)])
-    fused = [ProductHypothesis(sku='LEMON-330', action=1, quantity=1, likelihood=0.9,
+                                                     posterior=0.45)])
+    fused = [ProductHypothesis(sku='LEMON-330', action=1, quantity=1, posterior=0.9,
                                expected_grams=-355.0, on_home_plate=True),
-             ProductHypothesis(sku='COLA-330', action=1, quantity=1, likelihood=0.1)]
+             ProductHypothesis(sku='COLA-330', action=1, quantity=1, posterior=0.1)]
     msg = FusedShelfEvent(event=shelf, hypotheses=fused, shoppers=[
         ShopperCandidate(shopper_id='acct-b', track_id='t2', probability=0.93),
         ShopperCandidate(shopper_id='acct-a', track_id='t1', probability=0.05),
         ShopperCandidate(shopper_id='', probability=0.02)])
     ev, hint = convert.fused_event_from_msg(msg)
     assert (ev.event_id, ev.start_ns, ev.settled_ns) == (shelf.event_id, ns(5.0), ns(5.6))
-    assert [(h.sku, h.likelihood) for h in ev.hypotheses] == [('LEMON-330', 0.9),
-                                                              ('COLA-330', 0.1)]
+    assert [(h.sku, h.posterior) for h in ev.hypotheses] == [('LEMON-330', 0.9),
+                                                             ('COLA-330', 0.1)]
     assert hint == {'acct-b': 0.93, 'acct-a': 0.05}
     # no shopper candidates: no vision evidence, the presence rule applies (no hint)
     ev, hint = convert.fused_event_from_msg(FusedShelfEvent(event=shelf))
     assert hint is None and [h.sku for h in ev.hypotheses] == ['COLA-330', 'LEMON-330']
     # hypothesis data back to a message
-    h = convert.hypothesis_msg(ev.hypotheses[0])
-    assert (h.sku, h.action, h.likelihood) == ('COLA-330', 1, 0.55)
+    h = hypothesis_msg(ev.hypotheses[0])
+    assert (h.sku, h.action, h.posterior) == ('COLA-330', 1, 0.55)
 
 
 def test_outputs_to_messages():

@@ -6,10 +6,10 @@ import math
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import Point, Vector3
 from std_msgs.msg import Header
-from store_cart.convert import hypothesis_msg
 from store_common.stamps import from_ns, to_ns
 from store_interfaces.msg import (FusedShelfEvent, ShelfEvent, ShopperCandidate, ShopperTrack,
                                   ShopperTracks)
+from store_shelf.convert import hypothesis_msg
 
 from store_fusion.fusion import FusionResult, Snapshot
 from store_fusion.geometry import HAND_TRIANGULATED

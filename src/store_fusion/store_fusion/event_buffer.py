@@ -156,7 +156,7 @@ class EventFuser:
     runs.
 
     ``payload`` of :meth:`on_shelf_event` is passed through to the output (the node keeps the
-    original message there); ``event`` is a ``store_cart.model.ShelfEventData``.
+    original message there); ``event`` is a ``store_shelf.event.ShelfEventData``.
     """
     geom: Any
     n_skus: int

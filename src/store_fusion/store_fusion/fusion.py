@@ -241,10 +241,10 @@ def product_ratio(hyps, before: Counter, after: Counter, n_skus: int, params: Fu
                   take_action: int = 1) -> float:
     """How much better one shopper's product boxes around an event (``before``/``after``, from
     :func:`vision_votes`) are explained by that shopper having done it (the weight hypotheses
-    by their likelihood) than by products unrelated to it; 1 when the hands show no change.
+    by their posterior) than by products unrelated to it; 1 when the hands show no change.
     Tempered by ``params.product_shopper_weight``: the same object is seen in many frames."""
     gained, lost = _changes(before, after)
-    total = sum(h.likelihood for h in hyps)
+    total = sum(h.posterior for h in hyps)
     if total <= 0.0 or (sum(gained.values()) < VOTE_FLOOR and sum(lost.values()) < VOTE_FLOOR):
         return 1.0
     ratio = 0.0
@@ -252,7 +252,7 @@ def product_ratio(hyps, before: Counter, after: Counter, n_skus: int, params: Fu
         ev = gained if h.action == take_action else lost
         log_r = _log_votes(h, ev, n_skus, params, baseline=True) \
             if sum(ev.values()) >= VOTE_FLOOR else 0.0
-        ratio += h.likelihood / total * math.exp(
+        ratio += h.posterior / total * math.exp(
             max(-50.0, min(50.0, params.product_shopper_weight * log_r)))
     return ratio
 
@@ -268,17 +268,17 @@ def fuse_products(hyps: list, before: Counter, after: Counter, n_skus: int,
     for h in hyps:
         ev = gained if h.action == take_action else lost
         if sum(ev.values()) < VOTE_FLOOR:
-            fused.append((h, h.likelihood))
+            fused.append((h, h.posterior))
             continue
         evidence = True
         log_l = _log_votes(h, ev, n_skus, params)
-        fused.append((h, h.likelihood * math.exp(max(-50.0, log_l))))
+        fused.append((h, h.posterior * math.exp(max(-50.0, log_l))))
     if not evidence:
         return hyps, VISION_NONE, []
     # renormalise against the strongest, then over all
     total = sum(x for _, x in fused) or 1.0
-    out = sorted((replace(h, likelihood=x / total) for h, x in fused),
-                 key=lambda h: -h.likelihood)
+    out = sorted((replace(h, posterior=x / total) for h, x in fused),
+                 key=lambda h: -h.posterior)
     seen = sorted(set(gained) | set(lost))
     if out[0].sku != hyps[0].sku or out[0].action != hyps[0].action:
         flag = VISION_CHANGED
@@ -304,7 +304,7 @@ def fuse_event(geom, plate_ids, start_ns: int, settled_ns: int, hyps: list,
         before, after = vision_votes(history, shoppers[0].track_id, start_ns, settled_ns, params)
         fused, flag, seen = fuse_products(list(hyps), before, after, n_skus, params)
     p_s = shoppers[0].probability if shoppers else 0.0
-    p_h = fused[0].likelihood if fused else 0.0
+    p_h = fused[0].posterior if fused else 0.0
     detail = ', '.join(f'{c.shopper_id} p={c.probability:.2f} d={c.hand_distance_m:.2f} m'
                        for c in shoppers[:3]) or 'no tracked shopper'
     raw = p_s * p_h

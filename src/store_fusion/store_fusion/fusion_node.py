@@ -15,13 +15,13 @@ from __future__ import annotations
 
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
-from store_cart.convert import shelf_event_from_msg
 from store_common import diagnostics
 from store_common.description import load_store
 from store_common.ros import declare, EVENT_QOS, run_node
 from store_common.ros_watermarks import WATERMARK_QOS, watermark_from_msg, WatermarkPublisher
 from store_common.watermarks import WatermarkTracker
 from store_interfaces.msg import FusedShelfEvent, ShelfEvent, ShopperTracks, SourceWatermark
+from store_shelf.convert import shelf_event_from_msg
 
 from store_fusion.calibration import Platt
 from store_fusion.convert import fused_event_msg, snapshots_from_tracks

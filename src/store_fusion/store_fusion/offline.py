@@ -11,13 +11,13 @@ events and ``fuse_event``). Sensor time is simulated time; no clock is read, no 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from store_cart.engine import CartEngine, CartParams
-from store_cart.model import (GateEventData, HypothesisData, KIND_ENTER, KIND_EXIT, ReceiptData,
-                              ReviewRequestData, ShelfEventData)
+from store_cart.model import GateEventData, KIND_ENTER, KIND_EXIT, ReceiptData, ReviewRequestData
+from store_shelf.event import HypothesisData, ShelfEventData
 from store_shelf.hypotheses import HypothesisRanker, PlateInventory
 from store_shelf.merge import EventMerger
 from store_shelf.steps import PlateStepDetector, StepDetectorParams
@@ -105,8 +105,8 @@ def shelf_events(store, scenario, physics_params=None, rate_hz: float = 40.0,
         for ev in merger.advance(int(stamps[i1 - 1])):
             hyps = ranker.rank(ev.plate_ids, ev.delta_grams, ev.noise_grams, inventory)
             inventory.apply(ev.plate_ids, hyps, 0.8)
-            out.append(ShelfEventData.from_detection(
-                ev, hyps, store.plate(ev.plate_ids[0]).gondola_id))
+            out.append(replace(ev, gondola_id=store.plate(ev.plate_ids[0]).gondola_id,
+                               hypotheses=tuple(hyps)))
     return out
 
 

@@ -5,12 +5,12 @@ import pathlib
 
 import pytest
 
-from store_cart.model import HypothesisData, ShelfEventData
 from store_common.description import load_store
 from store_fusion.event_buffer import EventBuffer, EventFuser
 from store_fusion.fusion import FusionParams, Snapshot
 from store_fusion.geometry import (HAND_ONE_VIEW_AT_PLATE, HAND_ONE_VIEW_AT_REST,
                                    HAND_TRIANGULATED, StoreGeometry)
+from store_shelf.event import HypothesisData, ShelfEventData
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 NS = 1_000_000_000
@@ -148,7 +148,8 @@ def test_stale_track_messages_are_ignored_and_unknown_plates_fuse_without_vision
 def test_tracks_in_and_fused_event_out_through_messages(geom):
     from builtin_interfaces.msg import Time
     from geometry_msgs.msg import Point
-    from store_cart.convert import fused_event_from_msg, shelf_event_from_msg
+    from store_cart.convert import fused_event_from_msg
+    from store_shelf.convert import shelf_event_from_msg
     from store_interfaces.msg import ProductHypothesis, ShelfEvent, ShopperTrack, ShopperTracks
     from store_fusion.convert import fused_event_msg, snapshots_from_tracks
 
@@ -177,7 +178,7 @@ def test_tracks_in_and_fused_event_out_through_messages(geom):
                        plate_delta_grams=[-520.0], delta_grams=-520.0, start_stamp=t(10.0),
                        settled_stamp=t(11.0),
                        hypotheses=[ProductHypothesis(sku='SPARK-500', action=1, quantity=1,
-                                                     expected_grams=-520.0, likelihood=1.0)])
+                                                     expected_grams=-520.0, posterior=1.0)])
     shelf.header.stamp = t(11.0)
     fuser = EventFuser(geom, 27, FusionParams(), max_hold_s=5.0)
     for stamp, snaps in _two_at_the_shelf(geom, reacher='acct-b', other='acct-a'):
@@ -307,7 +308,7 @@ def test_a_can_seen_in_the_hand_after_the_event_decides_between_near_equal_weigh
     res = fuse('LEMON-330')
     assert res.shoppers[0].shopper_id == 'acct-a' and res.shoppers[0].probability > 0.9
     top, second = res.hypotheses[:2]
-    assert top.sku == 'LEMON-330' and top.likelihood > 0.99 and second.likelihood < 0.01
+    assert top.sku == 'LEMON-330' and top.posterior > 0.99 and second.posterior < 0.01
     assert (res.vision, res.skus_seen) == (VISION_CHANGED, ['LEMON-330'])
     out = fused_event_msg(ShelfEvent(), res, 'store')
     assert out.vision == FusedShelfEvent.VISION_CHANGED and list(out.skus_seen) == ['LEMON-330']
@@ -317,8 +318,8 @@ def test_a_can_seen_in_the_hand_after_the_event_decides_between_near_equal_weigh
     blind = fuse('')
     assert blind.shoppers[0].shopper_id == 'acct-a'
     assert (blind.vision, blind.skus_seen) == (VISION_NONE, [])
-    assert [(h.sku, h.likelihood) for h in blind.hypotheses[:2]] == [('COLA-330', 0.52),
-                                                                     ('LEMON-330', 0.46)]
+    assert [(h.sku, h.posterior) for h in blind.hypotheses[:2]] == [('COLA-330', 0.52),
+                                                                    ('LEMON-330', 0.46)]
 
 
 def test_the_fusion_watermark_stays_below_every_held_event():

@@ -5,11 +5,11 @@ import pathlib
 import numpy as np
 import pytest
 
-from store_cart.model import HypothesisData
 from store_common.description import load_store
 from store_fusion.assign import hungarian
 from store_fusion.fusion import FusionParams, fuse_event, Snapshot, TrackHistory, VISION_CHANGED
 from store_fusion.geometry import StoreGeometry
+from store_shelf.event import HypothesisData
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 NS = 1_000_000_000
@@ -78,7 +78,7 @@ def test_near_equal_weights_resolved_by_vision(geom):
     hyps = [_hyp('COLA-330', 0.55), _hyp('LEMON-330', 0.45)]
     res = fuse_event(geom, ('g1.s1.p1',), 10 * NS, 11 * NS, hyps, h, 27)
     assert res.hypotheses[0].sku == 'LEMON-330'
-    assert res.hypotheses[0].likelihood > 0.9
+    assert res.hypotheses[0].posterior > 0.9
     assert res.vision == VISION_CHANGED
 
 

@@ -6,7 +6,6 @@ from collections import Counter
 import pytest
 
 from store_cart.engine import CartParams
-from store_cart.model import HypothesisData, ShelfEventData
 from store_common.description import load_store
 from store_fusion.event_buffer import EventFuser
 from store_fusion.fusion import (Candidate, FusionParams, normalise, product_ratio, Snapshot,
@@ -15,6 +14,7 @@ from store_fusion.geometry import StoreGeometry
 from store_fusion.joint import (concurrent, EventEvidence, group_evidence, groups,
                                 joint_posteriors, JointParams, linked, marginals)
 from store_fusion.offline import fuse_offline
+from store_shelf.event import HypothesisData, ShelfEventData
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 NS = 1_000_000_000

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Iterable, Mapping, Sequence
 
 import yaml
+from store_shelf.event import HypothesisData
 
 ACTION_TAKE = 1
 ACTION_RETURN = 2
@@ -41,16 +42,22 @@ ACTION_RETURN = 2
 def _hyps_of(request, shelf_event: Mapping | None) -> list[dict]:
     if shelf_event and shelf_event.get('hypotheses'):
         hyps = [{'sku': h['sku'], 'action': int(h['action']), 'quantity': int(h['quantity']),
-                 'likelihood': float(h['likelihood'])} for h in shelf_event['hypotheses']]
+                 'posterior': _posterior(h)} for h in shelf_event['hypotheses']]
     else:   # from the candidates: marginal over shoppers
         acc: dict[tuple, float] = {}
         for c in request.candidates:
             key = (c.sku, int(c.action), int(c.quantity))
             acc[key] = acc.get(key, 0.0) + float(c.confidence)
-        hyps = [{'sku': k[0], 'action': k[1], 'quantity': k[2], 'likelihood': v}
+        hyps = [{'sku': k[0], 'action': k[1], 'quantity': k[2], 'posterior': v}
                 for k, v in acc.items()]
-    hyps.sort(key=lambda h: -h['likelihood'])
+    hyps.sort(key=lambda h: -h['posterior'])
     return hyps
+
+
+def _posterior(h: Mapping) -> float:
+    """A hypothesis' posterior from its JSON (shelf events stored before the field had one name
+    call it ``likelihood``)."""
+    return HypothesisData.from_dict(h).posterior
 
 
 def make_example(request, shelf_event: Mapping | None, decision) -> dict:
@@ -58,8 +65,8 @@ def make_example(request, shelf_event: Mapping | None, decision) -> dict:
     hyps = _hyps_of(request, shelf_event)
     products = [h for h in hyps if h['sku'] and h['quantity'] > 0]
     best = products[0] if products else None
-    p_best = best['likelihood'] if best else 0.0
-    second = next((h['likelihood'] for h in hyps if h is not best), 0.0)
+    p_best = best['posterior'] if best else 0.0
+    second = next((h['posterior'] for h in hyps if h is not best), 0.0)
     product = None
     if decision.sku and decision.quantity > 0:
         product = {'sku': decision.sku, 'action': int(decision.action),
@@ -289,14 +296,14 @@ def population_pairs(shelf_events: Iterable[Mapping]) -> list[tuple[float, float
     """(p_best, margin) of the best product hypothesis of each shelf event."""
     out = []
     for ev in shelf_events:
-        hyps = sorted(ev.get('hypotheses', ()), key=lambda h: -float(h['likelihood']))
+        hyps = sorted(ev.get('hypotheses', ()), key=lambda h: -_posterior(h))
         if not hyps:
             continue
         best = next((h for h in hyps if h['sku'] and int(h['quantity']) > 0), None)
         if best is None:
             continue
-        second = next((float(h['likelihood']) for h in hyps if h is not best), 0.0)
-        out.append((float(best['likelihood']), float(best['likelihood']) - second))
+        second = next((_posterior(h) for h in hyps if h is not best), 0.0)
+        out.append((_posterior(best), _posterior(best) - second))
     return out
 
 

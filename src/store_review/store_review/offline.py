@@ -13,13 +13,12 @@ cart. Sensor time is the simulated time; no clock is read, no rclpy.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from store_cart.engine import CartEngine, CartParams
-from store_cart.model import (GateEventData, KIND_ENTER, KIND_EXIT, ReceiptData,
-                              ReviewRequestData, ShelfEventData)
+from store_cart.model import GateEventData, KIND_ENTER, KIND_EXIT, ReceiptData, ReviewRequestData
 from store_shelf.hypotheses import HypothesisRanker, PlateInventory
 from store_shelf.merge import EventMerger
 from store_shelf.steps import PlateStepDetector, StepDetectorParams
@@ -105,8 +104,8 @@ def run_scenario(store, scenario, *, overlay: dict | None = None,
         for ev in merger.advance(now):
             hyps = ranker.rank(ev.plate_ids, ev.delta_grams, ev.noise_grams, inventory)
             inventory.apply(ev.plate_ids, hyps, 0.8)
-            data = ShelfEventData.from_detection(
-                ev, hyps, store.plate(ev.plate_ids[0]).gondola_id)
+            data = replace(ev, gondola_id=store.plate(ev.plate_ids[0]).gondola_id,
+                           hypotheses=tuple(hyps))
             events_by_id[data.event_id] = data.to_dict()
             run.shelf_events.append(data.to_dict())
             handle(engine.on_shelf_event(data))

@@ -17,13 +17,13 @@ import pathlib
 
 from rclpy.node import Node
 from sensor_msgs.msg import Image
-from store_cart import convert
 from store_cart.model import CandidateData, ReviewRequestData
 from store_common.description import load_store, StoreConfigError
 from store_common.ros import (declare, EVENT_QOS, ns_stamp, RELIABLE_STREAM_QOS, SENSOR_QOS,
                               STATE_QOS, stamp_ns, run_node)
 from store_interfaces.msg import (CartState, PlateWeights, Receipt, ReviewDecision,
                                   ReviewDecisionAck, ReviewRequest, ShelfEvent)
+from store_shelf import convert
 import yaml
 
 from store_review.console import ConsoleServer, create_app

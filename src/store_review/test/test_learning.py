@@ -108,8 +108,8 @@ def test_no_data_keeps_the_default_and_thresholds_file_round_trips(tmp_path):
 
 def test_labelled_example_from_request_event_and_decision():
     req = request()
-    ev = {'hypotheses': [{'sku': 'COLA-330', 'action': 1, 'quantity': 1, 'likelihood': 0.6},
-                         {'sku': 'LEMON-330', 'action': 1, 'quantity': 1, 'likelihood': 0.4}],
+    ev = {'hypotheses': [{'sku': 'COLA-330', 'action': 1, 'quantity': 1, 'posterior': 0.6},
+                         {'sku': 'LEMON-330', 'action': 1, 'quantity': 1, 'posterior': 0.4}],
           'plate_delta_grams': [-352.0], 'noise_grams': 0.4}
     d = ReviewDecisionData(req.request_id, 'alice', 'acct-a', 'LEMON-330', 1, 1, 5 * S)
     ex = make_example(req, ev, d)

@@ -20,23 +20,11 @@ from collections import defaultdict
 from dataclasses import dataclass, replace
 from typing import Iterable, Sequence
 
+from store_shelf.event import HypothesisData
+
 ACTION_TAKE = 1     # same values as store_interfaces/ProductHypothesis
 ACTION_RETURN = 2
 UNKNOWN_SKU = ''
-
-
-@dataclass(frozen=True)
-class Hypothesis:
-    sku: str                 # '' for UNKNOWN
-    action: int              # ACTION_TAKE or ACTION_RETURN
-    quantity: int            # >= 1 for a product, 0 for UNKNOWN [units]
-    expected_grams: float    # signed change this hypothesis predicts [g]
-    probability: float       # posterior among the returned hypotheses, 0..1
-    on_home_plate: bool      # sku's planogram plate is one of the event's plates
-
-    @property
-    def is_unknown(self) -> bool:
-        return self.sku == UNKNOWN_SKU
 
 
 @dataclass(frozen=True)
@@ -90,9 +78,9 @@ class PlateInventory:
                     total[sku] += n
         return dict(total)
 
-    def apply(self, plate_ids: Sequence[str], hypotheses: Sequence[Hypothesis],
-              min_probability: float = 0.8) -> bool:
-        """Apply the best hypothesis if it is a product with probability >= min_probability.
+    def apply(self, plate_ids: Sequence[str], hypotheses: Sequence[HypothesisData],
+              min_posterior: float = 0.8) -> bool:
+        """Apply the best hypothesis if it is a product with posterior >= min_posterior.
 
         A take removes units from the event's plates that hold the SKU, first plate first; a
         return puts them on the first plate (the one with the largest change). Returns whether
@@ -101,7 +89,7 @@ class PlateInventory:
         if not hypotheses or not plate_ids:
             return False
         best = hypotheses[0]
-        if best.is_unknown or best.probability < min_probability:
+        if best.is_unknown or best.posterior < min_posterior:
             return False
         if best.action == ACTION_RETURN:
             plate = self.units[plate_ids[0]]
@@ -143,7 +131,7 @@ class HypothesisRanker:
         return ranker
 
     def rank(self, plate_ids: Sequence[str], delta_grams: float, noise_grams: float,
-             inventory: PlateInventory | None = None) -> list[Hypothesis]:
+             inventory: PlateInventory | None = None) -> list[HypothesisData]:
         """Top-k hypotheses for a change of ``delta_grams`` on ``plate_ids``, best first."""
         p = self.params
         homes = {self.home_sku[pid] for pid in plate_ids if pid in self.home_sku}
@@ -188,17 +176,16 @@ class HypothesisRanker:
         order = sorted(range(len(scored)),
                        key=lambda i: (-weights[i], scored[i][1], scored[i][3]))[:p.top_k]
         kept = sum(weights[i] for i in order) / total
-        return [Hypothesis(sku=scored[i][1], action=scored[i][2], quantity=scored[i][3],
-                           expected_grams=scored[i][4],
-                           probability=weights[i] / total / kept,
-                           on_home_plate=scored[i][5])
+        return [HypothesisData(sku=scored[i][1], action=scored[i][2], quantity=scored[i][3],
+                               posterior=weights[i] / total / kept,
+                               expected_grams=scored[i][4], on_home_plate=scored[i][5])
                 for i in order]
 
     def separate_grabs(self, steps, inventory: PlateInventory | None = None,
-                       min_probability: float = 0.9) -> bool:
+                       min_posterior: float = 0.9) -> bool:
         """``steps`` (``WeightStep`` s of adjacent plates at about one time) are separate grabs,
         not one unit resting across the plates: each is a take that whole units of a product on
-        its own plate explain (best hypothesis of that plate alone, >= ``min_probability``),
+        its own plate explain (best hypothesis of that plate alone, >= ``min_posterior``),
         and their sum is not one unit of a product on these plates. The second test keeps a
         straddled unit whose shares each pass for a light or variable product (a banana across
         a muesli-bar plate) one event. Returns are never told apart this way: a return can be
@@ -207,7 +194,7 @@ class HypothesisRanker:
             return False
         for s in steps:
             top = self.rank((s.plate_id,), s.delta_grams, s.noise_grams, inventory)[0]
-            if top.is_unknown or top.probability < min_probability:
+            if top.is_unknown or top.posterior < min_posterior:
                 return False
         total = self.rank(tuple(s.plate_id for s in steps), sum(s.delta_grams for s in steps),
                           math.sqrt(sum(s.noise_grams ** 2 for s in steps)), inventory)[0]

@@ -16,24 +16,11 @@ is read, so replays produce the same events with the same ids.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Iterable
 
+from store_shelf.event import ShelfEventData
 from store_shelf.steps import NS_PER_S, WeightStep
-
-
-@dataclass(frozen=True)
-class ShelfEventData:
-    """A settled weight change on one plate or on adjacent plates that changed together."""
-
-    event_id: str                      # "<first plate id>@<start ns>"
-    plate_ids: tuple[str, ...]         # first is the plate with the largest |delta|
-    plate_delta_grams: tuple[float, ...]
-    delta_grams: float                 # sum over the plates [g]
-    noise_grams: float                 # std of the total delta estimate [g]
-    start_ns: int                      # earliest start over the steps
-    settled_ns: int                    # latest settle over the steps
-    steps: tuple[WeightStep, ...] = field(compare=False, default=())
 
 
 @dataclass
@@ -57,11 +44,12 @@ class _Group:
         return {s.plate_id for s in self.steps}
 
 
-def event_from_steps(steps: Iterable[WeightStep]) -> ShelfEventData:
+def event_from_steps(steps: Iterable[WeightStep], gondola_id: str = '') -> ShelfEventData:
+    """The (not yet ranked) event of steps merged together."""
     steps = sorted(steps, key=lambda s: (-abs(s.delta_grams), s.plate_id))
     start_ns = min(s.start_ns for s in steps)
     return ShelfEventData(
-        event_id=f'{steps[0].plate_id}@{start_ns}',
+        event_id=f'{steps[0].plate_id}@{start_ns}', gondola_id=gondola_id,
         plate_ids=tuple(s.plate_id for s in steps),
         plate_delta_grams=tuple(s.delta_grams for s in steps),
         delta_grams=sum(s.delta_grams for s in steps),
@@ -90,13 +78,15 @@ def shelf_watermark_ns(released_through_ns: int, detectors: Iterable,
 
 
 class EventMerger:
-    """Groups :class:`WeightStep` s of adjacent plates into :class:`ShelfEventData`."""
+    """Groups :class:`WeightStep` s of adjacent plates into (unranked) :class:`ShelfEventData`."""
 
     def __init__(self, adjacency: Callable[[str], Iterable[str]] | dict[str, Iterable[str]],
                  hold_s: float = 0.6, gap_s: float = 0.3,
-                 separate: Callable[[list[WeightStep]], bool] | None = None):
+                 separate: Callable[[list[WeightStep]], bool] | None = None,
+                 gondola_id: str = ''):
         """``separate``: steps of adjacent plates at once that are separate grabs, not one
-        unit across the plates; None merges every adjacent simultaneous pair."""
+        unit across the plates; None merges every adjacent simultaneous pair. ``gondola_id``:
+        the events' gondola."""
         if hold_s < 0 or gap_s < 0:
             raise ValueError('hold_s and gap_s must be >= 0')
         if callable(adjacency):
@@ -107,6 +97,7 @@ class EventMerger:
         self._separate = separate
         self.hold_ns = int(hold_s * NS_PER_S)
         self.gap_ns = int(gap_s * NS_PER_S)
+        self.gondola_id = gondola_id
         self._groups: list[_Group] = []
         self.dropped_minor = 0
 
@@ -161,6 +152,6 @@ class EventMerger:
             if all(s.minor for s in g.steps):
                 self.dropped_minor += 1
                 continue
-            out.append(event_from_steps(g.steps))
+            out.append(event_from_steps(g.steps, self.gondola_id))
         out.sort(key=lambda e: (e.settled_ns, e.event_id))
         return out

@@ -14,18 +14,22 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from dataclasses import replace
 
 from rcl_interfaces.msg import ParameterDescriptor, ParameterType
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from store_common.description import load_store, StoreConfigError
-from store_common.ros import declare, EVENT_QOS, ns_stamp, RELIABLE_STREAM_QOS, run_node, stamp_ns
+from store_common.ros import declare, EVENT_QOS, RELIABLE_STREAM_QOS, run_node, stamp_ns
 from store_common.ros_watermarks import WatermarkPublisher
 from store_interfaces.msg import PlateWeights, ProductHypothesis, ShelfEvent
 
+from store_shelf.convert import shelf_event_msg
+from store_shelf.event import ShelfEventData
+
 from store_shelf.hypotheses import (HypothesisParams, HypothesisRanker, load_weight_overlay,
                                     PlateInventory)
-from store_shelf.merge import EventMerger, shelf_watermark_ns, ShelfEventData
+from store_shelf.merge import EventMerger, shelf_watermark_ns
 from store_shelf.steps import NS_PER_S, PlateStepDetector, StepDetectorParams
 
 # parameter name -> (description, lo, hi); defaults come from the dataclasses
@@ -158,7 +162,7 @@ class ShelfEventNode(Node):
         self.inventory = PlateInventory.from_store(store)
         self.merger = EventMerger(adjacency, hold_s=merge_hold_s, gap_s=merge_gap_s,
                                   separate=lambda s: self.ranker.separate_grabs(
-                                      s, self.inventory))
+                                      s, self.inventory), gondola_id=gondola_id)
         self.source_timeout_ns = int(source_timeout_s * NS_PER_S)
         self.latest_ns: dict[str, int] = {}
         self.foreign_samples = 0
@@ -203,22 +207,8 @@ class ShelfEventNode(Node):
     def _publish(self, event: ShelfEventData) -> None:
         hyps = self.ranker.rank(event.plate_ids, event.delta_grams, event.noise_grams,
                                 self.inventory)
-        msg = ShelfEvent()
-        msg.header.stamp = ns_stamp(event.settled_ns)
-        msg.header.frame_id = self.frame_id
-        msg.event_id = event.event_id
-        msg.gondola_id = self.gondola_id
-        msg.plate_ids = list(event.plate_ids)
-        msg.plate_delta_grams = [float(d) for d in event.plate_delta_grams]
-        msg.delta_grams = float(event.delta_grams)
-        msg.noise_grams = float(event.noise_grams)
-        msg.start_stamp = ns_stamp(event.start_ns)
-        msg.settled_stamp = ns_stamp(event.settled_ns)
-        msg.hypotheses = [ProductHypothesis(
-            sku=h.sku, action=h.action, quantity=h.quantity,
-            expected_grams=float(h.expected_grams), likelihood=float(h.probability),
-            on_home_plate=h.on_home_plate) for h in hyps]
-        self.pub.publish(msg)
+        event = replace(event, hypotheses=tuple(hyps))
+        self.pub.publish(shelf_event_msg(event, self.frame_id))
         self.watermark.event_published(event.event_id)
         self.inventory.apply(event.plate_ids, hyps, self.inventory_min_probability)
         best = hyps[0]
@@ -229,7 +219,7 @@ class ShelfEventNode(Node):
                                                              event.plate_delta_grams))
         self.get_logger().info(
             f'event {event.event_id}: {plates}; delta {event.delta_grams:+.1f} g '
-            f'(noise {event.noise_grams:.2f} g) -> {what} p={best.probability:.2f}')
+            f'(noise {event.noise_grams:.2f} g) -> {what} p={best.posterior:.2f}')
 
 
 def main(args=None):

@@ -38,7 +38,7 @@ def trial(store, ranker, rng, max_quantity):
                        PlateInventory.from_store(store))[0]
     ok = (best.sku, best.action, best.quantity) == (sku, action, quantity)
     return ok, (f'{sku} x{quantity} action {action}: delta {e.delta_grams:.1f} -> '
-                f'{best.sku or "UNKNOWN"} x{best.quantity} p={best.probability:.2f}')
+                f'{best.sku or "UNKNOWN"} x{best.quantity} p={best.posterior:.2f}')
 
 
 def accuracy(store, seed, n, max_quantity):

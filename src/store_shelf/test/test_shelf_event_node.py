@@ -126,7 +126,7 @@ def test_node_publishes_the_pipeline_events(ros_env, store):
         assert msg.header.frame_id == 'store' and msg.gondola_id == 'g2'
         assert list(msg.plate_ids) == list(exp.plate_ids)
         assert msg.delta_grams == pytest.approx(exp.delta_grams)
-        assert sum(h.likelihood for h in msg.hypotheses) == pytest.approx(1.0)
+        assert sum(h.posterior for h in msg.hypotheses) == pytest.approx(1.0)
     best = [(h.sku, h.action, h.quantity) for h in (e.hypotheses[0] for e in got)]
     assert best[0] == ('CHOC-DARK', 1, 1)
     assert best[1][0] == 'GUM-MINT' and len(got[1].plate_ids) == 2
