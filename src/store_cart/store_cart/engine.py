@@ -156,6 +156,9 @@ def read_thresholds(path: str) -> dict:
     return out
 
 
+NEARBY_S = 5.0      # a "no shopper" review offers everyone inside this close to the event [s]
+
+
 def shelf_event_problem(ev: ShelfEventData) -> str | None:
     """What makes a shelf event unusable (it must not touch a cart), or None."""
     if not ev.event_id:
@@ -513,7 +516,12 @@ class CartEngine:
             detail = f'nobody was in the store at {t_s}; best explanation: {best_text}'
             if hint is not None:
                 detail += f' (shopper hint {dict(hint)} names nobody present)'
-            return self._review(ev, REASON_NO_SHOPPER, detail, [], hyps, products)
+            # a reviewer is offered everyone inside within NEARBY_S of the event (a gate scan
+            # late or early): the product is not lost when it was one of them
+            near = [(s, 0.0) for s in self.db.sessions()
+                    if s['enter_ns'] <= ev.settled_ns + s_to_ns(NEARBY_S)
+                    and (s['exit_ns'] is None or s['exit_ns'] >= ev.start_ns - s_to_ns(NEARBY_S))]
+            return self._review(ev, REASON_NO_SHOPPER, detail, near, hyps, products)
 
         p_top = weights[0][1]
         p_second = weights[1][1] if len(weights) > 1 else 0.0
@@ -649,7 +657,7 @@ class CartEngine:
         candidates = [CandidateData(s['shopper_id'], h.sku, h.action, h.quantity,
                                     h.posterior * p) for s, p in weights for h in top]
         candidates.append(CandidateData('', '', ACTION_NONE, 0,
-                                        1.0 if not weights else unknown_p))
+                                        1.0 if not any(p for _, p in weights) else unknown_p))
         candidates.sort(key=lambda c: -c.confidence)   # stable: shoppers, then hypotheses
         request = ReviewRequestData(
             request_id=review_request_id(ev.event_id), event_id=ev.event_id, reason=reason,

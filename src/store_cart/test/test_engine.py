@@ -118,15 +118,23 @@ def test_two_shoppers_present_gives_review_and_no_guess(engine):
 
 def test_nobody_present_gives_review(engine):
     before = shelf('g1.s1.p1', 0.5, [take('COLA-330', 0.99)])
-    after = shelf('g1.s1.p2', 12.0, [take('COLA-330', 0.99)])
+    after = shelf('g1.s1.p2', 22.0, [take('COLA-330', 0.99)])
     outs = feed(engine, [('shelf', before), ('gate', enter(A, 1.0)), ('gate', leave(A, 10.0)),
-                         ('shelf', after), ('tick', ns(14.0))])
+                         ('shelf', after), ('tick', ns(24.0))])
     reqs = of(outs, ReviewRequestData)
     assert [r.reason for r in reqs] == [REASON_NO_SHOPPER, REASON_NO_SHOPPER]
-    assert all(r.shopper_ids == () for r in reqs)
-    assert all(c.shopper_id == '' for r in reqs for c in r.candidates)
+    # 0.5 s before A's entry scan: A is offered (at p=0), "no change" stays the best guess
+    assert reqs[0].shopper_ids == (A,)
+    assert reqs[0].candidates[0].shopper_id == '' and reqs[0].candidates[0].confidence == 1.0
+    assert (A, 'COLA-330', 1) in {(c.shopper_id, c.sku, c.quantity) for c in reqs[0].candidates}
+    # 12 s after A left: nobody to offer
+    assert reqs[1].shopper_ids == ()
+    assert all(c.shopper_id == '' for c in reqs[1].candidates)
     assert not of(outs, CartUpdateData)
-    assert cart_of(engine, A).pending_reviews == 0
+    # the reviewer's answer naming A is one of the candidates: the cart takes it
+    outs = engine.on_review_decision(decide(before, A, 'COLA-330', ACTION_TAKE, 1, 25.0))
+    assert not warnings(outs)
+    assert of(outs, DecisionAckData)[0].status == ACK_APPLIED
 
 
 def test_presence_uses_event_start_stamp_not_processing_time(engine):
