@@ -5,12 +5,14 @@
         [--fps 5] [--gt-cache out/fusion/gt] [--stats FILE] [--render-missing] [--no-joint] \
         [--draws 1] [--min-confidence 0.9] [--min-margin 0.2] [--fused-min-confidence -1] \
         [--product-shopper-weight W] [--one-view-hand-weight W] [--tracking-only] \
+        [--params config/params/store.yaml] \
         [--out out/fusion/bench_fusion.json]
 
 Vision path: the store_sim renderer's ground-truth boxes per camera frame (cached; rendering
 takes ~0.05 s per camera frame) -> store_fusion.simcam.DetectionModel (miss rate, false
 positives, box noise, SKU accuracy from --stats, else the ASSUMED figures, printed) ->
-ShopperTracker -> fusion. Weight path: physics -> shelf events as in store_review.offline.
+ShopperTracker -> fusion, with the tracker: and fusion: parameters of --params (the file the
+live graph's nodes read). Weight path: physics -> shelf events as in store_review.offline.
 Receipt exact match is before any review: revision 1, pending lines billed as guessed.
 ECE: 10 equal-width bins of the fused joint confidence (P(shopper) x P(hypothesis)) against
 "top shopper and top product hypothesis (sku, action, quantity) are the truth".
@@ -39,11 +41,10 @@ from store_sim.evaluator import aggregate, evaluate
 from store_sim.generator import generate
 
 from store_fusion.calibration import ece, fit_platt, Platt
-from store_fusion.fusion import FusionParams
 from store_fusion.geometry import StoreGeometry
-from store_fusion.joint import JointParams
 from store_fusion.offline import identity_census, MODES, run_modes, run_tracking, seed_ranges, \
     shelf_events, truth_of_event
+from store_fusion.params import load_pipeline_params
 from store_fusion.simcam import DetectionModel, load_or_render_truth, measured_stats, \
     shopper_colors, truth_cache_path
 
@@ -85,6 +86,9 @@ def _census_lines(census: dict[int, Counter]) -> list[str]:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--store', default=str(ROOT / 'config/stores/demo.yaml'))
+    ap.add_argument('--params', default=str(ROOT / 'config/params/store.yaml'),
+                    help="the graph's parameters file: the tracker and fusion run with its "
+                    "tracker: and fusion: sections, as the nodes do")
     ap.add_argument('--seeds', default='9100:9114',
                     help='first:last seed (inclusive); several ranges comma-separated')
     ap.add_argument('--levels', default='0,1,2,3')
@@ -93,8 +97,9 @@ def main(argv=None) -> int:
     ap.add_argument('--stats', default=None, help='measured detector stats JSON')
     ap.add_argument('--render-missing', action='store_true',
                     help='render ground truth that is not cached (slow); default: skip')
-    ap.add_argument('--calibration', default='',
-                    help='Platt calibration JSON applied to the fused confidence (ECE after)')
+    ap.add_argument('--calibration', default=None,
+                    help='Platt calibration JSON applied to the fused confidence (ECE after); '
+                    "default: the fusion node's calibration_file in --params")
     ap.add_argument('--fit-calibration', default='',
                     help='fit Platt scaling on these scenarios and write it here (tuning seeds)')
     ap.add_argument('--no-color', action='store_true',
@@ -110,13 +115,13 @@ def main(argv=None) -> int:
                     help="the fused mode's review threshold (the cart node's "
                     'fused_min_confidence); -1: --min-confidence')
     ap.add_argument('--sku-accuracy', type=float, default=None,
-                    help="fusion's P(a product box's SKU is right) (default: FusionParams')")
+                    help="fusion's P(a product box's SKU is right) (default: --params)")
     ap.add_argument('--product-shopper-weight', type=float, default=None,
                     help="fusion's weight of the SKUs in a shopper's hands as evidence of who "
-                    "(0: off; default: FusionParams')")
+                    "(0: off; default: --params)")
     ap.add_argument('--one-view-hand-weight', type=float, default=None,
                     help="fusion's weight of a hand seen by one camera against a triangulated "
-                    "one (default: FusionParams')")
+                    "one (default: --params)")
     ap.add_argument('--tracking-only', action='store_true',
                     help='only the identity census of the tracker (fast): no events decided')
     ap.add_argument('--draws', type=int, default=1,
@@ -128,11 +133,17 @@ def main(argv=None) -> int:
     store = load_store(ns.store)
     geom = StoreGeometry(store)
     stats = measured_stats(ns.stats)
-    joint = JointParams(max_group=1) if ns.no_joint else JointParams()
-    fusion = FusionParams(**{k: v for k, v in (
+    try:
+        pipeline = load_pipeline_params(ns.params)
+    except ValueError as e:
+        ap.error(str(e))
+    joint = dataclasses.replace(pipeline.joint, max_group=1) if ns.no_joint else pipeline.joint
+    fusion = dataclasses.replace(pipeline.fusion, **{k: v for k, v in (
         ('sku_accuracy', ns.sku_accuracy),
         ('product_shopper_weight', ns.product_shopper_weight),
         ('one_view_hand_weight', ns.one_view_hand_weight)) if v is not None})
+    if ns.calibration is None:
+        ns.calibration = pipeline.nodes['fusion'].get('calibration_file', '')
     try:
         cart = CartParams(min_confidence=ns.min_confidence, min_margin=ns.min_margin)
         fused_cart = fused_params(cart, ns.fused_min_confidence)
@@ -161,7 +172,8 @@ def main(argv=None) -> int:
             for draw in range(ns.draws):
                 model = DetectionModel(stats, list(store.catalog.products),
                                        seed=seed * 31 + level + 7919 * draw, colors=colors)
-                history, _ = run_tracking(store, sc, frames, model)
+                history, _ = run_tracking(store, sc, frames, model,
+                                          tracker_params=pipeline.tracker)
                 census.setdefault(level, Counter()).update(identity_census(frames, history))
                 if ns.tracking_only:
                     continue

@@ -10,15 +10,13 @@ No rclpy import here: the graph is plain data.
 from __future__ import annotations
 
 import copy
-import os
 import pathlib
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
-from store_common.description import Store, StoreConfigError
+from store_common.description import Store
+from store_common.params import load_params_file  # noqa: F401 - re-exported
 
 MODES = ('hardware', 'sim', 'replay')
 
@@ -70,30 +68,6 @@ class GraphOptions:
     cameras: bool = False                   # cameras, detector, tracker, fusion -> the cart
     camera_port: int | None = None          # sim: stream port; None = derived from run_dir
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)  # node name -> params
-
-
-def load_params_file(path: str | pathlib.Path) -> dict[str, dict[str, Any]]:
-    """Read a ``<node>: ros__parameters: {...}`` file into {node: params}.
-
-    A relative path in a ``*_file`` parameter is relative to the parameters file (so the
-    installed share and the source tree both find the files shipped beside it)."""
-    path = pathlib.Path(path)
-    try:
-        doc = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise StoreConfigError(path, '', f'cannot read parameters: {exc}') from None
-    if not isinstance(doc, dict):
-        raise StoreConfigError(path, '', 'expected a mapping of node names')
-    out = {}
-    for node, body in doc.items():
-        if not isinstance(body, dict) or not isinstance(body.get('ros__parameters'), dict):
-            raise StoreConfigError(path, str(node), 'expected "ros__parameters:" with a mapping')
-        params = dict(body['ros__parameters'])
-        for k, v in params.items():
-            if k.endswith('_file') and isinstance(v, str) and v and not os.path.isabs(v):
-                params[k] = str((path.parent / v).resolve())
-        out[str(node)] = params
-    return out
 
 
 def build_graph(store: Store, options: GraphOptions) -> list[NodeSpec]:

@@ -122,7 +122,7 @@ def test_cameras_add_a_driver_per_camera_and_one_detector(store, tmp_path):
         'store_fusion', '/store', 'store_fusion', '/store')
     assert tracker.parameters['store_file'] == fusion.parameters['store_file'] == str(
         STORE.resolve())
-    assert tracker.parameters['cycle_s'] == 0.2
+    assert tracker.parameters['max_wait_s'] == 0.3 and tracker.parameters['color_weight'] == 1.0
     assert fusion.parameters['max_hold_s'] == 5.0
     # a relative *_file in the parameters file is relative to that file, and the file exists
     cal = pathlib.Path(fusion.parameters['calibration_file'])

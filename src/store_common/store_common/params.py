@@ -10,7 +10,13 @@ means, and refuses what cannot be meant (a string, a bool, a float for an intege
 from __future__ import annotations
 
 import math
+import os
+import pathlib
 from typing import Any
+
+import yaml
+
+from store_common.description import StoreConfigError
 
 
 class ParameterError(ValueError):
@@ -73,3 +79,27 @@ def check_value(name: str, default: Any, value: Any, *, lo: float | None = None,
     if choices and value not in choices:
         raise ParameterError(f'parameter {name}={value!r} is not one of {", ".join(choices)}')
     return value
+
+
+def load_params_file(path: str | pathlib.Path) -> dict[str, dict[str, Any]]:
+    """Read a ``<node>: ros__parameters: {...}`` file into {node: params}.
+
+    A relative path in a ``*_file`` parameter is relative to the parameters file (so the
+    installed share and the source tree both find the files shipped beside it)."""
+    path = pathlib.Path(path)
+    try:
+        doc = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise StoreConfigError(path, '', f'cannot read parameters: {exc}') from None
+    if not isinstance(doc, dict):
+        raise StoreConfigError(path, '', 'expected a mapping of node names')
+    out = {}
+    for node, body in doc.items():
+        if not isinstance(body, dict) or not isinstance(body.get('ros__parameters'), dict):
+            raise StoreConfigError(path, str(node), 'expected "ros__parameters:" with a mapping')
+        params = dict(body['ros__parameters'])
+        for k, v in params.items():
+            if k.endswith('_file') and isinstance(v, str) and v and not os.path.isabs(v):
+                params[k] = str((path.parent / v).resolve())
+        out[str(node)] = params
+    return out

@@ -9,7 +9,9 @@ max(post_s, vision_window_s), or for at most ``max_hold_s`` of ROS time (cameras
 goes out without vision, and the cart falls back to weight only). Concurrent events on different
 plates are decided jointly (one shopper, one plate at a time; ``joint_*`` parameters). The hold,
 the track history and the fusion live in ``event_buffer.py``, ``joint.py`` and ``fusion.py``;
-this module only wires them.
+this module only wires them. The fusion's parameters (``params.FUSION_SPECS``, and
+``JOINT_SPECS`` as ``joint_*``) are ROS parameters, read from config/params/store.yaml like the
+benchmark's.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from store_common import diagnostics
 from store_common.description import load_store
-from store_common.ros import declare, EVENT_QOS, run_node
+from store_common.ros import declare, qos_for, run_node
 from store_common.ros_watermarks import WATERMARK_QOS, watermark_from_msg, WatermarkPublisher
 from store_common.watermarks import WatermarkTracker
 from store_interfaces.msg import FusedShelfEvent, ShelfEvent, ShopperTracks, SourceWatermark
@@ -29,6 +31,7 @@ from store_fusion.event_buffer import EventFuser, fused_watermark_ns, NS
 from store_fusion.fusion import FusionParams
 from store_fusion.geometry import StoreGeometry
 from store_fusion.joint import JointParams
+from store_fusion.params import declared, FUSION_SPECS, JOINT_SPECS
 
 _VISION = {0: 'none', 1: 'confirms', 2: 'changed', 3: 'conflicts'}
 
@@ -59,56 +62,11 @@ class FusionNode(Node):
         source_timeout_s = declare(self, 'source_timeout_s', 10.0, 'A shelf source silent '
                                    'this long is no longer waited for [s].', lo=0.5, hi=600.0,
                                    read_only=True)
-        d = FusionParams()
-        params = FusionParams(
-            pre_s=declare(self, 'pre_s', d.pre_s, 'Hands are looked at from this long before '
-                          'the event start [s].', lo=0.0, hi=10.0, read_only=True),
-            post_s=declare(self, 'post_s', d.post_s, '... until this long after the settled '
-                           'stamp [s].', lo=0.0, hi=10.0, read_only=True),
-            hand_sigma_m=declare(self, 'hand_sigma_m', d.hand_sigma_m, 'Hand-to-plate distance '
-                                 'scale of the likelihood [m].', lo=0.01, hi=2.0,
-                                 read_only=True),
-            body_weight=declare(self, 'body_weight', d.body_weight, 'Likelihood of a shopper '
-                                'in front of the plate whose hands were not seen.', lo=0.0,
-                                hi=1.0, read_only=True),
-            body_range_m=declare(self, 'body_range_m', d.body_range_m, '"In front of the '
-                                 'plate": body within this of the hand target [m].', lo=0.0,
-                                 hi=5.0, read_only=True),
-            nobody=declare(self, 'nobody', d.nobody, 'Likelihood that no tracked shopper '
-                           'caused the event (an unseen cause).', lo=0.0, hi=1.0,
-                           read_only=True),
-            vision_window_s=declare(self, 'vision_window_s', d.vision_window_s, 'Product boxes '
-                                    'in the hand this long before the start / after the '
-                                    'settled stamp [s].', lo=0.0, hi=10.0, read_only=True),
-            sku_accuracy=declare(self, 'sku_accuracy', d.sku_accuracy, 'P(a product box\'s '
-                                 'SKU is right).', lo=0.0, hi=1.0, read_only=True),
-            max_votes=declare(self, 'max_votes', d.max_votes, 'At most this many product '
-                              'boxes count (they are correlated).', lo=0.0, hi=100.0,
-                              read_only=True),
-            one_view_hand_weight=declare(self, 'one_view_hand_weight', d.one_view_hand_weight,
-                                         'Weight of a hand seen by one camera (its depth '
-                                         'assumed at a plate\'s height) against a '
-                                         'triangulated one as evidence of a reach.', lo=0.0,
-                                         hi=1.0, read_only=True),
-            product_shopper_weight=declare(self, 'product_shopper_weight',
-                                           d.product_shopper_weight, 'Weight of the products '
-                                           'seen gained or lost in a shopper\'s hands as '
-                                           'evidence of who did an event (0: hands only).',
-                                           lo=0.0, hi=10.0, read_only=True))
-        dj = JointParams()
-        joint = JointParams(
-            gap_s=declare(self, 'joint_gap_s', dj.gap_s, 'Shelf events less than this apart '
-                          '(start to settled) are concurrent; on different plates they are '
-                          'decided jointly [s].', lo=0.0, hi=10.0, read_only=True),
-            same_shopper_factor=declare(self, 'joint_same_shopper_factor',
-                                        dj.same_shopper_factor, 'Likelihood factor of one '
-                                        'shopper causing two concurrent events on different '
-                                        'plates (two hands: rare, not impossible).', lo=0.0,
-                                        hi=1.0, read_only=True),
-            max_group=declare(self, 'joint_max_group', dj.max_group, 'Concurrent events up to '
-                              'this many are enumerated jointly; larger groups are decided '
-                              'event by event (1: joint reasoning off).', lo=1, hi=8,
-                              read_only=True))
+
+        def one(name, default, text, lo, hi):
+            return declare(self, name, default, text, lo=lo, hi=hi, read_only=True)
+        params = declared(FusionParams, FUSION_SPECS, one)
+        joint = declared(JointParams, JOINT_SPECS, one)   # joint_* parameters
         if not store_file:
             raise ValueError('parameter store_file is required (the store description YAML)')
         store = load_store(store_file)
@@ -121,15 +79,19 @@ class FusionNode(Node):
         self._last_tracks_ns: int | None = None      # ROS time of the last track message
         self._fused = 0
 
-        self.pub = self.create_publisher(FusedShelfEvent, 'fused_shelf_events', EVENT_QOS)
+        self.pub = self.create_publisher(FusedShelfEvent, 'fused_shelf_events',
+                                         qos_for('fused_shelf_events'))
         self.shelf_marks = WatermarkTracker(shelf_sources, source_timeout_s,
                                             self.fuser.buffer.seen)
         self.watermark = WatermarkPublisher(self, 'fused_watermarks', 'fusion')
         self.create_subscription(SourceWatermark, 'shelf_watermarks', self._on_watermark,
                                  WATERMARK_QOS)
-        self.pub_diag = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self.create_subscription(ShopperTracks, 'shopper_tracks', self._on_tracks, EVENT_QOS)
-        self.create_subscription(ShelfEvent, 'shelf_events', self._on_shelf, EVENT_QOS)
+        self.pub_diag = self.create_publisher(DiagnosticArray, '/diagnostics',
+                                              qos_for('/diagnostics'))
+        self.create_subscription(ShopperTracks, 'shopper_tracks', self._on_tracks,
+                                 qos_for('shopper_tracks'))
+        self.create_subscription(ShelfEvent, 'shelf_events', self._on_shelf,
+                                 qos_for('shelf_events'))
         self.create_timer(check_period_s, self._release)
         self.create_timer(diagnostics_period_s, self._publish_diagnostics)
         self.get_logger().info(
