@@ -1,9 +1,10 @@
 """The store's topics: their types, their QoS class, and the record presets.
 
-The QoS class of a topic follows docs/ARCHITECTURE.md (``store_common.ros``): events and state are
-reliable and transient-local, plate batches reliable volatile, camera images best effort. The
-recorder subscribes, and the player publishes, with the class of each topic, so a replayed
-EVENT topic is latched for late joiners exactly as the live one.
+The QoS class of a topic comes from the store's one table, ``store_common.topic_qos`` (the
+nodes' ``store_common.ros.qos_for`` reads it too): events and state are reliable and
+transient-local, plate batches reliable volatile, camera images best effort. The recorder
+subscribes, and the player publishes, with the class of each topic, so a replayed EVENT topic is
+latched for late joiners exactly as the live one.
 
 No rclpy here.
 """
@@ -11,41 +12,11 @@ from __future__ import annotations
 
 from rosbags.interfaces import (Qos, QosDurability, QosHistory, QosLiveliness, QosReliability,
                                 QosTime)
+from store_common.topic_qos import QOS_CLASSES, qos_class  # noqa: F401 - re-exported
 
 PRESETS = ('sensors', 'all')
 
-EVENT_TOPICS = ('shelf_events', 'gate_events', 'cart_updates', 'review_requests',
-                'review_decisions', 'review_decision_acks', 'sim/ground_truth')
-STATE_TOPICS = ('carts', 'receipts', 'markers/layout')
-STREAM_TOPICS = ('plate_raw', 'plate_weights')
-WATERMARK_TOPICS = ('gate_watermarks', 'shelf_watermarks', 'fused_watermarks')
-
-# (qos class) -> (reliability, durability, depth); mirrors store_common.ros
-QOS_CLASSES = {
-    'event': ('reliable', 'transient_local', 1000),
-    'watermark': ('reliable', 'transient_local', 1),
-    'state': ('reliable', 'transient_local', 100),
-    'stream': ('reliable', 'volatile', 200),
-    'sensor': ('best_effort', 'volatile', 5),
-    'clock': ('best_effort', 'volatile', 1),
-    'default': ('reliable', 'volatile', 10),
-}
-
 T = 'store_interfaces/msg/'
-
-
-def qos_class(topic: str) -> str:
-    """QoS class of a topic name: event, state, stream, sensor, clock or default."""
-    name = topic.rstrip('/')
-    if name == '/clock':
-        return 'clock'
-    for cls, suffixes in (('event', EVENT_TOPICS), ('state', STATE_TOPICS),
-                          ('stream', STREAM_TOPICS), ('watermark', WATERMARK_TOPICS)):
-        if any(name == s or name.endswith('/' + s) for s in suffixes):
-            return cls
-    if name.endswith('/image_raw') or name.endswith('/camera_info'):
-        return 'sensor'
-    return 'default'
 
 
 def bag_qos(topic: str) -> Qos:
@@ -94,8 +65,16 @@ def graph_topics(store, namespace: str = '/store') -> dict[str, str]:
         f'{ns}/fused_watermarks': T + 'SourceWatermark',
         f'{ns}/markers/layout': 'visualization_msgs/msg/MarkerArray',
         f'{ns}/markers/state': 'visualization_msgs/msg/MarkerArray',
+        f'{ns}/shopper_tracks': T + 'ShopperTracks',
+        f'{ns}/fused_shelf_events': T + 'FusedShelfEvent',
         '/diagnostics': 'diagnostic_msgs/msg/DiagnosticArray',
     })
+    for c in getattr(store, 'cameras', ()):
+        base = f'{ns}/cameras/{c.id}'
+        out[f'{base}/image_raw'] = 'sensor_msgs/msg/Image'
+        out[f'{base}/camera_info'] = 'sensor_msgs/msg/CameraInfo'
+        out[f'{base}/detections'] = T + 'DetectionArray'
+        out[f'{base}/detections_image'] = 'sensor_msgs/msg/Image'
     return out
 
 

@@ -18,34 +18,46 @@ from rclpy.executors import (ExternalShutdownException, MultiThreadedExecutor,
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy,
-                       qos_profile_sensor_data)
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.signals import SignalHandlerOptions
 
 from store_common import fatal
 from store_common.params import check_value, ParameterError
 from store_common.stamps import from_ns, to_ns
+from store_common.topic_qos import QOS_CLASSES, qos_class
 
-# Sensor streams (plate weights, images): best effort, shallow queue; a late sample is worthless.
-SENSOR_QOS = qos_profile_sensor_data
+
+def profile(reliability: str, durability: str, depth: int) -> QoSProfile:
+    """A keep-last QoS profile from the names ``store_common.topic_qos`` uses."""
+    return QoSProfile(
+        depth=int(depth), history=HistoryPolicy.KEEP_LAST,
+        reliability=(ReliabilityPolicy.RELIABLE if reliability == 'reliable'
+                     else ReliabilityPolicy.BEST_EFFORT),
+        durability=(DurabilityPolicy.TRANSIENT_LOCAL if durability == 'transient_local'
+                    else DurabilityPolicy.VOLATILE))
+
+
+def qos_for(topic: str) -> QoSProfile:
+    """The QoS of ``topic`` from the store's one table (``store_common.topic_qos``), which the
+    bag recorder and player use too."""
+    return profile(*QOS_CLASSES[qos_class(topic)])
+
+
+# The classes by name, for nodes that name them (store_common.topic_qos says which topic is
+# which). Sensor streams (images): best effort, shallow queue; a late sample is worthless.
+SENSOR_QOS = profile(*QOS_CLASSES['sensor'])
 
 # Raw plate batches feed the event detector; losing one batch loses a weight step, so they are
 # reliable with a queue deep enough for a few seconds of batches.
-RELIABLE_STREAM_QOS = QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE,
-                                 durability=DurabilityPolicy.VOLATILE,
-                                 history=HistoryPolicy.KEEP_LAST)
+RELIABLE_STREAM_QOS = profile(*QOS_CLASSES['stream'])
 
 # Events that change money (shelf events, gate events, decisions): reliable and transient-local
 # with a deep history, so a restarted consumer (the cart node) receives what it missed and
 # de-duplicates by event id.
-EVENT_QOS = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE,
-                       durability=DurabilityPolicy.TRANSIENT_LOCAL,
-                       history=HistoryPolicy.KEEP_LAST)
+EVENT_QOS = profile(*QOS_CLASSES['event'])
 
 # State that late joiners need (carts, receipts, store layout markers): latched.
-STATE_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE,
-                       durability=DurabilityPolicy.TRANSIENT_LOCAL,
-                       history=HistoryPolicy.KEEP_LAST)
+STATE_QOS = profile(*QOS_CLASSES['state'])
 
 
 def declare(node: Node, name: str, default: Any, description: str, *,
