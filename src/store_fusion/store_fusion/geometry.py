@@ -8,6 +8,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from store_common.reach import PLATE_HAND_DZ_M, reach_target
 
 
 @dataclass
@@ -26,7 +27,6 @@ class Detection2D:
 
 HEAD_TOP_Z_M = 1.75          # typical top of a shopper's head [m] (fallback when feet are hidden)
 HAND_REST_Z_M = 0.8          # a hand hanging at the side [m]
-PLATE_HAND_DZ_M = 0.09       # a reaching hand is this far above the plate surface [m]
 BORDER_PX = 2.0              # a box edge this close to the image border is cut by it [px]
 SIDE_CUT_STD_M = 0.8         # extra floor std of a box cut at the left or right border [m]
 # how a 3D hand was placed (store_interfaces/ShopperTrack HAND_*)
@@ -64,6 +64,25 @@ def appearance_feature(rgb) -> np.ndarray | None:
     c = np.asarray(rgb, float) + 1.0
     s = float(c.sum())
     return np.array([c[0] / s, c[1] / s, math.log(s / 3.0)])
+
+
+def checked_torso_rgb(values) -> tuple[tuple | None, str]:
+    """A detection's measured torso colour (``Detection.torso_rgb``: empty, or mean R, G, B in
+    0..255) -> (the colour, '') or (None, why it is not used). Empty is "not measured" (no
+    reason); a wrong length, a non-finite or an out-of-range value is refused with its reason."""
+    try:
+        vals = [float(v) for v in values]
+    except (TypeError, ValueError):
+        return None, f'torso_rgb is not a list of numbers: {values!r}'
+    if not vals:
+        return None, ''
+    if len(vals) != 3:
+        return None, f'torso_rgb has {len(vals)} values, not 3 (R, G, B)'
+    if not all(math.isfinite(v) for v in vals):
+        return None, f'torso_rgb {vals} is not finite'
+    if not all(0.0 <= v <= 255.0 for v in vals):
+        return None, f'torso_rgb {vals} is outside 0..255'
+    return tuple(vals), ''
 
 
 def appearance_d2(a, b) -> float:
@@ -107,11 +126,9 @@ class StoreGeometry:
 
     @staticmethod
     def _plate_target(p) -> np.ndarray:
-        """Where a hand taking from the plate is: over its front part [m]."""
-        c, s = math.cos(p.yaw_store), math.sin(p.yaw_store)
-        dy = -p.size_y_m / 2 + 0.12
-        return np.array([p.center_store[0] - s * dy, p.center_store[1] + c * dy,
-                         p.center_store[2] + PLATE_HAND_DZ_M])
+        """Where a hand taking from the plate is: over its front part, at its centre [m]
+        (``store_common.reach``, as the renderer draws the reach)."""
+        return np.array(reach_target(p))
 
     def plate_distance(self, plate_id: str, point) -> float:
         """Distance from a 3D point to the plate's reach region (its width, front band) [m]."""

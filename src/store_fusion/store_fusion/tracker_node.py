@@ -1,83 +1,139 @@
 """tracker node: camera detections + entrance/exit scans -> shopper tracks in the store frame.
 
 Subscribes ``cameras/<id>/detections`` (DetectionArray) for every camera of the store
-description and ``gate_events``; every ``cycle_s`` it steps :class:`ShopperTracker` with the
-newest detections of each camera no older than ``slop_s`` (a camera without one has dropped out
-for that cycle) and publishes ``shopper_tracks`` (each track with its hands and the product
-boxes seen on it, ``convert.track_msg``). No torso colour here (boxes only): the
-appearance cue needs the images and is skipped. The algorithm lives in ``tracker.py``.
+description and ``gate_events``. The cameras' detections are synchronised by stamp
+(``frame_sync.FrameSync``: a frame set within ``slop_s`` is stepped once every live camera has
+delivered it, or after ``max_wait_s`` without a camera that missed it), and each set steps
+:class:`ShopperTracker` once, after the gate scans stamped up to it: the frames and order the
+offline benchmark steps on. Publishes ``shopper_tracks`` (each track with its hands and the
+product boxes seen on it, ``convert.track_msg``) per step and ``/diagnostics``. Shopper boxes
+carry their torso colour (``Detection.torso_rgb``), the tracker's appearance cue; a malformed one
+is ignored with a logged reason. The tracker's parameters (``params.TRACKER_SPECS``) are ROS
+parameters, read from config/params/store.yaml like the benchmark's. The algorithm lives in
+``tracker.py``.
 """
 from __future__ import annotations
 
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
+from store_common import diagnostics
 from store_common.description import load_store
-from store_common.ros import declare, EVENT_QOS, ns_stamp, run_node, stamp_ns
+from store_common.ros import declare, ns_stamp, qos_for, run_node, stamp_ns
 from store_interfaces.msg import DetectionArray, GateEvent, ShopperTracks
 
 from store_fusion.convert import track_msg
-from store_fusion.geometry import Detection2D
-from store_fusion.tracker import ShopperTracker
+from store_fusion.frame_sync import FrameSync
+from store_fusion.geometry import checked_torso_rgb, Detection2D
+from store_fusion.params import declared, TRACKER_SPECS
+from store_fusion.tracker import ShopperTracker, TrackerParams
 
-DETECTION_QOS = 10
 
-
-def detections_from_msg(msg: DetectionArray) -> list[Detection2D]:
-    return [Detection2D(d.class_name, float(d.score), d.center_x, d.center_y, d.size_x,
-                        d.size_y, d.sku, float(d.sku_score)) for d in msg.detections]
+def detections_from_msg(msg: DetectionArray) -> tuple[list[Detection2D], list[str]]:
+    """(the detections, reasons a shopper box's torso colour was refused)."""
+    out, refused = [], []
+    for d in msg.detections:
+        color = None
+        if d.class_name == 'shopper':
+            color, why = checked_torso_rgb(getattr(d, 'torso_rgb', ()))
+            if why:
+                refused.append(f'{msg.camera_id} {d.id}: {why}')
+        out.append(Detection2D(d.class_name, float(d.score), d.center_x, d.center_y, d.size_x,
+                               d.size_y, d.sku, float(d.sku_score), color))
+    return out, refused
 
 
 class TrackerNode(Node):
     def __init__(self):
         super().__init__('tracker')
-        store_file = declare(self, 'store_file', '', 'Store description YAML (cameras, gates).')
+        store_file = declare(self, 'store_file', '', 'Store description YAML (cameras, gates).',
+                             read_only=True)
         self.frame_id = declare(self, 'frame_id', 'store', 'Frame of the published tracks.')
-        cycle_s = declare(self, 'cycle_s', 0.2, 'Tracker cycle period [s].', lo=0.02, hi=2.0)
-        self.slop_s = declare(self, 'slop_s', 0.15,
-                              'Detections older than this at a cycle are not used [s].',
-                              lo=0.0, hi=2.0)
+        check_period_s = declare(self, 'check_period_s', 0.05, 'How often a frame set a live '
+                                 'camera has not completed is checked against max_wait_s [s].',
+                                 lo=0.005, hi=2.0, read_only=True)
+        slop_s = declare(self, 'slop_s', 0.05, 'Detections of different cameras stamped this '
+                         'close are one frame set (one tracker step) [s].', lo=0.0, hi=2.0,
+                         read_only=True)
+        max_wait_s = declare(self, 'max_wait_s', 0.3, 'A frame set waits at most this long '
+                             '(ROS time) for a live camera that has not delivered it [s].',
+                             lo=0.0, hi=10.0, read_only=True)
+        dropout_s = declare(self, 'dropout_s', 1.0, 'A camera silent this long has dropped out: '
+                            'frame sets no longer wait for it [s].', lo=0.05, hi=60.0,
+                            read_only=True)
+        diagnostics_period_s = declare(self, 'diagnostics_period_s', 1.0,
+                                       'Period of /diagnostics [s].', lo=0.1, hi=60.0)
+        params = declared(TrackerParams, TRACKER_SPECS, lambda name, default, text, lo, hi:
+                          declare(self, name, default, text, lo=lo, hi=hi, read_only=True))
         if not store_file:
             raise ValueError('store_file is required')
         store = load_store(store_file)
         if not store.cameras:
             raise ValueError(f'{store_file}: the store has no cameras')
-        self.tracker = ShopperTracker(store)
-        self.latest: dict[str, tuple[int, list]] = {}
+        self.tracker = ShopperTracker(store, params)
+        self.sync = FrameSync(tuple(c.id for c in store.cameras), slop_s, max_wait_s,
+                              dropout_s)
         self.seen_gates: set[str] = set()
+        self.refused_colors = 0
         for cam in store.cameras:
             self.create_subscription(DetectionArray, f'cameras/{cam.id}/detections',
-                                     self._on_detections, DETECTION_QOS)
-        self.create_subscription(GateEvent, 'gate_events', self._on_gate, EVENT_QOS)
-        self.pub = self.create_publisher(ShopperTracks, 'shopper_tracks', EVENT_QOS)
-        self.create_timer(cycle_s, self._cycle)
+                                     self._on_detections, qos_for('detections'))
+        self.create_subscription(GateEvent, 'gate_events', self._on_gate, qos_for('gate_events'))
+        self.pub = self.create_publisher(ShopperTracks, 'shopper_tracks',
+                                         qos_for('shopper_tracks'))
+        self.pub_diag = self.create_publisher(DiagnosticArray, '/diagnostics',
+                                              qos_for('/diagnostics'))
+        self.create_timer(check_period_s, self._step_due)
+        self.create_timer(diagnostics_period_s, self._publish_diagnostics)
         self.get_logger().info(f'tracking with {len(store.cameras)} cameras')
 
+    def _now_ns(self) -> int:
+        return self.get_clock().now().nanoseconds
+
     def _on_detections(self, msg: DetectionArray) -> None:
-        self.latest[msg.camera_id] = (stamp_ns(msg.header.stamp), detections_from_msg(msg))
+        dets, refused = detections_from_msg(msg)
+        if refused:
+            self.refused_colors += len(refused)
+            self.get_logger().warning(f'torso colour ignored ({len(refused)} boxes), e.g. '
+                                      f'{refused[0]}', throttle_duration_sec=5.0)
+        if not self.sync.add(msg.camera_id, stamp_ns(msg.header.stamp), dets, self._now_ns()):
+            self.get_logger().debug(f'detections of {msg.camera_id!r} not used (unknown camera '
+                                    'or stamped before the last step)')
+        self._step_due()
 
     def _on_gate(self, msg: GateEvent) -> None:
         if msg.event_id in self.seen_gates:
             return
         self.seen_gates.add(msg.event_id)
         kind = 'enter' if msg.kind == GateEvent.KIND_ENTER else 'exit'
-        self.tracker.on_gate(stamp_ns(msg.header.stamp), kind, msg.shopper_id)
+        self.sync.add_gate(stamp_ns(msg.header.stamp), kind, msg.shopper_id)
 
-    def _cycle(self) -> None:
-        if not self.latest:
-            return
-        now = max(s for s, _ in self.latest.values())
-        dets = {cam: d for cam, (s, d) in self.latest.items()
-                if now - s <= self.slop_s * 1e9}
-        last = getattr(self, '_last_ns', 0)
-        if now <= last:
-            return
-        self._last_ns = now
-        tracks = self.tracker.step(now, dets)
-        out = ShopperTracks()
-        out.header.stamp = ns_stamp(now)
-        out.header.frame_id = self.frame_id
-        out.camera_ids = sorted(dets)
-        out.tracks = [track_msg(t, now) for t in tracks]
-        self.pub.publish(out)
+    def _step_due(self) -> None:
+        for now, dets, gates in self.sync.ready(self._now_ns()):
+            for gate in gates:
+                self.tracker.on_gate(*gate)
+            tracks = self.tracker.step(now, dets)
+            out = ShopperTracks()
+            out.header.stamp = ns_stamp(now)
+            out.header.frame_id = self.frame_id
+            out.camera_ids = sorted(dets)
+            out.tracks = [track_msg(t, now) for t in tracks]
+            self.pub.publish(out)
+
+    def _publish_diagnostics(self) -> None:
+        st = self.sync.stats
+        level = 'warn' if st.incomplete_steps or st.frames_dropped else 'ok'
+        values = {'frames_in': st.frames_in, 'frames_used': st.frames_used,
+                  'frames_late': st.frames_late, 'frames_dropped': st.frames_dropped,
+                  'steps': st.steps, 'incomplete_steps': st.incomplete_steps,
+                  'refused_torso_colours': self.refused_colors,
+                  'tracks': len([t for t in self.tracker.tracks if not t.closed])}
+        msg = DiagnosticArray()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.status.append(diagnostics.status(
+            'store/tracker', 'tracker', level,
+            'a camera missed frame sets or frames were dropped' if level == 'warn'
+            else 'tracking', values))
+        self.pub_diag.publish(msg)
 
 
 def main(args=None) -> int:

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from store_common.reach import reach_target
 from store_sim.scenario import DEFAULT_REACH_S, Scenario
 from store_sim.walkways import gate_center, standing_spot, WALK_SPEED_MPS, Walkways
 
@@ -371,10 +372,7 @@ class ShopperMotion:
         if j >= 0:
             a = self.shopper.actions[j]
             p = self.store.plate(a.plate)
-            c, s = math.cos(p.yaw_store), math.sin(p.yaw_store)
-            dx, dy = float(self.reach_offset[j]), -p.size_y_m / 2 + 0.12
-            target = np.array([p.center_store[0] + c * dx - s * dy,
-                               p.center_store[1] + s * dx + c * dy, p.center_store[2] + 0.09])
+            target = np.array(reach_target(p, float(self.reach_offset[j])))
             e = ext * ext * (3 - 2 * ext)   # smoothstep
             hand_r = rest_r + (target - rest_r) * e
             if ext > 0.999:
