@@ -15,9 +15,11 @@ from __future__ import annotations
 import argparse
 import pathlib
 from collections import Counter
+from dataclasses import replace
 
 from store_common.description import load_store
 from store_fusion.offline import NS, seed_ranges, shelf_events, T0_NS
+from store_shelf.pipeline import load_params
 from store_sim.generator import generate
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -32,7 +34,8 @@ def _event_of(events, plate: str, t_s: float):
 
 def grouping(store, scenario, separate: bool, within_s: float) -> Counter:
     """Counts: straddle_one / straddle_split, pair_apart / pair_merged (see the module doc)."""
-    events = shelf_events(store, scenario, separate_grabs=separate)
+    events = shelf_events(store, scenario,
+                          pipeline_params=replace(load_params(), separate_grabs=separate))
     c = Counter()
     takes = [a for s in scenario.shoppers for a in s.actions if a.kind == 'take']
     for a in takes:

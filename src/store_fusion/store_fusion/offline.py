@@ -1,6 +1,8 @@
 """The store offline, through the same pure modules the nodes use (benchmarks, tests).
 
-Weight: store_sim physics -> store_shelf step detectors, merger, ranker -> shelf events.
+Weight: store_sim physics -> one ``store_shelf.pipeline.GondolaPipeline`` per gondola (the shelf
+node's object, with the parameters the launched node reads: config/params/store.yaml's
+``shelf_events:`` section) -> shelf events.
 Vision: rendered ground-truth boxes per camera frame (``simcam``) -> a detection model ->
 ``ShopperTracker`` (gate events at the scenario's scan times) -> ``TrackHistory``.
 Decisions: three ``CartEngine`` instances side by side: ``weight`` (no hint: the presence rule),
@@ -11,16 +13,14 @@ events and ``fuse_event``). Sensor time is simulated time; no clock is read, no 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from store_cart.engine import CartEngine, CartParams
 from store_cart.model import GateEventData, KIND_ENTER, KIND_EXIT, ReceiptData, ReviewRequestData
 from store_shelf.event import HypothesisData, ShelfEventData
-from store_shelf.hypotheses import HypothesisRanker, PlateInventory
-from store_shelf.merge import EventMerger
-from store_shelf.steps import PlateStepDetector, StepDetectorParams
+from store_shelf.pipeline import GondolaPipeline, load_params, on_sample_block, PipelineParams
 from store_sim.physics import PhysicsParams, StorePhysics
 
 from store_fusion.event_buffer import EventFuser
@@ -79,34 +79,24 @@ def run_tracking(store, scenario, frames: list[dict], detection_model,
 
 
 def shelf_events(store, scenario, physics_params=None, rate_hz: float = 40.0,
-                 tail_s: float = 8.0, separate_grabs: bool = True) -> list[ShelfEventData]:
-    """``separate_grabs``: steps of adjacent plates at once that are separate grabs stay two
-    events (``HypothesisRanker.separate_grabs``, as the shelf event node); False merges them."""
+                 tail_s: float = 8.0,
+                 pipeline_params: PipelineParams | None = None) -> list[ShelfEventData]:
+    """The scenario's shelf events through the shelf node's pipeline, one per gondola, fed a
+    0.1 s batch at a time (a controller's rate). ``pipeline_params``: default
+    :func:`store_shelf.pipeline.load_params` (the launched node's values)."""
     phys = StorePhysics(store, scenario, params=physics_params or PhysicsParams())
-    det = {pid: PlateStepDetector(pid, StepDetectorParams(min_step_grams=10.0))
-           for pid in phys.plate_ids}
-    ranker = HypothesisRanker.from_store(store)
-    inventory = PlateInventory.from_store(store)
-    merger = EventMerger({pid: store.adjacent_plates(pid, 0.03) for pid in phys.plate_ids},
-                         separate=(lambda s: ranker.separate_grabs(s, inventory))
-                         if separate_grabs else None)
+    pipes = GondolaPipeline.for_store(store, pipeline_params or load_params())
     t = np.arange(0.0, scenario.duration_s + tail_s, 1.0 / rate_hz)
     counts, not_ready = phys.adc(t)
     grams = phys.counts_to_grams(counts)
+    valid = ~not_ready
     stamps = T0_NS + np.round(t * NS).astype(np.int64)
     per = int(round(0.1 * rate_hz))
     out = []
     for i0 in range(0, len(t), per):
         i1 = min(len(t), i0 + per)
-        for i in range(i0, i1):
-            for k, pid in enumerate(phys.plate_ids):
-                for step in det[pid].add(int(stamps[i]), float(grams[k, i]), not not_ready[k, i]):
-                    merger.add(step)
-        for ev in merger.advance(int(stamps[i1 - 1])):
-            hyps = ranker.rank(ev.plate_ids, ev.delta_grams, ev.noise_grams, inventory)
-            inventory.apply(ev.plate_ids, hyps, 0.8)
-            out.append(replace(ev, gondola_id=store.plate(ev.plate_ids[0]).gondola_id,
-                               hypotheses=tuple(hyps)))
+        out += on_sample_block(pipes, phys.plate_ids, stamps[i0:i1], grams[:, i0:i1],
+                               valid[:, i0:i1])
     return out
 
 

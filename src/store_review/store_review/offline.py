@@ -1,7 +1,9 @@
 """The weight pipeline offline, through the same pure modules the nodes use (benchmarks).
 
-store_sim physics (ADC counts -> grams as the driver decodes them) -> store_shelf step
-detectors, event merger, hypothesis ranker with the plate inventory -> store_cart CartEngine
+store_sim physics (ADC counts -> grams as the driver decodes them) -> one
+``store_shelf.pipeline.GondolaPipeline`` per gondola (the shelf node's object with the launched
+node's parameters: step detectors, event merger, hypothesis ranker, inventory) -> store_cart
+CartEngine
 (gate events at the scenario's scan times, ticks every 0.1 s) -> review requests -> a
 :class:`SimulatedReviewer` answering after its delay -> the engine applies the decisions
 (receipt revisions after exit) -> every decision becomes a labelled example (learning.py).
@@ -13,15 +15,13 @@ cart. Sensor time is the simulated time; no clock is read, no rclpy.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from store_cart.engine import CartEngine, CartParams
 from store_cart.model import GateEventData, KIND_ENTER, KIND_EXIT, ReceiptData, ReviewRequestData
-from store_shelf.hypotheses import HypothesisRanker, PlateInventory
-from store_shelf.merge import EventMerger
-from store_shelf.steps import PlateStepDetector, StepDetectorParams
+from store_shelf.pipeline import GondolaPipeline, load_params, on_sample_block, PipelineParams
 from store_sim.physics import PhysicsParams, StorePhysics
 
 from store_review.learning import make_example
@@ -57,16 +57,14 @@ def _gate_events(store, scenario) -> list[GateEventData]:
 def run_scenario(store, scenario, *, overlay: dict | None = None,
                  cart_params: CartParams | None = None,
                  physics_params: PhysicsParams | None = None,
-                 detector_params: StepDetectorParams | None = None,
+                 pipeline_params: PipelineParams | None = None,
                  reviewer_delay_s: float = 20.0, reviewer_error_rate: float = 0.0,
                  audit_rate: float = 0.0, seed: int = 0, rate_hz: float = 40.0) -> ScenarioRun:
+    """``pipeline_params``: the shelf pipeline's, default
+    :func:`store_shelf.pipeline.load_params` (the launched node's values); ``overlay``: learned
+    unit weights, as the node's ``weight_models_file``."""
     phys = StorePhysics(store, scenario, params=physics_params or PhysicsParams())
-    det_params = detector_params or StepDetectorParams(min_step_grams=10.0)
-    detectors = {pid: PlateStepDetector(pid, det_params) for pid in phys.plate_ids}
-    ranker = HypothesisRanker.from_store(store, overlay=overlay)
-    inventory = PlateInventory.from_store(store)
-    merger = EventMerger({pid: store.adjacent_plates(pid, 0.03) for pid in phys.plate_ids},
-                         separate=lambda s: ranker.separate_grabs(s, inventory))
+    pipes = GondolaPipeline.for_store(store, pipeline_params or load_params(), overlay)
     engine = CartEngine(':memory:', store.catalog, store.id, cart_params or CartParams())
     reviewer = SimulatedReviewer.from_scenario(scenario, T0_NS, delay_s=reviewer_delay_s,
                                                error_rate=reviewer_error_rate, seed=seed)
@@ -80,6 +78,7 @@ def run_scenario(store, scenario, *, overlay: dict | None = None,
     t_samples = np.arange(0.0, end_s, 1.0 / rate_hz)
     counts, not_ready = phys.adc(t_samples)
     grams = phys.counts_to_grams(counts)
+    valid = ~not_ready
     stamps = T0_NS + np.round(t_samples * NS_PER_S).astype(np.int64)
     per_step = int(round(STEP_S * rate_hz))
 
@@ -96,16 +95,8 @@ def run_scenario(store, scenario, *, overlay: dict | None = None,
     for i0 in range(0, len(t_samples), per_step):
         i1 = min(len(t_samples), i0 + per_step)
         now = int(stamps[i1 - 1])
-        for i in range(i0, i1):
-            t_ns = int(stamps[i])
-            for k, pid in enumerate(phys.plate_ids):
-                for step in detectors[pid].add(t_ns, float(grams[k, i]), not not_ready[k, i]):
-                    merger.add(step)
-        for ev in merger.advance(now):
-            hyps = ranker.rank(ev.plate_ids, ev.delta_grams, ev.noise_grams, inventory)
-            inventory.apply(ev.plate_ids, hyps, 0.8)
-            data = replace(ev, gondola_id=store.plate(ev.plate_ids[0]).gondola_id,
-                           hypotheses=tuple(hyps))
+        for data in on_sample_block(pipes, phys.plate_ids, stamps[i0:i1], grams[:, i0:i1],
+                                    valid[:, i0:i1]):
             events_by_id[data.event_id] = data.to_dict()
             run.shelf_events.append(data.to_dict())
             handle(engine.on_shelf_event(data))

@@ -2,8 +2,9 @@
 
 Starts the installed node as a subprocess (isolated by a random ROS_DOMAIN_ID on localhost),
 publishes 100 ms batches of a gondola's plates from here with rclpy, and checks the published
-shelf events against the pure pipeline run on the same samples (same ids, stamps and deltas: the
-node decides on sample stamps only), a clean exit on SIGINT and a failed start on a bad gondola.
+shelf events against the node's own pipeline object (``GondolaPipeline``, default parameters) fed
+the same batches here (the same events, hypotheses and posteriors: the node decides on sample
+stamps only), a clean exit on SIGINT and a failed start on a bad gondola.
 """
 import os
 import pathlib
@@ -15,9 +16,9 @@ import time
 import numpy as np
 import pytest
 
-from store_shelf.merge import EventMerger
-from store_shelf.steps import PlateStepDetector
-from shelf_synth import Action, deliver, PlateSignal
+from store_shelf.convert import shelf_event_from_msg
+from store_shelf.pipeline import GondolaPipeline
+from shelf_synth import Action, PlateSignal
 
 REPO = pathlib.Path(__file__).resolve().parents[3]
 EXE = REPO / 'install' / 'store_shelf' / 'lib' / 'store_shelf' / 'shelf_events'
@@ -76,10 +77,12 @@ def test_node_publishes_the_pipeline_events(ros_env, store):
     from store_interfaces.msg import PlateWeight, PlateWeights, ShelfEvent
 
     streams = synthetic_streams(store)
-    merger = EventMerger(store.adjacent_plates)
-    for s in deliver({p: PlateStepDetector(p) for p in streams}, streams):
-        merger.add(s)
-    expected = merger.flush()
+    plates = list(streams)
+    n = len(streams[plates[0]][0])
+    batches = [[(p, int(streams[p][0][k]), float(streams[p][1][k]), bool(streams[p][2][k]))
+                for k in range(i, min(i + 4, n)) for p in plates] for i in range(0, n, 4)]
+    pipeline = GondolaPipeline(store, 'g2')
+    expected = [e for b in batches for e in pipeline.on_samples('/store/pc_g2/plate_weights', b)]
     assert len(expected) == 4
 
     proc = start(ros_env)
@@ -97,15 +100,10 @@ def test_node_publishes_the_pipeline_events(ros_env, store):
         while pub.get_subscription_count() == 0 and time.monotonic() < deadline:
             executor.spin_once(timeout_sec=0.1)
         assert pub.get_subscription_count() == 1, 'the node did not subscribe'
-        plates = list(streams)
-        n = len(streams[plates[0]][0])
-        for i in range(0, n, 4):
+        for batch in batches:
             msg = PlateWeights(controller_id='pc_g2')
-            for k in range(i, min(i + 4, n)):
-                for p in plates:
-                    st, w, v = streams[p]
-                    msg.weights.append(PlateWeight(stamp=ns_stamp(int(st[k])), plate_id=p,
-                                                   weight_grams=float(w[k]), valid=bool(v[k])))
+            msg.weights = [PlateWeight(stamp=ns_stamp(t), plate_id=p, weight_grams=w, valid=v)
+                           for p, t, w, v in batch]
             msg.header.stamp = msg.weights[-1].stamp
             pub.publish(msg)
             # pace like a controller (a batch every 100 ms, here faster): an unpaced burst can
@@ -127,6 +125,7 @@ def test_node_publishes_the_pipeline_events(ros_env, store):
         assert list(msg.plate_ids) == list(exp.plate_ids)
         assert msg.delta_grams == pytest.approx(exp.delta_grams)
         assert sum(h.posterior for h in msg.hypotheses) == pytest.approx(1.0)
+        assert shelf_event_from_msg(msg) == exp         # hypotheses and posteriors too
     best = [(h.sku, h.action, h.quantity) for h in (e.hypotheses[0] for e in got)]
     assert best[0] == ('CHOC-DARK', 1, 1)
     assert best[1][0] == 'GUM-MINT' and len(got[1].plate_ids) == 2
