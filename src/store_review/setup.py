@@ -21,6 +21,7 @@ setup(
         'console_scripts': [
             'review = store_review.review_node:main',
             'review_users = store_review.users_cli:main',
+            'review_console = store_review.console_cli:main',
             'review_learn = store_review.learn_cli:main',
         ],
     },

@@ -9,24 +9,30 @@ bounded in flight (``login_guard.py``): refused ones answer 429 with Retry-After
 written into a page is escaped. Reviewers see open requests; supervisors also escalated and
 expired ones.
 
-Pages: ``/`` the queue by priority; ``/r/<seq>`` one request: reason, candidates with
-confidences, the plates' weight trace (inline SVG), evidence images (faces blurred before they
-were stored), one button per candidate; keys 1..9 pick a candidate, 0 = no change.
+Pages: ``/`` the queue by priority; ``/r/<seq>`` one request: reason, when it happened (the
+store's local clock time and seconds after each shopper entered, never raw stamps), the plates'
+weight trace (inline SVG), the camera frame strip from hand-in to settled per camera (faces
+blurred before they were stored; the plate and each tracked shopper's box drawn over it, in the
+shopper's colour), and one answer per candidate grouped by shopper in the same colours; keys
+1..9 pick an answer, 0 = leave every cart unchanged. Money is shown in the catalog's currency
+(:class:`PageInfo`), and the page says whether the store has cameras at all.
 """
 from __future__ import annotations
 
 import html
 import math
 import pathlib
+import re
 import socket
 import threading
 import time
+from dataclasses import dataclass
 
 from fastapi import FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 import uvicorn
 
-from store_cart.model import ACTION_RETURN, ACTION_TAKE, REASON_NAMES
+from store_cart.model import ACTION_RETURN, ACTION_TAKE, REASON_NAMES, REASON_NO_SHOPPER
 from store_review.auth import AuthError, Session
 from store_review.evidence import NS_PER_S, start_ns_of, trace_svg
 from store_review.login_guard import LoginRefused
@@ -45,7 +51,76 @@ cursor:pointer;background:#fff;border:1px solid #aab;border-radius:4px}
 padding:0 5px;margin-right:8px} .evid img{max-width:320px;margin:4px;border:1px solid #999}
 .box{background:#fff;padding:12px;margin:10px 0;border-radius:4px} .err{color:#b00}
 .refused{color:#b00;font-weight:bold} .waiting{color:#a60} .applied{color:#070}
+.who{margin:10px 0 2px;padding:2px 8px;border-left:6px solid;font-weight:bold}
+.cand small,.why{color:#555;font-size:13px} .strip{display:flex;gap:6px;flex-wrap:wrap;
+margin:4px 0 10px} figure{margin:0;display:inline-block} .pic{position:relative} figure img{
+display:block;width:240px;border:1px solid #999} figcaption{font-size:12px;color:#333}
+.ov{position:absolute;box-sizing:border-box;border:3px solid;pointer-events:none}
+.ov span{position:absolute;top:-2px;left:-2px;color:#fff;font:bold 11px sans-serif;
+padding:0 3px;white-space:nowrap} .plate{border:2px dashed #ffd200}
 """
+# one colour per shopper of a request: the answer buttons and the boxes in the camera frames
+SHOPPER_COLORS = ('#d62728', '#1f77b4', '#2ca02c', '#9467bd', '#ff7f0e', '#17becf', '#8c564b',
+                  '#e377c2')
+ZERO_DECIMAL_CURRENCIES = {'JPY', 'KRW', 'VND', 'CLP', 'ISK', 'HUF'}
+
+
+@dataclass(frozen=True)
+class PageInfo:
+    """What the pages say about the store: its currency and its cameras.
+
+    ``cameras_known`` False (a console started without the store description) makes the page
+    say only what the evidence shows, never that the store has or lacks cameras."""
+
+    currency: str = ''
+    camera_ids: tuple[str, ...] = ()
+    cameras_known: bool = False
+
+    @classmethod
+    def from_store(cls, store, camera_ids=None) -> 'PageInfo':
+        ids = tuple(c.id for c in store.cameras) if camera_ids is None else tuple(camera_ids)
+        return cls(store.catalog.currency, ids, True)
+
+    @classmethod
+    def from_store_file(cls, path) -> 'PageInfo':
+        from store_common.description import load_store, StoreConfigError
+        try:
+            return cls.from_store(load_store(path))
+        except StoreConfigError as exc:
+            raise ValueError(str(exc)) from None
+
+
+def money(cents, currency: str = '') -> str:
+    """An amount in cents as the currency's units, e.g. ``3.49 EUR`` (plain text)."""
+    try:
+        c = int(cents)
+    except (TypeError, ValueError):
+        return '?'
+    if currency in ZERO_DECIMAL_CURRENCIES:
+        return f'{c} {currency}'
+    sign = '-' if c < 0 else ''
+    return f'{sign}{abs(c) // 100}.{abs(c) % 100:02d} {currency or "(currency unknown)"}'
+
+
+def clock_time(stamp_ns, with_zone: bool = True) -> str:
+    """A stamp as the store's local clock time, e.g. ``14:03:07.4 CET`` (plain text)."""
+    try:
+        t = int(stamp_ns) / NS_PER_S
+        lt = time.localtime(t)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return '?'
+    tenths = int((t % 1) * 10)
+    return time.strftime('%H:%M:%S', lt) + f'.{tenths}' + (
+        f' {time.strftime("%Z", lt)}' if with_zone else '')
+
+
+def shopper_colors(shopper_ids) -> dict[str, str]:
+    """A colour per shopper, in the order given (the request's), the same on every page."""
+    out: dict[str, str] = {}
+    for sid in shopper_ids:
+        if sid and sid not in out:
+            out[sid] = SHOPPER_COLORS[len(out) % len(SHOPPER_COLORS)]
+    return out
 
 
 def _e(x) -> str:
@@ -124,11 +199,57 @@ def _page(title: str, body: str, session: Session | None = None) -> str:
             f'<main>{body}</main></body></html>')
 
 
+_EPOCH_SECONDS = re.compile(r'\b(1\d{9}(?:\.\d+)?) s\b')
+
+
+def readable_detail(detail: str) -> str:
+    """A request's detail text with epoch stamps ("at 1796406007.689 s") as clock times."""
+    return _EPOCH_SECONDS.sub(lambda m: clock_time(float(m.group(1)) * NS_PER_S),
+                              str(detail))
+
+
+def _pct(v: float, whole: float) -> str:
+    return f'{100.0 * v / whole:.2f}%' if whole > 0 else '0%'
+
+
+def _figure(item: dict, start_ns: int, settled_ns: int, colors: dict[str, str]) -> str:
+    """One evidence frame with its overlays: the plate box and each tracked shopper's box
+    (percent positions over the image, so they scale with it)."""
+    meta = item['payload']
+    w, h = float(meta.get('width') or 0), float(meta.get('height') or 0)
+    over = ''
+
+    def box_div(box, cls: str, color: str = '', label: str = '', attrs: str = '') -> str:
+        try:
+            x, y, bw, bh = (float(v) for v in box)
+        except (TypeError, ValueError):
+            return ''
+        style = (f'left:{_pct(x, w)};top:{_pct(y, h)};width:{_pct(bw, w)};'
+                 f'height:{_pct(bh, h)}' + (f';border-color:{color}' if color else ''))
+        tag = (f'<span style="background:{color}">{_e(label)}</span>' if label else '')
+        return f'<div class="ov {cls}" style="{style}"{attrs}>{tag}</div>'
+
+    if meta.get('plate_box_in_crop'):
+        over += box_div(meta['plate_box_in_crop'], 'plate')
+    for b in meta.get('shoppers') or []:
+        sid = str(b.get('shopper_id', ''))
+        color = colors.get(sid, '#777777')
+        over += box_div(b.get('box'), 'track', color, sid, f' data-shopper="{_e(sid)}"')
+    stamp = int(item['stamp_ns'])
+    phase = ('before hand in' if stamp < start_ns else 'after settled' if stamp > settled_ns
+             else 'hand in to settled')
+    cap = f'{clock_time(stamp, False)} ({(stamp - start_ns) / NS_PER_S:+.1f} s, {phase})'
+    return (f'<figure class="frame" data-stamp="{stamp}"><div class="pic"><img src="/evidence/'
+            f'{int(item["evidence_id"])}.jpg" alt="{_e(item["name"])}">{over}</div>'
+            f'<figcaption>{_e(cap)}</figcaption></figure>')
+
+
 def create_app(service: ReviewService, secure_cookie: bool = False,
-               trusted_proxies=()) -> FastAPI:
+               trusted_proxies=(), page_info: PageInfo | None = None) -> FastAPI:
     app = FastAPI(title='walk-out store review console', docs_url=None, redoc_url=None,
                   openapi_url=None)
     auth = service.auth
+    info = page_info or PageInfo()
 
     @app.middleware('http')
     async def security_headers(request: Request, call_next):
@@ -281,26 +402,92 @@ def create_app(service: ReviewService, secure_cookie: bool = False,
         images = service.store.evidence(d['request_id'], 'image')
         start_ns = start_ns_of(d['event_id'], d['stamp_ns'])
         svg = trace_svg(traces, marks_ns=[(start_ns, 'hand in'), (d['stamp_ns'], 'settled')])
-        imgs = ''.join(f'<img src="/evidence/{int(i["evidence_id"])}.jpg" '
-                       f'alt="{_e(i["name"])}">' for i in images)
-        imgs = imgs or '<p>No camera saw this plate (weight only).</p>'
+        cands = r.get('candidates', [])
+        shoppers = [str(x) for x in r.get('shopper_ids', [])]
+        shoppers += [c['shopper_id'] for c in cands
+                     if c.get('shopper_id') and c['shopper_id'] not in shoppers]
+        colors = shopper_colors(shoppers)
+        entered = service.store.entered_ns(shoppers)
         decided = d['status'] == 'decided'
         csrf = _e(s.csrf)
+        keys = iter('123456789')
 
-        def button(idx: int, key: str, label: str, conf: str) -> str:
+        def button(idx: int, label: str, why: str, color: str = '', key: str | None = None
+                   ) -> str:
+            key = next(keys, '') if key is None else key
+            style = f' style="border-left:6px solid {color}"' if color else ''
+            kbd = f'<kbd>{key}</kbd>' if key else ''
+            text = f'{kbd}{_e(label)}<br><small>{_e(why)}</small>'
             if decided:
-                return f'<div class="cand">{_e(label)} {conf}</div>'
+                return f'<div class="cand"{style}>{text}</div>'
             return (f'<form method="post" action="/r/{seq}/decide" class="decide" '
                     f'data-key="{key}"><input type="hidden" name="csrf_token" value="{csrf}">'
                     f'<input type="hidden" name="choice" value="{idx}"><button type="submit" '
-                    f'class="cand" id="choice-{key}"><kbd>{key}</kbd>{_e(label)} {conf}'
-                    '</button></form>')
+                    f'class="cand" id="choice-{idx}" data-shopper="{_e(label.split(" ")[0])}"'
+                    f'{style}>{text}</button></form>')
 
-        cands = r.get('candidates', [])
-        buttons = ''.join(button(i, str(i + 1), _what(c),
-                                 f'(p={_num(c.get("confidence"), ".2f")})')
-                          for i, c in enumerate(cands[:9]))
-        buttons += button(NO_CHANGE, '0', 'no change to any cart', '')
+        def since_entry(sid: str) -> str:
+            if sid not in entered:
+                return 'entry time unknown'
+            dt = (start_ns - entered[sid]) / NS_PER_S
+            if dt < 0:
+                return (f'hand in {-dt:.1f} s before entering (entered '
+                        f'{clock_time(entered[sid], False)})')
+            return f'{dt:.1f} s after entering (entered {clock_time(entered[sid], False)})'
+
+        # answers: per shopper (their colour), then the two "no change" answers
+        answers = ''
+        for sid in shoppers:
+            mine = [(i, c) for i, c in enumerate(cands) if c.get('shopper_id') == sid
+                    and c.get('sku') and int(c.get('quantity', 0)) > 0]
+            if not mine:
+                continue
+            answers += (f'<div class="who" data-shopper="{_e(sid)}" style="border-color:'
+                        f'{colors[sid]}">{_e(sid)} &mdash; {_e(since_entry(sid))}</div>')
+            for i, c in mine:
+                answers += button(i, _what(c), f'p={_num(c.get("confidence"), ".2f")}: this '
+                                  f'shopper\'s cart gets the change', colors[sid])
+        for i, c in enumerate(cands):
+            if not (c.get('sku') and int(c.get('quantity', 0)) > 0):
+                answers += button(i, 'Nothing was taken or returned',
+                                  f'p={_num(c.get("confidence"), ".2f")}: the weight change was '
+                                  'no product (a lean, a touch, an item put down and picked up '
+                                  'again). No cart changes; the system learns it was no product.')
+        answers += button(NO_CHANGE, 'Leave every cart unchanged (cannot tell)',
+                          'None of the answers above fits, or the evidence does not show it. '
+                          'No cart changes; recorded as undecidable for supervisors, the '
+                          'system learns nothing from it.', key='0')
+        if len(shoppers) == 0:
+            answers = ('<p class="why">Nobody was inside the store around this event, so no '
+                       'shopper can be offered.</p>') + answers
+
+        # cameras: a strip per camera from hand in to settled, boxes drawn over the frames
+        by_cam: dict[str, list[dict]] = {}
+        for i in images:
+            cam = str(i['payload'].get('camera_id') or i['name'].split('@')[0])
+            by_cam.setdefault(cam, []).append(i)
+        strips = ''
+        for cam, items in sorted(by_cam.items()):
+            figs = ''
+            for i in sorted(items, key=lambda x: x['stamp_ns']):
+                figs += _figure(i, start_ns, d['stamp_ns'], colors)
+            strips += (f'<div class="camstrip" data-camera="{_e(cam)}"><b>{_e(cam)}</b>'
+                       f'<div class="strip">{figs}</div></div>')
+        if strips:
+            cams_html = ('<p class="why">Frames from hand in to settled; faces blurred; the '
+                         'plate dashed yellow; each tracked shopper boxed in the colour of '
+                         f'their answers.</p>{strips}')
+        elif info.cameras_known and info.camera_ids:
+            cams_html = (f'<p id="no-frames">This store has cameras '
+                         f'({_e(", ".join(info.camera_ids))}), but no frame of this event was '
+                         'kept (no camera sees these plates, or no frames arrived in time): '
+                         'decide from the weight trace.</p>')
+        elif info.cameras_known:
+            cams_html = ('<p id="no-frames">This store has no cameras (weight only): decide '
+                         'from the weight trace and the shoppers inside.</p>')
+        else:
+            cams_html = '<p id="no-frames">No camera frames were stored for this event.</p>'
+
         status = _e(d['status']) + (' <span class="flag">FLAGGED</span>' if d['flagged'] else '')
         dec = ''
         if decided and d['decision']:
@@ -309,25 +496,31 @@ def create_app(service: ReviewService, secure_cookie: bool = False,
             dec = (f'<p id="decision">Decided by {_e(dd["reviewer"])}: '
                    f'{_e(_what(dd["decision"]))}</p><p id="handoff" class="{cls}">'
                    f'Cart: {said}</p>')
-        receipts = service.store.receipts(r.get('shopper_ids', []))
+        receipts = service.store.receipts(shoppers)
         rec = ''.join(f'<li>{_e(x["receipt_id"])} rev {_e(x["revision"])}: '
-                      f'{_e(x["total_cents"])} cents, {_e(x["pending_reviews"])} pending'
+                      f'{_e(money(x["total_cents"], x.get("currency") or info.currency))}, '
+                      f'{_e(x["pending_reviews"])} pending'
                       f'{(" - " + _e(x["correction_note"])) if x["correction_note"] else ""}'
                       '</li>' for x in receipts)
-        audit = ''.join(f'<li>{_e(a["actor"])}: {_e(a["action"])} {_e(a["detail"])}</li>'
+        audit = ''.join(f'<li>{_e(a["actor"])}: {_e(a["action"])} '
+                        f'{_e(readable_detail(a["detail"]))}</li>'
                         for a in service.store.audit_log(d['request_id']))
-        t_s = d['stamp_ns'] / NS_PER_S
+        inside = ', '.join(f'{sid} ({since_entry(sid)})' for sid in shoppers) or 'nobody'
+        hold_s = (d['stamp_ns'] - start_ns) / NS_PER_S
+        who_label = ('Nobody inside at hand in; inside within a few seconds'
+                     if d['reason'] == REASON_NO_SHOPPER else 'Shoppers inside')
         body = (f'<h2>{_e(d["request_id"])}</h2><div class="box"><p>Reason: <b>'
                 f'{_e(REASON_NAMES.get(d["reason"], d["reason"]))}</b> &mdash; '
-                f'{_e(r.get("detail", ""))}</p><p>Plates '
-                f'{_e(", ".join(map(str, r.get("plate_ids", []))))}'
-                f', change {_num(r.get("delta_grams"), "+.1f")} g at t={t_s:.3f} s; shoppers '
-                f'{_e(", ".join(map(str, r.get("shopper_ids", []))))}; status {status}</p>'
-                f'{dec}</div>'
+                f'{_e(readable_detail(r.get("detail", "")))}</p>'
+                f'<p id="when">Hand in at <b>{_e(clock_time(start_ns))}</b>, settled '
+                f'{hold_s:.1f} s later; plates {_e(", ".join(map(str, r.get("plate_ids", []))))}'
+                f', change {_num(r.get("delta_grams"), "+.1f")} g</p>'
+                f'<p id="inside">{who_label}: {_e(inside)}; status {status}</p>{dec}</div>'
+                f'<div class="box"><h3>What happened? (keys 1-9, 0 = leave carts unchanged)'
+                f'</h3>{answers}</div>'
+                f'<div class="box evid"><h3>Cameras</h3>{cams_html}</div>'
                 f'<div class="box"><h3>Weight trace</h3>{svg}</div>'
-                f'<div class="box evid"><h3>Cameras (faces blurred)</h3>{imgs}</div>'
-                f'<div class="box"><h3>What happened? (keys 1-9, 0 = no change)</h3>'
-                f'{buttons}</div><div class="box"><h3>Receipts</h3><ul>{rec}</ul>'
+                f'<div class="box"><h3>Receipts</h3><ul>{rec}</ul>'
                 f'<h3>Audit</h3><ul>{audit}</ul></div>'
                 '<script>document.addEventListener("keydown",e=>{if(e.ctrlKey||e.metaKey||'
                 'e.altKey)return;const f=document.querySelector('
@@ -380,25 +573,28 @@ def create_app(service: ReviewService, secure_cookie: bool = False,
     return app
 
 
+class PortTaken(OSError):
+    """The console's port cannot be bound; ``str()`` names the address and port."""
+
+
 class ConsoleServer:
     """uvicorn serving ``app`` in a daemon thread; binds before starting so errors are early.
 
-    ``port`` 0 picks a free port; when ``port`` is taken and ``fallback`` is set, a free port is
-    used instead (several stores or test runs on one machine). ``url`` says where it listens.
+    ``port`` 0 picks a free port (``url`` says which). A port that is taken is an error
+    (:class:`PortTaken`, naming it), never a silent move to another port: a reviewer would be
+    sent to the wrong URL.
     """
 
-    def __init__(self, app, host: str = '127.0.0.1', port: int = 8080, fallback: bool = True):
+    def __init__(self, app, host: str = '127.0.0.1', port: int = 8080):
         self.sock = socket.socket(socket.AF_INET6 if ':' in host else socket.AF_INET)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.fell_back = False
         try:
             self.sock.bind((host, port))
-        except OSError:
-            if not fallback:
-                self.sock.close()
-                raise
-            self.sock.bind((host, 0))
-            self.fell_back = True
+        except OSError as exc:
+            self.sock.close()
+            raise PortTaken(exc.errno, f'review console: cannot listen on {host} port {port}: '
+                            f'{exc.strerror or exc} (is another console or run using it? pick '
+                            f'another port, or 0 for a free one)') from None
         self.sock.listen(64)
         self.host, self.port = self.sock.getsockname()[:2]
         config = uvicorn.Config(app, log_level='warning', access_log=False, lifespan='off')

@@ -18,6 +18,14 @@ Images
     Haar frontal-face detections; with neither, everything above the shelf line except the
     plate's box. :func:`crop_for_plate` cuts the plate region with a margin.
 
+Shopper tracks
+    :class:`TrackBuffer` keeps the tracker's recent floor positions per shopper (from
+    ShopperTracks). For each kept frame, :func:`person_box` projects a standing shopper (a
+    prism ``radius_m`` around the track's floor point, ``height_m`` tall) through the calibrated
+    camera: the box of each bound shopper is stored with the image (``shoppers`` in its
+    metadata, in crop pixels), and the console draws it labelled with the shopper's answer
+    colour. Boxes are for the reviewer only: faces are blurred as above, whatever the tracks say.
+
 No rclpy here.
 """
 from __future__ import annotations
@@ -421,6 +429,69 @@ def image_from_msg_fields(encoding: str, height: int, width: int, step: int,
     return None
 
 
+class TrackBuffer:
+    """Recent shopper floor positions: (stamp_ns, {shopper_id: (x_m, y_m)}) per tracker cycle,
+    ``keep_s`` seconds of them; only tracks bound to an account are kept."""
+
+    def __init__(self, keep_s: float = 30.0):
+        self.keep_ns = int(keep_s * NS_PER_S)
+        self.snapshots: deque = deque()
+
+    def add(self, stamp_ns: int, positions: dict[str, tuple[float, float]]) -> None:
+        ok = {str(k): (float(x), float(y)) for k, (x, y) in positions.items()
+              if k and math.isfinite(x) and math.isfinite(y)}
+        if self.snapshots and stamp_ns < self.snapshots[-1][0]:
+            return                  # out of order: drop (boxes are for display)
+        self.snapshots.append((int(stamp_ns), ok))
+        while self.snapshots and self.snapshots[0][0] < stamp_ns - self.keep_ns:
+            self.snapshots.popleft()
+
+    def at(self, stamp_ns: int, max_gap_s: float = 0.5) -> dict[str, tuple[float, float]]:
+        """The snapshot nearest ``stamp_ns`` within ``max_gap_s``; empty when none is."""
+        if not self.snapshots:
+            return {}
+        stamps = [t for t, _ in self.snapshots]
+        i = bisect.bisect_left(stamps, stamp_ns)
+        near = [j for j in (i - 1, i) if 0 <= j < len(stamps)]
+        j = min(near, key=lambda k: abs(stamps[k] - stamp_ns))
+        if abs(stamps[j] - stamp_ns) > max_gap_s * NS_PER_S:
+            return {}
+        return dict(self.snapshots[j][1])
+
+
+def person_box(model, x_m: float, y_m: float, height_m: float = 1.75,
+               radius_m: float = 0.3) -> Box | None:
+    """The pixel box of a shopper standing at floor point (x, y) seen by camera ``model``
+    (a ``CameraModel``), clipped to the image; None when the shopper is behind the camera or
+    out of the picture."""
+    pts = np.array([(x_m + dx, y_m + dy, z) for z in (0.0, height_m)
+                    for dx in (-radius_m, radius_m) for dy in (-radius_m, radius_m)], float)
+    uv, depth = model.project(pts)
+    ok = (depth > 0) & np.isfinite(uv).all(axis=1)
+    if ok.sum() < 2:
+        return None
+    u, v = uv[ok, 0], uv[ok, 1]
+    x0, y0 = max(0, int(np.floor(u.min()))), max(0, int(np.floor(v.min())))
+    x1, y1 = min(model.width, int(np.ceil(u.max()))), min(model.height, int(np.ceil(v.max())))
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return None
+    return (x0, y0, x1 - x0, y1 - y0)
+
+
+def box_in_crop(box: Box, crop_origin: tuple[int, int], crop_size: tuple[int, int]
+                ) -> Box | None:
+    """``box`` (image pixels) in a crop whose top-left is ``crop_origin`` and size
+    ``(w, h)``, clipped to it; None when it does not overlap the crop."""
+    x, y, w, h = box
+    ox, oy = crop_origin
+    cw, ch = crop_size
+    x0, y0 = max(0, x - ox), max(0, y - oy)
+    x1, y1 = min(cw, x - ox + w), min(ch, y - oy + h)
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return None
+    return (x0, y0, x1 - x0, y1 - y0)
+
+
 @dataclass
 class ImageJob:
     request_id: str
@@ -428,6 +499,7 @@ class ImageJob:
     plate_ids: tuple[str, ...]
     t0_ns: int
     t1_ns: int
+    shopper_ids: tuple[str, ...] = ()
 
 
 def evidence_folder_name(request_id: str) -> str:
@@ -447,7 +519,7 @@ class ImageCollector:
 
     def __init__(self, frames: FrameBuffer, cameras: Sequence[CameraView], out_dir,
                  pad_s: float = 1.0, give_up_s: float = 5.0, max_frames: int = 4,
-                 detections=None):
+                 detections=None, tracks: TrackBuffer | None = None, models=None):
         self.frames = frames
         self.cameras = list(cameras)
         self.out_dir = out_dir
@@ -456,16 +528,35 @@ class ImageCollector:
         self.max_frames = max_frames
         # hook: detections(camera_id, stamp_ns) -> shopper boxes (store_perception, later)
         self.detections = detections or (lambda camera_id, stamp_ns: [])
+        self.tracks = tracks                  # shopper floor positions (TrackBuffer) or None
+        self.models = dict(models or {})      # camera_id -> CameraModel, for the track boxes
         self.jobs: dict[str, ImageJob] = {}
 
     def request(self, request_id: str, event_id: str, plate_ids: Sequence[str],
-                settled_ns: int) -> None:
+                settled_ns: int, shopper_ids: Sequence[str] = ()) -> None:
         cams = tuple(c for c in self.cameras if c.sees(plate_ids))
         if not cams:
             return
         start = start_ns_of(event_id, settled_ns)
         self.jobs.setdefault(request_id, ImageJob(request_id, cams, tuple(plate_ids),
-                                                  start - self.pad_ns, settled_ns + self.pad_ns))
+                                                  start - self.pad_ns, settled_ns + self.pad_ns,
+                                                  tuple(shopper_ids)))
+
+    def shopper_boxes(self, camera_id: str, stamp_ns: int, shopper_ids: Sequence[str],
+                      crop_origin: tuple[int, int], crop_size: tuple[int, int]) -> list[dict]:
+        """The tracked shoppers' boxes in a crop of ``camera_id``'s frame at ``stamp_ns``:
+        ``[{'shopper_id', 'box', 'candidate'}]`` (box in crop pixels), candidates first."""
+        model = self.models.get(camera_id)
+        if self.tracks is None or model is None:
+            return []
+        out = []
+        for sid, (x, y) in sorted(self.tracks.at(stamp_ns).items()):
+            box = person_box(model, x, y)
+            box = box_in_crop(box, crop_origin, crop_size) if box else None
+            if box:
+                out.append({'shopper_id': sid, 'box': list(box),
+                            'candidate': sid in shopper_ids})
+        return sorted(out, key=lambda b: not b['candidate'])
 
     def ready(self, sensor_now_ns: int = 0) -> list[tuple[str, str, int, str, dict]]:
         """Finished crops; a job is done when its cameras' frames pass the window end, or when
@@ -484,13 +575,18 @@ class ImageCollector:
                                                      self.max_frames):
                     clean, meta = anonymize(img, self.detections(cam.camera_id, stamp), box,
                                             cam.shelf_top_y)
-                    crop, box_in_crop = crop_for_plate(clean, box)
+                    crop, plate_in_crop = crop_for_plate(clean, box)
+                    origin = (0, 0) if box is None or plate_in_crop is None else (
+                        box[0] - plate_in_crop[0], box[1] - plate_in_crop[1])
                     folder.mkdir(parents=True, exist_ok=True)
                     path = folder / f'{cam.camera_id}_{stamp}.jpg'
                     path.write_bytes(encode_jpeg(crop))
                     meta.update({'camera_id': cam.camera_id, 'plate_box': box,
-                                 'plate_box_in_crop': box_in_crop,
-                                 'width': int(crop.shape[1]), 'height': int(crop.shape[0])})
+                                 'plate_box_in_crop': plate_in_crop,
+                                 'width': int(crop.shape[1]), 'height': int(crop.shape[0]),
+                                 'shoppers': self.shopper_boxes(
+                                     cam.camera_id, stamp, job.shopper_ids, origin,
+                                     (int(crop.shape[1]), int(crop.shape[0])))})
                     out.append((rid, f'{cam.camera_id}@{stamp}', stamp, str(path), meta))
             del self.jobs[rid]
         return out

@@ -2,13 +2,14 @@
 
 Subscribes ``review_requests`` and ``shelf_events`` (EVENT_QOS), ``carts`` and ``receipts``
 (STATE_QOS: who has left, what their receipts say), ``<controller>/plate_weights`` of every
-controller (weight traces), ``cameras/<id>/image_raw`` of every camera in the store
-description's ``cameras:`` section, if any, and ``review_decision_acks`` (EVENT_QOS: the cart
-applied or refused a decision). Publishes ``review_decisions`` (EVENT_QOS; the cart node applies
-them and amends issued receipts); every decision the cart has not acknowledged is published
-again on start and every ``resend_period_s``, so none is lost while the cart or this node is
-down. Serves the console (``console.py``) with uvicorn
-in a thread. All logic is in ``service.py``, ``store.py``, ``evidence.py``, ``console.py``.
+controller (weight traces), ``cameras/<id>/image_raw`` of every camera in the store description's
+``cameras:`` section, if any, and ``review_decision_acks`` (EVENT_QOS: the cart applied or refused
+a decision), and with calibrated cameras ``shopper_tracks`` (the tracker's shopper positions: each
+candidate's box drawn in the camera evidence). Publishes ``review_decisions`` (EVENT_QOS; the cart
+node applies them and amends issued receipts); every decision the cart has not acknowledged is
+published again on start and every ``resend_period_s``, so none is lost while the cart or this node
+is down. Serves the console (``console.py``) with uvicorn in a thread.
+All logic is in ``service.py``, ``store.py``, ``evidence.py``, ``console.py``.
 """
 from __future__ import annotations
 
@@ -22,14 +23,14 @@ from store_common.description import load_store, StoreConfigError
 from store_common.ros import (declare, EVENT_QOS, ns_stamp, RELIABLE_STREAM_QOS, SENSOR_QOS,
                               STATE_QOS, stamp_ns, run_node)
 from store_interfaces.msg import (CartState, PlateWeights, Receipt, ReviewDecision,
-                                  ReviewDecisionAck, ReviewRequest, ShelfEvent)
+                                  ReviewDecisionAck, ReviewRequest, ShelfEvent, ShopperTracks)
 from store_shelf import convert
 import yaml
 
-from store_review.console import ConsoleServer, create_app
+from store_review.console import ConsoleServer, create_app, PageInfo
 from store_review.evidence import (camera_views, cameras_from_description, FrameBuffer,
                                    image_from_msg_fields, ImageCollector, TraceBuffer,
-                                   TraceCollector)
+                                   TraceCollector, TrackBuffer)
 from store_review.service import ack_problem, request_problem, ReviewService
 from store_review.store import QueueParams, ReviewDbError, ReviewStore
 
@@ -59,10 +60,9 @@ class ReviewNode(Node):
                                '<db folder>/review_evidence.', read_only=True)
         host = declare(self, 'host', '127.0.0.1', 'Address the console listens on.',
                        read_only=True)
-        port = declare(self, 'port', 8080, 'Console TCP port; 0 picks a free one.', lo=0,
+        port = declare(self, 'port', 8080, 'Console TCP port; 0 picks a free one (logged and '
+                       'written to url_file). A port that is taken is an error naming it.', lo=0,
                        hi=65535, read_only=True)
-        fallback = declare(self, 'port_fallback', True, 'If the port is taken, listen on a free '
-                           'one instead (logged, and written to url_file).', read_only=True)
         url_file = declare(self, 'url_file', '', 'Write the console URL here once it listens.',
                            read_only=True)
         cookie_secure = declare(self, 'cookie_secure', False, 'Mark the session cookie Secure '
@@ -107,7 +107,10 @@ class ReviewNode(Node):
         self._traces = TraceBuffer(keep_s=60.0)
         self._trace_jobs = TraceCollector(self._traces, pad_s=trace_pad_s)
         self._frames = FrameBuffer()
-        self._images = ImageCollector(self._frames, cameras, evidence_dir)
+        # the tracker's shopper positions: each candidate's box in the camera evidence
+        self._tracks = TrackBuffer() if store.cameras else None
+        self._images = ImageCollector(self._frames, cameras, evidence_dir, tracks=self._tracks,
+                                      models={c.id: c.model for c in store.cameras})
 
         self.create_subscription(ReviewRequest, 'review_requests', self._on_request, EVENT_QOS)
         self.create_subscription(ShelfEvent, 'shelf_events', self._on_shelf, EVENT_QOS)
@@ -120,6 +123,9 @@ class ReviewNode(Node):
             self.create_subscription(Image, f'cameras/{cam.camera_id}/image_raw',
                                      lambda msg, c=cam.camera_id: self._on_image(c, msg),
                                      SENSOR_QOS)
+        if self._tracks is not None:
+            self.create_subscription(ShopperTracks, 'shopper_tracks', self._on_tracks,
+                                     EVENT_QOS)
         self.create_timer(0.5, self._on_evidence_tick)
         self.create_timer(sweep_period_s, self._on_sweep)
         self.create_subscription(ReviewDecisionAck, 'review_decision_acks', self._on_ack,
@@ -132,11 +138,10 @@ class ReviewNode(Node):
                                    'published again')
 
         self._server = ConsoleServer(create_app(self._service, secure_cookie=cookie_secure,
-                                                trusted_proxies=tuple(trusted_proxies)),
-                                     host, port, fallback)
+                                                trusted_proxies=tuple(trusted_proxies),
+                                                page_info=PageInfo.from_store(store)),
+                                     host, port)
         self._server.start()
-        if self._server.fell_back:
-            self.get_logger().warning(f'port {port} is taken; console on {self._server.url}')
         if url_file:
             pathlib.Path(url_file).parent.mkdir(parents=True, exist_ok=True)
             pathlib.Path(url_file).write_text(self._server.url + '\n')
@@ -161,7 +166,8 @@ class ReviewNode(Node):
             return
         if self._service.on_request(req):
             self._trace_jobs.request(req.request_id, req.event_id, req.plate_ids, req.stamp_ns)
-            self._images.request(req.request_id, req.event_id, req.plate_ids, req.stamp_ns)
+            self._images.request(req.request_id, req.event_id, req.plate_ids, req.stamp_ns,
+                                 req.shopper_ids)
             self.get_logger().info(f'queued {req.request_id}: {req.detail}')
         elif not self._store.has_trace(req.request_id):
             # redelivered after a restart: the trace may still be in the buffer
@@ -178,6 +184,7 @@ class ReviewNode(Node):
         d = {'receipt_id': msg.receipt_id, 'revision': int(msg.revision),
              'shopper_id': msg.shopper_id, 'total_cents': int(msg.total_cents),
              'pending_reviews': int(msg.pending_reviews), 'correction_note': msg.correction_note,
+             'currency': msg.currency,
              'exited_ns': stamp_ns(msg.exited_stamp),
              'lines': [{'sku': ln.sku, 'quantity': int(ln.quantity), 'status': int(ln.status)}
                        for ln in msg.lines]}
@@ -186,6 +193,11 @@ class ReviewNode(Node):
     def _on_weights(self, msg: PlateWeights) -> None:
         for w in msg.weights:
             self._traces.add(w.plate_id, stamp_ns(w.stamp), w.weight_grams, w.valid)
+
+    def _on_tracks(self, msg: ShopperTracks) -> None:
+        self._tracks.add(stamp_ns(msg.header.stamp),
+                         {t.shopper_id: (t.position.x, t.position.y) for t in msg.tracks
+                          if t.shopper_id})
 
     def _on_image(self, camera_id: str, msg: Image) -> None:
         if not self._frames.wants(camera_id, stamp_ns(msg.header.stamp)):

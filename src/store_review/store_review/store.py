@@ -476,6 +476,18 @@ class ReviewStore(TransactionalDb):
                     'WHERE excluded.stamp_ns >= shoppers.stamp_ns',
                     (shopper_id, session_id, int(bool(exited)), int(stamp_ns)))
 
+    def entered_ns(self, shopper_ids) -> dict[str, int]:
+        """When each of ``shopper_ids`` entered on their latest visit (from the session id
+        ``"<shopper_id>@<enter ns>"``); shoppers not seen are left out."""
+        out = {}
+        for sid in shopper_ids:
+            rows = self._x('SELECT session_id FROM shoppers WHERE shopper_id = ?', (str(sid),))
+            if rows:
+                head, sep, tail = str(rows[0][0]).rpartition('@')
+                if sep and head == sid and tail.isdigit():
+                    out[str(sid)] = int(tail)
+        return out
+
     def add_receipt(self, receipt: dict) -> bool:
         with self.transaction():
             cur = self._w('INSERT OR IGNORE INTO receipts (receipt_id, revision, shopper_id, '

@@ -157,7 +157,7 @@ def test_event_page_shows_candidates_trace_and_keys(console):
     c, _ = login(service, 'alice', 'alice-password')
     page = c.get('/r/1').text
     assert '<svg' in page and '<polyline' in page
-    assert 'acct-a took 1 x COLA-330 (p=0.45)' in page
+    assert 'acct-a took 1 x COLA-330<br><small>p=0.45' in page
     assert 'data-key="1"' in page and 'data-key="0"' in page and 'keydown' in page
     queue = c.get('/').text
     assert 'review/g1.s1.p1@1000000000' in queue
