@@ -32,7 +32,7 @@ class SyncStats:
 @dataclass
 class FrameSync:
     cameras: tuple
-    slop_s: float = 0.05
+    slop_s: float = 0.1
     max_wait_s: float = 0.3
     dropout_s: float = 1.0
     depth: int = 30

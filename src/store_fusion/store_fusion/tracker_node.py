@@ -51,7 +51,7 @@ class TrackerNode(Node):
         check_period_s = declare(self, 'check_period_s', 0.05, 'How often a frame set a live '
                                  'camera has not completed is checked against max_wait_s [s].',
                                  lo=0.005, hi=2.0, read_only=True)
-        slop_s = declare(self, 'slop_s', 0.05, 'Detections of different cameras stamped this '
+        slop_s = declare(self, 'slop_s', 0.1, 'Detections of different cameras stamped this '
                          'close are one frame set (one tracker step) [s].', lo=0.0, hi=2.0,
                          read_only=True)
         max_wait_s = declare(self, 'max_wait_s', 0.3, 'A frame set waits at most this long '
@@ -74,6 +74,7 @@ class TrackerNode(Node):
                               dropout_s)
         self.seen_gates: set[str] = set()
         self.refused_colors = 0
+        self._lost_before = (0, 0, 0)
         for cam in store.cameras:
             self.create_subscription(DetectionArray, f'cameras/{cam.id}/detections',
                                      self._on_detections, qos_for('detections'))
@@ -121,7 +122,10 @@ class TrackerNode(Node):
 
     def _publish_diagnostics(self) -> None:
         st = self.sync.stats
-        level = 'warn' if st.incomplete_steps or st.frames_dropped else 'ok'
+        lost = (st.incomplete_steps, st.frames_dropped, st.frames_late)
+        since = [a - b for a, b in zip(lost, self._lost_before)]
+        self._lost_before = lost
+        level = 'warn' if any(since) else 'ok'
         values = {'frames_in': st.frames_in, 'frames_used': st.frames_used,
                   'frames_late': st.frames_late, 'frames_dropped': st.frames_dropped,
                   'steps': st.steps, 'incomplete_steps': st.incomplete_steps,
@@ -131,7 +135,8 @@ class TrackerNode(Node):
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.status.append(diagnostics.status(
             'store/tracker', 'tracker', level,
-            'a camera missed frame sets or frames were dropped' if level == 'warn'
+            f'since the last report: {since[0]} frame sets without a live camera, '
+            f'{since[1] + since[2]} frames not used (queue full or late)' if level == 'warn'
             else 'tracking', values))
         self.pub_diag.publish(msg)
 
