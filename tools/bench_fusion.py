@@ -3,7 +3,7 @@
 
     . tools/env.sh && nice python tools/bench_fusion.py [--seeds 9100:9114] [--levels 0,1,2,3] \
         [--fps 5] [--gt-cache out/fusion/gt] [--stats FILE] [--render-missing] [--no-joint] \
-        [--draws 1] [--min-confidence 0.9] [--min-margin 0.2] [--fused-min-confidence -1] \
+        [--draws 1] [--min-confidence C] [--min-margin M] [--fused-min-confidence C] \
         [--product-shopper-weight W] [--one-view-hand-weight W] [--tracking-only] \
         [--params config/params/store.yaml] \
         [--out out/fusion/bench_fusion.json]
@@ -11,8 +11,9 @@
 Vision path: the store_sim renderer's ground-truth boxes per camera frame (cached; rendering
 takes ~0.05 s per camera frame) -> store_fusion.simcam.DetectionModel (miss rate, false
 positives, box noise, SKU accuracy from --stats, else the ASSUMED figures, printed) ->
-ShopperTracker -> fusion, with the tracker: and fusion: parameters of --params (the file the
-live graph's nodes read). Weight path: physics -> shelf events as in store_review.offline.
+ShopperTracker -> fusion -> cart, with the tracker:, fusion: and cart: parameters of --params
+(the file the live graph's nodes read; the command line overrides a few). Weight path:
+physics -> shelf events as in store_review.offline.
 Receipt exact match is before any review: revision 1, pending lines billed as guessed.
 ECE: 10 equal-width bins of the fused joint confidence (P(shopper) x P(hypothesis)) against
 "top shopper and top product hypothesis (sku, action, quantity) are the truth".
@@ -37,6 +38,7 @@ from collections import Counter
 
 from store_cart.engine import CartParams, fused_params
 from store_common.description import load_store
+from store_common.params import load_params_file
 from store_sim.evaluator import aggregate, evaluate
 from store_sim.generator import generate
 
@@ -107,13 +109,14 @@ def main(argv=None) -> int:
     ap.add_argument('--no-joint', action='store_true',
                     help='decide every shelf event on its own (no joint reasoning over '
                     'concurrent events)')
-    ap.add_argument('--min-confidence', type=float, default=CartParams.min_confidence,
-                    help='cart: posterior needed to apply a decision without review')
-    ap.add_argument('--min-margin', type=float, default=CartParams.min_margin,
+    ap.add_argument('--min-confidence', type=float, default=None,
+                    help='cart: posterior needed to apply a decision without review (default: '
+                    "the cart: section of --params)")
+    ap.add_argument('--min-margin', type=float, default=None,
                     help='cart: lead over the second explanation needed, same')
-    ap.add_argument('--fused-min-confidence', type=float, default=-1.0,
+    ap.add_argument('--fused-min-confidence', type=float, default=None,
                     help="the fused mode's review threshold (the cart node's "
-                    'fused_min_confidence); -1: --min-confidence')
+                    'fused_min_confidence; default: --params); -1: --min-confidence')
     ap.add_argument('--sku-accuracy', type=float, default=None,
                     help="fusion's P(a product box's SKU is right) (default: --params)")
     ap.add_argument('--product-shopper-weight', type=float, default=None,
@@ -145,8 +148,17 @@ def main(argv=None) -> int:
     if ns.calibration is None:
         ns.calibration = pipeline.nodes['fusion'].get('calibration_file', '')
     try:
-        cart = CartParams(min_confidence=ns.min_confidence, min_margin=ns.min_margin)
-        fused_cart = fused_params(cart, ns.fused_min_confidence)
+        # the cart node's thresholds, from the same file unless given
+        node = load_params_file(ns.params).get('cart', {})
+        base = CartParams()
+        cart = CartParams(
+            min_confidence=float(node.get('min_confidence', base.min_confidence)
+                                 if ns.min_confidence is None else ns.min_confidence),
+            min_margin=float(node.get('min_margin', base.min_margin)
+                             if ns.min_margin is None else ns.min_margin))
+        fused_cart = fused_params(cart, float(node.get('fused_min_confidence', -1.0)
+                                              if ns.fused_min_confidence is None
+                                              else ns.fused_min_confidence))
     except ValueError as e:
         ap.error(str(e))
     try:
