@@ -11,14 +11,13 @@ import os
 import time
 
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from store_interfaces.msg import SourceWatermark
 
+from store_common.ros import profile
 from store_common.stamps import from_ns, to_ns
+from store_common.topic_qos import QOS_CLASSES
 
-WATERMARK_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                           durability=DurabilityPolicy.TRANSIENT_LOCAL,
-                           history=HistoryPolicy.KEEP_LAST)
+WATERMARK_QOS = profile(*QOS_CLASSES['watermark'])     # store_common.topic_qos
 
 
 class WatermarkPublisher:
