@@ -37,9 +37,13 @@ from store_sim.scenario import load_scenario, ScenarioError, truth_events
 
 NS_PER_S = 1_000_000_000
 DEFAULT_START_NS = 1_750_000_000 * NS_PER_S    # fixed, so a bag is reproducible byte for byte
-STATUS_OK, STATUS_SATURATED, STATUS_NOT_READY = 0, 1, 2
-KIND = {'entrance': 1, 'exit': 2}
 T = 'store_interfaces/msg/'
+# the messages' own constants (the typestore is built from the installed .msg files)
+_RAW = store_typestore().types[T + 'RawPlateSample']
+_GATE = store_typestore().types[T + 'GateEvent']
+STATUS_OK, STATUS_SATURATED, STATUS_NOT_READY = (_RAW.STATUS_OK, _RAW.STATUS_SATURATED,
+                                                 _RAW.STATUS_NOT_READY)
+KIND = {'entrance': _GATE.KIND_ENTER, 'exit': _GATE.KIND_EXIT}
 
 
 def _time(ts, ns: int):

@@ -1,10 +1,11 @@
 """Plain data the cart engine consumes and produces, mirroring the store_interfaces messages.
 
-No rclpy and no ROS messages here: ``convert.py`` maps these to and from messages. The shelf
+No rclpy here, and messages only for their constants: ``convert.py`` maps these to and from
+messages. The shelf
 event the engine decides on (``ShelfEventData``, ``HypothesisData``) is store_shelf's
 (:mod:`store_shelf.event`), the one type from the shelf node to the cart. Stamps are
 integer nanoseconds of sensor (or ROS) time, money is integer cents of the catalog currency.
-Constants carry the same values as the message constants they mirror.
+The constants are the messages' own (imported from store_interfaces, never retyped).
 """
 from __future__ import annotations
 
@@ -12,40 +13,38 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Union
 
-# GateEvent.KIND_*
-KIND_ENTER = 1
-KIND_EXIT = 2
+from store_interfaces.msg import (CartLine, CartState, CartUpdate, GateEvent, ProductHypothesis,
+                                  ReviewDecisionAck, ReviewRequest)
 
-# ProductHypothesis.ACTION_* (also ReviewCandidate.action and ReviewDecision.action)
+KIND_ENTER = GateEvent.KIND_ENTER
+KIND_EXIT = GateEvent.KIND_EXIT
+
+# ProductHypothesis.ACTION_* (also ReviewCandidate.action and ReviewDecision.action, where 0
+# means "no cart change": those messages document the 0, no constant names it)
 ACTION_NONE = 0
-ACTION_TAKE = 1
-ACTION_RETURN = 2
+ACTION_TAKE = ProductHypothesis.ACTION_TAKE
+ACTION_RETURN = ProductHypothesis.ACTION_RETURN
 
-# CartLine.STATUS_*
-STATUS_CONFIRMED = 1
-STATUS_PENDING_REVIEW = 2
+STATUS_CONFIRMED = CartLine.STATUS_CONFIRMED
+STATUS_PENDING_REVIEW = CartLine.STATUS_PENDING_REVIEW
 
-# CartUpdate.SOURCE_*
-SOURCE_WEIGHT = 1
-SOURCE_FUSED = 2
-SOURCE_REVIEW = 3
+SOURCE_WEIGHT = CartUpdate.SOURCE_WEIGHT
+SOURCE_FUSED = CartUpdate.SOURCE_FUSED
+SOURCE_REVIEW = CartUpdate.SOURCE_REVIEW
 
-# CartState.STATE_*
-STATE_IN_STORE = 1
-STATE_EXITED = 2
+STATE_IN_STORE = CartState.STATE_IN_STORE
+STATE_EXITED = CartState.STATE_EXITED
 
-# ReviewDecisionAck.STATUS_*
-ACK_APPLIED = 1
-ACK_REJECTED = 2
+ACK_APPLIED = ReviewDecisionAck.STATUS_APPLIED
+ACK_REJECTED = ReviewDecisionAck.STATUS_REJECTED
 
-# ReviewRequest.REASON_*
-REASON_AMBIGUOUS_SHOPPER = 1
-REASON_LOW_CONFIDENCE = 2
-REASON_CLOSE_CANDIDATES = 3
-REASON_UNKNOWN_WEIGHT = 4
-REASON_NO_SHOPPER = 5
-REASON_SENSOR_FAULT = 6
-REASON_NOT_IN_CART = 7
+REASON_AMBIGUOUS_SHOPPER = ReviewRequest.REASON_AMBIGUOUS_SHOPPER
+REASON_LOW_CONFIDENCE = ReviewRequest.REASON_LOW_CONFIDENCE
+REASON_CLOSE_CANDIDATES = ReviewRequest.REASON_CLOSE_CANDIDATES
+REASON_UNKNOWN_WEIGHT = ReviewRequest.REASON_UNKNOWN_WEIGHT
+REASON_NO_SHOPPER = ReviewRequest.REASON_NO_SHOPPER
+REASON_SENSOR_FAULT = ReviewRequest.REASON_SENSOR_FAULT
+REASON_NOT_IN_CART = ReviewRequest.REASON_NOT_IN_CART
 
 REASON_NAMES = {
     REASON_AMBIGUOUS_SHOPPER: 'ambiguous shopper',

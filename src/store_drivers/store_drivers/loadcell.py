@@ -24,10 +24,11 @@ import yaml
 
 from store_common import plate_protocol as pp
 from store_common import strict_yaml
+from store_interfaces.msg import RawPlateSample
 
-STATUS_OK = 0          # equal to RawPlateSample.STATUS_OK
-STATUS_SATURATED = 1   # equal to RawPlateSample.STATUS_SATURATED
-STATUS_NOT_READY = 2   # equal to RawPlateSample.STATUS_NOT_READY
+STATUS_OK = RawPlateSample.STATUS_OK
+STATUS_SATURATED = RawPlateSample.STATUS_SATURATED
+STATUS_NOT_READY = RawPlateSample.STATUS_NOT_READY
 
 U32 = 1 << 32
 HALF_U32 = 1 << 31

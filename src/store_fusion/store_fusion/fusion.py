@@ -29,9 +29,13 @@ from bisect import bisect_left
 from collections import Counter
 from dataclasses import dataclass, field, replace
 
+from store_interfaces.msg import FusedShelfEvent, ProductHypothesis
+
 from store_fusion.geometry import HAND_ONE_VIEW_AT_PLATE
 
-VISION_NONE, VISION_CONFIRMS, VISION_CHANGED, VISION_CONFLICTS = 0, 1, 2, 3
+VISION_NONE, VISION_CONFIRMS, VISION_CHANGED, VISION_CONFLICTS = (
+    FusedShelfEvent.VISION_NONE, FusedShelfEvent.VISION_CONFIRMS, FusedShelfEvent.VISION_CHANGED,
+    FusedShelfEvent.VISION_CONFLICTS)
 
 
 @dataclass(frozen=True)
@@ -238,7 +242,7 @@ def _log_votes(h, ev: Counter, n_skus: int, params: FusionParams,
 
 
 def product_ratio(hyps, before: Counter, after: Counter, n_skus: int, params: FusionParams,
-                  take_action: int = 1) -> float:
+                  take_action: int = ProductHypothesis.ACTION_TAKE) -> float:
     """How much better one shopper's product boxes around an event (``before``/``after``, from
     :func:`vision_votes`) are explained by that shopper having done it (the weight hypotheses
     by their posterior) than by products unrelated to it; 1 when the hands show no change.
@@ -258,7 +262,8 @@ def product_ratio(hyps, before: Counter, after: Counter, n_skus: int, params: Fu
 
 
 def fuse_products(hyps: list, before: Counter, after: Counter, n_skus: int,
-                  params: FusionParams, take_action: int = 1) -> tuple[list, int, list]:
+                  params: FusionParams,
+                  take_action: int = ProductHypothesis.ACTION_TAKE) -> tuple[list, int, list]:
     """Weight hypotheses x vision: (fused hypotheses, VISION_*, SKUs seen as new/gone)."""
     if not hyps:
         return hyps, VISION_NONE, []

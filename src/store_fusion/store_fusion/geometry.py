@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from store_common.reach import PLATE_HAND_DZ_M, reach_target
+from store_interfaces.msg import ShopperTrack
 
 
 @dataclass
@@ -29,10 +30,11 @@ HEAD_TOP_Z_M = 1.75          # typical top of a shopper's head [m] (fallback whe
 HAND_REST_Z_M = 0.8          # a hand hanging at the side [m]
 BORDER_PX = 2.0              # a box edge this close to the image border is cut by it [px]
 SIDE_CUT_STD_M = 0.8         # extra floor std of a box cut at the left or right border [m]
-# how a 3D hand was placed (store_interfaces/ShopperTrack HAND_*)
-HAND_TRIANGULATED = 1        # rays of two cameras meet: its depth is measured
-HAND_ONE_VIEW_AT_PLATE = 2   # one camera's ray, placed where it meets a reachable plate's height
-HAND_ONE_VIEW_AT_REST = 3    # one camera's ray, placed at the height of a hand at rest
+# how a 3D hand was placed: two cameras' rays meet (its depth is measured); one camera's ray,
+# placed where it meets a reachable plate's height; or at the height of a hand at rest
+HAND_TRIANGULATED = ShopperTrack.HAND_TRIANGULATED
+HAND_ONE_VIEW_AT_PLATE = ShopperTrack.HAND_ONE_VIEW_AT_PLATE
+HAND_ONE_VIEW_AT_REST = ShopperTrack.HAND_ONE_VIEW_AT_REST
 
 
 @dataclass

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from store_cart.engine import CartEngine, CartParams
-from store_cart.model import GateEventData, KIND_ENTER, KIND_EXIT, ReceiptData, ReviewRequestData
+from store_cart.model import (ACTION_NONE, ACTION_RETURN, ACTION_TAKE, GateEventData, KIND_ENTER,
+                              KIND_EXIT, ReceiptData, ReviewRequestData)
 from store_shelf.event import HypothesisData, ShelfEventData
 from store_shelf.pipeline import GondolaPipeline, load_params, on_sample_block, PipelineParams
 from store_sim.physics import PhysicsParams, StorePhysics
@@ -105,13 +106,13 @@ def vision_only_hypotheses(history, track_id, ev: ShelfEventData, params) -> tup
     gained = {k: after[k] - before.get(k, 0) for k in after if after[k] > before.get(k, 0)}
     lost = {k: before[k] - after.get(k, 0) for k in before if before[k] > after.get(k, 0)}
     if gained and (not lost or max(gained.values()) >= max(lost.values())):
-        sku, action = max(gained, key=gained.get), 1
+        sku, action = max(gained, key=gained.get), ACTION_TAKE
     elif lost:
-        sku, action = max(lost, key=lost.get), 2
+        sku, action = max(lost, key=lost.get), ACTION_RETURN
     else:
-        return (HypothesisData('', 0, 0, 1.0, 0.0, False),)
+        return (HypothesisData('', ACTION_NONE, 0, 1.0, 0.0, False),)
     return (HypothesisData(sku, action, 1, 0.95, 0.0, True),
-            HypothesisData('', 0, 0, 0.05, 0.0, False))
+            HypothesisData('', ACTION_NONE, 0, 0.05, 0.0, False))
 
 
 def fuse_offline(geom, events: list[ShelfEventData], history: TrackHistory, n_skus: int,

@@ -30,12 +30,14 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+from store_interfaces.msg import ShopperTrack
 
 from store_fusion.assign import hungarian
 from store_fusion.geometry import appearance_d2, hands_3d, Observation, StoreGeometry, \
     triangulate_rays
 
-TENTATIVE, CONFIRMED, COASTING, LOST = 1, 2, 3, 4
+TENTATIVE, CONFIRMED, COASTING, LOST = (ShopperTrack.STATE_TENTATIVE, ShopperTrack.STATE_CONFIRMED,
+                                        ShopperTrack.STATE_COASTING, ShopperTrack.STATE_LOST)
 HEAD_TRI_STD_M = 0.12        # floor std of a head triangulated from two or more cameras [m]
 STATE_NAMES = {TENTATIVE: 'tentative', CONFIRMED: 'confirmed', COASTING: 'coasting',
                LOST: 'lost'}

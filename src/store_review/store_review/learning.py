@@ -31,11 +31,12 @@ import time
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Sequence
 
-import yaml
+from store_interfaces.msg import ProductHypothesis
 from store_shelf.event import HypothesisData
+import yaml
 
-ACTION_TAKE = 1
-ACTION_RETURN = 2
+ACTION_TAKE = ProductHypothesis.ACTION_TAKE
+ACTION_RETURN = ProductHypothesis.ACTION_RETURN
 
 
 # --- labelled examples ------------------------------------------------------------------------

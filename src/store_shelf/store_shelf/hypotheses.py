@@ -20,10 +20,12 @@ from collections import defaultdict
 from dataclasses import dataclass, replace
 from typing import Iterable, Sequence
 
+from store_interfaces.msg import ProductHypothesis
+
 from store_shelf.event import HypothesisData
 
-ACTION_TAKE = 1     # same values as store_interfaces/ProductHypothesis
-ACTION_RETURN = 2
+ACTION_TAKE = ProductHypothesis.ACTION_TAKE
+ACTION_RETURN = ProductHypothesis.ACTION_RETURN
 UNKNOWN_SKU = ''
 
 

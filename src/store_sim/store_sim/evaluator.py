@@ -16,10 +16,12 @@ import pathlib
 import sys
 from collections import Counter
 
+from store_interfaces.msg import CartLine
+
 from store_sim.scenario import load_scenario, Scenario, ScenarioError, truth_receipts
 
-STATUS_CONFIRMED = 1        # store_interfaces/CartLine
-STATUS_PENDING_REVIEW = 2
+STATUS_CONFIRMED = CartLine.STATUS_CONFIRMED
+STATUS_PENDING_REVIEW = CartLine.STATUS_PENDING_REVIEW
 
 
 def _ratio(num: float, den: float, empty: float | None = 1.0) -> float | None:

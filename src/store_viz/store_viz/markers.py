@@ -30,6 +30,7 @@ from typing import Iterable
 from builtin_interfaces.msg import Duration
 from geometry_msgs.msg import Point, Pose, Quaternion, Vector3
 from std_msgs.msg import ColorRGBA, Header
+from store_interfaces.msg import CartLine, CartState
 from visualization_msgs.msg import Marker, MarkerArray
 
 # colours (r, g, b, a)
@@ -265,17 +266,20 @@ def state_markers(store, *, weights: dict[str, float] | None = None,
     sx, sy = store.size_m
     px = sx + 2.0    # carts panel beside the store, right of the far wall
     b.add('carts', Marker.TEXT_VIEW_FACING, (px, sy - 0.3, 0.5), (0, 0, 0.22), CART,
-          text=f'Carts ({sum(1 for c in carts if c.state == 1)} in store)')
+          text=f'Carts ({sum(1 for c in carts if c.state == CartState.STATE_IN_STORE)} in '
+               'store)')
     y = sy - 0.75
     for c in carts:
-        lines = [f'{c.shopper_id}{"" if c.state == 1 else " (exited)"}: '
+        inside = c.state == CartState.STATE_IN_STORE
+        lines = [f'{c.shopper_id}{"" if inside else " (exited)"}: '
                  f'{_money(c.total_cents, currency)}'
                  + (f', {c.pending_reviews} in review' if c.pending_reviews else '')]
-        lines += [f'  {ln.quantity} x {ln.sku}' + (' ?' if ln.status == 2 else '')
+        lines += [f'  {ln.quantity} x {ln.sku}'
+                  + (' ?' if ln.status == CartLine.STATUS_PENDING_REVIEW else '')
                   for ln in c.lines]
         b.add('carts', Marker.TEXT_VIEW_FACING, (px, y - 0.125 * (len(lines) - 1), 0.5),
               (0, 0, 0.17),
-              CART if c.state == 1 else (0.4, 0.4, 0.4, 1.0), text='\n'.join(lines))
+              CART if inside else (0.4, 0.4, 0.4, 1.0), text='\n'.join(lines))
         y -= 0.25 * len(lines) + 0.2
 
     for shopper_id, pts in sorted((tracks or {}).items()):
