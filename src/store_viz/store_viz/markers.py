@@ -47,11 +47,17 @@ REVIEW = (0.95, 0.05, 0.05, 0.85)
 CART = (0.05, 0.05, 0.3, 1.0)
 TRACK = (0.6, 0.1, 0.7, 0.9)
 
-LEGEND = (('entrance gate', ENTRANCE), ('exit gate', EXIT), ('gondola', GONDOLA),
-          ('plate', PLATE), ('take event', TAKE), ('return event', RETURN),
-          ('review request', REVIEW), ('shopper track', TRACK))
+FILL_FULL = (0.0, 0.9, 0.2, 0.9)     # a plate's fill bar: its colour runs empty -> full
+FILL_EMPTY = (1.0, 0.3, 0.2, 0.9)
 
-SHELF_SHIFT_M = 0.14      # across-plate shift of shelf k's state markers (top-down legibility)
+LEGEND = (('entrance gate', ENTRANCE), ('exit gate', EXIT), ('gondola', GONDOLA),
+          ('plate', PLATE), ('fill bar: plate full', FILL_FULL),
+          ('fill bar: plate empty', FILL_EMPTY), ('take event', TAKE), ('return event', RETURN),
+          ('review request', REVIEW), ('shopper track', TRACK),
+          ('"s2 3.64": shelf 2 holds 3.64 kg', None))
+CHAR_WIDTH = 0.65     # a text's width per character, as a share of its height (generous)
+
+SHELF_SHIFT_M = 0.15      # across-plate shift of shelf k's state markers (top-down legibility)
 
 
 def frame_of_gondola(gondola_id: str) -> str:
@@ -181,7 +187,7 @@ def layout_markers(store, stamp=None) -> MarkerArray:
             p = plates[0]
             lx, ly = _local(g, p.x_m - g.size_m[0] / 2, -g.size_m[1] / 2 - 0.15)
             b.add('plate_ids', Marker.TEXT_VIEW_FACING, (lx, ly, 0.05), (0, 0, 0.16), TEXT,
-                  text=f'{g.id}.*.{name}')
+                  text=name)
     return b.array()
 
 
@@ -213,13 +219,13 @@ def state_markers(store, *, weights: dict[str, float] | None = None,
         full = (store.catalog[entry.sku].unit_grams * entry.capacity_units
                 if entry else plate.load_cell.capacity_grams)
         frac = 0.0 if not math.isfinite(grams) else max(0.0, min(1.0, grams / full))
-        color = (1.0 - frac, 0.3 + 0.6 * frac, 0.2, 0.9)
+        color = tuple(e + (f - e) * frac for e, f in zip(FILL_EMPTY, FILL_FULL))
         h = 0.02 + 0.3 * frac
         bx = x - plate.size_x_m / 2 + 0.06
         b.add('weight_bars', Marker.CUBE, (bx, y, z + h / 2), (0.08, 0.1, h), color)
         text = (f's{_shelf_index(store, plate) + 1} ' +
-                (f'{grams / 1000:.2f} kg' if math.isfinite(grams) else 'invalid'))
-        b.add('weights', Marker.TEXT_VIEW_FACING, (x + 0.05, y, z + 0.05), (0, 0, 0.11), TEXT,
+                (f'{grams / 1000:.2f}' if math.isfinite(grams) else 'n/a'))
+        b.add('weights', Marker.TEXT_VIEW_FACING, (x + 0.05, y, z + 0.05), (0, 0, 0.1), TEXT,
               text=text)
 
     for ev, received_s in events:
@@ -257,26 +263,34 @@ def state_markers(store, *, weights: dict[str, float] | None = None,
             b.add('review_requests', Marker.CYLINDER, (x, y, top + 0.15),
                   (d, d, 0.06), REVIEW)
             if i == 0:
+                # below the plate ids, in front of the gondola
                 who = ', '.join(r.shopper_ids) or 'nobody'
+                g = store.gondola(plate.gondola_id)
+                lx, ly = _local(g, plate.x_m - g.size_m[0] / 2, -g.size_m[1] / 2 - 0.42)
                 b.add('review_labels', Marker.TEXT_VIEW_FACING,
-                      (x, y - 0.5, plate.center_store[2] + 0.5), (0, 0, 0.16), REVIEW,
+                      (lx, ly, plate.center_store[2] + 0.5), (0, 0, 0.16), REVIEW,
                       text=f'REVIEW {r.delta_grams:+.0f} g ({who})')
 
     carts = sorted(carts, key=lambda c: (c.state, c.shopper_id))
     sx, sy = store.size_m
-    px = sx + 2.0    # carts panel beside the store, right of the far wall
-    b.add('carts', Marker.TEXT_VIEW_FACING, (px, sy - 0.3, 0.5), (0, 0, 0.22), CART,
-          text=f'Carts ({sum(1 for c in carts if c.state == CartState.STATE_IN_STORE)} in '
-               'store)')
-    y = sy - 0.75
+    head = f'Carts ({sum(1 for c in carts if c.state == CartState.STATE_IN_STORE)} in store)'
+    texts = []
     for c in carts:
         inside = c.state == CartState.STATE_IN_STORE
         lines = [f'{c.shopper_id}{"" if inside else " (exited)"}: '
                  f'{_money(c.total_cents, currency)}'
                  + (f', {c.pending_reviews} in review' if c.pending_reviews else '')]
-        lines += [f'  {ln.quantity} x {ln.sku}'
+        lines += [f'{ln.quantity} x {ln.sku}'
                   + (' ?' if ln.status == CartLine.STATUS_PENDING_REVIEW else '')
                   for ln in c.lines]
+        texts.append((inside, lines))
+    # the carts panel right of the far wall: texts are centred, so its centre is half the
+    # widest line away from the wall (and a margin): no cart text crosses the wall
+    widest = max([0.22 * len(head)] + [0.17 * len(ln) for _, lines in texts for ln in lines])
+    px = sx + 0.4 + CHAR_WIDTH * widest / 2
+    b.add('carts', Marker.TEXT_VIEW_FACING, (px, sy - 0.3, 0.5), (0, 0, 0.22), CART, text=head)
+    y = sy - 0.75
+    for inside, lines in texts:
         b.add('carts', Marker.TEXT_VIEW_FACING, (px, y - 0.125 * (len(lines) - 1), 0.5),
               (0, 0, 0.17),
               CART if inside else (0.4, 0.4, 0.4, 1.0), text='\n'.join(lines))

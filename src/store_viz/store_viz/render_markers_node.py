@@ -1,8 +1,10 @@
 """render_markers: top-down PNG of the store's marker topics (what rviz would show, from above).
 
 As a node (in the graph, or alone) it subscribes to ``markers/layout`` and ``markers/state`` and
-writes ``out_png`` every ``period_s`` and at shutdown; with ``duration_s`` > 0 it exits after
-that long. As a CLI it reads the marker topics from a bag instead (no ROS graph needed)::
+writes ``out_png`` every ``period_s`` (titled "store (live)") and at shutdown (titled "store
+after the run", with the clock time): the last picture of a run says the run has ended. With
+``duration_s`` > 0 it exits after that long. As a CLI it reads the marker topics from a bag
+instead (no ROS graph needed)::
 
     render_markers --out store.png --duration 5            # live, 5 s
     render_markers --out store.png --bag out/run1/bag      # from a recorded bag (last state)
@@ -20,6 +22,13 @@ from store_viz.render import MarkerScene, render, save_png
 TOPICS = ('markers/layout', 'markers/state')
 
 
+def title_of(final: bool, now_s: float | None = None) -> str:
+    """The PNG's title: live while the graph runs, "after the run" once it has ended."""
+    if not final:
+        return 'store (live)'
+    return f'store after the run ({time.strftime("%H:%M:%S", time.localtime(now_s))})'
+
+
 def render_bag(bag: str, out: str, namespace: str = '/store', until_s: float | None = None,
                px_per_m: float = 150.0) -> int:
     """Replay the marker topics of ``bag`` into a scene and render it; returns markers drawn."""
@@ -34,7 +43,9 @@ def render_bag(bag: str, out: str, namespace: str = '/store', until_s: float | N
                 break
             scene.update(m.topic, reader.deserialize(m).markers)
     markers = scene.markers()
-    save_png(out, render(markers, legend=LEGEND, title=f'{bag}', px_per_m=px_per_m))
+    title = f'store at {until_s:g} s of the bag' if until_s is not None else \
+        'store at the end of the bag'
+    save_png(out, render(markers, legend=LEGEND, title=title, px_per_m=px_per_m))
     return len(markers)
 
 
@@ -66,10 +77,10 @@ def run_node(args, out: str, duration_s: float, period_s: float) -> int:
             if period > 0:
                 self.create_timer(period, self.write)
 
-        def write(self) -> None:
+        def write(self, final: bool = False) -> None:
             markers = self.scene.markers()
             if markers:
-                save_png(self.out, render(markers, legend=LEGEND, title='store (live)',
+                save_png(self.out, render(markers, legend=LEGEND, title=title_of(final),
                                           px_per_m=self.px_per_m))
 
     node = None
@@ -81,7 +92,7 @@ def run_node(args, out: str, duration_s: float, period_s: float) -> int:
                 while rclpy.ok() and (end is None or time.monotonic() < end):
                     rclpy.spin_once(node, timeout_sec=0.1)
             finally:
-                node.write()
+                node.write(final=True)
                 node.get_logger().info(f'wrote {node.out} ({len(node.scene.markers())} markers)')
     except (KeyboardInterrupt, ExternalShutdownException):
         pass

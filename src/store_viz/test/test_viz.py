@@ -12,7 +12,8 @@ from store_common.description import load_store
 from store_interfaces.msg import CartLine, CartState, ProductHypothesis, ReviewRequest, ShelfEvent
 from store_viz.markers import (frame_of_plate, layout_markers, LEGEND, merge, state_markers,
                                tf_frames)
-from store_viz.render import MarkerScene, render, save_png, world_to_pixel
+from store_viz.render import MarkerScene, render, render_layout, save_png, world_to_pixel
+from store_viz.render_markers_node import title_of
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 
@@ -98,7 +99,7 @@ def test_state_highlights_reviews_and_renders_legibly(store, tmp_path):
     rev = next(m for m in st.markers if m.ns == 'review_requests')
     assert rev.color.r > 0.9 and rev.color.g < 0.1 and rev.scale.x >= 0.6
     texts = ' '.join(m.text for m in st.markers)
-    assert 'acct-0001' in texts and 'invalid' in texts and 'REVIEW' in texts
+    assert 'acct-0001' in texts and 's2 n/a' in texts and 'REVIEW' in texts
     markers = merge(layout_markers(store), st)
     img = render(markers, legend=LEGEND, title='test')
     x, y = world_to_pixel(markers, *_review_xy(rev))
@@ -113,3 +114,64 @@ def test_state_highlights_reviews_and_renders_legibly(store, tmp_path):
 
 def _review_xy(m):
     return m.pose.position.x, m.pose.position.y
+
+
+def _busy_state(store):
+    """Every plate weighed, three carts (long lines), a review, a track, an event."""
+    weights = {pid: 3000.0 + 517 * (i % 7) for i, pid in enumerate(sorted(store.plates))}
+    carts = [CartState(shopper_id=f'acct-000{i}', state=s, total_cents=t, pending_reviews=pr,
+                       lines=[CartLine(sku=sku, quantity=1, status=st) for sku, st in ln])
+             for i, (s, t, pr, ln) in enumerate((
+                 (2, 297, 0, [('COLA-330', 1), ('GUM-MINT', 1), ('YOGURT', 1)]),
+                 (2, 349, 1, [('SANDW-HAM', 1)]),
+                 (1, 204, 1, [('APPLE', 1), ('ENERGY-250', 2)])), start=1)]
+    ev = ShelfEvent(plate_ids=['g2.s2.p3'], delta_grams=-345.0,
+                    hypotheses=[ProductHypothesis(sku='COLA-330', quantity=1)])
+    review = ReviewRequest(request_id='review/x', plate_ids=['g1.s1.p2'], delta_grams=-354.0,
+                           shopper_ids=['acct-0002', 'acct-0003'])
+    return merge(layout_markers(store), state_markers(
+        store, weights=weights, carts=carts, events=[(ev, 9.0)], reviews=[review],
+        tracks={'acct-0003': [(2.0, 1.0), (3.0, 2.0)]}, now_s=10.0))
+
+
+def _overlap(a, b) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def test_no_text_overlaps_another_or_the_walls(store, tmp_path):
+    markers = _busy_state(store)
+    img, layout = render_layout(markers, legend=LEGEND, title=title_of(True))
+    boxes = layout.texts
+    assert len(boxes) > 40                       # weights, plate ids, carts, labels
+    clashes = [(a.text, b.text) for i, a in enumerate(boxes) for b in boxes[i + 1:]
+               if _overlap(a.box, b.box)]
+    assert not clashes, clashes
+    # no text crosses the walls (a rectangle at the store's size)
+    sx, sy = store.size_m
+    corners = [world_to_pixel(markers, x, y) for x, y in ((0, 0), (sx, sy))]
+    (x0, y1), (x1, y0) = corners
+    for t in boxes:
+        bx0, by0, bx1, by1 = t.box
+        crosses_v = any(bx0 < x < bx1 for x in (x0, x1)) and by1 > y0 and by0 < y1
+        crosses_h = any(by0 < y < by1 for y in (y0, y1)) and bx1 > x0 and bx0 < x1
+        assert not (crosses_v or crosses_h), f'{t.text!r} crosses a wall'
+    # every text lies inside the picture (nothing cut off by the crop)
+    h, w = img.shape[:2]
+    assert all(0 <= t.box[0] and t.box[2] <= w and 0 <= t.box[1] and t.box[3] <= h
+               for t in boxes)
+    save_png(tmp_path / 'busy.png', img)
+
+
+def test_the_png_is_cropped_and_says_after_the_run(store):
+    markers = _busy_state(store)
+    img = render(markers, legend=LEGEND, title=title_of(True))
+    ink = np.any(img != 255, axis=2)
+    # at most a 40 px white border on every side
+    rows, cols = np.nonzero(ink)
+    assert rows.min() <= 40 and cols.min() <= 40
+    assert img.shape[0] - rows.max() <= 40 and img.shape[1] - cols.max() <= 40
+    assert title_of(True).startswith('store after the run') and title_of(False) == 'store (live)'
+    names = [name for name, _ in LEGEND]
+    assert 'fill bar: plate full' in names and 'fill bar: plate empty' in names
+    bars = [m for m in markers if m.ns == 'weight_bars']
+    assert bars and all(m.color.g >= 0.3 for m in bars)
