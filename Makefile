@@ -6,16 +6,24 @@ SHELL := /bin/bash
 ENV := . tools/env.sh
 PYTEST_ARGS ?=
 
-.PHONY: setup build demo test test-unit test-graph lint clean
+.PHONY: setup build demo review test test-unit test-graph lint clean
 
 setup:
 	bash tools/setup.sh
 
 build: setup
 
+# make demo [CAMERAS=0] [CONSOLE_PORT=8080] [CAMERA_PORT=...] [KEEP_CONSOLE=0]: see tools/demo.sh
 demo: setup
 	$(ENV)
 	bash tools/demo.sh
+
+# make review [RUN_DIR=out/demo] [CONSOLE_PORT=8080]: the review console of a run, on its own
+RUN_DIR ?= out/demo
+CONSOLE_PORT ?= 8080
+review:
+	$(ENV)
+	review_console --db $(RUN_DIR)/review.sqlite --store config/stores/demo.yaml --port $(CONSOLE_PORT)
 
 test: setup
 	$(ENV)

@@ -1,22 +1,69 @@
 #!/usr/bin/env bash
-# `make demo`: the demo store with the default scenario, through the real node graph (one
-# process per node over DDS), then the receipts, the evaluator's table and a top-down picture.
+# `make demo`: the demo store with the default scenario through the real node graph (one
+# process per node over DDS): rendered cameras, detector, tracker, fusion, cart, review console,
+# markers and the PNG; then the receipts, the evaluator's table (explained), and the review
+# console kept up with a demo reviewer account until Ctrl-C.
 # Expects `. tools/env.sh` (the Makefile does it). Output under out/demo/.
+#
+# Options (environment; `make demo CAMERAS=0 CONSOLE_PORT=8081` works too):
+#   CAMERAS=0          weight only (no cameras, no detector; faster)
+#   CONSOLE_PORT=8080  review console port (0: a free one); a taken port is an error naming it
+#   CAMERA_PORT=       port of the simulated camera streams (default: derived from the run dir;
+#                      0: a free one)
+#   KEEP_CONSOLE=1     serve the console after the run until Ctrl-C (0: just say how). Never
+#                      blocks when stdin is not a terminal or CI=true.
+#   RUN_DIR=out/demo   STORE=config/stores/demo.yaml  SCENARIO=config/scenarios/demo.yaml
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STORE=${STORE:-config/stores/demo.yaml}
 SCENARIO=${SCENARIO:-config/scenarios/demo.yaml}
 RUN=${RUN_DIR:-out/demo}
+CAMERAS=${CAMERAS:-1}
+CONSOLE_PORT=${CONSOLE_PORT:-8080}
+CAMERA_PORT=${CAMERA_PORT:-}
+KEEP_CONSOLE=${KEEP_CONSOLE:-1}
+TIMEOUT_S=${TIMEOUT_S:-300}
 # A private ROS domain on loopback, so the demo neither hears nor disturbs anything else.
 export ROS_DOMAIN_ID=${ROS_DOMAIN_ID:-$(( (RANDOM % 100) + 1 ))}
 export ROS_AUTOMATIC_DISCOVERY_RANGE=${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}
 
-rm -rf "$RUN"
+# An earlier demo run: never wipe reviewer accounts (or decisions) without saying so.
+if [ -e "$RUN" ]; then
+  accounts=""
+  if [ -f "$RUN/review.sqlite" ]; then
+    accounts=$(review_users --db "$RUN/review.sqlite" list 2>/dev/null | cut -f1 | paste -sd, - \
+      || true)
+  fi
+  if [ -n "$accounts" ]; then
+    rm -rf "$RUN.previous"
+    mv "$RUN" "$RUN.previous"
+    echo "== $RUN held an earlier run with review accounts ($accounts): moved to $RUN.previous"
+    echo "   (serve it with: review_console --db $RUN.previous/review.sqlite)"
+  else
+    echo "== removing the earlier demo run in $RUN (no review accounts in it)"
+    rm -rf "$RUN"
+  fi
+fi
 mkdir -p "$RUN"
-echo "== running $STORE with $SCENARIO (ROS domain $ROS_DOMAIN_ID); logs in $RUN/logs"
-run_store --store "$STORE" --mode sim --scenario "$SCENARIO" --run-dir "$RUN" --record \
-  --record-bag "$RUN/sensors_bag" --render-png "$RUN/store.png" --timeout 300 \
-  | grep -E --line-buffered '\] (event |cart |review |receipt |all |.*(entered|left) )|runner|ERROR|FATAL' \
+# A demo reviewer account in this run's review database (the node opens the same file): a
+# generated password, printed, never written to a file.
+DB="$RUN/review.sqlite"
+password=$(python -c 'import secrets; print(secrets.token_urlsafe(12))')
+REVIEW_PASSWORD="$password" review_users --db "$DB" add --role supervisor demo >/dev/null
+
+args=(--store "$STORE" --mode sim --scenario "$SCENARIO" --run-dir "$RUN" --record
+      --record-bag "$RUN/sensors_bag" --render-png "$RUN/store.png" --timeout "$TIMEOUT_S"
+      --console-port "$CONSOLE_PORT")
+what="weight only"
+if [ "$CAMERAS" = "1" ]; then
+  args+=(--cameras)
+  what="cameras + weight"
+  [ -n "$CAMERA_PORT" ] && args+=(--camera-port "$CAMERA_PORT")
+fi
+echo "== running $STORE with $SCENARIO, $what (ROS domain $ROS_DOMAIN_ID); logs in $RUN/logs"
+echo "   review console during the run: see $RUN/review_url.txt; user demo, password $password"
+run_store "${args[@]}" \
+  | grep -E --line-buffered '\] (event |cart |review |receipt |all |.*(entered|left) )|runner|render|ERROR|FATAL' \
   || true
 status=${PIPESTATUS[0]}
 if [ "$status" -ne 0 ]; then
@@ -27,8 +74,57 @@ echo
 echo "== receipts"
 python -m store_bringup.report receipts "$RUN/receipts.jsonl"
 echo
-echo "== evaluation against the scenario's truth"
+echo "== evaluation against the scenario's truth ($what)"
 evaluate --scenario "$SCENARIO" --run-dir "$RUN" --json "$RUN/evaluation.json"
+python - "$RUN" <<'EOF'
+import json, pathlib, sys
+run = pathlib.Path(sys.argv[1])
+ev = json.loads((run / 'evaluation.json').read_text())
+n, exact = int(ev['shoppers']), int(ev['receipts_exact'])
+print()
+print('What the table means:')
+print(f'  exact: {exact} of {n} receipts ({ev["receipt_exact_match_rate"]:.0%}) list exactly what '
+      'the shopper took. A line still waiting for a reviewer is not on the receipt yet, so')
+print('  that receipt counts as not exact until someone decides the review in the console.')
+print(f'  P / R / F1: items on the receipts that were right / items taken that are on them.')
+print(f'  events: shelf weight changes; reviews: the ones the machine asked a human about '
+      f'({ev["review_rate"]:.0%}).')
+for sid, s in sorted(ev['per_shopper'].items()):
+    if s.get('exact'):
+        continue
+    missing = {k: v - s['confirmed'].get(k, 0) for k, v in s['truth'].items()
+               if v > s['confirmed'].get(k, 0)}
+    extra = {k: v - s['truth'].get(k, 0) for k, v in s['confirmed'].items()
+             if v > s['truth'].get(k, 0)}
+    why = []
+    if missing:
+        why.append('missing ' + ', '.join(f'{v} x {k}' for k, v in missing.items()))
+    if extra:
+        why.append('extra ' + ', '.join(f'{v} x {k}' for k, v in extra.items()))
+    if not s.get('receipts'):
+        why.append('no receipt yet')
+    print(f'  {sid}: not exact ({"; ".join(why) or "?"})')
+reqs = [json.loads(x) for x in (run / 'review_requests.jsonl').read_text().splitlines()
+        if x.strip()] if (run / 'review_requests.jsonl').exists() else []
+for r in reqs:
+    print(f'  pending review: {r.get("detail", "")[:150]}')
+if reqs:
+    print('  A pending review holds its line off the receipt; the decision issues a corrected '
+          'revision.')
+EOF
 echo
-echo "== files: $RUN/store.png (top-down view), $RUN/sensors_bag (rosbag2/MCAP of the raw"
-echo "   sensor topics; replay with: run_store --mode replay --bag $RUN/sensors_bag ...)"
+echo "== files: $RUN/store.png (top-down view after the run), $RUN/sensors_bag (rosbag2/MCAP"
+echo "   of the raw sensor topics; replay with: run_store --mode replay --bag $RUN/sensors_bag ...)"
+
+# The review console, after the run: kept up until Ctrl-C with the demo reviewer account.
+serve=(review_console --db "$DB" --store "$STORE" --port "$CONSOLE_PORT")
+echo
+echo "== review console: user demo, password $password (this demo database only)"
+if [ "$KEEP_CONSOLE" = "1" ] && [ -t 0 ] && [ "${CI:-}" != "true" ]; then
+  echo "   serving $DB until Ctrl-C (decisions are kept there and sent to the cart when a graph"
+  echo "   next runs on this database)"
+  exec "${serve[@]}"
+else
+  echo "   not started here (no terminal, CI=true or KEEP_CONSOLE=0); serve it with:"
+  echo "   ${serve[*]}      (or: make review)"
+fi
