@@ -33,10 +33,11 @@ from store_shelf.convert import shelf_event_from_msg
 
 from store_cart import convert
 from store_cart.db import CartDbError
-from store_cart.engine import CartEngine, CartParams, fused_params, read_thresholds
+from store_cart.engine import CartEngine, CartParams, fused_params
 from store_cart.model import (ACK_APPLIED, CartStateData, CartUpdateData, DecisionAckData, Note,
                               REASON_NAMES, ReceiptData, ReviewRequestData, SOURCE_FUSED,
                               SOURCE_REVIEW, StateSnapshot)
+from store_cart.thresholds import read_thresholds
 
 DEFAULT_DB_PATH = '~/.local/state/walkout/carts.sqlite'
 _SOURCE = {SOURCE_FUSED: 'fused', SOURCE_REVIEW: 'review'}

@@ -140,22 +140,6 @@ def fused_params(params: CartParams, fused_min_confidence: float) -> CartParams:
     return replace(params, min_confidence=fused_min_confidence)
 
 
-def read_thresholds(path: str) -> dict:
-    """{min_confidence, min_margin} from a tuned thresholds file (``thresholds:`` mapping,
-    written by store_review's ``review_learn``); ValueError when unusable."""
-    import yaml
-    with open(path) as f:
-        doc = yaml.safe_load(f) or {}
-    th = doc.get('thresholds') if isinstance(doc, dict) else None
-    if not isinstance(th, dict):
-        raise ValueError('expected a "thresholds:" mapping')
-    out = {k: float(th[k]) for k in ('min_confidence', 'min_margin') if k in th}
-    if set(out) != {'min_confidence', 'min_margin'}:
-        raise ValueError('needs min_confidence and min_margin')
-    CartParams(**out)      # validates the ranges
-    return out
-
-
 NEARBY_S = 5.0      # a "no shopper" review offers everyone inside this close to the event [s]
 
 

@@ -580,7 +580,7 @@ def test_cart_updates_sum_to_the_confirmed_cart(engine):
 def test_read_thresholds_file(tmp_path):
     import pytest
 
-    from store_cart.engine import read_thresholds
+    from store_cart.thresholds import read_thresholds
     good = tmp_path / 't.yaml'
     good.write_text('thresholds: {min_confidence: 0.8, min_margin: 0.1, n_labelled: 9}\n')
     assert read_thresholds(str(good)) == {'min_confidence': 0.8, 'min_margin': 0.1}
@@ -591,6 +591,26 @@ def test_read_thresholds_file(tmp_path):
     bad.write_text('other: 1\n')
     with pytest.raises(ValueError):
         read_thresholds(str(bad))
+    bad.write_text('thresholds: [0.8, 0.1\n')
+    with pytest.raises(ValueError):
+        read_thresholds(str(bad))
+
+
+def test_thresholds_file_writer_round_trips_and_refuses_unusable_values(tmp_path):
+    import pytest
+    import yaml
+
+    from store_cart.thresholds import read_thresholds, write_thresholds
+    path = tmp_path / 'sub' / 'thresholds.yaml'
+    write_thresholds({'min_confidence': 0.93, 'min_margin': 0.2, 'n_labelled': 40}, path)
+    assert read_thresholds(path) == {'min_confidence': 0.93, 'min_margin': 0.2}
+    assert yaml.safe_load(path.read_text())['thresholds']['n_labelled'] == 40
+    for bad in ({'min_confidence': 1.5, 'min_margin': 0.2}, {'min_confidence': 0.9},
+                {'min_confidence': 'high', 'min_margin': 0.2}):
+        with pytest.raises(ValueError):
+            write_thresholds(bad, path)
+    assert read_thresholds(path) == {'min_confidence': 0.93, 'min_margin': 0.2}   # untouched
+    assert [p.name for p in path.parent.iterdir()] == ['thresholds.yaml']
 
 
 def test_an_identical_redelivery_is_silent_and_a_conflicting_one_is_reported(tmp_path):

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Iterable, Mapping, Sequence
 
 from store_interfaces.msg import ProductHypothesis
+from store_cart import thresholds as thresholds_file
 from store_shelf.event import HypothesisData
 import yaml
 
@@ -309,16 +310,6 @@ def population_pairs(shelf_events: Iterable[Mapping]) -> list[tuple[float, float
 
 
 def write_thresholds(th: Thresholds, path: str | pathlib.Path) -> None:
-    doc = {'thresholds': th.to_dict(), 'written_at': time.strftime('%Y-%m-%dT%H:%M:%S')}
-    _atomic_write(path, yaml.safe_dump(doc, sort_keys=False))
-
-
-def read_thresholds(path: str | pathlib.Path) -> dict | None:
-    """{min_confidence, min_margin} from a thresholds file, or None if absent/invalid."""
-    try:
-        doc = yaml.safe_load(pathlib.Path(path).read_text()) or {}
-        th = doc['thresholds']
-        return {'min_confidence': float(th['min_confidence']),
-                'min_margin': float(th['min_margin'])}
-    except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError):
-        return None
+    """The cart's thresholds file (:mod:`store_cart.thresholds`, its one reader and writer),
+    with the tuner's figures beside the two thresholds."""
+    thresholds_file.write_thresholds(th.to_dict(), path)
