@@ -335,6 +335,7 @@ def create_app(service: ReviewService, secure_cookie: bool = False,
                         'shoppers': r.get('shopper_ids', []), 'plates': r.get('plate_ids', []),
                         'delta_grams': _finite_or_none(r.get('delta_grams')),
                         'shopper_exited': d['shopper_exited'],
+                        'hand_in': clock_time(start_ns_of(d['event_id'], d['stamp_ns'])),
                         'age_s': round((now - d['received_ns']) / NS_PER_S, 1)})
         return out
 
@@ -347,6 +348,7 @@ def create_app(service: ReviewService, secure_cookie: bool = False,
         trs = ''.join(
             f'<tr class="req" data-seq="{int(r["seq"])}"><td>{_num(r["priority"], ".1f")}</td>'
             f'<td><a href="/r/{int(r["seq"])}">{_e(r["request_id"])}</a></td>'
+            f'<td>{_e(r["hand_in"])}</td>'
             f'<td>{_e(r["reason"])}</td><td>{_e(", ".join(map(str, r["plates"])))}</td>'
             f'<td>{_num(r["delta_grams"], "+.1f")} g</td>'
             f'<td>{_e(", ".join(map(str, r["shoppers"])))}'
@@ -366,7 +368,8 @@ def create_app(service: ReviewService, secure_cookie: bool = False,
                         f'<table id="handoffs"><tr><th>request</th><th>decision</th>'
                         f'<th>cart</th></tr>{handoffs}</table>') if hs else ''
         body = (f'<h2>Review queue ({len(rows)})</h2><table id="queue"><tr><th>priority</th>'
-                '<th>request</th><th>reason</th><th>plates</th><th>change</th><th>shoppers'
+                '<th>request</th><th>hand in</th><th>reason</th><th>plates</th><th>change</th>'
+                '<th>shoppers'
                 f'</th><th>age</th><th>status</th></tr>{trs}</table>'
                 + ('' if rows else '<p id="empty">Nothing to review.</p>') + handoffs
                 + '<script>setTimeout(()=>location.reload(), 5000);'
@@ -509,7 +512,10 @@ def create_app(service: ReviewService, secure_cookie: bool = False,
         hold_s = (d['stamp_ns'] - start_ns) / NS_PER_S
         who_label = ('Nobody inside at hand in; inside within a few seconds'
                      if d['reason'] == REASON_NO_SHOPPER else 'Shoppers inside')
-        body = (f'<h2>{_e(d["request_id"])}</h2><div class="box"><p>Reason: <b>'
+        title = (f'Review: plate {", ".join(map(str, r.get("plate_ids", [])))} at '
+                 f'{clock_time(start_ns)}')
+        body = (f'<h2>{_e(title)}</h2><p class="why">request {_e(d["request_id"])}</p>'
+                f'<div class="box"><p>Reason: <b>'
                 f'{_e(REASON_NAMES.get(d["reason"], d["reason"]))}</b> &mdash; '
                 f'{_e(readable_detail(r.get("detail", "")))}</p>'
                 f'<p id="when">Hand in at <b>{_e(clock_time(start_ns))}</b>, settled '
