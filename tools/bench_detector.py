@@ -222,7 +222,7 @@ def crop_val(det, a) -> None:
     """ultralytics validation of the crop model on crops around the held-out truth shoppers."""
     crops = pathlib.Path(a.crops_heldout)
     if not (crops / 'data.yaml').exists():
-        from store_perception.crops import make_crop_dataset
+        from store_perception.datasets import make_crop_dataset
         print(f'making the held-out crops in {crops}')
         make_crop_dataset(a.heldout, str(crops), size=a.crop_size, margin=a.crop_margin,
                           copies=1, splits=('test',))

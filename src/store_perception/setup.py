@@ -27,8 +27,8 @@ setup(
             'camera_driver = store_perception.camera_driver_node:main',
             'detector = store_perception.detector_node:main',
             'train_detector = store_perception.train:main',
-            'make_crop_dataset = store_perception.crops:main',
-            'make_hand_dataset = store_perception.hand_sku:main',
+            'make_crop_dataset = store_perception.datasets:crop_dataset_main',
+            'make_hand_dataset = store_perception.datasets:hand_dataset_main',
         ],
     },
 )

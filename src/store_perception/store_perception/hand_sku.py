@@ -17,34 +17,19 @@ proposal: empty, or which SKU? (The issue's "product-in-hand plus SKU classifica
   ratios (:class:`HandPrior`, fitted on the training proposals and shipped next to the weights);
   where the crop model found a product box there itself, that box is kept instead.
 
-The dataset (``make_hand_dataset``) is built from *detected* hand proposals on rendered images
-with truth (``make_dataset``'s ``truth/*.jsonl``), so the classifier sees the boxes it will get:
-a proposal whose centre is within ``match_px`` of a truth product-in-hand box is labelled with
-that product's SKU; one at a hand that holds a product the truth has no visible box for is left
-out (its window may show part of it); any other proposal is ``empty`` (an empty hand, or a
-false hand). ``--copies``
-jittered windows per positive proposal balance the classes. ultralytics' folder layout::
-
-    out/train/<class>/<image>_<k>.jpg   out/val/<class>/...   out/hand_prior.json
-
-    make_hand_dataset --data out/perception/dataset_hand [--data ...] --out out/perception/hands \
-        [--size 64] [--copies 3] [--val-share 0.15] [--proposal-conf 0.05]
-    train_detector --data out/perception/hands --model yolov8n-cls.yaml --imgsz 64 ...
+The dataset is built by ``make_hand_dataset`` (:mod:`store_perception.datasets`).
 
 Never imports rclpy.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import pathlib
-import sys
 from dataclasses import asdict, dataclass, field
 
-import cv2
 import numpy as np
 
-from store_perception.crops import crop_window, cut, jittered
+from store_perception.crops import crop_window, cut
 
 EMPTY = 'empty'
 HAND_WINDOW_SCALE = 4.0       # window side / longer side of the hand box
@@ -52,7 +37,6 @@ HAND_WEIGHTS = 'store_hand_sku.pt'
 HAND_PRIOR = 'store_hand_sku_prior.json'     # shipped next to HAND_WEIGHTS
 DATASET_PRIOR = 'hand_prior.json'            # written by make_hand_dataset
 MIN_SKU_PAIRS = 8                            # matched pairs behind a per-SKU box shape
-HAND_JITTER = 0.12                           # sd of the training copies' centre and log size
 
 
 def hand_window(box, width: int, height: int, scale: float = HAND_WINDOW_SCALE):
@@ -196,145 +180,3 @@ class HandSkuClassifier:
             out.append(InHand(self.prior.p_product(p_model), sku, min(1.0, sku_score),
                               self.prior.box(box, sku)))
         return out
-
-
-# --- dataset --------------------------------------------------------------------------------
-def _centre_distance(a, b) -> float:
-    return float(np.hypot((a[0] + a[2] - b[0] - b[2]) / 2, (a[1] + a[3] - b[1] - b[3]) / 2))
-
-
-def label_proposals(proposals, truth_boxes, match_px: float = 8.0, busy_hands=()):
-    """Per proposal box: the SKU of the truth product-in-hand box whose centre is nearest its
-    centre within ``match_px`` (each product used once, best first), else EMPTY; and the
-    matched product box (or None). A proposal matching no product but within ``match_px`` of a
-    ``busy_hands`` box (a hand that holds a product the truth has no visible box for: hidden
-    behind the body, or too small) is labelled None: unknown, left out of training."""
-    products = [b for b in truth_boxes if b['cls'] == 'product']
-    pairs = []
-    for i, prop in enumerate(proposals):
-        for j, b in enumerate(products):
-            d = _centre_distance(prop, b['bbox'])
-            if d <= match_px:
-                pairs.append((d, i, j))
-    labels: list[tuple] = [(EMPTY, None)] * len(proposals)
-    used_p, used_t = set(), set()
-    for d, i, j in sorted(pairs):
-        if i in used_p or j in used_t:
-            continue
-        used_p.add(i)
-        used_t.add(j)
-        labels[i] = (products[j].get('sku') or '', products[j]['bbox'])
-    for i, prop in enumerate(proposals):
-        if i not in used_p and any(_centre_distance(prop, h) <= match_px for h in busy_hands):
-            labels[i] = (None, None)
-    return labels
-
-
-def busy_hand_boxes(record: dict) -> list:
-    """Truth hand boxes of a make_dataset record whose hand holds a product."""
-    holding = {s['id']: s.get('holding') or {} for s in record.get('shoppers', [])}
-    return [b['bbox'] for b in record['boxes'] if b['cls'] == 'hand'
-            and holding.get(b.get('shopper_id'), {}).get(b.get('side'))]
-
-
-def make_hand_dataset(data_dirs, out: str, detector, size: int = 64, copies: int = 3,
-                      val_share: float = 0.15, proposal_conf: float = 0.05,
-                      match_px: float = 8.0, seed: int = 0, log=None,
-                      window_scale: float = HAND_WINDOW_SCALE) -> dict:
-    """Write the classifier dataset from the truth records of ``data_dirs`` (make_dataset
-    directories); returns counts per split and class, and the fitted prior."""
-    rng = np.random.default_rng(seed)
-    dst = pathlib.Path(out)
-    counts: dict[str, dict[str, int]] = {'train': {}, 'val': {}}
-    pairs = []
-    for data in data_dirs:
-        src = pathlib.Path(data)
-        records = [json.loads(line) for f in sorted((src / 'truth').glob('*.jsonl'))
-                   for line in f.read_text().splitlines() if line.strip()]
-        for n, rec in enumerate(records):
-            img = cv2.imread(str(src / rec['image']))
-            if img is None:
-                raise FileNotFoundError(f'{src / rec["image"]}: image of a truth record '
-                                        f'missing or unreadable')
-            h, w = img.shape[:2]
-            # scenes, not images, go to val: frames of one scene look alike
-            split = 'val' if (rec['scene_seed'] * 7919) % 1000 < val_share * 1000 else 'train'
-            proposals = detector.hand_proposals(img, proposal_conf)
-            for k, (prop, (label, prod)) in enumerate(
-                    zip(proposals, label_proposals(proposals, rec['boxes'], match_px,
-                                                   busy_hand_boxes(rec)))):
-                if not label:
-                    continue                      # unknown, or a product without a SKU
-                if prod is not None and split == 'train':
-                    pairs.append((prop, prod, label))
-                n_copies = copies if (label != EMPTY and split == 'train') else 1
-                boxes = [prop] + [jittered(prop, rng, HAND_JITTER, keep_aspect=True)
-                                  for _ in range(n_copies - 1)]
-                folder = dst / split / label
-                folder.mkdir(parents=True, exist_ok=True)
-                for c, box in enumerate(boxes):
-                    name = f'{pathlib.Path(rec["image"]).stem}_{k}_{c}.jpg'
-                    win = hand_window(box, w, h, window_scale)
-                    cv2.imwrite(str(folder / name), cut(img, win, size),
-                                [cv2.IMWRITE_JPEG_QUALITY, 95])
-                    counts[split][label] = counts[split].get(label, 0) + 1
-            if log and (n + 1) % 100 == 0:
-                log(f'{src}: {n + 1}/{len(records)} images')
-    _same_classes(dst, counts)
-    prior = HandPrior.fit(pairs, window_scale, odds_scale=1.0 / max(1, copies))
-    prior.save(dst / DATASET_PRIOR)
-    return {'counts': counts, 'prior': asdict(prior)}
-
-
-def _same_classes(dst: pathlib.Path, counts: dict) -> None:
-    """ultralytics numbers the val folders on their own: val must have exactly train's
-    classes. A class only in val moves to train; a class missing in val gets one copy of a
-    train window (rare SKUs; val only picks the best epoch)."""
-    import shutil
-    for label in list(counts['val']):
-        if label not in counts['train']:
-            (dst / 'train' / label).parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(str(dst / 'val' / label), str(dst / 'train' / label))
-            counts['train'][label] = counts['val'].pop(label)
-    for label in counts['train']:
-        if label not in counts['val']:
-            first = sorted((dst / 'train' / label).glob('*.jpg'))[0]
-            (dst / 'val' / label).mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(first, dst / 'val' / label / first.name)
-            counts['val'][label] = 1
-
-
-def main(args=None) -> int:
-    p = argparse.ArgumentParser(prog='make_hand_dataset', description=__doc__.split('\n')[0])
-    p.add_argument('--data', action='append', required=True,
-                   help='make_dataset directory with truth/*.jsonl (repeatable)')
-    p.add_argument('--out', required=True, help='classifier dataset directory')
-    p.add_argument('--size', type=int, default=64, help='window side after resizing [px]')
-    p.add_argument('--copies', type=int, default=3,
-                   help='windows per training proposal holding a product (jittered)')
-    p.add_argument('--val-share', type=float, default=0.15, help='share of scenes for val')
-    p.add_argument('--proposal-conf', type=float, default=0.05,
-                   help='lowest crop-model hand score taken as a proposal')
-    p.add_argument('--match-px', type=float, default=8.0,
-                   help='proposal centre to product centre distance for a match [px]')
-    p.add_argument('--window-scale', type=float, default=HAND_WINDOW_SCALE,
-                   help=f'window side / longer side of the hand box (kept in {DATASET_PRIOR})')
-    p.add_argument('--seed', type=int, default=0)
-    ns = p.parse_args(args)
-    from store_perception.detection import CROP_WEIGHTS, Detector
-    for d in ns.data:
-        if not (pathlib.Path(d) / 'truth').is_dir():
-            p.error(f'{d}: no truth/ directory (make it with make_dataset)')
-    detector = Detector(None, crop_model_path=CROP_WEIGHTS)
-    res = make_hand_dataset(ns.data, ns.out, detector, ns.size, ns.copies, ns.val_share,
-                            ns.proposal_conf, ns.match_px, ns.seed,
-                            log=lambda m: print(m, file=sys.stderr),
-                            window_scale=ns.window_scale)
-    for split, c in res['counts'].items():
-        print(f'{split}: ' + ', '.join(f'{k} {v}' for k, v in sorted(c.items())))
-    print(f'prior: {res["prior"]}')
-    return 0
-
-
-if __name__ == '__main__':
-    sys.exit(main())

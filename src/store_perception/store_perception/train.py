@@ -6,7 +6,7 @@
         [--install src/store_perception/models/store_yolo.pt]
 
 The same command trains the second-stage crop model (hands and products on crops around
-shoppers) on the dataset of ``make_crop_dataset`` (:mod:`store_perception.crops`), e.g.
+shoppers) on the dataset of ``make_crop_dataset`` (:mod:`store_perception.datasets`), e.g.
 ``--imgsz 224 --scale 0.2 --workers 0 --threads 1 --cache``; see models/DATA_CARD.md.
 
 It also trains the third-stage hand SKU classifier (:mod:`store_perception.hand_sku`) on the

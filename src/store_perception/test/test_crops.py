@@ -4,8 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from store_perception.crops import (clip_into, crop_labels, crop_window, cut, make_crop_dataset,
-                                    to_image)
+from store_perception.crops import clip_into, crop_window, cut, to_image
+from store_perception.datasets import crop_labels, make_crop_dataset
 from store_perception.detection import Det, nms
 from store_perception.evaluate import evaluate, stats_dict
 

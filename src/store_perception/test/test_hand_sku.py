@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from store_perception.crops import MIN_SIDE_PX
-from store_perception.hand_sku import (_same_classes, HandPrior, busy_hand_boxes, EMPTY,
-                                       hand_window, label_proposals)
+from store_perception.datasets import _same_classes, busy_hand_boxes, label_proposals
+from store_perception.hand_sku import EMPTY, hand_window, HandPrior
 
 
 def test_hand_window_is_square_centred_and_four_hands_wide():
