@@ -113,9 +113,17 @@ def _offline(store, sc, frames, msgs, events, pipeline, calibration):
     per_call = [detections_from_msg(m)[0] for _, per_cam in msgs for m in per_cam.values()]
     history, _ = run_tracking(store, sc, frames, Replay(per_call),
                               tracker_params=pipeline.tracker)
-    return fuse_offline(StoreGeometry(store), events, history, len(store.catalog.products),
-                        pipeline.fusion, pipeline.joint, calibration=calibration,
-                        max_hold_s=LIVE_ONLY['fusion']['max_hold_s'])
+    return history, fuse_offline(
+        StoreGeometry(store), events, history, len(store.catalog.products), pipeline.fusion,
+        pipeline.joint, calibration=calibration, max_hold_s=LIVE_ONLY['fusion']['max_hold_s'])
+
+
+def _track_rows(snapshots):
+    """What a frame's tracks say, comparable across the paths: (track, account, x, y, hands,
+    SKUs in the hands, seen)."""
+    return sorted((s.track_id, s.shopper_id, s.xy[0], s.xy[1],
+                   tuple((tuple(p), sd, src) for p, sd, src in s.hands), tuple(s.products),
+                   s.seen) for s in snapshots)
 
 
 class Probe:
@@ -192,6 +200,7 @@ def _params_file(tmp_path, store_file):
 def test_live_nodes_give_the_offline_fused_events(tmp_path, ros_env):
     import rclpy
     from store_fusion.calibration import Platt
+    from store_fusion.convert import snapshots_from_tracks
     from store_fusion.offline import _gates, shelf_events
     from store_fusion.params import load_pipeline_params
     from store_fusion.simcam import render_truth
@@ -214,8 +223,8 @@ def test_live_nodes_give_the_offline_fused_events(tmp_path, ros_env):
     assert len(events) >= 2
     pipeline = load_pipeline_params(PARAMS)
     cal_file = load_params_file(PARAMS)['fusion'].get('calibration_file', '')
-    offline = _offline(store, sc, frames, msgs, events, pipeline,
-                       Platt.load(cal_file) if cal_file else None)
+    history, offline = _offline(store, sc, frames, msgs, events, pipeline,
+                                Platt.load(cal_file) if cal_file else None)
     assert set(offline) == {e.event_id for e in events}
     assert any(r.shoppers for r in offline.values()), 'no event has vision evidence offline'
 
@@ -269,6 +278,14 @@ def test_live_nodes_give_the_offline_fused_events(tmp_path, ros_env):
     assert [t.header.stamp.sec * NS + t.header.stamp.nanosec for t in tracks] == [
         s for s, _ in msgs], logs
     assert all(sorted(t.camera_ids) == sorted(c.id for c in store.cameras) for t in tracks)
+    # the same tracks, accounts, positions and hands in every frame (exactly: same code, same
+    # inputs, float64 on the wire)
+    by_stamp = {}
+    for snap in history.snaps:
+        by_stamp.setdefault(snap.stamp_ns, []).append(snap)
+    for t in tracks:
+        stamp, snaps = snapshots_from_tracks(t)
+        assert _track_rows(snaps) == _track_rows(by_stamp.get(stamp, [])), stamp
     live = {m.event.event_id: m for m in fused}
     assert set(live) == set(offline), logs
     for eid, res in offline.items():
