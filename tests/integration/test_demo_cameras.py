@@ -27,4 +27,8 @@ def test_cameras_decide_the_take_weight_alone_cannot_attribute(run_sim_store):
     metrics = evaluate(load_scenario(DEMO_SCENARIO), res.receipts, res.review_requests,
                        res.shelf_events)
     print({k: metrics[k] for k in ('receipts_exact', 'shoppers', 'review_requests', 'f1')})
+    # one shelf event per action: nothing stepped while the scenario clock waited for the
+    # detector, nor when it started
+    scenario = load_scenario(DEMO_SCENARIO)
+    assert metrics['shelf_events'] == sum(len(s.actions) for s in scenario.shoppers)
     assert metrics['per_shopper']['acct-0003']['exact'], metrics['per_shopper']['acct-0003']

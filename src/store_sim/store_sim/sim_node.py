@@ -91,9 +91,12 @@ class SimNode(Node):
         self.run = run
         run.mkdir(parents=True, exist_ok=True)
         (run / 'scenario_clock.json').unlink(missing_ok=True)
-        # Until the scenario clock is set, the plates stream idle rows, no scan is read and the
-        # cameras repeat their first frame: a start far in the future.
-        self.scenario_start = now + 1e6
+        # Until the scenario clock is set, scenario time stays at -start_delay_s (the start
+        # moves with the clock: see tick): the plates stream the rows of that moment (drift
+        # and all, so nothing steps when the clock starts), no scan is read and the cameras
+        # repeat their first frame.
+        self.scenario_start = now + self.start_delay_s
+        self.clock_set = False
         self.emulators = []
         self.waiting_for = None
         if camera_port and self.store.cameras and wait_detections_s > 0:
@@ -105,7 +108,7 @@ class SimNode(Node):
             self._ready_subs = [
                 self.create_subscription(
                     DetectionArray, f'{cameras_ns}/{c.id}/detections',
-                    lambda _msg, cid=c.id: self.waiting_for.discard(cid), READY_QOS)
+                    lambda _msg, cid=c.id: self._detected(cid), READY_QOS)
                 for c in self.store.cameras]
             self.get_logger().info(
                 f'the scenario starts once detections arrive from every camera '
@@ -144,11 +147,19 @@ class SimNode(Node):
         self.ended = False
         self.timer = self.create_timer(poll_period_s, self.tick)
 
-    def _set_start(self, now: float) -> None:
-        """Start the scenario clock ``start_delay_s`` after ``now`` (monotonic)."""
+    def _detected(self, camera_id: str) -> None:
+        if self.waiting_for:
+            self.waiting_for.discard(camera_id)
+
+    def _hold(self, now: float) -> None:
         self.scenario_start = now + self.start_delay_s
         for emu in self.emulators:
             emu.scenario_start = self.scenario_start
+
+    def _set_start(self, now: float) -> None:
+        """Start the scenario clock ``start_delay_s`` after ``now`` (monotonic)."""
+        self._hold(now)
+        self.clock_set = True
         # the scenario clock in ROS time, for whoever lines images and truth up (fusion, tests)
         start_ns = self.get_clock().now().nanoseconds + int(self.start_delay_s * 1e9)
         tmp = self.run / '.scenario_clock.json.tmp'
@@ -171,8 +182,9 @@ class SimNode(Node):
             for sub in getattr(self, '_ready_subs', []):
                 self.destroy_subscription(sub)
             self._ready_subs = []
-            if self.scenario_start > now + 1e5:
-                self._set_start(now)
+            self._set_start(now)
+        elif not self.clock_set:
+            self._hold(now)
         for emu in self.emulators:
             emu.poll(now)
         t_s = now - self.scenario_start
