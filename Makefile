@@ -18,12 +18,14 @@ demo: setup
 	$(ENV)
 	bash tools/demo.sh
 
-# make review [RUN_DIR=out/demo] [CONSOLE_PORT=8080]: the review console of a run, on its own
+# make review [RUN_DIR=out/demo] [CONSOLE_PORT=8080]: the review console of a finished run, on
+# its own; decisions correct the run's receipts (its cart database) at once
 RUN_DIR ?= out/demo
 CONSOLE_PORT ?= 8080
 review:
 	$(ENV)
-	review_console --db $(RUN_DIR)/review.sqlite --store config/stores/demo.yaml --port $(CONSOLE_PORT)
+	review_console --db $(RUN_DIR)/review.sqlite --store config/stores/demo.yaml \
+	  --cart-db $(RUN_DIR)/carts.sqlite --port $(CONSOLE_PORT)
 
 test: setup
 	$(ENV)

@@ -79,16 +79,19 @@ echo "== evaluation against the scenario's truth ($what)"
 evaluate --scenario "$SCENARIO" --run-dir "$RUN" --json "$RUN/evaluation.json"
 python - "$RUN" <<'EOF'
 import json, pathlib, sys
+from store_review.console import readable_detail
 run = pathlib.Path(sys.argv[1])
 ev = json.loads((run / 'evaluation.json').read_text())
 n, exact = int(ev['shoppers']), int(ev['receipts_exact'])
 print()
 print('What the table means:')
-print(f'  exact: {exact} of {n} receipts ({ev["receipt_exact_match_rate"]:.0%}) list exactly what '
-      'the shopper took. A line still waiting for a reviewer is not on the receipt yet, so')
-print('  that receipt counts as not exact until someone decides the review in the console.')
-print(f'  P / R / F1: items on the receipts that were right / items taken that are on them.')
-print(f'  events: shelf weight changes; reviews: the ones the machine asked a human about '
+print(f'  exact  {exact} of {n} receipts ({ev["receipt_exact_match_rate"]:.0%}) list exactly what '
+      'their shopper took.')
+print('         A line waiting for a reviewer is not on the receipt yet ("pending"), so its')
+print('         receipt is not exact until someone decides the review in the console.')
+print('  P, R   of the items on the receipts, the share that was right; of the items taken,')
+print('         the share on the receipts. F1 combines both.')
+print(f'  events shelf weight changes; reviews: those the machine asked a person about '
       f'({ev["review_rate"]:.0%}).')
 for sid, s in sorted(ev['per_shopper'].items()):
     if s.get('exact'):
@@ -103,27 +106,29 @@ for sid, s in sorted(ev['per_shopper'].items()):
     if extra:
         why.append('extra ' + ', '.join(f'{v} x {k}' for k, v in extra.items()))
     if not s.get('receipts'):
-        why.append('no receipt yet')
-    print(f'  {sid}: not exact ({"; ".join(why) or "?"})')
-reqs = [json.loads(x) for x in (run / 'review_requests.jsonl').read_text().splitlines()
-        if x.strip()] if (run / 'review_requests.jsonl').exists() else []
+        why.append('no receipt (the run ended first)')
+    print(f'  {sid}: not exact: {"; ".join(why) or "?"}')
+path = run / 'review_requests.jsonl'
+reqs = [json.loads(x) for x in path.read_text().splitlines() if x.strip()] \
+    if path.exists() else []
 for r in reqs:
-    print(f'  pending review: {r.get("detail", "")[:150]}')
+    who = ', '.join(r.get('shopper_ids') or []) or 'nobody'
+    print(f'  pending ({who}): {readable_detail(r.get("detail", ""))[:160]}')
 if reqs:
-    print('  A pending review holds its line off the receipt; the decision issues a corrected '
-          'revision.')
+    print('  Each pending review keeps its line off those receipts; the decision issues a')
+    print('  corrected revision (log in below and decide it).')
 EOF
 echo
 echo "== files: $RUN/store.png (top-down view after the run), $RUN/sensors_bag (rosbag2/MCAP"
 echo "   of the raw sensor topics; replay with: run_store --mode replay --bag $RUN/sensors_bag ...)"
 
 # The review console, after the run: kept up until Ctrl-C with the demo reviewer account.
-serve=(review_console --db "$DB" --store "$STORE" --port "$CONSOLE_PORT")
+serve=(review_console --db "$DB" --store "$STORE" --cart-db "$RUN/carts.sqlite"
+       --port "$CONSOLE_PORT")
 echo
 echo "== review console: user demo, password $password (this demo database only)"
 if [ "$KEEP_CONSOLE" = "1" ] && [ -t 0 ] && [ "${CI:-}" != "true" ]; then
-  echo "   serving $DB until Ctrl-C (decisions are kept there and sent to the cart when a graph"
-  echo "   next runs on this database)"
+  echo "   serving $DB until Ctrl-C; a decision corrects the receipts in $RUN/carts.sqlite"
   exec "${serve[@]}"
 else
   echo "   not started here (no terminal, CI=true or KEEP_CONSOLE=0); serve it with:"

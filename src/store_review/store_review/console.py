@@ -434,9 +434,9 @@ def create_app(service: ReviewService, secure_cookie: bool = False,
                 return 'entry time unknown'
             dt = (start_ns - entered[sid]) / NS_PER_S
             if dt < 0:
-                return (f'hand in {-dt:.1f} s before entering (entered '
-                        f'{clock_time(entered[sid], False)})')
-            return f'{dt:.1f} s after entering (entered {clock_time(entered[sid], False)})'
+                return (f'hand in {-dt:.1f} s before entering at '
+                        f'{clock_time(entered[sid], False)}')
+            return f'{dt:.1f} s after entering at {clock_time(entered[sid], False)}'
 
         # answers: per shopper (their colour), then the two "no change" answers
         answers = ''
@@ -483,8 +483,8 @@ def create_app(service: ReviewService, secure_cookie: bool = False,
         elif info.cameras_known and info.camera_ids:
             cams_html = (f'<p id="no-frames">This store has cameras '
                          f'({_e(", ".join(info.camera_ids))}), but no frame of this event was '
-                         'kept (no camera sees these plates, or no frames arrived in time): '
-                         'decide from the weight trace.</p>')
+                         'kept: the cameras were not running (a weight-only run), or none saw '
+                         'these plates in time. Decide from the weight trace.</p>')
         elif info.cameras_known:
             cams_html = ('<p id="no-frames">This store has no cameras (weight only): decide '
                          'from the weight trace and the shoppers inside.</p>')

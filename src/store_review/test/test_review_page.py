@@ -201,3 +201,37 @@ def test_a_taken_port_is_an_error_naming_it(tmp_path):
         ReviewStore(tmp_path / 'r.sqlite').close()
         assert console_cli.main(['--db', str(tmp_path / 'r.sqlite'), '--port', str(port)]) == 2
     assert console_cli.main(['--db', str(tmp_path / 'missing.sqlite'), '--port', '0']) == 2
+
+
+def test_review_console_applies_decisions_to_the_runs_cart_database(tmp_path):
+    import sys
+    sys.path.insert(0, str(ROOT / 'src' / 'store_cart' / 'test'))
+    from cart_helpers import enter, feed, leave, ns, shelf, take
+    from store_cart.engine import CartEngine
+    store_file = ROOT / 'config' / 'stores' / 'demo.yaml'
+    demo = load_store(store_file)
+    cart_db = tmp_path / 'carts.sqlite'
+    ev = shelf('g1.s1.p1', 5.0, [take('COLA-330', 0.99)])
+    with CartEngine(str(cart_db), demo.catalog, demo.id) as engine:
+        outs = feed(engine, [('gate', enter('acct-a', 1.0)), ('gate', enter('acct-b', 2.0)),
+                             ('shelf', ev), ('tick', ns(7.0)), ('gate', leave('acct-a', 10.0)),
+                             ('gate', leave('acct-b', 11.0)), ('tick', ns(20.0))])
+    (req,) = [o for o in outs if isinstance(o, ReviewRequestData)]
+    db = ReviewStore(tmp_path / 'review.sqlite')
+    cart = console_cli.OfflineCart(str(cart_db), str(store_file))
+    service = ReviewService(db, cart.apply, lambda: ns(30.0), hasher=FAST)
+    service.auth.add_user('demo', 'supervisor', 'demo-password-1', 0)
+    assert service.on_request(req)
+    session = service.auth.login('demo', 'demo-password-1', ns(30.0))
+    choice = next(i for i, c in enumerate(req.candidates) if c.shopper_id == 'acct-b'
+                  and c.quantity == 1)
+    service.decide(session, db.request(req.request_id)['seq'], choice)
+    assert db.handoff(req.request_id)['state'] != 'applied'      # not before deliver
+    cart.deliver(service)
+    assert db.handoff(req.request_id)['state'] == 'applied'
+    latest = {r['shopper_id']: r for r in db.receipts()}          # by revision order
+    assert latest['acct-b']['revision'] == 2 and latest['acct-b']['pending_reviews'] == 0
+    assert [ln['sku'] for ln in latest['acct-b']['lines']] == ['COLA-330']
+    assert latest['acct-a']['lines'] == []
+    cart.close()
+    db.close()
