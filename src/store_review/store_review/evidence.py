@@ -358,18 +358,23 @@ def _blur_region(image: np.ndarray, box: Box) -> None:
 
 def anonymize(image: np.ndarray, shopper_boxes: Sequence[Box] = (),
               plate_box: Box | None = None, shelf_top_y: int | None = None,
-              head_share: float = 0.25, detect_faces: bool = True) -> tuple[np.ndarray, dict]:
+              head_share: float = 0.25, detect_faces: bool = True,
+              track_boxes: Sequence[Box] = ()) -> tuple[np.ndarray, dict]:
     """A copy of ``image`` with faces blurred, and what was blurred.
 
     Blurs the top ``head_share`` of each shopper box and every Haar frontal face. With no
     detections at all, blurs everything above the shelf line (``shelf_top_y``, default the
     middle of the image) except the plate's box, so an undetected head is never shown.
+    ``track_boxes`` (shoppers projected from the tracker, less exact than detections) have the
+    top third of their box blurred as well, without replacing that fallback.
     """
     out = image.copy()
     faces = haar_faces(out) if detect_faces else []
     regions: list[Box] = []
     for x, y, w, h in shopper_boxes:
         regions.append((x, y, w, max(1, int(round(h * head_share)))))
+    for x, y, w, h in track_boxes:
+        regions.append((x, y, w, max(1, int(round(h / 3)))))
     regions.extend(faces)
     for box in regions:
         _blur_region(out, box)
@@ -542,17 +547,25 @@ class ImageCollector:
                                                   start - self.pad_ns, settled_ns + self.pad_ns,
                                                   tuple(shopper_ids)))
 
-    def shopper_boxes(self, camera_id: str, stamp_ns: int, shopper_ids: Sequence[str],
-                      crop_origin: tuple[int, int], crop_size: tuple[int, int]) -> list[dict]:
-        """The tracked shoppers' boxes in a crop of ``camera_id``'s frame at ``stamp_ns``:
-        ``[{'shopper_id', 'box', 'candidate'}]`` (box in crop pixels), candidates first."""
+    def tracked_boxes(self, camera_id: str, stamp_ns: int) -> list[tuple[str, Box]]:
+        """(shopper id, pixel box in the whole frame) of each tracked shopper in view."""
         model = self.models.get(camera_id)
         if self.tracks is None or model is None:
             return []
         out = []
         for sid, (x, y) in sorted(self.tracks.at(stamp_ns).items()):
             box = person_box(model, x, y)
-            box = box_in_crop(box, crop_origin, crop_size) if box else None
+            if box:
+                out.append((sid, box))
+        return out
+
+    def shopper_boxes(self, camera_id: str, stamp_ns: int, shopper_ids: Sequence[str],
+                      crop_origin: tuple[int, int], crop_size: tuple[int, int]) -> list[dict]:
+        """The tracked shoppers' boxes in a crop of ``camera_id``'s frame at ``stamp_ns``:
+        ``[{'shopper_id', 'box', 'candidate'}]`` (box in crop pixels), candidates first."""
+        out = []
+        for sid, box in self.tracked_boxes(camera_id, stamp_ns):
+            box = box_in_crop(box, crop_origin, crop_size)
             if box:
                 out.append({'shopper_id': sid, 'box': list(box),
                             'candidate': sid in shopper_ids})
@@ -573,8 +586,9 @@ class ImageCollector:
                            None)
                 for stamp, img in self.frames.around(cam.camera_id, job.t0_ns, job.t1_ns,
                                                      self.max_frames):
+                    tracked = [b for _, b in self.tracked_boxes(cam.camera_id, stamp)]
                     clean, meta = anonymize(img, self.detections(cam.camera_id, stamp), box,
-                                            cam.shelf_top_y)
+                                            cam.shelf_top_y, track_boxes=tracked)
                     crop, plate_in_crop = crop_for_plate(clean, box)
                     origin = (0, 0) if box is None or plate_in_crop is None else (
                         box[0] - plate_in_crop[0], box[1] - plate_in_crop[1])
