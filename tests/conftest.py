@@ -70,10 +70,12 @@ def run_sim_store(tmp_path, ros_env):
             cameras: bool = False) -> RunResult:
         run_dir = tmp_path / name
         store = load_store(DEMO_STORE)
+        merged = {'review': {'port': 0}}     # a free console port: 8080 may be taken
+        for node, values in (overrides or {}).items():
+            merged.setdefault(node, {}).update(values)
         specs = build_graph(store, GraphOptions(
             mode='sim', params_file=str(PARAMS), run_dir=str(run_dir),
-            scenario_file=str(scenario), record=True, overrides=overrides or {},
-            cameras=cameras))
+            scenario_file=str(scenario), record=True, overrides=merged, cameras=cameras))
         prerender(specs, print)     # cameras: rendered (or cached) before any clock starts
         runner = Runner(specs, run_dir, out=sys.stdout, env=ros_env)
         code = None

@@ -41,7 +41,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 def run_live(args, env, scenario_path: pathlib.Path, run_dir: pathlib.Path,
              cameras: bool) -> dict:
     cmd = ['run_store', '--store', args.store, '--mode', 'sim', '--scenario', str(scenario_path),
-           '--run-dir', str(run_dir), '--record', '--timeout', str(args.timeout),
+           '--run-dir', str(run_dir), '--record', '--console-port', '0',
+           '--timeout', str(args.timeout),
            '--set', f'receipt_recorder.timeout_s={args.timeout - 10:g}']
     if cameras:
         cmd.append('--cameras')

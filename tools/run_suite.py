@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         started = time.monotonic()
         proc = subprocess.run(
             ['run_store', '--store', args.store, '--mode', 'sim', '--scenario',
-             str(scenario_path), '--run-dir', str(run_dir), '--record',
+             str(scenario_path), '--run-dir', str(run_dir), '--record', '--console-port', '0',
              '--timeout', str(args.timeout)],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         failures += proc.returncode != 0

@@ -178,10 +178,9 @@ class SimNode(Node):
                 self.get_logger().info(f'every camera detected {now - self.wait_started:.1f} s '
                                        f'after start; the scenario starts in '
                                        f'{self.start_delay_s:g} s')
+            # the subscriptions stay (idle: _detected ignores them); destroying one from a
+            # timer callback of the multi-threaded executor races with its delivery
             self.waiting_for = None
-            for sub in getattr(self, '_ready_subs', []):
-                self.destroy_subscription(sub)
-            self._ready_subs = []
             self._set_start(now)
         elif not self.clock_set:
             self._hold(now)
