@@ -75,4 +75,6 @@ if [ "$(cat "$STAMPS/colcon" 2>/dev/null)" != "$src_hash" ] || [ ! -f install/se
     --cmake-args -DBUILD_TESTING=OFF -DPython3_EXECUTABLE="$VENV/bin/python"
   echo "$src_hash" >"$STAMPS/colcon"
 fi
+# third-party models converted at set-up time (the people backend's CenterNet)
+bash tools/setup_models.sh
 log "ready: . tools/env.sh"
