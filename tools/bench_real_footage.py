@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """People on real footage and on held-out renders: the shipped YOLO against the pose backend.
 
-    python tools/bench_real_footage.py [--backends yolo,pose,pose-stream,hog]
+    python tools/bench_real_footage.py [--backends yolo,pose,pose-stream,people,people-stream,hog]
         [--labels tests/data/real/vtest_labels.json] [--video PATH]
         [--heldout out/perception/heldout] [--skip-rendered] [--fps-frames 150]
         [--pose-threads 2] [--pose-windows-per-frame 2]
@@ -24,8 +24,12 @@ stages do not change them), conf 0.3 as config/params/store.yaml; ``pose`` Blaze
 every frame on its own (:mod:`store_perception.pose_backend`); ``pose-stream`` the same as the
 detector node runs it on a camera stream (people followed from frame to frame,
 ``--pose-windows-per-frame`` detector windows a frame; run over the whole clip up to each
-labelled frame); ``hog`` OpenCV's HOG
-people detector (a floor).
+labelled frame); ``people`` CenterNet people + BlazePose keypoints per person, every frame on
+its own (:mod:`store_perception.people_backend`; model made by tools/setup_models.sh);
+``people-stream`` the same as the detector node runs it with ``backend: people`` (landmarks of
+at most ``landmarks_per_frame`` people a frame, the others' keypoints moved with their boxes;
+run over the whole clip up to each labelled frame); ``hog`` OpenCV's HOG people detector (a
+floor).
 """
 from __future__ import annotations
 
@@ -100,6 +104,27 @@ class Pose:
         return out
 
 
+class People:
+    score_min = 0.3         # the node's conf_threshold (config/params/store.yaml)
+
+    def __init__(self, stream: bool, threads: int = 2):
+        from store_perception.people_backend import PeopleDetector, PeopleParams
+        self.stream = stream
+        self.name = 'people-stream' if stream else 'people'
+        self.det = PeopleDetector(PeopleParams(threads=threads), conf=self.score_min)
+
+    def reset(self):
+        self.det.trackers.clear()
+
+    def __call__(self, img, stream=False):
+        from store_perception.people_backend import has_keypoints
+        from store_perception.real_eval import Prediction
+        self.det.detect(img, stream='cam' if self.stream else None)
+        return [Prediction(tuple(q.box), q.score,
+                           [q.wrist(s)[0] for s in ('left', 'right')] if has_keypoints(q)
+                           else []) for q in self.det.last_people]
+
+
 class Hog:
     name = 'hog'
     score_min = 0.3
@@ -127,6 +152,8 @@ def make(name: str, threads: int = 2, windows_per_frame: int = 2):
         return Pose(False, threads, windows_per_frame)
     if name == 'pose-stream':
         return Pose(True, threads, windows_per_frame)
+    if name in ('people', 'people-stream'):
+        return People(name == 'people-stream', threads)
     if name == 'hog':
         return Hog()
     raise SystemExit(f'unknown backend {name!r}')
@@ -191,14 +218,15 @@ def fmt(v, spec='.3f') -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument('--backends', default='yolo,pose,pose-stream,hog')
+    ap.add_argument('--backends', default='yolo,pose,pose-stream,people,people-stream,hog')
     ap.add_argument('--labels', default=str(ROOT / 'tests' / 'data' / 'real' /
                                             'vtest_labels.json'))
     ap.add_argument('--video', default=None, help='default: the labels file\'s video_path')
     ap.add_argument('--heldout', default=str(ROOT / 'out' / 'perception' / 'heldout'))
     ap.add_argument('--skip-rendered', action='store_true')
     ap.add_argument('--fps-frames', type=int, default=150)
-    ap.add_argument('--pose-threads', type=int, default=2, help='LiteRT threads per model')
+    ap.add_argument('--pose-threads', type=int, default=2,
+                    help='threads per model (LiteRT, ONNX Runtime), as the node\'s pose_threads')
     ap.add_argument('--pose-windows-per-frame', type=int, default=2)
     a = ap.parse_args(argv)
     from store_perception.real_eval import load_labels

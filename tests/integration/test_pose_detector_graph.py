@@ -1,6 +1,7 @@
-"""The detector node with ``backend: pose`` over DDS, on a real frame (OpenCV's vtest.avi, stored
-in tests/data/real/frames): it publishes shopper and hand boxes in the same DetectionArray as the
-YOLO path, follows the camera as a stream, and survives an image it cannot read."""
+"""The detector node with ``backend: pose`` and ``backend: people`` over DDS, on a real frame
+(OpenCV's vtest.avi, stored in tests/data/real/frames): it publishes shopper and hand boxes in
+the same DetectionArray as the YOLO path, follows the camera as a stream, and survives an image
+it cannot read."""
 from __future__ import annotations
 
 import os
@@ -22,7 +23,8 @@ FRAME = ROOT / 'tests' / 'data' / 'real' / 'frames' / 'vtest_0452.jpg'   # 3 peo
 pytestmark = pytest.mark.graph
 
 
-def test_pose_backend_node_finds_people_on_a_real_frame(ros_env):
+@pytest.mark.parametrize('backend', ['pose', 'people'])
+def test_pose_backend_node_finds_people_on_a_real_frame(ros_env, backend):
     import rclpy
     from sensor_msgs.msg import Image
     from store_common.ros import SENSOR_QOS
@@ -34,7 +36,7 @@ def test_pose_backend_node_finds_people_on_a_real_frame(ros_env):
     assert frame is not None
     cmd = [executable_path(NodeSpec('store_perception', 'detector', 'detector', '/store')),
            '--ros-args', '-r', '__ns:=/store', '-p', 'camera_ids:=[cam1]',
-           '-p', 'backend:=pose']
+           '-p', f'backend:={backend}']
     bridge = CvBridge()
     got: list = []
     topic = '/store/cameras/cam1/detections'

