@@ -231,9 +231,9 @@ class PeopleTracker:
                 people.append(q)
                 age.append(0 if has_keypoints(q) else ages[i])
             else:
-                j = prev[i]
-                q = self.people[j]
-                people.append(_moved(q, b, s) if has_keypoints(q) else _no_keypoints(b, s))
+                q = self.people[prev[i]] if prev[i] >= 0 else None     # None: a newcomer
+                people.append(_moved(q, b, s) if q is not None and has_keypoints(q)
+                              else _no_keypoints(b, s))
                 age.append(ages[i])
         self.people, self.age = people, age
         return people
