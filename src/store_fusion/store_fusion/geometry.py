@@ -8,6 +8,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from store_common.appearance import TORSO_COLS, TORSO_ROWS, torso_color  # noqa: F401 (API)
 from store_common.reach import PLATE_HAND_DZ_M, reach_target
 from store_interfaces.msg import ShopperTrack
 
@@ -52,8 +53,6 @@ class Observation:
 
 
 # --- appearance ---------------------------------------------------------------------------------
-TORSO_ROWS = (0.22, 0.5)     # torso band of a person box, share of its height from the top
-TORSO_COLS = (0.3, 0.7)      # and of its width (the arms and the background stay out)
 CHROMA_SD = 0.04             # sd of one observation's chromaticity (lighting tint, mixing)
 BRIGHT_SD = 0.25             # sd of one observation's log brightness (shading, exposure)
 
@@ -93,21 +92,6 @@ def appearance_d2(a, b) -> float:
         return 0.0
     d = (np.asarray(a) - np.asarray(b)) / np.array([CHROMA_SD, CHROMA_SD, BRIGHT_SD])
     return float(d @ d)
-
-
-def torso_color(image, cx: float, cy: float, w: float, h: float,
-                bgr: bool = True) -> tuple | None:
-    """Mean colour (RGB 0..255) of the torso band of a person box in an image (H, W, 3)."""
-    if image is None:
-        return None
-    hh, ww = image.shape[:2]
-    x0, y0 = cx - w / 2, cy - h / 2
-    u0, u1 = int(max(0, x0 + TORSO_COLS[0] * w)), int(min(ww, x0 + TORSO_COLS[1] * w))
-    v0, v1 = int(max(0, y0 + TORSO_ROWS[0] * h)), int(min(hh, y0 + TORSO_ROWS[1] * h))
-    if u1 - u0 < 2 or v1 - v0 < 2:
-        return None
-    m = image[v0:v1, u0:u1].reshape(-1, 3).mean(axis=0)
-    return tuple(float(v) for v in (m[::-1] if bgr else m))
 
 
 class StoreGeometry:

@@ -31,6 +31,7 @@ from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
+from store_common.appearance import torso_color
 from store_common.description import load_store
 from store_common.ros import declare, run_node
 from store_interfaces.msg import Detection, DetectionArray
@@ -43,15 +44,18 @@ IMAGE_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT,
 COLORS = {'shopper': (60, 220, 60), 'hand': (255, 140, 0), 'product': (0, 60, 255)}
 
 
-def to_msg(header, camera_id: str, width: int, height: int, dets, ms: float) -> DetectionArray:
+def to_msg(header, camera_id: str, width: int, height: int, dets, ms: float,
+           image=None) -> DetectionArray:
+    """DetectionArray of one image; shopper boxes get ``torso_rgb`` from ``image`` (bgr8)."""
     out = DetectionArray(header=header, camera_id=camera_id, image_width=width,
                          image_height=height, inference_ms=float(ms))
     for i, d in enumerate(dets):
         (cx, cy), (sx, sy) = d.center, d.size
+        rgb = (torso_color(image, cx, cy, sx, sy) if d.class_name == 'shopper' else None)
         out.detections.append(Detection(
             id=f'{camera_id}/{i}', class_id=d.class_id, class_name=d.class_name,
             score=float(d.score), center_x=cx, center_y=cy, size_x=sx, size_y=sy, sku=d.sku,
-            sku_score=float(d.sku_score)))
+            sku_score=float(d.sku_score), torso_rgb=list(rgb) if rgb is not None else []))
     return out
 
 
@@ -194,7 +198,7 @@ class DetectorNode(Node):
                 dets, ms = (self.detector.detect(image, stream=cid) if self.streams
                             else self.detector.detect(image))
                 self.pubs[cid].publish(to_msg(msg.header, cid, msg.width, msg.height, dets,
-                                              ms))
+                                              ms, image))
                 if self.annotated:
                     ann = self.bridge.cv2_to_imgmsg(annotate(image, dets), 'bgr8',
                                                     header=msg.header)
