@@ -201,7 +201,7 @@ def test_live_nodes_give_the_offline_fused_events(tmp_path, ros_env):
     import rclpy
     from store_fusion.calibration import Platt
     from store_fusion.convert import snapshots_from_tracks
-    from store_fusion.offline import _gates, shelf_events
+    from store_fusion.offline import _gates, shelf_events, truth_of_event
     from store_fusion.params import load_pipeline_params
     from store_fusion.simcam import render_truth
     from store_interfaces.msg import Detection, GateEvent
@@ -226,7 +226,11 @@ def test_live_nodes_give_the_offline_fused_events(tmp_path, ros_env):
     history, offline = _offline(store, sc, frames, msgs, events, pipeline,
                                 Platt.load(cal_file) if cal_file else None)
     assert set(offline) == {e.event_id for e in events}
-    assert any(r.shoppers for r in offline.values()), 'no event has vision evidence offline'
+    # the shirt colours ride in Detection.torso_rgb: with them both takes go to who did them
+    # (without them, this draw binds the two accounts the wrong way round and swaps both)
+    for ev in events:
+        who = truth_of_event(sc, ev)[0]
+        assert offline[ev.event_id].shoppers[0].shopper_id == who, ev.event_id
 
     params = _params_file(tmp_path, DEMO_STORE)
     procs = [subprocess.Popen(

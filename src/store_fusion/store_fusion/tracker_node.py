@@ -34,7 +34,7 @@ def detections_from_msg(msg: DetectionArray) -> tuple[list[Detection2D], list[st
     for d in msg.detections:
         color = None
         if d.class_name == 'shopper':
-            color, why = checked_torso_rgb(getattr(d, 'torso_rgb', ()))
+            color, why = checked_torso_rgb(d.torso_rgb)
             if why:
                 refused.append(f'{msg.camera_id} {d.id}: {why}')
         out.append(Detection2D(d.class_name, float(d.score), d.center_x, d.center_y, d.size_x,
