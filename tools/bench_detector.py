@@ -5,12 +5,18 @@
         [--crop-shopper-conf 0.01] [--hand-model store_hand_sku.pt] [--hand-conf 0.05]
         [--heldout out/perception/heldout]
         [--crops-heldout out/perception/crops_heldout] [--skip-map] [--stats-out PATH]
+        [--runtime auto|onnx|torch] [--threads 0] [--skip-runtimes]
 
 The detector is two-stage by default (the shipped crop model for hands and products on crops
 around each shopper), and three-stage with the shipped hand SKU classifier (what is in each hand
 proposal, :mod:`store_perception.hand_sku`); ``--hand-model ''`` leaves the third stage out,
 ``--crop-model '' --hand-model ''`` benchmarks the full-frame model alone.
 
+* runtimes: the same frames through ultralytics' ``predict`` on the .pt weights (torch) and
+  through ONNX Runtime on the shipped .onnx exports (``store_perception.onnx_runtime``), both
+  as the full detector (``Detector.detect``, all stages): frames/s and per-frame latency
+  (median, p95) one frame at a time, and ONNX Runtime on batches of one frame per camera
+  (``detect_batch``, as the node batches its cameras); a table with the ratio to torch;
 * throughput: frames/s of ``Detector.detect`` on rendered 640x480 frames (4 cameras of the demo
   scenario), one frame at a time as the node does, after a warm-up (two-stage: also the
   full-frame stage alone, and the number of crops per frame);
@@ -83,6 +89,12 @@ def main(argv=None) -> int:
     p.add_argument('--stats-out', default='', help='write the measured detector stats here '
                    '(JSON, the layout of store_fusion.simcam.DetectorStats)')
     p.add_argument('--skip-map', action='store_true')
+    p.add_argument('--runtime', default='auto', choices=('auto', 'onnx', 'torch'),
+                   help='runtime of the detector measured below the runtime table')
+    p.add_argument('--threads', type=int, default=0,
+                   help='ONNX Runtime intra-op threads (0 = its default)')
+    p.add_argument('--skip-runtimes', action='store_true',
+                   help='leave out the torch vs ONNX Runtime table')
     a = p.parse_args(argv)
 
     from builtin_interfaces.msg import Time
@@ -94,13 +106,15 @@ def main(argv=None) -> int:
     stage2 = dict(crop_model_path=a.crop_model or None, crop_size=a.crop_size,
                   crop_margin=a.crop_margin, proposal_conf=a.crop_shopper_conf,
                   hand_model_path=a.hand_model or None, hand_proposal_conf=a.hand_conf)
+    if not a.skip_runtimes:
+        compare_runtimes(imgs, a, store, stage2)
     det = Detector(a.model, imgsz=a.imgsz, conf=a.conf, device=a.device, catalog=store.catalog,
-                   **stage2)
+                   runtime=a.runtime, threads=a.threads, **stage2)
     for img in imgs[:3]:
         det.detect(img)
     print(f'model {det.model_path} ({os.path.getsize(det.model_path) / 1e6:.1f} MB), imgsz '
-          f'{a.imgsz}, device {a.device}, {os.cpu_count()} CPUs, torch threads '
-          f'{_threads()}')
+          f'{a.imgsz}, device {a.device}, runtime {det.runtime}, {os.cpu_count()} CPUs, '
+          f'torch threads {_threads()}')
     if det.two_stage:
         print(f'second stage {det.crop_model_path} '
               f'({os.path.getsize(det.crop_model_path) / 1e6:.1f} MB), crops {a.crop_size} px, '
@@ -111,7 +125,7 @@ def main(argv=None) -> int:
                   f' windows {hm.prior.window_scale} x the hand box at {hm.size} px, hand score '
                   f'>= {a.hand_conf}')
         single = Detector(a.model, imgsz=a.imgsz, conf=a.conf, device=a.device,
-                          catalog=store.catalog)
+                          catalog=store.catalog, runtime=a.runtime, threads=a.threads)
         single.detect(imgs[0])
         start = time.perf_counter()
         for img in imgs:
@@ -156,9 +170,10 @@ def main(argv=None) -> int:
                         '--out', str(heldout), '--scenes', '4', '--seed', '90000', '--test',
                         '--lighting-offset', '500', '--frames-per-camera', '3', '--jobs', '2'],
                        check=True)
-    res = det.model.val(data=str(heldout / 'data.yaml'), split='test', imgsz=a.imgsz,
-                        device=a.device, batch=8, plots=False, verbose=False,
-                        project=str(ROOT / 'out' / 'perception' / 'val'), exist_ok=True)
+    res = _ultralytics(det.model_path).val(
+        data=str(heldout / 'data.yaml'), split='test', imgsz=a.imgsz, device=a.device, batch=8,
+        plots=False, verbose=False, project=str(ROOT / 'out' / 'perception' / 'val'),
+        exist_ok=True)
     names = det.names
     print(f'held-out mAP ({heldout}): mAP50 {res.box.map50:.3f}, mAP50-95 {res.box.map:.3f}')
     print('class      mAP50  mAP50-95')
@@ -169,6 +184,56 @@ def main(argv=None) -> int:
     if det.two_stage:
         crop_val(det, a)
     return 0
+
+
+def _ultralytics(path: str):
+    """The ultralytics model of .pt weights (validation needs it, whatever the runtime)."""
+    from store_perception.detection import TorchYolo
+    return TorchYolo(pathlib.Path(path)).yolo
+
+
+def _pct(values: list[float], q: float) -> float:
+    v = sorted(values)
+    return v[min(len(v) - 1, int(round(q * (len(v) - 1))))]
+
+
+def compare_runtimes(imgs, a, store, stage2: dict) -> None:
+    """ultralytics predict (torch) vs ONNX Runtime, the full detector on the same frames."""
+    from store_perception.detection import Detector
+    rows = []
+    n_cams = len(store.cameras)
+    for runtime in ('torch', 'onnx'):
+        det = Detector(a.model, imgsz=a.imgsz, conf=a.conf, device=a.device,
+                       catalog=store.catalog, runtime=runtime, threads=a.threads, **stage2)
+        det.warmup()
+        for img in imgs[:2]:
+            det.detect(img)
+        lat = []
+        start = time.perf_counter()
+        for img in imgs:
+            t0 = time.perf_counter()
+            det.detect(img)
+            lat.append((time.perf_counter() - t0) * 1000)
+        took = time.perf_counter() - start
+        rows.append((f'{runtime}, one frame a call', len(imgs) / took, statistics.median(lat),
+                     _pct(lat, 0.95)))
+        if runtime == 'onnx':
+            lat = []
+            start = time.perf_counter()
+            for k in range(0, len(imgs) - n_cams + 1, n_cams):
+                t0 = time.perf_counter()
+                det.detect_batch(imgs[k:k + n_cams])
+                lat.append((time.perf_counter() - t0) * 1000)
+            took = time.perf_counter() - start
+            rows.append((f'onnx, batch of {n_cams} (cameras)', len(lat) * n_cams / took,
+                         statistics.median(lat), _pct(lat, 0.95)))
+    base = rows[0][1]
+    print(f'runtimes, {_kind(det)} detector, {len(imgs)} rendered 640x480 frames, '
+          f'{os.cpu_count()} CPUs (shared: figures depend on the machine\'s load)')
+    print(f'{"runtime":<32} {"frames/s":>8} {"ms p50":>7} {"ms p95":>7} {"x torch":>8}')
+    for name, fps, p50, p95 in rows:
+        print(f'{name:<32} {fps:8.1f} {p50:7.0f} {p95:7.0f} {fps / base:8.2f}')
+    print('(batch rows: latency is per batch call, frames/s counts its frames)')
 
 
 def _kind(det) -> str:
@@ -226,10 +291,10 @@ def crop_val(det, a) -> None:
         print(f'making the held-out crops in {crops}')
         make_crop_dataset(a.heldout, str(crops), size=a.crop_size, margin=a.crop_margin,
                           copies=1, splits=('test',))
-    res = det.crop_model.val(data=str(crops / 'data.yaml'), split='test', imgsz=a.crop_size,
-                             device=a.device, batch=16, plots=False, verbose=False,
-                             project=str(ROOT / 'out' / 'perception' / 'val'), exist_ok=True,
-                             name='crops')
+    res = _ultralytics(det.crop_model_path).val(
+        data=str(crops / 'data.yaml'), split='test', imgsz=a.crop_size, device=a.device,
+        batch=16, plots=False, verbose=False, project=str(ROOT / 'out' / 'perception' / 'val'),
+        exist_ok=True, name='crops')
     print(f'crop model on held-out crops ({crops}, ultralytics val): mAP50 {res.box.map50:.3f}, '
           f'mAP50-95 {res.box.map:.3f}')
     print('class      mAP50  mAP50-95')

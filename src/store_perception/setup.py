@@ -12,7 +12,8 @@ setup(
         ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
         ('share/' + package_name, ['package.xml']),
         ('share/' + package_name + '/models',
-         glob.glob('models/*.pt') + glob.glob('models/*.json') + ['models/DATA_CARD.md']),
+         glob.glob('models/*.pt') + glob.glob('models/*.onnx') + glob.glob('models/*.json')
+         + ['models/DATA_CARD.md']),
     ],
     install_requires=['setuptools'],
     zip_safe=True,
@@ -26,6 +27,7 @@ setup(
         'console_scripts': [
             'camera_driver = store_perception.camera_driver_node:main',
             'detector = store_perception.detector_node:main',
+            'export_detector_onnx = store_perception.export_onnx:main',
             'train_detector = store_perception.train:main',
             'make_crop_dataset = store_perception.datasets:crop_dataset_main',
             'make_hand_dataset = store_perception.datasets:hand_dataset_main',

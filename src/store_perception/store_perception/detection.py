@@ -12,6 +12,12 @@ product) runs on the batch of crops; its boxes are mapped back to image pixels a
 from overlapping crops merged by per-class NMS. The full-frame model's own hand/product boxes
 are then dropped. Callers see one detector.
 
+Runtimes (``runtime``): ``onnx`` runs the .onnx export shipped next to each .pt file on ONNX
+Runtime (:mod:`store_perception.onnx_runtime`: ultralytics' letterbox, NMS and box scaling redone
+in NumPy; torch is never imported on this path); ``torch`` runs the .pt weights with ultralytics'
+``predict``; ``auto`` (default) = onnx where the .onnx files exist, else torch. Images of one
+size in a batch (``detect_batch``: one frame per camera) run as one graph call per stage.
+
 Never imports rclpy; the node (``detector_node``) and the benchmark share this code path.
 """
 from __future__ import annotations
@@ -22,10 +28,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from store_perception.crops import crop_window, cut, to_image
+from store_perception.hand_sku import HAND_WEIGHTS, HandSkuClassifier
+
 CLASS_NAMES = ('shopper', 'hand', 'product')
 MODELS_DIR = pathlib.Path(__file__).resolve().parents[1] / 'models'
 DEFAULT_WEIGHTS = 'store_yolo.pt'
 CROP_WEIGHTS = 'store_yolo_crops.pt'     # second stage: hands and products on shopper crops
+RUNTIMES = ('auto', 'onnx', 'torch')
 
 
 def default_model_path(name: str = DEFAULT_WEIGHTS) -> str:
@@ -51,6 +61,62 @@ def resolve_model_path(path: str | None, default: str = DEFAULT_WEIGHTS) -> path
         if shipped.is_file():
             return shipped
     return p
+
+
+def pick_runtime(path: pathlib.Path, runtime: str = 'auto') -> tuple[str, pathlib.Path]:
+    """(runtime, file it loads) for weights ``path``: the .onnx of the same stem for 'onnx'
+    (and for 'auto' where it exists), the .pt for 'torch'."""
+    if runtime not in RUNTIMES:
+        raise ValueError(f'runtime must be one of {RUNTIMES}, got {runtime!r}')
+    path = pathlib.Path(path)
+    onnx = path if path.suffix == '.onnx' else path.with_suffix('.onnx')
+    if runtime == 'torch':
+        if path.suffix == '.onnx':
+            raise ValueError(f'{path}: runtime torch needs .pt weights')
+        return 'torch', path
+    if onnx.is_file():
+        return 'onnx', onnx
+    if runtime == 'onnx':
+        raise FileNotFoundError(f'ONNX model not found: {onnx} (export_detector_onnx writes '
+                                f'it next to {path.name})')
+    return 'torch', path
+
+
+class TorchYolo:
+    """ultralytics ``YOLO.predict`` on .pt weights, with :class:`onnx_runtime.OnnxYolo`'s
+    interface."""
+
+    def __init__(self, path: pathlib.Path, device: str = 'cpu'):
+        self.yolo = _load(path)
+        self.names = dict(self.yolo.names)
+        self.path, self.device = pathlib.Path(path), device
+
+    def predict(self, images, imgsz: int, conf: float, iou: float, max_det: int = 300):
+        results = self.yolo.predict(images, imgsz=imgsz, conf=conf, iou=iou,
+                                    device=self.device, max_det=max_det, verbose=False)
+        out = []
+        for res in results:
+            b = res.boxes
+            out.append((b.xyxy.cpu().numpy().astype(float), b.conf.cpu().numpy().astype(float),
+                        b.cls.cpu().numpy().astype(int)))
+        return out
+
+
+def load_yolo(path: pathlib.Path, runtime: str = 'auto', device: str = 'cpu',
+              threads: int = 0):
+    """A detection model with ``names`` and ``predict(images, imgsz, conf, iou, max_det)``
+    -> per image (xyxy, scores, class ids), on the runtime :func:`pick_runtime` chooses."""
+    if not pathlib.Path(path).is_file() and not pathlib.Path(path).with_suffix('.onnx').is_file():
+        raise FileNotFoundError(f'detector weights not found: {path} (train them with '
+                                f'train_detector; see models/DATA_CARD.md)')
+    kind, file = pick_runtime(path, runtime)
+    if kind == 'onnx':
+        if device not in ('cpu', ''):
+            raise ValueError(f'runtime onnx runs on the CPU; device {device!r} needs runtime '
+                             f'torch')
+        from store_perception.onnx_runtime import OnnxYolo
+        return OnnxYolo(file, threads=threads)
+    return TorchYolo(file, device)
 
 
 @dataclass
@@ -109,17 +175,19 @@ class SkuByColour:
 
 
 class Detector:
-    """YOLO weights from a file (never downloaded) on 'cpu' or a CUDA device; with
-    ``crop_model_path`` a second stage on crops around the shoppers (module docstring)."""
+    """YOLO weights from a file (never downloaded) on ONNX Runtime (CPU) or torch ('cpu' or a
+    CUDA device); with ``crop_model_path`` a second stage on crops around the shoppers, with
+    ``hand_model_path`` a third on the hands (module docstring)."""
 
     def __init__(self, model_path: str | None = None, imgsz: int = 416, conf: float = 0.25,
                  iou: float = 0.5, device: str = 'cpu', catalog=None, max_det: int = 100,
                  crop_model_path: str | None = None, crop_size: int = 224,
                  crop_margin: float = 0.25, proposal_conf: float = 0.01,
                  hand_model_path: str | None = None, hand_size: int = 64,
-                 hand_proposal_conf: float = 0.05):
+                 hand_proposal_conf: float = 0.05, runtime: str = 'auto', threads: int = 0):
         path = resolve_model_path(model_path)
-        self.model = _load(path)
+        self.model = load_yolo(path, runtime, device, threads)
+        self.runtime = 'torch' if isinstance(self.model, TorchYolo) else 'onnx'
         self.names = dict(self.model.names)
         self.imgsz, self.conf, self.iou, self.device = imgsz, conf, iou, device
         self.max_det = max_det
@@ -131,7 +199,7 @@ class Detector:
         self.proposal_conf = float(proposal_conf)
         if crop_model_path:
             cpath = resolve_model_path(crop_model_path, CROP_WEIGHTS)
-            self.crop_model = _load(cpath)
+            self.crop_model = load_yolo(cpath, runtime, device, threads)
             self.crop_names = dict(self.crop_model.names)
             self.crop_model_path = str(cpath)
         self.hand_model = None
@@ -140,10 +208,10 @@ class Detector:
             if self.crop_model is None:
                 raise ValueError('hand_model_path needs crop_model_path: the hand SKU stage '
                                  'classifies the crop model\'s hand boxes')
-            from store_perception.hand_sku import HAND_WEIGHTS, HandSkuClassifier
             self.hand_model = HandSkuClassifier(resolve_model_path(hand_model_path,
                                                                    HAND_WEIGHTS),
-                                                size=hand_size, device=device)
+                                                size=hand_size, device=device,
+                                                runtime=runtime, threads=threads)
 
     @property
     def two_stage(self) -> bool:
@@ -187,7 +255,7 @@ class Detector:
         least ``crop_conf``) in place of the full-frame model's."""
         conf = min(self.conf, self.proposal_conf) if self.two_stage else self.conf
         results = self.model.predict(images, imgsz=self.imgsz, conf=conf, iou=self.iou,
-                                     device=self.device, max_det=self.max_det, verbose=False)
+                                     max_det=self.max_det)
         per_image = [_dets(res, self.names) for res in results]
         if not self.two_stage:
             return per_image
@@ -248,7 +316,6 @@ class Detector:
                     conf: float) -> list[list[Det]]:
         """Hands and products per image (scoring at least ``conf``) from crops around its
         shoppers (those scoring at least proposal_conf)."""
-        from store_perception.crops import crop_window, cut, to_image
         crops, owners = [], []
         for k, (img, dets) in enumerate(zip(images, shoppers)):
             h, w = img.shape[:2]
@@ -260,14 +327,12 @@ class Detector:
         found: list[list] = [[] for _ in images]     # per image: (xyxy, score, class name)
         if crops:
             results = self.crop_model.predict(crops, imgsz=self.crop_size, conf=conf,
-                                              iou=self.iou, device=self.device,
-                                              max_det=self.max_det, verbose=False)
-            for (k, win), res in zip(owners, results):
-                if not len(res.boxes):
+                                              iou=self.iou, max_det=self.max_det)
+            for (k, win), (boxes, scores, classes) in zip(owners, results):
+                if not len(boxes):
                     continue
-                xyxy = to_image(res.boxes.xyxy.cpu().numpy(), win, self.crop_size)
-                for b, c, s in zip(xyxy, res.boxes.cls.cpu().numpy().astype(int),
-                                   res.boxes.conf.cpu().numpy()):
+                xyxy = to_image(boxes, win, self.crop_size)
+                for b, c, s in zip(xyxy, classes, scores):
                     found[k].append((b, float(s), self.crop_names.get(int(c), str(c))))
         out = []
         for k, boxes in enumerate(found):
@@ -296,13 +361,10 @@ def _load(path: pathlib.Path):
 
 
 def _dets(res, names: dict) -> list[Det]:
-    boxes = res.boxes
-    if not len(boxes):
-        return []
+    """Dets of one image's (xyxy, scores, class ids)."""
+    xyxy, scores, classes = res
     out = []
-    for (x0, y0, x1, y1), c, s in zip(boxes.xyxy.cpu().numpy(),
-                                      boxes.cls.cpu().numpy().astype(int),
-                                      boxes.conf.cpu().numpy()):
+    for (x0, y0, x1, y1), c, s in zip(xyxy, classes, scores):
         out.append(Det(int(c), names.get(int(c), str(c)), float(s), float(x0), float(y0),
                        float(x1), float(y1)))
     return out

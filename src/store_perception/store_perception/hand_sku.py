@@ -135,17 +135,34 @@ class InHand:
 
 
 class HandSkuClassifier:
-    """The shipped (or given) classifier weights on hand windows cut from BGR images."""
+    """The shipped (or given) classifier weights on hand windows cut from BGR images.
 
-    def __init__(self, model_path, size: int = 64, device: str = 'cpu', prior_path=None):
-        from store_perception.yolo_offline import ultralytics_offline
+    ``runtime``: 'onnx' = the .onnx export next to the .pt on ONNX Runtime (no torch import),
+    'torch' = ultralytics on the .pt, 'auto' = onnx where the .onnx exists."""
+
+    def __init__(self, model_path, size: int = 64, device: str = 'cpu', prior_path=None,
+                 runtime: str = 'auto', threads: int = 0):
         path = pathlib.Path(model_path)
-        if not path.is_file():
+        onnx = path.with_suffix('.onnx')
+        if not path.is_file() and not onnx.is_file():
             raise FileNotFoundError(f'hand SKU classifier weights not found: {path} (train '
                                     f'them with make_hand_dataset + train_detector; see '
                                     f'models/DATA_CARD.md)')
-        self.model = ultralytics_offline().YOLO(str(path), task='classify')
-        self.names = {int(k): v for k, v in self.model.names.items()}
+        if runtime not in ('auto', 'onnx', 'torch'):
+            raise ValueError(f"runtime must be 'auto', 'onnx' or 'torch', got {runtime!r}")
+        if runtime == 'onnx' and not onnx.is_file():
+            raise FileNotFoundError(f'ONNX model not found: {onnx} (export_detector_onnx)')
+        self.onnx = None
+        if runtime != 'torch' and onnx.is_file() and device in ('cpu', ''):
+            from store_perception.onnx_runtime import OnnxClassifier
+            self.onnx = OnnxClassifier(onnx, threads=threads)
+            names = self.onnx.names
+        else:
+            from store_perception.yolo_offline import ultralytics_offline
+            self.model = ultralytics_offline().YOLO(str(path), task='classify')
+            names = self.model.names
+        self.runtime = 'torch' if self.onnx is None else 'onnx'
+        self.names = {int(k): v for k, v in names.items()}
         if EMPTY not in self.names.values():
             raise ValueError(f'{path}: a hand SKU classifier needs an "{EMPTY}" class, '
                              f'has {sorted(self.names.values())}')
@@ -166,10 +183,9 @@ class HandSkuClassifier:
         for img, box in items:
             h, w = img.shape[:2]
             crops.append(cut(img, hand_window(box, w, h, self.prior.window_scale), self.size))
-        results = self.model.predict(crops, imgsz=self.size, device=self.device, verbose=False)
         out = []
-        for (img, box), res in zip(items, results):
-            p = res.probs.data.cpu().numpy().astype(float)
+        for (img, box), p in zip(items, self._probs(crops)):
+            p = np.asarray(p, dtype=float)
             p_empty = float(p[self.empty_index])
             rest = p.copy()
             rest[self.empty_index] = -1.0
@@ -180,3 +196,10 @@ class HandSkuClassifier:
             out.append(InHand(self.prior.p_product(p_model), sku, min(1.0, sku_score),
                               self.prior.box(box, sku)))
         return out
+
+    def _probs(self, crops) -> list:
+        """Class probabilities per crop (size x size BGR), on this classifier's runtime."""
+        if self.onnx is not None:
+            return list(self.onnx.probs(crops, self.size))
+        results = self.model.predict(crops, imgsz=self.size, device=self.device, verbose=False)
+        return [res.probs.data.cpu().numpy() for res in results]
