@@ -86,6 +86,8 @@ class CenterNetPeople:
         so = ort.SessionOptions()
         so.intra_op_num_threads = int(self.params.threads)
         so.inter_op_num_threads = 1
+        # idle threads sleep instead of spinning: the node shares its cores with the graph
+        so.add_session_config_entry('session.intra_op.allow_spinning', '0')
         self.session = ort.InferenceSession(str(self.model_path), so,
                                             providers=['CPUExecutionProvider'])
         names = [o.name for o in self.session.get_outputs()]
