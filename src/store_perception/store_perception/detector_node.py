@@ -124,14 +124,18 @@ class DetectorNode(Node):
         pose_windows = declare(self, 'pose_windows_per_frame', 2, 'pose: detector windows '
                                'looked at per frame in turn (people already found are followed '
                                'from their landmarks); 0 = all every frame.', lo=0, hi=1000)
-        pose_threads = declare(self, 'pose_threads', 2, 'pose: CPU threads of each model '
-                               '(LiteRT).', lo=1, hi=64)
+        pose_threads = declare(self, 'pose_threads', 2, 'pose, people: CPU threads of each '
+                               'model (LiteRT, ONNX Runtime).', lo=1, hi=64)
+        people_lm = declare(self, 'people_landmarks_per_frame', 3, 'people: landmark runs per '
+                            'frame at most (the others keep their keypoints, moved with their '
+                            'box); 0 = every person every frame.', lo=0, hi=100)
         if not camera_ids:
             raise ValueError('camera_ids must name at least one camera')
         self.streams = backend in ('pose', 'people')
         if backend == 'people':
             from store_perception.people_backend import PeopleDetector, PeopleParams
-            self.detector = PeopleDetector(PeopleParams(threads=pose_threads), conf=conf)
+            self.detector = PeopleDetector(PeopleParams(threads=pose_threads,
+                                                        landmarks_per_frame=people_lm), conf=conf)
         elif backend == 'pose':
             from store_perception.pose_backend import PoseDetector, PoseParams
             self.detector = PoseDetector(PoseParams(tile_px=pose_tile, threads=pose_threads),
