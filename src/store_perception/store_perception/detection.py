@@ -230,12 +230,21 @@ class Detector:
         """(detections sorted by score, inference time [ms])."""
         return self.detect_batch([image_bgr])[0]
 
-    def detect_batch(self, images: list[np.ndarray]) -> list[tuple[list[Det], float]]:
-        """Per image (detections sorted by score, inference time [ms] per image: both stages,
-        shared equally over the batch)."""
+    def detect_batch(self, images: list[np.ndarray],
+                     crop_select: list | None = None,
+                     first_stage_hands: list | None = None) -> list[tuple[list[Det], float]]:
+        """Per image (detections sorted by score, inference time [ms] per image: all stages,
+        shared equally over the batch).
+
+        ``crop_select`` (two stages; the scheduler's choice, one entry per image): None = the
+        full-frame stage only (shopper boxes), a callable = crops (and the hand stage) only
+        around the shopper proposals it accepts (``Det`` -> bool), True = every proposal. Default:
+        every image, every proposal. ``first_stage_hands`` (two stages): a list that receives,
+        per image, the full-frame model's own hand and product boxes scoring at least ``conf``
+        (not returned as detections; the scheduler takes them as reaches)."""
         start = time.perf_counter()
         low = min(self.conf, self.hand_proposal_conf) if self.hand_model else self.conf
-        per_image = self._stages(images, low)
+        per_image = self._stages(images, low, crop_select, first_stage_hands)
         if self.hand_model is not None:
             per_image = self._hand_stage(images, per_image)
         per_image = [[d for d in dets if d.score >= self.conf] for dets in per_image]
@@ -250,17 +259,29 @@ class Detector:
             out.append((dets[:self.max_det], ms))
         return out
 
-    def _stages(self, images: list[np.ndarray], crop_conf: float) -> list[list[Det]]:
+    def _stages(self, images: list[np.ndarray], crop_conf: float,
+                crop_select: list | None = None,
+                first_stage_hands: list | None = None) -> list[list[Det]]:
         """Full-frame detections, and with a crop model its hands and products (scoring at
-        least ``crop_conf``) in place of the full-frame model's."""
+        least ``crop_conf``) in place of the full-frame model's (around the shoppers
+        ``crop_select`` accepts, see :meth:`detect_batch`)."""
         conf = min(self.conf, self.proposal_conf) if self.two_stage else self.conf
         results = self.model.predict(images, imgsz=self.imgsz, conf=conf, iou=self.iou,
                                      max_det=self.max_det)
         per_image = [_dets(res, self.names) for res in results]
         if not self.two_stage:
             return per_image
+        if first_stage_hands is not None:
+            first_stage_hands[:] = [[d for d in dets if d.class_name != 'shopper' and
+                                     d.score >= self.conf] for dets in per_image]
         shoppers = [[d for d in dets if d.class_name == 'shopper'] for dets in per_image]
-        small = self._crop_stage(images, shoppers, crop_conf)
+        proposals = shoppers
+        if crop_select is not None:
+            if len(crop_select) != len(images):
+                raise ValueError('crop_select needs one entry per image')
+            proposals = [[] if sel is None else s if sel is True else [d for d in s if sel(d)]
+                         for s, sel in zip(shoppers, crop_select)]
+        small = self._crop_stage(images, proposals, crop_conf)
         return [s + extra for s, extra in zip(shoppers, small)]
 
     def hand_proposals(self, image_bgr: np.ndarray, conf: float) -> list[tuple]:

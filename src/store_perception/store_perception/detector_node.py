@@ -14,30 +14,47 @@ stage (what is in each hand the second stage found, ``hand_sku``): ``hand_model_
 stream per camera; then ``pose_tile_px``, ``pose_windows_per_frame``, ``pose_threads``, and
 ``conf_threshold`` is the minimum shopper score).
 
-Subscribes ``<cameras_namespace>/<id>/image_raw`` (sensor-data QoS, depth 1: a busy detector
-skips to the newest frame instead of queueing stale ones); publishes
-``<cameras_namespace>/<id>/detections`` (DetectionArray, header of the source image) and, when
-enabled, ``<cameras_namespace>/<id>/detections_image`` (bgr8 with boxes) for rviz. Inference runs
-in a worker thread on the newest frame of each camera, round-robin, so one slow camera never
-starves another.
+Runtime: ``runtime`` ('auto' = the .onnx exports on ONNX Runtime where shipped, else torch;
+'onnx'; 'torch'), ``onnx_threads``. Schedule (:mod:`store_perception.scheduler`):
+``shopper_rate_hz`` (full-frame stage on cameras without activity), ``active_rate_hz`` (all
+stages on cameras that see a plate with activity), ``activity_hold_s``, ``activity_grams``,
+``weight_baseline_s``, ``reach_px``, ``reach_margin``; plate geometry comes from
+``store_file`` (without it every camera runs all stages at ``active_rate_hz``), load cells from
+``plate_topics`` (default: ``<controller>/plate_weights`` in the node's namespace, for the
+controllers of the plates the cameras see).
+Diagnostics: ``diagnostics_period_s``, ``warn_drop_share``.
+
+Subscribes ``<cameras_namespace>/<id>/image_raw`` (sensor-data QoS, depth 1) and the plate
+weights; publishes ``<cameras_namespace>/<id>/detections`` (DetectionArray, header of the source
+image; shopper boxes carry ``torso_rgb``) and, when enabled,
+``<cameras_namespace>/<id>/detections_image`` (bgr8 with boxes) for rviz, and ``/diagnostics``
+per camera (``store/detector/<id>``: frames in, processed full / shoppers only, skipped by
+schedule, dropped, latency stamp -> detections p50 / p95; WARN when more than
+``warn_drop_share`` of the frames that came in while the camera was active were dropped).
+Frames go through :class:`store_perception.serving.DetectionService` (the benchmark's code
+path): a worker thread takes the newest due frame of every camera and detects them in one
+batch; a queued frame replaced by a newer one is counted as dropped, never silently.
 """
 from __future__ import annotations
 
 import threading
 
 import cv2
+from diagnostic_msgs.msg import DiagnosticArray
 import rclpy
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
+from store_common import diagnostics
 from store_common.appearance import torso_color
 from store_common.description import load_store
-from store_common.ros import declare, run_node
-from store_interfaces.msg import Detection, DetectionArray
+from store_common.ros import declare, RELIABLE_STREAM_QOS, run_node, stamp_ns
+from store_interfaces.msg import Detection, DetectionArray, PlateWeights
 
-from store_perception.detection import Detector
+from store_perception.detection import RUNTIMES
 from store_perception.image_conversion import CvBridge
+from store_perception.serving import DetectionService, make_detector, make_scheduler
 
 IMAGE_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT,
                        history=HistoryPolicy.KEEP_LAST)
@@ -129,8 +146,46 @@ class DetectorNode(Node):
         people_lm = declare(self, 'people_landmarks_per_frame', 3, 'people: landmark runs per '
                             'frame at most (the others keep their keypoints, moved with their '
                             'box); 0 = every person every frame.', lo=0, hi=100)
+        runtime = declare(self, 'runtime', 'auto', "Inference runtime: 'onnx' = the .onnx "
+                          "exports next to the weights on ONNX Runtime (CPU, no torch), 'torch' "
+                          "= ultralytics on the .pt, 'auto' = onnx where the .onnx files exist.",
+                          choices=RUNTIMES)
+        onnx_threads = declare(self, 'onnx_threads', 0, 'ONNX Runtime intra-op threads per '
+                               'model (0 = its default, one per core).', lo=0, hi=64)
+        sched = dict(
+            shopper_rate_hz=declare(self, 'shopper_rate_hz', 5.0, 'Full-frame stage (shopper '
+                                    'boxes) on cameras without plate activity [Hz].', lo=0.1,
+                                    hi=100.0),
+            active_rate_hz=declare(self, 'active_rate_hz', 10.0, 'All stages on cameras that '
+                                   'see a plate with activity [Hz] (>= the camera rate: every '
+                                   'frame).', lo=0.1, hi=100.0),
+            activity_hold_s=declare(self, 'activity_hold_s', 1.5, 'A plate stays active this '
+                                    'long after its last load-cell change or reach [s].', lo=0.0,
+                                    hi=60.0),
+            activity_grams=declare(self, 'activity_grams', 10.0, 'Load-cell deviation from the '
+                                   'plate\'s baseline that is activity [g].', lo=0.0,
+                                   hi=1e5),
+            weight_baseline_s=declare(self, 'weight_baseline_s', 1.0, 'Time constant of a '
+                                      'plate\'s baseline weight [s].', lo=0.01, hi=600.0),
+            reach_px=declare(self, 'reach_px', 30.0, 'A hand or product box this close to a '
+                             'plate\'s reach point (in the image) is a reach: the plate is '
+                             'active [px].', lo=0.0, hi=1000.0),
+            reach_margin=declare(self, 'reach_margin', 0.1, 'Full frames crop the shoppers whose '
+                                 'box, grown by this share of its size, covers an active '
+                                 'plate\'s reach point.', lo=0.0, hi=2.0))
+        plate_topics = declare(self, 'plate_topics', [], 'PlateWeights topics for load-cell '
+                               'activity; empty = <controller>/plate_weights (relative: in '
+                               'this node\'s namespace) of the controllers of the plates the '
+                               'cameras see.',
+                               array_type='string')
+        diag_period_s = declare(self, 'diagnostics_period_s', 1.0, 'Period of the per-camera '
+                                '/diagnostics report [s].', lo=0.1, hi=60.0)
+        warn_share = declare(self, 'warn_drop_share', 0.05, 'WARN when more than this share of '
+                             'the frames that came in while the camera was active were '
+                             'dropped (per report window).', lo=0.0, hi=1.0)
         if not camera_ids:
             raise ValueError('camera_ids must name at least one camera')
+        store = load_store(store_file) if store_file else None
         self.streams = backend in ('pose', 'people')
         if backend == 'people':
             from store_perception.people_backend import PeopleDetector, PeopleParams
@@ -141,17 +196,32 @@ class DetectorNode(Node):
             self.detector = PoseDetector(PoseParams(tile_px=pose_tile, threads=pose_threads),
                                          conf=conf, windows_per_frame=pose_windows)
         else:
-            catalog = load_store(store_file).catalog if store_file else None
-            self.detector = Detector(model_path or None, imgsz, conf, iou, device, catalog,
-                                     crop_model_path=crop_model or None, crop_size=crop_size,
-                                     crop_margin=crop_margin, proposal_conf=crop_conf,
-                                     hand_model_path=hand_model or None, hand_size=hand_size,
-                                     hand_proposal_conf=hand_conf)
+            self.detector = make_detector(dict(
+                model_path=model_path, imgsz=imgsz, conf_threshold=conf, iou_threshold=iou,
+                device=device, crop_model_path=crop_model, crop_size=crop_size,
+                crop_margin=crop_margin, crop_shopper_conf=crop_conf,
+                hand_model_path=hand_model, hand_size=hand_size,
+                hand_proposal_conf=hand_conf, runtime=runtime, onnx_threads=onnx_threads),
+                store.catalog if store is not None else None)
         self.detector.warmup()
         self.bridge = CvBridge()
         self.cameras = list(camera_ids)
-        self.latest: dict[str, Image] = {}
-        self.cv = threading.Condition()
+        scheduler = make_scheduler(sched, self.cameras, store)
+        if store is not None:
+            if not plate_topics:
+                seen = {p for c in self.cameras for p in scheduler.plates_px[c]}
+                ctrls = sorted({store.plates[p].load_cell.controller_id for p in seen})
+                plate_topics = [f'{c}/plate_weights' for c in ctrls]   # relative: ns
+        else:
+            self.get_logger().warning('no store_file: no plate geometry, every camera runs all '
+                                      f'stages at {sched["active_rate_hz"]:g} Hz')
+        self.service = DetectionService(self.detector, self.cameras, scheduler, warn_share,
+                                        streams=self.streams)
+        for topic in plate_topics:
+            self.create_subscription(PlateWeights, topic, self._on_weights,
+                                     RELIABLE_STREAM_QOS)
+        self.pub_diag = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.create_timer(diag_period_s, self._diagnostics)
         self.pubs, self.ann_pubs = {}, {}
         ns = cams_ns.rstrip('/')
         for cid in self.cameras:
@@ -181,43 +251,59 @@ class DetectorNode(Node):
                                    f'on {device} for cameras {", ".join(self.cameras)}')
 
     def _on_image(self, cid: str, msg: Image) -> None:
-        with self.cv:
-            self.latest[cid] = msg          # newer frames replace unprocessed ones
-            self.cv.notify()
+        self.service.offer(cid, stamp_ns(msg.header.stamp), msg)
+
+    def _on_weights(self, msg: PlateWeights) -> None:
+        for w in msg.weights:     # unknown plates, invalid or non-finite values are ignored
+            self.service.on_weight(w.plate_id, stamp_ns(w.stamp), w.weight_grams, w.valid)
 
     def _run(self) -> None:
-        turn = 0
         while not self._stop.is_set():
-            with self.cv:
-                while not self.latest and not self._stop.is_set():
-                    self.cv.wait(timeout=0.5)
-                if self._stop.is_set():
-                    return
-                order = self.cameras[turn:] + self.cameras[:turn]
-                cid = next(c for c in order if c in self.latest)
-                msg = self.latest.pop(cid)
-                turn = (self.cameras.index(cid) + 1) % len(self.cameras)
+            batch = self.service.take(timeout_s=0.5)
+            if not batch or self._stop.is_set():
+                continue
+            frames, images = [], []
+            for p in batch:
+                try:
+                    images.append(self.bridge.imgmsg_to_cv2(p.payload, 'bgr8'))
+                    frames.append(p)
+                except Exception as exc:   # noqa: BLE001 - a bad image never stops the node
+                    self.service.failed(p)
+                    self.get_logger().error(f'camera {p.camera_id}: {type(exc).__name__}: '
+                                            f'{exc}', throttle_duration_sec=5.0)
             try:
-                image = self.bridge.imgmsg_to_cv2(msg, 'bgr8')
-                dets, ms = (self.detector.detect(image, stream=cid) if self.streams
-                            else self.detector.detect(image))
-                self.pubs[cid].publish(to_msg(msg.header, cid, msg.width, msg.height, dets,
-                                              ms, image))
+                results = self.service.detect(frames, images) if frames else []
+            except Exception as exc:   # noqa: BLE001 - one bad batch never stops the node
+                if not rclpy.ok():
+                    return
+                for p in frames:
+                    self.service.failed(p)
+                self.get_logger().error(f'detection: {type(exc).__name__}: {exc}',
+                                        throttle_duration_sec=5.0)
+                continue
+            for p, image, (dets, ms) in zip(frames, images, results):
+                msg = p.payload
+                self.pubs[p.camera_id].publish(to_msg(msg.header, p.camera_id, msg.width,
+                                                      msg.height, dets, ms, image))
                 if self.annotated:
                     ann = self.bridge.cv2_to_imgmsg(annotate(image, dets), 'bgr8',
                                                     header=msg.header)
-                    self.ann_pubs[cid].publish(ann)
+                    self.ann_pubs[p.camera_id].publish(ann)
+                now_ns = self.get_clock().now().nanoseconds
+                self.service.done(p, (now_ns - p.stamp_ns) / 1e6)
                 self.processed += 1
-            except Exception as exc:   # noqa: BLE001 - one bad frame never stops the node
-                if not rclpy.ok():
-                    return
-                self.get_logger().error(f'camera {cid}: {type(exc).__name__}: {exc}',
-                                        throttle_duration_sec=5.0)
+
+    def _diagnostics(self) -> None:
+        msg = DiagnosticArray()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        for cid, (level, text, values) in self.service.report().items():
+            msg.status.append(diagnostics.status(f'store/detector/{cid}', cid, level, text,
+                                                 values))
+        self.pub_diag.publish(msg)
 
     def close(self) -> None:
         self._stop.set()
-        with self.cv:
-            self.cv.notify_all()
+        self.service.wake()
         self._worker.join(timeout=5.0)
 
 

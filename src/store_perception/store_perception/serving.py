@@ -1,0 +1,160 @@
+"""The detector serving several cameras: newest frame per camera, the schedule, one batch per
+round, every frame accounted for. The detector node and ``tools/bench_live_detector.py`` run
+this same object.
+
+* :meth:`DetectionService.offer` (image callbacks): counts the frame in, asks the scheduler
+  (``full`` / ``shoppers`` / ``skip``: :mod:`store_perception.scheduler`); a frame due for
+  detection replaces the camera's queued one, which is counted as *dropped*.
+* :meth:`DetectionService.take` (the worker thread): every queued frame, one per camera.
+* :meth:`DetectionService.detect`: the batch in one ``Detector.detect_batch`` call (one graph
+  call per stage for all cameras; crops only around shoppers near active plates in ``full``
+  frames, none in ``shoppers`` frames), then the boxes go back to the scheduler (reaches; with
+  the full-frame model's own hand boxes, so a shoppers-only frame can see a reach begin).
+* :meth:`DetectionService.done` / ``failed``: latency stamp -> detections, per camera
+  (:class:`store_perception.frame_stats.FrameStats`, reported on /diagnostics by the node).
+
+Never imports rclpy.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from store_perception.frame_stats import FrameStats
+from store_perception.scheduler import FULL, Scheduler, SKIP
+
+
+@dataclass
+class Pending:
+    camera_id: str
+    stamp_ns: int          # image stamp (sensor time) [ns]
+    mode: str              # scheduler.FULL or scheduler.SHOPPERS
+    active: bool           # the camera saw plate activity at this stamp
+    payload: Any           # the image message (node) or array (benchmark)
+
+
+class DetectionService:
+    """Frame queue, schedule and accounting around one detector (module docstring)."""
+
+    def __init__(self, detector, cameras, scheduler: Scheduler,
+                 warn_drop_share: float = 0.05, streams: bool = False):
+        self.detector = detector
+        self.cameras = list(cameras)
+        self.scheduler = scheduler
+        self.streams = streams          # pose backend: one detect call per camera stream
+        self.stats = {c: FrameStats(c, warn_drop_share) for c in self.cameras}
+        self.cv = threading.Condition()
+        self.pending: dict[str, Pending] = {}
+
+    # --- inputs (any thread) --------------------------------------------------------------------
+    def offer(self, camera_id: str, stamp_ns: int, payload) -> str:
+        """A new frame; returns the scheduler's decision for it."""
+        with self.cv:
+            stats = self.stats[camera_id]
+            active = self.scheduler.camera_active(camera_id, stamp_ns)
+            stats.frame_in(active)
+            mode = self.scheduler.decide(camera_id, stamp_ns)
+            if mode == SKIP:
+                stats.skipped()
+                return mode
+            old = self.pending.get(camera_id)
+            if old is not None:
+                stats.dropped(old.active)
+            self.pending[camera_id] = Pending(camera_id, int(stamp_ns), mode, active, payload)
+            self.cv.notify()
+            return mode
+
+    def on_weight(self, plate_id: str, stamp_ns: int, grams: float, valid: bool = True) -> bool:
+        with self.cv:
+            return self.scheduler.on_weight(plate_id, stamp_ns, grams, valid)
+
+    def wake(self) -> None:
+        with self.cv:
+            self.cv.notify_all()
+
+    # --- the worker -----------------------------------------------------------------------------
+    def take(self, timeout_s: float = 0.5) -> list[Pending]:
+        """Every queued frame (camera order), waiting up to ``timeout_s`` for one."""
+        with self.cv:
+            if not self.pending:
+                self.cv.wait(timeout=timeout_s)
+            batch = [self.pending.pop(c) for c in self.cameras if c in self.pending]
+        return batch
+
+    def detect(self, batch: list[Pending], images) -> list[tuple[list, float]]:
+        """Detections per frame of the batch (images: BGR arrays in batch order)."""
+        if self.streams:
+            results = [self.detector.detect(img, stream=p.camera_id)
+                       for p, img in zip(batch, images)]
+        elif getattr(self.detector, 'two_stage', False):
+            select = [self._selector(p) if p.mode == FULL else None for p in batch]
+            extra: list = []
+            results = self.detector.detect_batch(list(images), select, extra)
+        else:
+            results = self.detector.detect_batch(list(images))
+        with self.cv:
+            for k, (p, (dets, _)) in enumerate(zip(batch, results)):
+                boxes = list(dets) + (list(extra[k]) if extra else [])
+                self.scheduler.on_detections(p.camera_id, p.stamp_ns,
+                                             [(d.class_name, d.x0, d.y0, d.x1, d.y1)
+                                              for d in boxes])
+        return results
+
+    def _selector(self, p: Pending):
+        def wanted(d) -> bool:
+            with self.cv:
+                return self.scheduler.crop_wanted(p.camera_id, p.stamp_ns,
+                                                  (d.x0, d.y0, d.x1, d.y1))
+        return wanted
+
+    def done(self, p: Pending, latency_ms: float) -> None:
+        with self.cv:
+            self.stats[p.camera_id].processed(p.mode == FULL, latency_ms)
+
+    def failed(self, p: Pending) -> None:
+        with self.cv:
+            self.stats[p.camera_id].failed()
+
+    def report(self) -> dict[str, tuple[str, str, dict]]:
+        """Per camera (level, message, values) of the window since the last report."""
+        with self.cv:
+            return {c: s.report() for c, s in self.stats.items()}
+
+
+# --- construction from the detector's ROS parameters (node and benchmark alike) ---------------
+SCHEDULE_KEYS = ('shopper_rate_hz', 'active_rate_hz', 'activity_hold_s', 'activity_grams',
+                 'weight_baseline_s', 'reach_px', 'reach_margin')
+
+
+def make_detector(p: dict, catalog=None):
+    """The YOLO detector of the node's parameters ``p`` (names as in config/params/store.yaml;
+    missing ones take the node's defaults)."""
+    from store_perception.detection import Detector
+    return Detector(p.get('model_path') or None, int(p.get('imgsz', 416)),
+                    float(p.get('conf_threshold', 0.25)), float(p.get('iou_threshold', 0.5)),
+                    str(p.get('device', 'cpu')), catalog,
+                    crop_model_path=p.get('crop_model_path') or None,
+                    crop_size=int(p.get('crop_size', 224)),
+                    crop_margin=float(p.get('crop_margin', 0.25)),
+                    proposal_conf=float(p.get('crop_shopper_conf', 0.01)),
+                    hand_model_path=p.get('hand_model_path') or None,
+                    hand_size=int(p.get('hand_size', 64)),
+                    hand_proposal_conf=float(p.get('hand_proposal_conf', 0.05)),
+                    runtime=str(p.get('runtime', 'auto')),
+                    threads=int(p.get('onnx_threads', 0)))
+
+
+def make_scheduler(p: dict, cameras, store=None) -> Scheduler:
+    """The schedule of the node's parameters ``p``; plate geometry from ``store`` (None: every
+    camera always active)."""
+    from store_perception.scheduler import plate_pixels, ScheduleParams
+    params = ScheduleParams(**{k: float(p[k]) for k in SCHEDULE_KEYS if k in p})
+    plates_px = None
+    if store is not None:
+        known = {c.id for c in store.cameras}
+        missing = [c for c in cameras if c not in known]
+        if missing:
+            raise ValueError(f'cameras {missing} are not in the store description')
+        plates_px = plate_pixels(store, params.view_margin_px)
+    return Scheduler(cameras, params, plates_px)
