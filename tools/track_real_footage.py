@@ -1,8 +1,12 @@
 #!/usr/bin/env python3
-"""The shopper tracker (store_fusion.tracker) on real footage: one camera, vtest.avi, pose backend.
+"""The shopper tracker (store_fusion.tracker) on real footage: one camera, vtest.avi, real backend.
 
-    python tools/track_real_footage.py [--labels tests/data/real/vtest_labels.json]
-        [--person-height-m 1.7] [--hfov-deg 60]
+    python tools/track_real_footage.py [--backend people|pose]
+        [--labels tests/data/real/vtest_labels.json] [--person-height-m 1.7] [--hfov-deg 60]
+
+Detections: the detector backend ``--backend`` (default ``people``: CenterNet + BlazePose,
+``store_perception.people_backend``; ``pose``: BlazePose on tiles) on the clip as a camera
+stream, as the detector node runs it.
 
 Ground-plane calibration (no calibration target is in the clip, so it is inferred and
 documented here): a pinhole camera without distortion, no roll, horizontal field of view
@@ -90,10 +94,10 @@ def main(argv=None) -> int:
     ap.add_argument('--person-height-m', type=float, default=1.7)
     ap.add_argument('--hfov-deg', type=float, default=60.0)
     ap.add_argument('--fps', type=float, default=10.0, help='the clip\'s frame rate')
+    ap.add_argument('--backend', choices=('people', 'pose'), default='people')
     a = ap.parse_args(argv)
     from store_fusion.geometry import Detection2D, torso_color
     from store_fusion.tracker import CONFIRMED, COASTING, ShopperTracker
-    from store_perception.pose_backend import PoseDetector
     from store_perception.real_eval import load_labels
 
     from label_frames import read_frames     # tools/, beside this script
@@ -109,7 +113,13 @@ def main(argv=None) -> int:
                             plates={}, size_m=size,
                             gates=[SimpleNamespace(kind='entrance', zone=zone)])
     tracker = ShopperTracker(store)
-    det = PoseDetector()
+    if a.backend == 'people':
+        from store_perception.people_backend import PeopleDetector
+        det = PeopleDetector()
+    else:
+        from store_perception.pose_backend import PoseDetector
+        det = PoseDetector()
+    print(f'detector backend: {a.backend} ({det.model_path})')
     by_index = {f.index: f for f in labels}
     seen: dict[str, dict[int, str]] = {k: {} for k in IDENTITIES}
     born = set()
