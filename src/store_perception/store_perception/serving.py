@@ -84,12 +84,12 @@ class DetectionService:
 
     def detect(self, batch: list[Pending], images) -> list[tuple[list, float]]:
         """Detections per frame of the batch (images: BGR arrays in batch order)."""
+        extra: list = []
         if self.streams:
             results = [self.detector.detect(img, stream=p.camera_id)
                        for p, img in zip(batch, images)]
         elif getattr(self.detector, 'two_stage', False):
             select = [self._selector(p) if p.mode == FULL else None for p in batch]
-            extra: list = []
             results = self.detector.detect_batch(list(images), select, extra)
         else:
             results = self.detector.detect_batch(list(images))

@@ -1,0 +1,87 @@
+"""The serving loop shared by the detector node and the live benchmark: newest frame per
+camera, the schedule, drops counted, batches, and the detector's boxes back to the scheduler.
+A fake detector stands in for the models (the real one: test_detector_node_graph.py)."""
+from store_perception.detection import Det
+from store_perception.scheduler import FULL, ScheduleParams, Scheduler, SHOPPERS, SKIP
+from store_perception.serving import DetectionService
+
+NS = 1_000_000_000
+PX = {'cam1': {'p1': (100.0, 100.0)}, 'cam2': {'p1': (300.0, 300.0)}}
+
+
+class FakeTwoStage:
+    two_stage = True
+
+    def __init__(self):
+        self.calls = []
+
+    def detect_batch(self, images, crop_select=None, first_stage_hands=None):
+        self.calls.append((list(images), crop_select))
+        if first_stage_hands is not None:   # the full-frame model's hand over cam1's plate
+            first_stage_hands[:] = [[Det(1, 'hand', 0.5, 95, 95, 105, 105)] if i == 'a1' else []
+                                    for i in images]
+        out = []
+        for img, sel in zip(images, crop_select):
+            shopper = Det(0, 'shopper', 0.9, 80, 50, 140, 200)
+            dets = [shopper]
+            if sel is not None and sel(shopper):
+                dets.append(Det(1, 'hand', 0.8, 97, 97, 103, 103))
+            out.append((dets, 5.0))
+        return out
+
+
+class FakeStreams:
+    def __init__(self):
+        self.streams = []
+
+    def detect(self, image, stream=None):
+        self.streams.append(stream)
+        return [], 1.0
+
+
+def test_newest_frame_wins_drops_are_counted_and_skips_are_not_drops():
+    s = DetectionService(FakeTwoStage(), ['cam1', 'cam2'],
+                         Scheduler(['cam1', 'cam2'], ScheduleParams(shopper_rate_hz=5.0), PX))
+    assert s.offer('cam1', 10 * NS, 'a0') == SHOPPERS
+    assert s.offer('cam1', int(10.1 * NS), 'a1') == SKIP          # same 0.2 s slot
+    assert s.offer('cam1', int(10.2 * NS), 'a2') == SHOPPERS      # replaces a0: dropped
+    assert s.offer('cam2', int(10.2 * NS), 'b2') == SHOPPERS
+    batch = s.take(timeout_s=0.0)
+    assert [(p.camera_id, p.payload) for p in batch] == [('cam1', 'a2'), ('cam2', 'b2')]
+    assert s.take(timeout_s=0.0) == []
+    s.detect(batch, [p.payload for p in batch])
+    for p in batch:
+        s.done(p, 42.0)
+    n1 = s.stats['cam1'].total.n
+    assert (n1['frames_in'], n1['skipped_by_schedule'], n1['dropped'],
+            n1['processed_shoppers']) == (3, 1, 1, 1)
+    assert s.report()['cam2'][2]['window_latency_p95_ms'] == 42.0
+
+
+def test_a_first_stage_hand_over_a_plate_turns_the_cameras_to_all_stages():
+    det = FakeTwoStage()
+    s = DetectionService(det, ['cam1', 'cam2'],
+                         Scheduler(['cam1', 'cam2'], ScheduleParams(reach_px=5.0), PX))
+    s.offer('cam1', 20 * NS, 'a1')
+    batch = s.take(timeout_s=0.0)
+    res = s.detect(batch, ['a1'])
+    assert det.calls[-1][1] == [None] and [d.class_name for d in res[0][0]] == ['shopper']
+    # the full-frame hand near p1 made p1 active: both cameras (they see p1) go to all stages
+    assert s.offer('cam2', int(20.1 * NS), 'b1') == FULL
+    assert s.offer('cam1', int(20.1 * NS), 'a2') == FULL
+    batch = s.take(timeout_s=0.0)
+    res = s.detect(batch, [p.payload for p in batch])
+    # crops only around the shopper covering the active plate's reach point (cam1's)
+    names = [[d.class_name for d in dets] for dets, _ in res]
+    assert names == [['shopper', 'hand'], ['shopper']]
+    assert s.stats['cam2'].total.n['active_in'] == 1
+
+
+def test_stream_detectors_get_one_call_per_camera():
+    det = FakeStreams()
+    s = DetectionService(det, ['cam1', 'cam2'], Scheduler(['cam1', 'cam2']), streams=True)
+    s.offer('cam1', NS, 'x')
+    s.offer('cam2', NS, 'y')
+    batch = s.take(timeout_s=0.0)
+    assert s.detect(batch, ['x', 'y']) == [([], 1.0), ([], 1.0)]
+    assert det.streams == ['cam1', 'cam2']
