@@ -209,7 +209,7 @@ class DetectorNode(Node):
         scheduler = make_scheduler(sched, self.cameras, store)
         if store is not None:
             if not plate_topics:
-                seen = {p for c in self.cameras for p in scheduler.plates_px[c]}
+                seen = {p for c in self.cameras for p in scheduler.plates_px.get(c, {})}
                 ctrls = sorted({store.plates[p].load_cell.controller_id for p in seen})
                 plate_topics = [f'{c}/plate_weights' for c in ctrls]   # relative: ns
         else:

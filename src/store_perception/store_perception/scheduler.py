@@ -27,8 +27,8 @@ A camera is active when one of the plates it sees (the reach point over the plat
 ``store_common.reach``, projects into its image, ``plate_pixels``) is active. In ``full``
 frames the crop stage looks only at shoppers near an active plate (:meth:`crop_wanted`: the
 shopper box grown by ``reach_margin`` of its size covers the plate's reach point).
-Without plate geometry (no store description) every camera is active: all stages at
-``active_rate_hz`` everywhere.
+Without plate geometry (no store description, or a camera it does not describe) a camera is
+always active: all stages at ``active_rate_hz``.
 
 Never imports rclpy; plain data in, plain decisions out.
 """
@@ -85,7 +85,8 @@ class Scheduler:
                  plates_px: dict[str, dict[str, tuple[float, float]]] | None = None):
         self.params = params or ScheduleParams()
         self.cameras = list(cameras)
-        self.gated = plates_px is not None
+        # cameras without plate geometry (no store description, or not in it) are always active
+        self.gated = {c: plates_px is not None and c in plates_px for c in self.cameras}
         self.plates_px = {c: dict((plates_px or {}).get(c, {})) for c in self.cameras}
         self.plates = {p for px in self.plates_px.values() for p in px}
         self.active_ns: dict[str, int] = {}        # plate -> stamp of its newest sign
@@ -138,7 +139,8 @@ class Scheduler:
         return [p for p in self.plates_px.get(camera_id, {}) if self.plate_active(p, stamp_ns)]
 
     def camera_active(self, camera_id: str, stamp_ns: int) -> bool:
-        return not self.gated or bool(self.active_plates(camera_id, stamp_ns))
+        return (not self.gated.get(camera_id, False)
+                or bool(self.active_plates(camera_id, stamp_ns)))
 
     # --- decisions ------------------------------------------------------------------------------
     def decide(self, camera_id: str, stamp_ns: int) -> str:
@@ -157,7 +159,7 @@ class Scheduler:
     def crop_wanted(self, camera_id: str, stamp_ns: int, box) -> bool:
         """In a full frame: does this shopper box (x0, y0, x1, y1) get a crop (it covers an
         active plate's reach point, grown by reach_margin)? Always without plate geometry."""
-        if not self.gated:
+        if not self.gated.get(camera_id, False):
             return True
         x0, y0, x1, y1 = box
         g = self.params.reach_margin * max(x1 - x0, y1 - y0)

@@ -146,15 +146,11 @@ def make_detector(p: dict, catalog=None):
 
 
 def make_scheduler(p: dict, cameras, store=None) -> Scheduler:
-    """The schedule of the node's parameters ``p``; plate geometry from ``store`` (None: every
-    camera always active)."""
+    """The schedule of the node's parameters ``p``; plate geometry from ``store`` (None, or a
+    camera it does not describe: that camera is always active)."""
     from store_perception.scheduler import plate_pixels, ScheduleParams
     params = ScheduleParams(**{k: float(p[k]) for k in SCHEDULE_KEYS if k in p})
     plates_px = None
     if store is not None:
-        known = {c.id for c in store.cameras}
-        missing = [c for c in cameras if c not in known]
-        if missing:
-            raise ValueError(f'cameras {missing} are not in the store description')
         plates_px = plate_pixels(store, params.view_margin_px)
     return Scheduler(cameras, params, plates_px)

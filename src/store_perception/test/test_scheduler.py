@@ -79,6 +79,8 @@ def test_without_plate_geometry_every_camera_is_active():
     s = Scheduler(['cam1'], ScheduleParams(active_rate_hz=10.0), None)
     assert frames(s, 'cam1', 0.0, 1.0) == [FULL] * 10
     assert s.crop_wanted('cam1', 0, (0, 0, 1, 1))
+    s = Scheduler(['cam1', 'cam9'], ScheduleParams(), PX)      # cam9: not described
+    assert s.camera_active('cam9', NS) and not s.camera_active('cam1', NS)
 
 
 def test_bad_parameters_are_refused():
