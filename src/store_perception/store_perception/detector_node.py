@@ -18,10 +18,10 @@ Runtime: ``runtime`` ('auto' = the .onnx exports on ONNX Runtime where shipped, 
 'onnx'; 'torch'), ``onnx_threads``. Schedule (:mod:`store_perception.scheduler`):
 ``shopper_rate_hz`` (full-frame stage on cameras without activity), ``active_rate_hz`` (all
 stages on cameras that see a plate with activity), ``activity_hold_s``, ``activity_grams``,
-``weight_baseline_s``, ``reach_px``, ``reach_margin``; plate geometry comes from
-``store_file`` (without it every camera runs all stages at ``active_rate_hz``), load cells from
-``plate_topics`` (default: ``<controller>/plate_weights`` in the node's namespace, for the
-controllers of the plates the cameras see).
+``weight_baseline_s``, ``reach_px``, ``reach_margin``, ``cameras_per_plate``; plate geometry
+comes from ``store_file`` (without it every camera runs all stages at ``active_rate_hz``), load
+cells from ``plate_topics`` (default: ``<controller>/plate_weights`` in the node's namespace,
+for the controllers of the plates the cameras see).
 Diagnostics: ``diagnostics_period_s``, ``warn_drop_share``.
 
 Subscribes ``<cameras_namespace>/<id>/image_raw`` (sensor-data QoS, depth 1) and the plate
@@ -170,6 +170,9 @@ class DetectorNode(Node):
             reach_px=declare(self, 'reach_px', 30.0, 'A hand or product box this close to a '
                              'plate\'s reach point (in the image) is a reach: the plate is '
                              'active [px].', lo=0.0, hi=1000.0),
+            cameras_per_plate=declare(self, 'cameras_per_plate', 0, 'An active plate turns only '
+                                      'its this many nearest cameras to all stages (0 = every '
+                                      'camera that sees it).', lo=0, hi=64),
             reach_margin=declare(self, 'reach_margin', 0.1, 'Full frames crop the shoppers whose '
                                  'box, grown by this share of its size, covers an active '
                                  'plate\'s reach point.', lo=0.0, hi=2.0))

@@ -24,9 +24,11 @@ A plate is *active* at stamp t when, within ``activity_hold_s`` before t (or aft
   in a ceiling view without taking anything.
 
 A camera is active when one of the plates it sees (the reach point over the plate,
-``store_common.reach``, projects into its image, ``plate_pixels``) is active. In ``full``
-frames the crop stage looks only at shoppers near an active plate (:meth:`crop_wanted`: the
-shopper box grown by ``reach_margin`` of its size covers the plate's reach point).
+``store_common.reach``, projects into its image, ``plate_pixels``) is active; with
+``cameras_per_plate`` k > 0 only the k cameras nearest to the plate (``plate_depths``)
+turn active. In ``full`` frames the crop stage looks only at shoppers near an active plate
+(:meth:`crop_wanted`: the shopper box grown by ``reach_margin`` of its size covers the plate's
+reach point).
 Without plate geometry (no store description, or a camera it does not describe) a camera is
 always active: all stages at ``active_rate_hz``.
 
@@ -51,6 +53,7 @@ class ScheduleParams:
     reach_px: float = 30.0           # a hand box this close to a plate's reach point reaches it
     reach_margin: float = 0.1        # crops: shopper boxes grown by this share of their size
     view_margin_px: float = 0.0      # a plate's reach point this far inside the image is seen
+    cameras_per_plate: int = 0       # an active plate turns its k nearest cameras active (0: all)
 
     def __post_init__(self):
         for name in ('shopper_rate_hz', 'active_rate_hz', 'weight_baseline_s'):
@@ -62,6 +65,9 @@ class ScheduleParams:
             v = getattr(self, name)
             if not (math.isfinite(v) and v >= 0):
                 raise ValueError(f'{name} must be >= 0, got {v}')
+        if int(self.cameras_per_plate) != self.cameras_per_plate or self.cameras_per_plate < 0:
+            raise ValueError(f'cameras_per_plate must be an integer >= 0, got '
+                             f'{self.cameras_per_plate}')
 
 
 def plate_pixels(store, margin_px: float = 0.0) -> dict[str, dict[str, tuple[float, float]]]:
@@ -78,11 +84,24 @@ def plate_pixels(store, margin_px: float = 0.0) -> dict[str, dict[str, tuple[flo
     return out
 
 
+def plate_depths(store) -> dict[str, dict[str, float]]:
+    """Per camera id: plate id -> depth of the plate's reach point along the optical axis [m]
+    (nearer = more pixels on the hand), for every plate in front of the camera."""
+    from store_common.reach import reach_target
+    plates = list(store.plates.values())
+    out = {}
+    for cam in store.cameras:
+        _, depth = cam.model.project([reach_target(p) for p in plates])
+        out[cam.id] = {p.id: float(d) for p, d in zip(plates, depth) if d > 0}
+    return out
+
+
 class Scheduler:
     """Per camera frame: full, shoppers or skip (module docstring)."""
 
     def __init__(self, cameras, params: ScheduleParams | None = None,
-                 plates_px: dict[str, dict[str, tuple[float, float]]] | None = None):
+                 plates_px: dict[str, dict[str, tuple[float, float]]] | None = None,
+                 depths: dict[str, dict[str, float]] | None = None):
         self.params = params or ScheduleParams()
         self.cameras = list(cameras)
         # cameras without plate geometry (no store description, or not in it) are always active
@@ -92,6 +111,15 @@ class Scheduler:
         self.active_ns: dict[str, int] = {}        # plate -> stamp of its newest sign
         self.baseline: dict[str, tuple[float, int]] = {}   # plate -> (grams, stamp ns)
         self.last_slot: dict[str, tuple[str, int]] = {}    # camera -> (rate kind, slot)
+        # plate -> the cameras an active plate makes active (cameras_per_plate nearest)
+        self.full_cameras: dict[str, set] = {}
+        k = int(self.params.cameras_per_plate)
+        for plate in self.plates:
+            seen = [c for c in self.cameras if plate in self.plates_px[c]]
+            if k and depths is not None:
+                seen.sort(key=lambda c: depths.get(c, {}).get(plate, math.inf))
+                seen = seen[:k]
+            self.full_cameras[plate] = set(seen)
 
     # --- activity -------------------------------------------------------------------------------
     def on_weight(self, plate_id: str, stamp_ns: int, grams: float, valid: bool = True) -> bool:
@@ -136,7 +164,9 @@ class Scheduler:
         return t is not None and stamp_ns - t <= self.params.activity_hold_s * NS
 
     def active_plates(self, camera_id: str, stamp_ns: int) -> list[str]:
-        return [p for p in self.plates_px.get(camera_id, {}) if self.plate_active(p, stamp_ns)]
+        """Active plates this camera is one of the full-rate cameras of."""
+        return [p for p in self.plates_px.get(camera_id, {})
+                if camera_id in self.full_cameras.get(p, ()) and self.plate_active(p, stamp_ns)]
 
     def camera_active(self, camera_id: str, stamp_ns: int) -> bool:
         return (not self.gated.get(camera_id, False)

@@ -124,7 +124,7 @@ class DetectionService:
 
 # --- construction from the detector's ROS parameters (node and benchmark alike) ---------------
 SCHEDULE_KEYS = ('shopper_rate_hz', 'active_rate_hz', 'activity_hold_s', 'activity_grams',
-                 'weight_baseline_s', 'reach_px', 'reach_margin')
+                 'weight_baseline_s', 'reach_px', 'reach_margin', 'cameras_per_plate')
 
 
 def make_detector(p: dict, catalog=None):
@@ -148,9 +148,10 @@ def make_detector(p: dict, catalog=None):
 def make_scheduler(p: dict, cameras, store=None) -> Scheduler:
     """The schedule of the node's parameters ``p``; plate geometry from ``store`` (None, or a
     camera it does not describe: that camera is always active)."""
-    from store_perception.scheduler import plate_pixels, ScheduleParams
-    params = ScheduleParams(**{k: float(p[k]) for k in SCHEDULE_KEYS if k in p})
-    plates_px = None
-    if store is not None:
-        plates_px = plate_pixels(store, params.view_margin_px)
-    return Scheduler(cameras, params, plates_px)
+    from store_perception.scheduler import plate_depths, plate_pixels, ScheduleParams
+    params = ScheduleParams(**{k: (int(p[k]) if k == 'cameras_per_plate' else float(p[k]))
+                               for k in SCHEDULE_KEYS if k in p})
+    if store is None:
+        return Scheduler(cameras, params)
+    return Scheduler(cameras, params, plate_pixels(store, params.view_margin_px),
+                     plate_depths(store))

@@ -98,3 +98,20 @@ def test_demo_cameras_see_the_plates():
         assert px[cam.id], cam.id
         for u, v in px[cam.id].values():
             assert 0 <= u < cam.width and 0 <= v < cam.height
+
+
+def test_cameras_per_plate_keeps_the_nearest_cameras_active():
+    px = {'cam1': {'p1': (1.0, 1.0)}, 'cam2': {'p1': (2.0, 2.0)}, 'cam3': {'p1': (3.0, 3.0)}}
+    depths = {'cam1': {'p1': 3.0}, 'cam2': {'p1': 1.5}, 'cam3': {'p1': 2.0}}
+    s = Scheduler(list(px), ScheduleParams(cameras_per_plate=2, activity_grams=5.0), px,
+                  depths)
+    s.on_weight('p1', 0, 100.0)
+    s.on_weight('p1', NS, 300.0)
+    assert [s.camera_active(c, NS) for c in px] == [False, True, True]
+    assert not s.crop_wanted('cam1', NS, (0, 0, 10, 10))
+    s = Scheduler(list(px), ScheduleParams(activity_grams=5.0), px, depths)   # 0 = all
+    s.on_weight('p1', 0, 100.0)
+    s.on_weight('p1', NS, 300.0)
+    assert all(s.camera_active(c, NS) for c in px)
+    with pytest.raises(ValueError):
+        ScheduleParams(cameras_per_plate=-1)
