@@ -1,23 +1,13 @@
 """rclpy QoS profiles for recorded and replayed topics (ROS glue; node modules only)."""
 from __future__ import annotations
 
-from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy)
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
 from store_bags.topics import QOS_CLASSES, qos_class
+# the store's profiles, from its one table (store_common.topic_qos)
+from store_common.ros import profile, qos_for as topic_qos
 
-
-def profile(reliability: str, durability: str, depth: int) -> QoSProfile:
-    return QoSProfile(
-        depth=int(depth), history=HistoryPolicy.KEEP_LAST,
-        reliability=(ReliabilityPolicy.RELIABLE if reliability == 'reliable'
-                     else ReliabilityPolicy.BEST_EFFORT),
-        durability=(DurabilityPolicy.TRANSIENT_LOCAL if durability == 'transient_local'
-                    else DurabilityPolicy.VOLATILE))
-
-
-def topic_qos(topic: str) -> QoSProfile:
-    """The store's QoS for ``topic`` by its class (store_common.ros profiles)."""
-    return profile(*QOS_CLASSES[qos_class(topic)])
+__all__ = ['from_bag', 'from_publishers', 'profile', 'topic_qos']
 
 
 def from_bag(topic: str, offered: tuple) -> QoSProfile:
