@@ -33,16 +33,15 @@ from __future__ import annotations
 
 import math
 import pathlib
-import time
 from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
 
-from store_perception.detection import Det, iou, nms
+from store_perception.detection import iou, nms
 from store_perception.pose_backend import (BackendUnavailable, check_image, NUM_LANDMARKS,
                                            PoseEstimator, PoseParams, PosePerson,
-                                           people_to_dets)
+                                           StreamPeopleDetector)
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 MODEL_FILE = ROOT / 'build' / 'models' / 'human-centernet.onnx'    # tools/setup_models.sh
@@ -242,19 +241,16 @@ class PeopleTracker:
         return people
 
 
-class PeopleDetector:
+class PeopleDetector(StreamPeopleDetector):
     """The 'people' backend behind the interface of ``detection.Detector`` (``detect``,
     ``detect_batch``, ``warmup``, ``model_path``): shopper and hand ``Det`` boxes. ``detect``
     with a ``stream`` key (the camera id) follows people on that stream (:class:`PeopleTracker`);
     without one every person of every image gets landmarks."""
 
-    two_stage = False
-    hand_model = None
-    crop_model_path = ''
-
     def __init__(self, params: PeopleParams | None = None, conf: float = 0.3,
                  max_det: int = 100, model: pathlib.Path | None = None,
                  landmark_models: pathlib.Path | None = None):
+        super().__init__()
         params = params or PeopleParams()
         if not math.isclose(conf, params.min_score):
             params = replace(params, min_score=float(conf))
@@ -264,26 +260,6 @@ class PeopleDetector:
         self.max_det = int(max_det)
         self.model_path = f'{self.estimator.centernet.model_path} + ' \
                           f'{self.estimator.pose.landmark_path.name}'
-        self.trackers: dict[str, PeopleTracker] = {}
-        self.last_people: list[PosePerson] = []
 
-    def warmup(self, width: int = 640, height: int = 480) -> None:
-        self.detect(np.zeros((height, width, 3), np.uint8))
-
-    def detect(self, image_bgr: np.ndarray, stream: str | None = None
-               ) -> tuple[list[Det], float]:
-        """(detections sorted by score, inference time [ms])."""
-        start = time.perf_counter()
-        if stream is None:
-            people = self.estimator.estimate(image_bgr)
-        else:
-            if stream not in self.trackers:
-                self.trackers[stream] = PeopleTracker(self.estimator)
-            people = self.trackers[stream].step(image_bgr)
-        self.last_people = people
-        dets = people_to_dets(people)
-        dets.sort(key=lambda d: -d.score)
-        return dets[:self.max_det], (time.perf_counter() - start) * 1000
-
-    def detect_batch(self, images: list[np.ndarray]) -> list[tuple[list[Det], float]]:
-        return [self.detect(img) for img in images]
+    def _new_tracker(self) -> PeopleTracker:
+        return PeopleTracker(self.estimator)

@@ -423,29 +423,23 @@ class PoseTracker:
         return self.people
 
 
-class PoseDetector:
-    """The pose backend behind the interface of ``detection.Detector`` (``detect``,
-    ``detect_batch``, ``warmup``, ``model_path``): shopper and hand ``Det`` boxes. ``detect``
-    with a ``stream`` key (the camera id) follows people from frame to frame on that stream
-    (:class:`PoseTracker`); without one every image is looked at on its own."""
+class StreamPeopleDetector:
+    """What the people-with-keypoints backends share behind the interface of
+    ``detection.Detector`` (``detect``, ``detect_batch``, ``warmup``, ``model_path``): an
+    ``estimator`` (``estimate(image) -> people``) for single images, a tracker per stream
+    (``_new_tracker()``, whose ``step(image) -> people``), and the people as shopper and hand
+    ``Det`` boxes. Subclasses set ``estimator``, ``max_det`` and ``model_path``."""
 
     two_stage = False
     hand_model = None
     crop_model_path = ''
 
-    def __init__(self, params: PoseParams | None = None, conf: float = 0.3,
-                 max_det: int = 100, models: pathlib.Path | None = None,
-                 windows_per_frame: int = 2):
-        params = params or PoseParams()
-        if conf != params.min_score:
-            params = PoseParams(**{**params.__dict__, 'min_score': float(conf)})
-        self.estimator = PoseEstimator(params, models)
-        self.conf = float(conf)
-        self.max_det = int(max_det)
-        self.windows_per_frame = int(windows_per_frame)
-        self.model_path = f'{self.estimator.detector_path} + {self.estimator.landmark_path.name}'
-        self.trackers: dict[str, PoseTracker] = {}
+    def __init__(self):
+        self.trackers: dict = {}
         self.last_people: list[PosePerson] = []
+
+    def _new_tracker(self):
+        raise NotImplementedError
 
     def warmup(self, width: int = 640, height: int = 480) -> None:
         self.detect(np.zeros((height, width, 3), np.uint8))
@@ -458,7 +452,7 @@ class PoseDetector:
             people = self.estimator.estimate(image_bgr)
         else:
             if stream not in self.trackers:
-                self.trackers[stream] = PoseTracker(self.estimator, self.windows_per_frame)
+                self.trackers[stream] = self._new_tracker()
             people = self.trackers[stream].step(image_bgr)
         self.last_people = people
         dets = people_to_dets(people)
@@ -467,6 +461,29 @@ class PoseDetector:
 
     def detect_batch(self, images: list[np.ndarray]) -> list[tuple[list[Det], float]]:
         return [self.detect(img) for img in images]
+
+
+class PoseDetector(StreamPeopleDetector):
+    """The pose backend behind the interface of ``detection.Detector`` (``detect``,
+    ``detect_batch``, ``warmup``, ``model_path``): shopper and hand ``Det`` boxes. ``detect``
+    with a ``stream`` key (the camera id) follows people from frame to frame on that stream
+    (:class:`PoseTracker`); without one every image is looked at on its own."""
+
+    def __init__(self, params: PoseParams | None = None, conf: float = 0.3,
+                 max_det: int = 100, models: pathlib.Path | None = None,
+                 windows_per_frame: int = 2):
+        super().__init__()
+        params = params or PoseParams()
+        if conf != params.min_score:
+            params = PoseParams(**{**params.__dict__, 'min_score': float(conf)})
+        self.estimator = PoseEstimator(params, models)
+        self.conf = float(conf)
+        self.max_det = int(max_det)
+        self.windows_per_frame = int(windows_per_frame)
+        self.model_path = f'{self.estimator.detector_path} + {self.estimator.landmark_path.name}'
+
+    def _new_tracker(self) -> PoseTracker:
+        return PoseTracker(self.estimator, self.windows_per_frame)
 
 
 def people_to_dets(people: list[PosePerson]) -> list[Det]:
