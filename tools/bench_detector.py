@@ -33,7 +33,7 @@ proposal, :mod:`store_perception.hand_sku`); ``--hand-model ''`` leaves the thir
   positives per image, box centre/size errors, SKU accuracy of detected products (the hand
   classifier's SKU, or the colour's for products it did not give);
   ``--stats-out`` writes them as the ``detector_stats.json`` that
-  ``store_fusion.simcam.measured_stats`` reads;
+  ``store_bench.simcam.measured_stats`` reads;
 * the crop model alone: ultralytics validation on the held-out crops (``make_crop_dataset`` of
   the held-out split around its truth shoppers, made when missing).
 
@@ -87,7 +87,7 @@ def main(argv=None) -> int:
     p.add_argument('--score-min', type=float, default=0.25,
                    help='operating score for recall, false positives and --stats-out')
     p.add_argument('--stats-out', default='', help='write the measured detector stats here '
-                   '(JSON, the layout of store_fusion.simcam.DetectorStats)')
+                   '(JSON, the layout of store_bench.simcam.DetectorStats)')
     p.add_argument('--skip-map', action='store_true')
     p.add_argument('--runtime', default='auto', choices=('auto', 'onnx', 'torch'),
                    help='runtime of the detector measured below the runtime table')

@@ -18,7 +18,7 @@ from collections import Counter
 from dataclasses import replace
 
 from store_common.description import load_store
-from store_fusion.offline import NS, seed_ranges, shelf_events, T0_NS
+from store_bench.fusion_offline import NS, seed_ranges, shelf_events, T0_NS
 from store_shelf.pipeline import load_params
 from store_sim.generator import generate
 

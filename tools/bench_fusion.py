@@ -9,11 +9,11 @@
         [--out out/fusion/bench_fusion.json]
 
 Vision path: the store_sim renderer's ground-truth boxes per camera frame (cached; rendering
-takes ~0.05 s per camera frame) -> store_fusion.simcam.DetectionModel (miss rate, false
+takes ~0.05 s per camera frame) -> store_bench.simcam.DetectionModel (miss rate, false
 positives, box noise, SKU accuracy from --stats, else the ASSUMED figures, printed) ->
 ShopperTracker -> fusion -> cart, with the tracker:, fusion: and cart: parameters of --params
 (the file the live graph's nodes read; the command line overrides a few). Weight path:
-physics -> shelf events as in store_review.offline.
+physics -> shelf events as in store_bench.review_offline.
 Receipt exact match is before any review: revision 1, pending lines billed as guessed.
 ECE: 10 equal-width bins of the fused joint confidence (P(shopper) x P(hypothesis)) against
 "top shopper and top product hypothesis (sku, action, quantity) are the truth".
@@ -44,10 +44,10 @@ from store_sim.generator import generate
 
 from store_fusion.calibration import ece, fit_platt, Platt
 from store_fusion.geometry import StoreGeometry
-from store_fusion.offline import identity_census, MODES, run_modes, run_tracking, seed_ranges, \
-    shelf_events, truth_of_event
+from store_bench.fusion_offline import identity_census, MODES, run_modes, run_tracking, \
+    seed_ranges, shelf_events, truth_of_event
 from store_fusion.params import load_pipeline_params
-from store_fusion.simcam import DetectionModel, load_or_render_truth, measured_stats, \
+from store_bench.simcam import DetectionModel, load_or_render_truth, measured_stats, \
     shopper_colors, truth_cache_path
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]

@@ -29,7 +29,7 @@ import sys
 import time
 
 from store_common.description import load_store
-from store_fusion.offline import seed_ranges
+from store_bench.fusion_offline import seed_ranges
 from store_sim.evaluator import aggregate, evaluate_run
 from store_sim.generator import generate
 from store_sim.render_cache import ensure_render

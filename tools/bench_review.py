@@ -7,11 +7,12 @@
 
 Each day is a batch of generated scenarios (seeds never used before: every day is held out from
 the learning that precedes it) played through the weight pipeline offline with the same pure
-modules the nodes use (store_review.offline). The simulator's true unit weights are offset from
-the catalog per SKU (PhysicsParams.catalog_bias), so the catalog is wrong and there is something
-to learn. A simulated reviewer answers every request from the scenario's truth. Between days the
-labelled examples so far re-fit the per-SKU weight models (the shelf's overlay) and re-tune
-min_confidence/min_margin to the same accuracy target (the cart's thresholds file).
+modules the nodes use (store_bench.review_offline). The simulator's true unit weights are offset
+from the catalog per SKU (PhysicsParams.catalog_bias), so the catalog is wrong and there is
+something to learn. A simulated reviewer answers every request from the scenario's truth.
+Between days the labelled examples so far re-fit the per-SKU weight models (the shelf's
+overlay) and re-tune min_confidence/min_margin to the same accuracy target (the cart's
+thresholds file).
 
 Per day: receipt exact-match before review (revision 1, pending lines billed as guessed), after
 review (latest revision), review rate (requests / shelf events), thresholds in force. Writes
@@ -30,7 +31,7 @@ from store_cart.engine import CartParams
 from store_common.description import load_store
 from store_review.learning import (fit_weight_models, labelled_pairs, population_pairs,
                                    tune_thresholds)
-from store_review.offline import run_scenario
+from store_bench.review_offline import run_scenario
 from store_sim.evaluator import evaluate
 from store_sim.generator import generate
 from store_sim.physics import PhysicsParams

@@ -71,8 +71,8 @@ class Replay:
 def _detection_msgs(store, sc, frames):
     """The DetectionArray messages of every frame (per frame: {camera: msg}), from the
     benchmark's detection model with shirt colours, in the order run_tracking draws them."""
-    from store_fusion.offline import T0_NS
-    from store_fusion.simcam import ASSUMED, DetectionModel, shopper_colors
+    from store_bench.fusion_offline import T0_NS
+    from store_bench.simcam import ASSUMED, DetectionModel, shopper_colors
     from store_interfaces.msg import Detection, DetectionArray
     from store_common.stamps import from_ns
     from builtin_interfaces.msg import Time
@@ -107,7 +107,7 @@ def _detection_msgs(store, sc, frames):
 def _offline(store, sc, frames, msgs, events, pipeline, calibration):
     """The benchmark's path on what the messages carry."""
     from store_fusion.geometry import StoreGeometry
-    from store_fusion.offline import fuse_offline, run_tracking
+    from store_bench.fusion_offline import fuse_offline, run_tracking
     from store_fusion.tracker_node import detections_from_msg
 
     per_call = [detections_from_msg(m)[0] for _, per_cam in msgs for m in per_cam.values()]
@@ -201,9 +201,9 @@ def test_live_nodes_give_the_offline_fused_events(tmp_path, ros_env):
     import rclpy
     from store_fusion.calibration import Platt
     from store_fusion.convert import snapshots_from_tracks
-    from store_fusion.offline import _gates, shelf_events, truth_of_event
+    from store_bench.fusion_offline import _gates, shelf_events, truth_of_event
     from store_fusion.params import load_pipeline_params
-    from store_fusion.simcam import render_truth
+    from store_bench.simcam import render_truth
     from store_interfaces.msg import Detection, GateEvent
     from store_common.stamps import from_ns
     from builtin_interfaces.msg import Time

@@ -8,8 +8,8 @@ import pytest
 
 from store_common.description import load_store
 from store_common.params import load_params_file
-from store_fusion.offline import NS, shelf_events, T0_NS
-from store_review.offline import run_scenario
+from store_bench.fusion_offline import NS, shelf_events, T0_NS
+from store_bench.review_offline import run_scenario
 from store_shelf.pipeline import GondolaPipeline, load_params, NODE_NAME, PARAMETERS, \
     PipelineParams
 from store_sim.generator import generate

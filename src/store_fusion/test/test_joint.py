@@ -13,7 +13,6 @@ from store_fusion.fusion import (Candidate, FusionParams, normalise, product_rat
 from store_fusion.geometry import StoreGeometry
 from store_fusion.joint import (concurrent, EventEvidence, group_evidence, groups,
                                 joint_posteriors, JointParams, linked, marginals)
-from store_fusion.offline import fuse_offline
 from store_shelf.event import HypothesisData, ShelfEventData
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
@@ -237,6 +236,9 @@ def test_node_logic_holds_the_group_and_decides_it_jointly(geom):
 
 
 def test_offline_path_gives_what_the_node_gives(geom):
+    # the benchmark harness (store_bench) against the node's logic; store_bench sits downstream
+    # of store_fusion, so it is imported here rather than declared as a test dependency (a cycle)
+    from store_bench.fusion_offline import fuse_offline
     events, res, _ = _run_fuser(geom, JointParams())
     history = TrackHistory(keep_s=1e9)
     for _stamp, snaps in _frames(geom):

@@ -9,7 +9,7 @@ or two), against the full-image truth boxes:
   run the detector with a low ``conf`` (0.001) for it;
 * at an operating score (``score_min``, 0.25 by default): recall (IoU >= 0.5), false positives
   per image, box centre and size errors of the matched boxes, SKU-by-colour accuracy of matched
-  product boxes -- the figures of ``store_fusion.simcam.DetectorStats`` (:func:`stats_dict`).
+  product boxes -- the figures of ``store_bench.simcam.DetectorStats`` (:func:`stats_dict`).
 
 Never imports rclpy.
 """
@@ -121,7 +121,7 @@ def _rms(v: list) -> float:
 
 
 def stats_dict(ev: dict, source: str) -> dict:
-    """The figures in the layout ``store_fusion.simcam.DetectorStats.from_dict`` reads."""
+    """The figures in the layout ``store_bench.simcam.DetectorStats.from_dict`` reads."""
     out = {'source': source, 'sku_accuracy': round(ev['sku_accuracy'], 4)}
     for name in CLASS_NAMES:
         c = ev['classes'][name]

@@ -147,7 +147,7 @@ def test_finds_the_hands_that_are_there(hits):
 
 
 def test_measured_stats_are_shipped_in_the_simulated_detector_layout():
-    simcam = pytest.importorskip('store_fusion.simcam')
+    simcam = pytest.importorskip('store_bench.simcam')
     path = pathlib.Path(default_model_path('detector_stats.json'))
     stats = simcam.measured_stats(path)
     assert stats.source.startswith('measured: three-stage'), stats.source

@@ -10,12 +10,13 @@ can still join an event. Each released event is ranked, and the inventory follow
 one before the next is ranked.
 
 The shelf event node calls :meth:`GondolaPipeline.on_samples` once per PlateWeights message and
-publishes what it returns; the offline paths (store_fusion.offline, store_review.offline, the
-benchmarks) call it once per simulated batch through :func:`on_sample_block`. Both build their
-:class:`PipelineParams` from the same values: :data:`PARAMETERS` is the one table of names,
-descriptions and ranges that the node declares as ROS parameters and that :func:`load_params`
-checks the ``shelf_events:`` section of a parameters file against (config/params/store.yaml by
-default, the file the launched graph reads).
+publishes what it returns; the offline paths (store_bench.fusion_offline,
+store_bench.review_offline, the benchmarks) call it once per simulated batch through
+:func:`on_sample_block`. Both build their :class:`PipelineParams` from the same values:
+:data:`PARAMETERS` is the one table of names, descriptions and ranges that the node declares as
+ROS parameters and that :func:`load_params` checks the ``shelf_events:`` section of a
+parameters file against (config/params/store.yaml by default, the file the launched graph
+reads).
 """
 from __future__ import annotations
 

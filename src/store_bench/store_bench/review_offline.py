@@ -25,7 +25,7 @@ from store_shelf.pipeline import GondolaPipeline, load_params, on_sample_block, 
 from store_sim.physics import PhysicsParams, StorePhysics
 
 from store_review.learning import make_example
-from store_review.reviewer_sim import SimulatedReviewer
+from store_bench.reviewer_sim import SimulatedReviewer
 
 NS_PER_S = 1_000_000_000
 T0_NS = 1_000 * NS_PER_S       # sensor time of scenario t = 0

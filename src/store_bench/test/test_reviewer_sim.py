@@ -2,15 +2,24 @@
 import json
 import pathlib
 
-from helpers import request, S
-
+from store_cart.model import CandidateData, ReviewRequestData
 from store_common.description import load_store
-from store_review.offline import run_scenario
-from store_review.reviewer_sim import SimulatedReviewer, TruthAction
+from store_bench.review_offline import run_scenario
+from store_bench.reviewer_sim import SimulatedReviewer, TruthAction
 from store_sim.physics import PhysicsParams
 from store_sim.scenario import scenario_from_dict
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
+S = 1_000_000_000
+
+
+def request(event: str = 'g1.s1.p1@1000000000', stamp_s: float = 2.0) -> ReviewRequestData:
+    """A "who took it" review of one can between acct-a and acct-b."""
+    cands = tuple(CandidateData(s, 'COLA-330', 1, 1, 0.45) for s in ('acct-a', 'acct-b'))
+    return ReviewRequestData(
+        request_id=f'review/{event}', event_id=event, reason=1, detail='test', gondola_id='g1',
+        plate_ids=(event.split('@')[0],), delta_grams=-352.0, shopper_ids=('acct-a', 'acct-b'),
+        candidates=cands + (CandidateData('', '', 0, 0, 0.1),), stamp_ns=int(stamp_s * S))
 
 
 def test_answers_from_truth_with_delay_and_errors(tmp_path):

@@ -4,7 +4,7 @@ from dataclasses import replace
 
 import pytest
 
-from store_fusion.simcam import ASSUMED, DetectionModel
+from store_bench.simcam import ASSUMED, DetectionModel
 
 SKUS = ['CHIPS-PAPR', 'CHIPS-SALT', 'COLA-330', 'PRETZEL']
 

@@ -7,9 +7,9 @@ import pytest
 from store_common.description import load_store
 from store_fusion.geometry import StoreGeometry
 from store_fusion.fusion import Snapshot, TrackHistory
-from store_fusion.offline import (identity_census, NS, run_modes, run_tracking, seed_ranges,
-                                  shelf_events, T0_NS)
-from store_fusion.simcam import ASSUMED, DetectionModel, render_truth, shopper_colors
+from store_bench.fusion_offline import (identity_census, NS, run_modes, run_tracking,
+                                        seed_ranges, shelf_events, T0_NS)
+from store_bench.simcam import ASSUMED, DetectionModel, render_truth, shopper_colors
 from store_sim.scenario import load_scenario
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]

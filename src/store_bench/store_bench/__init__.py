@@ -1,0 +1,1 @@
+"""Benchmark and simulation harness: offline runners, simulators, benchmark tools (no rclpy)."""
