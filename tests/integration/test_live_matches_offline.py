@@ -4,7 +4,7 @@ benchmark path gives, on the same detections.
 A short rendered scenario (two shoppers, a take each while both are inside) goes through the
 benchmark's detection model (``simcam.DetectionModel``, shirt colours on). Its detections become
 the DetectionArray messages of the four cameras; the offline path (``offline.run_tracking`` and
-``offline.fuse_offline``, as tools/bench_fusion.py runs them) gets what those messages carry
+``offline.fuse_offline``, as bench_fusion runs them) gets what those messages carry
 (``tracker_node.detections_from_msg``), the live nodes get the messages themselves, frame by
 frame, with the scenario's gate scans and shelf events. Both run with the tracker: and fusion:
 parameters of config/params/store.yaml (``store_fusion.params``); the test checks the same event

@@ -92,7 +92,7 @@ class CartNode(Node):
         fused_min_confidence = declare(
             self, 'fused_min_confidence', -1.0, 'With use_fused_events: the posterior needed '
             'without review instead of min_confidence (the fused posterior is calibrated and '
-            'sharper; pick it with tools/sweep_review_threshold.py on tuning scenarios). '
+            'sharper; pick it with sweep_review_threshold on tuning scenarios). '
             '-1: min_confidence.', lo=-1.0, hi=1.0, read_only=True)
         if use_fused:
             params = fused_params(params, fused_min_confidence)

@@ -133,7 +133,7 @@ RECEIPT_NOTE_LATE = 'Corrected: a shelf change during your visit was confirmed a
 
 def fused_params(params: CartParams, fused_min_confidence: float) -> CartParams:
     """The thresholds of a cart that takes fused events: ``fused_min_confidence`` replaces
-    min_confidence (the fused posterior is calibrated; tools/sweep_review_threshold.py picks it
+    min_confidence (the fused posterior is calibrated; sweep_review_threshold picks it
     on tuning scenarios); a negative value keeps min_confidence."""
     if fused_min_confidence < 0:
         return params

@@ -129,7 +129,7 @@ class TransactionalDb:
     Error: type[Exception] = ValueError  # raised for a file that cannot be used
     # Checked on every open of an existing file: 'quick_check' (every page and record is read
     # and its structure checked) or 'integrity_check' (also every index against its table);
-    # '' skips it. tools/bench_db_open.py on a 134 MB cart db (200k events, page cache warm):
+    # '' skips it. bench_db_open on a 134 MB cart db (200k events, page cache warm):
     # no check 1.5 ms, quick_check 148 ms (1.1 ms/MB), integrity_check 353 ms (2.6 ms/MB).
     INTEGRITY_CHECK = 'quick_check'
 

@@ -94,7 +94,7 @@ def test_an_out_of_range_float_is_a_clear_start_up_error(env):
 
 
 def test_sigint_under_load_stops_a_multithreaded_node_quietly(env):
-    # one run; tools/bench_shutdown.py repeats it and counts (40 runs: 8 untidy before, 0 after)
+    # one run; bench_shutdown repeats it and counts (40 runs: 8 untidy before, 0 after)
     proc = _start(['load'], env)
     seen = _wait_for(proc, 'under load')
     time.sleep(0.5)

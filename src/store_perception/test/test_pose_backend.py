@@ -6,7 +6,7 @@ tests/data/real/README.md says). Each frame is looked at on its own (no stream),
 ``PoseDetector.detect(image)`` does. Floors set below the figures measured on these frames
 (see FLOORS): they fail if people are no longer found, if the boxes stop ending at the feet,
 or if the wrists drift off the hands. The shipped YOLO (trained on renders only) finds 0.13 of
-the people on the 36 labelled frames (tools/bench_real_footage.py), far under these floors.
+the people on the 36 labelled frames (bench_real_footage), far under these floors.
 """
 import json
 import pathlib
