@@ -21,6 +21,7 @@ setup(
     license='Apache-2.0',
     entry_points={
         'console_scripts': [
+            'replay_weight_only = store_bench.replay_weight_only:main',
         ],
     },
 )
