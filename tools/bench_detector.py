@@ -28,7 +28,7 @@ proposal, :mod:`store_perception.hand_sku`); ``--hand-model ''`` leaves the thir
   different seed and lighting than training), made with ``make_dataset --test`` when missing:
   per-class mAP50 and mAP50-95;
 * end to end (both stages on the full held-out images against the full-image truth,
-  ``store_perception.evaluate``): per-class AP50 / AP50-95 (ultralytics' ``ap_per_class``,
+  ``store_bench.evaluate``): per-class AP50 / AP50-95 (ultralytics' ``ap_per_class``,
   detector run at conf 0.001), and at score >= ``--score-min``: recall (IoU >= 0.5), false
   positives per image, box centre/size errors, SKU accuracy of detected products (the hand
   classifier's SKU, or the colour's for products it did not give);
@@ -252,7 +252,7 @@ def end_to_end(heldout: pathlib.Path, a, store, stage2: dict) -> None:
 
     import cv2
     from store_perception.detection import Detector
-    from store_perception.evaluate import evaluate, load_truth, stats_dict, table
+    from store_bench.evaluate import evaluate, load_truth, stats_dict, table
     records = load_truth(heldout, 'test')
     det = Detector(a.model, imgsz=a.imgsz, conf=0.001, device=a.device, catalog=store.catalog,
                    max_det=300, **stage2)

@@ -7,7 +7,7 @@ import pytest
 from store_perception.crops import clip_into, crop_window, cut, to_image
 from store_perception.datasets import crop_labels, make_crop_dataset
 from store_perception.detection import Det, nms
-from store_perception.evaluate import evaluate, stats_dict
+from store_bench.evaluate import evaluate, stats_dict
 
 
 def test_window_is_square_grown_and_inside():

@@ -17,7 +17,7 @@ import pytest
 
 from store_perception.pose_backend import (check_image, PoseDetector, PoseEstimator,
                                            PoseParams, ssd_anchors)
-from store_perception.real_eval import match_frame, Prediction, summary
+from store_bench.real_eval import match_frame, Prediction, summary
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 REAL = ROOT / 'tests' / 'data' / 'real'
@@ -75,7 +75,7 @@ def test_windows_cover_the_frame():
 
 
 def test_people_found_on_real_frames(results, labels):
-    from store_perception.real_eval import Counts
+    from store_bench.real_eval import Counts
     total = Counts()
     for i in FRAMES:
         _dets, people = results[i]
@@ -187,7 +187,7 @@ def _people_preds(people):
 
 
 def test_people_backend_finds_people_on_real_frames(people_results, labels):
-    from store_perception.real_eval import Counts
+    from store_bench.real_eval import Counts
     total = Counts()
     for i in FRAMES:
         total.add(match_frame(labels[i], _people_preds(people_results[i][1]), score_min=0.3))

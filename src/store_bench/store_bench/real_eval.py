@@ -11,7 +11,8 @@ than ``min_height_px`` high (40: far behind the scene, smaller than any shopper 
 sees) is an *ignore* region: a detection on it is neither a hit nor a false positive, and it is
 not counted in recall. Wrist error: for each labelled wrist of a matched person, the distance to
 the nearer of the detection's two wrist keypoints [px], and as a share of the label box's
-height. Never imports rclpy.
+height. Only benchmarks use it (``bench_real_footage``, ``track_real_footage``), hence here and
+not in store_perception. Never imports rclpy.
 """
 from __future__ import annotations
 
@@ -24,8 +25,9 @@ import numpy as np
 
 from store_perception.detection import iou
 
-LABELS = pathlib.Path(__file__).resolve().parents[3] / 'tests' / 'data' / 'real' / \
-    'vtest_labels.json'
+from store_bench.paths import repo_root
+
+LABELS = pathlib.Path('tests') / 'data' / 'real' / 'vtest_labels.json'    # in the checkout
 MIN_HEIGHT_PX = 40.0
 
 
@@ -43,8 +45,11 @@ class FrameLabels:
     people: list                                      # dicts as in the labels file
 
 
-def load_labels(path: str | pathlib.Path = LABELS) -> tuple[dict, list[FrameLabels]]:
-    """(header fields, frames) of a labels file; raises ValueError naming what is malformed."""
+def load_labels(path: str | pathlib.Path | None = None) -> tuple[dict, list[FrameLabels]]:
+    """(header fields, frames) of a labels file (default: :data:`LABELS` in the checkout);
+    raises ValueError naming what is malformed."""
+    if path is None:
+        path = repo_root() / LABELS
     d = json.loads(pathlib.Path(path).read_text())
     frames = []
     for f in d.get('frames', []):
