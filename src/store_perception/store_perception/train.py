@@ -21,6 +21,20 @@ then: ultralytics' warm-up starts the biases at learning rate 0.1); ultralytics 
 (:mod:`store_perception.yolo_offline`). CPU by default (``--device 0`` uses a GPU where
 present). ``--install`` copies the best weights, stripped of the optimizer state, to the given
 path. Run it niced on a shared machine: ``nice -n 10 train_detector ...``.
+
+Fine-tuning the hand SKU classifier on reviewed hand windows (``store_review.export``'s
+``export_hand_windows``, or any folder dataset of ``empty`` and SKU classes) is
+:func:`fine_tune_hand_classifier` (``fine_tune_hand --data DIR --out DIR``, or ``review_learn
+--hands DIR --fine-tune DIR``). It does not use ultralytics' trainer: that renumbers the classes
+from the dataset's folders, so a dataset of the few SKUs the reviewers saw would replace the
+shipped head's 24 classes with those few. Instead a short plain torch loop keeps every shipped
+class (and appends SKUs the shipped model never saw, their head rows starting at zero), trains
+with the BatchNorm statistics frozen (a few hundred windows must not re-estimate them) at a low
+learning rate, and weighs the loss of SKU windows by the shipped prior's training odds
+(``1 / odds_scale`` copies), so the prior's odds correction stays right. It writes
+``store_hand_sku.pt`` in ultralytics' checkpoint layout (``HandSkuClassifier`` and
+``export_detector_onnx`` load it), the shipped prior next to it, and the ONNX export; never
+over the shipped files.
 """
 from __future__ import annotations
 
@@ -61,6 +75,146 @@ def train(data: str, out: str, model: str = 'yolov8n.yaml', imgsz: int = 416, ep
     if not best.exists():
         best = out_dir / name / 'weights' / 'last.pt'
     return best
+
+
+def _load_windows(folder: pathlib.Path, size: int):
+    """(uint8 RGB windows (N, size, size, 3), class names per window) of a class-folder split."""
+    import cv2
+    import numpy as np
+    images, labels = [], []
+    for cls in sorted(p for p in folder.glob('*') if p.is_dir()):
+        for f in sorted(cls.glob('*.jpg')) + sorted(cls.glob('*.png')):
+            img = cv2.imread(str(f))
+            if img is None:
+                continue
+            if img.shape[:2] != (size, size):
+                img = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
+            images.append(img[..., ::-1])
+            labels.append(cls.name)
+    arr = np.stack(images) if images else np.zeros((0, size, size, 3), np.uint8)
+    return arr, labels
+
+
+def _augment(batch, rng):
+    """Flips, a brightness/contrast gain per window and shifts of up to 1/16 of the side: the
+    light augmentation of the shipped training (no erasing: it would erase the product)."""
+    import numpy as np
+    out = batch.astype(np.float32)
+    n, s = out.shape[0], out.shape[1]
+    flip = rng.random(n) < 0.5
+    out[flip] = out[flip, :, ::-1]
+    gain = rng.uniform(0.7, 1.3, (n, 1, 1, 1)).astype(np.float32)
+    out = np.clip(out * gain, 0, 255)
+    m = max(1, s // 16)
+    for i in range(n):
+        dx, dy = (int(v) for v in rng.integers(-m, m + 1, 2))
+        out[i] = np.roll(out[i], (dy, dx), axis=(0, 1))
+    return out
+
+
+def fine_tune_hand_classifier(data: str | pathlib.Path, out: str | pathlib.Path,
+                              base: str | pathlib.Path | None = None, epochs: int = 3,
+                              batch: int = 32, lr: float = 2e-4, size: int | None = None,
+                              seed: int = 0, threads: int = 0, onnx: bool = True,
+                              use_val: bool = False, log=None) -> pathlib.Path:
+    """Fine-tune the hand SKU classifier ``base`` (default: the shipped one) on the class
+    folders ``data/train`` (and ``data/val`` with ``use_val``); write ``out/store_hand_sku.pt``,
+    the base's prior beside it and, with ``onnx``, its ONNX export. Returns the .pt path
+    (module doc: why not ultralytics' trainer)."""
+    import copy
+    import datetime
+
+    import numpy as np
+    import torch
+
+    from store_perception.detection import MODELS_DIR, resolve_model_path
+    from store_perception.hand_sku import EMPTY, HAND_PRIOR, HAND_WEIGHTS, HandPrior
+    base_path = resolve_model_path(str(base) if base else None, HAND_WEIGHTS)
+    out_dir = pathlib.Path(out).resolve()
+    dst = out_dir / HAND_WEIGHTS
+    shipped = {pathlib.Path(MODELS_DIR).resolve(), base_path.resolve().parent}
+    if out_dir in shipped:
+        raise ValueError(f'{out_dir}: would overwrite the weights fine-tuned from '
+                         f'({base_path}); give another directory')
+    _ultralytics(out_dir)                     # offline settings before ultralytics loads
+    ckpt = torch.load(base_path, map_location='cpu', weights_only=False)
+    model = (ckpt.get('ema') or ckpt['model']).float()
+    names = {int(k): str(v) for k, v in model.names.items()}
+    if EMPTY not in names.values():
+        raise ValueError(f'{base_path}: not a hand SKU classifier (no "{EMPTY}" class)')
+    imgsz = int(size or (ckpt.get('train_args') or {}).get('imgsz') or 64)
+    root = pathlib.Path(data)
+    x, labels = _load_windows(root / 'train', imgsz)
+    if use_val and (root / 'val').is_dir():
+        xv, lv = _load_windows(root / 'val', imgsz)
+        x, labels = np.concatenate([x, xv]), labels + lv
+    if not labels:
+        raise ValueError(f'{root}: no training windows (class folders under train/)')
+    # every shipped class keeps its index; SKUs new to the model get new head rows
+    index = {v: k for k, v in names.items()}
+    head = model.model[-1].linear
+    new = sorted(set(labels) - set(index))
+    if new:
+        grown = torch.nn.Linear(head.in_features, head.out_features + len(new))
+        with torch.no_grad():
+            grown.weight.zero_()
+            grown.bias.fill_(float(head.bias.min()))
+            grown.weight[:head.out_features] = head.weight
+            grown.bias[:head.out_features] = head.bias
+        model.model[-1].linear = grown
+        for name in new:
+            index[name] = len(names)
+            names[len(names)] = name
+        model.names = dict(names)
+        if isinstance(getattr(model, 'yaml', None), dict):
+            model.yaml['nc'] = len(names)
+    y = torch.tensor([index[v] for v in labels], dtype=torch.long)
+    prior = HandPrior.load(base_path.with_name(HAND_PRIOR))
+    weights = torch.full((len(names),), 1.0 / max(prior.odds_scale, 1e-6))
+    weights[index[EMPTY]] = 1.0
+    if threads > 0:
+        torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    for p in model.parameters():
+        p.requires_grad_(True)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    loss_fn = torch.nn.CrossEntropyLoss(weight=weights)
+    model.train()
+    for m in model.modules():                 # frozen BatchNorm statistics
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.eval()
+    for epoch in range(epochs):
+        order = rng.permutation(len(y))
+        total = 0.0
+        for i in range(0, len(order), batch):
+            idx = order[i:i + batch]
+            xb = torch.from_numpy(_augment(x[idx], rng)).permute(0, 3, 1, 2) / 255.0
+            loss = loss_fn(model(xb.contiguous()), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(idx)
+        if log:
+            log(f'epoch {epoch + 1}/{epochs}: loss {total / len(y):.4f} on {len(y)} windows')
+    model.eval()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    saved = copy.deepcopy(model).half()
+    for p in saved.parameters():
+        p.requires_grad_(False)
+    train_args = dict(ckpt.get('train_args') or {})
+    train_args.update({'imgsz': imgsz, 'data': str(root), 'epochs': epochs,
+                       'model': str(base_path), 'task': 'classify'})
+    torch.save({'date': datetime.datetime.now().isoformat(), 'version': ckpt.get('version'),
+                'license': ckpt.get('license'), 'docs': ckpt.get('docs'), 'epoch': -1,
+                'best_fitness': None, 'model': saved, 'ema': None, 'updates': None,
+                'optimizer': None, 'train_args': train_args,
+                'train_metrics': {}, 'train_results': {}}, dst)
+    prior.save(dst.with_name(HAND_PRIOR))
+    if onnx:
+        from store_perception.export_onnx import export
+        export(dst, 'classify', imgsz)
+    return dst
 
 
 def _cap_threads(n: int) -> None:

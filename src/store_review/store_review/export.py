@@ -1,6 +1,8 @@
-"""Export reviewed camera crops as a YOLO dataset for retraining the detector (no rclpy).
+"""Export reviewed camera crops as datasets (no rclpy): a YOLO detection dataset for retraining
+the detector (:func:`export_yolo`), and a classification dataset of hand windows for the hand
+SKU classifier (:func:`export_hand_windows`).
 
-Layout (Ultralytics convention)::
+Detection layout (Ultralytics convention)::
 
     <out>/images/{train,val}/<name>.jpg
     <out>/labels/{train,val}/<name>.txt     # "<class> <cx> <cy> <w> <h>", normalised 0..1
@@ -12,14 +14,49 @@ when the camera has no plate box): the product was taken from or returned to tha
 Answers of "no change" give background images (an empty label file), which YOLO also trains on.
 Classes are the catalog's SKUs in sorted order, so indices are stable between exports. Works
 with zero crops (a valid, empty dataset). The split is deterministic by request id.
+
+Hand windows: reviewed evidence as an ultralytics *classification* dataset. Layout::
+
+    <out>/train/<class>/<tag>r<seq>_e<evidence id>_h<k>.jpg   <out>/val/<class>/...
+
+classes ``empty`` and the SKUs (the hand SKU classifier's, :mod:`store_perception.hand_sku`).
+
+Which hands: an evidence image's hand boxes are the ``hands`` list of its metadata
+(``[x0, y0, x1, y1]`` in crop pixels) where the review node stored them; otherwise the
+``proposals`` callable (an image -> hand boxes, e.g. the detector's crop model run on the
+evidence crop, :func:`store_review.learn_cli.crop_model_proposals`); without either the image is
+skipped. Only *the hand at the plate* is labelled: the hand whose centre is nearest the plate's
+box in the crop (``plate_box_in_crop``) and within one hand side of it; other hands (another
+shopper's, the other hand, a false hand) are left out, their content is unknown. Images without
+a plate box are skipped (no plate, no hand to pick).
+
+The label comes from the reviewer's answer and the frame's time against the shelf event's
+start (in its id, ``"<plate>@<start ns>"``) and its settled stamp (the request's ``stamp_ns``):
+
+* a take of SKU S: from the start on the hand holds S; before it the hand reaching in is empty;
+* a return of S: before the start the hand brings S; after the settled stamp it is empty; frames
+  in between (the product is being put down) are left out;
+* "no product change": the hand at the plate is empty.
+
+The window is the classifier's own: :func:`store_perception.hand_sku.hand_window` (a square of
+``HAND_WINDOW_SCALE`` x the hand box's longer side) cut and resized to ``size`` px by
+:func:`store_perception.crops.cut`. Evidence images are anonymised crops around the plate
+(faces and everything above the shelf line outside the plate's box blurred), so windows may be
+partly blurred: the classifier learns from what the console holds. The split is by request (its
+windows look alike). ultralytics needs val to hold exactly train's classes: a class only in
+val moves to train, a class missing in val gets a copy of one train window.
 """
 from __future__ import annotations
 
 import hashlib
+import math
 import pathlib
+import re
 import shutil
 
 import yaml
+
+from store_review.evidence import start_ns_of
 
 
 def _split(key: str, val_share: float) -> str:
@@ -71,3 +108,137 @@ def export_yolo(store, out_dir: str | pathlib.Path, class_names: list[str],
         'path': str(out.resolve()), 'train': 'images/train', 'val': 'images/val',
         'nc': len(class_names), 'names': list(class_names)}, sort_keys=False))
     return counts
+
+
+# --- hand windows for the hand/product classifier ---------------------------------------------
+
+ACTION_TAKE = 1       # store_interfaces ProductHypothesis.ACTION_TAKE
+ACTION_RETURN = 2     # store_interfaces ProductHypothesis.ACTION_RETURN
+HAND_EMPTY = 'empty'  # store_perception.hand_sku.EMPTY (no import: see export_hand_windows)
+_SAFE_CLASS = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$')
+
+
+def hand_label(decision: dict, start_ns: int, settled_ns: int, stamp_ns: int) -> str | None:
+    """The class of the hand at the plate in a frame at ``stamp_ns`` by the reviewer's
+    ``decision`` (ReviewDecision as a dict); None = unknown (left out)."""
+    sku = str(decision.get('sku') or '') if int(decision.get('quantity') or 0) > 0 else ''
+    if not sku:
+        return HAND_EMPTY
+    action = int(decision.get('action') or 0)
+    if action == ACTION_TAKE:
+        return sku if stamp_ns >= start_ns else HAND_EMPTY
+    if action == ACTION_RETURN:
+        if stamp_ns < start_ns:
+            return sku
+        return HAND_EMPTY if stamp_ns > settled_ns else None
+    return None
+
+
+def _box4(v) -> tuple[float, float, float, float] | None:
+    """A finite (x0, y0, x1, y1) box with a positive size, or None (untrusted metadata)."""
+    try:
+        x0, y0, x1, y1 = (float(x) for x in v)
+    except (TypeError, ValueError):
+        return None
+    if not all(math.isfinite(x) for x in (x0, y0, x1, y1)) or x1 <= x0 or y1 <= y0:
+        return None
+    return x0, y0, x1, y1
+
+
+def hand_at_plate(hands, plate_box) -> int | None:
+    """Index of the hand box (x0, y0, x1, y1) whose centre is nearest the plate box (x, y, w, h)
+    and no further from it than the hand's longer side; None when no hand is that close."""
+    px, py, pw, ph = (float(v) for v in plate_box)
+    best, best_d = None, math.inf
+    for i, (x0, y0, x1, y1) in enumerate(hands):
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        dx = max(px - cx, 0.0, cx - (px + pw))
+        dy = max(py - cy, 0.0, cy - (py + ph))
+        d = math.hypot(dx, dy)
+        if d <= max(x1 - x0, y1 - y0) and d < best_d:
+            best, best_d = i, d
+    return best
+
+
+def export_hand_windows(store, out_dir: str | pathlib.Path, proposals=None,
+                        class_names=None, size: int = 64, val_share: float = 0.2,
+                        tag: str = '', window_scale: float | None = None) -> dict:
+    """Write (or add to) the hand-window dataset from a ReviewStore (module doc);
+    returns counts. ``class_names``: the SKUs accepted (the catalog; None = any SKU whose name
+    is a safe folder name). ``tag`` prefixes the file names (exports of several databases into
+    one folder)."""
+    import cv2
+    # the classifier's window rule, imported here: only this export needs store_perception
+    from store_perception.crops import cut
+    from store_perception.hand_sku import HAND_WINDOW_SCALE, hand_window
+    scale = HAND_WINDOW_SCALE if window_scale is None else float(window_scale)
+    out = pathlib.Path(out_dir)
+    allowed = None if class_names is None else set(class_names)
+    counts = {'requests': 0, 'images': 0, 'windows': {}, 'train': 0, 'val': 0,
+              'no_plate_box': 0, 'no_hand_at_plate': 0, 'unknown': 0, 'skipped': 0}
+    for req in store.requests(('decided',)):
+        dec = (req.get('decision') or store.decision(req['request_id']) or {}).get('decision')
+        if not isinstance(dec, dict):
+            continue
+        sku = str(dec.get('sku') or '')
+        if sku and (not _SAFE_CLASS.match(sku) or sku == HAND_EMPTY or
+                    (allowed is not None and sku not in allowed)):
+            counts['skipped'] += 1
+            continue
+        settled = int(req['stamp_ns'])
+        start = start_ns_of(req['event_id'], settled)
+        split = _split(req['request_id'], val_share) if val_share > 0 else 'train'
+        counts['requests'] += 1
+        for ev in store.evidence(req['request_id'], 'image'):
+            meta = ev['payload'] if isinstance(ev['payload'], dict) else {}
+            plate = meta.get('plate_box_in_crop')
+            if not (isinstance(plate, (list, tuple)) and len(plate) == 4 and
+                    _box4((plate[0], plate[1], plate[0] + plate[2], plate[1] + plate[3]))):
+                counts['no_plate_box'] += 1
+                continue
+            label = hand_label(dec, start, settled, int(ev['stamp_ns']))
+            if label is None:
+                counts['unknown'] += 1
+                continue
+            img = cv2.imread(str(ev['path'])) if ev['path'] else None
+            if img is None:
+                counts['skipped'] += 1
+                continue
+            counts['images'] += 1
+            stored = meta.get('hands')
+            if isinstance(stored, list):
+                hands = [b for b in (_box4(v) for v in stored) if b]
+            elif proposals is not None:
+                hands = [b for b in (_box4(v) for v in proposals(img)) if b]
+            else:
+                hands = []
+            k = hand_at_plate(hands, plate)
+            if k is None:
+                counts['no_hand_at_plate'] += 1
+                continue
+            h, w = img.shape[:2]
+            folder = out / split / label
+            folder.mkdir(parents=True, exist_ok=True)
+            name = f'{tag}r{req["seq"]:06d}_e{ev["evidence_id"]:06d}_h{k}.jpg'
+            cv2.imwrite(str(folder / name), cut(img, hand_window(hands[k], w, h, scale), size),
+                        [cv2.IMWRITE_JPEG_QUALITY, 95])
+            counts['windows'][label] = counts['windows'].get(label, 0) + 1
+            counts[split] += 1
+    same_classes(out)
+    return counts
+
+
+def same_classes(root: pathlib.Path) -> None:
+    """Make ``root/val`` hold exactly ``root/train``'s classes (ultralytics numbers each split's
+    folders on their own): a class only in val moves to train; a class missing in val gets a
+    copy of its first train window."""
+    train, val = root / 'train', root / 'val'
+    for folder in sorted(val.glob('*/')) if val.is_dir() else []:
+        if folder.is_dir() and not (train / folder.name).is_dir():
+            train.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(folder), str(train / folder.name))
+    for folder in sorted(train.glob('*/')) if train.is_dir() else []:
+        first = next(iter(sorted(folder.glob('*.jpg'))), None)
+        if first is not None and not any((val / folder.name).glob('*.jpg')):
+            (val / folder.name).mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(first, val / folder.name / first.name)
