@@ -14,8 +14,10 @@ from the description (:func:`tf_frames` lists the transforms a broadcaster would
 Two arrays:
 * layout (static, latched): floor and walls, gate zones, gondolas, plates with ids;
 * state (a few Hz): plate weights (a bar and a text per plate, one line per shelf), carts (a panel
-  beside the store), shelf events as short-lived discs at their plates, open review requests
-  highlighted (large pulsing red), shopper tracks (when cameras provide them).
+  beside the store), shelf events as short-lived discs behind the gondola in line with their
+  plates (a label behind the disc), open review requests highlighted (a pulsing red frame
+  around the plate), shopper tracks (when cameras provide them). No disc or frame lies on a
+  text: top-down, a marker above a text would hide it.
 
 Top-down, the shelves of a gondola are on top of each other; state texts and bars of shelf ``k``
 are shifted across the plate (by shelf index) so the renderer's floor-plane view stays legible.
@@ -58,6 +60,9 @@ LEGEND = (('entrance gate', ENTRANCE), ('exit gate', EXIT), ('gondola', GONDOLA)
 CHAR_WIDTH = 0.65     # a text's width per character, as a share of its height (generous)
 
 SHELF_SHIFT_M = 0.15      # across-plate shift of shelf k's state markers (top-down legibility)
+EVENT_DISC_M = 0.3        # diameter of a shelf event's disc, behind its plate's gondola
+EVENT_DISC_GAP_M = 0.03   # between the gondola's back and the disc
+REVIEW_FRAME_GAP_M = 0.02  # between a plate's edge and the centre of its review frame's line
 
 
 def frame_of_gondola(gondola_id: str) -> str:
@@ -236,17 +241,20 @@ def state_markers(store, *, weights: dict[str, float] | None = None,
         if plate is None:
             continue
         take = ev.delta_grams < 0
-        x, y = _state_xy(store, plate)
         z = plate.center_store[2]
         left = max(0.1, event_show_s - age)
-        # discs float just above the gondola so they are seen from above (rviz and PNG)
-        top = store.gondola(plate.gondola_id).size_m[2]
-        b.add('shelf_events', Marker.CYLINDER, (x, y, top + 0.1), (0.35, 0.35, 0.04),
-              TAKE if take else RETURN, lifetime_s=left)
+        g = store.gondola(plate.gondola_id)
+        # the disc floats just above the gondola's top, behind the gondola in line with its
+        # plate: on the plate it would hide the plate's weight texts (rviz and PNG); its label
+        # is further back, clear of the disc
+        dx, dy = _local(g, plate.x_m - g.size_m[0] / 2, g.size_m[1] / 2 + EVENT_DISC_GAP_M
+                        + EVENT_DISC_M / 2)
+        b.add('shelf_events', Marker.CYLINDER, (dx, dy, g.size_m[2] + 0.1),
+              (EVENT_DISC_M, EVENT_DISC_M, 0.04), TAKE if take else RETURN, lifetime_s=left)
         best = ev.hypotheses[0] if ev.hypotheses else None
         what = f'{best.quantity} x {best.sku}' if best is not None and best.sku else '?'
-        g = store.gondola(plate.gondola_id)
-        lx, ly = _local(g, plate.x_m - g.size_m[0] / 2, g.size_m[1] / 2 + 0.25)
+        lx, ly = _local(g, plate.x_m - g.size_m[0] / 2,
+                        g.size_m[1] / 2 + EVENT_DISC_GAP_M + EVENT_DISC_M + 0.17)
         b.add('shelf_event_labels', Marker.TEXT_VIEW_FACING, (lx, ly, z + 0.3),
               (0, 0, 0.14), TEXT, lifetime_s=left,
               text=f'{"take" if take else "return"} {ev.delta_grams:+.0f} g {what}')
@@ -257,15 +265,19 @@ def state_markers(store, *, weights: dict[str, float] | None = None,
             plate = plates.get(pid)
             if plate is None:
                 continue
-            x, y = _state_xy(store, plate)
-            d = 0.6 + 0.25 * pulse
-            top = store.gondola(plate.gondola_id).size_m[2]
-            b.add('review_requests', Marker.CYLINDER, (x, y, top + 0.15),
-                  (d, d, 0.06), REVIEW)
+            g = store.gondola(plate.gondola_id)
+            # a thick red frame around the plate's column, pulsing: a filled disc there would
+            # hide the plate's weight texts
+            cx = plate.x_m - g.size_m[0] / 2
+            hx = plate.size_x_m / 2 + REVIEW_FRAME_GAP_M
+            hy = plate.size_y_m / 2 + REVIEW_FRAME_GAP_M
+            corners = [_local(g, cx + sx_ * hx, plate.y_m + sy_ * hy)
+                       for sx_, sy_ in ((-1, -1), (1, -1), (1, 1), (-1, 1), (-1, -1))]
+            b.add('review_requests', Marker.LINE_STRIP, (0, 0, g.size_m[2] + 0.15),
+                  (0.03 + 0.03 * pulse, 0, 0), REVIEW, points=corners)
             if i == 0:
                 # below the plate ids, in front of the gondola
                 who = ', '.join(r.shopper_ids) or 'nobody'
-                g = store.gondola(plate.gondola_id)
                 lx, ly = _local(g, plate.x_m - g.size_m[0] / 2, -g.size_m[1] / 2 - 0.42)
                 b.add('review_labels', Marker.TEXT_VIEW_FACING,
                       (lx, ly, plate.center_store[2] + 0.5), (0, 0, 0.16), REVIEW,

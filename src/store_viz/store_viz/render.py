@@ -5,8 +5,9 @@ blending: CUBE as a rotated rectangle, CYLINDER/SPHERE as an ellipse, LINE_STRIP
 lines, POINTS/SPHERE_LIST/CUBE_LIST as dots, ARROW as an arrow, TEXT_VIEW_FACING as text (its
 ``scale.z`` is the text height in metres; newlines start new lines). The view fits every marker,
 with a scale bar below it and a legend (title on top) to its right; the image is cropped to its
-content. :func:`render_layout` also returns where every text was drawn (pixel boxes), so tests
-can check that no two texts overlap and none crosses the walls. Works on rclpy messages and on
+content. :func:`render_layout` also returns where every text, disc and line segment was drawn
+(pixel boxes), so tests can check that no two texts overlap, none crosses the walls and none
+lies under a disc or a highlight. Works on rclpy messages and on
 rosbags-deserialized ones (same field names).
 
 :class:`MarkerScene` keeps the current markers of one or more topics the way rviz does (ADD
@@ -111,8 +112,14 @@ def _blend(img: np.ndarray, draw, alpha: float) -> None:
     cv2.addWeighted(layer, alpha, img, 1 - alpha, 0, dst=img)
 
 
-def _draw_marker(img: np.ndarray, v: _View, m, texts: list | None = None) -> None:
+def _draw_marker(img: np.ndarray, v: _View, m, texts: list | None = None,
+                 shapes: list | None = None) -> None:
+    """Draw ``m``; append the pixel boxes of its texts to ``texts`` and of its discs (CYLINDER,
+    SPHERE: the ellipse's box) and lines (LINE_STRIP, LINE_LIST: each segment's box, its
+    thickness included) to ``shapes``."""
     p, s = m.pose.position, m.scale
+    if shapes is None:
+        shapes = []
     color, alpha = _bgr(m.color), float(m.color.a) if m.color.a > 0 else 1.0
     yaw = _yaw(m.pose.orientation)
     if m.type == CUBE:
@@ -126,9 +133,18 @@ def _draw_marker(img: np.ndarray, v: _View, m, texts: list | None = None) -> Non
         axes = (max(1, int(s.x * v.k / 2)), max(1, int(s.y * v.k / 2)))
         _blend(img, lambda im: cv2.ellipse(im, c, axes, -math.degrees(yaw), 0, 360, color, -1,
                                            cv2.LINE_AA), alpha)
+        r = max(axes) + 1
+        shapes.append(ShapeBox(m.ns, m.id, m.type, (c[0] - r, c[1] - r, c[0] + r, c[1] + r)))
     elif m.type in (LINE_STRIP, LINE_LIST):
         pts = [v.px(p.x + q.x, p.y + q.y) for q in m.points]
         th = max(1, int(round(s.x * v.k)))
+        segments = (zip(pts, pts[1:]) if m.type == LINE_STRIP
+                    else zip(pts[0::2], pts[1::2]))
+        half = th // 2 + 1
+        for a, b in segments:
+            shapes.append(ShapeBox(m.ns, m.id, m.type,
+                                   (min(a[0], b[0]) - half, min(a[1], b[1]) - half,
+                                    max(a[0], b[0]) + half, max(a[1], b[1]) + half)))
         if m.type == LINE_STRIP and len(pts) >= 2:
             arr = np.array(pts, np.int32)
             _blend(img, lambda im: cv2.polylines(im, [arr], False, color, th, cv2.LINE_AA),
@@ -238,12 +254,22 @@ class TextBox:
     box: tuple[int, int, int, int]      # x0, y0, x1, y1 in the output image's pixels
 
 
+@dataclass(frozen=True)
+class ShapeBox:
+    ns: str
+    id: int
+    type: int                           # the marker's type (CYLINDER, LINE_STRIP, ...)
+    box: tuple[int, int, int, int]      # x0, y0, x1, y1 in the output image's pixels
+
+
 @dataclass
 class Layout:
-    """Where :func:`render_layout` put things: the store view's crop offset and every text."""
+    """Where :func:`render_layout` put things: the store view's crop offset, every text, and
+    every disc and line segment (:class:`ShapeBox`)."""
     offset: tuple[int, int] = (0, 0)    # top-left of the cropped store view in the uncropped one
     texts: list[TextBox] = field(default_factory=list)
     view: object = None
+    shapes: list[ShapeBox] = field(default_factory=list)
 
 
 def render_layout(markers: Iterable, *, px_per_m: float = 150.0, margin_m: float = 0.5,
@@ -255,16 +281,20 @@ def render_layout(markers: Iterable, *, px_per_m: float = 150.0, margin_m: float
     bar_px = 50                      # the scale bar's strip below the store
     img = np.full((v.h + bar_px, v.w, 3), BG, np.uint8)
     texts: list[TextBox] = []
+    shapes: list[ShapeBox] = []
     # draw order: solid shapes lowest z first, then lines, then text on top
     order = {TEXT_VIEW_FACING: 2, LINE_STRIP: 1, LINE_LIST: 1, ARROW: 1}
     for m in sorted(ms, key=lambda m: (order.get(m.type, 0), m.pose.position.z)):
-        _draw_marker(img, v, m, texts)
+        _draw_marker(img, v, m, texts, shapes)
     _scale_bar(img, v, v.h + bar_px // 2)
     img, (ox, oy) = _crop(img, pad_px)
     moved = [TextBox(t.ns, t.id, t.text,
                      (t.box[0] - ox, t.box[1] - oy, t.box[2] - ox, t.box[3] - oy))
              for t in texts]
-    layout = Layout((ox, oy), moved, v)
+    layout = Layout((ox, oy), moved, v,
+                    [ShapeBox(t.ns, t.id, t.type,
+                              (t.box[0] - ox, t.box[1] - oy, t.box[2] - ox, t.box[3] - oy))
+                     for t in shapes])
     if not legend and not title:
         return img, layout
     side = _legend(legend, title, legend_px)

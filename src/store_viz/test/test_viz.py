@@ -97,14 +97,15 @@ def test_state_highlights_reviews_and_renders_legibly(store, tmp_path):
     assert ns.count('shelf_events') == 1              # the 10 s old event has expired
     assert ns.count('review_requests') == 1
     rev = next(m for m in st.markers if m.ns == 'review_requests')
-    assert rev.color.r > 0.9 and rev.color.g < 0.1 and rev.scale.x >= 0.6
+    assert rev.color.r > 0.9 and rev.color.g < 0.1 and rev.scale.x >= 0.03
+    assert rev.type == Marker.LINE_STRIP and len(rev.points) == 5     # a closed frame
     texts = ' '.join(m.text for m in st.markers)
     assert 'acct-0001' in texts and 's2 n/a' in texts and 'REVIEW' in texts
     markers = merge(layout_markers(store), st)
     img = render(markers, legend=LEGEND, title='test')
     x, y = world_to_pixel(markers, *_review_xy(rev))
     b, g, r = (int(v) for v in img[y, x])
-    assert r > 200 and g < 80 and b < 80                  # the review disc is red
+    assert r > 200 and g < 80 and b < 80                  # the review frame is red
     ex, ey = world_to_pixel(markers, 10.2, 0.15)          # inside the exit gate zone: orange
     assert int(img[ey, ex][2]) > int(img[ey, ex][0]) + 40
     save_png(tmp_path / 'store.png', img)
@@ -113,7 +114,9 @@ def test_state_highlights_reviews_and_renders_legibly(store, tmp_path):
 
 
 def _review_xy(m):
-    return m.pose.position.x, m.pose.position.y
+    """The middle of the frame's first side."""
+    a, b = m.points[0], m.points[1]
+    return m.pose.position.x + (a.x + b.x) / 2, m.pose.position.y + (a.y + b.y) / 2
 
 
 def _busy_state(store):
@@ -125,12 +128,17 @@ def _busy_state(store):
                  (2, 297, 0, [('COLA-330', 1), ('GUM-MINT', 1), ('YOGURT', 1)]),
                  (2, 349, 1, [('SANDW-HAM', 1)]),
                  (1, 204, 1, [('APPLE', 1), ('ENERGY-250', 2)])), start=1)]
-    ev = ShelfEvent(plate_ids=['g2.s2.p3'], delta_grams=-345.0,
-                    hypotheses=[ProductHypothesis(sku='COLA-330', quantity=1)])
-    review = ReviewRequest(request_id='review/x', plate_ids=['g1.s1.p2'], delta_grams=-354.0,
-                           shopper_ids=['acct-0002', 'acct-0003'])
+    events = [(ShelfEvent(plate_ids=[pid], delta_grams=d,
+                          hypotheses=[ProductHypothesis(sku=sku, quantity=1)]), 9.0)
+              for pid, d, sku in (('g2.s2.p3', -345.0, 'COLA-330'),
+                                  ('g1.s3.p1', 182.0, 'APPLE'),
+                                  ('g3.s1.p2', -29.0, 'BAR-MUESLI'))]
+    reviews = [ReviewRequest(request_id='review/x', plate_ids=['g1.s1.p2'], delta_grams=-354.0,
+                             shopper_ids=['acct-0002', 'acct-0003']),
+               ReviewRequest(request_id='review/y', plate_ids=['g2.s2.p3'], delta_grams=-345.0,
+                             shopper_ids=['acct-0001', 'acct-0003'])]
     return merge(layout_markers(store), state_markers(
-        store, weights=weights, carts=carts, events=[(ev, 9.0)], reviews=[review],
+        store, weights=weights, carts=carts, events=events, reviews=reviews,
         tracks={'acct-0003': [(2.0, 1.0), (3.0, 2.0)]}, now_s=10.0))
 
 
@@ -155,6 +163,13 @@ def test_no_text_overlaps_another_or_the_walls(store, tmp_path):
         crosses_v = any(bx0 < x < bx1 for x in (x0, x1)) and by1 > y0 and by0 < y1
         crosses_h = any(by0 < y < by1 for y in (y0, y1)) and bx1 > x0 and bx0 < x1
         assert not (crosses_v or crosses_h), f'{t.text!r} crosses a wall'
+    # no text lies under a disc (shelf events, track heads) or a review frame: top-down, rviz
+    # would hide it there, and the PNG would make it hard to read
+    covers = [s for s in layout.shapes
+              if s.ns in ('shelf_events', 'review_requests', 'track_heads')]
+    assert {s.ns for s in covers} == {'shelf_events', 'review_requests', 'track_heads'}
+    hidden = [(t.text, s.ns) for t in boxes for s in covers if _overlap(t.box, s.box)]
+    assert not hidden, hidden
     # every text lies inside the picture (nothing cut off by the crop)
     h, w = img.shape[:2]
     assert all(0 <= t.box[0] and t.box[2] <= w and 0 <= t.box[1] and t.box[3] <= h
