@@ -19,8 +19,8 @@ if [ "${1:-}" != "--no-install" ] && [ -f "$_ws_root/install/setup.bash" ]; then
   eval "$_had_u"
 fi
 # Command-line tools (not nodes) on PATH: run_store, evaluate, generate_scenarios, bag tools,
-# render_scenario, make_dataset, train_detector, review_console, render_markers.
-for _pkg in store_bringup store_sim store_bags store_review store_perception store_viz; do
+# render_scenario, make_dataset, train_detector, review_console, render_markers, the bench tools.
+for _pkg in store_bringup store_sim store_bench store_bags store_review store_perception store_viz; do
   [ -d "$_ws_root/install/$_pkg/lib/$_pkg" ] && PATH="$_ws_root/install/$_pkg/lib/$_pkg:$PATH"
 done
 export PATH

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """How the shelf layer groups weight steps of adjacent plates, against the scenario truth.
 
 A unit resting across two plates (a straddle) must be one shelf event; two grabs at once on
@@ -8,21 +7,20 @@ straddled takes kept as one event or split, and pairs of concurrent grabs on adj
 (starts within ``--within-s``) kept apart or merged, with and without the separate-grabs test
 (``HypothesisRanker.separate_grabs``), side by side.
 
-    . tools/env.sh && python tools/bench_event_merge.py --seeds 20000:20199 --levels 2,3
+    . tools/env.sh && bench_event_merge --seeds 20000:20199 --levels 2,3
 """
 from __future__ import annotations
 
 import argparse
-import pathlib
 from collections import Counter
 from dataclasses import replace
 
 from store_common.description import load_store
-from store_bench.fusion_offline import NS, seed_ranges, shelf_events, T0_NS
 from store_shelf.pipeline import load_params
 from store_sim.generator import generate
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+from store_bench.fusion_offline import NS, seed_ranges, shelf_events, T0_NS
+from store_bench.paths import root_or_exit
 
 
 def _event_of(events, plate: str, t_s: float):
@@ -55,8 +53,9 @@ def grouping(store, scenario, separate: bool, within_s: float) -> Counter:
 
 
 def main(argv=None) -> int:
+    root = root_or_exit()
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    ap.add_argument('--store', default=str(ROOT / 'config' / 'stores' / 'demo.yaml'))
+    ap.add_argument('--store', default=str(root / 'config' / 'stores' / 'demo.yaml'))
     ap.add_argument('--seeds', default='20000:20049', help='first:last seed, comma-separated')
     ap.add_argument('--levels', default='2,3')
     ap.add_argument('--within-s', type=float, default=1.0,

@@ -1,7 +1,6 @@
-#!/usr/bin/env python3
 """The shopper tracker (store_fusion.tracker) on real footage: one camera, vtest.avi, real backend.
 
-    python tools/track_real_footage.py [--backend people|pose]
+    track_real_footage [--backend people|pose]
         [--labels tests/data/real/vtest_labels.json] [--person-height-m 1.7] [--hfov-deg 60]
 
 Detections: the detector backend ``--backend`` (default ``people``: CenterNet + BlazePose,
@@ -37,13 +36,13 @@ from __future__ import annotations
 
 import argparse
 import math
-import pathlib
 import sys
 from types import SimpleNamespace
 
 import numpy as np
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+from store_bench.paths import root_or_exit
+
 # person -> {labelled frame: index of their box in that frame's labels}
 IDENTITIES = {
     'R': {32: 3, 54: 2, 76: 3, 98: 3, 120: 3, 142: 4, 164: 6, 186: 5, 209: 3, 231: 5, 253: 5,
@@ -87,8 +86,9 @@ def calibrate(labels, width: int, height: int, person_h_m: float, hfov_deg: floa
 
 
 def main(argv=None) -> int:
+    root = root_or_exit()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument('--labels', default=str(ROOT / 'tests' / 'data' / 'real' /
+    ap.add_argument('--labels', default=str(root / 'tests' / 'data' / 'real' /
                                             'vtest_labels.json'))
     ap.add_argument('--video', default=None)
     ap.add_argument('--person-height-m', type=float, default=1.7)
@@ -98,9 +98,9 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     from store_fusion.geometry import Detection2D, torso_color
     from store_fusion.tracker import CONFIRMED, COASTING, ShopperTracker
-    from store_perception.real_eval import load_labels
+    from store_bench.real_eval import load_labels
 
-    from label_frames import read_frames     # tools/, beside this script
+    from store_bench.label_frames import read_frames
     header, labels = load_labels(a.labels)
     video = a.video or header['video_path']
     w, h = int(header['image_width']), int(header['image_height'])

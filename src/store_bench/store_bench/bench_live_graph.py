@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark: the live camera graph against the offline figure, on the same held-out scenarios.
 
 Each scenario plays in real time through the graph ``run_store --mode sim --cameras`` starts
@@ -6,13 +5,13 @@ Each scenario plays in real time through the graph ``run_store --mode sim --came
 the shipped detector, the tracker, the fusion node, the shelf nodes and the cart, one process
 per node over DDS on a private ROS domain. The cameras are rendered before each run's clocks
 start (``store_sim.render_cache``; render time is reported apart). The same scenarios then go
-through ``tools/bench_fusion.py`` (the offline path: rendered ground-truth boxes -> the
+through ``bench_fusion`` (the offline path: rendered ground-truth boxes -> the
 simulated detection model -> the same tracker and fusion code). One table prints exact
 receipts, item F1 and review rate per level for: live fused, live weight-only (``--weight-only``
 adds those runs), offline fused and offline weight-only.
 
     . tools/env.sh
-    python tools/bench_live_graph.py --seeds 9800:9805 --levels 2,3 --out out/live_bench
+    bench_live_graph --seeds 9800:9805 --levels 2,3 --out out/live_bench
 
 Seeds 9800 and up are held out: nothing was tuned on them. Writes ``<out>/live_bench.json``
 and, per run, ``<out>/L<level>_s<seed>[_w]/`` (logs, receipts, review requests).
@@ -24,18 +23,18 @@ import json
 import os
 import pathlib
 import random
+import shutil
 import subprocess
 import sys
 import time
 
 from store_common.description import load_store
 from store_bench.fusion_offline import seed_ranges
+from store_bench.paths import root_or_exit
 from store_sim.evaluator import aggregate, evaluate_run
 from store_sim.generator import generate
 from store_sim.render_cache import ensure_render
 from store_sim.scenario import save_scenario
-
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def run_live(args, env, scenario_path: pathlib.Path, run_dir: pathlib.Path,
@@ -57,7 +56,11 @@ def run_live(args, env, scenario_path: pathlib.Path, run_dir: pathlib.Path,
 
 def run_offline(args, seeds: str, levels: str, out: pathlib.Path) -> dict:
     doc_path = out / 'offline_bench_fusion.json'
-    cmd = [sys.executable, str(ROOT / 'tools' / 'bench_fusion.py'), '--seeds', seeds,
+    exe = shutil.which('bench_fusion')
+    if exe is None:
+        raise SystemExit('error: the bench_fusion console script is not on PATH '
+                         '(bash tools/setup.sh, then . tools/env.sh)')
+    cmd = [exe, '--seeds', seeds,
            '--levels', levels, '--render-missing', '--gt-cache', str(out / 'gt'),
            '--out', str(doc_path)]
     started = time.monotonic()
@@ -77,11 +80,12 @@ def row(name: str, level: str, agg: dict | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    root = root_or_exit()
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    ap.add_argument('--store', default=str(ROOT / 'config' / 'stores' / 'demo.yaml'))
+    ap.add_argument('--store', default=str(root / 'config' / 'stores' / 'demo.yaml'))
     ap.add_argument('--seeds', default='9800:9805', help='first:last (inclusive), held out')
     ap.add_argument('--levels', default='2,3')
-    ap.add_argument('--out', default=str(ROOT / 'out' / 'live_bench'))
+    ap.add_argument('--out', default=str(root / 'out' / 'live_bench'))
     ap.add_argument('--timeout', type=float, default=420.0, help='per live run [s]')
     ap.add_argument('--weight-only', action='store_true',
                     help='also run each scenario through the live weight-only graph')

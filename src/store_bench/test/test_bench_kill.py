@@ -1,9 +1,12 @@
-"""tools/bench_kill.py: its verdict on a run, from the records a run leaves (no ROS, no run)."""
+"""store_bench.bench_kill: its verdict on a run, from the records a run leaves (no ROS, no run)."""
 import json
 
 import pytest
 
 from store_common.description import load_store
+
+from store_bench import bench_kill
+from store_bench.paths import repo_root
 
 S = 1_000_000_000
 
@@ -33,10 +36,10 @@ def write(path, records):
 
 
 @pytest.fixture
-def run(tmp_path, load_tool):
+def run(tmp_path):
     """A run of one shopper who took a cola; its receipt as the cart published it."""
-    bench = load_tool('bench_kill')
-    store = load_store(bench.STORE)
+    bench = bench_kill
+    store = load_store(repo_root() / 'config' / 'stores' / 'demo.yaml')
     sku = next(iter(store.catalog.products))
     grams = store.catalog.products[sku].unit_grams
     price = store.catalog.products[sku].price_cents

@@ -1,7 +1,6 @@
-#!/usr/bin/env python3
 """Benchmark: weight-only vs vision-only vs fused, per difficulty level, with ECE.
 
-    . tools/env.sh && nice python tools/bench_fusion.py [--seeds 9100:9114] [--levels 0,1,2,3] \
+    . tools/env.sh && nice bench_fusion [--seeds 9100:9114] [--levels 0,1,2,3] \
         [--fps 5] [--gt-cache out/fusion/gt] [--stats FILE] [--render-missing] [--no-joint] \
         [--draws 1] [--min-confidence C] [--min-margin M] [--fused-min-confidence C] \
         [--product-shopper-weight W] [--one-view-hand-weight W] [--tracking-only] \
@@ -39,18 +38,17 @@ from collections import Counter
 from store_cart.engine import CartParams, fused_params
 from store_common.description import load_store
 from store_common.params import load_params_file
+from store_fusion.calibration import ece, fit_platt, Platt
+from store_fusion.geometry import StoreGeometry
+from store_fusion.params import load_pipeline_params
 from store_sim.evaluator import aggregate, evaluate
 from store_sim.generator import generate
 
-from store_fusion.calibration import ece, fit_platt, Platt
-from store_fusion.geometry import StoreGeometry
 from store_bench.fusion_offline import identity_census, MODES, run_modes, run_tracking, \
     seed_ranges, shelf_events, truth_of_event
-from store_fusion.params import load_pipeline_params
+from store_bench.paths import root_or_exit
 from store_bench.simcam import DetectionModel, load_or_render_truth, measured_stats, \
     shopper_colors, truth_cache_path
-
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def _score(sc, events, runs, level_rows: dict[str, list], conf_pairs: list) -> None:
@@ -86,16 +84,17 @@ def _census_lines(census: dict[int, Counter]) -> list[str]:
 
 
 def main(argv=None) -> int:
+    root = root_or_exit()
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    ap.add_argument('--store', default=str(ROOT / 'config/stores/demo.yaml'))
-    ap.add_argument('--params', default=str(ROOT / 'config/params/store.yaml'),
+    ap.add_argument('--store', default=str(root / 'config/stores/demo.yaml'))
+    ap.add_argument('--params', default=str(root / 'config/params/store.yaml'),
                     help="the graph's parameters file: the tracker and fusion run with its "
                     "tracker: and fusion: sections, as the nodes do")
     ap.add_argument('--seeds', default='9100:9114',
                     help='first:last seed (inclusive); several ranges comma-separated')
     ap.add_argument('--levels', default='0,1,2,3')
     ap.add_argument('--fps', type=float, default=5.0)
-    ap.add_argument('--gt-cache', default=str(ROOT / 'out/fusion/gt'))
+    ap.add_argument('--gt-cache', default=str(root / 'out/fusion/gt'))
     ap.add_argument('--stats', default=None, help='measured detector stats JSON')
     ap.add_argument('--render-missing', action='store_true',
                     help='render ground truth that is not cached (slow); default: skip')
@@ -129,7 +128,7 @@ def main(argv=None) -> int:
                     help='only the identity census of the tracker (fast): no events decided')
     ap.add_argument('--draws', type=int, default=1,
                     help='independent detector-noise draws per scenario, pooled (default 1)')
-    ap.add_argument('--out', default=str(ROOT / 'out/fusion/bench_fusion.json'))
+    ap.add_argument('--out', default=str(root / 'out/fusion/bench_fusion.json'))
     ns = ap.parse_args(argv)
     if ns.draws < 1:
         ap.error(f'--draws must be at least 1, got {ns.draws}')

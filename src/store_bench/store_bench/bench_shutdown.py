@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """How often Ctrl-C on a loaded multi-threaded node ends untidily: count, over repeated runs.
 
 Each run starts one node process through ``run_node(threads=2)`` (as the load cell driver does)
@@ -11,9 +10,9 @@ be killed. Prints the counts.
 Measured (2 shared cores, --runs 40, 2 outside publishers): run_node before the orderly stop
 (bc3fcbf^) 8/40 untidy (7 "poll failed", 5 "context is invalid", 1 traceback), after 0/40.
 
-    python tools/bench_shutdown.py --runs 20                                 # run_node of HEAD
+    bench_shutdown --runs 20                                 # run_node of HEAD
     git show <rev>:src/store_common/store_common/ros.py > /tmp/ros_old.py
-    python tools/bench_shutdown.py --runs 20 --ros-module /tmp/ros_old.py    # another run_node
+    bench_shutdown --runs 20 --ros-module /tmp/ros_old.py    # another run_node
 """
 from __future__ import annotations
 
@@ -25,6 +24,8 @@ import signal
 import subprocess
 import sys
 import time
+
+SELF = 'store_bench.bench_shutdown'   # run again as a module for the child processes
 
 
 def child(ros_module: str | None) -> int:
@@ -85,7 +86,7 @@ def publisher() -> int:
 
 
 def one_run(args, env) -> dict:
-    cmd = [sys.executable, __file__, '--child']
+    cmd = [sys.executable, '-m', SELF, '--child']
     if args.ros_module:
         cmd += ['--ros-module', args.ros_module]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -111,7 +112,7 @@ def one_run(args, env) -> dict:
             'convert': 'Unable to convert call argument' in text, 'text': text}
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     ap.add_argument('--runs', type=int, default=20)
     ap.add_argument('--ros-module', help='a ros.py file whose run_node to use (default: the '
@@ -123,7 +124,7 @@ def main() -> int:
                     help='other processes publishing on the topic the whole time')
     ap.add_argument('--child', action='store_true', help=argparse.SUPPRESS)
     ap.add_argument('--publisher', action='store_true', help=argparse.SUPPRESS)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     if args.child:
         return child(args.ros_module)
     if args.publisher:
@@ -134,7 +135,7 @@ def main() -> int:
                ROS_AUTOMATIC_DISCOVERY_RANGE='LOCALHOST')
     counts = dict.fromkeys(('untidy', 'traceback', 'poll_failed', 'context_invalid', 'convert',
                             'nonzero_exit', 'killed'), 0)
-    loaders = [subprocess.Popen([sys.executable, __file__, '--publisher'], env=env,
+    loaders = [subprocess.Popen([sys.executable, '-m', SELF, '--publisher'], env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 start_new_session=True) for _ in range(args.load_procs)]
     try:

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Help label people (boxes, wrists) on frames of a real video; see tests/data/real/README.md.
 
   propose  pick frames spread over the clip; write each as PNG with proposals drawn (pose

@@ -1,7 +1,6 @@
-#!/usr/bin/env python3
 """Benchmark of human review and learning: receipt accuracy and review rate over simulated days.
 
-    . tools/env.sh && python tools/bench_review.py [--days 5] [--per-day 10] [--level 2] \
+    . tools/env.sh && bench_review [--days 5] [--per-day 10] [--level 2] \
         [--target-accuracy 0.995] [--reviewer-error 0.0] [--reviewer-delay-s 20] \
         [--audit-rate 0.05] [--out out/bench_review]
 
@@ -31,12 +30,12 @@ from store_cart.engine import CartParams
 from store_common.description import load_store
 from store_review.learning import (fit_weight_models, labelled_pairs, population_pairs,
                                    tune_thresholds)
-from store_bench.review_offline import run_scenario
 from store_sim.evaluator import evaluate
 from store_sim.generator import generate
 from store_sim.physics import PhysicsParams
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+from store_bench.paths import root_or_exit
+from store_bench.review_offline import run_scenario
 
 
 def catalog_bias(store, seed: int, scale_sd: tuple[float, float]) -> tuple:
@@ -106,8 +105,9 @@ def plot(days: list[dict], path: pathlib.Path) -> None:
 
 
 def main(argv=None) -> int:
+    root = root_or_exit()
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    ap.add_argument('--store', default=str(ROOT / 'config' / 'stores' / 'demo.yaml'))
+    ap.add_argument('--store', default=str(root / 'config' / 'stores' / 'demo.yaml'))
     ap.add_argument('--days', type=int, default=6)
     ap.add_argument('--per-day', type=int, default=15, help='scenarios per day')
     ap.add_argument('--level', type=int, default=2, help='generator difficulty 0..3')
@@ -121,7 +121,7 @@ def main(argv=None) -> int:
     ap.add_argument('--bias-sd', type=float, nargs=2, default=(3.0, 6.0),
                     help='true unit weight off the catalog by this many sd (range)')
     ap.add_argument('--no-learning', action='store_true', help='baseline: never learn')
-    ap.add_argument('--out', default=str(ROOT / 'out' / 'bench_review'))
+    ap.add_argument('--out', default=str(root / 'out' / 'bench_review'))
     args = ap.parse_args(argv)
 
     store = load_store(args.store)

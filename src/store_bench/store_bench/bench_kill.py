@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Kill campaign: SIGKILL the cart (and the review node and the drivers) at random moments of
 live simulated level-2/3 scenarios, and check that no unit is lost or doubled and that every
 receipt revision is right; print the time the cart takes to recover after each kill.
@@ -17,7 +16,7 @@ lost, one more is doubled; a receipt revision whose lines differ from the refere
 a review whose candidate shoppers differ is wrong. Recovery: from the restart of the cart to
 its log line "caught up" (every event stamped before the restart decided).
 
-    python tools/bench_kill.py --seeds 9301:9308 --min-kills 100 --out out/kill
+    bench_kill --seeds 9301:9308 --min-kills 100 --out out/kill
 
 Exits 1 when anything was lost, doubled or wrong (or fewer cart kills than --min-kills).
 Needs ``. tools/env.sh``. About 2 minutes per scenario on 2 cores.
@@ -47,9 +46,8 @@ from store_sim.evaluator import read_jsonl
 from store_sim.generator import generate
 from store_sim.scenario import save_scenario
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-STORE = ROOT / 'config' / 'stores' / 'demo.yaml'
-PARAMS = ROOT / 'config' / 'params' / 'store.yaml'
+from store_bench.paths import root_or_exit
+
 CAUGHT_UP = re.compile(r'\[(\d+\.\d+)\].*caught up ([\d.]+) s after start')
 
 
@@ -190,14 +188,15 @@ def recovery_times(log: pathlib.Path, kills: list[dict]) -> list[float | None]:
     return out
 
 
-def run_one(seed: int, level: int, out: pathlib.Path, rng: random.Random, env: dict) -> dict:
-    store = load_store(STORE)
+def run_one(seed: int, level: int, out: pathlib.Path, rng: random.Random, env: dict,
+            store_path: pathlib.Path, params_path: pathlib.Path) -> dict:
+    store = load_store(store_path)
     scenario = generate(store, seed, level)
     run_dir = out / f'{level}-{seed}'
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / 'scenario_in.yaml'
     save_scenario(scenario, path)
-    specs = build_graph(store, GraphOptions(mode='sim', params_file=str(PARAMS),
+    specs = build_graph(store, GraphOptions(mode='sim', params_file=str(params_path),
                                             run_dir=str(run_dir), scenario_file=str(path),
                                             record=True))
     labels = [s.label for s in specs]
@@ -218,7 +217,7 @@ def run_one(seed: int, level: int, out: pathlib.Path, rng: random.Random, env: d
             killer.join(timeout=10.0)
             runner.stop()
     wall_s = time.monotonic() - t0
-    p = load_params_file(PARAMS).get('cart', {})
+    p = load_params_file(params_path).get('cart', {})
     params = CartParams(**{k: float(p[k]) for k in ('hold_s', 'receipt_grace_s',
                                                     'min_confidence', 'min_margin') if k in p})
     result = compare(run_dir, reference(run_dir, store, params))
@@ -265,7 +264,11 @@ def seed_list(spec: str) -> list[int]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    root = root_or_exit()
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    ap.add_argument('--store', default=str(root / 'config' / 'stores' / 'demo.yaml'))
+    ap.add_argument('--params', default=str(root / 'config' / 'params' / 'store.yaml'),
+                    help="the graph's parameters file (the nodes' and the reference cart's)")
     ap.add_argument('--seeds', default='9301:9308', help='scenario seeds, e.g. 9301:9308')
     ap.add_argument('--levels', default='2,3', help='difficulty levels, alternated')
     ap.add_argument('--min-kills', type=int, default=100, help='cart kills to reach at least')
@@ -284,7 +287,8 @@ def main(argv: list[str] | None = None) -> int:
         seed = seeds[i] if i < len(seeds) else seeds[-1] + 1 + i - len(seeds)
         level = levels[i % len(levels)]
         i += 1
-        r = run_one(seed, level, out, rng, env)
+        r = run_one(seed, level, out, rng, env, pathlib.Path(args.store),
+                    pathlib.Path(args.params))
         rows.append(r)
         rec = [x for x in r['recovery_s'] if x is not None]
         print(f'level {level} seed {seed}: exit {r["exit_code"]}, {r["shoppers"]} shoppers, '

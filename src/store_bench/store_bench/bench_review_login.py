@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Login flood against the reviewer console: is the rest of the console still responsive?
 
 Serves the console in a child process (real uvicorn server, default scrypt cost unless
@@ -8,11 +7,10 @@ API. Prints the status codes of the logins, the latency of the health check and 
 during the flood (p50/p95), the flood's wall time, and the console process's resident memory
 before and at its peak (VmHWM).
 
-    python tools/bench_review_login.py                       # with throttling and the hash gate
-    python tools/bench_review_login.py --no-throttle         # the hash gate alone
-    python tools/bench_review_login.py --no-guard --n-log2 14   # as before (no throttle, no
-                                                                # bound); at N=2^17 it would
-                                                                # need 128 MiB per login
+    bench_review_login                       # with throttling and the hash gate
+    bench_review_login --no-throttle         # the hash gate alone
+    bench_review_login --no-guard --n-log2 14   # as before (no throttle, no bound); at
+                                                # N=2^17 it would need 128 MiB per login
 """
 from __future__ import annotations
 
@@ -82,7 +80,8 @@ def main(argv=None) -> int:
         serve(args)
         return 0
 
-    child = subprocess.Popen([sys.executable, __file__, '--serve', '--n-log2', str(args.n_log2)]
+    child = subprocess.Popen([sys.executable, '-m', 'store_bench.bench_review_login', '--serve',
+                              '--n-log2', str(args.n_log2)]
                              + (['--no-guard'] if args.no_guard else [])
                              + (['--no-throttle'] if args.no_throttle else []),
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)

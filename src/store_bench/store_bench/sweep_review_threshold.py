@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Pick the cart's review threshold for the fused store from tuning scenarios.
 
 Reads bench_fusion JSON outputs made with different ``--fused-min-confidence`` (or
@@ -8,7 +7,7 @@ of the events decided without review.
 The pick is the lowest threshold whose auto-decided accuracy stays at or above ``--min-auto``:
 the cart may guess only where its guesses are that reliable.
 
-    . tools/env.sh && python tools/sweep_review_threshold.py out/fusion/tune_thr/*.json \\
+    . tools/env.sh && sweep_review_threshold out/fusion/tune_thr/*.json \\
         [--levels 2,3] [--min-auto 0.98]
 """
 from __future__ import annotations

@@ -1,11 +1,10 @@
-#!/usr/bin/env python3
 """What the integrity check at open costs: quick_check vs integrity_check on a large cart db.
 
 Builds a cart database of ``--events`` queued shelf events (about 0.5 KB each, like real ones,
 with their index), then times opening it with no check, ``quick_check`` and
 ``integrity_check`` (median of ``--repeats``, file in the page cache, as at a node restart).
 
-    python tools/bench_db_open.py --events 200000 --out /tmp/bench_carts.sqlite
+    bench_db_open --events 200000 --out /tmp/bench_carts.sqlite
 """
 from __future__ import annotations
 
@@ -43,12 +42,12 @@ def time_open(path: str, check: str, repeats: int) -> float:
     return statistics.median(times)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     ap.add_argument('--events', type=int, default=200000)
     ap.add_argument('--out', default='/tmp/bench_carts.sqlite')
     ap.add_argument('--repeats', type=int, default=3)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     t0 = time.perf_counter()
     build(args.out, args.events)
     size_mb = os.path.getsize(args.out) / 1e6

@@ -1,16 +1,15 @@
-"""tools/sweep_review_threshold.py: pools bench_fusion outputs per threshold and picks the
+"""store_bench.sweep_review_threshold: pools bench_fusion outputs per threshold and picks the
 lowest one whose unreviewed decisions stay accurate enough."""
 import json
-import pathlib
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
+from store_bench import sweep_review_threshold
 
 
 @pytest.fixture(scope='module')
-def sweep(load_tool):
-    return load_tool('sweep_review_threshold')
+def sweep():
+    return sweep_review_threshold
 
 
 def _bench(path, min_conf, exact, reviews, auto_acc, events=100, shoppers=40):

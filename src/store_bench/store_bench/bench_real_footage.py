@@ -1,7 +1,6 @@
-#!/usr/bin/env python3
 """People on real footage and on held-out renders: the shipped YOLO against the pose backend.
 
-    python tools/bench_real_footage.py [--backends yolo,pose,pose-stream,people,people-stream,hog]
+    bench_real_footage [--backends yolo,pose,pose-stream,people,people-stream,hog]
         [--labels tests/data/real/vtest_labels.json] [--video PATH]
         [--heldout out/perception/heldout] [--skip-rendered] [--fps-frames 150]
         [--pose-threads 2] [--pose-windows-per-frame 2]
@@ -11,7 +10,7 @@ Prints one table, a row per backend and domain:
 * real: the labelled frames of ``vtest.avi`` (Debian's opencv-doc; people walking in a hall,
   elevated camera, 768x576; labels and how they were made: tests/data/real/README.md):
   person recall and precision at IoU 0.5 at the backend's operating score (people under 40 px
-  high are ignore regions, :mod:`store_perception.real_eval`), recall of fully visible people,
+  high are ignore regions, :mod:`store_bench.real_eval`), recall of fully visible people,
   wrist error of matched people (median [px], share within 10 % of the person's height);
 * rendered: the held-out rendered split (``make_dataset --test``, seeds 90000-90003, lighting
   501-504; made when missing, as tools/bench_detector.py does), shopper boxes only;
@@ -43,8 +42,8 @@ import time
 import cv2
 import numpy as np
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-STORE = ROOT / 'config' / 'stores' / 'demo.yaml'
+from store_bench.paths import root_or_exit
+
 FPS_SIZE = (640, 480)
 
 
@@ -74,7 +73,7 @@ class Yolo:
         self.det = Detector(None, imgsz=416, conf=0.01, device='cpu')
 
     def __call__(self, img, stream=False):
-        from store_perception.real_eval import Prediction
+        from store_bench.real_eval import Prediction
         dets, _ = self.det.detect(img)
         return [Prediction((d.x0, d.y0, d.x1, d.y1), d.score) for d in dets
                 if d.class_name == 'shopper']
@@ -95,7 +94,7 @@ class Pose:
         self.det.trackers.clear()
 
     def __call__(self, img, stream=False):
-        from store_perception.real_eval import Prediction
+        from store_bench.real_eval import Prediction
         self.det.detect(img, stream='cam' if self.stream else None)
         out = []
         for q in self.det.last_people:
@@ -118,7 +117,7 @@ class People:
 
     def __call__(self, img, stream=False):
         from store_perception.people_backend import has_keypoints
-        from store_perception.real_eval import Prediction
+        from store_bench.real_eval import Prediction
         self.det.detect(img, stream='cam' if self.stream else None)
         return [Prediction(tuple(q.box), q.score,
                            [q.wrist(s)[0] for s in ('left', 'right')] if has_keypoints(q)
@@ -134,7 +133,7 @@ class Hog:
         self.hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
 
     def __call__(self, img, stream=False):
-        from store_perception.real_eval import Prediction
+        from store_bench.real_eval import Prediction
         rects, weights = self.hog.detectMultiScale(img, winStride=(8, 8), padding=(8, 8),
                                                    scale=1.05)
         out = []
@@ -161,7 +160,7 @@ def make(name: str, threads: int = 2, windows_per_frame: int = 2):
 
 # --- measurements -----------------------------------------------------------------------------
 def real(backend, video: str, labels) -> dict:
-    from store_perception.real_eval import Counts, match_frame, summary
+    from store_bench.real_eval import Counts, match_frame, summary
     by_index = {f.index: f for f in labels}
     total = Counts()
     stream = getattr(backend, 'stream', False)
@@ -176,12 +175,12 @@ def real(backend, video: str, labels) -> dict:
     return summary(total)
 
 
-def rendered(backend, heldout: pathlib.Path) -> dict:
-    from store_perception.evaluate import load_truth
-    from store_perception.real_eval import Counts, match_frame, summary
+def rendered(backend, heldout: pathlib.Path, store: pathlib.Path) -> dict:
+    from store_bench.evaluate import load_truth
+    from store_bench.real_eval import Counts, match_frame, summary
     if not (heldout / 'data.yaml').exists():
         print(f'making the held-out rendered set in {heldout} (minutes)', flush=True)
-        subprocess.run([sys.executable, '-m', 'store_sim.dataset', '--store', str(STORE),
+        subprocess.run([sys.executable, '-m', 'store_sim.dataset', '--store', str(store),
                         '--out', str(heldout), '--scenes', '4', '--seed', '90000', '--test',
                         '--lighting-offset', '500', '--frames-per-camera', '3', '--jobs', '2'],
                        check=True)
@@ -217,19 +216,20 @@ def fmt(v, spec='.3f') -> str:
 
 
 def main(argv=None) -> int:
+    root = root_or_exit()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--backends', default='yolo,pose,pose-stream,people,people-stream,hog')
-    ap.add_argument('--labels', default=str(ROOT / 'tests' / 'data' / 'real' /
+    ap.add_argument('--labels', default=str(root / 'tests' / 'data' / 'real' /
                                             'vtest_labels.json'))
     ap.add_argument('--video', default=None, help='default: the labels file\'s video_path')
-    ap.add_argument('--heldout', default=str(ROOT / 'out' / 'perception' / 'heldout'))
+    ap.add_argument('--heldout', default=str(root / 'out' / 'perception' / 'heldout'))
     ap.add_argument('--skip-rendered', action='store_true')
     ap.add_argument('--fps-frames', type=int, default=150)
     ap.add_argument('--pose-threads', type=int, default=2,
                     help='threads per model (LiteRT, ONNX Runtime), as the node\'s pose_threads')
     ap.add_argument('--pose-windows-per-frame', type=int, default=2)
     a = ap.parse_args(argv)
-    from store_perception.real_eval import load_labels
+    from store_bench.real_eval import load_labels
     header, labels = load_labels(a.labels)
     video = a.video or header['video_path']
     n_people = sum(len(f.people) for f in labels)
@@ -249,7 +249,7 @@ def main(argv=None) -> int:
         r = real(b, video, labels)
         g = None
         if not a.skip_rendered and name != 'hog':
-            g = rendered(b, pathlib.Path(a.heldout))
+            g = rendered(b, pathlib.Path(a.heldout), root / 'config' / 'stores' / 'demo.yaml')
         fps, cpu_ms = speed(b, video, a.fps_frames)
         print(f'| {b.name} | {b.score_min} | {fmt(r["recall"])} | {fmt(r["precision"])} | '
               f'{fmt(r["recall_visible"])} | {r["hits"]}/{r["people"]} | '

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """What checking a bag costs: the record-by-record storage scan (store_bags.mcap_check, run by
 ``bag_info --verify``, and by a replay that ends early or starts at an offset) and the per-message
 deserialize check of ``bag_play`` (check_messages), against a plain read.
@@ -7,7 +6,7 @@ Writes a bag of ``--messages`` PlateWeights (9 plates, like one controller's bat
 ``--images`` 640x480 RGB images with the project's BagWriter, then times (median of
 ``--repeats``, file in the page cache):
 
-    python tools/bench_bag_check.py --messages 20000 --images 200 --out /tmp/bench_bag
+    bench_bag_check --messages 20000 --images 200 --out /tmp/bench_bag
 """
 from __future__ import annotations
 
@@ -56,13 +55,13 @@ def timed(fn, repeats: int) -> float:
     return statistics.median(out)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     ap.add_argument('--messages', type=int, default=20000)
     ap.add_argument('--images', type=int, default=200)
     ap.add_argument('--repeats', type=int, default=3)
     ap.add_argument('--out', default='/tmp/bench_bag')
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     path = pathlib.Path(args.out)
     build(path, args.messages, args.images)
     mcap = next(path.glob('*.mcap'))
@@ -81,7 +80,8 @@ def main() -> None:
     print(f'BagReader.messages (counted):   {read:7.3f} s')
     print(f'messages + deserialize each:    {deser:7.3f} s  {(deser - read) / n * 1e6:6.1f} '
           f'us/message for check_messages')
+    return 0
 
 
 if __name__ == '__main__':
-    main()
+    raise SystemExit(main())
