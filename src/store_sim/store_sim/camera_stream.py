@@ -10,12 +10,18 @@ that connects late starts at the current frame (no backlog), like a live camera.
 
 ``multipart/x-mixed-replace`` MJPEG is what OpenCV's FFmpeg backend opens as an ``http://`` URL.
 Never imports rclpy.
+
+:meth:`CameraStreamServer.close` stops every client's thread and waits for it (each releases its
+``cv2.VideoCapture``): a thread still decoding or encoding inside OpenCV when the interpreter
+exits made the C++ runtime abort the process ("terminate called without an active exception",
+SIGABRT) while the node stopped.
 """
 from __future__ import annotations
 
 import http.server
 import json
 import pathlib
+import socket
 import socketserver
 import threading
 import time
@@ -47,6 +53,9 @@ class CameraStreamServer:
         self.jpeg_quality = jpeg_quality
         self.log = log or (lambda msg: None)
         self.connections = 0
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._clients: dict[threading.Thread, object] = {}    # serving thread -> its request
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -68,11 +77,49 @@ class CameraStreamServer:
         self._thread.start()
         return self
 
-    def close(self) -> None:
-        self.httpd.shutdown()
+    def active_clients(self) -> int:
+        """Client threads still running (serving, or releasing their video)."""
+        with self._lock:
+            return sum(1 for t in self._clients if t.is_alive())
+
+    def close(self, timeout_s: float = 5.0) -> bool:
+        """Stop accepting, end every client's stream and wait up to ``timeout_s`` for their
+        threads (each releases its video); True when none is left running."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self.httpd.shutdown()         # serve_forever returns (it blocks if never started)
         self.httpd.server_close()
+        with self._lock:
+            clients = list(self._clients.items())
+        for _, req in clients:
+            try:                          # a write blocked on a client that stopped reading
+                req.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        deadline = time.monotonic() + timeout_s
+        for t, _ in clients:
+            t.join(max(0.0, deadline - time.monotonic()))
+        if self._thread.is_alive():
+            self._thread.join(max(0.0, deadline - time.monotonic()))
+        left = self.active_clients()
+        if left:
+            self.log(f'camera streams: {left} client threads still running {timeout_s:g} s '
+                     'after close')
+        return left == 0
 
     def _serve(self, req) -> None:
+        me = threading.current_thread()
+        with self._lock:
+            if self._stop.is_set():
+                return
+            self._clients[me] = req
+        try:
+            self._stream(req)
+        finally:
+            with self._lock:
+                self._clients.pop(me, None)
+
+    def _stream(self, req) -> None:
         cid = req.path.strip('/').removesuffix('.mjpg')
         video = self.videos.get(cid)
         if video is None or not video.exists():
@@ -92,12 +139,12 @@ class CameraStreamServer:
         frame = None
         sent = -10 ** 9     # last sent tick
         try:
-            while True:
+            while not self._stop.is_set():
                 t = self.scenario_time()
                 tick = int((t - self.t0_s) * self.fps + 1e-6) if t >= self.t0_s else \
                     -int((self.t0_s - t) * self.fps) - 1
                 if tick <= sent:
-                    time.sleep(max(0.001, (sent + 1) / self.fps + self.t0_s - t))
+                    self._stop.wait(max(0.001, (sent + 1) / self.fps + self.t0_s - t))
                     continue
                 want = min(max(tick, 0), self.frames - 1)
                 if want != pos:
@@ -117,7 +164,8 @@ class CameraStreamServer:
                 req.wfile.flush()
                 sent = tick
         except (BrokenPipeError, ConnectionResetError, OSError):
-            self.log(f'camera stream {cid}: client gone')
+            if not self._stop.is_set():
+                self.log(f'camera stream {cid}: client gone')
         finally:
             cap.release()
 

@@ -211,6 +211,9 @@ class SimNode(Node):
             self.get_logger().info(f'camera videos in {render_dir} are current')
 
     def close(self) -> None:
+        # the camera streams first, waiting for their client threads: one still decoding or
+        # encoding inside OpenCV when the interpreter exits aborts the process (SIGABRT,
+        # "terminate called without an active exception"; see store_sim.camera_stream)
         if getattr(self, 'stream', None) is not None:
             self.stream.close()
         for emu in self.emulators:
