@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # `make demo`: the demo store with the default scenario through the real node graph (one
 # process per node over DDS): rendered cameras, detector, tracker, fusion, cart, review console,
-# markers and the PNG; then the receipts, the evaluator's table (explained), and the review
-# console kept up with a demo reviewer account until Ctrl-C.
+# markers and the PNG; then the receipts, the evaluator's table (explained) with the weight-only
+# column beside the run's (the run's own shelf events decided without the cameras' hints,
+# store_bench.replay_weight_only), and the review console kept up with a demo reviewer account
+# until Ctrl-C.
 # Expects `. tools/env.sh` (the Makefile does it). Output under out/demo/.
 #
 # Options (environment; `make demo CAMERAS=0 CONSOLE_PORT=8081` works too):
@@ -75,18 +77,39 @@ echo
 echo "== receipts"
 python -m store_bringup.report receipts "$RUN/receipts.jsonl"
 echo
-echo "== evaluation against the scenario's truth ($what)"
-evaluate --scenario "$SCENARIO" --run-dir "$RUN" --json "$RUN/evaluation.json"
-python - "$RUN" <<'EOF'
-import json, pathlib, sys
+if [ "$CAMERAS" = "1" ]; then
+  # the weight-only column: this run's own shelf events and gate scans, replayed into a cart
+  # without the cameras' hints (same code, same cart parameters; a few seconds, no second run)
+  echo "== evaluation against the scenario's truth: this run (cameras + weight) beside the"
+  echo "   same shelf events decided without the cameras (weight only)"
+  evaluate --scenario "$SCENARIO" --run-dir "$RUN" --json "$RUN/evaluation.json" >/dev/null
+  replay_weight_only --run-dir "$RUN" --scenario "$SCENARIO" \
+    --out "$RUN/weight_only" --json "$RUN/evaluation_columns.json"
+else
+  echo "== evaluation against the scenario's truth ($what)"
+  evaluate --scenario "$SCENARIO" --run-dir "$RUN" --json "$RUN/evaluation.json"
+fi
+CAMERAS="$CAMERAS" python - "$RUN" <<'EOF'
+import json, os, pathlib, sys
 from store_review.console import readable_detail
 run = pathlib.Path(sys.argv[1])
 ev = json.loads((run / 'evaluation.json').read_text())
 n, exact = int(ev['shoppers']), int(ev['receipts_exact'])
 print()
 print('What the table means:')
+if os.environ.get('CAMERAS') == '1':
+    cols = json.loads((run / 'evaluation_columns.json').read_text())
+    w = cols['weight only']
+    print('  cameras + weight: this run, the cart deciding on the fused shelf events (who took it')
+    print('         from the cameras, what from the weight and the cameras).')
+    print('  weight only: the same recorded shelf events and gate scans decided by the same cart')
+    print('         code and parameters without the cameras\' hints, as the weight-only store')
+    print('         would (store_bench.replay_weight_only; records in weight_only/). Several')
+    print('         shoppers near a shelf means a review there: the gap is the cameras\' worth')
+    print(f'         ({exact} vs {w["receipts_exact"]} exact receipts, {ev["review_requests"]} vs '
+          f'{w["review_requests"]} reviews).')
 print(f'  exact  {exact} of {n} receipts ({ev["receipt_exact_match_rate"]:.0%}) list exactly what '
-      'their shopper took.')
+      'their shopper took' + (' in this run.' if os.environ.get('CAMERAS') == '1' else '.'))
 print('         A line waiting for a reviewer is not on the receipt yet ("pending"), so its')
 print('         receipt is not exact until someone decides the review in the console.')
 print('  P, R   of the items on the receipts, the share that was right; of the items taken,')
@@ -121,6 +144,9 @@ EOF
 echo
 echo "== files: $RUN/store.png (top-down view after the run), $RUN/sensors_bag (rosbag2/MCAP"
 echo "   of the raw sensor topics; replay with: run_store --mode replay --bag $RUN/sensors_bag ...)"
+if [ "$CAMERAS" = "1" ]; then
+  echo "   $RUN/weight_only (the weight-only column's receipts and reviews)"
+fi
 
 # The review console, after the run: kept up until Ctrl-C with the demo reviewer account.
 serve=(review_console --db "$DB" --store "$STORE" --cart-db "$RUN/carts.sqlite"
