@@ -1,11 +1,17 @@
-"""Learn from the review database: weight models, tuned thresholds, YOLO export.
+"""Learn from the review database: weight models, tuned thresholds, YOLO export, hand windows.
 
     review_learn --db review.sqlite --store config/stores/demo.yaml --out-dir STATE_DIR \
-        [--target-accuracy 0.995] [--yolo DIR]
+        [--target-accuracy 0.995] [--yolo DIR] [--hands DIR [--fine-tune DIR] [--epochs 3]]
 
 Writes ``STATE_DIR/weight_models.yaml`` (the shelf event node's ``weight_models_file``) and
-``STATE_DIR/thresholds.yaml`` (the cart node's ``thresholds_file``), and with ``--yolo`` a YOLO
-dataset of the reviewed crops.
+``STATE_DIR/thresholds.yaml`` (the cart node's ``thresholds_file``), with ``--yolo`` a YOLO
+dataset of the reviewed crops, with ``--hands`` the hand-window classification dataset of the
+reviewed evidence (``store_review.export.export_hand_windows``: ``empty`` and SKU folders,
+hand proposals from the shipped crop model run on each evidence crop), added to what the folder
+already holds, and with ``--fine-tune`` the shipped hand SKU classifier fine-tuned on it
+(``store_perception.train.fine_tune_hand_classifier``: ``store_hand_sku.pt``, its prior and
+ONNX export in that folder; the detector's ``hand_model_path`` can then name it). The last two
+need torch and ultralytics (store_perception).
 """
 from __future__ import annotations
 
@@ -16,10 +22,52 @@ import sys
 
 from store_common.description import load_store, StoreConfigError
 
-from store_review.export import export_yolo
+from store_review.export import export_hand_windows, export_yolo
 from store_review.learning import (fit_weight_models, labelled_pairs, population_pairs,
                                    tune_thresholds, write_thresholds, write_weight_models)
 from store_review.store import ReviewDbError, ReviewStore
+
+
+def crop_model_proposals(detector, conf: float = 0.05):
+    """A callable: evidence crop (BGR) -> hand boxes (x0, y0, x1, y1) of the detector's crop
+    model scoring at least ``conf``. The evidence crop (the plate with its surroundings, at
+    full resolution) is the window: made square (grey padding) and resized to the crop model's
+    input, about the scale of its training crops around shoppers."""
+    from store_perception.crops import crop_window, cut, to_image
+    if detector.crop_model is None:
+        raise ValueError('hand proposals need the detector\'s crop model (crop_model_path)')
+    hand = [k for k, v in detector.crop_names.items() if v == 'hand']
+
+    def proposals(image):
+        h, w = image.shape[:2]
+        win = crop_window((0, 0, w, h), w, h, 0.0)
+        [(boxes, scores, classes)] = detector.crop_model.predict(
+            [cut(image, win, detector.crop_size)], imgsz=detector.crop_size, conf=conf,
+            iou=detector.iou, max_det=detector.max_det)
+        if not len(boxes):
+            return []
+        xyxy = to_image(boxes, win, detector.crop_size)
+        return [tuple(float(v) for v in b) for b, c in zip(xyxy, classes) if int(c) in hand]
+    return proposals
+
+
+def hand_learning(db, catalog, hands_dir: str, fine_tune_dir: str | None,
+                  epochs: int) -> str:
+    """Export the hand windows (and fine-tune); returns a summary line."""
+    import hashlib
+
+    from store_perception.detection import CROP_WEIGHTS, Detector
+    from store_perception.train import fine_tune_hand_classifier
+    detector = Detector(None, crop_model_path=CROP_WEIGHTS)
+    tag = hashlib.sha256(str(pathlib.Path(db.path).resolve()).encode()).hexdigest()[:6]
+    counts = export_hand_windows(db, hands_dir, crop_model_proposals(detector),
+                                 class_names=sorted(catalog.products), tag=f'{tag}_')
+    line = f'hand windows in {hands_dir}: {counts}'
+    if fine_tune_dir:
+        weights = fine_tune_hand_classifier(hands_dir, fine_tune_dir, epochs=epochs,
+                                            use_val=True)
+        line += f'\nfine-tuned hand SKU classifier: {weights}'
+    return line
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,7 +78,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument('--target-accuracy', type=float, default=0.995,
                     help='accuracy the auto-decided events must reach (default %(default)s)')
     ap.add_argument('--yolo', help='also export reviewed crops as a YOLO dataset here')
+    ap.add_argument('--hands', help='also export reviewed hand windows (classification '
+                    'dataset: empty and SKU folders) into this folder')
+    ap.add_argument('--fine-tune', help='with --hands: fine-tune the shipped hand SKU '
+                    'classifier on them, weights into this folder (never the shipped one)')
+    ap.add_argument('--epochs', type=int, default=3, help='fine-tuning epochs (%(default)s)')
     args = ap.parse_args(argv)
+    if args.fine_tune and not args.hands:
+        ap.error('--fine-tune needs --hands (the dataset it trains on)')
     try:
         store_desc = load_store(args.store)
         db = ReviewStore(os.path.expanduser(args.db))
@@ -55,6 +110,13 @@ def main(argv: list[str] | None = None) -> int:
             names = sorted(store_desc.catalog.products)
             counts = export_yolo(db, args.yolo, names)
             print(f'YOLO dataset in {args.yolo}: {counts}')
+        if args.hands:
+            try:
+                print(hand_learning(db, store_desc.catalog, args.hands, args.fine_tune,
+                                    args.epochs))
+            except (ValueError, FileNotFoundError) as exc:
+                print(f'review_learn: hand classifier: {exc}', file=sys.stderr)
+                return 2
     finally:
         db.close()
     return 0
