@@ -194,6 +194,11 @@ def main(argv=None) -> int:
                 _score(sc, events, runs, rows.setdefault(level, {}), conf_pairs)
             print(f'l{level} s{seed}: {len(events)} events x {ns.draws} draws, '
                   f'{time.monotonic() - t0:.1f} s', file=sys.stderr)
+    if not census:
+        print(f'error: no scenario ran: {len(skipped)} not rendered in {ns.gt_cache} '
+              f'({", ".join(skipped[:6])}{" ..." if len(skipped) > 6 else ""}); render them '
+              'with --render-missing or name a --gt-cache that holds them', file=sys.stderr)
+        return 1
     tracking = _census_lines(census)
     if ns.tracking_only:
         print('\n'.join(tracking))
