@@ -60,7 +60,11 @@ def main(argv=None) -> int:
           f'{"review%":>8} {"auto":>5} {"auto acc":>8}')
     pick = None          # the lowest threshold that keeps the guesses reliable enough
     for key in sorted(by_thr):
-        s = pooled(by_thr[key], levels)
+        try:
+            s = pooled(by_thr[key], levels)
+        except (KeyError, TypeError, ValueError) as e:
+            print(f'threshold {key}: {e}', file=sys.stderr)
+            return 2
         acc = s['auto_right'] / s['auto'] if s['auto'] else 0.0
         print(f'{key[0]:8.2f} {key[1]:6.2f} {int(s["shoppers"]):8d} '
               f'{s["receipts_exact"] / s["shoppers"]:7.1%} {int(s["shelf_events"]):6d} '

@@ -42,3 +42,9 @@ def test_a_file_that_is_not_a_bench_output_is_named(sweep, tmp_path, capsys):
     bad.write_text('{"modes": {}}')
     assert sweep.main([str(bad)]) == 2
     assert 'bad.json' in capsys.readouterr().err
+
+
+def test_an_output_without_the_levels_asked_for_is_named(sweep, tmp_path, capsys):
+    f = _bench(tmp_path / 'a.json', 0.5, 36, 2, 0.95)
+    assert sweep.main([f, '--levels', '2,4']) == 2
+    assert 'level 4 missing' in capsys.readouterr().err
