@@ -108,6 +108,15 @@ if os.environ.get('CAMERAS') == '1':
     print('         shoppers near a shelf means a review there: the gap is the cameras\' worth')
     print(f'         ({exact} vs {w["receipts_exact"]} exact receipts, {ev["review_requests"]} vs '
           f'{w["review_requests"]} reviews).')
+    same = all(ev['per_shopper'].get(k, {}).get(f) == v.get(f)
+               for k, v in w['per_shopper'].items() for f in ('confirmed', 'pending'))
+    if same:
+        log = run / 'logs' / 'fusion.log'
+        late = log.read_text().count('without the track evidence') if log.exists() else 0
+        print('         Here the cameras changed no receipt' + (
+            f': {late} of {ev["shelf_events"]} shelf events went on without track\n'
+            '         evidence (the tracks came too late, e.g. on a busy machine; see\n'
+            '         logs/fusion.log).' if late else '.'))
 print(f'  exact  {exact} of {n} receipts ({ev["receipt_exact_match_rate"]:.0%}) list exactly what '
       'their shopper took' + (' in this run.' if os.environ.get('CAMERAS') == '1' else '.'))
 print('         A line waiting for a reviewer is not on the receipt yet ("pending"), so its')
