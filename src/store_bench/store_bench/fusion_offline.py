@@ -81,12 +81,14 @@ def run_tracking(store, scenario, frames: list[dict], detection_model,
 
 def shelf_events(store, scenario, physics_params=None, rate_hz: float = 40.0,
                  tail_s: float = 8.0,
-                 pipeline_params: PipelineParams | None = None) -> list[ShelfEventData]:
+                 pipeline_params: PipelineParams | None = None,
+                 overlay: dict | None = None) -> list[ShelfEventData]:
     """The scenario's shelf events through the shelf node's pipeline, one per gondola, fed a
     0.1 s batch at a time (a controller's rate). ``pipeline_params``: default
-    :func:`store_shelf.pipeline.load_params` (the launched node's values)."""
+    :func:`store_shelf.pipeline.load_params` (the launched node's values); ``overlay``: learned
+    unit weights, as the node's ``weight_models_file``."""
     phys = StorePhysics(store, scenario, params=physics_params or PhysicsParams())
-    pipes = GondolaPipeline.for_store(store, pipeline_params or load_params())
+    pipes = GondolaPipeline.for_store(store, pipeline_params or load_params(), overlay)
     t = np.arange(0.0, scenario.duration_s + tail_s, 1.0 / rate_hz)
     counts, not_ready = phys.adc(t)
     grams = phys.counts_to_grams(counts)
