@@ -2,7 +2,8 @@
 real time into the node's own serving code, with the load cells.
 
     python tools/bench_live_detector.py [--params config/params/store.yaml] [--t0 5]
-        [--duration 30] [--fps 10] [--no-baseline] [--reach-px 40]
+        [--duration 30] [--fps 10] [--no-baseline] [--reach-px 40] [--no-cost | --cost-only]
+        [--set onnx_threads=1 ...]
 
 * Frames: the demo scenario's camera videos (``store_sim.render_cache``: taken from the render
   cache, rendered before the clock starts when missing), decoded into memory for the window
@@ -21,6 +22,13 @@ real time into the node's own serving code, with the load cells.
   of a plate's reach point) how many got all stages, shoppers only, skipped or dropped.
 * Baseline in the same run (unless ``--no-baseline``): the same detector without the schedule
   (every camera all stages at every frame, what the node did before), with the ratio.
+* Cost (unless ``--no-cost``), a figure the machine's load moves much less than the real-time
+  run's: the same frames and load cells offered on a virtual clock and every frame the
+  schedule wants detected at once, so nothing is dropped; the process CPU time per frame by
+  mode (all stages / shoppers only) and the CPU seconds per second of video: the cores the
+  detector needs to keep up (< 1: one worker thread can, with room for the rest of the graph).
+* ``--set key=value`` (repeatable) overrides a ``detector`` parameter of ``--params`` for this
+  run (to measure an alternative; the node runs what ``--params`` says).
 
 Goal (issue 17): < 5 % of frames dropped where shoppers reach, stamp -> detections p95 < 200 ms,
 on 2 cores. The figures depend on the machine and on what else loads it.
@@ -138,6 +146,45 @@ def play(service, frames, weights, fps: float):
     return outcome, wall, (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
 
 
+def replay_cost(service, frames, weights, fps: float):
+    """Every frame the schedule wants, detected at once on a virtual clock (no drops).
+    Returns {mode: (frames, CPU seconds)}, video seconds."""
+    cams = list(frames)
+    n = min(len(v) for v in frames.values())
+    events = [(k / fps + i / (fps * len(cams)), 0, cid, k)
+              for k in range(n) for i, cid in enumerate(cams)]
+    wt, wg = weights
+    events += [(t, 1, None, j) for j, t in enumerate(wt)]
+    events.sort(key=lambda e: (e[0], e[1]))
+    cost: dict = {}
+    for due, kind, cid, k in events:
+        stamp = int(due * 1e9)
+        if kind == 1:
+            for pid in wg:
+                service.on_weight(pid, stamp, float(wg[pid][k]))
+            continue
+        if service.offer(cid, stamp, (k, frames[cid][k][1])) == 'skip':
+            continue
+        batch = service.take(timeout_s=0.0)
+        c0 = time.process_time()
+        service.detect(batch, [p.payload[1] for p in batch])
+        dt = time.process_time() - c0
+        for p in batch:
+            service.done(p, 0.0)
+            f, c = cost.get(p.mode, (0, 0.0))
+            cost[p.mode] = (f + 1, c + dt / len(batch))
+    return cost, n / fps
+
+
+def print_cost(name, cost, video_s):
+    total = sum(c for _, c in cost.values())
+    parts = ', '.join(f'{m} {f} frames x {1000 * c / max(f, 1):.0f} ms'
+                      for m, (f, c) in sorted(cost.items()))
+    print(f'cost, {name}: {parts} = {total:.1f} CPU s for {video_s:.0f} s of video: '
+          f'{total / video_s:.2f} cores needed')
+    return total / video_s
+
+
 def summarize(name, service, outcome, reach, wall, cpu, n_frames):
     from store_perception.frame_stats import percentile
     print(f'\n== {name}: {wall:.1f} s wall, process CPU {cpu / wall:.2f} cores')
@@ -184,6 +231,10 @@ def main(argv=None) -> int:
     ap.add_argument('--fps', type=float, default=10.0)
     ap.add_argument('--reach-px', type=float, default=40.0)
     ap.add_argument('--no-baseline', action='store_true')
+    ap.add_argument('--no-cost', action='store_true', help='skip the virtual-clock cost replay')
+    ap.add_argument('--cost-only', action='store_true', help='only the cost replay')
+    ap.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
+                    help='override a detector parameter of --params (repeatable)')
     ap.add_argument('--render-dir', default=str(ROOT / 'out' / 'bench_live_detector' / 'render'))
     a = ap.parse_args(argv)
 
@@ -194,7 +245,13 @@ def main(argv=None) -> int:
     from store_sim.render_cache import ensure_render
     from store_sim.scenario import load_scenario
 
-    p = load_params_file(a.params).get('detector', {})
+    p = dict(load_params_file(a.params).get('detector', {}))
+    for kv in a.set:
+        key, _, value = kv.partition('=')
+        if key not in p:
+            ap.error(f'--set {kv}: no detector parameter {key!r} in {a.params}')
+        kind = type(p[key])
+        p[key] = (value.lower() in ('1', 'true', 'yes')) if kind is bool else kind(value)
     store = load_store(STORE)
     scenario = load_scenario(SCENARIO, store)
     cams = [c.id for c in store.cameras]
@@ -210,28 +267,42 @@ def main(argv=None) -> int:
     detector = make_detector(p, store.catalog)
     detector.warmup()
     rates = ', '.join(f'{k} {p[k]}' for k in ('shopper_rate_hz', 'active_rate_hz',
-                                              'activity_hold_s', 'activity_grams') if k in p)
+                                              'activity_hold_s', 'activity_grams',
+                                              'cameras_per_plate', 'onnx_threads') if k in p)
+    overrides = f'; --set {" ".join(a.set)}' if a.set else ''
     print(f'{len(cams)} cameras x {n} frames at {a.fps:g} frames/s (scenario {a.t0:g}-'
           f'{a.t0 + n / a.fps:g} s), {len(physics.plate_ids)} plates at {WEIGHT_HZ:g} Hz; '
           f'detector runtime {detector.runtime}, {os.cpu_count()} CPUs (shared with whatever '
-          f'else runs); params {a.params} (detector: {rates})')
+          f'else runs); params {a.params} (detector: {rates}){overrides}')
     scheduler = make_scheduler(p, cams, store)
     reach = reach_frames(frames, scheduler.plates_px, a.reach_px)
     runs = [('scheduled (config)', scheduler)]
     if not a.no_baseline:
         base_p = dict(p, active_rate_hz=max(a.fps, float(p.get('active_rate_hz', a.fps))))
         runs.append(('baseline: all stages on every frame', make_scheduler(base_p, cams, None)))
-    out = []
-    for name, sched in runs:
+    out, costs = [], []
+    for name, sched in ([] if a.cost_only else runs):
         service = DetectionService(detector, cams, sched, float(p.get('warn_drop_share', 0.05)))
         outcome, wall, cpu = play(service, frames, weights, a.fps)
         out.append(summarize(name, service, outcome, reach, wall, cpu, n))
+    if not a.no_cost:
+        print()
+        for name, _ in runs:
+            sched = (make_scheduler(p, cams, store) if name == runs[0][0] else
+                     make_scheduler(base_p, cams, None))
+            service = DetectionService(detector, cams, sched)
+            costs.append(print_cost(name, *replay_cost(service, frames, weights, a.fps)))
     if len(out) == 2:
         s, b = out
         print(f'\nscheduled vs baseline: frames processed {s["processed"]} vs {b["processed"]}; '
               f'dropped where active {100 * s["drop_share_active"]:.1f} % vs '
               f'{100 * b["drop_share_active"]:.1f} %; p95 {s["p95_ms"]:.0f} vs '
               f'{b["p95_ms"]:.0f} ms (x{s["p95_ms"] / max(b["p95_ms"], 1e-9):.2f})')
+        if len(costs) == 2:
+            print(f'cores needed, scheduled vs baseline: {costs[0]:.2f} vs {costs[1]:.2f} '
+                  f'(x{costs[0] / max(costs[1], 1e-9):.2f})')
+    if not out:
+        return 0
     s = out[0]
     r = s['reach']
     n_reach = sum(r.values())

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from store_perception.crops import crop_window, cut, to_image
-from store_perception.hand_sku import HAND_WEIGHTS, HandSkuClassifier
+from store_perception.hand_sku import HAND_WEIGHTS, HandSkuClassifier, ultralytics_or_error
 
 CLASS_NAMES = ('shopper', 'hand', 'product')
 MODELS_DIR = pathlib.Path(__file__).resolve().parents[1] / 'models'
@@ -373,8 +373,7 @@ class Detector:
 
 
 def _load(path: pathlib.Path):
-    from store_perception.yolo_offline import ultralytics_offline
-    ul = ultralytics_offline()
+    ul = ultralytics_or_error()
     if not path.is_file():
         raise FileNotFoundError(f'detector weights not found: {path} (train them with '
                                 f'train_detector; see models/DATA_CARD.md)')

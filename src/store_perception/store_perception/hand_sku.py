@@ -134,6 +134,18 @@ class InHand:
     box: tuple                    # the product's box [px] from the box prior
 
 
+def ultralytics_or_error():
+    """ultralytics (offline), or a ValueError saying the torch runtime is not installed (a
+    runtime install, requirements/runtime.txt, runs the .onnx exports only)."""
+    try:
+        from store_perception.yolo_offline import ultralytics_offline
+        return ultralytics_offline()
+    except ImportError as exc:
+        raise ValueError(f'runtime torch needs torch and ultralytics (requirements/ml.txt), '
+                         f'not installed here ({exc}); this install runs the .onnx exports: '
+                         f'runtime onnx or auto') from exc
+
+
 class HandSkuClassifier:
     """The shipped (or given) classifier weights on hand windows cut from BGR images.
 
@@ -158,8 +170,7 @@ class HandSkuClassifier:
             self.onnx = OnnxClassifier(onnx, threads=threads)
             names = self.onnx.names
         else:
-            from store_perception.yolo_offline import ultralytics_offline
-            self.model = ultralytics_offline().YOLO(str(path), task='classify')
+            self.model = ultralytics_or_error().YOLO(str(path), task='classify')
             names = self.model.names
         self.runtime = 'torch' if self.onnx is None else 'onnx'
         self.names = {int(k): v for k, v in names.items()}
