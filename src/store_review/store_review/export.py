@@ -26,9 +26,12 @@ Which hands: an evidence image's hand boxes are the ``hands`` list of its metada
 ``proposals`` callable (an image -> hand boxes, e.g. the detector's crop model run on the
 evidence crop, :func:`store_review.learn_cli.crop_model_proposals`); without either the image is
 skipped. Only *the hand at the plate* is labelled: the hand whose centre is nearest the plate's
-box in the crop (``plate_box_in_crop``) and within one hand side of it; other hands (another
-shopper's, the other hand, a false hand) are left out, their content is unknown. Images without
-a plate box are skipped (no plate, no hand to pick).
+box in the crop (``plate_box_in_crop``), within one hand side of it for an empty hand, within
+``PRODUCT_REACH_SIDES`` hand sides for a hand holding the product (it carries the product away:
+on rendered events the hand the truth sees with the taken product is 2-6 hand sides from the
+plate box in the frames after the take, while the proposal on the plate then is mostly the
+stock or another hand); other hands (another shopper's, the other hand, a false hand) are left
+out, their content is unknown. Images without a plate box are skipped (no plate, no hand).
 
 The label comes from the reviewer's answer and the frame's time against the shelf event's
 start (in its id, ``"<plate>@<start ns>"``) and its settled stamp (the request's ``stamp_ns``):
@@ -115,6 +118,8 @@ def export_yolo(store, out_dir: str | pathlib.Path, class_names: list[str],
 ACTION_TAKE = 1       # store_interfaces ProductHypothesis.ACTION_TAKE
 ACTION_RETURN = 2     # store_interfaces ProductHypothesis.ACTION_RETURN
 HAND_EMPTY = 'empty'  # store_perception.hand_sku.EMPTY (no import: see export_hand_windows)
+EMPTY_REACH_SIDES = 1.0       # an empty hand at the plate: within this many hand sides of it
+PRODUCT_REACH_SIDES = 6.0     # a hand with the product: within this many (module doc)
 _SAFE_CLASS = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$')
 
 
@@ -145,9 +150,10 @@ def _box4(v) -> tuple[float, float, float, float] | None:
     return x0, y0, x1, y1
 
 
-def hand_at_plate(hands, plate_box) -> int | None:
+def hand_at_plate(hands, plate_box, max_sides: float = EMPTY_REACH_SIDES) -> int | None:
     """Index of the hand box (x0, y0, x1, y1) whose centre is nearest the plate box (x, y, w, h)
-    and no further from it than the hand's longer side; None when no hand is that close."""
+    and no further from it than ``max_sides`` x the hand's longer side; None when no hand is
+    that close."""
     px, py, pw, ph = (float(v) for v in plate_box)
     best, best_d = None, math.inf
     for i, (x0, y0, x1, y1) in enumerate(hands):
@@ -155,7 +161,7 @@ def hand_at_plate(hands, plate_box) -> int | None:
         dx = max(px - cx, 0.0, cx - (px + pw))
         dy = max(py - cy, 0.0, cy - (py + ph))
         d = math.hypot(dx, dy)
-        if d <= max(x1 - x0, y1 - y0) and d < best_d:
+        if d <= max_sides * max(x1 - x0, y1 - y0) and d < best_d:
             best, best_d = i, d
     return best
 
@@ -212,7 +218,8 @@ def export_hand_windows(store, out_dir: str | pathlib.Path, proposals=None,
                 hands = [b for b in (_box4(v) for v in proposals(img)) if b]
             else:
                 hands = []
-            k = hand_at_plate(hands, plate)
+            k = hand_at_plate(hands, plate, EMPTY_REACH_SIDES if label == HAND_EMPTY
+                              else PRODUCT_REACH_SIDES)
             if k is None:
                 counts['no_hand_at_plate'] += 1
                 continue

@@ -73,6 +73,17 @@ def test_hand_at_plate_is_the_nearest_hand_within_one_hand_side():
     assert hand_at_plate([(47, 60, 57, 70)], plate) == 0
     assert hand_at_plate([(43, 60, 53, 70)], plate) is None
     assert hand_at_plate([(40, 60, 50, 70), (55, 60, 65, 70)], plate) == 1
+    # a hand carrying the product away may be further: 3 hand sides
+    assert hand_at_plate([(25, 60, 35, 70)], plate, max_sides=6.0) == 0
+    assert hand_at_plate([(25, 60, 35, 70)], plate) is None
+
+
+def test_a_hand_carrying_the_product_away_is_labelled_an_empty_one_so_far_is_not(tmp_path):
+    store = ReviewStore(tmp_path / 'r.sqlite')
+    carried = [25, 60, 35, 70]             # 3 hand sides left of the plate box
+    add_event(store, tmp_path, 'g1.s1.p1', 'COLA-330', 1, (9.5, 10.5), [carried])
+    counts = export_hand_windows(store, tmp_path / 'hands', val_share=0.0)
+    assert counts['windows'] == {'COLA-330': 1} and counts['no_hand_at_plate'] == 1
 
 
 def test_export_writes_hand_windows_by_class(tmp_path):

@@ -1,0 +1,42 @@
+"""One learning step of the hand classifier on a tiny day (1 scenario, 2 decided events)."""
+import pathlib
+
+from store_common.description import load_store
+from store_perception.hand_sku import HandSkuClassifier
+from store_sim.generator import generate
+
+from store_bench.fusion_offline import NS, T0_NS
+from store_bench.review_crops import learn_classifier
+from store_bench.simcam import DetectorStats, measured_stats
+
+DEMO = pathlib.Path(__file__).resolve().parents[3] / 'config' / 'stores' / 'demo.yaml'
+
+
+def test_learn_classifier_on_a_tiny_day(tmp_path):
+    store = load_store(DEMO)
+    scenario = generate(store, 1001, 2)
+    picks = [(s, a) for s in scenario.shoppers for a in s.actions if a.kind == 'take'][:2]
+    assert len(picks) == 2
+    decided = [{'scenario_seed': scenario.seed, 'level': 2, 'plate_ids': list(a.plates),
+                'stamp_ns': T0_NS + int((a.t_s + 0.6) * NS), 'sku': a.sku,
+                'shopper_id': s.id} for s, a in picks]
+    decided[1]['sku'] = ''          # a reviewer saw no product change: empty hands
+    res = learn_classifier(store, [scenario], decided, tmp_path / 'day1', None, epochs=1,
+                           cameras_per_event=2, frames_per_event=4, heldout_seeds=(97000,),
+                           heldout_frames=1)
+    assert set(res) >= {'detector_stats', 'weights', 'report', 'dataset'}
+    stats = DetectorStats.from_dict(res['detector_stats'])
+    shipped = measured_stats()
+    assert 0.0 <= stats.product.recall <= 1.0 and 0.0 <= stats.sku_accuracy <= 1.0
+    assert stats.shopper == shipped.shopper and stats.hand == shipped.hand
+    hc = res['detector_stats']['hand_classifier']
+    assert hc['events'] == 2 and hc['shipped']['products'] == hc['fine_tuned']['products']
+    assert 'held-out' in res['report'] and 'recall' in res['report']
+    # the new weights are a hand classifier the detector can load, outside the shipped folder
+    assert pathlib.Path(res['weights']).parent == tmp_path / 'day1' / 'weights'
+    clf = HandSkuClassifier(res['weights'], runtime='torch')
+    assert 'empty' in clf.names.values()
+    windows = list(pathlib.Path(res['dataset']).glob('train/*/*.jpg'))
+    assert windows and hc['windows'] == len(windows)
+    # the held-out set is built once, next to the day folders
+    assert pathlib.Path(res['heldout']).parent == tmp_path
