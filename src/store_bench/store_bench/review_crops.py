@@ -187,7 +187,13 @@ def write_evidence(store, scenarios: dict, decided: list, db, evidence_dir,
     cams = {c.id: c for c in store.cameras}
     renderers: dict = {}
     counts = {'events': 0, 'images': 0, 'skipped': 0, 'truth': {}}
-    for k, d in enumerate(decided):
+
+    def order(d):        # by scenario and time: each renderer redraws the shelves once per
+        try:             # action it passes, not once per event
+            return (0, int(d['scenario_seed']), int(d['stamp_ns']))
+        except (KeyError, TypeError, ValueError):
+            return (1, 0, 0)
+    for k, d in enumerate(sorted(decided, key=order)):
         try:
             seed = int(d['scenario_seed'])
             plate_ids = tuple(str(p) for p in d['plate_ids'])
