@@ -231,7 +231,8 @@ def write_evidence(store, scenarios: dict, decided: list, db, evidence_dir,
         collector = ImageCollector(frames, chosen, evidence_dir, pad_s=1.0,
                                    max_frames=frames_per_event)
         collector.request(rid, event_id, plate_ids, settled_ns, (shopper,) if shopper else ())
-        times = np.linspace(start_s - 1.0, settled_s + 1.0, frames_per_event)
+        # inside the collector's window [start - 1 s, settled + 1 s] whatever the rounding
+        times = np.linspace(start_s - 0.999, settled_s + 0.999, frames_per_event)
         for view in chosen:
             key = (seed, view.camera_id)
             if key not in renderers:
@@ -243,7 +244,7 @@ def write_evidence(store, scenarios: dict, decided: list, db, evidence_dir,
                 frames.add(view.camera_id, stamp, img)
                 counts['truth'][(view.camera_id, stamp)] = {
                     'boxes': boxes, 'shoppers': renderers[key].truth_3d(float(t))}
-        for r_id, name, stamp, path, meta in collector.ready():
+        for r_id, name, stamp, path, meta in collector.ready(settled_ns + 60 * NS):
             db.add_evidence(r_id, 'image', name, stamp, meta, path)
             counts['images'] += 1
         decision = ReviewDecisionData(rid, 'bench', shopper, sku, action, quantity, settled_ns)
