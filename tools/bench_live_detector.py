@@ -166,6 +166,8 @@ def replay_cost(service, frames, weights, fps: float):
         if service.offer(cid, stamp, (k, frames[cid][k][1])) == 'skip':
             continue
         batch = service.take(timeout_s=0.0)
+        if not batch:
+            continue
         c0 = time.process_time()
         service.detect(batch, [p.payload[1] for p in batch])
         dt = time.process_time() - c0

@@ -127,6 +127,9 @@ def _session(path: pathlib.Path, threads: int):
     if threads > 0:
         opts.intra_op_num_threads = int(threads)
         opts.inter_op_num_threads = 1
+    # Idle pool threads sleep instead of spinning: on a machine the whole graph shares (2 cores),
+    # a spinning pool burns the CPU the other nodes and the next frame need.
+    opts.add_session_config_entry('session.intra_op.allow_spinning', '0')
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     return ort.InferenceSession(str(path), sess_options=opts,
                                 providers=['CPUExecutionProvider'])

@@ -5,7 +5,10 @@ this same object.
 * :meth:`DetectionService.offer` (image callbacks): counts the frame in, asks the scheduler
   (``full`` / ``shoppers`` / ``skip``: :mod:`store_perception.scheduler`); a frame due for
   detection replaces the camera's queued one, which is counted as *dropped*.
-* :meth:`DetectionService.take` (the worker thread): every queued frame, one per camera.
+* :meth:`DetectionService.take` (the worker thread): the queued frames, one per camera; while
+  a ``full`` frame (a camera that sees an active plate) waits, ``shoppers`` frames are left
+  for the next round, once each (``deferred``): under load the time goes to the frames where
+  shoppers reach, and a tracking-rate frame still waits at most one round.
 * :meth:`DetectionService.detect`: the batch in one ``Detector.detect_batch`` call (one graph
   call per stage for all cameras; crops only around shoppers near active plates in ``full``
   frames, none in ``shoppers`` frames), then the boxes go back to the scheduler (reaches; with
@@ -32,6 +35,7 @@ class Pending:
     mode: str              # scheduler.FULL or scheduler.SHOPPERS
     active: bool           # the camera saw plate activity at this stamp
     payload: Any           # the image message (node) or array (benchmark)
+    deferred: bool = False  # left for the next round once already (full frames went first)
 
 
 class DetectionService:
@@ -75,11 +79,20 @@ class DetectionService:
 
     # --- the worker -----------------------------------------------------------------------------
     def take(self, timeout_s: float = 0.5) -> list[Pending]:
-        """Every queued frame (camera order), waiting up to ``timeout_s`` for one."""
+        """The queued frames (camera order), waiting up to ``timeout_s`` for one: every one,
+        except that ``shoppers`` frames queued beside a ``full`` one wait for the next round
+        (once each; module docstring)."""
         with self.cv:
             if not self.pending:
                 self.cv.wait(timeout=timeout_s)
-            batch = [self.pending.pop(c) for c in self.cameras if c in self.pending]
+            queued = [self.pending[c] for c in self.cameras if c in self.pending]
+            first = any(p.mode == FULL for p in queued)
+            batch = []
+            for p in queued:
+                if first and p.mode != FULL and not p.deferred:
+                    p.deferred = True
+                    continue
+                batch.append(self.pending.pop(p.camera_id))
         return batch
 
     def detect(self, batch: list[Pending], images) -> list[tuple[list, float]]:

@@ -85,3 +85,19 @@ def test_stream_detectors_get_one_call_per_camera():
     batch = s.take(timeout_s=0.0)
     assert s.detect(batch, ['x', 'y']) == [([], 1.0), ([], 1.0)]
     assert det.streams == ['cam1', 'cam2']
+
+
+def test_full_frames_go_first_and_a_shoppers_frame_waits_one_round_at_most():
+    cams = ['cam1', 'cam3']
+    px = {'cam1': {'p1': (100.0, 100.0)}, 'cam3': {}}      # cam3 does not see p1
+    s = DetectionService(FakeTwoStage(), cams, Scheduler(cams, ScheduleParams(), px))
+    assert s.on_weight('p1', 29 * NS, 500.0) and s.on_weight('p1', 30 * NS, 400.0)  # a take
+    assert s.offer('cam3', 30 * NS, 'c0') == SHOPPERS
+    assert s.offer('cam1', 30 * NS, 'a0') == FULL
+    assert [p.payload for p in s.take(timeout_s=0.0)] == ['a0']     # c0 waits a round
+    assert s.offer('cam1', int(30.1 * NS), 'a1') == FULL
+    assert [p.payload for p in s.take(timeout_s=0.0)] == ['a1', 'c0']   # not twice
+    assert s.take(timeout_s=0.0) == []
+    assert s.offer('cam3', int(30.2 * NS), 'c1') == SHOPPERS        # alone: taken at once
+    assert [p.payload for p in s.take(timeout_s=0.0)] == ['c1']
+    assert s.stats['cam3'].total.n['dropped'] == 0
