@@ -18,8 +18,9 @@ Weight models (per SKU)
 Thresholds
     The cart applies the best hypothesis unasked when its posterior >= ``min_confidence`` and
     leads the second by >= ``min_margin``. The tuner calibrates the posteriors on the labelled
-    examples (per posterior bin, a log-odds shift with a prior that trusts the posterior itself
-    with ``prior_strength`` pseudo-examples), then picks, on a grid, the thresholds that keep
+    examples (per posterior bin, a log-odds shift with a prior that trusts the posterior itself,
+    or a given prior such as a Platt scaling of all labels, with ``prior_strength``
+    pseudo-examples), then picks, on a grid, the thresholds that keep
     the estimated accuracy of the auto-decided events >= ``target_accuracy`` with the fewest
     events sent to review. Written as YAML for the cart node's ``thresholds_file``.
 """
@@ -29,7 +30,7 @@ import math
 import pathlib
 import time
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 from store_interfaces.msg import ProductHypothesis
 from store_cart import thresholds as thresholds_file
@@ -203,17 +204,24 @@ def _sigmoid(x: float) -> float:
 
 
 class Calibration:
-    """P(best hypothesis right | posterior p), from labelled (p, right) pairs."""
+    """P(best hypothesis right | posterior p), from labelled (p, right) pairs.
 
-    def __init__(self, labelled: Iterable[tuple[float, bool]], prior_strength: float = 20.0):
+    ``prior``: what a bin's accuracy is believed to be before its own labels (a callable
+    p -> P(right), e.g. a Platt scaling fitted on every label at once); default the posterior
+    itself. Bins without labels then read the prior too."""
+
+    def __init__(self, labelled: Iterable[tuple[float, bool]], prior_strength: float = 20.0,
+                 prior: Callable[[float], float] | None = None):
         bins: dict[int, list[tuple[float, bool]]] = {}
         for p, ok in labelled:
             bins.setdefault(self._bin(p), []).append((float(p), bool(ok)))
+        self.prior = prior
         self.shift: dict[int, float] = {}
         for b, items in bins.items():
             p_mean = sum(p for p, _ in items) / len(items)
             hits = sum(1 for _, ok in items if ok)
-            cal = (hits + prior_strength * p_mean) / (len(items) + prior_strength)
+            centre = float(prior(p_mean)) if prior is not None else p_mean
+            cal = (hits + prior_strength * centre) / (len(items) + prior_strength)
             self.shift[b] = _logit(cal) - _logit(p_mean)
 
     @staticmethod
@@ -224,7 +232,10 @@ class Calibration:
         return len(BIN_EDGES) - 2
 
     def __call__(self, p: float) -> float:
-        return _sigmoid(_logit(p) + self.shift.get(self._bin(p), 0.0))
+        b = self._bin(p)
+        if b not in self.shift and self.prior is not None:
+            return float(self.prior(p))
+        return _sigmoid(_logit(p) + self.shift.get(b, 0.0))
 
 
 @dataclass(frozen=True)
@@ -256,15 +267,16 @@ def tune_thresholds(labelled: Sequence[tuple[float, float, bool]],
                     conf_grid: Sequence[float] = CONF_GRID,
                     margin_grid: Sequence[float] = MARGIN_GRID,
                     fallback: tuple[float, float] = (0.9, 0.2),
-                    min_labelled: int = 20) -> Thresholds:
+                    min_labelled: int = 20,
+                    prior: Callable[[float], float] | None = None) -> Thresholds:
     """The (min_confidence, min_margin) with the fewest reviews reaching the target.
 
     ``labelled``: (p_best, margin, best was right); ``population``: (p_best, margin) of every
     event the thresholds will apply to (default: the labelled ones). With fewer than
     ``min_labelled`` examples the ``fallback`` stays; with nothing feasible the strictest grid
-    point is returned.
+    point is returned. ``prior``: the per-bin calibration's prior (:class:`Calibration`).
     """
-    calib = Calibration([(p, ok) for p, _, ok in labelled], prior_strength)
+    calib = Calibration([(p, ok) for p, _, ok in labelled], prior_strength, prior)
     pop = list(population) if population is not None else [(p, m) for p, m, _ in labelled]
     if not pop or len(labelled) < min_labelled:
         # too little evidence to move away from the configured thresholds

@@ -1,0 +1,528 @@
+"""Learning from reviews with cameras and crowds, day over day (console script ``learning_days``).
+
+    . tools/env.sh && nice learning_days [--days 5] [--per-day 10] [--first-seed 20000] \
+        [--gt-cache out/learning_days/gt] [--target-accuracy 0.99] [--audit-rate 0.1] \
+        [--classifier] [--out out/learning_days]
+
+Day d is ``--per-day`` generated scenarios, levels 2 and 3 alternating (two or three shoppers
+inside at once), seeds ``first_seed + 100 * d + k`` (never used to tune anything). Each runs
+through the offline camera path, the pure modules the live graph runs
+(:mod:`store_bench.fusion_offline`): physics -> the shelf node's ``GondolaPipeline`` (with the
+weight overlay in force) -> shelf events; rendered ground-truth boxes -> the simcam detection
+model (the shipped detector's measured figures) -> ``ShopperTracker``; ``EventFuser``
+(:func:`fuse_offline`, with the Platt calibration in force) -> one ``CartEngine`` with the fused
+cart's thresholds (``config/params/store.yaml``: ``fused_min_confidence``, ``min_margin``) and
+the shopper hint as the cart node converts it. A :class:`SimulatedReviewer` answers every
+review request from the scenario's truth after its delay; ``--audit-rate`` of the events decided
+without review are spot-checked by the same reviewer (labels above the threshold; audits change
+no cart).
+
+Two arms over the same days, seeds and detector noise:
+
+* control: the shipped calibration, thresholds and catalog weights, never changed;
+* learning: after each day, from every decided event so far (reviews and audits, the reviewer's
+  answers, never the simulator's truth): Platt scaling of the fused confidence
+  (``store_fusion.calibration.fit_platt``), per-SKU weight models
+  (``learning.fit_weight_models``) and the cart's thresholds re-tuned to ``--target-accuracy``
+  (``learning.tune_thresholds`` on the features the fused cart thresholds:
+  :func:`cart_features`). The files are written into ``<out>/learning/day<d>/`` as the nodes
+  read them (``calibration.json`` for the fusion node's ``calibration_file``,
+  ``thresholds.yaml`` for the cart's ``thresholds_file``, ``weight_models.yaml`` for the shelf
+  node's ``weight_models_file``) and loaded back from there with the nodes' own loaders for the
+  next day. With ``--classifier`` the hand/product classifier is also fine-tuned on the day's
+  reviewed crops (``store_bench.review_crops.learn_classifier``) and the detector figures it
+  returns drive the next day's detection model.
+
+Per day and arm: shelf events, review requests and rate, audits, events decided without review
+and their accuracy against the truth, receipts exact after review (latest revision), the ECE of
+the fused confidence, the thresholds in force. Writes ``learning_days.json`` and
+``learning_days.png`` under ``--out``. Goal (issue 19): the learning arm's review rate falls to
+at most 2 % while at least 99 % of the events decided without review are right; the last lines
+say "goal met" or "goal missed" with the figures. Prints figures; it is not a test.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import random
+import sys
+import time
+from dataclasses import dataclass, field, replace
+from typing import Callable
+
+from store_cart.engine import CartEngine, CartParams, fused_params
+from store_cart.model import (ACTION_RETURN, ACTION_TAKE, CartUpdateData, ReceiptData,
+                              ReviewRequestData, SOURCE_REVIEW)
+from store_cart.thresholds import read_thresholds, write_thresholds
+from store_common.description import load_store
+from store_common.params import load_params_file
+from store_fusion.calibration import ece, fit_platt, Platt
+from store_fusion.geometry import StoreGeometry
+from store_fusion.params import load_pipeline_params, PipelineParams
+from store_review.learning import (CONF_GRID, fit_weight_models, make_example,
+                                   tune_thresholds, write_weight_models)
+from store_shelf.event import ShelfEventData
+from store_shelf.hypotheses import load_weight_overlay
+from store_sim.evaluator import evaluate
+from store_sim.generator import generate
+from store_sim.physics import PhysicsParams
+
+from store_bench.fusion_offline import (_gates, fuse_offline, NS, run_tracking, shelf_events,
+                                        T0_NS, truth_of_event)
+from store_bench.reviewer_sim import SimulatedReviewer
+from store_bench.simcam import (DetectionModel, DetectorStats, load_or_render_truth,
+                                measured_stats, shopper_colors)
+
+ROOT = pathlib.Path(__file__).resolve().parents[3]
+ARMS = ('control', 'learning')
+# the fused cart's bar may sit below the weight cart's 0.5 floor of the default grid
+FUSED_CONF_GRID = tuple(sorted({round(0.3 + 0.01 * i, 3) for i in range(20)} | set(CONF_GRID)))
+GOAL_REVIEW_RATE = 0.02
+GOAL_ACCURACY = 0.99
+
+
+# --- what the fused cart thresholds -----------------------------------------------------------
+def cart_features(hint: dict | None, present: list[str], hypotheses) -> tuple[float, float, str]:
+    """(p, margin, top shopper) the fused cart compares with (min_confidence, min_margin).
+
+    As ``CartEngine._decide``: with no hint or one shopper present, the shopper is decided by
+    presence (each present shopper 1/n); else by the hint, present shoppers it does not name
+    counting 0. The event goes unreviewed when the top shopper's probability and lead and the
+    best hypothesis' posterior and lead all clear the bars, so the feature is the smaller of
+    each pair. Nobody present: (0, 0, ''), always reviewed. (The cart's conditioning on what a
+    shopper holds, for returns, is left out.)"""
+    if not present:
+        return 0.0, 0.0, ''
+    if hint is None or len(present) == 1:
+        weights = [(1.0 / len(present), s) for s in present]
+    else:
+        weights = [(float(hint.get(s, 0.0)), s) for s in present]
+    weights.sort(key=lambda w: (-w[0], w[1]))
+    ps = weights[0][0]
+    ms = ps - (weights[1][0] if len(weights) > 1 else 0.0)
+    post = sorted((float(h.posterior) for h in hypotheses), reverse=True)
+    ph = post[0] if post else 0.0
+    mh = ph - (post[1] if len(post) > 1 else 0.0)
+    return min(ps, ph), min(ms, mh), weights[0][1]
+
+
+def _hyp_key(h) -> tuple:
+    return (h.sku, int(h.action), int(h.quantity)) if h is not None else ('', 0, 0)
+
+
+# --- one arm's state: what the nodes would load -----------------------------------------------
+@dataclass
+class ArmState:
+    cart: CartParams                    # the fused cart's thresholds in force
+    calibration: Platt                  # the fusion node's calibration_file
+    overlay: dict | None = None         # the shelf node's weight_models_file
+    stats: DetectorStats | None = None  # the detector (simcam) figures
+    classifier: dict | None = None      # learn_classifier's last result
+    files: dict = field(default_factory=dict)
+
+
+@dataclass
+class ScenarioResult:
+    seed: int
+    level: int
+    rows: list = field(default_factory=list)       # one per shelf event
+    requests: list = field(default_factory=list)
+    receipts: list = field(default_factory=list)
+    examples: list = field(default_factory=list)   # learning.make_example, reviews and audits
+    decided: list = field(default_factory=list)    # learn_classifier's contract
+    audits: int = 0
+    metrics: dict = field(default_factory=dict)    # store_sim.evaluator.evaluate
+
+
+def run_scenario(store, geom, scenario, history, pipe: PipelineParams, state: ArmState,
+                 seed: int, *, physics: PhysicsParams | None = None,
+                 reviewer_delay_s: float = 20.0, audit_rate: float = 0.1) -> ScenarioResult:
+    """One scenario through shelf events -> fusion -> fused cart -> simulated reviewer."""
+    level = int(scenario.meta.get('level', -1))
+    out = ScenarioResult(seed, level)
+    events = shelf_events(store, scenario, physics_params=physics, overlay=state.overlay)
+    results = fuse_offline(geom, events, history, len(store.catalog.products), pipe.fusion,
+                           pipe.joint, calibration=state.calibration)
+    engine = CartEngine(':memory:', store.catalog, store.id, state.cart)
+    reviewer = SimulatedReviewer.from_scenario(scenario, T0_NS, delay_s=reviewer_delay_s,
+                                               seed=seed)
+    rng = random.Random(seed ^ 0xA0D17)
+    gates = _gates(store, scenario)
+    stays = {}
+    for g in gates:
+        stays.setdefault(g.shopper_id, []).append(g.stamp_ns)
+    by_id = {e.event_id: e for e in events}
+    fused = {e.event_id: ShelfEventData(
+        **{**e.__dict__, 'hypotheses': tuple(results[e.event_id].hypotheses)}) for e in events}
+    updates: list[CartUpdateData] = []
+    due: list = []
+    seen: set[str] = set()
+    labels: dict[str, dict] = {}       # event id -> the reviewer's answer
+
+    def handle(outs, now_ns):
+        for o in outs:
+            if isinstance(o, ReceiptData):
+                out.receipts.append(o)
+            elif isinstance(o, ReviewRequestData):
+                out.requests.append(o)
+                due_ns, decision, _ok = reviewer.answer(o, now_ns)
+                due.append((due_ns, decision, o))
+            elif isinstance(o, CartUpdateData):
+                updates.append(o)
+
+    def label(request, decision, audit: bool):
+        ev = fused.get(request.event_id)
+        ex = make_example(request, ev.to_dict() if ev else None, decision)
+        ex['audit'] = audit
+        out.examples.append(ex)
+        labels[request.event_id] = ex['answer']
+        out.decided.append({'scenario_seed': seed, 'level': level,
+                            'stamp_ns': request.stamp_ns, 'plate_ids': list(request.plate_ids),
+                            'sku': decision.sku, 'shopper_id': decision.shopper_id})
+
+    pending = sorted(events, key=lambda e: (e.settled_ns, e.event_id))
+    end = T0_NS + int((scenario.duration_s + reviewer_delay_s + 10.0) * NS)
+    for now in range(T0_NS, end, NS // 10):
+        while pending and pending[0].settled_ns <= now:
+            ev = pending.pop(0)
+            # the hint as the cart node converts a FusedShelfEvent: None without candidates
+            handle(engine.on_shelf_event(fused[ev.event_id],
+                                         shopper_hint=results[ev.event_id].hint or None), now)
+        while gates and gates[0].stamp_ns <= now:
+            handle(engine.on_gate_event(gates.pop(0)), now)
+        for item in sorted([d for d in due if d[0] <= now], key=lambda d: d[0]):
+            due.remove(item)
+            _, decision, request = item
+            handle(engine.on_review_decision(decision), now)
+            label(request, decision, False)
+        handle(engine.tick(now), now)
+        if audit_rate > 0:
+            reviewed = {r.event_id for r in out.requests}
+            for ev_id in by_id:
+                if ev_id in seen or ev_id in reviewed:
+                    continue
+                rec = engine.db.event(ev_id)
+                if rec is None or rec['status'] != 'processed':
+                    continue
+                seen.add(ev_id)
+                if rng.random() >= audit_rate:
+                    continue
+                ev = by_id[ev_id]
+                req = ReviewRequestData(
+                    request_id=f'audit/{ev_id}', event_id=ev_id, reason=0, detail='audit',
+                    gondola_id=ev.gondola_id, plate_ids=tuple(ev.plate_ids),
+                    delta_grams=ev.delta_grams, shopper_ids=(), candidates=(),
+                    stamp_ns=ev.settled_ns)
+                _, decision, _ = reviewer.answer(req, ev.settled_ns)
+                label(req, decision, True)
+                out.audits += 1
+    engine.close()
+
+    reviewed = {r.event_id for r in out.requests}
+    for ev in events:
+        res = results[ev.event_id]
+        present = sorted(s for s, st in stays.items()
+                         if st[0] <= ev.start_ns and (len(st) < 2 or ev.start_ns <= st[1]))
+        p, margin, top = cart_features(res.hint or None, present, res.hypotheses)
+        best = res.hypotheses[0] if res.hypotheses else None
+        truth = truth_of_event(scenario, ev)
+        t_key = ((truth[1].sku, ACTION_TAKE if truth[1].kind == 'take' else ACTION_RETURN,
+                  truth[1].quantity) if truth else ('', 0, 0))
+        t_shopper = truth[0] if truth else ''
+        ups = [u for u in updates if u.event_id == ev.event_id and u.source != SOURCE_REVIEW]
+        if truth is None:
+            auto_ok = not ups
+        else:
+            want = t_key[2] if t_key[1] == ACTION_TAKE else -t_key[2]
+            auto_ok = (len(ups) == 1 and ups[0].shopper_id == t_shopper
+                       and ups[0].sku == t_key[0] and ups[0].quantity_delta == want)
+        ans = labels.get(ev.event_id)
+        row = {
+            'event_id': ev.event_id, 'p': p, 'margin': margin,
+            'raw_confidence': float(res.raw_confidence), 'confidence': float(res.confidence),
+            'top_right': bool(truth and top == t_shopper and _hyp_key(best) == t_key),
+            'reviewed': ev.event_id in reviewed, 'auto_right': bool(auto_ok),
+            'labelled': ans is not None,
+        }
+        if ans is not None:     # what the learner may know: the reviewer's answer
+            row['label_right'] = bool(top == ans['shopper_id'] and _hyp_key(best) == (
+                ans['sku'], int(ans['action']), int(ans['quantity'])))
+        out.rows.append(row)
+    out.metrics = evaluate(scenario, [r.to_dict() for r in out.receipts],
+                           [r.to_dict() for r in out.requests], [e.to_dict() for e in events])
+    return out
+
+
+# --- the learning step ------------------------------------------------------------------------
+def learn(store, state: ArmState, rows: list[dict], examples: list[dict], day_dir: pathlib.Path,
+          target_accuracy: float = GOAL_ACCURACY) -> ArmState:
+    """The next day's state from every event so far: fit, write the nodes' files into
+    ``day_dir``, and read them back with the nodes' loaders (what a live graph would run)."""
+    day_dir.mkdir(parents=True, exist_ok=True)
+    labelled = [r for r in rows if r.get('labelled')]
+    # Platt on the fused confidence before calibration, "top shopper and top hypothesis were
+    # the answer" (fusion node: calibration_file)
+    platt = fit_platt([(r['raw_confidence'], r['label_right']) for r in labelled])
+    cal_path = day_dir / 'calibration.json'
+    platt.save(cal_path)
+    # unit weights (shelf node: weight_models_file)
+    models = fit_weight_models(store.catalog, examples)
+    wm_path = day_dir / 'weight_models.yaml'
+    write_weight_models(models, wm_path)
+    # the cart's bars (cart node: thresholds_file), on the features the fused cart compares;
+    # each posterior bin's accuracy is shrunk towards a Platt scaling of the feature fitted on
+    # every label at once (not towards the posterior itself, which would need hundreds of
+    # labels in a bin before the bar could fall)
+    pairs = [(r['p'], r['margin'], r['label_right']) for r in labelled]
+    prior = fit_platt([(p, ok) for p, _, ok in pairs])
+    th = tune_thresholds(pairs, [(r['p'], r['margin']) for r in rows],
+                         target_accuracy=target_accuracy, conf_grid=FUSED_CONF_GRID,
+                         fallback=(state.cart.min_confidence, state.cart.min_margin),
+                         prior=prior)
+    th_path = day_dir / 'thresholds.yaml'
+    write_thresholds({**th.to_dict(), 'prior_platt': prior.to_dict()}, th_path)
+    overlay = load_weight_overlay(str(wm_path)) if models else None
+    return ArmState(cart=replace(state.cart, **read_thresholds(th_path)),
+                    calibration=Platt.load(cal_path), overlay=overlay, stats=state.stats,
+                    classifier=state.classifier,
+                    files={'calibration': str(cal_path), 'thresholds': str(th_path),
+                           'weight_models': str(wm_path),
+                           'tuner': {**th.to_dict(), 'prior_platt': prior.to_dict()}})
+
+
+# --- the experiment ---------------------------------------------------------------------------
+def day_plan(days: int, per_day: int, first_seed: int) -> list[list[tuple[int, int]]]:
+    """[[(seed, level)] per day]: levels 2 and 3 alternating, seeds first + 100 d + k."""
+    return [[(first_seed + 100 * d + k, 2 + k % 2) for k in range(per_day)]
+            for d in range(days)]
+
+
+def shipped_state(params_path: pathlib.Path, stats: DetectorStats) -> ArmState:
+    """The fused cart's thresholds and the fusion's calibration as the graph's parameters file
+    sets them (``cart:`` and ``fusion:`` sections)."""
+    doc = load_params_file(params_path)
+    node = doc.get('cart', {})
+    base = CartParams()
+    cart = fused_params(CartParams(min_confidence=float(node.get('min_confidence',
+                                                                 base.min_confidence)),
+                                   min_margin=float(node.get('min_margin', base.min_margin))),
+                        float(node.get('fused_min_confidence', -1.0)))
+    cal = str(doc.get('fusion', {}).get('calibration_file', '') or '')
+    if cal and not pathlib.Path(cal).is_absolute():
+        cal = str((params_path.parent / cal).resolve())
+    return ArmState(cart=cart, calibration=Platt.load(cal) if cal else Platt(), stats=stats,
+                    files={'calibration': cal})
+
+
+def _summary(day: int, arm: str, state: ArmState, results: list[ScenarioResult]) -> dict:
+    rows = [r for res in results for r in res.rows]
+    auto = [r for r in rows if not r['reviewed']]
+    shoppers = sum(res.metrics['shoppers'] for res in results)
+    return {
+        'day': day, 'arm': arm, 'scenarios': len(results), 'shoppers': shoppers,
+        'events': len(rows), 'reviews': len(rows) - len(auto),
+        'review_rate': (len(rows) - len(auto)) / len(rows) if rows else 0.0,
+        'audits': sum(res.audits for res in results),
+        'unreviewed': len(auto),
+        'unreviewed_accuracy': (sum(r['auto_right'] for r in auto) / len(auto)
+                                if auto else 1.0),
+        'receipts_exact': sum(res.metrics['receipts_exact'] for res in results),
+        'receipts_exact_rate': (sum(res.metrics['receipts_exact'] for res in results)
+                                / shoppers if shoppers else 0.0),
+        'ece': ece([(r['confidence'], r['top_right']) for r in rows]),
+        'min_confidence': state.cart.min_confidence, 'min_margin': state.cart.min_margin,
+        'platt': state.calibration.to_dict(), 'learned_skus': len(state.overlay or {}),
+        'detector_sku_accuracy': state.stats.sku_accuracy if state.stats else None,
+        'detector_product_recall': state.stats.product.recall if state.stats else None,
+        'files': dict(state.files),
+    }
+
+
+def run_experiment(store, params_path: pathlib.Path, plan, out_dir: pathlib.Path, *,
+                   frames_of: Callable, stats: DetectorStats | None = None,
+                   physics: PhysicsParams | None = None, audit_rate: float = 0.1,
+                   reviewer_delay_s: float = 20.0, target_accuracy: float = GOAL_ACCURACY,
+                   classifier: Callable | None = None, log=None) -> list[dict]:
+    """Both arms over ``plan`` (:func:`day_plan`); ``frames_of(store, scenario)``: the rendered
+    truth frames. Returns one summary per day and arm."""
+    geom = StoreGeometry(store)
+    pipe = load_pipeline_params(params_path)
+    stats = stats or measured_stats()
+    states = {arm: shipped_state(params_path, stats) for arm in ARMS}
+    rows: list[dict] = []
+    examples: list[dict] = []
+    decided: list[dict] = []
+    days = []
+    for day, scenarios in enumerate(plan):
+        results: dict[str, list[ScenarioResult]] = {arm: [] for arm in ARMS}
+        day_scenarios = []
+        for seed, level in scenarios:
+            t0 = time.monotonic()
+            sc = generate(store, seed, level)
+            day_scenarios.append(sc)
+            frames = frames_of(store, sc)
+            colors = shopper_colors(store, sc) if frames else None
+            histories = {}
+            for arm in ARMS:
+                st = states[arm].stats
+                key = json.dumps(st.to_dict(), sort_keys=True)
+                if key not in histories:       # tracking does not depend on the learned files
+                    model = DetectionModel(st, list(store.catalog.products),
+                                           seed=seed * 31 + level, colors=colors)
+                    histories[key], _ = run_tracking(store, sc, frames, model,
+                                                     tracker_params=pipe.tracker)
+                results[arm].append(run_scenario(
+                    store, geom, sc, histories[key], pipe, states[arm], seed, physics=physics,
+                    reviewer_delay_s=reviewer_delay_s, audit_rate=audit_rate))
+            if log:
+                log(f'day {day} l{level} s{seed}: {len(results["control"][-1].rows)} events, '
+                    f'{time.monotonic() - t0:.1f} s')
+        for arm in ARMS:
+            days.append(_summary(day, arm, states[arm], results[arm]))
+        res = results['learning']
+        rows += [r for x in res for r in x.rows]
+        examples += [e for x in res for e in x.examples]
+        decided += [d for x in res for d in x.decided]
+        nxt = learn(store, states['learning'], rows, examples,
+                    out_dir / 'learning' / f'day{day}', target_accuracy)
+        if classifier is not None:
+            got = classifier(store, day_scenarios, decided, out_dir / 'learning' / f'day{day}'
+                             / 'classifier', states['learning'].classifier)
+            nxt.stats = DetectorStats.from_dict(got['detector_stats'])
+            nxt.classifier = got
+            nxt.files['classifier'] = got.get('weights', '')
+            nxt.files['classifier_report'] = got.get('report', '')
+        states['learning'] = nxt
+    return days
+
+
+# --- output -----------------------------------------------------------------------------------
+def table(days: list[dict]) -> str:
+    hdr = (f'{"day":>3} {"arm":8} {"scen":>4} {"events":>6} {"reviews":>7} {"review%":>7} '
+           f'{"audits":>6} {"unrev":>5} {"unrev_acc%":>10} {"exact":>9} {"ECE":>5} '
+           f'{"min_conf":>8} {"margin":>6}')
+    lines = [hdr, '-' * len(hdr)]
+    for d in days:
+        lines.append(
+            f'{d["day"]:>3} {d["arm"]:8} {d["scenarios"]:>4} {d["events"]:>6} {d["reviews"]:>7} '
+            f'{d["review_rate"]:>7.1%} {d["audits"]:>6} {d["unreviewed"]:>5} '
+            f'{d["unreviewed_accuracy"]:>10.1%} '
+            f'{d["receipts_exact"]:>3}/{d["shoppers"]:<3}{"":>2} {d["ece"]:>5.3f} '
+            f'{d["min_confidence"]:>8.3f} {d["min_margin"]:>6.2f}')
+    return '\n'.join(lines)
+
+
+def goal_lines(days: list[dict]) -> list[str]:
+    learn_days = [d for d in days if d['arm'] == 'learning']
+    if not learn_days:
+        return ['goal missed: no day was run']
+    last = learn_days[-1]
+    rates = [d['review_rate'] for d in learn_days]
+    falling = all(b <= a for a, b in zip(rates, rates[1:]))
+    met = (last['review_rate'] <= GOAL_REVIEW_RATE
+           and last['unreviewed_accuracy'] >= GOAL_ACCURACY)
+    figures = (f'learning arm, last day: review rate {last["review_rate"]:.1%} (goal <= '
+               f'{GOAL_REVIEW_RATE:.0%}), unreviewed decisions {last["unreviewed_accuracy"]:.1%}'
+               f' right (goal >= {GOAL_ACCURACY:.0%}); review rate per day '
+               + ', '.join(f'{r:.1%}' for r in rates)
+               + (' (falls or holds every day)' if falling else ' (does not fall every day)'))
+    return [('goal met: ' if met and falling else 'goal missed: ') + figures]
+
+
+def plot(days: list[dict], path: pathlib.Path) -> None:
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4), dpi=110)
+    for arm, color in (('control', 'C7'), ('learning', 'C3')):
+        ds = [d for d in days if d['arm'] == arm]
+        xs = [d['day'] for d in ds]
+        ax1.plot(xs, [100 * d['review_rate'] for d in ds], 'o-', color=color, label=arm)
+        ax2.plot(xs, [100 * d['unreviewed_accuracy'] for d in ds], 'o-', color=color,
+                 label=arm)
+    ax1.axhline(100 * GOAL_REVIEW_RATE, color='C2', ls='--', label='goal (<= 2 %)')
+    ax2.axhline(100 * GOAL_ACCURACY, color='C2', ls='--', label='goal (>= 99 %)')
+    ax1.set_ylabel('events sent to review [%]')
+    ax2.set_ylabel('events decided without review that are right [%]')
+    ax1.set_ylim(bottom=0)
+    for ax in (ax1, ax2):
+        ax.set_xlabel('simulated day')
+        ax.set_xticks(sorted({d['day'] for d in days}))
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle('Learning from reviews with cameras, levels 2-3 (control: shipped files)')
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--store', default=str(ROOT / 'config/stores/demo.yaml'))
+    ap.add_argument('--params', default=str(ROOT / 'config/params/store.yaml'),
+                    help="the graph's parameters file (tracker, fusion and cart sections)")
+    ap.add_argument('--days', type=int, default=5)
+    ap.add_argument('--per-day', type=int, default=10, help='scenarios per day')
+    ap.add_argument('--first-seed', type=int, default=20000)
+    ap.add_argument('--fps', type=float, default=5.0)
+    ap.add_argument('--gt-cache', default=str(ROOT / 'out/learning_days/gt'))
+    ap.add_argument('--stats', default=None, help='detector stats JSON (default: shipped)')
+    ap.add_argument('--target-accuracy', type=float, default=GOAL_ACCURACY)
+    ap.add_argument('--audit-rate', type=float, default=0.1)
+    ap.add_argument('--reviewer-delay-s', type=float, default=20.0)
+    ap.add_argument('--bias-sd', type=float, nargs=2, default=(0.0, 0.0),
+                    help="true unit weights off the catalog by this many sd (range; "
+                    "tools/bench_review.py's catalog bias); default: none")
+    ap.add_argument('--classifier', action='store_true',
+                    help='fine-tune the hand/product classifier on the reviewed crops after '
+                    'each day (store_bench.review_crops.learn_classifier)')
+    ap.add_argument('--out', default=str(ROOT / 'out/learning_days'))
+    ns = ap.parse_args(argv)
+    if ns.days < 1 or ns.per_day < 1:
+        ap.error('--days and --per-day must be at least 1')
+    store = load_store(ns.store)
+    physics = None
+    if ns.bias_sd[1] > 0:
+        rng = random.Random(7)
+        physics = PhysicsParams(catalog_bias=tuple(
+            (sku, round(rng.choice((-1, 1)) * rng.uniform(*ns.bias_sd) * p.unit_grams_sd, 2))
+            for sku, p in sorted(store.catalog.products.items())))
+    classifier = None
+    if ns.classifier:
+        try:
+            from store_bench.review_crops import learn_classifier as classifier
+        except ImportError as exc:
+            ap.error(f'--classifier: {exc}')
+    out = pathlib.Path(ns.out)
+    t0 = time.monotonic()
+
+    def frames_of(st, sc):
+        return load_or_render_truth(ns.gt_cache, st, sc, ns.fps)
+
+    days = run_experiment(
+        store, pathlib.Path(ns.params), day_plan(ns.days, ns.per_day, ns.first_seed), out,
+        frames_of=frames_of, stats=measured_stats(ns.stats), physics=physics,
+        audit_rate=ns.audit_rate, reviewer_delay_s=ns.reviewer_delay_s,
+        target_accuracy=ns.target_accuracy, classifier=classifier,
+        log=lambda m: print(m, file=sys.stderr, flush=True))
+    wall_s = time.monotonic() - t0
+    print(f'learning days: {ns.days} days x {ns.per_day} scenarios (levels 2-3, seeds '
+          f'{ns.first_seed} + 100 d + k), target accuracy {ns.target_accuracy}, audit rate '
+          f'{ns.audit_rate}, reviewer delay {ns.reviewer_delay_s:g} s, catalog bias '
+          f'{ns.bias_sd[0]:g}-{ns.bias_sd[1]:g} sd, classifier '
+          f'{"fine-tuned" if classifier else "shipped"}; wall {wall_s:.0f} s')
+    print(table(days))
+    for line in goal_lines(days):
+        print(line)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / 'learning_days.json').write_text(json.dumps(
+        {'args': {k: v for k, v in vars(ns).items()}, 'wall_s': wall_s, 'days': days,
+         'goal': goal_lines(days)}, indent=2, default=str) + '\n')
+    plot(days, out / 'learning_days.png')
+    print(f'wrote {out / "learning_days.json"} and {out / "learning_days.png"}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
