@@ -64,6 +64,7 @@ from store_review.learning import (CONF_GRID, fit_weight_models, make_example,
                                    tune_thresholds, write_weight_models)
 from store_shelf.event import ShelfEventData
 from store_shelf.hypotheses import load_weight_overlay
+from store_shelf.pipeline import load_params as load_shelf_params, PipelineParams as ShelfParams
 from store_sim.evaluator import evaluate
 from store_sim.generator import generate
 from store_sim.physics import PhysicsParams
@@ -72,7 +73,7 @@ from store_bench.fusion_offline import (_gates, fuse_offline, NS, run_tracking, 
                                         T0_NS, truth_of_event)
 from store_bench.reviewer_sim import SimulatedReviewer
 from store_bench.simcam import (DetectionModel, DetectorStats, load_or_render_truth,
-                                measured_stats, shopper_colors)
+                                measured_stats, shopper_colors, truth_cache_path)
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 ARMS = ('control', 'learning')
@@ -137,11 +138,17 @@ class ScenarioResult:
 
 def run_scenario(store, geom, scenario, history, pipe: PipelineParams, state: ArmState,
                  seed: int, *, physics: PhysicsParams | None = None,
-                 reviewer_delay_s: float = 20.0, audit_rate: float = 0.1) -> ScenarioResult:
-    """One scenario through shelf events -> fusion -> fused cart -> simulated reviewer."""
+                 reviewer_delay_s: float = 20.0, audit_rate: float = 0.1,
+                 events: list[ShelfEventData] | None = None,
+                 shelf_params: ShelfParams | None = None) -> ScenarioResult:
+    """One scenario through shelf events -> fusion -> fused cart -> simulated reviewer.
+    ``events``: the scenario's shelf events when the caller has them for ``state.overlay``;
+    ``shelf_params``: the shelf node's parameters (default: the launched node's)."""
     level = int(scenario.meta.get('level', -1))
     out = ScenarioResult(seed, level)
-    events = shelf_events(store, scenario, physics_params=physics, overlay=state.overlay)
+    if events is None:
+        events = shelf_events(store, scenario, physics_params=physics, overlay=state.overlay,
+                              pipeline_params=shelf_params)
     results = fuse_offline(geom, events, history, len(store.catalog.products), pipe.fusion,
                            pipe.joint, calibration=state.calibration)
     engine = CartEngine(':memory:', store.catalog, store.id, state.cart)
@@ -343,13 +350,17 @@ def run_experiment(store, params_path: pathlib.Path, plan, out_dir: pathlib.Path
                    frames_of: Callable, stats: DetectorStats | None = None,
                    physics: PhysicsParams | None = None, audit_rate: float = 0.1,
                    reviewer_delay_s: float = 20.0, target_accuracy: float = GOAL_ACCURACY,
-                   classifier: Callable | None = None, log=None) -> list[dict]:
+                   classifier: Callable | None = None, log=None,
+                   on_day: Callable | None = None) -> list[dict]:
     """Both arms over ``plan`` (:func:`day_plan`); ``frames_of(store, scenario)``: the rendered
-    truth frames. Returns one summary per day and arm."""
+    truth frames. Returns one summary per day and arm; ``on_day(summaries so far)`` after each
+    day."""
     geom = StoreGeometry(store)
     pipe = load_pipeline_params(params_path)
+    shelf_params = load_shelf_params()
     stats = stats or measured_stats()
-    states = {arm: shipped_state(params_path, stats) for arm in ARMS}
+    shipped = shipped_state(params_path, stats)
+    states = {arm: replace(shipped, files=dict(shipped.files)) for arm in ARMS}
     rows: list[dict] = []
     examples: list[dict] = []
     decided: list[dict] = []
@@ -363,8 +374,15 @@ def run_experiment(store, params_path: pathlib.Path, plan, out_dir: pathlib.Path
             day_scenarios.append(sc)
             frames = frames_of(store, sc)
             colors = shopper_colors(store, sc) if frames else None
-            histories = {}
+            histories, shelf = {}, {}
             for arm in ARMS:
+                # the shelf events depend on the weight overlay only, the tracks on the
+                # detector figures only: arms that share them share the work
+                okey = json.dumps(states[arm].overlay, sort_keys=True)
+                if okey not in shelf:
+                    shelf[okey] = shelf_events(store, sc, physics_params=physics,
+                                               overlay=states[arm].overlay,
+                                               pipeline_params=shelf_params)
                 st = states[arm].stats
                 key = json.dumps(st.to_dict(), sort_keys=True)
                 if key not in histories:       # tracking does not depend on the learned files
@@ -374,7 +392,8 @@ def run_experiment(store, params_path: pathlib.Path, plan, out_dir: pathlib.Path
                                                      tracker_params=pipe.tracker)
                 results[arm].append(run_scenario(
                     store, geom, sc, histories[key], pipe, states[arm], seed, physics=physics,
-                    reviewer_delay_s=reviewer_delay_s, audit_rate=audit_rate))
+                    reviewer_delay_s=reviewer_delay_s, audit_rate=audit_rate,
+                    events=shelf[okey]))
             if log:
                 log(f'day {day} l{level} s{seed}: {len(results["control"][-1].rows)} events, '
                     f'{time.monotonic() - t0:.1f} s')
@@ -394,6 +413,8 @@ def run_experiment(store, params_path: pathlib.Path, plan, out_dir: pathlib.Path
             nxt.files['classifier'] = got.get('weights', '')
             nxt.files['classifier_report'] = got.get('report', '')
         states['learning'] = nxt
+        if on_day:
+            on_day(days)
     return days
 
 
@@ -467,6 +488,9 @@ def main(argv=None) -> int:
     ap.add_argument('--first-seed', type=int, default=20000)
     ap.add_argument('--fps', type=float, default=5.0)
     ap.add_argument('--gt-cache', default=str(ROOT / 'out/learning_days/gt'))
+    ap.add_argument('--wait-for-cache-s', type=float, default=0.0,
+                    help='wait up to this long for a truth file that another process is '
+                    'rendering into --gt-cache before rendering it here')
     ap.add_argument('--stats', default=None, help='detector stats JSON (default: shipped)')
     ap.add_argument('--target-accuracy', type=float, default=GOAL_ACCURACY)
     ap.add_argument('--audit-rate', type=float, default=0.1)
@@ -498,14 +522,25 @@ def main(argv=None) -> int:
     t0 = time.monotonic()
 
     def frames_of(st, sc):
+        path = truth_cache_path(ns.gt_cache, st, sc, ns.fps)
+        waited = time.monotonic()
+        while not path.exists() and time.monotonic() - waited < ns.wait_for_cache_s:
+            time.sleep(2.0)
         return load_or_render_truth(ns.gt_cache, st, sc, ns.fps)
+
+    def write(days, final=False):
+        out.mkdir(parents=True, exist_ok=True)
+        (out / 'learning_days.json').write_text(json.dumps(
+            {'args': dict(vars(ns)), 'wall_s': time.monotonic() - t0, 'complete': final,
+             'days': days, 'goal': goal_lines(days)}, indent=2, default=str) + '\n')
 
     days = run_experiment(
         store, pathlib.Path(ns.params), day_plan(ns.days, ns.per_day, ns.first_seed), out,
         frames_of=frames_of, stats=measured_stats(ns.stats), physics=physics,
         audit_rate=ns.audit_rate, reviewer_delay_s=ns.reviewer_delay_s,
         target_accuracy=ns.target_accuracy, classifier=classifier,
-        log=lambda m: print(m, file=sys.stderr, flush=True))
+        log=lambda m: print(m, file=sys.stderr, flush=True),
+        on_day=lambda d: (write(d), print(table(d), file=sys.stderr, flush=True)))
     wall_s = time.monotonic() - t0
     print(f'learning days: {ns.days} days x {ns.per_day} scenarios (levels 2-3, seeds '
           f'{ns.first_seed} + 100 d + k), target accuracy {ns.target_accuracy}, audit rate '
@@ -515,10 +550,7 @@ def main(argv=None) -> int:
     print(table(days))
     for line in goal_lines(days):
         print(line)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / 'learning_days.json').write_text(json.dumps(
-        {'args': {k: v for k, v in vars(ns).items()}, 'wall_s': wall_s, 'days': days,
-         'goal': goal_lines(days)}, indent=2, default=str) + '\n')
+    write(days, final=True)
     plot(days, out / 'learning_days.png')
     print(f'wrote {out / "learning_days.json"} and {out / "learning_days.png"}')
     return 0
