@@ -30,8 +30,9 @@ from the dataset's folders, so a dataset of the few SKUs the reviewers saw would
 shipped head's 24 classes with those few. Instead a short plain torch loop keeps every shipped
 class (and appends SKUs the shipped model never saw, their head rows starting at zero), trains
 with the BatchNorm statistics frozen (a few hundred windows must not re-estimate them) at a low
-learning rate, and weighs the loss of SKU windows by the shipped prior's training odds
-(``1 / odds_scale`` copies), so the prior's odds correction stays right. It writes
+learning rate, and weighs the loss of empty and product windows to the shipped training's
+balance (``EMPTY_SHARE``), so the prior's odds correction (``odds_scale``) stays right whatever
+the mix of the reviewed windows. It writes
 ``store_hand_sku.pt`` in ultralytics' checkpoint layout (``HandSkuClassifier`` and
 ``export_detector_onnx`` load it), the shipped prior next to it, and the ONNX export; never
 over the shipped files.
@@ -77,6 +78,12 @@ def train(data: str, out: str, model: str = 'yolov8n.yaml', imgsz: int = 416, ep
     return best
 
 
+# share of empty windows in the shipped classifier's training set (models/DATA_CARD.md: 3383
+# empty and 898 x 3 product windows); fine-tuning keeps this balance of the loss, so the
+# prior's odds correction (odds_scale) still holds whatever the reviewed windows' mix
+EMPTY_SHARE = 3383 / (3383 + 3 * 898)
+
+
 def _load_windows(folder: pathlib.Path, size: int):
     """(uint8 RGB windows (N, size, size, 3), class names per window) of a class-folder split."""
     import cv2
@@ -116,7 +123,8 @@ def fine_tune_hand_classifier(data: str | pathlib.Path, out: str | pathlib.Path,
                               base: str | pathlib.Path | None = None, epochs: int = 3,
                               batch: int = 32, lr: float = 2e-4, size: int | None = None,
                               seed: int = 0, threads: int = 0, onnx: bool = True,
-                              use_val: bool = False, log=None) -> pathlib.Path:
+                              use_val: bool = False, empty_share: float | None = EMPTY_SHARE,
+                              head_only: bool = False, log=None) -> pathlib.Path:
     """Fine-tune the hand SKU classifier ``base`` (default: the shipped one) on the class
     folders ``data/train`` (and ``data/val`` with ``use_val``); write ``out/store_hand_sku.pt``,
     the base's prior beside it and, with ``onnx``, its ONNX export. Returns the .pt path
@@ -170,16 +178,25 @@ def fine_tune_hand_classifier(data: str | pathlib.Path, out: str | pathlib.Path,
             model.yaml['nc'] = len(names)
     y = torch.tensor([index[v] for v in labels], dtype=torch.long)
     prior = HandPrior.load(base_path.with_name(HAND_PRIOR))
-    weights = torch.full((len(names),), 1.0 / max(prior.odds_scale, 1e-6))
-    weights[index[EMPTY]] = 1.0
+    is_empty = y == index[EMPTY]
+    n_empty, n_product = int(is_empty.sum()), int((~is_empty).sum())
+    if empty_share is not None and n_empty and n_product:
+        # the loss mass of empty vs product windows as in the shipped training
+        w = torch.where(is_empty, empty_share / n_empty, (1.0 - empty_share) / n_product)
+    else:
+        w = torch.where(is_empty, 1.0, 1.0 / max(prior.odds_scale, 1e-6))
+    sample_w = (w / w.mean()).float()
     if threads > 0:
         torch.set_num_threads(threads)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     for p in model.parameters():
+        p.requires_grad_(not head_only)
+    for p in model.model[-1].parameters():
         p.requires_grad_(True)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    loss_fn = torch.nn.CrossEntropyLoss(weight=weights)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr,
+                            weight_decay=1e-4)
+    loss_fn = torch.nn.CrossEntropyLoss(reduction='none')
     model.train()
     for m in model.modules():                 # frozen BatchNorm statistics
         if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
@@ -190,7 +207,7 @@ def fine_tune_hand_classifier(data: str | pathlib.Path, out: str | pathlib.Path,
         for i in range(0, len(order), batch):
             idx = order[i:i + batch]
             xb = torch.from_numpy(_augment(x[idx], rng)).permute(0, 3, 1, 2) / 255.0
-            loss = loss_fn(model(xb.contiguous()), y[idx])
+            loss = (loss_fn(model(xb.contiguous()), y[idx]) * sample_w[idx]).mean()
             opt.zero_grad()
             loss.backward()
             opt.step()
