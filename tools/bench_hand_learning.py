@@ -52,6 +52,8 @@ def main(argv=None) -> int:
                     help='share of the actions that reviewers decided')
     ap.add_argument('--epochs', type=int, default=3)
     ap.add_argument('--cameras-per-event', type=int, default=2)
+    ap.add_argument('--choose-hand', action='store_true',
+                    help='the shipped classifier picks the hand holding the reviewed product')
     ap.add_argument('--work', default=str(ROOT / 'out' / 'bench_hand_learning'))
     args = ap.parse_args(argv)
     store = load_store(args.store)
@@ -68,6 +70,7 @@ def main(argv=None) -> int:
         start = time.monotonic()
         prev = learn_classifier(store, scenarios, decided, work / f'day{day}', prev,
                                 epochs=args.epochs, cameras_per_event=args.cameras_per_event,
+                                choose_hand=args.choose_hand,
                                 log=lambda m: print(f'  {m}', file=sys.stderr))
         print(f'day {day}: {len(decided)} decided events; {prev["report"]}; call '
               f'{time.monotonic() - start:.0f} s (loaded)', flush=True)

@@ -15,7 +15,9 @@ live store would learn from them, through the code the live graph runs:
 2. **The console's export**: ``store_review.export.export_hand_windows`` with the detector's
    crop model run on each evidence crop for hand proposals
    (``store_review.learn_cli.crop_model_proposals``), accumulated with the previous call's
-   dataset (``prev['dataset']``).
+   dataset (``prev['dataset']``). With ``choose_hand`` the shipped classifier picks which hand
+   near the plate holds the reviewed product (``learn_cli.classifier_choice``) instead of the
+   nearest one.
 3. **Fine-tuning** the *shipped* classifier on the accumulated windows
    (``store_perception.train.fine_tune_hand_classifier``; always from the shipped weights, so
    days do not compound a drift).
@@ -319,14 +321,15 @@ def learn_classifier(store, day_scenarios: list, decided: list[dict], work_dir: 
                      prev: dict | None, *, epochs: int = 3, cameras_per_event: int = 2,
                      frames_per_event: int = 4, heldout_seeds=HELDOUT_SEEDS,
                      heldout_frames: int = HELDOUT_FRAMES, threads: int = 1,
-                     onnx: bool = False, check: bool = True, log=None) -> dict:
+                     onnx: bool = False, check: bool = True, choose_hand: bool = False,
+                     log=None) -> dict:
     """One learning step (module doc). Returns ``{'detector_stats', 'weights', 'report',
     'dataset', 'heldout'}``; pass the return value as ``prev`` to the next day's call."""
     from store_perception.hand_sku import HandSkuClassifier, HAND_WEIGHTS
     from store_perception.detection import resolve_model_path
     from store_perception.train import fine_tune_hand_classifier
     from store_review.export import export_hand_windows
-    from store_review.learn_cli import crop_model_proposals
+    from store_review.learn_cli import classifier_choice, crop_model_proposals
     from store_review.store import ReviewStore
 
     from store_bench.simcam import measured_stats
@@ -361,9 +364,11 @@ def learn_classifier(store, day_scenarios: list, decided: list[dict], work_dir: 
         if prev and prev.get('dataset') and pathlib.Path(prev['dataset']).is_dir():
             shutil.copytree(prev['dataset'], dataset)
         proposals = crop_model_proposals(det, PROPOSAL_CONF)
+        choose = classifier_choice(HandSkuClassifier(shipped_path, threads=threads)) \
+            if choose_hand else None
         counts = export_hand_windows(db, dataset, proposals,
                                      class_names=sorted(store.catalog.products),
-                                     val_share=0.0, tag=f'{work_dir.name}_')
+                                     val_share=0.0, tag=f'{work_dir.name}_', choose=choose)
         checked = check_labels(db, dataset, f'{work_dir.name}_', ev['truth'], proposals) \
             if check else None
     finally:

@@ -166,13 +166,30 @@ def hand_at_plate(hands, plate_box, max_sides: float = EMPTY_REACH_SIDES) -> int
     return best
 
 
+def hands_near_plate(hands, plate_box, max_sides: float) -> list[int]:
+    """Indices of the hand boxes within ``max_sides`` hand sides of the plate box, nearest
+    first."""
+    px, py, pw, ph = (float(v) for v in plate_box)
+    near = []
+    for i, (x0, y0, x1, y1) in enumerate(hands):
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        d = math.hypot(max(px - cx, 0.0, cx - (px + pw)), max(py - cy, 0.0, cy - (py + ph)))
+        if d <= max_sides * max(x1 - x0, y1 - y0):
+            near.append((d, i))
+    return [i for _, i in sorted(near)]
+
+
 def export_hand_windows(store, out_dir: str | pathlib.Path, proposals=None,
                         class_names=None, size: int = 64, val_share: float = 0.2,
-                        tag: str = '', window_scale: float | None = None) -> dict:
+                        tag: str = '', window_scale: float | None = None,
+                        choose=None) -> dict:
     """Write (or add to) the hand-window dataset from a ReviewStore (module doc);
     returns counts. ``class_names``: the SKUs accepted (the catalog; None = any SKU whose name
     is a safe folder name). ``tag`` prefixes the file names (exports of several databases into
-    one folder)."""
+    one folder). ``choose(image, hand boxes, sku) -> index or None``: which of the hands near
+    the plate (within PRODUCT_REACH_SIDES) holds the product the reviewer named (e.g. the one
+    the current classifier finds most like it, :func:`store_review.learn_cli.classifier_choice`);
+    None = the nearest."""
     import cv2
     # the classifier's window rule, imported here: only this export needs store_perception
     from store_perception.crops import cut
@@ -218,8 +235,13 @@ def export_hand_windows(store, out_dir: str | pathlib.Path, proposals=None,
                 hands = [b for b in (_box4(v) for v in proposals(img)) if b]
             else:
                 hands = []
-            k = hand_at_plate(hands, plate, EMPTY_REACH_SIDES if label == HAND_EMPTY
-                              else PRODUCT_REACH_SIDES)
+            if label == HAND_EMPTY or choose is None:
+                k = hand_at_plate(hands, plate, EMPTY_REACH_SIDES if label == HAND_EMPTY
+                                  else PRODUCT_REACH_SIDES)
+            else:
+                near = hands_near_plate(hands, plate, PRODUCT_REACH_SIDES)
+                pick = choose(img, [hands[i] for i in near], label) if near else None
+                k = near[pick] if pick is not None and 0 <= pick < len(near) else None
             if k is None:
                 counts['no_hand_at_plate'] += 1
                 continue

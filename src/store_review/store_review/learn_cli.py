@@ -51,6 +51,20 @@ def crop_model_proposals(detector, conf: float = 0.05):
     return proposals
 
 
+def classifier_choice(classifier):
+    """A ``choose`` for export_hand_windows: of the hands near the plate, the one a
+    HandSkuClassifier names the reviewer's SKU with the highest p(product); if it names it on
+    none, the most product-like one (the reviewer says a product left in a hand; the
+    classifier only picks which hand)."""
+    def choose(image, boxes, sku):
+        answers = classifier.classify(image, boxes)
+        if not answers:
+            return None
+        return max(range(len(answers)),
+                   key=lambda i: (answers[i].sku == sku, answers[i].p_product))
+    return choose
+
+
 def hand_learning(db, catalog, hands_dir: str, fine_tune_dir: str | None,
                   epochs: int) -> str:
     """Export the hand windows (and fine-tune); returns a summary line."""

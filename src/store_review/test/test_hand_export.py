@@ -150,3 +150,21 @@ def test_review_learn_exports_hand_windows(tmp_path, capsys):
     assert 'hand windows in' in capsys.readouterr().out
     assert len(list(out.glob('train/empty/*.jpg'))) == 1
     assert len(list(out.glob('train/COLA-330/*.jpg'))) == 1
+
+
+def test_a_chooser_picks_which_hand_near_the_plate_holds_the_product(tmp_path):
+    store = ReviewStore(tmp_path / 'r.sqlite')
+    carried = [25, 60, 35, 70]              # 3 hand sides away: a candidate for the product
+    add_event(store, tmp_path, 'g1.s1.p1', 'COLA-330', 1, (9.5, 10.5), [AWAY, AT_PLATE, carried])
+    asked = []
+
+    def choose(image, boxes, sku):
+        asked.append((len(boxes), sku))
+        return 1                            # the second nearest: the carried one
+    out = tmp_path / 'hands'
+    counts = export_hand_windows(store, out, choose=choose, val_share=0.0)
+    # empty hands are never chosen: the nearest within one side; the far hand is no candidate
+    assert asked == [(2, 'COLA-330')]
+    assert counts['windows'] == {'empty': 1, 'COLA-330': 1}
+    [win] = out.glob('train/COLA-330/*.jpg')
+    assert win.stem.endswith('_h2')
