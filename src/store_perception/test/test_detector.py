@@ -22,9 +22,11 @@ import numpy as np
 import pytest
 
 from store_common.description import load_store
+from store_common.params import load_params_file
 from store_perception.detection import (CROP_WEIGHTS, default_model_path, Detector, recall,
                                         SkuByColour)
 from store_perception.hand_sku import HAND_PRIOR, HAND_WEIGHTS
+from store_perception.serving import make_detector
 from store_sim.dataset import held_times
 from store_sim.generator import generate
 from store_sim.render import CameraRenderer
@@ -33,6 +35,7 @@ from store_sim.scenario import load_scenario
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 STORE = ROOT / 'config' / 'stores' / 'demo.yaml'
 SCENARIO = ROOT / 'config' / 'scenarios' / 'demo.yaml'
+PARAMS = ROOT / 'config' / 'params' / 'store.yaml'
 SHOPPER_FLOOR = 0.8
 PRODUCT_FLOOR = 0.3
 HAND_FLOOR = 0.75
@@ -51,9 +54,11 @@ def store():
 
 @pytest.fixture(scope='module')
 def detector(store):
-    return Detector(None, imgsz=416, conf=0.3, catalog=store.catalog,
-                    crop_model_path=CROP_WEIGHTS, crop_size=224, crop_margin=0.25,
-                    proposal_conf=0.01, hand_model_path=HAND_WEIGHTS, hand_proposal_conf=0.05)
+    """The detector the node runs: config/params/store.yaml's detector section."""
+    p = load_params_file(PARAMS)['detector']
+    assert (p['conf_threshold'], p['crop_model_path'], p['hand_model_path']) == (
+        0.3, CROP_WEIGHTS, HAND_WEIGHTS)
+    return make_detector(p, store.catalog)
 
 
 @pytest.fixture(scope='module')
