@@ -65,6 +65,12 @@ TRACKER_SPECS = _specs('', {
                     5.0),
     'lookalike_bind_m': ('Binding cost of a track in the shirt of a shopper already inside '
                          '[m].', 0.0, 100.0),
+    'bind_max_wait_s': ('A scan that no track born within bind_window_s took goes to the first '
+                        'track born at the entrance after it, for at most this long after the '
+                        'scan (late or skipped detector frames of the door) [s].', 0.0, 600.0),
+    'tentative_misses': ('A tentative track is lost once unseen (and 1 s old) in this many steps '
+                         'with a frame of a camera that sees where it stands.', 1, 100),
+    'tentative_max_s': ('... or once unseen this long, looked at or not [s].', 1.0, 600.0),
 })
 
 FUSION_SPECS = _specs('', {

@@ -20,7 +20,9 @@ Each cycle takes the detections of every camera at (about) one instant:
    ray meets a plate height); product boxes are kept as (time, SKU) evidence for event fusion.
 
 A track not seen coasts (position predicted, covariance growing) for up to ``max_coast_s`` and is
-then lost; a track seen in the exit zone is closed by the exit ``GateEvent`` of its account.
+then lost (a tentative one once missed in ``tentative_misses`` steps with a frame of a camera that
+sees it, or unseen ``tentative_max_s``: a starved detector's sparse frames lose nobody); a
+track seen in the exit zone is closed by the exit ``GateEvent`` of its account.
 Never imports rclpy.
 """
 from __future__ import annotations
@@ -67,6 +69,9 @@ class TrackerParams:
     color_learn: float = 12.0      # and only from observations this close to it (chi2): no drift
     duplicate_m: float = 0.6       # an anonymous track this near a seen bound one is its double
     lookalike_bind_m: float = 2.0  # binding cost of a track in the shirt of a shopper inside [m]
+    bind_max_wait_s: float = 20.0  # a scan nobody took by then waits no more for a newcomer [s]
+    tentative_misses: int = 2      # a tentative track is lost once unseen in this many looks
+    tentative_max_s: float = 5.0   # ... (and 1 s) or unseen this long, looked at or not [s]
 
 
 @dataclass
@@ -89,6 +94,7 @@ class Track:
     color_n: int = 0                 # cycles it rests on
     id_confidence: float = 1.0       # how sure the account bound to this track is still right
     born_xy: np.ndarray | None = None  # where the track started (None: unknown)
+    misses: int = 0                 # steps since last seen in which a camera looked at it
 
     @property
     def position(self) -> np.ndarray:
@@ -183,12 +189,17 @@ class ShopperTracker:
         farther now than that plus a walk at ``bind_walk_mps`` since the scan, is not the
         shopper who scanned, however long nobody else is seen there. A track in the shirt of
         a shopper already inside (most likely a second view of them) is passed over for the first
-        half of ``bind_window_s`` and costs ``lookalike_bind_m`` more after that.
+        half of ``bind_window_s`` and costs ``lookalike_bind_m`` more after that. A scan that no
+        track born within the window took waits for the newcomer: the first track born at the
+        entrance after the window (the detector's frames of the door came late, or were skipped)
+        may take it, up to ``bind_max_wait_s`` after the scan. "Seen" counts looks, not seconds:
+        a track is a blip only if a camera that delivered a frame since did not see it.
         """
         p = self.params
         win = p.bind_window_s * 1e9
         z = self.entrance
         inside = [t for t in self.tracks if t.shopper_id and not t.closed]
+        late = self._first_late_births(now_ns)
         for stamp, sid in list(self.pending_entries):
             if now_ns - stamp < p.bind_delay_s * 1e9:
                 continue        # let the newcomer's own track be born and seen first
@@ -197,9 +208,10 @@ class ShopperTracker:
                 if t.shopper_id or t.closed or t.state == LOST or not t.at_entrance \
                         or not self._could_have_scanned(t, (stamp, sid), now_ns):
                     continue
-                if t.hits < p.bind_hits or now_ns - t.last_seen_ns > 0.5e9:
+                if t.hits < p.bind_hits or (t.misses and now_ns - t.last_seen_ns > 0.5e9):
                     continue    # a one-frame blip (a false positive) takes no account
-                if abs(stamp - t.born_ns) > win:
+                if stamp - t.born_ns > win or (t.born_ns - stamp > win
+                                               and t is not late.get((stamp, sid))):
                     continue
                 b = t.born_xy if t.born_xy is not None else t.x[:2]
                 d = math.hypot(b[0] - (z.x_min + z.x_max) / 2, b[1] - (z.y_min + z.y_max) / 2)
@@ -216,6 +228,23 @@ class ShopperTracker:
                 best.shopper_id = sid
                 self.pending_entries.remove((stamp, sid))
                 self._away_at_scan.pop((stamp, sid), None)
+
+    def _first_late_births(self, now_ns: int) -> dict[tuple[int, str], Track]:
+        """Per waiting scan that nobody born within ``bind_window_s`` of it took (the
+        detector's frames of the door came late, or were skipped): the first track born at the
+        entrance after the window that is still there to take it; the window extends until a
+        newcomer is seen, for at most ``bind_max_wait_s`` after the scan."""
+        p = self.params
+        win = p.bind_window_s * 1e9
+        out = {}
+        for entry in self.pending_entries:
+            if now_ns - entry[0] > p.bind_max_wait_s * 1e9:
+                continue
+            late = [t for t in self.tracks if t.at_entrance and not t.shopper_id
+                    and not t.closed and t.state != LOST and t.born_ns - entry[0] > win]
+            if late:
+                out[entry] = min(late, key=lambda t: (t.born_ns, t.track_id))
+        return out
 
     # --- the cycle --------------------------------------------------------------------------
     def predict(self, now_ns: int) -> None:
@@ -347,8 +376,10 @@ class ShopperTracker:
             if i not in taken:
                 t.hands, t.products = [], []
                 t.x[2:] *= 0.6          # a shopper out of sight is assumed to slow down
-                if now_ns - t.last_seen_ns > p.max_coast_s * 1e9 or (
-                        t.state == TENTATIVE and now_ns - t.last_seen_ns > 1e9):
+                t.misses += self._looked_at(t.x[:2], detections)
+                unseen_s = (now_ns - t.last_seen_ns) / 1e9
+                if unseen_s > p.max_coast_s or (t.state == TENTATIVE and unseen_s > 1.0 and (
+                        t.misses >= p.tentative_misses or unseen_s > p.tentative_max_s)):
                     t.state = LOST
                 elif t.state != TENTATIVE:
                     t.state = COASTING
@@ -362,6 +393,7 @@ class ShopperTracker:
                 _learn_color(t, colors[taken[i]])
             t.last_seen_ns = now_ns
             t.hits += 1
+            t.misses = 0
             self._seen(t, c)
             if t.state in (COASTING, LOST) or (t.state == TENTATIVE
                                                and t.hits >= p.confirm_hits):
@@ -381,6 +413,21 @@ class ShopperTracker:
                        if not (t.state == LOST and not t.shopper_id) and not
                        (t.closed and now_ns - t.last_seen_ns > 5e9)]
         return [t for t in self.tracks if not t.closed]
+
+    def _looked_at(self, xy, detections: dict) -> bool:
+        """Whether a camera that delivered a frame this step sees a shopper standing at
+        ``xy`` (feet or head in its image): a track it did not report was missed, not unseen
+        for want of frames (a starved detector delivers a camera's frame seconds apart)."""
+        pts = [[xy[0], xy[1], 0.0], [xy[0], xy[1], 1.75]]
+        for cam_id in detections:
+            m = self.geom.cameras.get(cam_id)
+            if m is None:
+                continue
+            uv, _ = m.project(pts)
+            ok = np.all(np.isfinite(uv), axis=1)
+            if ok.any() and m.in_image(uv[ok]).any():
+                return True
+        return False
 
     def _seen(self, t: Track, c: list[Observation]) -> None:
         t.seen_cameras = tuple(sorted({o.camera_id for o in c}))

@@ -26,6 +26,7 @@ from store_fusion.frame_sync import FrameSync
 from store_fusion.geometry import checked_torso_rgb, Detection2D
 from store_fusion.params import declared, TRACKER_SPECS
 from store_fusion.tracker import ShopperTracker, TrackerParams
+from store_fusion.trace import StepTrace
 
 
 def detections_from_msg(msg: DetectionArray) -> tuple[list[Detection2D], list[str]]:
@@ -62,6 +63,10 @@ class TrackerNode(Node):
                             read_only=True)
         diagnostics_period_s = declare(self, 'diagnostics_period_s', 1.0,
                                        'Period of /diagnostics [s].', lo=0.1, hi=60.0)
+        trace_file = declare(self, 'trace_file', '', 'Write every step (its gate scans, '
+                             'detections and resulting tracks) to this JSON-lines file, for an '
+                             'exact offline replay (store_fusion.trace); empty: none.',
+                             read_only=True)
         params = declared(TrackerParams, TRACKER_SPECS, lambda name, default, text, lo, hi:
                           declare(self, name, default, text, lo=lo, hi=hi, read_only=True))
         if not store_file:
@@ -70,6 +75,7 @@ class TrackerNode(Node):
         if not store.cameras:
             raise ValueError(f'{store_file}: the store has no cameras')
         self.tracker = ShopperTracker(store, params)
+        self.trace = StepTrace(trace_file) if trace_file else None
         self.sync = FrameSync(tuple(c.id for c in store.cameras), slop_s, max_wait_s,
                               dropout_s)
         self.seen_gates: set[str] = set()
@@ -113,6 +119,8 @@ class TrackerNode(Node):
             for gate in gates:
                 self.tracker.on_gate(*gate)
             tracks = self.tracker.step(now, dets)
+            if self.trace is not None:
+                self.trace.write(now, dets, gates, tracks, self._now_ns())
             out = ShopperTracks()
             out.header.stamp = ns_stamp(now)
             out.header.frame_id = self.frame_id

@@ -1,0 +1,54 @@
+"""The tracker node's step trace: written as the node steps, read back and replayed offline, it
+gives the tracks the node published (an exact replay of a live run)."""
+import json
+import pathlib
+
+import numpy as np
+
+from store_common.description import load_store
+from store_fusion.geometry import Detection2D
+from store_fusion.trace import read_trace, replay, StepTrace
+from store_fusion.tracker import ShopperTracker
+
+ROOT = pathlib.Path(__file__).resolve().parents[3]
+NS = 1_000_000_000
+
+
+def _boxes(store, xy, color):
+    out = {}
+    for cam in store.cameras:
+        uv, _ = cam.model.project([[xy[0], xy[1], 0.0], [xy[0], xy[1], 1.75]])
+        if np.all(np.isfinite(uv)) and cam.model.in_image(uv).all():
+            h = uv[0, 1] - uv[1, 1]
+            out[cam.id] = [Detection2D('shopper', 0.9, (uv[0, 0] + uv[1, 0]) / 2,
+                                       (uv[0, 1] + uv[1, 1]) / 2, 0.3 * h, h, color=color)]
+        else:
+            out[cam.id] = []
+    return out
+
+
+def test_a_replayed_trace_gives_the_tracks_the_node_published(tmp_path):
+    store = load_store(ROOT / 'config' / 'stores' / 'demo.yaml')
+    path = tmp_path / 'trace.jsonl'
+    live, trace = ShopperTracker(store), StepTrace(path)
+    published = []
+    for k in range(40):
+        now = int((1 + 0.2 * k) * NS)
+        gates = [(now, 'enter', 'alice')] if k == 2 else []
+        for g in gates:
+            live.on_gate(*g)
+        xy = (1.25 + 0.1 * k, 0.6 + 0.08 * k)
+        dets = _boxes(store, xy, (200.0, 40.0, 40.0))
+        tracks = live.step(now, dets)
+        trace.write(now, dets, gates, tracks, now + NS // 10)
+        published.append([(t.track_id, t.shopper_id) for t in tracks])
+    trace.close()
+    with open(path, 'a', encoding='utf-8') as f:
+        f.write('{"stamp_ns": "not a step"\n')       # a torn last line is skipped
+    steps = read_trace(path)
+    assert len(steps) == 40 and json.loads(path.read_text().splitlines()[0])['gates'] == []
+    replayed = []
+    replay(ShopperTracker(store), steps,
+           lambda rec, tracks: replayed.append([(t.track_id, t.shopper_id) for t in tracks]))
+    assert replayed == published
+    assert ('t1', 'alice') in published[-1]
