@@ -346,18 +346,56 @@ def _summary(day: int, arm: str, state: ArmState, results: list[ScenarioResult])
     }
 
 
+def _both_arms(ctx: dict, seed: int, level: int, states: dict) -> dict:
+    """One scenario through both arms: {arm: ScenarioResult}."""
+    store, sc = ctx['store'], generate(ctx['store'], seed, level)
+    frames = ctx['frames_of'](store, sc)
+    colors = shopper_colors(store, sc) if frames else None
+    histories, shelf, out = {}, {}, {}
+    for arm in ARMS:
+        # the shelf events depend on the weight overlay only, the tracks on the detector
+        # figures only: arms that share them share the work
+        okey = json.dumps(states[arm].overlay, sort_keys=True)
+        if okey not in shelf:
+            shelf[okey] = shelf_events(store, sc, physics_params=ctx['physics'],
+                                       overlay=states[arm].overlay,
+                                       pipeline_params=ctx['shelf_params'])
+        st = states[arm].stats
+        key = json.dumps(st.to_dict(), sort_keys=True)
+        if key not in histories:       # tracking does not depend on the learned files
+            model = DetectionModel(st, list(store.catalog.products), seed=seed * 31 + level,
+                                   colors=colors)
+            histories[key], _ = run_tracking(store, sc, frames, model,
+                                             tracker_params=ctx['pipe'].tracker)
+        out[arm] = run_scenario(store, ctx['geom'], sc, histories[key], ctx['pipe'], states[arm],
+                                seed, physics=ctx['physics'],
+                                reviewer_delay_s=ctx['reviewer_delay_s'],
+                                audit_rate=ctx['audit_rate'], events=shelf[okey])
+    return out
+
+
+_CTX: dict = {}
+
+
+def _pool_task(args):
+    seed, level, states = args
+    t0 = time.monotonic()
+    return _both_arms(_CTX, seed, level, states), time.monotonic() - t0
+
+
 def run_experiment(store, params_path: pathlib.Path, plan, out_dir: pathlib.Path, *,
                    frames_of: Callable, stats: DetectorStats | None = None,
                    physics: PhysicsParams | None = None, audit_rate: float = 0.1,
                    reviewer_delay_s: float = 20.0, target_accuracy: float = GOAL_ACCURACY,
                    classifier: Callable | None = None, log=None,
-                   on_day: Callable | None = None) -> list[dict]:
+                   on_day: Callable | None = None, jobs: int = 1) -> list[dict]:
     """Both arms over ``plan`` (:func:`day_plan`); ``frames_of(store, scenario)``: the rendered
     truth frames. Returns one summary per day and arm; ``on_day(summaries so far)`` after each
-    day."""
-    geom = StoreGeometry(store)
-    pipe = load_pipeline_params(params_path)
-    shelf_params = load_shelf_params()
+    day. ``jobs`` > 1: a day's scenarios in that many forked processes (same results)."""
+    ctx = {'store': store, 'geom': StoreGeometry(store),
+           'pipe': load_pipeline_params(params_path), 'shelf_params': load_shelf_params(),
+           'physics': physics, 'frames_of': frames_of, 'reviewer_delay_s': reviewer_delay_s,
+           'audit_rate': audit_rate}
     stats = stats or measured_stats()
     shipped = shipped_state(params_path, stats)
     states = {arm: replace(shipped, files=dict(shipped.files)) for arm in ARMS}
@@ -367,36 +405,22 @@ def run_experiment(store, params_path: pathlib.Path, plan, out_dir: pathlib.Path
     days = []
     for day, scenarios in enumerate(plan):
         results: dict[str, list[ScenarioResult]] = {arm: [] for arm in ARMS}
-        day_scenarios = []
-        for seed, level in scenarios:
-            t0 = time.monotonic()
-            sc = generate(store, seed, level)
-            day_scenarios.append(sc)
-            frames = frames_of(store, sc)
-            colors = shopper_colors(store, sc) if frames else None
-            histories, shelf = {}, {}
+        day_scenarios = [generate(store, seed, level) for seed, level in scenarios]
+        tasks = [(seed, level, states) for seed, level in scenarios]
+        if jobs > 1:
+            import multiprocessing
+            _CTX.clear()
+            _CTX.update(ctx)
+            with multiprocessing.get_context('fork').Pool(jobs) as pool:
+                done = pool.map(_pool_task, tasks, chunksize=1)
+        else:
+            done = [(_both_arms(ctx, seed, level, st), 0.0) for seed, level, st in tasks]
+        for (seed, level), (res, took_s) in zip(scenarios, done):
             for arm in ARMS:
-                # the shelf events depend on the weight overlay only, the tracks on the
-                # detector figures only: arms that share them share the work
-                okey = json.dumps(states[arm].overlay, sort_keys=True)
-                if okey not in shelf:
-                    shelf[okey] = shelf_events(store, sc, physics_params=physics,
-                                               overlay=states[arm].overlay,
-                                               pipeline_params=shelf_params)
-                st = states[arm].stats
-                key = json.dumps(st.to_dict(), sort_keys=True)
-                if key not in histories:       # tracking does not depend on the learned files
-                    model = DetectionModel(st, list(store.catalog.products),
-                                           seed=seed * 31 + level, colors=colors)
-                    histories[key], _ = run_tracking(store, sc, frames, model,
-                                                     tracker_params=pipe.tracker)
-                results[arm].append(run_scenario(
-                    store, geom, sc, histories[key], pipe, states[arm], seed, physics=physics,
-                    reviewer_delay_s=reviewer_delay_s, audit_rate=audit_rate,
-                    events=shelf[okey]))
+                results[arm].append(res[arm])
             if log:
-                log(f'day {day} l{level} s{seed}: {len(results["control"][-1].rows)} events, '
-                    f'{time.monotonic() - t0:.1f} s')
+                log(f'day {day} l{level} s{seed}: {len(res["control"].rows)} events, '
+                    f'{took_s:.1f} s')
         for arm in ARMS:
             days.append(_summary(day, arm, states[arm], results[arm]))
         res = results['learning']
@@ -501,6 +525,8 @@ def main(argv=None) -> int:
     ap.add_argument('--classifier', action='store_true',
                     help='fine-tune the hand/product classifier on the reviewed crops after '
                     'each day (store_bench.review_crops.learn_classifier)')
+    ap.add_argument('--jobs', type=int, default=1,
+                    help="a day's scenarios in this many processes")
     ap.add_argument('--out', default=str(ROOT / 'out/learning_days'))
     ns = ap.parse_args(argv)
     if ns.days < 1 or ns.per_day < 1:
@@ -538,7 +564,7 @@ def main(argv=None) -> int:
         store, pathlib.Path(ns.params), day_plan(ns.days, ns.per_day, ns.first_seed), out,
         frames_of=frames_of, stats=measured_stats(ns.stats), physics=physics,
         audit_rate=ns.audit_rate, reviewer_delay_s=ns.reviewer_delay_s,
-        target_accuracy=ns.target_accuracy, classifier=classifier,
+        target_accuracy=ns.target_accuracy, classifier=classifier, jobs=ns.jobs,
         log=lambda m: print(m, file=sys.stderr, flush=True),
         on_day=lambda d: (write(d), print(table(d), file=sys.stderr, flush=True)))
     wall_s = time.monotonic() - t0
