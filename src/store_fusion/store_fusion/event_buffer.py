@@ -8,8 +8,10 @@ The fusion node's logic, without rclpy. Two clocks meet here:
   fusion looks at has arrived;
 * the caller's clock (ROS time): an event that has waited ``max_hold_s`` since it arrived is
   released anyway (cameras down, tracker dead or lagging) with whatever evidence there is, so no
-  event is ever lost. An empty track window gives no shopper candidates: the cart then applies
-  its weight-only presence rule.
+  event is ever lost. While the track stream is alive but lagging (its watermark advanced within
+  ``alive_s`` of the caller's clock: a loaded detector delivers seconds late) the event waits on,
+  up to ``lagging_hold_s``. An empty track window gives no shopper candidates: the cart then
+  applies its weight-only presence rule.
 
 Events are released in (settled stamp, event id) order: an event released by the timeout takes
 every earlier-settled pending event with it. Event ids are remembered, so a re-delivered shelf
@@ -66,12 +68,17 @@ def fused_watermark_ns(shelf_frontier_ns: int | None, buffer: 'EventBuffer') -> 
 class EventBuffer:
     """Shelf events waiting for the track watermark (or the timeout)."""
 
-    def __init__(self, after_s: float, max_hold_s: float, remember_ids: int = 100_000):
+    def __init__(self, after_s: float, max_hold_s: float, remember_ids: int = 100_000,
+                 lagging_hold_s: float | None = None, alive_s: float = 1.0):
         if after_s < 0 or max_hold_s < 0:
             raise ValueError(f'after_s ({after_s}) and max_hold_s ({max_hold_s}) must be >= 0')
         self.after_ns = int(round(after_s * NS))
         self.max_hold_ns = int(round(max_hold_s * NS))
+        self.lagging_hold_ns = max(self.max_hold_ns, int(round(
+            (max_hold_s if lagging_hold_s is None else lagging_hold_s) * NS)))
+        self.alive_ns = int(round(alive_s * NS))
         self.watermark_ns: int | None = None
+        self.watermark_moved_ns: int | None = None   # caller's clock when it last advanced
         self.stats = BufferStats()
         self._pending: list[tuple[int, str]] = []          # sorted (settled_ns, event_id)
         self._held: dict[str, tuple[int, int, Any]] = {}   # id -> (settled, arrival, payload)
@@ -109,10 +116,23 @@ class EventBuffer:
         if event_id in self._held:
             self._until[event_id] = max(self._until.get(event_id, 0), int(stamp_ns))
 
-    def advance_watermark(self, stamp_ns: int) -> None:
-        """The track stream has delivered everything up to ``stamp_ns`` (sensor time)."""
+    def advance_watermark(self, stamp_ns: int, now_ns: int | None = None) -> None:
+        """The track stream has delivered everything up to ``stamp_ns`` (sensor time), at
+        ``now_ns`` of the caller's clock (None: unknown; the stream is not counted alive)."""
         if self.watermark_ns is None or stamp_ns > self.watermark_ns:
             self.watermark_ns = int(stamp_ns)
+            if now_ns is not None:
+                self.watermark_moved_ns = int(now_ns)
+
+    def _timed_out(self, waited_ns: int, now_ns: int) -> bool:
+        """Whether an event that has waited ``waited_ns`` goes out without its evidence: after
+        ``max_hold_s``, or after ``lagging_hold_s`` while the track stream is alive (its
+        watermark advanced within ``alive_s``) but behind."""
+        if waited_ns < self.max_hold_ns:
+            return False
+        alive = self.watermark_moved_ns is not None and \
+            now_ns - self.watermark_moved_ns <= self.alive_ns
+        return not alive or waited_ns >= self.lagging_hold_ns
 
     def oldest_wait_s(self, now_ns: int) -> float:
         """How long the longest-waiting pending event has waited [s]; 0 when none."""
@@ -129,7 +149,7 @@ class EventBuffer:
         for i, (settled, eid) in enumerate(self._pending):
             arrival = self._held[eid][1]
             due = self._evidence_in(settled) and self.watermark_ns >= self._until.get(eid, 0)
-            if due or now_ns - arrival >= self.max_hold_ns:
+            if due or self._timed_out(now_ns - arrival, now_ns):
                 last = i
         out = []
         for settled, eid in self._pending[:last + 1]:
@@ -165,11 +185,14 @@ class EventFuser:
     keep_s: float = 60.0
     calibration: Callable[[float], float] | None = None
     joint: JointParams = field(default_factory=JointParams)
+    lagging_hold_s: float | None = None     # None: max_hold_s (no longer for a lagging stream)
 
     def __post_init__(self):
-        self.history = TrackHistory(keep_s=max(self.keep_s, self.max_hold_s + self.after_s
+        hold_s = max(self.max_hold_s, self.lagging_hold_s or 0.0)
+        self.history = TrackHistory(keep_s=max(self.keep_s, hold_s + self.after_s
                                                + self.params.pre_s + 10.0))
-        self.buffer = EventBuffer(self.after_s, self.max_hold_s)
+        self.buffer = EventBuffer(self.after_s, self.max_hold_s,
+                                  lagging_hold_s=self.lagging_hold_s)
         self.track_messages = 0
         self._events: dict[str, Any] = {}             # pending event id -> ShelfEventData
         self._recent: list = []                       # released events, for later groups
@@ -178,15 +201,17 @@ class EventFuser:
     def after_s(self) -> float:
         return max(self.params.post_s, self.params.vision_window_s)
 
-    def on_tracks(self, stamp_ns: int, snapshots: list[Snapshot]) -> bool:
-        """One ``ShopperTracks`` message; False (ignored) when it is not newer than the
-        watermark (a re-delivery, or a message out of order)."""
+    def on_tracks(self, stamp_ns: int, snapshots: list[Snapshot],
+                  now_ns: int | None = None) -> bool:
+        """One ``ShopperTracks`` message (received at ``now_ns`` of the caller's clock; None:
+        unknown); False (ignored) when it is not newer than the watermark (a re-delivery, or a
+        message out of order)."""
         wm = self.buffer.watermark_ns
         if wm is not None and stamp_ns <= wm:
             return False
         for s in snapshots:
             self.history.add(s)
-        self.buffer.advance_watermark(stamp_ns)
+        self.buffer.advance_watermark(stamp_ns, now_ns)
         self.track_messages += 1
         return True
 

@@ -6,7 +6,8 @@ EVENT_QOS), its own watermark on ``fused_watermarks`` (source ``fusion``:
 ``event_buffer.fused_watermark_ns``) and ``/diagnostics``. Each shelf
 event is held until the track stream's sensor time has passed its settled stamp by
 max(post_s, vision_window_s), or for at most ``max_hold_s`` of ROS time (cameras down: the event
-goes out without vision, and the cart falls back to weight only). Concurrent events on different
+goes out without vision, and the cart falls back to weight only; ``lagging_hold_s`` while the
+track stream is alive but behind). Concurrent events on different
 plates are decided jointly (one shopper, one plate at a time; ``joint_*`` parameters). The hold,
 the track history and the fusion live in ``event_buffer.py``, ``joint.py`` and ``fusion.py``;
 this module only wires them. The fusion's parameters (``params.FUSION_SPECS``, and
@@ -48,6 +49,12 @@ class FusionNode(Node):
                              '(ROS time since it arrived) for the track stream to pass it; then '
                              'it is fused with whatever evidence there is [s].', lo=0.0,
                              hi=60.0, read_only=True)
+        lagging_hold_s = declare(self, 'lagging_hold_s', 9.0, 'While the track stream is '
+                                 'alive (a message in the last second) but behind, a shelf '
+                                 'event waits for it up to this long instead of max_hold_s (a '
+                                 'loaded detector delivers seconds late); keep it under the '
+                                 'cart\'s source_timeout_s [s].', lo=0.0, hi=60.0,
+                                 read_only=True)
         keep_s = declare(self, 'history_keep_s', 60.0, 'Track snapshots kept this long (sensor '
                          'time) [s].', lo=5.0, hi=3600.0, read_only=True)
         check_period_s = declare(self, 'check_period_s', 0.1, 'How often held events are '
@@ -75,7 +82,7 @@ class FusionNode(Node):
         calibration = Platt.load(calibration_file) if calibration_file else None
         self.fuser = EventFuser(StoreGeometry(store), len(store.catalog.products), params,
                                 max_hold_s=max_hold_s, keep_s=keep_s, calibration=calibration,
-                                joint=joint)
+                                joint=joint, lagging_hold_s=lagging_hold_s)
         self._last_tracks_ns: int | None = None      # ROS time of the last track message
         self._fused = 0
 
@@ -96,7 +103,8 @@ class FusionNode(Node):
         self.create_timer(diagnostics_period_s, self._publish_diagnostics)
         self.get_logger().info(
             f'store {store.id}: shelf events wait for tracks {self.fuser.after_s:.1f} s past '
-            f'their settled stamp, at most {max_hold_s:.1f} s; calibration '
+            f'their settled stamp, at most {max_hold_s:.1f} s ({lagging_hold_s:.1f} s while '
+            f'the tracks lag); calibration '
             f'{calibration_file or "none"}')
 
     def _now_ns(self) -> int:
@@ -104,7 +112,7 @@ class FusionNode(Node):
 
     def _on_tracks(self, msg: ShopperTracks) -> None:
         stamp, snaps = snapshots_from_tracks(msg)
-        if self.fuser.on_tracks(stamp, snaps):
+        if self.fuser.on_tracks(stamp, snaps, self._now_ns()):
             self._last_tracks_ns = self._now_ns()
             self._release()
 

@@ -335,3 +335,45 @@ def test_the_fusion_watermark_stays_below_every_held_event():
     buf.advance_watermark(ns(10.5))                        # tracks passed e1's settled + 2 s
     assert [r.event_id for r in buf.release(ns(11.0))] == ['e1']
     assert fused_watermark_ns(ns(10.0), buf) == ns(9.0) - 1
+
+
+def test_an_event_waits_for_a_lagging_but_alive_track_stream_up_to_lagging_hold():
+    """The detector under load delivers 4-7 s late: track messages keep coming, their stamps
+    behind. The event used to go out at max_hold_s without the tracks after it ("no tracked
+    shopper"); it waits while the stream advances, up to lagging_hold_s."""
+    buf = EventBuffer(after_s=2.0, max_hold_s=5.0, lagging_hold_s=9.0)
+    buf.add('e1', ns(10.0), 'p', now_ns=ns(10.2))
+    for k in range(1, 60):                   # tracks arrive 6 s behind sensor time, at 5 Hz
+        now = 10.2 + 0.2 * k
+        buf.advance_watermark(ns(now - 6.0), now_ns=ns(now))
+        out = buf.release(ns(now))
+        if out:
+            break
+    (r,) = out
+    assert not r.timed_out and r.waited_s > 5.0 and r.watermark_ns >= ns(12.0)
+
+
+def test_a_stream_that_stops_or_never_catches_up_releases_the_event():
+    # stopped: nothing new for over a second -> max_hold_s as before
+    buf = EventBuffer(after_s=2.0, max_hold_s=5.0, lagging_hold_s=9.0)
+    buf.add('e1', ns(10.0), 'p', now_ns=ns(10.0))
+    buf.advance_watermark(ns(8.0), now_ns=ns(13.0))
+    assert buf.release(ns(14.9)) == []
+    (r,) = buf.release(ns(15.0))
+    assert r.timed_out
+    # alive but far behind: out at lagging_hold_s, never later
+    buf = EventBuffer(after_s=2.0, max_hold_s=5.0, lagging_hold_s=9.0)
+    buf.add('e1', ns(10.0), 'p', now_ns=ns(10.0))
+    for k in range(1, 60):
+        now = 10.0 + 0.2 * k
+        buf.advance_watermark(ns(now - 20.0), now_ns=ns(now))
+        out = buf.release(ns(now))
+        if out:
+            break
+    assert out[0].timed_out and out[0].waited_s == pytest.approx(9.0)
+    # without the caller's clock on the watermark (offline), max_hold_s as before
+    buf = EventBuffer(after_s=2.0, max_hold_s=5.0, lagging_hold_s=9.0)
+    buf.add('e1', ns(10.0), 'p', now_ns=ns(10.0))
+    buf.advance_watermark(ns(9.0))
+    (r,) = buf.release(ns(15.0))
+    assert r.timed_out
