@@ -101,3 +101,31 @@ def test_full_frames_go_first_and_a_shoppers_frame_waits_one_round_at_most():
     assert s.offer('cam3', int(30.2 * NS), 'c1') == SHOPPERS        # alone: taken at once
     assert [p.payload for p in s.take(timeout_s=0.0)] == ['c1']
     assert s.stats['cam3'].total.n['dropped'] == 0
+
+
+def test_the_benchmark_cost_replay_detects_every_frame_the_schedule_wants():
+    import importlib.util
+    import pathlib
+    path = pathlib.Path(__file__).resolve().parents[3] / 'tools' / 'bench_live_detector.py'
+    spec = importlib.util.spec_from_file_location('bench_live_detector', path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    cams = ['cam1', 'cam3']
+    px = {'cam1': {'p1': (100.0, 100.0)}, 'cam3': {}}
+    s = DetectionService(FakeTwoStage(), cams, Scheduler(cams, ScheduleParams(), px))
+    frames = {c: [(k / 10, f'{c}-{k}', []) for k in range(20)] for c in cams}
+    weights = ([0.0, 0.5, 1.0, 1.5], {'p1': [500.0, 500.0, 400.0, 400.0]})  # a take at 1 s
+    cost, video_s = bench.replay_cost(s, frames, weights, 10.0)
+    assert video_s == 2.0
+    n = {c: s.stats[c].total.n for c in cams}
+    # cam1: shoppers at 5 Hz up to the take (0.0 .. 1.0 s), then all stages at 10 Hz
+    # (1.1 .. 1.9 s); cam3 does not see p1: shoppers only at 5 Hz throughout
+    assert (n['cam1']['processed_shoppers'], n['cam1']['processed_full']) == (6, 9)
+    assert n['cam3']['processed_full'] == 0
+    assert n['cam3']['processed_shoppers'] == 10
+    for c in cams:
+        assert n[c]['dropped'] == 0
+        assert n[c]['frames_in'] == 20 == (n[c]['processed_full'] + n[c]['processed_shoppers']
+                                           + n[c]['skipped_by_schedule'])
+    assert cost['full'][0] == sum(n[c]['processed_full'] for c in cams)
+    assert cost['shoppers'][0] == sum(n[c]['processed_shoppers'] for c in cams)
