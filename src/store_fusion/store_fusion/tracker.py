@@ -272,17 +272,21 @@ class ShopperTracker:
         t.x = t.x + k @ (ob.xy - h @ t.x)
         t.P = (np.eye(4) - k @ h) @ t.P
 
-    def _gated_cost(self, t: Track, xy, std: float, color, one_camera: bool) -> float | None:
+    def _gated_cost(self, t: Track, xy, std: float, color, one_camera: bool,
+                    now_ns: int | None = None) -> float | None:
         """Cost of track ``t`` taking an observation at ``xy`` (1-sigma ``std``) in ``color``:
         the Mahalanobis distance plus the shirt's term; None beyond the gates shared by the
         per-camera assignment and the cluster assignment (one camera alone never drags a track
-        far, not the shirt the track has been wearing, outside chi2 and further than 0.4 m)."""
+        far, not the shirt the track has been wearing, outside chi2 and further than 0.4 m).
+        "Far" is 1.5 m, or as far as a shopper walks at ``max_speed_mps`` since the track was
+        last seen at ``now_ns`` (a starved detector's frames of a camera come seconds apart)."""
         p = self.params
         s = t.P[:2, :2] + np.eye(2) * std ** 2
         d = xy - t.x[:2]
         m = float(d @ np.linalg.solve(s, d))
         dist = float(np.linalg.norm(d))
-        if one_camera and dist > 1.5:
+        unseen_s = 0.0 if now_ns is None else max(0.0, (now_ns - t.last_seen_ns) / 1e9)
+        if one_camera and dist > max(1.5, p.max_speed_mps * unseen_s):
             return None     # one camera alone never drags a track far
         a2 = appearance_d2(t.color, color) if t.color_n >= 1 else 0.0
         if t.color_n >= p.color_min_n and a2 > p.color_gate:
@@ -332,7 +336,7 @@ class ShopperTracker:
             cost = np.full((len(recent), len(mine)), 1e6)
             for r, i in enumerate(recent):
                 for j, ob in enumerate(mine):
-                    c = self._gated_cost(live[i], ob.xy, ob.std_m, ob.color, one_camera=True)
+                    c = self._gated_cost(live[i], ob.xy, ob.std_m, ob.color, True, now_ns)
                     if c is not None:
                         cost[r, j] = c
             for r, j in hungarian(cost):
@@ -364,7 +368,7 @@ class ShopperTracker:
                         and self._near_zone(self.entrance, xy, 0.5)):
                     continue    # someone just scanned in: a new shopper, not an old track
                 one = len(clusters[j]) == 1
-                c = self._gated_cost(t, xy, std, colors[j], one)
+                c = self._gated_cost(t, xy, std, colors[j], one, now_ns)
                 if c is not None:
                     # bound tracks win ties over anonymous ones; one-camera clusters cost more
                     cost[i, j] = c + (0.0 if t.shopper_id else 2.0) + (1.0 if one else 0.0)

@@ -462,3 +462,20 @@ def test_two_people_near_the_door_the_late_newcomer_takes_the_scan(store):
     assert len(a) == 1 and len(b) == 1
     assert np.linalg.norm(a[0].position - np.array(near)) < 0.6
     assert np.linalg.norm(b[0].position - bob(16.0)) < 0.6
+
+
+def test_one_camera_seconds_apart_follows_a_walking_newcomer(store):
+    """Only cam1's frames are processed, 1.4 s apart (a starved detector), and bob walks in at
+    1.6 m/s: each frame sees him 2.2 m from the last. One camera may move a track as far as a
+    shopper walks since it was last seen (it used to be 1.5 m whatever the gap: his track was
+    left behind, lost, and the scan never bound)."""
+    a, b = np.array((2.8, 1.6)), np.array((7.2, 3.9))
+    dur = float(np.linalg.norm(b - a)) / 1.6
+    path = walk(a, b, 0.0, dur)
+    assert all(_sees(next(c for c in store.cameras if c.id == 'cam1'), path(t))
+               for t in np.arange(0.0, dur + 2.0, 0.2))
+    tr = _starved(store, {'bob': (0.0, path)}, {'bob': 0.0}, dur + 2.0,
+                  lambda t: ('cam1',) if round(t * 5) % 7 == 0 else ())
+    mine = _bound(tr, 'bob')
+    assert len(mine) == 1
+    assert np.linalg.norm(mine[0].position - b) < 0.6
