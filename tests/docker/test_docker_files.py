@@ -25,7 +25,8 @@ INSTRUCTIONS = {'FROM', 'RUN', 'CMD', 'LABEL', 'EXPOSE', 'ENV', 'ADD', 'COPY', '
 BASE_IMAGE = {'rclpy', 'std_msgs', 'builtin_interfaces', 'geometry_msgs', 'rosidl_default_runtime',
               'rosidl_default_generators', 'ament_cmake', 'ament_index_python', 'rcl_interfaces'}
 PIP_OR_APT = {'python3-numpy': 'numpy', 'python3-yaml': 'pyyaml', 'python3-serial': 'pyserial',
-              'python3-opencv': 'opencv-python-headless', 'python3-pytest': 'pytest'}
+              'python3-opencv': 'opencv-python-headless', 'python3-pytest': 'pytest',
+              'python3-httpx': 'httpx'}
 
 
 def dockerfile_instructions(text: str) -> list[tuple[str, str]]:
