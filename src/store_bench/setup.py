@@ -23,9 +23,11 @@ setup(
         'console_scripts': [
             'bench_bag_check = store_bench.bench_bag_check:main',
             'bench_db_open = store_bench.bench_db_open:main',
+            'bench_detector = store_bench.bench_detector:main',
             'bench_event_merge = store_bench.bench_event_merge:main',
             'bench_fusion = store_bench.bench_fusion:main',
             'bench_kill = store_bench.bench_kill:main',
+            'bench_live_detector = store_bench.bench_live_detector:main',
             'bench_live_graph = store_bench.bench_live_graph:main',
             'bench_real_footage = store_bench.bench_real_footage:main',
             'bench_review = store_bench.bench_review:main',

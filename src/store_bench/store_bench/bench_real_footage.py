@@ -13,7 +13,7 @@ Prints one table, a row per backend and domain:
   high are ignore regions, :mod:`store_bench.real_eval`), recall of fully visible people,
   wrist error of matched people (median [px], share within 10 % of the person's height);
 * rendered: the held-out rendered split (``make_dataset --test``, seeds 90000-90003, lighting
-  501-504; made when missing, as tools/bench_detector.py does), shopper boxes only;
+  501-504; made when missing, as bench_detector does), shopper boxes only;
 * speed: frames/s at 640x480 (the clip's first frames resized), one frame at a time as the node
   runs it, after a warm-up: wall clock (depends on the machine's load) and CPU ms per frame of
   this process (all its threads: torch's for YOLO, ``--pose-threads`` LiteRT threads).

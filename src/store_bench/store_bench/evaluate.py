@@ -11,7 +11,7 @@ or two), against the full-image truth boxes:
   per image, box centre and size errors of the matched boxes, SKU-by-colour accuracy of matched
   product boxes -- the figures of ``store_bench.simcam.DetectorStats`` (:func:`stats_dict`).
 
-Only benchmarks use it (``tools/bench_detector.py``, ``bench_real_footage``; the detector node
+Only benchmarks use it (``bench_detector``, ``bench_real_footage``; the detector node
 and training do not), hence here and not in store_perception. Never imports rclpy.
 """
 from __future__ import annotations

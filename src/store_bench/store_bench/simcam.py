@@ -9,7 +9,7 @@ Two stages, so that 50+ scenarios fit on a small CPU:
 2. :class:`DetectionModel`: turns truth boxes into detections with a miss rate, false positives,
    box noise and SKU accuracy, per class. :func:`measured_stats` reads the figures measured
    from the shipped detector on held-out rendered frames (``detector_stats.json``, written by
-   ``tools/bench_detector.py --stats-out``); they are what the benchmark uses.
+   ``bench_detector --stats-out``); they are what the benchmark uses.
 
 Never imports rclpy.
 """
@@ -132,7 +132,7 @@ class DetectorStats:
 
 
 # Placeholder until the detector is measured: the detector's own measurement
-# (store_perception/models/detector_stats.json, written by ``tools/bench_detector.py
+# (store_perception/models/detector_stats.json, written by ``bench_detector
 # --stats-out``) replaces it when present.
 ASSUMED = DetectorStats(
     shopper=ClassStats(0.95, 0.05, 0.04, 0.06), hand=ClassStats(0.75, 0.15, 0.12, 0.15),

@@ -1,5 +1,5 @@
 """The detector serving several cameras: newest frame per camera, the schedule, one batch per
-round, every frame accounted for. The detector node and ``tools/bench_live_detector.py`` run
+round, every frame accounted for. The detector node and ``bench_live_detector`` run
 this same object.
 
 * :meth:`DetectionService.offer` (image callbacks): counts the frame in, asks the scheduler

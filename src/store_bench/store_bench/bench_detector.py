@@ -1,6 +1,6 @@
 """Benchmark the store detector: throughput, image-stamp-to-detections latency, held-out mAP.
 
-    python tools/bench_detector.py [--model PATH] [--imgsz 416] [--frames 40] [--device cpu]
+    bench_detector [--model PATH] [--imgsz 416] [--frames 40] [--device cpu]
         [--crop-model store_yolo_crops.pt] [--crop-size 224] [--crop-margin 0.25]
         [--crop-shopper-conf 0.01] [--hand-model store_hand_sku.pt] [--hand-conf 0.05]
         [--heldout out/perception/heldout]
@@ -49,7 +49,9 @@ import subprocess
 import sys
 import time
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+from store_bench.paths import root_or_exit
+
+ROOT = root_or_exit()      # the checkout: config/ and out/ (store_bench.paths)
 STORE = ROOT / 'config' / 'stores' / 'demo.yaml'
 SCENARIO = ROOT / 'config' / 'scenarios' / 'demo.yaml'
 
@@ -276,7 +278,7 @@ def end_to_end(heldout: pathlib.Path, a, store, stage2: dict) -> None:
         source = (f'measured: {kind} detector {names} on the held-out split '
                   f'{heldout.name} ({len(records)} images, scenes {seeds[0]}-{seeds[-1]}, '
                   f'lighting {lights[0]}-{lights[-1]}), IoU >= 0.5, score >= {a.score_min}; '
-                  f'tools/bench_detector.py --stats-out')
+                  f'bench_detector --stats-out')
         out = pathlib.Path(a.stats_out)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(stats_dict(ev, source), indent=2) + '\n')

@@ -1,7 +1,7 @@
 """Benchmark the detector as the live graph runs it: the demo store's rendered cameras played in
 real time into the node's own serving code, with the load cells.
 
-    python tools/bench_live_detector.py [--params config/params/store.yaml] [--t0 5]
+    bench_live_detector [--params config/params/store.yaml] [--t0 5]
         [--duration 30] [--fps 10] [--no-baseline] [--reach-px 40] [--no-cost | --cost-only]
         [--set onnx_threads=1 ...]
 
@@ -46,7 +46,9 @@ import time
 import cv2
 import numpy as np
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+from store_bench.paths import root_or_exit
+
+ROOT = root_or_exit()      # the checkout: config/ and out/ (store_bench.paths)
 STORE = ROOT / 'config' / 'stores' / 'demo.yaml'
 SCENARIO = ROOT / 'config' / 'scenarios' / 'demo.yaml'
 PARAMS = ROOT / 'config' / 'params' / 'store.yaml'
