@@ -384,6 +384,14 @@ def learn_classifier(store, day_scenarios: list, decided: list[dict], work_dir: 
         weights = pathlib.Path(prev['weights']) if prev and prev.get('weights') \
             else shipped_path
         new = evaluate_on_heldout(HandSkuClassifier(weights, threads=threads), held)
+    # adoption gate: a fine-tuned classifier replaces the one in use only where it is better on
+    # the fixed held-out windows (more products found with the right SKU, no more false products);
+    # otherwise the one in use stays and the day's windows still join the dataset for the next try
+    current = (prev or {}).get('in_use') or {'weights': str(shipped_path), 'heldout': base}
+    adopted = bool(n_windows) and better_on_heldout(new, current['heldout'])
+    tried = new
+    if not adopted:
+        weights, new = pathlib.Path(current['weights']), current['heldout']
     shipped = measured_stats()
     stats = shipped.to_dict()
     stats['product'] = dict(stats['product'], recall=_anchored(
@@ -395,7 +403,8 @@ def learn_classifier(store, day_scenarios: list, decided: list[dict], work_dir: 
     stats['source'] = (f'{shipped.source}; product recall and sku_accuracy moved by the hand '
                        f'classifier fine-tuned on {n_windows} reviewed hand windows '
                        f'(store_bench.review_crops, held-out {pathlib.Path(held["path"]).name})')
-    stats['hand_classifier'] = {'shipped': base, 'fine_tuned': new, 'windows': n_windows,
+    stats['hand_classifier'] = {'shipped': base, 'fine_tuned': tried, 'in_use': new,
+                                'adopted': adopted, 'windows': n_windows,
                                 'new_windows': counts['windows'], 'events': ev['events'],
                                 'label_check': checked}
     new_w = sum(counts['windows'].values())
@@ -403,13 +412,27 @@ def learn_classifier(store, day_scenarios: list, decided: list[dict], work_dir: 
               f'{new_w} new windows ({counts["windows"].get("empty", 0)} empty), {n_windows} in '
               f'all{_agreement(checked)}; held-out ({held["n_products"]} products in hand, '
               f'{len(held["labels"])} windows): recall {base["recall"]:.3f} -> '
-              f'{new["recall"]:.3f}, SKU right '
-              f'{base["sku_accuracy"]:.3f} -> {new["sku_accuracy"]:.3f}, false products per '
-              f'image {base["false_per_image"]:.3f} -> {new["false_per_image"]:.3f}; stats '
+              f'{tried["recall"]:.3f}, SKU right '
+              f'{base["sku_accuracy"]:.3f} -> {tried["sku_accuracy"]:.3f}, false products per '
+              f'image {base["false_per_image"]:.3f} -> {tried["false_per_image"]:.3f}: '
+              f'{"adopted" if adopted else "not adopted (not better on held-out)"}; stats '
               f'product recall {shipped.product.recall:.3f} -> '
               f'{stats["product"]["recall"]:.3f}, sku_accuracy {shipped.sku_accuracy:.3f} -> '
               f'{stats["sku_accuracy"]:.3f}, product fp_per_image '
               f'{shipped.product.fp_per_image:.3f} -> {stats["product"]["fp_per_image"]:.3f} '
               f'({time.monotonic() - started:.0f} s)')
     return {'detector_stats': stats, 'weights': str(weights), 'report': report,
-            'dataset': str(dataset), 'heldout': held['path']}
+            'dataset': str(dataset), 'heldout': held['path'], 'adopted': adopted,
+            'in_use': {'weights': str(weights), 'heldout': new}}
+
+
+def right_products(m: dict) -> float:
+    """Held-out products in hand found with the right SKU, as a share of all of them."""
+    return float(m['recall']) * float(m['sku_accuracy'])
+
+
+def better_on_heldout(new: dict, current: dict) -> bool:
+    """Whether a fine-tuned classifier should replace the one in use: it finds more held-out
+    products with the right SKU and makes no more false products per image."""
+    return (right_products(new) > right_products(current)
+            and float(new['false_per_image']) <= float(current['false_per_image']))

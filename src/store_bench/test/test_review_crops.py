@@ -6,7 +6,7 @@ from store_perception.hand_sku import HandSkuClassifier
 from store_sim.generator import generate
 
 from store_bench.fusion_offline import NS, T0_NS
-from store_bench.review_crops import learn_classifier
+from store_bench.review_crops import better_on_heldout, learn_classifier
 from store_bench.simcam import DetectorStats, measured_stats
 
 DEMO = pathlib.Path(__file__).resolve().parents[3] / 'config' / 'stores' / 'demo.yaml'
@@ -32,11 +32,27 @@ def test_learn_classifier_on_a_tiny_day(tmp_path):
     hc = res['detector_stats']['hand_classifier']
     assert hc['events'] == 2 and hc['shipped']['products'] == hc['fine_tuned']['products']
     assert 'held-out' in res['report'] and 'recall' in res['report']
-    # the new weights are a hand classifier the detector can load, outside the shipped folder
-    assert pathlib.Path(res['weights']).parent == tmp_path / 'day1' / 'weights'
-    clf = HandSkuClassifier(res['weights'], runtime='torch')
+    # the fine-tuned weights are a hand classifier the detector can load, outside the shipped
+    # folder; they are the ones in use only if the held-out gate adopted them
+    trained = sorted((tmp_path / 'day1' / 'weights').glob('*.pt'))
+    assert trained
+    clf = HandSkuClassifier(trained[0], runtime='torch')
     assert 'empty' in clf.names.values()
+    assert hc['adopted'] == res['adopted'] == better_on_heldout(hc['fine_tuned'], hc['shipped'])
+    in_use = pathlib.Path(res['weights'])
+    assert (in_use.parent == tmp_path / 'day1' / 'weights') == res['adopted']
+    assert hc['in_use'] == (hc['fine_tuned'] if res['adopted'] else hc['shipped'])
     windows = list(pathlib.Path(res['dataset']).glob('train/*/*.jpg'))
     assert windows and hc['windows'] == len(windows)
     # the held-out set is built once, next to the day folders
     assert pathlib.Path(res['heldout']).parent == tmp_path
+
+
+def test_a_fine_tuned_classifier_is_adopted_only_where_it_is_better_on_held_out():
+    cur = {'recall': 0.46, 'sku_accuracy': 0.57, 'false_per_image': 0.17}
+    # the figures H6 measured after two days of weak labels: more found, fewer right, many false
+    assert not better_on_heldout({'recall': 0.76, 'sku_accuracy': 0.26, 'false_per_image': 1.5},
+                                 cur)
+    assert not better_on_heldout({'recall': 0.60, 'sku_accuracy': 0.60, 'false_per_image': 0.3},
+                                 cur)
+    assert better_on_heldout({'recall': 0.50, 'sku_accuracy': 0.60, 'false_per_image': 0.17}, cur)
