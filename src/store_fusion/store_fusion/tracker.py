@@ -168,8 +168,17 @@ class ShopperTracker:
         the scan, and no farther from it now than a walk since then."""
         if t.track_id in self._away_at_scan.get(entry, ()):
             return False
-        walked_s = max(0.0, (now_ns - entry[0]) / 1e9)
-        return self._zone_distance(self.entrance, t.x[:2]) <= (
+        if t.born_ns >= entry[0] and t.born_xy is not None:
+            # born after the scan (first seen late: a starved detector), where a walk from the
+            # gate since the scan could take the newcomer; tracked since
+            return self._within_walk(t.born_xy, entry[0], t.born_ns)
+        return self._within_walk(t.x[:2], entry[0], now_ns)
+
+    def _within_walk(self, xy, scan_ns: int, now_ns: int) -> bool:
+        """Whether ``xy`` is within ``entrance_margin_m`` of the entrance plus a walk at
+        ``bind_walk_mps`` from the scan at ``scan_ns`` until ``now_ns``."""
+        walked_s = max(0.0, (now_ns - scan_ns) / 1e9)
+        return self._zone_distance(self.entrance, xy) <= (
             self.params.entrance_margin_m + self.params.bind_walk_mps * walked_s)
 
     def _may_take_a_scan(self, t: Track, now_ns: int) -> bool:
@@ -447,7 +456,11 @@ class ShopperTracker:
         for c, (xy, std), color in clusters:
             if not (-0.2 <= xy[0] <= sx + 0.2 and -0.2 <= xy[1] <= sy + 0.2):
                 continue        # nobody stands outside the store's walls
-            at_entrance = self._near_zone(self.entrance, xy, p.entrance_margin_m)
+            # an entry: near the gate, or where a walk from it since a waiting scan takes the
+            # newcomer (the detector's first frame of them came late)
+            at_entrance = self._near_zone(self.entrance, xy, p.entrance_margin_m) or any(
+                0 <= now_ns - s <= p.bind_max_wait_s * 1e9 and self._within_walk(xy, s, now_ns)
+                for s, _ in self.pending_entries)
             if len(c) < 2 and not at_entrance:
                 continue        # one camera alone (a false positive?) does not start a track
             if all(o.feet_hidden for o in c) and not at_entrance:
