@@ -480,12 +480,14 @@ def plot(days: list[dict], path: pathlib.Path) -> None:
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4), dpi=110)
-    for arm, color in (('control', 'C7'), ('learning', 'C3')):
+    # the control dashed with large hollow markers: where the arms agree both stay visible
+    for arm, color, style, size in (('control', 'C7', 'o--', 11), ('learning', 'C3', 'o-', 5)):
         ds = [d for d in days if d['arm'] == arm]
         xs = [d['day'] for d in ds]
-        ax1.plot(xs, [100 * d['review_rate'] for d in ds], 'o-', color=color, label=arm)
-        ax2.plot(xs, [100 * d['unreviewed_accuracy'] for d in ds], 'o-', color=color,
-                 label=arm)
+        kw = {'color': color, 'label': arm, 'markersize': size,
+              'markerfacecolor': 'none' if arm == 'control' else color}
+        ax1.plot(xs, [100 * d['review_rate'] for d in ds], style, **kw)
+        ax2.plot(xs, [100 * d['unreviewed_accuracy'] for d in ds], style, **kw)
     ax1.axhline(100 * GOAL_REVIEW_RATE, color='C2', ls='--', label='goal (<= 2 %)')
     ax2.axhline(100 * GOAL_ACCURACY, color='C2', ls='--', label='goal (>= 99 %)')
     ax1.set_ylabel('events sent to review [%]')
