@@ -68,6 +68,9 @@ TRACKER_SPECS = _specs('', {
     'bind_max_wait_s': ('A scan that no track born within bind_window_s took goes to the first '
                         'track born at the entrance after it, for at most this long after the '
                         'scan (late or skipped detector frames of the door) [s].', 0.0, 600.0),
+    'bind_door_looks': ('... only when the door was looked at (a frame of a camera that sees '
+                        'it) fewer times than this within bind_window_s after the scan.', 0,
+                        10000),
     'tentative_misses': ('A tentative track is lost once unseen (and 1 s old) in this many steps '
                          'with a frame of a camera that sees where it stands.', 1, 100),
     'tentative_max_s': ('... or once unseen this long, looked at or not [s].', 1.0, 600.0),

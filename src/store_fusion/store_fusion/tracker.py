@@ -70,6 +70,7 @@ class TrackerParams:
     duplicate_m: float = 0.6       # an anonymous track this near a seen bound one is its double
     lookalike_bind_m: float = 2.0  # binding cost of a track in the shirt of a shopper inside [m]
     bind_max_wait_s: float = 20.0  # a scan nobody took by then waits no more for a newcomer [s]
+    bind_door_looks: int = 5       # ... if the door was looked at fewer times in bind_window_s
     tentative_misses: int = 2      # a tentative track is lost once unseen in this many looks
     tentative_max_s: float = 5.0   # ... (and 1 s) or unseen this long, looked at or not [s]
 
@@ -126,6 +127,9 @@ class ShopperTracker:
         self.pending_entries: list[tuple[int, str]] = []   # (stamp ns, account) not yet bound
         # per waiting scan: the tracks that were away from the entrance when it happened
         self._away_at_scan: dict[tuple[int, str], set[str]] = {}
+        # per waiting scan: steps within bind_window_s after it with a frame of a camera that
+        # sees the entrance (few: the detector was starved, the newcomer may be first seen late)
+        self._door_looks: dict[tuple[int, str], int] = {}
         self.exited: set[str] = set()
         ent = next((g for g in store.gates if g.kind == 'entrance'), None)
         ext = next((g for g in store.gates if g.kind == 'exit'), None)
@@ -237,18 +241,22 @@ class ShopperTracker:
                 best.shopper_id = sid
                 self.pending_entries.remove((stamp, sid))
                 self._away_at_scan.pop((stamp, sid), None)
+                self._door_looks.pop((stamp, sid), None)
 
     def _first_late_births(self, now_ns: int) -> dict[tuple[int, str], Track]:
         """Per waiting scan that nobody born within ``bind_window_s`` of it took (the
         detector's frames of the door came late, or were skipped): the first track born at the
         entrance after the window that is still there to take it; the window extends until a
-        newcomer is seen, for at most ``bind_max_wait_s`` after the scan."""
+        newcomer is seen, for at most ``bind_max_wait_s`` after the scan, when the door was
+        looked at fewer than ``bind_door_looks`` times in the window (a detector at full rate
+        watched the door: a track born there later is somebody else, a ghost or a passer-by)."""
         p = self.params
         win = p.bind_window_s * 1e9
         out = {}
         for entry in self.pending_entries:
-            if now_ns - entry[0] > p.bind_max_wait_s * 1e9:
-                continue
+            if now_ns - entry[0] > p.bind_max_wait_s * 1e9 \
+                    or self._door_looks.get(entry, 0) >= p.bind_door_looks:
+                continue    # too late, or the door was watched in the window: nobody came
             late = [t for t in self.tracks if t.at_entrance and not t.shopper_id
                     and not t.closed and t.state != LOST and t.born_ns - entry[0] > win]
             if late:
@@ -358,6 +366,13 @@ class ShopperTracker:
         a frame at ``now_ns`` (a camera missing from the dict has dropped out)."""
         p = self.params
         self.predict(now_ns)
+        if self.entrance is not None and self.pending_entries:
+            z = self.entrance
+            gate = ((z.x_min + z.x_max) / 2, (z.y_min + z.y_max) / 2)
+            if self._looked_at(gate, detections):
+                for e in self.pending_entries:
+                    if 0 <= now_ns - e[0] <= p.bind_window_s * 1e9:
+                        self._door_looks[e] = self._door_looks.get(e, 0) + 1
         obs = []
         for cam_id in sorted(detections):
             if cam_id in self.geom.cameras:
@@ -456,11 +471,12 @@ class ShopperTracker:
         for c, (xy, std), color in clusters:
             if not (-0.2 <= xy[0] <= sx + 0.2 and -0.2 <= xy[1] <= sy + 0.2):
                 continue        # nobody stands outside the store's walls
-            # an entry: near the gate, or where a walk from it since a waiting scan takes the
-            # newcomer (the detector's first frame of them came late)
+            # an entry: near the gate, or, in the first look at the door since a waiting scan
+            # (the detector's first frame after it came late), where a walk from the gate since
+            # the scan takes the newcomer
             at_entrance = self._near_zone(self.entrance, xy, p.entrance_margin_m) or any(
-                0 <= now_ns - s <= p.bind_max_wait_s * 1e9 and self._within_walk(xy, s, now_ns)
-                for s, _ in self.pending_entries)
+                0 <= now_ns - e[0] <= p.bind_window_s * 1e9 and self._door_looks.get(e, 0) <= 1
+                and self._within_walk(xy, e[0], now_ns) for e in self.pending_entries)
             if len(c) < 2 and not at_entrance:
                 continue        # one camera alone (a false positive?) does not start a track
             if all(o.feet_hidden for o in c) and not at_entrance:
