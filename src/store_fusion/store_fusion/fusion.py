@@ -73,11 +73,16 @@ class Snapshot:
 
 @dataclass
 class TrackHistory:
-    """Snapshots of every track, in time order (the fusion node's buffer)."""
+    """Snapshots of every track, in time order (the fusion node's buffer). A track bound to an
+    account after some of its snapshots (the newcomer's first frames came before the binding)
+    is that account's in all of them: :meth:`window` gives the binding known now."""
     keep_s: float = 60.0
     snaps: list = field(default_factory=list)
+    bound: dict = field(default_factory=dict)    # track id -> account, once bound
 
     def add(self, snap: Snapshot) -> None:
+        if snap.shopper_id:
+            self.bound.setdefault(snap.track_id, snap.shopper_id)
         self.snaps.append(snap)
         if len(self.snaps) > 20000 and self.snaps[0].stamp_ns < snap.stamp_ns - self.keep_s * 1e9:
             cut = bisect_left([s.stamp_ns for s in self.snaps],
@@ -85,7 +90,9 @@ class TrackHistory:
             del self.snaps[:cut]
 
     def window(self, t0_ns: int, t1_ns: int) -> list[Snapshot]:
-        return [s for s in self.snaps if t0_ns <= s.stamp_ns <= t1_ns]
+        return [s if s.shopper_id or s.track_id not in self.bound
+                else replace(s, shopper_id=self.bound[s.track_id])
+                for s in self.snaps if t0_ns <= s.stamp_ns <= t1_ns]
 
 
 @dataclass

@@ -377,3 +377,18 @@ def test_a_stream_that_stops_or_never_catches_up_releases_the_event():
     buf.advance_watermark(ns(9.0))
     (r,) = buf.release(ns(15.0))
     assert r.timed_out
+
+
+def test_a_track_bound_after_its_first_snapshots_is_the_account_in_all_of_them():
+    """The newcomer reached the plate before the tracker bound the scan to their track (late,
+    sparse frames): the snapshots at the take carry no account yet. The binding known at fusion
+    time applies to the whole track (the live demo's take went to nobody, p=0.00 each)."""
+    from store_fusion.fusion import TrackHistory
+    h = TrackHistory()
+    h.add(Snapshot(ns(1.0), 't4', '', (4.0, 2.0), [], [], True))
+    h.add(Snapshot(ns(1.0), 't2', 'acct-0002', (9.0, 2.0), [], [], True))
+    h.add(Snapshot(ns(2.0), 't4', 'acct-0003', (4.1, 2.0), [], [], True))
+    h.add(Snapshot(ns(2.0), 't9', '', (6.0, 2.0), [], [], True))
+    got = {(s.stamp_ns, s.track_id): s.shopper_id for s in h.window(ns(0.5), ns(2.5))}
+    assert got == {(ns(1.0), 't4'): 'acct-0003', (ns(1.0), 't2'): 'acct-0002',
+                   (ns(2.0), 't4'): 'acct-0003', (ns(2.0), 't9'): ''}
