@@ -523,7 +523,7 @@ def main(argv=None) -> int:
     ap.add_argument('--reviewer-delay-s', type=float, default=20.0)
     ap.add_argument('--bias-sd', type=float, nargs=2, default=(0.0, 0.0),
                     help="true unit weights off the catalog by this many sd (range; "
-                    "tools/bench_review.py's catalog bias); default: none")
+                    "bench_review's catalog bias); default: none")
     ap.add_argument('--classifier', action='store_true',
                     help='fine-tune the hand/product classifier on the reviewed crops after '
                     'each day (store_bench.review_crops.learn_classifier)')

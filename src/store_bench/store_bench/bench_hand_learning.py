@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Learning days for the hand/product classifier alone: reviewed events -> fine-tuned classifier.
 
-    python tools/bench_hand_learning.py [--days 2] [--scenarios 10] [--seed 1100] \
+    bench_hand_learning [--days 2] [--scenarios 10] [--seed 1100] \
         [--review-share 0.3] [--epochs 3] [--work out/bench_hand_learning]
 
 Each day is ``--scenarios`` generated scenarios (levels 2 and 3 alternating, seeds from
@@ -25,9 +25,10 @@ from store_common.description import load_store
 from store_sim.generator import generate
 
 from store_bench.fusion_offline import NS, T0_NS
+from store_bench.paths import root_or_exit
 from store_bench.review_crops import learn_classifier
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = root_or_exit()      # the checkout: config/ and out/ (store_bench.paths)
 
 
 def decided_of(scenario, share: float, rng: random.Random) -> list[dict]:
