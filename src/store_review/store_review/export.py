@@ -59,6 +59,7 @@ import shutil
 
 import yaml
 
+from store_interfaces.msg import ProductHypothesis
 from store_review.evidence import start_ns_of
 
 
@@ -115,8 +116,8 @@ def export_yolo(store, out_dir: str | pathlib.Path, class_names: list[str],
 
 # --- hand windows for the hand/product classifier ---------------------------------------------
 
-ACTION_TAKE = 1       # store_interfaces ProductHypothesis.ACTION_TAKE
-ACTION_RETURN = 2     # store_interfaces ProductHypothesis.ACTION_RETURN
+ACTION_TAKE = ProductHypothesis.ACTION_TAKE
+ACTION_RETURN = ProductHypothesis.ACTION_RETURN
 HAND_EMPTY = 'empty'  # store_perception.hand_sku.EMPTY (no import: see export_hand_windows)
 EMPTY_REACH_SIDES = 1.0       # an empty hand at the plate: within this many hand sides of it
 PRODUCT_REACH_SIDES = 6.0     # a hand with the product: within this many (module doc)
