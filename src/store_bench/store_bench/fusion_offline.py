@@ -174,9 +174,11 @@ def run_modes(store, scenario, events: list[ShelfEventData], history: TrackHisto
             vis = ShelfEventData(**{**ev.__dict__, 'hypotheses': vision_only_hypotheses(
                 history, top.track_id if top else '', ev, fp)})
             runs['fused'].decisions.append((ev, res))
-            for m, e, hint in (('weight', ev, None), ('vision', vis, res.hint),
-                               ('fused', fused, res.hint)):
-                _collect(runs[m], engines[m].on_shelf_event(e, shopper_hint=hint))
+            # the hint as the cart node gets it (store_cart.convert.fused_event_from_msg): None,
+            # not {}, when fusion named no shopper, so the cart falls back to its presence rule
+            hint = res.hint or None
+            for m, e, h in (('weight', ev, None), ('vision', vis, hint), ('fused', fused, hint)):
+                _collect(runs[m], engines[m].on_shelf_event(e, shopper_hint=h))
         while gates and gates[0].stamp_ns <= now:
             g = gates.pop(0)
             for m in MODES:
