@@ -50,6 +50,7 @@ import sys
 import time
 
 from store_bench.paths import root_or_exit
+from store_perception.onnx_runtime import RUNTIMES
 
 ROOT = root_or_exit()      # the checkout: config/ and out/ (store_bench.paths)
 STORE = ROOT / 'config' / 'stores' / 'demo.yaml'
@@ -91,7 +92,10 @@ def main(argv=None) -> int:
     p.add_argument('--stats-out', default='', help='write the measured detector stats here '
                    '(JSON, the layout of store_bench.simcam.DetectorStats)')
     p.add_argument('--skip-map', action='store_true')
-    p.add_argument('--runtime', default='auto', choices=('auto', 'onnx', 'torch'),
+    p.add_argument('--precision-table', action='store_true',
+                   help='only the fp32 vs int8 (onnx vs onnx_int8) x imgsz 416/320 table: '
+                        'held-out recall per class, SKU accuracy, CPU ms per stage')
+    p.add_argument('--runtime', default='auto', choices=RUNTIMES,
                    help='runtime of the detector measured below the runtime table')
     p.add_argument('--threads', type=int, default=0,
                    help='ONNX Runtime intra-op threads (0 = its default)')
@@ -108,6 +112,9 @@ def main(argv=None) -> int:
     stage2 = dict(crop_model_path=a.crop_model or None, crop_size=a.crop_size,
                   crop_margin=a.crop_margin, proposal_conf=a.crop_shopper_conf,
                   hand_model_path=a.hand_model or None, hand_proposal_conf=a.hand_conf)
+    if a.precision_table:
+        precision_table(imgs, a, store, stage2)
+        return 0
     if not a.skip_runtimes:
         compare_runtimes(imgs, a, store, stage2)
     det = Detector(a.model, imgsz=a.imgsz, conf=a.conf, device=a.device, catalog=store.catalog,
@@ -238,6 +245,47 @@ def compare_runtimes(imgs, a, store, stage2: dict) -> None:
     print('(batch rows: latency is per batch call, frames/s counts its frames)')
 
 
+def precision_table(imgs, a, store, stage2: dict) -> None:
+    """fp32 and int8 ONNX graphs at imgsz 416 and 320, in one run: held-out recall per class and
+    SKU accuracy (end to end, all stages) and the process CPU time per frame of each stage on
+    the demo frames (one ONNX thread per model, as the node runs)."""
+    import copy
+    from store_perception.detection import Detector
+    heldout = pathlib.Path(a.heldout)
+    rows = []
+    for runtime in ('onnx', 'onnx_int8'):
+        for imgsz in (416, 320):
+            b = copy.copy(a)
+            b.runtime, b.imgsz, b.threads = runtime, imgsz, 1
+            ev = end_to_end(heldout, b, store, stage2, quiet=True)
+            det = Detector(a.model, imgsz=imgsz, conf=a.conf, catalog=store.catalog,
+                           runtime=runtime, threads=1, **stage2)
+            full = Detector(a.model, imgsz=imgsz, conf=a.conf, catalog=store.catalog,
+                            runtime=runtime, threads=1)
+            for d in (det, full):
+                d.detect(imgs[0])
+            t0 = time.process_time()
+            for img in imgs:
+                full.detect(img)
+            t1 = time.process_time()
+            for img in imgs:
+                det.detect(img)
+            t2 = time.process_time()
+            cls = ev['classes']
+            rows.append((runtime, imgsz, cls['shopper'], cls['hand'], cls['product'],
+                         ev['sku_accuracy'], 1000 * (t1 - t0) / len(imgs),
+                         1000 * (t2 - t1) / len(imgs)))
+    print(f'fp32 vs int8 ({len(imgs)} demo frames for CPU; held-out {heldout}: recall at score '
+          f'>= {a.score_min}, IoU >= 0.5)')
+    print('runtime    imgsz  shopper recall  hand recall  product recall  SKU right  '
+          'CPU ms full-frame  CPU ms all stages')
+    base = rows[0]
+    for r in rows:
+        rec = [f"{c['hits']}/{c['truth']}" for c in r[2:5]]
+        print(f'{r[0]:<10} {r[1]:>5}  {rec[0]:>14}  {rec[1]:>11}  {rec[2]:>14}  {r[5]:>9.2f}  '
+              f'{r[6]:>17.1f}  {r[7]:>17.1f}  (x{r[7] / base[7]:.2f} of fp32 416)')
+
+
 def _kind(det) -> str:
     return ('three-stage' if det.hand_model is not None else
             'two-stage' if det.two_stage else 'single-stage')
@@ -248,8 +296,9 @@ def _threads() -> int:
     return torch.get_num_threads()
 
 
-def end_to_end(heldout: pathlib.Path, a, store, stage2: dict) -> None:
-    """Both stages on the full held-out images against the full-image truth."""
+def end_to_end(heldout: pathlib.Path, a, store, stage2: dict, quiet: bool = False):
+    """Both stages on the full held-out images against the full-image truth (``quiet``: return
+    the evaluation instead of printing it)."""
     import json
 
     import cv2
@@ -257,9 +306,11 @@ def end_to_end(heldout: pathlib.Path, a, store, stage2: dict) -> None:
     from store_bench.evaluate import evaluate, load_truth, stats_dict, table
     records = load_truth(heldout, 'test')
     det = Detector(a.model, imgsz=a.imgsz, conf=0.001, device=a.device, catalog=store.catalog,
-                   max_det=300, **stage2)
+                   max_det=300, runtime=a.runtime, threads=a.threads, **stage2)
     dets = [det.detect(cv2.imread(r['image']))[0] for r in records]
     ev = evaluate(records, dets, a.score_min)
+    if quiet:
+        return ev
     kind = _kind(det)
     print(f'end to end, {kind}, {len(records)} held-out images ({heldout}); AP: ultralytics '
           f'ap_per_class, detector at conf 0.001; recall/FP at score >= {a.score_min}, IoU >= 0.5')

@@ -30,12 +30,12 @@ import numpy as np
 
 from store_perception.crops import crop_window, cut, to_image
 from store_perception.hand_sku import HAND_WEIGHTS, HandSkuClassifier, ultralytics_or_error
+from store_perception.onnx_runtime import onnx_path, RUNTIMES
 
 CLASS_NAMES = ('shopper', 'hand', 'product')
 MODELS_DIR = pathlib.Path(__file__).resolve().parents[1] / 'models'
 DEFAULT_WEIGHTS = 'store_yolo.pt'
 CROP_WEIGHTS = 'store_yolo_crops.pt'     # second stage: hands and products on shopper crops
-RUNTIMES = ('auto', 'onnx', 'torch')
 
 
 def default_model_path(name: str = DEFAULT_WEIGHTS) -> str:
@@ -65,20 +65,22 @@ def resolve_model_path(path: str | None, default: str = DEFAULT_WEIGHTS) -> path
 
 def pick_runtime(path: pathlib.Path, runtime: str = 'auto') -> tuple[str, pathlib.Path]:
     """(runtime, file it loads) for weights ``path``: the .onnx of the same stem for 'onnx'
-    (and for 'auto' where it exists), the .pt for 'torch'."""
+    (and for 'auto' where it exists), its int8 sibling ``<stem>.int8.onnx`` for 'onnx_int8',
+    the .pt for 'torch'."""
     if runtime not in RUNTIMES:
         raise ValueError(f'runtime must be one of {RUNTIMES}, got {runtime!r}')
     path = pathlib.Path(path)
-    onnx = path if path.suffix == '.onnx' else path.with_suffix('.onnx')
     if runtime == 'torch':
         if path.suffix == '.onnx':
             raise ValueError(f'{path}: runtime torch needs .pt weights')
         return 'torch', path
+    onnx = path if path.suffix == '.onnx' and runtime != 'onnx_int8' else onnx_path(path, runtime)
     if onnx.is_file():
         return 'onnx', onnx
-    if runtime == 'onnx':
-        raise FileNotFoundError(f'ONNX model not found: {onnx} (export_detector_onnx writes '
-                                f'it next to {path.name})')
+    if runtime in ('onnx', 'onnx_int8'):
+        how = 'export_detector_onnx --int8' if runtime == 'onnx_int8' else 'export_detector_onnx'
+        raise FileNotFoundError(f'ONNX model not found: {onnx} ({how} writes it next to '
+                                f'{path.name})')
     return 'torch', path
 
 
@@ -106,7 +108,7 @@ def load_yolo(path: pathlib.Path, runtime: str = 'auto', device: str = 'cpu',
               threads: int = 0):
     """A detection model with ``names`` and ``predict(images, imgsz, conf, iou, max_det)``
     -> per image (xyxy, scores, class ids), on the runtime :func:`pick_runtime` chooses."""
-    if not pathlib.Path(path).is_file() and not pathlib.Path(path).with_suffix('.onnx').is_file():
+    if not pathlib.Path(path).is_file() and not onnx_path(path, runtime).is_file():
         raise FileNotFoundError(f'detector weights not found: {path} (train them with '
                                 f'train_detector; see models/DATA_CARD.md)')
     kind, file = pick_runtime(path, runtime)

@@ -147,7 +147,8 @@ class DetectorNode(Node):
                             'frame at most (the others keep their keypoints, moved with their '
                             'box); 0 = every person every frame.', lo=0, hi=100)
         runtime = declare(self, 'runtime', 'auto', "Inference runtime: 'onnx' = the .onnx "
-                          "exports next to the weights on ONNX Runtime (CPU, no torch), 'torch' "
+                          "exports next to the weights on ONNX Runtime (CPU, no torch), "
+                          "'onnx_int8' = their int8 exports (<stem>.int8.onnx), 'torch' "
                           "= ultralytics on the .pt, 'auto' = onnx where the .onnx files exist.",
                           choices=RUNTIMES)
         onnx_threads = declare(self, 'onnx_threads', 0, 'ONNX Runtime intra-op threads per '

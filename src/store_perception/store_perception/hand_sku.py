@@ -150,20 +150,23 @@ class HandSkuClassifier:
     """The shipped (or given) classifier weights on hand windows cut from BGR images.
 
     ``runtime``: 'onnx' = the .onnx export next to the .pt on ONNX Runtime (no torch import),
-    'torch' = ultralytics on the .pt, 'auto' = onnx where the .onnx exists."""
+    'onnx_int8' = its int8 sibling ``<stem>.int8.onnx``, 'torch' = ultralytics on the .pt,
+    'auto' = onnx where the .onnx exists."""
 
     def __init__(self, model_path, size: int = 64, device: str = 'cpu', prior_path=None,
                  runtime: str = 'auto', threads: int = 0):
+        from store_perception.onnx_runtime import onnx_path, RUNTIMES
+        if runtime not in RUNTIMES:
+            raise ValueError(f'runtime must be one of {RUNTIMES}, got {runtime!r}')
         path = pathlib.Path(model_path)
-        onnx = path.with_suffix('.onnx')
+        onnx = onnx_path(path, runtime)
         if not path.is_file() and not onnx.is_file():
             raise FileNotFoundError(f'hand SKU classifier weights not found: {path} (train '
                                     f'them with make_hand_dataset + train_detector; see '
                                     f'models/DATA_CARD.md)')
-        if runtime not in ('auto', 'onnx', 'torch'):
-            raise ValueError(f"runtime must be 'auto', 'onnx' or 'torch', got {runtime!r}")
-        if runtime == 'onnx' and not onnx.is_file():
-            raise FileNotFoundError(f'ONNX model not found: {onnx} (export_detector_onnx)')
+        if runtime in ('onnx', 'onnx_int8') and not onnx.is_file():
+            raise FileNotFoundError(f'ONNX model not found: {onnx} (export_detector_onnx'
+                                    f'{" --int8" if runtime == "onnx_int8" else ""})')
         self.onnx = None
         if runtime != 'torch' and onnx.is_file() and device in ('cpu', ''):
             from store_perception.onnx_runtime import OnnxClassifier

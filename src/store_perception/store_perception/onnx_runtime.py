@@ -32,6 +32,22 @@ PAD_VALUE = 114            # ultralytics' letterbox grey
 STRIDE = 32
 MAX_NMS = 30000            # candidates kept before NMS (ultralytics' max_nms)
 MAX_WH = 7680              # class offset of the batched NMS (ultralytics' max_wh)
+INT8_SUFFIX = '.int8.onnx'  # the int8 (static QDQ) sibling of an export: export_detector_onnx --int8
+RUNTIMES = ('auto', 'onnx', 'onnx_int8', 'torch')
+
+
+def onnx_path(path, runtime: str = 'auto') -> pathlib.Path:
+    """The ONNX file a runtime loads for weights ``path``: ``<stem>.onnx`` (auto, onnx) or
+    ``<stem>.int8.onnx`` (onnx_int8), whether or not it exists."""
+    if runtime not in RUNTIMES:
+        raise ValueError(f'runtime must be one of {RUNTIMES}, got {runtime!r}')
+    path = pathlib.Path(path)
+    stem = path.name
+    for suffix in (INT8_SUFFIX, '.onnx', '.pt'):
+        if stem.endswith(suffix):
+            stem = stem[:-len(suffix)]
+            break
+    return path.with_name(stem + (INT8_SUFFIX if runtime == 'onnx_int8' else '.onnx'))
 
 
 def letterbox_params(shape: tuple[int, int], imgsz: int, stride: int = STRIDE):
