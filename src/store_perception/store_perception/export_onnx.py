@@ -36,7 +36,8 @@ def record_stage_inputs(images, models_dir: pathlib.Path) -> dict[str, list]:
     """{.onnx file name: [input feeds]} of the fp32 detector's three stages run on ``images``
     (BGR arrays), every shopper crop and hand window included."""
     from store_perception.detection import Detector
-    det = Detector(str(models_dir / DEFAULT_WEIGHTS), crop_model_path=str(models_dir / CROP_WEIGHTS),
+    det = Detector(str(models_dir / DEFAULT_WEIGHTS),
+                   crop_model_path=str(models_dir / CROP_WEIGHTS),
                    hand_model_path=str(models_dir / HAND_WEIGHTS), runtime='onnx', threads=1,
                    conf=0.3)
     feeds: dict[str, list] = {}
@@ -111,8 +112,8 @@ def float_tail(onnx_file: pathlib.Path) -> list[str]:
     for n in graph.node:
         if not n.name.startswith(head):
             continue
-        if n.op_type in ('Gemm', 'Softmax') or not re.match(re.escape(head) + r'cv[23]\.\d+/',
-                                                             n.name):
+        branch = re.match(re.escape(head) + r'cv[23]\.\d+/', n.name)
+        if n.op_type in ('Gemm', 'Softmax') or not branch:
             tail.append(n.name)
     return tail
 

@@ -32,7 +32,7 @@ PAD_VALUE = 114            # ultralytics' letterbox grey
 STRIDE = 32
 MAX_NMS = 30000            # candidates kept before NMS (ultralytics' max_nms)
 MAX_WH = 7680              # class offset of the batched NMS (ultralytics' max_wh)
-INT8_SUFFIX = '.int8.onnx'  # the int8 (static QDQ) sibling of an export: export_detector_onnx --int8
+INT8_SUFFIX = '.int8.onnx'  # int8 (static QDQ) sibling of an export (export_detector_onnx --int8)
 RUNTIMES = ('auto', 'onnx', 'onnx_int8', 'torch')
 
 
