@@ -286,7 +286,8 @@ def main(argv=None) -> int:
         runs.append(('baseline: all stages on every frame', make_scheduler(base_p, cams, None)))
     out, costs = [], []
     for name, sched in ([] if a.cost_only else runs):
-        service = DetectionService(detector, cams, sched, float(p.get('warn_drop_share', 0.05)))
+        service = DetectionService(detector, cams, sched, float(p.get('warn_drop_share', 0.05)),
+                                   max_batch=int(p.get('max_batch', 0)))
         outcome, wall, cpu = play(service, frames, weights, a.fps)
         out.append(summarize(name, service, outcome, reach, wall, cpu, n))
     if not a.no_cost:

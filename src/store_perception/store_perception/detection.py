@@ -12,7 +12,9 @@ product) runs on the batch of crops; its boxes are mapped back to image pixels a
 from overlapping crops merged by per-class NMS. The full-frame model's own hand/product boxes
 are then dropped. Callers see one detector.
 
-Runtimes (``runtime``): ``onnx`` runs the .onnx export shipped next to each .pt file on ONNX
+Runtimes (``runtime``): ``onnx_int8`` runs the full-frame model's int8 export
+(``store_yolo.int8.onnx``) and the later stages' fp32 exports; ``onnx`` runs the .onnx export
+shipped next to each .pt file on ONNX
 Runtime (:mod:`store_perception.onnx_runtime`: ultralytics' letterbox, NMS and box scaling redone
 in NumPy; torch is never imported on this path); ``torch`` runs the .pt weights with ultralytics'
 ``predict``; ``auto`` (default) = onnx where the .onnx files exist, else torch. Images of one
@@ -30,7 +32,7 @@ import numpy as np
 
 from store_perception.crops import crop_window, cut, to_image
 from store_perception.hand_sku import HAND_WEIGHTS, HandSkuClassifier, ultralytics_or_error
-from store_perception.onnx_runtime import onnx_path, RUNTIMES
+from store_perception.onnx_runtime import INT8_SUFFIX, onnx_path, RUNTIMES
 
 CLASS_NAMES = ('shopper', 'hand', 'product')
 MODELS_DIR = pathlib.Path(__file__).resolve().parents[1] / 'models'
@@ -189,7 +191,11 @@ class Detector:
                  hand_proposal_conf: float = 0.05, runtime: str = 'auto', threads: int = 0):
         path = resolve_model_path(model_path)
         self.model = load_yolo(path, runtime, device, threads)
-        self.runtime = 'torch' if isinstance(self.model, TorchYolo) else 'onnx'
+        # onnx_int8 quantizes the full-frame stage only: int8 crop and hand stages found 1.5-2.4x
+        # the false products in hands on held-out frames (models/DATA_CARD.md)
+        later_runtime = 'onnx' if runtime == 'onnx_int8' else runtime
+        self.runtime = ('torch' if isinstance(self.model, TorchYolo) else 'onnx_int8'
+                        if self.model.path.name.endswith(INT8_SUFFIX) else 'onnx')
         self.names = dict(self.model.names)
         self.imgsz, self.conf, self.iou, self.device = imgsz, conf, iou, device
         self.max_det = max_det
@@ -201,7 +207,7 @@ class Detector:
         self.proposal_conf = float(proposal_conf)
         if crop_model_path:
             cpath = resolve_model_path(crop_model_path, CROP_WEIGHTS)
-            self.crop_model = load_yolo(cpath, runtime, device, threads)
+            self.crop_model = load_yolo(cpath, later_runtime, device, threads)
             self.crop_names = dict(self.crop_model.names)
             self.crop_model_path = str(cpath)
         self.hand_model = None
@@ -213,7 +219,7 @@ class Detector:
             self.hand_model = HandSkuClassifier(resolve_model_path(hand_model_path,
                                                                    HAND_WEIGHTS),
                                                 size=hand_size, device=device,
-                                                runtime=runtime, threads=threads)
+                                                runtime=later_runtime, threads=threads)
 
     @property
     def two_stage(self) -> bool:

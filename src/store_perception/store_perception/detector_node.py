@@ -53,6 +53,7 @@ from store_common.ros import declare, RELIABLE_STREAM_QOS, run_node, stamp_ns
 from store_interfaces.msg import Detection, DetectionArray, PlateWeights
 
 from store_perception.detection import RUNTIMES
+from store_perception.frame_stats import summary_line, write_summary
 from store_perception.image_conversion import CvBridge
 from store_perception.serving import DetectionService, make_detector, make_scheduler
 
@@ -148,7 +149,8 @@ class DetectorNode(Node):
                             'box); 0 = every person every frame.', lo=0, hi=100)
         runtime = declare(self, 'runtime', 'auto', "Inference runtime: 'onnx' = the .onnx "
                           "exports next to the weights on ONNX Runtime (CPU, no torch), "
-                          "'onnx_int8' = their int8 exports (<stem>.int8.onnx), 'torch' "
+                          "'onnx_int8' = the full-frame model's int8 export "
+                          "(store_yolo.int8.onnx), the later stages' fp32 ones, 'torch' "
                           "= ultralytics on the .pt, 'auto' = onnx where the .onnx files exist.",
                           choices=RUNTIMES)
         onnx_threads = declare(self, 'onnx_threads', 0, 'ONNX Runtime intra-op threads per '
@@ -187,6 +189,13 @@ class DetectorNode(Node):
         warn_share = declare(self, 'warn_drop_share', 0.05, 'WARN when more than this share of '
                              'the frames that came in while the camera was active were '
                              'dropped (per report window).', lo=0.0, hi=1.0)
+        max_batch = declare(self, 'max_batch', 0, 'At most this many queued frames (one per '
+                            'camera) per detection round; 0 = all of them in one batch.',
+                            lo=0, hi=64)
+        self.summary_file = declare(self, 'summary_file', '', 'At stop, the run totals per camera '
+                                    '(frames in, processed, skipped, dropped, latency) are '
+                                    'logged in one line and written as JSON to this file '
+                                    "('' = the line only).")
         if not camera_ids:
             raise ValueError('camera_ids must name at least one camera')
         store = load_store(store_file) if store_file else None
@@ -220,7 +229,7 @@ class DetectorNode(Node):
             self.get_logger().warning('no store_file: no plate geometry, every camera runs all '
                                       f'stages at {sched["active_rate_hz"]:g} Hz')
         self.service = DetectionService(self.detector, self.cameras, scheduler, warn_share,
-                                        streams=self.streams)
+                                        streams=self.streams, max_batch=max_batch)
         for topic in plate_topics:
             self.create_subscription(PlateWeights, topic, self._on_weights,
                                      RELIABLE_STREAM_QOS)
@@ -309,6 +318,13 @@ class DetectorNode(Node):
         self._stop.set()
         self.service.wake()
         self._worker.join(timeout=5.0)
+        summary = self.service.summary()
+        self.get_logger().info(summary_line(summary))
+        if self.summary_file:
+            try:
+                write_summary(self.summary_file, summary)
+            except OSError as exc:
+                self.get_logger().error(f'summary_file {self.summary_file}: {exc}')
 
 
 def main(args=None):

@@ -90,3 +90,49 @@ class FrameStats:
         if reset_window:
             self.window = _Counts()
         return level, message, values
+
+
+def run_summary(stats: dict[str, FrameStats]) -> dict:
+    """The run's totals, per camera and overall (the detector's line at stop, and the JSON the
+    live benchmark reads): the counters, the share of frames dropped among those that came in
+    while their camera was active, latency p50 / p95 [ms] (over the last ``max_latencies`` of
+    each camera)."""
+    def block(counts: dict, lat: list) -> dict:
+        out = dict(counts)
+        out['active_drop_share'] = (counts['active_dropped'] / counts['active_in']
+                                    if counts['active_in'] else None)
+        out['latency_p50_ms'], out['latency_p95_ms'] = percentile(lat, 0.5), percentile(lat, 0.95)
+        return out
+    cams = {c: block(s.total.n, s.total.latency_ms) for c, s in sorted(stats.items())}
+    overall = dict.fromkeys(COUNTERS, 0)
+    lat: list = []
+    for s in stats.values():
+        for k in COUNTERS:
+            overall[k] += s.total.n[k]
+        lat.extend(s.total.latency_ms)
+    return {'cameras': cams, 'overall': block(overall, lat)}
+
+
+def summary_line(summary: dict) -> str:
+    """One line of a :func:`run_summary`: overall, then per camera."""
+    def text(b: dict) -> str:
+        share = ('-' if b['active_drop_share'] is None else f'{b["active_drop_share"]:.1%}')
+        lat = ('no frames' if b['latency_p50_ms'] is None else
+               f'p50 {b["latency_p50_ms"]:.0f} ms p95 {b["latency_p95_ms"]:.0f} ms')
+        return (f'{b["frames_in"]} in, {b["processed_full"]} full + {b["processed_shoppers"]} '
+                f'shoppers, {b["skipped_by_schedule"]} skipped, {b["dropped"]} dropped '
+                f'({share} of {b["active_in"]} active), {b["failed"]} failed, {lat}')
+    cams = '; '.join(f'{c}: {text(b)}' for c, b in summary['cameras'].items())
+    return f'run totals: {text(summary["overall"])} | {cams}'
+
+
+def write_summary(path, summary: dict) -> None:
+    """A :func:`run_summary` as JSON at ``path`` (written whole: a temporary file, then renamed);
+    OSError when it cannot be written."""
+    import json
+    import os
+    import pathlib
+    path = pathlib.Path(path)
+    tmp = path.with_name(path.name + '.tmp')
+    tmp.write_text(json.dumps(summary, indent=1) + '\n')
+    os.replace(tmp, path)

@@ -150,7 +150,8 @@ class HandSkuClassifier:
     """The shipped (or given) classifier weights on hand windows cut from BGR images.
 
     ``runtime``: 'onnx' = the .onnx export next to the .pt on ONNX Runtime (no torch import),
-    'onnx_int8' = its int8 sibling ``<stem>.int8.onnx``, 'torch' = ultralytics on the .pt,
+    'onnx_int8' = its int8 sibling ``<stem>.int8.onnx`` (the detector runs this stage on
+    'onnx': only its full-frame stage is int8), 'torch' = ultralytics on the .pt,
     'auto' = onnx where the .onnx exists."""
 
     def __init__(self, model_path, size: int = 64, device: str = 'cpu', prior_path=None,

@@ -3,6 +3,7 @@ colour, the schedule (shoppers at the tracking rate while the plates are quiet),
 /diagnostics in which every frame is accounted for; bad plate weights change nothing."""
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import random
@@ -27,7 +28,7 @@ CAMS = ('cam1', 'cam2')
 pytestmark = pytest.mark.graph
 
 
-def test_detector_node_schedules_reports_and_colours(monkeypatch):
+def test_detector_node_schedules_reports_and_colours(monkeypatch, tmp_path):
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
     from sensor_msgs.msg import Image
@@ -47,7 +48,8 @@ def test_detector_node_schedules_reports_and_colours(monkeypatch):
            '-p', f'store_file:={STORE}', '-p', 'crop_model_path:=store_yolo_crops.pt',
            '-p', 'hand_model_path:=store_hand_sku.pt', '-p', 'conf_threshold:=0.3',
            '-p', 'shopper_rate_hz:=2.0', '-p', 'diagnostics_period_s:=0.5',
-           '-p', 'reach_px:=0.0', '-p', 'activity_hold_s:=0.0']
+           '-p', 'reach_px:=0.0', '-p', 'activity_hold_s:=0.0',
+           '-p', f'summary_file:={tmp_path / "summary.json"}']
     bridge = CvBridge()
     got: list = []
     diags: list = []
@@ -127,3 +129,13 @@ def test_detector_node_schedules_reports_and_colours(monkeypatch):
                      + n['failed'])
         assert n['frames_in'] - 1 <= accounted <= n['frames_in'], (name, n)
     assert proc.returncode == 0, out
+    # at stop: one line of run totals in the log, and the same totals as JSON
+    assert sum('run totals:' in line for line in out.splitlines()) == 1, out
+    summary = json.loads((tmp_path / 'summary.json').read_text())
+    assert set(summary['cameras']) == set(CAMS)
+    for cid in CAMS:
+        diag_in = int(last[f'store/detector/{cid}']['total_frames_in'])
+        assert summary['cameras'][cid]['frames_in'] >= diag_in, (summary, diag_in)
+    assert summary['overall']['frames_in'] == sum(c['frames_in']
+                                                  for c in summary['cameras'].values())
+    assert summary['overall']['latency_p95_ms'] >= summary['overall']['latency_p50_ms'] > 0

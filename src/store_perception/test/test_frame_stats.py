@@ -55,3 +55,39 @@ def test_percentile():
     assert percentile([], 0.5) is None
     assert percentile([3.0, 1.0, 2.0], 0.5) == 2.0
     assert percentile(range(101), 0.95) == 95.0
+
+
+def test_run_summary_line_and_file(tmp_path):
+    import json
+    from store_perception.frame_stats import run_summary, summary_line, write_summary
+    a, b = FrameStats('cam1'), FrameStats('cam2')
+    for k in range(10):
+        a.frame_in(active=True)
+        if k < 3:
+            a.dropped(active=True)
+        else:
+            a.processed(full=True, latency_ms=100.0 + k)
+    b.frame_in(active=False)
+    b.skipped()
+    a.report()                                   # a report window does not reset the totals
+    s = run_summary({'cam2': b, 'cam1': a})
+    assert list(s['cameras']) == ['cam1', 'cam2']
+    assert s['cameras']['cam1']['active_drop_share'] == 0.3
+    assert s['cameras']['cam2']['active_drop_share'] is None       # never active
+    assert s['cameras']['cam2']['latency_p50_ms'] is None
+    o = s['overall']
+    assert (o['frames_in'], o['dropped'], o['processed_full'], o['skipped_by_schedule']) == \
+        (11, 3, 7, 1)
+    assert o['latency_p50_ms'] == 106.0 and o['latency_p95_ms'] == 109.0
+    line = summary_line(s)
+    assert '\n' not in line and line.startswith('run totals: 11 in')
+    assert '30.0% of 10 active' in line and 'cam2: 1 in' in line and 'no frames' in line
+    write_summary(tmp_path / 'sum.json', s)
+    assert json.loads((tmp_path / 'sum.json').read_text()) == s
+    assert not list(tmp_path.glob('*.tmp'))
+    try:
+        write_summary(tmp_path / 'missing' / 'sum.json', s)
+    except OSError:
+        pass
+    else:
+        raise AssertionError('an unwritable summary file must raise OSError')

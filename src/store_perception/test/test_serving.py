@@ -125,3 +125,28 @@ def test_the_benchmark_cost_replay_detects_every_frame_the_schedule_wants():
                                            + n[c]['skipped_by_schedule'])
     assert cost['full'][0] == sum(n[c]['processed_full'] for c in cams)
     assert cost['shoppers'][0] == sum(n[c]['processed_shoppers'] for c in cams)
+
+
+def test_max_batch_takes_full_and_oldest_first_and_keeps_the_rest_queued():
+    import pytest
+    cams = ['cam1', 'cam2', 'cam3']
+    sched = Scheduler(cams, ScheduleParams(shopper_rate_hz=5.0, active_rate_hz=10.0),
+                      {'cam1': {}, 'cam2': {'p1': (300.0, 300.0)}, 'cam3': {}})
+    s = DetectionService(FakeTwoStage(), cams, sched, max_batch=1)
+    sched.on_weight('p1', 9 * NS, 100.0)
+    sched.on_weight('p1', 10 * NS, 500.0)                       # cam2's plate turns active
+    assert s.offer('cam1', int(10.00 * NS), 'a') == SHOPPERS
+    assert s.offer('cam3', int(10.01 * NS), 'c') == SHOPPERS
+    assert s.offer('cam2', int(10.05 * NS), 'b') == FULL
+    assert [p.payload for p in s.take(timeout_s=0.0)] == ['b']     # the full frame first
+    assert [p.payload for p in s.take(timeout_s=0.0)] == ['a']     # then the oldest
+    assert [p.payload for p in s.take(timeout_s=0.0)] == ['c']
+    assert s.take(timeout_s=0.0) == []
+    n = {c: s.stats[c].total.n['dropped'] for c in cams}
+    assert n == {'cam1': 0, 'cam2': 0, 'cam3': 0}                # waiting is not dropping
+    every = DetectionService(FakeTwoStage(), cams, Scheduler(cams, ScheduleParams()))
+    for k, c in enumerate(cams):
+        every.offer(c, 20 * NS + k, c)
+    assert [p.payload for p in every.take(timeout_s=0.0)] == cams  # 0: all in one batch
+    with pytest.raises(ValueError, match='max_batch'):
+        DetectionService(FakeTwoStage(), cams, sched, max_batch=-1)
