@@ -8,7 +8,9 @@ start (``store_sim.render_cache``; render time is reported apart). The same scen
 through ``bench_fusion`` (the offline path: rendered ground-truth boxes -> the
 simulated detection model -> the same tracker and fusion code). One table prints exact
 receipts, item F1 and review rate per level for: live fused, live weight-only (``--weight-only``
-adds those runs), offline fused and offline weight-only.
+adds those runs), offline fused and offline weight-only; a second table gives the live
+detector's frames per level from each run's ``detector_summary.json`` (the node's run totals at
+stop): frames in, processed, the share dropped while a camera was active, latency p95.
 
     . tools/env.sh
     bench_live_graph --seeds 9800:9805 --levels 2,3 --out out/live_bench
@@ -51,7 +53,52 @@ def run_live(args, env, scenario_path: pathlib.Path, run_dir: pathlib.Path,
     m = evaluate_run(scenario_path, run_dir)
     m['exit_code'] = proc.returncode
     m['wall_s'] = time.monotonic() - started
+    if cameras:
+        m['detector'] = read_detector_summary(run_dir)
     return m
+
+
+def read_detector_summary(run_dir: pathlib.Path) -> dict | None:
+    """The detector node's run totals (``<run_dir>/detector_summary.json``, written at its
+    stop: ``store_perception.frame_stats.run_summary``), overall; None when missing or not a
+    summary (a detector that did not stop cleanly)."""
+    try:
+        doc = json.loads((run_dir / 'detector_summary.json').read_text())
+        overall = doc['overall']
+        int(overall['active_in']), int(overall['active_dropped']), int(overall['frames_in'])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return overall
+
+
+def detector_table(runs_by_level: dict) -> list[str]:
+    """Lines: per level and over all, the live detector's frames in, processed (all stages /
+    shoppers only), dropped among the frames that came in while their camera was active, and
+    latency p95 (the worst run's, and the median run's); runs without a summary are counted."""
+    header = (f'{"detector":16} {"level":>5} {"runs":>4} {"in":>6} {"full":>6} {"shop":>6} '
+              f'{"act.drop%":>9} {"p95 med":>8} {"p95 max":>8} {"no summary":>10}')
+    lines = [header, '-' * len(header)]
+    levels = sorted(runs_by_level)
+    for lv in [*levels, 'all']:
+        runs = ([m for k in levels for m in runs_by_level[k]] if lv == 'all'
+                else runs_by_level[lv])
+        sums = [m['detector'] for m in runs if m.get('detector')]
+        missing = len(runs) - len(sums)
+        if not sums:
+            lines.append(f'{"live fused":16} {lv!s:>5} {len(runs):4d} {"-":>6} {"-":>6} {"-":>6} '
+                         f'{"-":>9} {"-":>8} {"-":>8} {missing:10d}')
+            continue
+        act_in = sum(s['active_in'] for s in sums)
+        share = sum(s['active_dropped'] for s in sums) / act_in if act_in else 0.0
+        p95 = sorted(s['latency_p95_ms'] for s in sums if s.get('latency_p95_ms') is not None)
+        med = f'{p95[len(p95) // 2]:8.0f}' if p95 else f'{"-":>8}'
+        worst = f'{p95[-1]:8.0f}' if p95 else f'{"-":>8}'
+        lines.append(f'{"live fused":16} {lv!s:>5} {len(runs):4d} '
+                     f'{sum(s["frames_in"] for s in sums):6d} '
+                     f'{sum(s["processed_full"] for s in sums):6d} '
+                     f'{sum(s["processed_shoppers"] for s in sums):6d} {share:9.1%} {med} {worst} '
+                     f'{missing:10d}')
+    return lines
 
 
 def run_offline(args, seeds: str, levels: str, out: pathlib.Path) -> dict:
@@ -116,9 +163,13 @@ def main(argv: list[str] | None = None) -> int:
             render_s += time.monotonic() - started
             m = run_live(args, env, scenario_path, out / name, cameras=True)
             live['live fused'].setdefault(level, []).append(m)
+            d = m.get('detector')
+            det = ('no detector summary' if not d else
+                   f'detector dropped {d["active_dropped"]}/{d["active_in"]} active frames, '
+                   f'p95 {d["latency_p95_ms"] or 0:.0f} ms')
             print(f'{name}: cameras ({how}) exit {m["exit_code"]}, {m["receipts_exact"]}/'
                   f'{m["shoppers"]} exact, {m["review_requests"]} reviews of '
-                  f'{m["shelf_events"]} events, {m["wall_s"]:.0f} s', flush=True)
+                  f'{m["shelf_events"]} events, {det}, {m["wall_s"]:.0f} s', flush=True)
             if args.weight_only:
                 m = run_live(args, env, scenario_path, out / f'{name}_w', cameras=False)
                 live['live weight'].setdefault(level, []).append(m)
@@ -146,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     if offline:
         doc['offline'] = {'modes': offline['modes'], 'wall_s': offline['wall_s'],
                           'detector_stats': offline.get('detector_stats')}
+    lines += [''] + detector_table(live['live fused'])
     print('\n'.join(lines))
     print(f'live runs: {live_s:.0f} s wall (+ {render_s:.0f} s rendering); offline: '
           f'{offline["wall_s"]:.0f} s' if offline else f'live runs: {live_s:.0f} s')

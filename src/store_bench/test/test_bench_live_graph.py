@@ -1,0 +1,38 @@
+"""bench_live_graph's detector figures: each run's detector summary read from its run folder
+(missing or broken files are counted, never a crash) and the per-level table of drops."""
+import json
+
+from store_bench.bench_live_graph import detector_table, read_detector_summary
+
+
+def summary(active_in, active_dropped, p95, frames_in=100):
+    return {'frames_in': frames_in, 'processed_full': 40, 'processed_shoppers': 30,
+            'skipped_by_schedule': 20, 'dropped': active_dropped, 'failed': 0,
+            'active_in': active_in, 'active_dropped': active_dropped,
+            'active_drop_share': active_dropped / active_in if active_in else None,
+            'latency_p50_ms': p95 / 2, 'latency_p95_ms': p95}
+
+
+def test_read_detector_summary(tmp_path):
+    assert read_detector_summary(tmp_path) is None                        # no file
+    (tmp_path / 'detector_summary.json').write_text('{"overall": {"frames_in": "x"}}')
+    assert read_detector_summary(tmp_path) is None                        # not a summary
+    (tmp_path / 'detector_summary.json').write_text('{not json')
+    assert read_detector_summary(tmp_path) is None
+    s = summary(50, 5, 180.0)
+    (tmp_path / 'detector_summary.json').write_text(json.dumps({'cameras': {}, 'overall': s}))
+    assert read_detector_summary(tmp_path) == s
+
+
+def test_detector_table_pools_drops_per_level():
+    runs = {2: [{'detector': summary(100, 2, 150.0)}, {'detector': summary(100, 8, 250.0)}],
+            3: [{'detector': None}, {'detector': summary(200, 10, 190.0)}]}
+    lines = detector_table(runs)
+    by = {line.split()[2]: line.split() for line in lines[2:]}
+    assert by['2'][3] == '2' and by['2'][7] == '5.0%'           # (2 + 8) / 200
+    assert by['2'][8:10] == ['250', '250']                      # median of 2 = upper, max
+    assert by['3'][7] == '5.0%' and by['3'][-1] == '1'          # one run had no summary
+    assert by['all'][7] == f'{20 / 400:.1%}' and by['all'][4] == '300'
+    assert by['all'][-1] == '1'
+    lines = detector_table({2: [{'detector': None}]})
+    assert lines[2].split()[4] == '-' and lines[2].split()[-1] == '1'
