@@ -126,6 +126,29 @@ def row(name: str, level: str, agg: dict | None) -> str:
             f'{agg["shelf_events"]:6d} {agg["review_rate"]:8.1%}')
 
 
+def receipts_table(live: dict, offline: dict | None, levels: list[int]) -> tuple[list, dict]:
+    """Lines of the receipts table (per level, then over all: each live path that has runs,
+    e.g. 'live fused' and 'live weight', then the offline modes) and, per live path and level,
+    the aggregate and runs for the JSON document."""
+    header = (f'{"path":16} {"level":>5} {"runs":>4} {"shop":>4} {"exact%":>7} {"F1":>6} '
+              f'{"events":>6} {"review%":>8}')
+    lines = [header, '-' * len(header)]
+    doc_live: dict = {}
+    for lv in [*levels, 'all']:
+        for path, per_level in live.items():
+            runs = ([m for ms in per_level.values() for m in ms] if lv == 'all'
+                    else per_level.get(lv, []))
+            agg = aggregate(runs) if runs else None
+            doc_live.setdefault(path, {})[str(lv)] = {'aggregate': agg, 'runs': runs}
+            if agg:
+                lines.append(row(path, str(lv), agg))
+        if offline:
+            for mode in ('fused', 'weight'):
+                lines.append(row(f'offline {mode}', str(lv),
+                                 offline['modes'].get(mode, {}).get(str(lv))))
+    return lines, doc_live
+
+
 def main(argv: list[str] | None = None) -> int:
     root = root_or_exit()
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
@@ -177,23 +200,9 @@ def main(argv: list[str] | None = None) -> int:
                       f'{m["shoppers"]} exact, {m["wall_s"]:.0f} s', flush=True)
     live_s = time.monotonic() - t0 - render_s
     offline = None if args.no_offline else run_offline(args, args.seeds, args.levels, out)
-    header = (f'{"path":16} {"level":>5} {"runs":>4} {"shop":>4} {"exact%":>7} {"F1":>6} '
-              f'{"events":>6} {"review%":>8}')
-    lines = [header, '-' * len(header)]
+    lines, doc_live = receipts_table(live, offline, levels)
     doc = {'seeds': args.seeds, 'levels': levels, 'render_s': render_s, 'live_s': live_s,
-           'live': {}, 'offline': None}
-    for lv in [*levels, 'all']:
-        for path, per_level in live.items():
-            runs = ([m for ms in per_level.values() for m in ms] if lv == 'all'
-                    else per_level.get(lv, []))
-            agg = aggregate(runs) if runs else None
-            doc['live'].setdefault(path, {})[str(lv)] = {'aggregate': agg, 'runs': runs}
-            if agg:
-                lines.append(row(path, str(lv), agg))
-        if offline:
-            for mode in ('fused', 'weight'):
-                lines.append(row(f'offline {mode}', str(lv),
-                                 offline['modes'].get(mode, {}).get(str(lv))))
+           'live': doc_live, 'offline': None}
     if offline:
         doc['offline'] = {'modes': offline['modes'], 'wall_s': offline['wall_s'],
                           'detector_stats': offline.get('detector_stats')}

@@ -36,3 +36,27 @@ def test_detector_table_pools_drops_per_level():
     assert by['all'][-1] == '1'
     lines = detector_table({2: [{'detector': None}]})
     assert lines[2].split()[4] == '-' and lines[2].split()[-1] == '1'
+
+
+def metrics(shoppers, exact, tp, fp, fn, events, reviews):
+    return {'shoppers': shoppers, 'receipts_received': shoppers, 'receipts_exact': exact,
+            'tp': tp, 'fp': fp, 'fn': fn, 'shelf_events': events, 'review_requests': reviews,
+            'units_pending': 0}
+
+
+def test_receipts_table_has_live_weight_only_rows_beside_fused():
+    from store_bench.bench_live_graph import receipts_table
+    live = {'live fused': {2: [metrics(4, 3, 9, 1, 0, 10, 1)]},
+            'live weight': {2: [metrics(4, 1, 6, 2, 2, 10, 5)]}}
+    offline = {'modes': {'fused': {'2': None, 'all': None}, 'weight': {}}}
+    lines, doc = receipts_table(live, offline, [2])
+    rows = {(ln[:16].strip(), ln.split()[-7]): ln.split() for ln in lines[2:]
+            if len(ln.split()) > 4}
+    w = rows[('live weight', '2')]
+    assert w[-4:] == ['25.0%', '0.750', '10', '50.0%']          # 1/4 exact, F1 6/8, 5/10 reviewed
+    f = rows[('live fused', 'all')]
+    assert f[-4] == '75.0%' and f[-2] == '10'
+    assert doc['live weight']['2']['aggregate']['receipts_exact'] == 1
+    assert any(ln.startswith('offline fused') for ln in lines)  # offline rows still printed
+    lines, doc = receipts_table({'live fused': live['live fused'], 'live weight': {}}, None, [2])
+    assert not any(ln.startswith('live weight') for ln in lines)  # off by default: no row
