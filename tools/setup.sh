@@ -68,6 +68,11 @@ src_hash=$( (find src -type f \( -name package.xml -o -name CMakeLists.txt -o -n
   cat colcon.meta) | sha256sum | cut -c1-16)
 if [ "$(cat "$STAMPS/colcon" 2>/dev/null)" != "$src_hash" ] || [ ! -f install/setup.bash ]; then
   log "colcon build"
+  # a file removed from src/ leaves a dangling link in the symlink-install build tree, and
+  # colcon's copy of the package's data files then fails on it: drop those links first
+  if [ -d build ]; then
+    find build -xtype l -not -path 'build/log/*' -print -delete | sed 's/^/[setup] removed stale link /'
+  fi
   # shellcheck disable=SC1091
   . tools/env.sh --no-install
   colcon --log-base build/log build --symlink-install --build-base build --install-base install \
