@@ -32,7 +32,7 @@ import numpy as np
 
 from store_perception.crops import crop_window, cut, to_image
 from store_perception.hand_sku import HAND_WEIGHTS, HandSkuClassifier, ultralytics_or_error
-from store_perception.onnx_runtime import INT8_SUFFIX, onnx_path, RUNTIMES
+from store_perception.onnx_runtime import INT8_SUFFIX, onnx_path, pick_runtime
 
 CLASS_NAMES = ('shopper', 'hand', 'product')
 MODELS_DIR = pathlib.Path(__file__).resolve().parents[1] / 'models'
@@ -63,27 +63,6 @@ def resolve_model_path(path: str | None, default: str = DEFAULT_WEIGHTS) -> path
         if shipped.is_file():
             return shipped
     return p
-
-
-def pick_runtime(path: pathlib.Path, runtime: str = 'auto') -> tuple[str, pathlib.Path]:
-    """(runtime, file it loads) for weights ``path``: the .onnx of the same stem for 'onnx'
-    (and for 'auto' where it exists), its int8 sibling ``<stem>.int8.onnx`` for 'onnx_int8',
-    the .pt for 'torch'."""
-    if runtime not in RUNTIMES:
-        raise ValueError(f'runtime must be one of {RUNTIMES}, got {runtime!r}')
-    path = pathlib.Path(path)
-    if runtime == 'torch':
-        if path.suffix == '.onnx':
-            raise ValueError(f'{path}: runtime torch needs .pt weights')
-        return 'torch', path
-    onnx = path if path.suffix == '.onnx' and runtime != 'onnx_int8' else onnx_path(path, runtime)
-    if onnx.is_file():
-        return 'onnx', onnx
-    if runtime in ('onnx', 'onnx_int8'):
-        how = 'export_detector_onnx --int8' if runtime == 'onnx_int8' else 'export_detector_onnx'
-        raise FileNotFoundError(f'ONNX model not found: {onnx} ({how} writes it next to '
-                                f'{path.name})')
-    return 'torch', path
 
 
 class TorchYolo:

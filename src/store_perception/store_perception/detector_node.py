@@ -52,9 +52,9 @@ from store_common.description import load_store
 from store_common.ros import declare, RELIABLE_STREAM_QOS, run_node, stamp_ns
 from store_interfaces.msg import Detection, DetectionArray, PlateWeights
 
-from store_perception.detection import RUNTIMES
 from store_perception.frame_stats import summary_line, write_summary
 from store_perception.image_conversion import CvBridge
+from store_perception.onnx_runtime import RUNTIMES
 from store_perception.serving import DetectionService, make_detector, make_scheduler
 
 IMAGE_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT,

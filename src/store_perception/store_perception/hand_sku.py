@@ -156,22 +156,17 @@ class HandSkuClassifier:
 
     def __init__(self, model_path, size: int = 64, device: str = 'cpu', prior_path=None,
                  runtime: str = 'auto', threads: int = 0):
-        from store_perception.onnx_runtime import onnx_path, RUNTIMES
-        if runtime not in RUNTIMES:
-            raise ValueError(f'runtime must be one of {RUNTIMES}, got {runtime!r}')
+        from store_perception.onnx_runtime import onnx_path, pick_runtime
         path = pathlib.Path(model_path)
-        onnx = onnx_path(path, runtime)
-        if not path.is_file() and not onnx.is_file():
+        if not path.is_file() and not onnx_path(path, runtime).is_file():
             raise FileNotFoundError(f'hand SKU classifier weights not found: {path} (train '
                                     f'them with make_hand_dataset + train_detector; see '
                                     f'models/DATA_CARD.md)')
-        if runtime in ('onnx', 'onnx_int8') and not onnx.is_file():
-            raise FileNotFoundError(f'ONNX model not found: {onnx} (export_detector_onnx'
-                                    f'{" --int8" if runtime == "onnx_int8" else ""})')
+        kind, file = ('torch', path) if runtime == 'torch' else pick_runtime(path, runtime)
         self.onnx = None
-        if runtime != 'torch' and onnx.is_file() and device in ('cpu', ''):
+        if kind == 'onnx' and device in ('cpu', ''):
             from store_perception.onnx_runtime import OnnxClassifier
-            self.onnx = OnnxClassifier(onnx, threads=threads)
+            self.onnx = OnnxClassifier(file, threads=threads)
             names = self.onnx.names
         else:
             self.model = ultralytics_or_error().YOLO(str(path), task='classify')

@@ -50,6 +50,27 @@ def onnx_path(path, runtime: str = 'auto') -> pathlib.Path:
     return path.with_name(stem + (INT8_SUFFIX if runtime == 'onnx_int8' else '.onnx'))
 
 
+def pick_runtime(path, runtime: str = 'auto') -> tuple[str, pathlib.Path]:
+    """(runtime, file it loads) for weights ``path``: the .onnx of the same stem for 'onnx'
+    (and for 'auto' where it exists), its int8 sibling ``<stem>.int8.onnx`` for 'onnx_int8',
+    the .pt for 'torch'."""
+    if runtime not in RUNTIMES:
+        raise ValueError(f'runtime must be one of {RUNTIMES}, got {runtime!r}')
+    path = pathlib.Path(path)
+    if runtime == 'torch':
+        if path.suffix == '.onnx':
+            raise ValueError(f'{path}: runtime torch needs .pt weights')
+        return 'torch', path
+    onnx = path if path.suffix == '.onnx' and runtime != 'onnx_int8' else onnx_path(path, runtime)
+    if onnx.is_file():
+        return 'onnx', onnx
+    if runtime in ('onnx', 'onnx_int8'):
+        how = 'export_detector_onnx --int8' if runtime == 'onnx_int8' else 'export_detector_onnx'
+        raise FileNotFoundError(f'ONNX model not found: {onnx} ({how} writes it next to '
+                                f'{path.name})')
+    return 'torch', path
+
+
 def letterbox_params(shape: tuple[int, int], imgsz: int, stride: int = STRIDE):
     """(resized (w, h), padded input (h, w), left, top) for an image of ``shape`` (h, w), as
     ultralytics' ``LetterBox(imgsz, auto=True, stride)`` computes them."""
