@@ -26,6 +26,7 @@ setup(
             'bench_detector = store_bench.bench_detector:main',
             'bench_event_merge = store_bench.bench_event_merge:main',
             'bench_fusion = store_bench.bench_fusion:main',
+            'bench_graph_cpu = store_bench.bench_graph_cpu:main',
             'bench_hand_learning = store_bench.bench_hand_learning:main',
             'bench_kill = store_bench.bench_kill:main',
             'bench_live_detector = store_bench.bench_live_detector:main',
