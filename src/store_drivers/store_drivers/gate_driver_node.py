@@ -47,7 +47,9 @@ class GateDriver(Node):
                                   '(logged and on diagnostics, never a reconnect: a QR reader is '
                                   'silent for long periods) [s]; 0 disables.', lo=0.0,
                                   hi=86400.0)
-        poll_period_s = declare(self, 'poll_period_s', 0.02, 'Period of the serial poll [s].',
+        poll_period_s = declare(self, 'poll_period_s', 0.1, 'Period of the serial poll [s] '
+                                '(a scan is read, and stamped, at most this long after it '
+                                'arrives: the tracker binds within bind_window_s).',
                                 lo=0.001, hi=1.0)
         diagnostics_period_s = declare(self, 'diagnostics_period_s', 1.0,
                                        'Period of /diagnostics [s].', lo=0.1, hi=60.0)

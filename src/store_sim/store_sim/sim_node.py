@@ -99,6 +99,7 @@ class SimNode(Node):
         self.clock_set = False
         self.emulators = []
         self.waiting_for = None
+        self._ready_subs = []
         if camera_port and self.store.cameras and wait_detections_s > 0:
             # a shopper who enters before the detector has loaded its models is never tracked
             # (the track is bound at the entrance scan): start once every camera is detected
@@ -178,8 +179,12 @@ class SimNode(Node):
                 self.get_logger().info(f'every camera detected {now - self.wait_started:.1f} s '
                                        f'after start; the scenario starts in '
                                        f'{self.start_delay_s:g} s')
-            # the subscriptions stay (idle: _detected ignores them); destroying one from a
-            # timer callback of the multi-threaded executor races with its delivery
+            # every detection message would still cost this process a callback (~35/s with 4
+            # cameras): the subscriptions go. The node spins single-threaded, and the executor
+            # skips an entity destroyed after its wait (rclpy catches InvalidHandle)
+            for sub in self._ready_subs:
+                self.destroy_subscription(sub)
+            self._ready_subs = []
             self.waiting_for = None
             self._set_start(now)
         elif not self.clock_set:
