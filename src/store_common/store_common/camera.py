@@ -158,8 +158,9 @@ class CameraModel:
         return np.stack([xd, yd], axis=1)
 
     def undistort_normalized(self, xy_d, iterations: int = 50) -> np.ndarray:
-        """(N,2) distorted normalised coordinates -> undistorted ones (fixed-point iteration,
-        then two Newton steps; exact to < 1e-9 inside the calibrated image)."""
+        """(N,2) distorted normalised coordinates -> undistorted ones (fixed-point iteration
+        until it stops moving, at most ``iterations``, then two Newton steps; exact to < 1e-9
+        inside the calibrated image)."""
         xy_d = np.asarray(xy_d, dtype=float).reshape(-1, 2)
         if not np.any(self.D):
             return xy_d.copy()
@@ -171,7 +172,13 @@ class CameraModel:
             radial = 1 + r2 * (k1 + r2 * (k2 + r2 * k3))
             dx = 2 * p1 * x * y + p2 * (r2 + 2 * x * x)
             dy = p1 * (r2 + 2 * y * y) + 2 * p2 * x * y
-            xy = np.stack([(xy_d[:, 0] - dx) / radial, (xy_d[:, 1] - dy) / radial], axis=1)
+            step = np.stack([(xy_d[:, 0] - dx) / radial, (xy_d[:, 1] - dy) / radial], axis=1)
+            # converged (typically after 5-15 rounds; the tracker calls this for every box):
+            # stop. NaN never compares below, so NaN rows keep iterating as before
+            done = np.max(np.abs(step - xy)) < 1e-12 if len(xy) else True
+            xy = step
+            if done:
+                break
         eps = 1e-7
         for _ in range(2):   # Newton polish with a numeric Jacobian
             f = self.distort_normalized(xy) - xy_d
@@ -222,13 +229,7 @@ class CameraModel:
     def pixels_to_plane_z(self, uv, z_m: float = 0.0) -> np.ndarray:
         """(N,2) pixels -> (N,3) points where their rays meet the horizontal plane z = z_m
         (the floor for 0); NaN where the ray is parallel to it or meets it behind the camera."""
-        o, d = self.pixel_rays(uv)
-        with np.errstate(divide='ignore', invalid='ignore'):
-            t = (z_m - o[2]) / d[:, 2]
-        bad = ~np.isfinite(t) | (t <= 0)
-        out = o + t[:, None] * d
-        out[bad] = np.nan
-        return out
+        return rays_to_plane_z(*self.pixel_rays(uv), z_m)
 
     def ray_grid(self) -> np.ndarray:
         """(H,W,3) store-frame ray directions of every pixel, scaled so that the optical-frame z
@@ -367,3 +368,15 @@ def make_model(camera_name: str, width: int, height: int, fx: float, fy: float, 
                        D=np.asarray(dist, dtype=float).reshape(5), R=np.eye(3), P=p,
                        R_store_cam=np.asarray(rotation, dtype=float),
                        t_store_cam=np.asarray(position, dtype=float))
+
+
+def rays_to_plane_z(origin, directions, z_m: float = 0.0) -> np.ndarray:
+    """(N,3) points where rays from ``origin`` (3,) along ``directions`` (N,3) meet the plane
+    z = z_m; NaN where a ray is parallel to it or meets it behind the origin."""
+    d = np.asarray(directions, dtype=float).reshape(-1, 3)
+    with np.errstate(divide='ignore', invalid='ignore'):
+        t = (z_m - origin[2]) / d[:, 2]
+    bad = ~np.isfinite(t) | (t <= 0)
+    out = origin + t[:, None] * d
+    out[bad] = np.nan
+    return out

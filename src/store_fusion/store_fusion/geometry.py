@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from store_common.appearance import TORSO_COLS, TORSO_ROWS, torso_color  # noqa: F401 (API)
+from store_common.camera import rays_to_plane_z
 from store_common.reach import PLATE_HAND_DZ_M, reach_target
 from store_interfaces.msg import ShopperTrack
 
@@ -30,6 +31,7 @@ class Detection2D:
 HEAD_TOP_Z_M = 1.75          # typical top of a shopper's head [m] (fallback when feet are hidden)
 HAND_REST_Z_M = 0.8          # a hand hanging at the side [m]
 BORDER_PX = 2.0              # a box edge this close to the image border is cut by it [px]
+_SEGMENT_T = np.linspace(0.05, 0.97, 24)  # where a camera-to-foot segment is checked for gondolas
 SIDE_CUT_STD_M = 0.8         # extra floor std of a box cut at the left or right border [m]
 # how a 3D hand was placed: two cameras' rays meet (its depth is measured); one camera's ray,
 # placed where it meets a reachable plate's height; or at the height of a hand at rest
@@ -139,23 +141,38 @@ class StoreGeometry:
         return ly < -p.size_y_m / 2 and float(np.hypot(q[0], q[1])) <= reach_m
 
     def _blocked(self, o, p) -> bool:
-        """Does the segment o -> p pass through a gondola (below its top)?"""
-        for t in np.linspace(0.05, 0.97, 24):
-            x, y, z = o + (p - o) * t
-            for x0, x1, y0, y1, z1 in self.gondola_boxes:
-                if x0 <= x <= x1 and y0 <= y <= y1 and z <= z1:
-                    return True
-        return False
+        """Does the segment o -> p pass through a gondola (below its top)? Checked at 24
+        points along it."""
+        if not self.gondola_boxes:
+            return False
+        pts = o + (p - o) * _SEGMENT_T[:, None]                     # (24, 3)
+        b = np.asarray(self.gondola_boxes, dtype=float)             # (G, 5)
+        x, y, z = pts[:, None, 0], pts[:, None, 1], pts[:, None, 2]
+        inside = ((b[:, 0] <= x) & (x <= b[:, 1]) & (b[:, 2] <= y) & (y <= b[:, 3])
+                  & (z <= b[:, 4]))
+        return bool(inside.any())
 
     def observe(self, camera_id: str, dets: list[Detection2D]) -> list[Observation]:
         """Shopper boxes of one image -> floor observations with their hands' rays."""
         cam = self.cameras[camera_id]
         shoppers = [d for d in dets if d.cls == 'shopper']
+        parts = [d for d in dets if d.cls in ('hand', 'product')]
+        if not shoppers:
+            return []       # hands and products belong to a shopper box
+        # every ray of the image in one undistortion (the tracker's main cost, per call): the
+        # feet and head tops of the shopper boxes, then the centres of hands and products
+        n = len(shoppers)
+        uv = ([[d.cx, d.cy + d.h / 2] for d in shoppers]
+              + [[d.cx, d.cy - d.h / 2] for d in shoppers]
+              + [[d.cx, d.cy] for d in parts])
+        origin, rays = cam.pixel_rays(uv)
+        feet = rays_to_plane_z(origin, rays[:n], 0.0)
+        heads = rays_to_plane_z(origin, rays[n:2 * n], HEAD_TOP_Z_M)
         obs: list[Observation] = []
         boxes = []      # the person box of each observation (hands and products go to one)
         sx, sy = self.store.size_m
         edge = BORDER_PX
-        for d in shoppers:
+        for i, d in enumerate(shoppers):
             # a box cut by the image border: its bottom is not the feet, or its top not the head,
             # or its centre is pulled inwards (left/right)
             cut_bottom = d.cy + d.h / 2 >= cam.height - 1 - edge
@@ -163,14 +180,14 @@ class StoreGeometry:
             cut_side = d.cx - d.w / 2 <= edge or d.cx + d.w / 2 >= cam.width - 1 - edge
             if cut_bottom and cut_top:
                 continue        # neither feet nor head: no floor position
-            foot = cam.pixels_to_plane_z([[d.cx, d.cy + d.h / 2]], 0.0)[0]
+            foot = feet[i]
             hidden = cut_bottom or not np.all(np.isfinite(foot)) \
                 or self._blocked(cam.t_store_cam, foot)
             rng = float(np.linalg.norm(cam.t_store_cam[:2] - foot[:2])) \
                 if np.all(np.isfinite(foot)) else 99.0
             std = 0.12 + 0.03 * rng
             if hidden or not (-0.5 <= foot[0] <= sx + 0.5 and -0.5 <= foot[1] <= sy + 0.5):
-                head = cam.pixels_to_plane_z([[d.cx, d.cy - d.h / 2]], HEAD_TOP_Z_M)[0]
+                head = heads[i]
                 if not np.all(np.isfinite(head)):
                     continue
                 foot = head
@@ -181,16 +198,13 @@ class StoreGeometry:
                 std += SIDE_CUT_STD_M
             head_ray = None
             if not cut_top:
-                o, u = cam.pixel_rays([[d.cx, d.cy - d.h / 2]])
-                head_ray = (o, u[0])
+                head_ray = (origin.copy(), rays[n + i])
             obs.append(Observation(camera_id, np.asarray(foot[:2], float), std, d.score, [],
                                    [], hidden, appearance_feature(d.color), head_ray))
             boxes.append((d.cx - d.w / 2, d.cy - d.h / 2, d.cx + d.w / 2, d.cy + d.h / 2,
                           d.w * d.h))
         # hands and products go to the smallest shopper box containing their centre
-        for d in dets:
-            if d.cls not in ('hand', 'product'):
-                continue
+        for k, d in enumerate(parts):
             best, area = -1, float('inf')
             for i, (x0, y0, x1, y1, a) in enumerate(boxes):
                 m = 0.08 * (x1 - x0) + 4
@@ -198,11 +212,11 @@ class StoreGeometry:
                     best, area = i, a
             if best < 0 or best >= len(obs):
                 continue
-            o, u = cam.pixel_rays([[d.cx, d.cy]])
+            o, u = origin.copy(), rays[2 * n + k]
             if d.cls == 'hand':
-                obs[best].hand_rays.append((o, u[0], d.score))
+                obs[best].hand_rays.append((o, u, d.score))
             else:
-                obs[best].products.append((d.sku, d.sku_score, o, u[0]))
+                obs[best].products.append((d.sku, d.sku_score, o, u))
         return obs
 
 
