@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from store_common.description import load_store
-from store_sim.camera_stream import CameraStreamServer, render_is_current
+from store_sim.camera_stream import CameraStreamServer, open_jpeg_packets, render_is_current
 from store_sim.dataset import held_times, make_dataset, sample_times, yolo_lines
 from store_sim.render import CameraRenderer, plate_contents, ShopperMotion
 from store_sim.render_cache import ensure_render
@@ -276,3 +276,30 @@ def test_stream_plays_the_video_on_the_scenario_clock(tmp_path):
     steps = np.diff(later)
     assert np.all(steps > 0.12) and np.all(steps < 0.35), steps
     assert missing.stdout.startswith('opened 0')
+
+
+def test_stream_packets_are_the_renders_own_jpegs_in_frame_order(tmp_path):
+    # the stream sends what the render's MJPEG encoder stored (no decode and re-encode); each
+    # packet decodes to its own frame, also after a seek
+    sc = short_scenario(tmp_path, duration_s=1.0)
+    out = tmp_path / 'render'
+    render_scenario(str(DEMO), str(sc), str(out), fps=5.0, cameras=['cam1'], tail_s=0.0)
+    cap, raw = open_jpeg_packets(out / 'cam1.avi')
+    assert raw
+    ref = cv2.VideoCapture(str(out / 'cam1.avi'))
+    frames = []
+    while True:
+        ok, f = ref.read()
+        if not ok:
+            break
+        frames.append(f.astype(int))
+    assert len(frames) >= 5
+    for k in (0, 1, len(frames) - 1, 2):
+        if k != 1:                       # 1 follows 0: read on; the others seek
+            cap.set(cv2.CAP_PROP_POS_FRAMES, k)
+        ok, pkt = cap.read()
+        assert ok and pkt.ravel()[:2].tobytes() == b'\xff\xd8'
+        img = cv2.imdecode(pkt.ravel(), cv2.IMREAD_COLOR).astype(int)
+        # another JPEG decoder: about 1 level apart on average, against its neighbours' many
+        errs = [np.abs(img - f).mean() for f in frames]
+        assert int(np.argmin(errs)) == k and errs[k] < 2.0, errs
