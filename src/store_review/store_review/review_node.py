@@ -17,9 +17,11 @@ import os
 import pathlib
 
 from rclpy.node import Node
+from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import Image
 from store_cart.model import CandidateData, ReviewRequestData
 from store_common.description import load_store, StoreConfigError
+from store_common.stamps import cdr_header_stamp_ns
 from store_common.ros import (declare, EVENT_QOS, ns_stamp, RELIABLE_STREAM_QOS, SENSOR_QOS,
                               STATE_QOS, stamp_ns, run_node)
 from store_interfaces.msg import (CartState, PlateWeights, Receipt, ReviewDecision,
@@ -120,9 +122,10 @@ class ReviewNode(Node):
             self.create_subscription(PlateWeights, f'{c.id}/plate_weights', self._on_weights,
                                      RELIABLE_STREAM_QOS)
         for cam in cameras:
+            # serialized: of 10 frames/s the buffer keeps 4, and only those are deserialized
             self.create_subscription(Image, f'cameras/{cam.camera_id}/image_raw',
-                                     lambda msg, c=cam.camera_id: self._on_image(c, msg),
-                                     SENSOR_QOS)
+                                     lambda data, c=cam.camera_id: self._on_image(c, data),
+                                     SENSOR_QOS, raw=True)
         if self._tracks is not None:
             self.create_subscription(ShopperTracks, 'shopper_tracks', self._on_tracks,
                                      EVENT_QOS)
@@ -199,7 +202,16 @@ class ReviewNode(Node):
                          {t.shopper_id: (t.position.x, t.position.y) for t in msg.tracks
                           if t.shopper_id})
 
-    def _on_image(self, camera_id: str, msg: Image) -> None:
+    def _on_image(self, camera_id: str, data: bytes) -> None:
+        stamp = cdr_header_stamp_ns(data)
+        if stamp is not None and not self._frames.wants(camera_id, stamp):
+            return
+        try:
+            msg = deserialize_message(data, Image)
+        except Exception as exc:  # noqa: BLE001 - a malformed sample must not stop the node
+            self.get_logger().warning(f'camera {camera_id}: undecodable image ({exc!r}); '
+                                      'skipped', throttle_duration_sec=10.0)
+            return
         if not self._frames.wants(camera_id, stamp_ns(msg.header.stamp)):
             return
         img = image_from_msg_fields(msg.encoding, msg.height, msg.width, msg.step, msg.data)
