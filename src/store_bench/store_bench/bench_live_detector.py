@@ -97,9 +97,9 @@ def reach_frames(frames, plates_px, reach_px: float):
     return out
 
 
-def play(service, frames, weights, fps: float):
-    """Offer the frames (and weights) in real time; one worker thread detects. Returns
-    ({(camera, k): outcome}, wall seconds, CPU seconds)."""
+def play(service, frames, weights, fps: float, workers: int = 1):
+    """Offer the frames (and weights) in real time; ``workers`` threads detect (the node's
+    ``workers`` parameter). Returns ({(camera, k): outcome}, wall seconds, CPU seconds)."""
     cams = list(frames)
     n = min(len(v) for v in frames.values())
     outcome: dict = {}
@@ -116,9 +116,10 @@ def play(service, frames, weights, fps: float):
             for p, _ in zip(batch, results):
                 service.done(p, (now - p.stamp_ns) / 1e6)
                 outcome[(p.camera_id, p.payload[0])] = p.mode
-    th = threading.Thread(target=worker, daemon=True)
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(workers)]
     cpu0, start = os.times(), time.time()
-    th.start()
+    for th in threads:
+        th.start()
     events = []
     for k in range(n):
         for i, cid in enumerate(cams):
@@ -142,7 +143,8 @@ def play(service, frames, weights, fps: float):
                 service.on_weight(pid, stamp, float(wg[pid][k]))
     time.sleep(1.0)             # let the last batch finish
     stop.set()
-    th.join(timeout=10)
+    for th in threads:
+        th.join(timeout=10)
     wall = time.time() - start
     cpu1 = os.times()
     return outcome, wall, (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
@@ -288,7 +290,7 @@ def main(argv=None) -> int:
     for name, sched in ([] if a.cost_only else runs):
         service = DetectionService(detector, cams, sched, float(p.get('warn_drop_share', 0.05)),
                                    max_batch=int(p.get('max_batch', 0)))
-        outcome, wall, cpu = play(service, frames, weights, a.fps)
+        outcome, wall, cpu = play(service, frames, weights, a.fps, int(p.get('workers', 1)))
         out.append(summarize(name, service, outcome, reach, wall, cpu, n))
     if not a.no_cost:
         print()

@@ -204,6 +204,14 @@ class Detector:
     def two_stage(self) -> bool:
         return self.crop_model is not None
 
+    @property
+    def concurrent(self) -> bool:
+        """Whether several threads may detect at once: every stage on ONNX Runtime (whose
+        sessions run concurrently; ultralytics' predictors keep per-call state)."""
+        return self.runtime != 'torch' and (
+            self.crop_model is None or not isinstance(self.crop_model, TorchYolo)) and (
+            self.hand_model is None or self.hand_model.runtime != 'torch')
+
     def warmup(self, width: int = 640, height: int = 480) -> None:
         self.detect(np.zeros((height, width, 3), np.uint8))
         if self.two_stage:

@@ -192,6 +192,10 @@ class DetectorNode(Node):
         max_batch = declare(self, 'max_batch', 0, 'At most this many queued frames (one per '
                             'camera) per detection round; 0 = all of them in one batch.',
                             lo=0, hi=64)
+        workers = declare(self, 'workers', 1, 'Detection threads, each taking its own batch '
+                          '(a camera\'s frames stay in order). ONNX runtimes only (their '
+                          'sessions run concurrently); 2 lets a second core detect while the '
+                          'first is busy, with onnx_threads 1.', lo=1, hi=8)
         self.summary_file = declare(self, 'summary_file', '', 'At stop, the run totals per camera '
                                     '(frames in, processed, skipped, dropped, latency) are '
                                     'logged in one line and written as JSON to this file '
@@ -216,6 +220,10 @@ class DetectorNode(Node):
                 hand_model_path=hand_model, hand_size=hand_size,
                 hand_proposal_conf=hand_conf, runtime=runtime, onnx_threads=onnx_threads),
                 store.catalog if store is not None else None)
+        if workers > 1 and not getattr(self.detector, 'concurrent', False):
+            raise ValueError(f'workers {workers}: this detector (backend {backend}, runtime '
+                             f'{runtime}) runs one batch at a time; use workers 1, or the '
+                             "yolo backend with runtime 'onnx' or 'onnx_int8'")
         self.detector.warmup()
         self.bridge = CvBridge()
         self.cameras = list(camera_ids)
@@ -245,10 +253,11 @@ class DetectorNode(Node):
             if self.annotated:
                 self.ann_pubs[cid] = self.create_publisher(Image, f'{base}/detections_image',
                                                            IMAGE_QOS)
-        self.processed = 0
         self._stop = threading.Event()
-        self._worker = threading.Thread(target=self._run, daemon=True, name='detector')
-        self._worker.start()
+        self._workers = [threading.Thread(target=self._run, daemon=True, name=f'detector{k}')
+                         for k in range(workers)]
+        for w in self._workers:
+            w.start()
         stage2 = (f' + crops {self.detector.crop_model_path} {crop_size} px'
                   if self.detector.two_stage else '')
         if self.detector.hand_model is not None:
@@ -304,7 +313,6 @@ class DetectorNode(Node):
                     self.ann_pubs[p.camera_id].publish(ann)
                 now_ns = self.get_clock().now().nanoseconds
                 self.service.done(p, (now_ns - p.stamp_ns) / 1e6)
-                self.processed += 1
 
     def _diagnostics(self) -> None:
         msg = DiagnosticArray()
@@ -317,7 +325,8 @@ class DetectorNode(Node):
     def close(self) -> None:
         self._stop.set()
         self.service.wake()
-        self._worker.join(timeout=5.0)
+        for w in self._workers:
+            w.join(timeout=5.0)
         summary = self.service.summary()
         self.get_logger().info(summary_line(summary))
         if self.summary_file:

@@ -56,6 +56,7 @@ class DetectionService:
         self.stats = {c: FrameStats(c, warn_drop_share) for c in self.cameras}
         self.cv = threading.Condition()
         self.pending: dict[str, Pending] = {}
+        self.busy: set[str] = set()     # cameras with a frame taken and not yet done/failed
 
     # --- inputs (any thread) --------------------------------------------------------------------
     def offer(self, camera_id: str, stamp_ns: int, payload) -> str:
@@ -88,11 +89,14 @@ class DetectionService:
         """The queued frames (camera order), waiting up to ``timeout_s`` for one: every one,
         except that ``shoppers`` frames queued beside a ``full`` one wait for the next round
         (once each; module docstring); with ``max_batch`` > 0 at most that many, full frames
-        and frames already deferred first, oldest stamp first."""
+        and frames already deferred first, oldest stamp first. A camera whose previous frame
+        is still being detected (taken, not yet :meth:`done` or :meth:`failed`) is left out:
+        with several workers a camera's detections still come out in stamp order."""
         with self.cv:
-            if not self.pending:
+            if not any(c not in self.busy for c in self.pending):
                 self.cv.wait(timeout=timeout_s)
-            queued = [self.pending[c] for c in self.cameras if c in self.pending]
+            queued = [self.pending[c] for c in self.cameras
+                      if c in self.pending and c not in self.busy]
             first = any(p.mode == FULL for p in queued)
             chosen = []
             for p in queued:
@@ -106,6 +110,7 @@ class DetectionService:
                 chosen.sort(key=lambda p: (p.mode != FULL and not p.deferred, p.stamp_ns))
                 chosen = sorted(chosen[:self.max_batch], key=lambda p: self.cameras.index(
                     p.camera_id))
+            self.busy.update(p.camera_id for p in chosen)
             return [self.pending.pop(p.camera_id) for p in chosen]
 
     def detect(self, batch: list[Pending], images) -> list[tuple[list, float]]:
@@ -137,10 +142,17 @@ class DetectionService:
     def done(self, p: Pending, latency_ms: float) -> None:
         with self.cv:
             self.stats[p.camera_id].processed(p.mode == FULL, latency_ms)
+            self._release(p)
 
     def failed(self, p: Pending) -> None:
         with self.cv:
             self.stats[p.camera_id].failed()
+            self._release(p)
+
+    def _release(self, p: Pending) -> None:
+        self.busy.discard(p.camera_id)
+        if p.camera_id in self.pending:
+            self.cv.notify_all()      # its next frame may go to a waiting worker
 
     def summary(self) -> dict:
         """The run's totals per camera and overall (``frame_stats.run_summary``)."""

@@ -39,6 +39,14 @@ class FakeStreams:
         return [], 1.0
 
 
+def take_done(s, timeout_s: float = 0.0) -> list:
+    """One worker round: take a batch and report every frame done (payloads returned)."""
+    batch = s.take(timeout_s=timeout_s)
+    for p in batch:
+        s.done(p, 1.0)
+    return [p.payload for p in batch]
+
+
 def test_newest_frame_wins_drops_are_counted_and_skips_are_not_drops():
     s = DetectionService(FakeTwoStage(), ['cam1', 'cam2'],
                          Scheduler(['cam1', 'cam2'], ScheduleParams(shopper_rate_hz=5.0), PX))
@@ -65,6 +73,7 @@ def test_a_first_stage_hand_over_a_plate_turns_the_cameras_to_all_stages():
     s.offer('cam1', 20 * NS, 'a1')
     batch = s.take(timeout_s=0.0)
     res = s.detect(batch, ['a1'])
+    s.done(batch[0], 1.0)
     assert det.calls[-1][1] == [None] and [d.class_name for d in res[0][0]] == ['shopper']
     # the full-frame hand near p1 made p1 active: both cameras (they see p1) go to all stages
     assert s.offer('cam2', int(20.1 * NS), 'b1') == FULL
@@ -94,12 +103,12 @@ def test_full_frames_go_first_and_a_shoppers_frame_waits_one_round_at_most():
     assert s.on_weight('p1', 29 * NS, 500.0) and s.on_weight('p1', 30 * NS, 400.0)  # a take
     assert s.offer('cam3', 30 * NS, 'c0') == SHOPPERS
     assert s.offer('cam1', 30 * NS, 'a0') == FULL
-    assert [p.payload for p in s.take(timeout_s=0.0)] == ['a0']     # c0 waits a round
+    assert take_done(s) == ['a0']                                    # c0 waits a round
     assert s.offer('cam1', int(30.1 * NS), 'a1') == FULL
-    assert [p.payload for p in s.take(timeout_s=0.0)] == ['a1', 'c0']   # not twice
+    assert take_done(s) == ['a1', 'c0']                              # not twice
     assert s.take(timeout_s=0.0) == []
     assert s.offer('cam3', int(30.2 * NS), 'c1') == SHOPPERS        # alone: taken at once
-    assert [p.payload for p in s.take(timeout_s=0.0)] == ['c1']
+    assert take_done(s) == ['c1']
     assert s.stats['cam3'].total.n['dropped'] == 0
 
 
@@ -150,3 +159,29 @@ def test_max_batch_takes_full_and_oldest_first_and_keeps_the_rest_queued():
     assert [p.payload for p in every.take(timeout_s=0.0)] == cams  # 0: all in one batch
     with pytest.raises(ValueError, match='max_batch'):
         DetectionService(FakeTwoStage(), cams, sched, max_batch=-1)
+
+
+def test_a_camera_in_flight_is_not_taken_again_until_done_or_failed():
+    # several workers: a camera's next frame waits for its previous one, so its detections
+    # come out in stamp order; other cameras go to the other worker meanwhile
+    import threading
+    import time
+    cams = ['cam1', 'cam2']
+    s = DetectionService(FakeTwoStage(), cams,
+                         Scheduler(cams, ScheduleParams(shopper_rate_hz=10.0), {}), max_batch=1)
+    s.offer('cam1', 10 * NS, 'a0')
+    first = s.take(timeout_s=0.0)
+    assert [p.payload for p in first] == ['a0']
+    s.offer('cam1', int(10.1 * NS), 'a1')
+    s.offer('cam2', int(10.1 * NS), 'b1')
+    assert [p.payload for p in s.take(timeout_s=0.0)] == ['b1']     # cam1 is in flight
+    assert s.take(timeout_s=0.0) == []
+    got = []
+    waiter = threading.Thread(target=lambda: got.extend(s.take(timeout_s=5.0)))
+    waiter.start()
+    time.sleep(0.1)
+    assert not got                      # a worker waits while only cam1's frame is queued
+    s.failed(first[0])                  # ... and gets it once cam1's previous frame is out
+    waiter.join(timeout=5.0)
+    assert [p.payload for p in got] == ['a1']
+    assert s.stats['cam1'].total.n['failed'] == 1
