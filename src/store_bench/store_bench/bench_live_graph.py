@@ -10,7 +10,10 @@ simulated detection model -> the same tracker and fusion code). One table prints
 receipts, item F1 and review rate per level for: live fused, live weight-only (``--weight-only``
 adds those runs), offline fused and offline weight-only; a second table gives the live
 detector's frames per level from each run's ``detector_summary.json`` (the node's run totals at
-stop): frames in, processed, the share dropped while a camera was active, latency p95.
+stop): frames in, processed, the share dropped while a camera was active, latency p95; a third
+the issue's measure, the frames where a shopper reaches (the render's truth, as
+``bench_live_detector`` counts them) and what the live detector did with each
+(``store_bench.live_reach``: each run's ``detector_frames.jsonl``).
 
     . tools/env.sh
     bench_live_graph --seeds 9800:9805 --levels 2,3 --out out/live_bench
@@ -31,6 +34,9 @@ import sys
 import time
 
 from store_common.description import load_store
+from store_common.params import load_params_file
+from store_bench.live_reach import reach_table, run_reach_outcomes
+from store_perception.serving import make_scheduler
 from store_bench.fusion_offline import seed_ranges
 from store_bench.paths import root_or_exit
 from store_sim.evaluator import aggregate, evaluate_run
@@ -55,6 +61,7 @@ def run_live(args, env, scenario_path: pathlib.Path, run_dir: pathlib.Path,
     m['wall_s'] = time.monotonic() - started
     if cameras:
         m['detector'] = read_detector_summary(run_dir)
+        m['reach_frames'] = run_reach_outcomes(run_dir, args.plates_px, 10.0, args.reach_px)
     return m
 
 
@@ -160,6 +167,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument('--weight-only', action='store_true',
                     help='also run each scenario through the live weight-only graph')
     ap.add_argument('--no-offline', action='store_true', help='skip the offline path')
+    ap.add_argument('--reach-px', type=float, default=40.0,
+                    help='a truth hand this close to a plate\'s reach point is a reach [px] '
+                         '(bench_live_detector\'s rule)')
+    ap.add_argument('--params', default=str(root / 'config' / 'params' / 'store.yaml'),
+                    help='the detector section gives the plates\' reach points per camera')
     args = ap.parse_args(argv)
     try:
         seeds = seed_ranges(args.seeds)
@@ -167,6 +179,9 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(str(exc))
     levels = [int(x) for x in args.levels.split(',')]
     store = load_store(args.store)
+    cams = [c.id for c in store.cameras]
+    args.plates_px = make_scheduler(dict(load_params_file(args.params).get('detector', {})),
+                                    cams, store).plates_px
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
@@ -207,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
         doc['offline'] = {'modes': offline['modes'], 'wall_s': offline['wall_s'],
                           'detector_stats': offline.get('detector_stats')}
     lines += [''] + detector_table(live['live fused'])
+    lines += [''] + reach_table({lv: [m.get('reach_frames') for m in runs]
+                                 for lv, runs in live['live fused'].items()})
     print('\n'.join(lines))
     print(f'live runs: {live_s:.0f} s wall (+ {render_s:.0f} s rendering); offline: '
           f'{offline["wall_s"]:.0f} s' if offline else f'live runs: {live_s:.0f} s')

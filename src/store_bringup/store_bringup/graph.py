@@ -144,7 +144,10 @@ def build_graph(store: Store, options: GraphOptions) -> list[NodeSpec]:
         # the run's frame totals (in, processed, dropped, latency) at stop, for the benchmarks
         specs.append(NodeSpec('store_perception', 'detector', 'detector', ns, params(
             'detector', camera_ids=[c.id for c in store.cameras],
-            summary_file=str(run_dir / 'detector_summary.json') if run_dir else None)))
+            summary_file=str(run_dir / 'detector_summary.json') if run_dir else None,
+            # sim runs are bounded: every frame's outcome, for the reach-frame count
+            frames_file=(str(run_dir / 'detector_frames.jsonl')
+                         if run_dir and options.mode == 'sim' else None))))
         # detections + gate scans -> shopper tracks; shelf events held until the tracks after
         # them are in, then fused (who took what) for the cart
         specs.append(NodeSpec('store_fusion', 'tracker', 'tracker', ns, params('tracker')))

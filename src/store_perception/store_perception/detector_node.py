@@ -52,7 +52,7 @@ from store_common.description import load_store
 from store_common.ros import declare, RELIABLE_STREAM_QOS, run_node, stamp_ns
 from store_interfaces.msg import Detection, DetectionArray, PlateWeights
 
-from store_perception.frame_stats import summary_line, write_summary
+from store_perception.frame_stats import summary_line, write_frame_log, write_summary
 from store_perception.image_conversion import CvBridge
 from store_perception.onnx_runtime import RUNTIMES
 from store_perception.serving import DetectionService, make_detector, make_scheduler
@@ -200,6 +200,11 @@ class DetectorNode(Node):
                                     '(frames in, processed, skipped, dropped, latency) are '
                                     'logged in one line and written as JSON to this file '
                                     "('' = the line only).")
+        self.frames_file = declare(self, 'frames_file', '', 'At stop, every frame\'s outcome '
+                                   '(camera, stamp, full/shoppers/skipped/dropped/failed/'
+                                   'unprocessed) as JSON lines to this file, for the live '
+                                   "benchmark's reach-frame count ('' = not recorded; the "
+                                   'record grows with the run: bounded runs only).')
         if not camera_ids:
             raise ValueError('camera_ids must name at least one camera')
         store = load_store(store_file) if store_file else None
@@ -237,7 +242,8 @@ class DetectorNode(Node):
             self.get_logger().warning('no store_file: no plate geometry, every camera runs all '
                                       f'stages at {sched["active_rate_hz"]:g} Hz')
         self.service = DetectionService(self.detector, self.cameras, scheduler, warn_share,
-                                        streams=self.streams, max_batch=max_batch)
+                                        streams=self.streams, max_batch=max_batch,
+                                        record_frames=bool(self.frames_file))
         for topic in plate_topics:
             self.create_subscription(PlateWeights, topic, self._on_weights,
                                      RELIABLE_STREAM_QOS)
@@ -334,6 +340,11 @@ class DetectorNode(Node):
                 write_summary(self.summary_file, summary)
             except OSError as exc:
                 self.get_logger().error(f'summary_file {self.summary_file}: {exc}')
+        if self.frames_file:
+            try:
+                write_frame_log(self.frames_file, self.service.frame_outcomes())
+            except OSError as exc:
+                self.get_logger().error(f'frames_file {self.frames_file}: {exc}')
 
 
 def main(args=None):

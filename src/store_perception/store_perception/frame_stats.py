@@ -136,3 +136,18 @@ def write_summary(path, summary: dict) -> None:
     tmp = path.with_name(path.name + '.tmp')
     tmp.write_text(json.dumps(summary, indent=1) + '\n')
     os.replace(tmp, path)
+
+
+def write_frame_log(path, records) -> None:
+    """Frame outcomes (camera, stamp_ns, outcome) as JSON lines at ``path`` (a temporary file,
+    then renamed); OSError when it cannot be written."""
+    import json
+    import os
+    import pathlib
+    path = pathlib.Path(path)
+    tmp = path.with_name(path.name + '.tmp')
+    with open(tmp, 'w') as f:
+        for camera, stamp_ns, outcome in records:
+            f.write(json.dumps({'camera': camera, 'stamp_ns': stamp_ns, 'outcome': outcome})
+                    + '\n')
+    os.replace(tmp, path)

@@ -45,7 +45,8 @@ class DetectionService:
     """Frame queue, schedule and accounting around one detector (module docstring)."""
 
     def __init__(self, detector, cameras, scheduler: Scheduler,
-                 warn_drop_share: float = 0.05, streams: bool = False, max_batch: int = 0):
+                 warn_drop_share: float = 0.05, streams: bool = False, max_batch: int = 0,
+                 record_frames: bool = False):
         if int(max_batch) != max_batch or max_batch < 0:
             raise ValueError(f'max_batch must be an integer >= 0, got {max_batch}')
         self.max_batch = int(max_batch)
@@ -57,6 +58,9 @@ class DetectionService:
         self.cv = threading.Condition()
         self.pending: dict[str, Pending] = {}
         self.busy: set[str] = set()     # cameras with a frame taken and not yet done/failed
+        # record_frames: every frame's outcome (camera, stamp_ns, outcome) for the benchmarks
+        # (grows with the run: bounded runs only; run_store --mode sim)
+        self.frame_log: list[tuple[str, int, str]] | None = [] if record_frames else None
 
     # --- inputs (any thread) --------------------------------------------------------------------
     def offer(self, camera_id: str, stamp_ns: int, payload) -> str:
@@ -68,10 +72,12 @@ class DetectionService:
             mode = self.scheduler.decide(camera_id, stamp_ns)
             if mode == SKIP:
                 stats.skipped()
+                self._log(camera_id, stamp_ns, 'skipped')
                 return mode
             old = self.pending.get(camera_id)
             if old is not None:
                 stats.dropped(old.active)
+                self._log(camera_id, old.stamp_ns, 'dropped')
             self.pending[camera_id] = Pending(camera_id, int(stamp_ns), mode, active, payload)
             self.cv.notify()
             return mode
@@ -142,12 +148,27 @@ class DetectionService:
     def done(self, p: Pending, latency_ms: float) -> None:
         with self.cv:
             self.stats[p.camera_id].processed(p.mode == FULL, latency_ms)
+            self._log(p.camera_id, p.stamp_ns, 'full' if p.mode == FULL else 'shoppers')
             self._release(p)
 
     def failed(self, p: Pending) -> None:
         with self.cv:
             self.stats[p.camera_id].failed()
+            self._log(p.camera_id, p.stamp_ns, 'failed')
             self._release(p)
+
+    def _log(self, camera_id: str, stamp_ns: int, outcome: str) -> None:
+        if self.frame_log is not None:
+            self.frame_log.append((camera_id, int(stamp_ns), outcome))
+
+    def frame_outcomes(self) -> list[tuple[str, int, str]]:
+        """The recorded outcome of every frame so far (``record_frames``), and ``unprocessed``
+        for the frames still queued; [] when not recording."""
+        with self.cv:
+            if self.frame_log is None:
+                return []
+            return list(self.frame_log) + [(p.camera_id, p.stamp_ns, 'unprocessed')
+                                           for p in self.pending.values()]
 
     def _release(self, p: Pending) -> None:
         self.busy.discard(p.camera_id)

@@ -185,3 +185,23 @@ def test_a_camera_in_flight_is_not_taken_again_until_done_or_failed():
     waiter.join(timeout=5.0)
     assert [p.payload for p in got] == ['a1']
     assert s.stats['cam1'].total.n['failed'] == 1
+
+
+def test_recorded_frames_give_every_frame_one_outcome():
+    cams = ['cam1', 'cam2']
+    s = DetectionService(FakeTwoStage(), cams,
+                         Scheduler(cams, ScheduleParams(shopper_rate_hz=5.0), PX),
+                         record_frames=True)
+    assert s.offer('cam1', 10 * NS, 'a0') == SHOPPERS
+    assert s.offer('cam1', int(10.1 * NS), 'a1') == SKIP      # same 0.2 s slot
+    assert s.offer('cam1', int(10.2 * NS), 'a2') == SHOPPERS  # a0 dropped
+    assert s.offer('cam2', int(10.2 * NS), 'b2') == SHOPPERS
+    batch = s.take(timeout_s=0.0)
+    s.done(batch[0], 1.0)
+    s.failed(batch[1])
+    s.offer('cam2', int(10.4 * NS), 'b4')                 # still queued at the end
+    got = sorted(s.frame_outcomes())
+    assert got == [('cam1', 10 * NS, 'dropped'), ('cam1', int(10.1 * NS), 'skipped'),
+                   ('cam1', int(10.2 * NS), 'shoppers'), ('cam2', int(10.2 * NS), 'failed'),
+                   ('cam2', int(10.4 * NS), 'unprocessed')]
+    assert DetectionService(FakeTwoStage(), cams, Scheduler(cams)).frame_outcomes() == []

@@ -1,0 +1,123 @@
+"""The issue's real-time measure in the live graph: what became of the frames where a shopper
+reaches, from a run's own files.
+
+* ``<run_dir>/detector_frames.jsonl``: the detector node's outcome of every frame it received
+  (``frames_file``; ``run_store --mode sim`` sets it): camera, image stamp, and ``full`` (all
+  stages), ``shoppers`` (full-frame stage only), ``skipped`` (by the schedule), ``dropped``
+  (replaced by a newer frame before it was detected), ``failed`` or ``unprocessed`` (queued at
+  stop).
+* ``<run_dir>/scenario_clock.json``: the scenario's start in ROS time (the simulator's).
+* ``<run_dir>/cameras/<camera>.jsonl``: the render's truth boxes per frame.
+
+A received frame's index is ``floor((stamp - start) * fps)``: the simulated camera serves frame
+k from scenario time k / fps and the driver stamps it when it arrives (a few ms later). A reach
+frame is one whose truth has a hand box within ``reach_px`` of a plate's reach point in that
+camera (``bench_live_detector.reach_frames``' rule); reach frames without a record never reached
+the detector (``not received``).
+"""
+from __future__ import annotations
+
+import json
+import pathlib
+
+import numpy as np
+
+OUTCOMES = ('full', 'shoppers', 'skipped', 'dropped', 'failed', 'unprocessed', 'not received')
+
+
+def load_frame_log(path: pathlib.Path) -> list[tuple[str, int, str]] | None:
+    """(camera, stamp_ns, outcome) per line of a detector frames file; None when it is missing.
+    Lines that are not such records are skipped."""
+    try:
+        text = pathlib.Path(path).read_text()
+    except OSError:
+        return None
+    out = []
+    for line in text.splitlines():
+        try:
+            rec = json.loads(line)
+            out.append((str(rec['camera']), int(rec['stamp_ns']), str(rec['outcome'])))
+        except (ValueError, KeyError, TypeError):
+            continue
+    return out
+
+
+def truth_reach_frames(render_dir: pathlib.Path, plates_px: dict, reach_px: float) -> dict:
+    """{camera: set of frame indices} whose truth has a hand within ``reach_px`` of one of the
+    camera's plate reach points (``plates_px``: {camera: {plate: (u, v)}})."""
+    out = {}
+    for cid, plates in plates_px.items():
+        labels = pathlib.Path(render_dir) / f'{cid}.jsonl'
+        if not plates or not labels.is_file():
+            out[cid] = set()
+            continue
+        pts = np.array(list(plates.values()), dtype=float)
+        idx = set()
+        for line in labels.read_text().splitlines():
+            rec = json.loads(line)
+            for b in rec['boxes']:
+                if b['cls'] != 'hand':
+                    continue
+                x0, y0, x1, y1 = b['bbox']
+                c = np.array([(x0 + x1) / 2, (y0 + y1) / 2])
+                if np.min(np.linalg.norm(pts - c, axis=1)) <= reach_px:
+                    idx.add(int(rec['frame']))
+                    break
+        out[cid] = idx
+    return out
+
+
+def reach_outcomes(records, start_ns: int, fps: float, reach: dict) -> dict[str, int]:
+    """Counts per outcome (``OUTCOMES``) of the reach frames ``reach`` ({camera: indices}),
+    from the detector's ``records``; a frame received twice counts its last record."""
+    last: dict[tuple[str, int], str] = {}
+    for cid, stamp_ns, outcome in records:
+        k = int(np.floor((stamp_ns - start_ns) / 1e9 * fps + 1e-6))
+        last[(cid, k)] = outcome
+    counts = dict.fromkeys(OUTCOMES, 0)
+    for cid, frames in reach.items():
+        for k in frames:
+            outcome = last.get((cid, k), 'not received')
+            counts[outcome if outcome in counts else 'failed'] += 1
+    return counts
+
+
+def run_reach_outcomes(run_dir: pathlib.Path, plates_px: dict, fps: float,
+                       reach_px: float) -> dict[str, int] | None:
+    """:func:`reach_outcomes` of one live run, or None when its frames file or scenario clock
+    is missing (a detector that did not stop cleanly, a run that never started)."""
+    run_dir = pathlib.Path(run_dir)
+    records = load_frame_log(run_dir / 'detector_frames.jsonl')
+    try:
+        start_ns = int(json.loads((run_dir / 'scenario_clock.json').read_text())
+                       ['scenario_start_ros_ns'])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if records is None:
+        return None
+    reach = truth_reach_frames(run_dir / 'cameras', plates_px, reach_px)
+    return reach_outcomes(records, start_ns, fps, reach)
+
+
+def reach_table(counts_by_level: dict) -> list[str]:
+    """Lines: per level and over all, the reach frames and what became of them, and the share
+    dropped (dropped + not received + failed + unprocessed) of them."""
+    header = (f'{"reach frames":16} {"level":>5} {"runs":>4} {"frames":>6} {"full":>6} '
+              f'{"shop":>5} {"skip":>5} {"drop":>5} {"lost":>5} {"drop%":>6}')
+    lines = [header, '-' * len(header)]
+    levels = sorted(counts_by_level)
+    for lv in [*levels, 'all']:
+        runs = ([c for k in levels for c in counts_by_level[k]] if lv == 'all'
+                else counts_by_level[lv])
+        runs = [c for c in runs if c]
+        tot = dict.fromkeys(OUTCOMES, 0)
+        for c in runs:
+            for k in OUTCOMES:
+                tot[k] += c.get(k, 0)
+        n = sum(tot.values())
+        lost = tot['not received'] + tot['failed'] + tot['unprocessed']
+        share = (tot['dropped'] + lost) / n if n else 0.0
+        lines.append(f'{"live fused":16} {lv!s:>5} {len(runs):4d} {n:6d} {tot["full"]:6d} '
+                     f'{tot["shoppers"]:5d} {tot["skipped"]:5d} {tot["dropped"]:5d} {lost:5d} '
+                     f'{share:6.1%}')
+    return lines
