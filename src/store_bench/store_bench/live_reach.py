@@ -12,8 +12,9 @@ reaches, from a run's own files.
 A received frame's index is ``floor((stamp - start) * fps)``: the simulated camera serves frame
 k from scenario time k / fps and the driver stamps it when it arrives (a few ms later). A reach
 frame is one whose truth has a hand box within ``reach_px`` of a plate's reach point in that
-camera (``bench_live_detector.reach_frames``' rule); reach frames without a record never reached
-the detector (``not received``).
+camera (``bench_live_detector.reach_frames``' rule); reach frames without a record are
+``not received``: never delivered, or (more often) stamped into the next frame's slot under
+load.
 """
 from __future__ import annotations
 
@@ -101,7 +102,9 @@ def run_reach_outcomes(run_dir: pathlib.Path, plates_px: dict, fps: float,
 
 def reach_table(counts_by_level: dict) -> list[str]:
     """Lines: per level and over all, the reach frames and what became of them, and the share
-    dropped (dropped + not received + failed + unprocessed) of them."""
+    dropped among those the detector has a record of. ``lost`` (not received, failed,
+    unprocessed) is shown apart: the driver stamps a frame when it arrives, so under load a
+    frame can land in the next frame's slot, leaving its own slot without a record."""
     header = (f'{"reach frames":16} {"level":>5} {"runs":>4} {"frames":>6} {"full":>6} '
               f'{"shop":>5} {"skip":>5} {"drop":>5} {"lost":>5} {"drop%":>6}')
     lines = [header, '-' * len(header)]
@@ -116,7 +119,7 @@ def reach_table(counts_by_level: dict) -> list[str]:
                 tot[k] += c.get(k, 0)
         n = sum(tot.values())
         lost = tot['not received'] + tot['failed'] + tot['unprocessed']
-        share = (tot['dropped'] + lost) / n if n else 0.0
+        share = tot['dropped'] / (n - lost) if n > lost else 0.0
         lines.append(f'{"live fused":16} {lv!s:>5} {len(runs):4d} {n:6d} {tot["full"]:6d} '
                      f'{tot["shoppers"]:5d} {tot["skipped"]:5d} {tot["dropped"]:5d} {lost:5d} '
                      f'{share:6.1%}')

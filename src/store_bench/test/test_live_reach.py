@@ -53,5 +53,5 @@ def test_run_files_and_table(tmp_path):
     assert run_reach_outcomes(tmp_path / 'missing', {}, 10.0, 30.0) is None
     lines = reach_table({2: [counts], 3: [None]})
     rows = {x.split()[2]: x.split()[3:] for x in lines if x.startswith('live fused')}
-    assert rows['2'] == ['1', '4', '2', '0', '0', '1', '1', '50.0%']
+    assert rows['2'] == ['1', '4', '2', '0', '0', '1', '1', '33.3%']
     assert rows['3'][:2] == ['0', '0'] and rows['all'][:2] == ['1', '4']
