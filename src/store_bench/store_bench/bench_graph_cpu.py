@@ -29,26 +29,29 @@ _NODE = re.compile(r'^__node:=(.+)$')
 _NS = re.compile(r'^__ns:=(.*)$')
 
 
-def read_cpu_s(pid: int, proc_root: str = '/proc') -> float | None:
-    """User + system CPU seconds of ``pid`` (threads included), or None once it is gone."""
+def _stat_fields(pid: int, proc_root: str) -> list[str] | None:
+    """The fields of ``/proc/<pid>/stat`` after the command name (field 3 on), or None once the
+    process is gone. The name (field 2) may hold spaces and parentheses: split after its last
+    ')'."""
     try:
         with open(f'{proc_root}/{pid}/stat') as f:
             stat = f.read()
     except OSError:
         return None
-    # the command name (field 2) may hold spaces and parentheses: split after its last ')'
-    fields = stat[stat.rindex(')') + 2:].split()
-    ticks = os.sysconf('SC_CLK_TCK')
-    return (int(fields[11]) + int(fields[12])) / ticks    # utime, stime (fields 14 and 15)
+    return stat[stat.rindex(')') + 2:].split()
+
+
+def read_cpu_s(pid: int, proc_root: str = '/proc') -> float | None:
+    """User + system CPU seconds of ``pid`` (threads included), or None once it is gone."""
+    fields = _stat_fields(pid, proc_root)
+    if fields is None:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')  # utime, stime
 
 
 def parent_pid(pid: int, proc_root: str = '/proc') -> int | None:
-    try:
-        with open(f'{proc_root}/{pid}/stat') as f:
-            stat = f.read()
-    except OSError:
-        return None
-    return int(stat[stat.rindex(')') + 2:].split()[1])
+    fields = _stat_fields(pid, proc_root)
+    return None if fields is None else int(fields[1])
 
 
 def node_label(argv: list[str]) -> str:
