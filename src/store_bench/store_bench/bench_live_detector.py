@@ -46,6 +46,7 @@ import time
 import cv2
 import numpy as np
 
+from store_bench.live_reach import hand_at_reach
 from store_bench.paths import root_or_exit
 
 ROOT = root_or_exit()      # the checkout: config/ and out/ (store_bench.paths)
@@ -83,17 +84,8 @@ def reach_frames(frames, plates_px, reach_px: float):
     out = {}
     for cid, seq in frames.items():
         pts = np.array(list(plates_px.get(cid, {}).values()) or [[1e9, 1e9]])
-        idx = set()
-        for k, (_, _, boxes) in enumerate(seq):
-            for b in boxes:
-                if b['cls'] != 'hand':
-                    continue
-                x0, y0, x1, y1 = b['bbox']
-                c = np.array([(x0 + x1) / 2, (y0 + y1) / 2])
-                if np.min(np.linalg.norm(pts - c, axis=1)) <= reach_px:
-                    idx.add(k)
-                    break
-        out[cid] = idx
+        out[cid] = {k for k, (_, _, boxes) in enumerate(seq)
+                    if hand_at_reach(boxes, pts, reach_px)}
     return out
 
 

@@ -12,9 +12,9 @@ reaches, from a run's own files.
 A received frame's index is ``floor((stamp - start) * fps)``: the simulated camera serves frame
 k from scenario time k / fps and the driver stamps it when it arrives (a few ms later). A reach
 frame is one whose truth has a hand box within ``reach_px`` of a plate's reach point in that
-camera (``bench_live_detector.reach_frames``' rule); reach frames without a record are
-``not received``: never delivered, or (more often) stamped into the next frame's slot under
-load.
+camera (:func:`hand_at_reach`, the rule ``bench_live_detector`` counts with too); reach frames
+without a record are ``not received``: never delivered, or (more often) stamped into the next
+frame's slot under load.
 """
 from __future__ import annotations
 
@@ -43,6 +43,19 @@ def load_frame_log(path: pathlib.Path) -> list[tuple[str, int, str]] | None:
     return out
 
 
+def hand_at_reach(boxes, reach_points, reach_px: float) -> bool:
+    """Whether a truth ``hand`` box of ``boxes`` (render labels: ``cls``, ``bbox``) has its
+    centre within ``reach_px`` of one of ``reach_points`` ((P, 2) pixels): a reach frame."""
+    for b in boxes:
+        if b['cls'] != 'hand':
+            continue
+        x0, y0, x1, y1 = b['bbox']
+        c = np.array([(x0 + x1) / 2, (y0 + y1) / 2])
+        if np.min(np.linalg.norm(reach_points - c, axis=1)) <= reach_px:
+            return True
+    return False
+
+
 def truth_reach_frames(render_dir: pathlib.Path, plates_px: dict, reach_px: float) -> dict:
     """{camera: set of frame indices} whose truth has a hand within ``reach_px`` of one of the
     camera's plate reach points (``plates_px``: {camera: {plate: (u, v)}})."""
@@ -53,18 +66,8 @@ def truth_reach_frames(render_dir: pathlib.Path, plates_px: dict, reach_px: floa
             out[cid] = set()
             continue
         pts = np.array(list(plates.values()), dtype=float)
-        idx = set()
-        for line in labels.read_text().splitlines():
-            rec = json.loads(line)
-            for b in rec['boxes']:
-                if b['cls'] != 'hand':
-                    continue
-                x0, y0, x1, y1 = b['bbox']
-                c = np.array([(x0 + x1) / 2, (y0 + y1) / 2])
-                if np.min(np.linalg.norm(pts - c, axis=1)) <= reach_px:
-                    idx.add(int(rec['frame']))
-                    break
-        out[cid] = idx
+        recs = (json.loads(line) for line in labels.read_text().splitlines())
+        out[cid] = {int(r['frame']) for r in recs if hand_at_reach(r['boxes'], pts, reach_px)}
     return out
 
 

@@ -126,28 +126,27 @@ def summary_line(summary: dict) -> str:
     return f'run totals: {text(summary["overall"])} | {cams}'
 
 
+def _write_whole(path, text: str) -> None:
+    """``text`` to ``path`` via a temporary file that is then renamed: a reader never sees half
+    of it. OSError when it cannot be written."""
+    import os
+    import pathlib
+    path = pathlib.Path(path)
+    tmp = path.with_name(path.name + '.tmp')
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def write_summary(path, summary: dict) -> None:
     """A :func:`run_summary` as JSON at ``path`` (written whole: a temporary file, then renamed);
     OSError when it cannot be written."""
     import json
-    import os
-    import pathlib
-    path = pathlib.Path(path)
-    tmp = path.with_name(path.name + '.tmp')
-    tmp.write_text(json.dumps(summary, indent=1) + '\n')
-    os.replace(tmp, path)
+    _write_whole(path, json.dumps(summary, indent=1) + '\n')
 
 
 def write_frame_log(path, records) -> None:
-    """Frame outcomes (camera, stamp_ns, outcome) as JSON lines at ``path`` (a temporary file,
-    then renamed); OSError when it cannot be written."""
+    """Frame outcomes (camera, stamp_ns, outcome) as JSON lines at ``path`` (written whole);
+    OSError when it cannot be written."""
     import json
-    import os
-    import pathlib
-    path = pathlib.Path(path)
-    tmp = path.with_name(path.name + '.tmp')
-    with open(tmp, 'w') as f:
-        for camera, stamp_ns, outcome in records:
-            f.write(json.dumps({'camera': camera, 'stamp_ns': stamp_ns, 'outcome': outcome})
-                    + '\n')
-    os.replace(tmp, path)
+    _write_whole(path, ''.join(json.dumps({'camera': c, 'stamp_ns': t, 'outcome': o}) + '\n'
+                               for c, t, o in records))
