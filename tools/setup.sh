@@ -24,6 +24,16 @@ mkdir -p "$STAMPS"
 
 req_hash=$(cat requirements/*.txt | sha256sum | cut -c1-16)
 if [ "$(cat "$STAMPS/pip" 2>/dev/null)" != "$req_hash" ]; then
+  # torch's CUDA build and the ROS wheels take ~7 GB in .venv, plus pip's cache: a full disk
+  # would fail deep inside pip (OSError 28); say so before starting, naming the place
+  need_gb=${STORE_SETUP_MIN_FREE_GB:-9}
+  free_gb=$(df -Pk "$VENV" | awk 'NR == 2 { printf "%d", $4 / 1048576 }')
+  if [ "$free_gb" -lt "$need_gb" ]; then
+    log "error: $free_gb GB free on the disk of $VENV; installing the wheels needs about $need_gb GB" \
+      "(torch's CUDA build ~6 GB and pip's cache). Free space there (old clones, out/ runs," \
+      "~/.cache/pip) or set STORE_SETUP_MIN_FREE_GB to go on anyway."
+    exit 1
+  fi
   log "installing Python and ROS 2 wheels (first run takes a few minutes)"
   "$VENV/bin/python" -m pip install -q --upgrade pip 2>&1 | { grep -v "^WARNING: Location" || true; }
   for r in requirements/ros.txt requirements/py.txt requirements/ml.txt; do
