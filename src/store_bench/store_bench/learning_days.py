@@ -121,6 +121,7 @@ class ArmState:
     stats: DetectorStats | None = None  # the detector (simcam) figures
     classifier: dict | None = None      # learn_classifier's last result
     files: dict = field(default_factory=dict)
+    shipped_calibration: Platt | None = None  # the anchor of every refit (None: calibration)
 
 
 @dataclass
@@ -166,6 +167,7 @@ def run_scenario(store, geom, scenario, history, pipe: PipelineParams, state: Ar
     due: list = []
     seen: set[str] = set()
     labels: dict[str, dict] = {}       # event id -> the reviewer's answer
+    audited: set[str] = set()          # ... of which drawn as audits (chance audit_rate)
 
     def handle(outs, now_ns):
         for o in outs:
@@ -184,6 +186,8 @@ def run_scenario(store, geom, scenario, history, pipe: PipelineParams, state: Ar
         ex['audit'] = audit
         out.examples.append(ex)
         labels[request.event_id] = ex['answer']
+        if audit:
+            audited.add(request.event_id)
         out.decided.append({'scenario_seed': seed, 'level': level,
                             'stamp_ns': request.stamp_ns, 'plate_ids': list(request.plate_ids),
                             'sku': decision.sku, 'shopper_id': decision.shopper_id})
@@ -251,6 +255,9 @@ def run_scenario(store, geom, scenario, history, pipe: PipelineParams, state: Ar
             'top_right': bool(truth and top == t_shopper and _hyp_key(best) == t_key),
             'reviewed': ev.event_id in reviewed, 'auto_right': bool(auto_ok),
             'labelled': ans is not None,
+            # the chance this event had of being labelled: 1 for a review, audit_rate for an
+            # audit (the learner weighs labels by its inverse)
+            'label_chance': (audit_rate if ev.event_id in audited else 1.0) if ans else 0.0,
         }
         if ans is not None:     # what the learner may know: the reviewer's answer
             row['label_right'] = bool(top == ans['shopper_id'] and _hyp_key(best) == (
@@ -269,8 +276,14 @@ def learn(store, state: ArmState, rows: list[dict], examples: list[dict], day_di
     day_dir.mkdir(parents=True, exist_ok=True)
     labelled = [r for r in rows if r.get('labelled')]
     # Platt on the fused confidence before calibration, "top shopper and top hypothesis were
-    # the answer" (fusion node: calibration_file)
-    platt = fit_platt([(r['raw_confidence'], r['label_right']) for r in labelled])
+    # the answer" (fusion node: calibration_file). Anchored at the shipped calibration with
+    # the strength of its own sample (a few dozen labels correct it, never replace it), and
+    # each label weighed by the inverse of its chance of being drawn: reviews are the
+    # uncertain events, audits one in ten of the rest.
+    anchor = state.shipped_calibration or state.calibration
+    platt = fit_platt([(r['raw_confidence'], r['label_right']) for r in labelled],
+                      l2=float(max(anchor.n, 1)), anchor=anchor,
+                      weights=[1.0 / r['label_chance'] for r in labelled])
     cal_path = day_dir / 'calibration.json'
     platt.save(cal_path)
     # unit weights (shelf node: weight_models_file)
@@ -292,7 +305,7 @@ def learn(store, state: ArmState, rows: list[dict], examples: list[dict], day_di
     overlay = load_weight_overlay(str(wm_path)) if models else None
     return ArmState(cart=replace(state.cart, **read_thresholds(th_path)),
                     calibration=Platt.load(cal_path), overlay=overlay, stats=state.stats,
-                    classifier=state.classifier,
+                    classifier=state.classifier, shipped_calibration=anchor,
                     files={'calibration': str(cal_path), 'thresholds': str(th_path),
                            'weight_models': str(wm_path),
                            'tuner': {**th.to_dict(), 'prior_platt': prior.to_dict()}})

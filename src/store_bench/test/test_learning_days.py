@@ -35,7 +35,7 @@ def _rows(spec):
     for p, margin, raw, right, n in spec:
         for _ in range(n):
             out.append({'p': p, 'margin': margin, 'raw_confidence': raw, 'labelled': True,
-                        'label_right': right})
+                        'label_right': right, 'label_chance': 1.0})
     return out
 
 
@@ -135,3 +135,25 @@ def test_two_days_write_files_the_nodes_load_and_a_table_and_png(store, tmp_path
     ld.plot(days, png)
     assert png.stat().st_size > 5000 and png.read_bytes()[:4] == b'\x89PNG'
     json.dumps(days, default=str)
+
+
+def test_the_calibration_refit_is_anchored_and_weighs_audits(store, tmp_path):
+    shipped = Platt(0.25, 3.0, 65)
+    state = ld.ArmState(cart=CartParams(min_confidence=0.5, min_margin=0.2),
+                        calibration=shipped, stats=measured_stats())
+    # a day of 8 labels, all wrong at a raw confidence of 0.9: alone they would say "0.9 means
+    # never right"; anchored at the shipped fit of 65 events they only lower it
+    rows = _rows([(0.9, 0.5, 0.9, False, 8)]) + _rows([(0.3, 0.1, 0.3, True, 2)])
+    nxt = ld.learn(store, state, rows, [], tmp_path / 'day0', target_accuracy=0.99)
+    free = ld.fit_platt([(r['raw_confidence'], r['label_right']) for r in rows])
+    assert nxt.calibration(0.9) < shipped(0.9)
+    assert abs(nxt.calibration(0.9) - shipped(0.9)) < abs(free(0.9) - shipped(0.9))
+    # the next day's refit is anchored at the shipped fit again, not at day 0's
+    assert nxt.shipped_calibration == shipped
+    # an audit label (chance 0.1) counts as ten reviews' labels
+    audit = [dict(r, label_chance=0.1) for r in rows[:8]]
+    tenfold = [dict(r) for r in rows[:8] for _ in range(10)]
+    a = ld.learn(store, state, audit + rows[8:], [], tmp_path / 'a', target_accuracy=0.99)
+    b = ld.learn(store, state, tenfold + rows[8:], [], tmp_path / 'b', target_accuracy=0.99)
+    assert a.calibration.a == pytest.approx(b.calibration.a, rel=1e-6)
+    assert a.calibration.b == pytest.approx(b.calibration.b, rel=1e-6)

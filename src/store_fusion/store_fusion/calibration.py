@@ -51,36 +51,49 @@ class Platt:
         p.write_text(json.dumps(self.to_dict(), indent=2) + '\n')
 
 
-def fit_platt(pairs, l2: float = 1e-3, iters: int = 50) -> Platt:
-    """Maximum-likelihood (a, b) from [(confidence, correct)] by Newton's method with step
-    halving (a small ridge towards the identity keeps it finite when the classes separate)."""
-    xs = [(_logit(c), 1.0 if ok else 0.0) for c, ok in pairs]
-    if len(xs) < 2 or len({y for _, y in xs}) < 2:
-        return Platt(n=len(xs))
+def fit_platt(pairs, l2: float = 1e-3, iters: int = 50, anchor: Platt | None = None,
+              weights=None) -> Platt:
+    """Maximum-a-posteriori (a, b) from [(confidence, correct)] by Newton's method with step
+    halving.
+
+    A ridge of strength ``l2`` pulls (a, b) towards ``anchor`` (the identity when None): a small
+    one only keeps the fit finite when the classes separate; a strong one makes a refit on a few
+    new labels a correction of the calibration in force rather than a replacement (a store's
+    first reviews must not undo a fit on hundreds of events). ``weights`` (one per pair, default
+    1) count an example as that many: labels drawn with unequal chances (every review, one audit
+    in ten) weighed by the inverse of their chance stand for the events they were drawn from."""
+    a0, b0 = (anchor.a, anchor.b) if anchor is not None else (1.0, 0.0)
+    pairs = list(pairs)
+    ws = [1.0] * len(pairs) if weights is None else [float(w) for w in weights]
+    if len(ws) != len(pairs) or any(not (w >= 0.0 and math.isfinite(w)) for w in ws):
+        raise ValueError('fit_platt: one finite weight >= 0 per pair')
+    xs = [(_logit(c), 1.0 if ok else 0.0, w) for (c, ok), w in zip(pairs, ws) if w > 0.0]
+    if len(xs) < 2 or len({y for _, y, _ in xs}) < 2:
+        return anchor if anchor is not None else Platt(n=len(xs))
 
     def loss(a, b):
-        out = 0.5 * l2 * ((a - 1.0) ** 2 + b * b)
-        for x, y in xs:
+        out = 0.5 * l2 * ((a - a0) ** 2 + (b - b0) ** 2)
+        for x, y, w in xs:
             z = a * x + b
             # log(1 + e^z) - y z, stable
-            out += (z if z > 0 else 0.0) + math.log1p(math.exp(-abs(z))) - y * z
+            out += w * ((z if z > 0 else 0.0) + math.log1p(math.exp(-abs(z))) - y * z)
         return out
 
-    a, b = 1.0, 0.0
+    a, b = a0, b0
     cur = loss(a, b)
     for _ in range(iters):
         ga = gb = haa = hab = hbb = 0.0
-        for x, y in xs:
+        for x, y, wt in xs:
             z = max(-50.0, min(50.0, a * x + b))
             p = 1.0 / (1.0 + math.exp(-z))
-            w = p * (1 - p)
-            ga += (p - y) * x
-            gb += p - y
+            w = wt * p * (1 - p)
+            ga += wt * (p - y) * x
+            gb += wt * (p - y)
             haa += w * x * x
             hab += w * x
             hbb += w
-        ga += l2 * (a - 1.0)
-        gb += l2 * b
+        ga += l2 * (a - a0)
+        gb += l2 * (b - b0)
         haa += l2
         hbb += l2
         det = haa * hbb - hab * hab
