@@ -396,21 +396,52 @@ def _pool_task(args):
     return _both_arms(_CTX, seed, level, states), time.monotonic() - t0
 
 
+def _run_tasks(ctx: dict, tasks: list, jobs: int) -> list:
+    """[(seed, level, states)] -> [({arm: ScenarioResult}, seconds)], in ``jobs`` forked
+    processes when > 1 (same results)."""
+    if jobs > 1:
+        import multiprocessing
+        _CTX.clear()
+        _CTX.update(ctx)
+        with multiprocessing.get_context('fork').Pool(jobs) as pool:
+            return pool.map(_pool_task, tasks, chunksize=1)
+    return [(_both_arms(ctx, seed, level, st), 0.0) for seed, level, st in tasks]
+
+
+def _heldout_summary(results: list[ScenarioResult]) -> dict:
+    rows = [r for res in results for r in res.rows]
+    auto = [r for r in rows if not r['reviewed']]
+    return {'scenarios': len(results), 'events': len(rows), 'reviews': len(rows) - len(auto),
+            'review_rate': (len(rows) - len(auto)) / len(rows) if rows else 0.0,
+            'unreviewed': len(auto),
+            'unreviewed_accuracy': (sum(r['auto_right'] for r in auto) / len(auto)
+                                    if auto else 1.0)}
+
+
 def run_experiment(store, params_path: pathlib.Path, plan, out_dir: pathlib.Path, *,
                    frames_of: Callable, stats: DetectorStats | None = None,
                    physics: PhysicsParams | None = None, audit_rate: float = 0.1,
                    reviewer_delay_s: float = 20.0, target_accuracy: float = GOAL_ACCURACY,
                    classifier: Callable | None = None, log=None,
-                   on_day: Callable | None = None, jobs: int = 1) -> list[dict]:
+                   on_day: Callable | None = None, jobs: int = 1,
+                   start_bars: tuple[float, float] | None = None,
+                   heldout: list[tuple[int, int]] | None = None) -> list[dict]:
     """Both arms over ``plan`` (:func:`day_plan`); ``frames_of(store, scenario)``: the rendered
     truth frames. Returns one summary per day and arm; ``on_day(summaries so far)`` after each
-    day. ``jobs`` > 1: a day's scenarios in that many forked processes (same results)."""
+    day. ``jobs`` > 1: a day's scenarios in that many forked processes (same results).
+    ``start_bars``: (min_confidence, min_margin) both arms start from instead of the parameters
+    file's (a store that does not trust bars tuned on the simulator). ``heldout``: [(seed,
+    level)] run every day with each arm's state of that day and never learned from: the same
+    events every day, so a change there is the learning's, not the day's mix of events."""
     ctx = {'store': store, 'geom': StoreGeometry(store),
            'pipe': load_pipeline_params(params_path), 'shelf_params': load_shelf_params(),
            'physics': physics, 'frames_of': frames_of, 'reviewer_delay_s': reviewer_delay_s,
            'audit_rate': audit_rate}
     stats = stats or measured_stats()
     shipped = shipped_state(params_path, stats)
+    if start_bars is not None:
+        shipped.cart = replace(shipped.cart, min_confidence=float(start_bars[0]),
+                               min_margin=float(start_bars[1]))
     states = {arm: replace(shipped, files=dict(shipped.files)) for arm in ARMS}
     rows: list[dict] = []
     examples: list[dict] = []
@@ -419,15 +450,8 @@ def run_experiment(store, params_path: pathlib.Path, plan, out_dir: pathlib.Path
     for day, scenarios in enumerate(plan):
         results: dict[str, list[ScenarioResult]] = {arm: [] for arm in ARMS}
         day_scenarios = [generate(store, seed, level) for seed, level in scenarios]
-        tasks = [(seed, level, states) for seed, level in scenarios]
-        if jobs > 1:
-            import multiprocessing
-            _CTX.clear()
-            _CTX.update(ctx)
-            with multiprocessing.get_context('fork').Pool(jobs) as pool:
-                done = pool.map(_pool_task, tasks, chunksize=1)
-        else:
-            done = [(_both_arms(ctx, seed, level, st), 0.0) for seed, level, st in tasks]
+        done = _run_tasks(ctx, [(seed, level, states) for seed, level in scenarios], jobs)
+        held = _run_tasks(ctx, [(seed, level, states) for seed, level in heldout or ()], jobs)
         for (seed, level), (res, took_s) in zip(scenarios, done):
             for arm in ARMS:
                 results[arm].append(res[arm])
@@ -436,6 +460,8 @@ def run_experiment(store, params_path: pathlib.Path, plan, out_dir: pathlib.Path
                     f'{took_s:.1f} s')
         for arm in ARMS:
             days.append(_summary(day, arm, states[arm], results[arm]))
+            if heldout:
+                days[-1]['heldout'] = _heldout_summary([res[arm] for res, _ in held])
         res = results['learning']
         rows += [r for x in res for r in x.rows]
         examples += [e for x in res for e in x.examples]
@@ -460,14 +486,18 @@ def table(days: list[dict]) -> str:
     hdr = (f'{"day":>3} {"arm":8} {"scen":>4} {"events":>6} {"reviews":>7} {"review%":>7} '
            f'{"audits":>6} {"unrev":>5} {"unrev_acc%":>10} {"exact":>9} {"ECE":>5} '
            f'{"min_conf":>8} {"margin":>6}')
+    if any('heldout' in d for d in days):
+        hdr += f' {"ho_rev%":>7} {"ho_acc%":>7}'
     lines = [hdr, '-' * len(hdr)]
     for d in days:
+        ho = d.get('heldout')
+        tail = (f' {ho["review_rate"]:>7.1%} {ho["unreviewed_accuracy"]:>7.1%}' if ho else '')
         lines.append(
             f'{d["day"]:>3} {d["arm"]:8} {d["scenarios"]:>4} {d["events"]:>6} {d["reviews"]:>7} '
             f'{d["review_rate"]:>7.1%} {d["audits"]:>6} {d["unreviewed"]:>5} '
             f'{d["unreviewed_accuracy"]:>10.1%} '
             f'{d["receipts_exact"]:>3}/{d["shoppers"]:<3}{"":>2} {d["ece"]:>5.3f} '
-            f'{d["min_confidence"]:>8.3f} {d["min_margin"]:>6.2f}')
+            f'{d["min_confidence"]:>8.3f} {d["min_margin"]:>6.2f}' + tail)
     return '\n'.join(lines)
 
 
@@ -485,14 +515,28 @@ def goal_lines(days: list[dict]) -> list[str]:
                f' right (goal >= {GOAL_ACCURACY:.0%}); review rate per day '
                + ', '.join(f'{r:.1%}' for r in rates)
                + (' (falls or holds every day)' if falling else ' (does not fall every day)'))
-    return [('goal met: ' if met and falling else 'goal missed: ') + figures]
+    out = [('goal met: ' if met and falling else 'goal missed: ') + figures]
+    held = [d['heldout'] for d in learn_days if 'heldout' in d]
+    if held:
+        rates = [h['review_rate'] for h in held]
+        falling = all(b <= a for a, b in zip(rates, rates[1:]))
+        met = (held[-1]['review_rate'] <= GOAL_REVIEW_RATE
+               and held[-1]['unreviewed_accuracy'] >= GOAL_ACCURACY)
+        out.append(('goal met' if met and falling else 'goal missed')
+                   + f' on the held-out set ({held[-1]["scenarios"]} scenarios, '
+                   f'{held[-1]["events"]} events, the same every day): review rate per day '
+                   + ', '.join(f'{r:.1%}' for r in rates)
+                   + (' (falls or holds every day)' if falling else ' (does not fall every day)')
+                   + '; unreviewed right per day '
+                   + ', '.join(f'{h["unreviewed_accuracy"]:.1%}' for h in held))
+    return out
 
 
-def plot(days: list[dict], path: pathlib.Path) -> None:
+def plot(days: list[dict], path: pathlib.Path, start: str = 'shipped files') -> None:
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4), dpi=110)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4.6), dpi=110)
     # the control dashed with large hollow markers: where the arms agree both stay visible
     for arm, color, style, size in (('control', 'C7', 'o--', 11), ('learning', 'C3', 'o-', 5)):
         ds = [d for d in days if d['arm'] == arm]
@@ -501,6 +545,13 @@ def plot(days: list[dict], path: pathlib.Path) -> None:
               'markerfacecolor': 'none' if arm == 'control' else color}
         ax1.plot(xs, [100 * d['review_rate'] for d in ds], style, **kw)
         ax2.plot(xs, [100 * d['unreviewed_accuracy'] for d in ds], style, **kw)
+        ho = [(d['day'], d['heldout']) for d in ds if 'heldout' in d]
+        if ho:
+            kw = dict(kw, label=f'{arm}, held-out set', markersize=size * 0.8)
+            ax1.plot([x for x, _ in ho], [100 * h['review_rate'] for _, h in ho],
+                     style.replace('o', 's').replace('--', ':').replace('-', ':'), **kw)
+            ax2.plot([x for x, _ in ho], [100 * h['unreviewed_accuracy'] for _, h in ho],
+                     style.replace('o', 's').replace('--', ':').replace('-', ':'), **kw)
     ax1.axhline(100 * GOAL_REVIEW_RATE, color='C2', ls='--', label='goal (<= 2 %)')
     ax2.axhline(100 * GOAL_ACCURACY, color='C2', ls='--', label='goal (>= 99 %)')
     ax1.set_ylabel('events sent to review [%]')
@@ -510,9 +561,14 @@ def plot(days: list[dict], path: pathlib.Path) -> None:
         ax.set_xlabel('simulated day')
         ax.set_xticks(sorted({d['day'] for d in days}))
         ax.grid(alpha=0.3)
-        ax.legend()
-    fig.suptitle('Learning from reviews with cameras, levels 2-3 (control: shipped files)')
-    fig.tight_layout()
+    # one legend under both panels: inside, it covered the lines
+    handles, labels = ax1.get_legend_handles_labels()
+    h2, l2 = ax2.get_legend_handles_labels()
+    handles.append(h2[-1])
+    labels.append(l2[-1])
+    fig.legend(handles, labels, loc='lower center', ncol=3, fontsize=8, frameon=False)
+    fig.suptitle(f'Learning from reviews with cameras, levels 2-3 (both arms start from: {start})')
+    fig.tight_layout(rect=(0, 0.11, 1, 1))
     fig.savefig(path)
     plt.close(fig)
 
@@ -526,6 +582,10 @@ def main(argv=None) -> int:
     ap.add_argument('--per-day', type=int, default=10, help='scenarios per day')
     ap.add_argument('--first-seed', type=int, default=20000)
     ap.add_argument('--fps', type=float, default=5.0)
+    ap.add_argument('--heldout', type=int, default=20,
+                    help='scenarios run every day with that day\'s state and never learned '
+                    'from (seeds --heldout-seed + k, levels 2 and 3 alternating); 0: none')
+    ap.add_argument('--heldout-seed', type=int, default=29000)
     ap.add_argument('--gt-cache', default=str(ROOT / 'out/learning_days/gt'))
     ap.add_argument('--wait-for-cache-s', type=float, default=0.0,
                     help='wait up to this long for a truth file that another process is '
@@ -540,6 +600,10 @@ def main(argv=None) -> int:
     ap.add_argument('--classifier', action='store_true',
                     help='fine-tune the hand/product classifier on the reviewed crops after '
                     'each day (store_bench.review_crops.learn_classifier)')
+    ap.add_argument('--start-bars', type=float, nargs=2, metavar=('MIN_CONF', 'MIN_MARGIN'),
+                    default=None, help="both arms start from these bars instead of the "
+                    "parameters file's (e.g. 0.9 0.5: a new store that does not trust bars "
+                    "tuned on the simulator)")
     ap.add_argument('--jobs', type=int, default=1,
                     help="a day's scenarios in this many processes")
     ap.add_argument('--out', default=str(ROOT / 'out/learning_days'))
@@ -580,6 +644,8 @@ def main(argv=None) -> int:
         frames_of=frames_of, stats=measured_stats(ns.stats), physics=physics,
         audit_rate=ns.audit_rate, reviewer_delay_s=ns.reviewer_delay_s,
         target_accuracy=ns.target_accuracy, classifier=classifier, jobs=ns.jobs,
+        start_bars=tuple(ns.start_bars) if ns.start_bars else None,
+        heldout=day_plan(1, ns.heldout, ns.heldout_seed)[0] if ns.heldout > 0 else None,
         log=lambda m: print(m, file=sys.stderr, flush=True),
         on_day=lambda d: (write(d), print(table(d), file=sys.stderr, flush=True)))
     wall_s = time.monotonic() - t0
@@ -587,12 +653,15 @@ def main(argv=None) -> int:
           f'{ns.first_seed} + 100 d + k), target accuracy {ns.target_accuracy}, audit rate '
           f'{ns.audit_rate}, reviewer delay {ns.reviewer_delay_s:g} s, catalog bias '
           f'{ns.bias_sd[0]:g}-{ns.bias_sd[1]:g} sd, classifier '
-          f'{"fine-tuned" if classifier else "shipped"}; wall {wall_s:.0f} s')
+          f'{"fine-tuned" if classifier else "shipped"}, start bars '
+          f'{"%g / %g" % tuple(ns.start_bars) if ns.start_bars else "of --params"}; '
+          f'wall {wall_s:.0f} s')
     print(table(days))
     for line in goal_lines(days):
         print(line)
     write(days, final=True)
-    plot(days, out / 'learning_days.png')
+    plot(days, out / 'learning_days.png',
+         start=('bars %g / %g' % tuple(ns.start_bars)) if ns.start_bars else 'shipped files')
     print(f'wrote {out / "learning_days.json"} and {out / "learning_days.png"}')
     return 0
 

@@ -103,7 +103,8 @@ def test_two_days_write_files_the_nodes_load_and_a_table_and_png(store, tmp_path
         return {'detector_stats': stats, 'weights': str(work_dir / 'w.pt'), 'report': 'fake'}
 
     days = ld.run_experiment(store, PARAMS, ld.day_plan(2, 2, 20000), tmp_path,
-                             frames_of=lambda st, sc: [], classifier=classifier)
+                             frames_of=lambda st, sc: [], classifier=classifier,
+                             start_bars=(0.85, 0.4), heldout=[(29000, 2), (29001, 3)])
     assert [(d['day'], d['arm']) for d in days] == [
         (0, 'control'), (0, 'learning'), (1, 'control'), (1, 'learning')]
     for d in days:
@@ -111,6 +112,12 @@ def test_two_days_write_files_the_nodes_load_and_a_table_and_png(store, tmp_path
         assert 0.0 <= d['review_rate'] <= 1.0 and 0.0 <= d['unreviewed_accuracy'] <= 1.0
     # the same seeds on both arms on the first day (nothing learned yet): same figures
     assert days[0]['events'] == days[1]['events'] and days[0]['reviews'] == days[1]['reviews']
+    # both arms start from the bars asked for; the control keeps them
+    assert [(d['min_confidence'], d['min_margin']) for d in days[:3]] == [(0.85, 0.4)] * 3
+    # the held-out set: the same events every day, each arm with its state of the day
+    ho = [d['heldout'] for d in days]
+    assert all(h['scenarios'] == 2 and h['events'] == ho[0]['events'] > 0 for h in ho)
+    assert ho[0] == ho[1] and ho[0] == ho[2]        # nothing learned: same as day 0
     for day in (0, 1):
         d = tmp_path / 'learning' / f'day{day}'
         Platt.load(d / 'calibration.json')
@@ -129,8 +136,10 @@ def test_two_days_write_files_the_nodes_load_and_a_table_and_png(store, tmp_path
                                                    'plate_ids', 'sku', 'shopper_id'}
     text = ld.table(days)
     assert text.count('learning') == 2 and text.count('control') == 2
-    line = ld.goal_lines(days)[0]
+    line, held = ld.goal_lines(days)
     assert line.startswith('goal m') and 'review rate' in line
+    assert held.startswith('goal m') and 'held-out set (2 scenarios' in held
+    assert 'ho_rev%' in text
     png = tmp_path / 'p.png'
     ld.plot(days, png)
     assert png.stat().st_size > 5000 and png.read_bytes()[:4] == b'\x89PNG'
