@@ -233,6 +233,9 @@ def main(argv=None) -> int:
     ap.add_argument('--cost-only', action='store_true', help='only the cost replay')
     ap.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
                     help='override a detector parameter of --params (repeatable)')
+    ap.add_argument('--scenario', default=str(SCENARIO),
+                    help='scenario file (default: the demo\'s; e.g. a bench_live_graph level 3 '
+                    'scenario with its run\'s cameras/ folder as --render-dir)')
     ap.add_argument('--render-dir', default=str(ROOT / 'out' / 'bench_live_detector' / 'render'))
     a = ap.parse_args(argv)
 
@@ -251,9 +254,9 @@ def main(argv=None) -> int:
         kind = type(p[key])
         p[key] = (value.lower() in ('1', 'true', 'yes')) if kind is bool else kind(value)
     store = load_store(STORE)
-    scenario = load_scenario(SCENARIO, store)
+    scenario = load_scenario(a.scenario, store)
     cams = [c.id for c in store.cameras]
-    how = ensure_render(str(STORE), str(SCENARIO), a.render_dir, a.fps)
+    how = ensure_render(str(STORE), str(a.scenario), a.render_dir, a.fps)
     print(f'render: {how} ({a.render_dir})')
     frames = load_frames(pathlib.Path(a.render_dir), cams, a.fps, a.t0, a.t0 + a.duration)
     n = min(len(v) for v in frames.values())

@@ -51,6 +51,8 @@ def run_live(args, env, scenario_path: pathlib.Path, run_dir: pathlib.Path,
            '--run-dir', str(run_dir), '--record', '--console-port', '0',
            '--timeout', str(args.timeout),
            '--set', f'receipt_recorder.timeout_s={args.timeout - 10:g}']
+    for kv in args.set:
+        cmd += ['--set', kv]
     if cameras:
         cmd.append('--cameras')
     started = time.monotonic()
@@ -172,6 +174,9 @@ def main(argv: list[str] | None = None) -> int:
                          '(bench_live_detector\'s rule)')
     ap.add_argument('--params', default=str(root / 'config' / 'params' / 'store.yaml'),
                     help='the detector section gives the plates\' reach points per camera')
+    ap.add_argument('--set', action='append', default=[], metavar='NODE.PARAM=VALUE',
+                    help="passed to every run_store (a parameter other than the file's, to "
+                    "measure an alternative; repeatable)")
     args = ap.parse_args(argv)
     try:
         seeds = seed_ranges(args.seeds)
