@@ -36,6 +36,30 @@ def crop_window(box, width: int, height: int, margin: float = 0.25) -> tuple[int
     return x0, y0, side
 
 
+def share_inside(window: tuple[int, int, int], other: tuple[int, int, int]) -> float:
+    """The share of ``window``'s area that lies inside ``other`` (both (x0, y0, side))."""
+    x0, y0, side = window
+    ox0, oy0, oside = other
+    ix = max(0, min(x0 + side, ox0 + oside) - max(x0, ox0))
+    iy = max(0, min(y0 + side, oy0 + oside) - max(y0, oy0))
+    return ix * iy / float(side * side) if side > 0 else 1.0
+
+
+def distinct_windows(boxes_scores, width: int, height: int, margin: float,
+                     max_inside: float = 1.0) -> list[tuple[int, int, int]]:
+    """The crop windows of shopper boxes [((x0, y0, x1, y1), score)], best score first, without
+    those lying more than ``max_inside`` of their area inside a window already kept (a partial,
+    low-score box of a shopper cut already: its pixels would be looked at twice). 1.0 keeps
+    every window."""
+    kept: list[tuple[int, int, int]] = []
+    for box, _ in sorted(boxes_scores, key=lambda bs: -bs[1]):
+        win = crop_window(box, width, height, margin)
+        if max_inside < 1.0 and any(share_inside(win, k) > max_inside for k in kept):
+            continue
+        kept.append(win)
+    return kept
+
+
 def cut(image: np.ndarray, window: tuple[int, int, int], size: int) -> np.ndarray:
     """The window's pixels (grey outside the image), resized to size x size."""
     x0, y0, side = window

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from store_perception.crops import crop_window, cut, to_image
+from store_perception.crops import cut, distinct_windows, to_image
 from store_perception.hand_sku import HAND_WEIGHTS, HandSkuClassifier, ultralytics_or_error
 from store_perception.onnx_runtime import INT8_SUFFIX, onnx_path, pick_runtime
 
@@ -166,7 +166,8 @@ class Detector:
                  iou: float = 0.5, device: str = 'cpu', catalog=None, max_det: int = 100,
                  crop_model_path: str | None = None, crop_size: int = 224,
                  crop_margin: float = 0.25, proposal_conf: float = 0.01,
-                 hand_model_path: str | None = None, hand_size: int = 64,
+                 crop_max_inside: float = 1.0, hand_model_path: str | None = None,
+                 hand_size: int = 64,
                  hand_proposal_conf: float = 0.05, runtime: str = 'auto', threads: int = 0):
         path = resolve_model_path(model_path)
         self.model = load_yolo(path, runtime, device, threads)
@@ -184,6 +185,7 @@ class Detector:
         self.crop_model_path = ''
         self.crop_size, self.crop_margin = int(crop_size), float(crop_margin)
         self.proposal_conf = float(proposal_conf)
+        self.crop_max_inside = float(crop_max_inside)
         if crop_model_path:
             cpath = resolve_model_path(crop_model_path, CROP_WEIGHTS)
             self.crop_model = load_yolo(cpath, later_runtime, device, threads)
@@ -335,11 +337,11 @@ class Detector:
         crops, owners = [], []
         for k, (img, dets) in enumerate(zip(images, shoppers)):
             h, w = img.shape[:2]
-            for d in dets:
-                if d.score >= self.proposal_conf:
-                    win = crop_window((d.x0, d.y0, d.x1, d.y1), w, h, self.crop_margin)
-                    crops.append(cut(img, win, self.crop_size))
-                    owners.append((k, win))
+            boxes = [((d.x0, d.y0, d.x1, d.y1), d.score) for d in dets
+                     if d.score >= self.proposal_conf]
+            for win in distinct_windows(boxes, w, h, self.crop_margin, self.crop_max_inside):
+                crops.append(cut(img, win, self.crop_size))
+                owners.append((k, win))
         found: list[list] = [[] for _ in images]     # per image: (xyxy, score, class name)
         if crops:
             results = self.crop_model.predict(crops, imgsz=self.crop_size, conf=conf,

@@ -120,6 +120,10 @@ class DetectorNode(Node):
         crop_conf = declare(self, 'crop_shopper_conf', 0.01, 'Minimum shopper score for a '
                             'second-stage crop (low: every person-like region gets a second '
                             'look; see DATA_CARD.md).', lo=0.0, hi=1.0)
+        crop_max_inside = declare(self, 'crop_max_inside', 1.0, 'A crop window lying more '
+                                  'than this share inside a window already cut (a partial, '
+                                  'lower-score box of the same shopper) is not cut; 1 = cut '
+                                  'every one.', lo=0.0, hi=1.0)
         hand_model = declare(self, 'hand_model_path', '', 'Third-stage hand SKU classifier '
                              '(empty or which SKU, on windows around second-stage hands); '
                              'empty = none; a bare file name = shipped (store_hand_sku.pt). '
@@ -222,6 +226,7 @@ class DetectorNode(Node):
                 model_path=model_path, imgsz=imgsz, conf_threshold=conf, iou_threshold=iou,
                 device=device, crop_model_path=crop_model, crop_size=crop_size,
                 crop_margin=crop_margin, crop_shopper_conf=crop_conf,
+                crop_max_inside=crop_max_inside,
                 hand_model_path=hand_model, hand_size=hand_size,
                 hand_proposal_conf=hand_conf, runtime=runtime, onnx_threads=onnx_threads),
                 store.catalog if store is not None else None)

@@ -202,6 +202,7 @@ def make_detector(p: dict, catalog=None):
                     crop_size=int(p.get('crop_size', 224)),
                     crop_margin=float(p.get('crop_margin', 0.25)),
                     proposal_conf=float(p.get('crop_shopper_conf', 0.01)),
+                    crop_max_inside=float(p.get('crop_max_inside', 1.0)),
                     hand_model_path=p.get('hand_model_path') or None,
                     hand_size=int(p.get('hand_size', 64)),
                     hand_proposal_conf=float(p.get('hand_proposal_conf', 0.05)),

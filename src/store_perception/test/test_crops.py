@@ -4,7 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from store_perception.crops import clip_into, crop_window, cut, to_image
+from store_perception.crops import (clip_into, crop_window, cut, distinct_windows,
+                                    share_inside, to_image)
 from store_perception.datasets import crop_labels, make_crop_dataset
 from store_perception.detection import Det, nms
 from store_bench.evaluate import evaluate, stats_dict
@@ -85,3 +86,19 @@ def test_evaluation_of_perfect_and_missing_detections():
     assert c['hand']['fp_per_image'] == 0.0      # below the operating score
     st = stats_dict(ev, 'test')
     assert json.loads(json.dumps(st))['product']['center_sd_rel'] == pytest.approx(0.0)
+
+
+def test_a_partial_box_inside_a_cut_window_is_not_cut_again():
+    full = ((200, 100, 260, 260), 0.9)          # a shopper
+    partial = ((205, 150, 255, 250), 0.02)      # a low-score partial box of the same shopper
+    beside = ((330, 110, 390, 270), 0.03)       # a half-hidden shopper beside them
+    boxes = [partial, beside, full]
+    every = distinct_windows(boxes, 640, 480, 0.25)
+    assert len(every) == 3                      # 1.0: every window, best score first
+    assert every[0] == crop_window(full[0], 640, 480, 0.25)
+    kept = distinct_windows(boxes, 640, 480, 0.25, max_inside=0.8)
+    assert kept == [every[0], crop_window(beside[0], 640, 480, 0.25)]
+    assert share_inside(crop_window(partial[0], 640, 480, 0.25), every[0]) > 0.8
+    assert share_inside(kept[1], kept[0]) < 0.8
+    assert share_inside((0, 0, 10), (100, 100, 10)) == 0.0
+    assert share_inside((0, 0, 10), (0, 0, 20)) == 1.0
