@@ -166,8 +166,7 @@ def run_scenario(store, geom, scenario, history, pipe: PipelineParams, state: Ar
     updates: list[CartUpdateData] = []
     due: list = []
     seen: set[str] = set()
-    labels: dict[str, dict] = {}       # event id -> the reviewer's answer
-    audited: set[str] = set()          # ... of which drawn as audits (chance audit_rate)
+    labels: dict[str, dict] = {}       # event id -> its example (the answer, audit or review)
 
     def handle(outs, now_ns):
         for o in outs:
@@ -185,9 +184,7 @@ def run_scenario(store, geom, scenario, history, pipe: PipelineParams, state: Ar
         ex = make_example(request, ev.to_dict() if ev else None, decision)
         ex['audit'] = audit
         out.examples.append(ex)
-        labels[request.event_id] = ex['answer']
-        if audit:
-            audited.add(request.event_id)
+        labels[request.event_id] = ex
         out.decided.append({'scenario_seed': seed, 'level': level,
                             'stamp_ns': request.stamp_ns, 'plate_ids': list(request.plate_ids),
                             'sku': decision.sku, 'shopper_id': decision.shopper_id})
@@ -248,7 +245,8 @@ def run_scenario(store, geom, scenario, history, pipe: PipelineParams, state: Ar
             want = t_key[2] if t_key[1] == ACTION_TAKE else -t_key[2]
             auto_ok = (len(ups) == 1 and ups[0].shopper_id == t_shopper
                        and ups[0].sku == t_key[0] and ups[0].quantity_delta == want)
-        ans = labels.get(ev.event_id)
+        lab = labels.get(ev.event_id)
+        ans = lab['answer'] if lab is not None else None
         row = {
             'event_id': ev.event_id, 'p': p, 'margin': margin,
             'raw_confidence': float(res.raw_confidence), 'confidence': float(res.confidence),
@@ -257,7 +255,7 @@ def run_scenario(store, geom, scenario, history, pipe: PipelineParams, state: Ar
             'labelled': ans is not None,
             # the chance this event had of being labelled: 1 for a review, audit_rate for an
             # audit (the learner weighs labels by its inverse)
-            'label_chance': (audit_rate if ev.event_id in audited else 1.0) if ans else 0.0,
+            'label_chance': (audit_rate if lab['audit'] else 1.0) if lab is not None else 0.0,
         }
         if ans is not None:     # what the learner may know: the reviewer's answer
             row['label_right'] = bool(top == ans['shopper_id'] and _hyp_key(best) == (
@@ -335,18 +333,23 @@ def shipped_state(params_path: pathlib.Path, stats: DetectorStats) -> ArmState:
                     files={'calibration': cal})
 
 
-def _summary(day: int, arm: str, state: ArmState, results: list[ScenarioResult]) -> dict:
+def _review_figures(results: list[ScenarioResult]) -> dict:
+    """Events, reviews and how many of the rest were decided right, over ``results``."""
     rows = [r for res in results for r in res.rows]
     auto = [r for r in rows if not r['reviewed']]
+    return {'scenarios': len(results), 'events': len(rows), 'reviews': len(rows) - len(auto),
+            'review_rate': (len(rows) - len(auto)) / len(rows) if rows else 0.0,
+            'unreviewed': len(auto),
+            'unreviewed_accuracy': (sum(r['auto_right'] for r in auto) / len(auto)
+                                    if auto else 1.0)}
+
+
+def _summary(day: int, arm: str, state: ArmState, results: list[ScenarioResult]) -> dict:
+    rows = [r for res in results for r in res.rows]
     shoppers = sum(res.metrics['shoppers'] for res in results)
     return {
-        'day': day, 'arm': arm, 'scenarios': len(results), 'shoppers': shoppers,
-        'events': len(rows), 'reviews': len(rows) - len(auto),
-        'review_rate': (len(rows) - len(auto)) / len(rows) if rows else 0.0,
+        'day': day, 'arm': arm, **_review_figures(results), 'shoppers': shoppers,
         'audits': sum(res.audits for res in results),
-        'unreviewed': len(auto),
-        'unreviewed_accuracy': (sum(r['auto_right'] for r in auto) / len(auto)
-                                if auto else 1.0),
         'receipts_exact': sum(res.metrics['receipts_exact'] for res in results),
         'receipts_exact_rate': (sum(res.metrics['receipts_exact'] for res in results)
                                 / shoppers if shoppers else 0.0),
@@ -408,16 +411,6 @@ def _run_tasks(ctx: dict, tasks: list, jobs: int) -> list:
     return [(_both_arms(ctx, seed, level, st), 0.0) for seed, level, st in tasks]
 
 
-def _heldout_summary(results: list[ScenarioResult]) -> dict:
-    rows = [r for res in results for r in res.rows]
-    auto = [r for r in rows if not r['reviewed']]
-    return {'scenarios': len(results), 'events': len(rows), 'reviews': len(rows) - len(auto),
-            'review_rate': (len(rows) - len(auto)) / len(rows) if rows else 0.0,
-            'unreviewed': len(auto),
-            'unreviewed_accuracy': (sum(r['auto_right'] for r in auto) / len(auto)
-                                    if auto else 1.0)}
-
-
 def run_experiment(store, params_path: pathlib.Path, plan, out_dir: pathlib.Path, *,
                    frames_of: Callable, stats: DetectorStats | None = None,
                    physics: PhysicsParams | None = None, audit_rate: float = 0.1,
@@ -450,8 +443,10 @@ def run_experiment(store, params_path: pathlib.Path, plan, out_dir: pathlib.Path
     for day, scenarios in enumerate(plan):
         results: dict[str, list[ScenarioResult]] = {arm: [] for arm in ARMS}
         day_scenarios = [generate(store, seed, level) for seed, level in scenarios]
-        done = _run_tasks(ctx, [(seed, level, states) for seed, level in scenarios], jobs)
-        held = _run_tasks(ctx, [(seed, level, states) for seed, level in heldout or ()], jobs)
+        # the day's scenarios and the held-out set in one pool
+        done = _run_tasks(ctx, [(seed, level, states)
+                                for seed, level in list(scenarios) + list(heldout or ())], jobs)
+        done, held = done[:len(scenarios)], done[len(scenarios):]
         for (seed, level), (res, took_s) in zip(scenarios, done):
             for arm in ARMS:
                 results[arm].append(res[arm])
@@ -461,7 +456,7 @@ def run_experiment(store, params_path: pathlib.Path, plan, out_dir: pathlib.Path
         for arm in ARMS:
             days.append(_summary(day, arm, states[arm], results[arm]))
             if heldout:
-                days[-1]['heldout'] = _heldout_summary([res[arm] for res, _ in held])
+                days[-1]['heldout'] = _review_figures([res[arm] for res, _ in held])
         res = results['learning']
         rows += [r for x in res for r in x.rows]
         examples += [e for x in res for e in x.examples]
@@ -548,10 +543,9 @@ def plot(days: list[dict], path: pathlib.Path, start: str = 'shipped files') -> 
         ho = [(d['day'], d['heldout']) for d in ds if 'heldout' in d]
         if ho:
             kw = dict(kw, label=f'{arm}, held-out set', markersize=size * 0.8)
-            ax1.plot([x for x, _ in ho], [100 * h['review_rate'] for _, h in ho],
-                     style.replace('o', 's').replace('--', ':').replace('-', ':'), **kw)
-            ax2.plot([x for x, _ in ho], [100 * h['unreviewed_accuracy'] for _, h in ho],
-                     style.replace('o', 's').replace('--', ':').replace('-', ':'), **kw)
+            ax1.plot([x for x, _ in ho], [100 * h['review_rate'] for _, h in ho], 's:', **kw)
+            ax2.plot([x for x, _ in ho], [100 * h['unreviewed_accuracy'] for _, h in ho], 's:',
+                     **kw)
     ax1.axhline(100 * GOAL_REVIEW_RATE, color='C2', ls='--', label='goal (<= 2 %)')
     ax2.axhline(100 * GOAL_ACCURACY, color='C2', ls='--', label='goal (>= 99 %)')
     ax1.set_ylabel('events sent to review [%]')
