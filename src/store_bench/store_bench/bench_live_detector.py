@@ -144,7 +144,8 @@ def play(service, frames, weights, fps: float, workers: int = 1):
 
 def replay_cost(service, frames, weights, fps: float):
     """Every frame the schedule wants, detected at once on a virtual clock (no drops).
-    Returns {mode: (frames, CPU seconds)}, video seconds."""
+    Returns {mode: (frames, CPU seconds)} ('full/reused': full frames cropped around the
+    camera's earlier shopper proposals), video seconds."""
     cams = list(frames)
     n = min(len(v) for v in frames.values())
     events = [(k / fps + i / (fps * len(cams)), 0, cid, k)
@@ -169,8 +170,9 @@ def replay_cost(service, frames, weights, fps: float):
         dt = time.process_time() - c0
         for p in batch:
             service.done(p, 0.0)
-            f, c = cost.get(p.mode, (0, 0.0))
-            cost[p.mode] = (f + 1, c + dt / len(batch))
+            mode = p.mode + ('/reused' if p.reused else '')    # full on earlier shoppers
+            f, c = cost.get(mode, (0, 0.0))
+            cost[mode] = (f + 1, c + dt / len(batch))
     return cost, n / fps
 
 

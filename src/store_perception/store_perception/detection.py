@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import pathlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -229,7 +229,8 @@ class Detector:
 
     def detect_batch(self, images: list[np.ndarray],
                      crop_select: list | None = None,
-                     first_stage_hands: list | None = None) -> list[tuple[list[Det], float]]:
+                     first_stage_hands: list | None = None,
+                     shoppers: list | None = None) -> list[tuple[list[Det], float]]:
         """Per image (detections sorted by score, inference time [ms] per image: all stages,
         shared equally over the batch).
 
@@ -238,10 +239,17 @@ class Detector:
         around the shopper proposals it accepts (``Det`` -> bool), True = every proposal. Default:
         every image, every proposal. ``first_stage_hands`` (two stages): a list that receives,
         per image, the full-frame model's own hand and product boxes scoring at least ``conf``
-        (not returned as detections; the scheduler takes them as reaches)."""
+        (not returned as detections; the scheduler takes them as reaches).
+
+        ``shoppers`` (two stages): one entry per image, in and out. A list of shopper ``Det``
+        (an earlier frame's proposals of the same camera) stands in for the image's full-frame
+        stage, which is not run on it: its crops are cut around them, and those scoring at
+        least ``conf`` are returned with the image's hands and products (it has no first-stage
+        hands). A None entry is replaced by the image's own shopper proposals (every box from
+        ``proposal_conf``), for reuse."""
         start = time.perf_counter()
         low = min(self.conf, self.hand_proposal_conf) if self.hand_model else self.conf
-        per_image = self._stages(images, low, crop_select, first_stage_hands)
+        per_image = self._stages(images, low, crop_select, first_stage_hands, shoppers)
         if self.hand_model is not None:
             per_image = self._hand_stage(images, per_image)
         per_image = [[d for d in dets if d.score >= self.conf] for dets in per_image]
@@ -258,20 +266,32 @@ class Detector:
 
     def _stages(self, images: list[np.ndarray], crop_conf: float,
                 crop_select: list | None = None,
-                first_stage_hands: list | None = None) -> list[list[Det]]:
+                first_stage_hands: list | None = None,
+                given: list | None = None) -> list[list[Det]]:
         """Full-frame detections, and with a crop model its hands and products (scoring at
         least ``crop_conf``) in place of the full-frame model's (around the shoppers
-        ``crop_select`` accepts, see :meth:`detect_batch`)."""
+        ``crop_select`` accepts; ``given``: :meth:`detect_batch`'s ``shoppers``)."""
+        if given is not None and (not self.two_stage or len(given) != len(images)):
+            raise ValueError('shoppers needs two stages and one entry per image')
+        run = [k for k in range(len(images)) if given is None or given[k] is None]
         conf = min(self.conf, self.proposal_conf) if self.two_stage else self.conf
-        results = self.model.predict(images, imgsz=self.imgsz, conf=conf, iou=self.iou,
-                                     max_det=self.max_det)
-        per_image = [_dets(res, self.names) for res in results]
+        results = self.model.predict([images[k] for k in run], imgsz=self.imgsz, conf=conf,
+                                     iou=self.iou, max_det=self.max_det) if run else []
+        per_image: list[list[Det]] = [[] for _ in images]
+        for k, res in zip(run, results):
+            per_image[k] = _dets(res, self.names)
         if not self.two_stage:
             return per_image
         if first_stage_hands is not None:
             first_stage_hands[:] = [[d for d in dets if d.class_name != 'shopper' and
                                      d.score >= self.conf] for dets in per_image]
         shoppers = [[d for d in dets if d.class_name == 'shopper'] for dets in per_image]
+        if given is not None:
+            for k in range(len(images)):
+                if given[k] is None:
+                    given[k] = list(shoppers[k])
+                else:
+                    shoppers[k] = [replace(d) for d in given[k] if d.class_name == 'shopper']
         proposals = shoppers
         if crop_select is not None:
             if len(crop_select) != len(images):

@@ -18,7 +18,9 @@ Runtime: ``runtime`` ('auto' = the .onnx exports on ONNX Runtime where shipped, 
 'onnx'; 'torch'), ``onnx_threads``. Schedule (:mod:`store_perception.scheduler`):
 ``shopper_rate_hz`` (full-frame stage on cameras without activity), ``active_rate_hz`` (all
 stages on cameras that see a plate with activity), ``activity_hold_s``, ``activity_grams``,
-``weight_baseline_s``, ``reach_px``, ``reach_margin``, ``cameras_per_plate``; plate geometry
+``weight_baseline_s``, ``reach_px``, ``reach_margin``, ``cameras_per_plate``,
+``active_shopper_rate_hz`` (the full-frame stage on active cameras; the frames between crop
+around that camera's last shopper proposals, which they also publish); plate geometry
 comes from ``store_file`` (without it every camera runs all stages at ``active_rate_hz``), load
 cells from ``plate_topics`` (default: ``<controller>/plate_weights`` in the node's namespace,
 for the controllers of the plates the cameras see).
@@ -182,7 +184,12 @@ class DetectorNode(Node):
                                       'camera that sees it).', lo=0, hi=64),
             reach_margin=declare(self, 'reach_margin', 0.1, 'Full frames crop the shoppers whose '
                                  'box, grown by this share of its size, covers an active '
-                                 'plate\'s reach point.', lo=0.0, hi=2.0))
+                                 'plate\'s reach point.', lo=0.0, hi=2.0),
+            active_shopper_rate_hz=declare(
+                self, 'active_shopper_rate_hz', 0.0, 'Full-frame stage on active cameras [Hz] '
+                '(0 = every frame they detect): the frames between crop around the shopper '
+                'proposals of the camera\'s last full-frame pass, at most 1/rate old, and '
+                'publish those shopper boxes.', lo=0.0, hi=100.0))
         plate_topics = declare(self, 'plate_topics', [], 'PlateWeights topics for load-cell '
                                'activity; empty = <controller>/plate_weights (relative: in '
                                'this node\'s namespace) of the controllers of the plates the '

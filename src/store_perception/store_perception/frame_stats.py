@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 COUNTERS = ('frames_in', 'processed_full', 'processed_shoppers', 'skipped_by_schedule',
-            'dropped', 'active_in', 'active_dropped', 'failed')
+            'dropped', 'active_in', 'active_dropped', 'failed', 'full_reused_shoppers')
 
 
 def percentile(values, q: float) -> float | None:
@@ -63,9 +63,13 @@ class FrameStats:
         """Processing the frame raised (logged by the node)."""
         self._add('failed')
 
-    def processed(self, full: bool, latency_ms: float) -> None:
-        """Detections of the frame were published ``latency_ms`` after its stamp."""
+    def processed(self, full: bool, latency_ms: float, reused_shoppers: bool = False) -> None:
+        """Detections of the frame were published ``latency_ms`` after its stamp
+        (``reused_shoppers``: a full frame that cropped around an earlier frame's shopper
+        proposals instead of running the full-frame stage; also counted as full)."""
         self._add('processed_full' if full else 'processed_shoppers')
+        if full and reused_shoppers:
+            self._add('full_reused_shoppers')
         for c in (self.total, self.window):
             c.latency_ms.append(float(latency_ms))
             if len(c.latency_ms) > self.max_latencies:
@@ -119,8 +123,10 @@ def summary_line(summary: dict) -> str:
         share = ('-' if b['active_drop_share'] is None else f'{b["active_drop_share"]:.1%}')
         lat = ('no frames' if b['latency_p50_ms'] is None else
                f'p50 {b["latency_p50_ms"]:.0f} ms p95 {b["latency_p95_ms"]:.0f} ms')
-        return (f'{b["frames_in"]} in, {b["processed_full"]} full + {b["processed_shoppers"]} '
-                f'shoppers, {b["skipped_by_schedule"]} skipped, {b["dropped"]} dropped '
+        return (f'{b["frames_in"]} in, {b["processed_full"]} full ('
+                f'{b.get("full_reused_shoppers", 0)} on earlier shoppers) + '
+                f'{b["processed_shoppers"]} shoppers, {b["skipped_by_schedule"]} skipped, '
+                f'{b["dropped"]} dropped '
                 f'({share} of {b["active_in"]} active), {b["failed"]} failed, {lat}')
     cams = '; '.join(f'{c}: {text(b)}' for c, b in summary['cameras'].items())
     return f'run totals: {text(summary["overall"])} | {cams}'

@@ -8,6 +8,13 @@ Per camera frame (image stamp, sensor time) :meth:`Scheduler.decide` answers
   ``shopper_rate_hz``;
 * ``skip``: not looked at (counted as skipped by schedule, not as dropped).
 
+Shoppers at a tracking rate on active cameras too: with ``active_shopper_rate_hz`` r > 0, a
+``full`` frame whose slot of rate r already had a full-frame pass on its camera
+(:meth:`Scheduler.shoppers_reusable`) does not run the full-frame stage again: its crops are cut
+around the shopper proposals of that pass (at most 1/r s old; the serving code keeps them), and
+its hands and products are found at ``active_rate_hz`` all the same. A shopper at a plate
+moves little in 1/r s, and the crop window's margin covers it.
+
 Rates are slots on the stamp grid (slot = floor(stamp x rate)): a camera processes the first
 frame of each slot, and cameras with unsynchronised clocks pick frames of the same slot, so
 the tracker's frame sets stay complete at the lower rate.
@@ -54,6 +61,7 @@ class ScheduleParams:
     reach_margin: float = 0.1        # crops: shopper boxes grown by this share of their size
     view_margin_px: float = 0.0      # a plate's reach point this far inside the image is seen
     cameras_per_plate: int = 0       # an active plate turns its k nearest cameras active (0: all)
+    active_shopper_rate_hz: float = 0.0  # full-frame stage on active cameras (0: every frame) [Hz]
 
     def __post_init__(self):
         for name in ('shopper_rate_hz', 'active_rate_hz', 'weight_baseline_s'):
@@ -61,7 +69,7 @@ class ScheduleParams:
             if not (math.isfinite(v) and v > 0):
                 raise ValueError(f'{name} must be > 0, got {v}')
         for name in ('activity_hold_s', 'activity_grams', 'reach_px', 'reach_margin',
-                     'view_margin_px'):
+                     'view_margin_px', 'active_shopper_rate_hz'):
             v = getattr(self, name)
             if not (math.isfinite(v) and v >= 0):
                 raise ValueError(f'{name} must be >= 0, got {v}')
@@ -185,6 +193,16 @@ class Scheduler:
             return SKIP
         self.last_slot[camera_id] = (kind, slot)
         return kind
+
+    def shoppers_reusable(self, stamp_ns: int, pass_ns: int | None) -> bool:
+        """Whether a ``full`` frame at ``stamp_ns`` may crop around the shopper proposals of its
+        camera's full-frame pass at ``pass_ns`` (None: none yet) instead of running that stage:
+        the pass is earlier and in the same slot of ``active_shopper_rate_hz`` (module
+        docstring); never when that rate is 0."""
+        r = self.params.active_shopper_rate_hz
+        if not r or pass_ns is None or not pass_ns < stamp_ns:
+            return False
+        return math.floor(stamp_ns * r / NS) == math.floor(pass_ns * r / NS)
 
     def crop_wanted(self, camera_id: str, stamp_ns: int, box) -> bool:
         """In a full frame: does this shopper box (x0, y0, x1, y1) get a crop (it covers an

@@ -14,7 +14,9 @@ this same object.
   after its own stages only (lower latency for the same CPU on one core).
 * :meth:`DetectionService.detect`: the batch in one ``Detector.detect_batch`` call (one graph
   call per stage for all cameras; crops only around shoppers near active plates in ``full``
-  frames, none in ``shoppers`` frames), then the boxes go back to the scheduler (reaches; with
+  frames, none in ``shoppers`` frames; a ``full`` frame that ``Scheduler.shoppers_reusable``
+  allows crops around its camera's last shopper proposals instead of running the full-frame
+  stage), then the boxes go back to the scheduler (reaches; with
   the full-frame model's own hand boxes, so a shoppers-only frame can see a reach begin).
 * :meth:`DetectionService.done` / ``failed``: latency stamp -> detections, per camera
   (:class:`store_perception.frame_stats.FrameStats`, reported on /diagnostics by the node).
@@ -39,6 +41,7 @@ class Pending:
     active: bool           # the camera saw plate activity at this stamp
     payload: Any           # the image message (node) or array (benchmark)
     deferred: bool = False  # left for the next round once already (full frames went first)
+    reused: bool = False    # detected on the camera's earlier shopper proposals (no full frame)
 
 
 class DetectionService:
@@ -58,6 +61,9 @@ class DetectionService:
         self.cv = threading.Condition()
         self.pending: dict[str, Pending] = {}
         self.busy: set[str] = set()     # cameras with a frame taken and not yet done/failed
+        # camera -> (stamp, shopper proposals) of its last full-frame pass (two stages), for
+        # the full frames that Scheduler.shoppers_reusable lets crop around them
+        self.proposals: dict[str, tuple[int, list]] = {}
         # record_frames: every frame's outcome (camera, stamp_ns, outcome) for the benchmarks
         # (grows with the run: bounded runs only; run_store --mode sim)
         self.frame_log: list[tuple[str, int, str]] | None = [] if record_frames else None
@@ -127,7 +133,17 @@ class DetectionService:
                        for p, img in zip(batch, images)]
         elif getattr(self.detector, 'two_stage', False):
             select = [self._selector(p) if p.mode == FULL else None for p in batch]
-            results = self.detector.detect_batch(list(images), select, extra)
+            with self.cv:
+                for p in batch:
+                    last = self.proposals.get(p.camera_id)
+                    p.reused = p.mode == FULL and last is not None and \
+                        self.scheduler.shoppers_reusable(p.stamp_ns, last[0])
+                given = [self.proposals[p.camera_id][1] if p.reused else None for p in batch]
+            results = self.detector.detect_batch(list(images), select, extra, given)
+            with self.cv:
+                for p, shoppers in zip(batch, given):
+                    if not p.reused:
+                        self.proposals[p.camera_id] = (p.stamp_ns, shoppers)
         else:
             results = self.detector.detect_batch(list(images))
         with self.cv:
@@ -147,7 +163,7 @@ class DetectionService:
 
     def done(self, p: Pending, latency_ms: float) -> None:
         with self.cv:
-            self.stats[p.camera_id].processed(p.mode == FULL, latency_ms)
+            self.stats[p.camera_id].processed(p.mode == FULL, latency_ms, p.reused)
             self._log(p.camera_id, p.stamp_ns, 'full' if p.mode == FULL else 'shoppers')
             self._release(p)
 
@@ -188,7 +204,8 @@ class DetectionService:
 
 # --- construction from the detector's ROS parameters (node and benchmark alike) ---------------
 SCHEDULE_KEYS = ('shopper_rate_hz', 'active_rate_hz', 'activity_hold_s', 'activity_grams',
-                 'weight_baseline_s', 'reach_px', 'reach_margin', 'cameras_per_plate')
+                 'weight_baseline_s', 'reach_px', 'reach_margin', 'cameras_per_plate',
+                 'active_shopper_rate_hz')
 
 
 def make_detector(p: dict, catalog=None):

@@ -175,6 +175,38 @@ def test_batch_and_single_agree(detector, renders):
         assert [d.class_name for d in single] == [d.class_name for d in dets]
 
 
+def test_a_frame_cropped_around_its_own_proposals_finds_what_its_full_pass_found(
+        detector, renders):
+    imgs = [per_cam[3][0] for per_cam in renders]
+    shoppers = [None] * len(imgs)
+    hands: list = []
+    full = detector.detect_batch(imgs, [True] * len(imgs), hands, shoppers)
+    assert all(s and all(d.class_name == 'shopper' for d in s) for s in shoppers)
+    assert min(d.score for s in shoppers for d in s) < detector.conf   # every proposal kept
+    again = detector.detect_batch(imgs, [True] * len(imgs), hands, shoppers)
+    assert hands == [[] for _ in imgs]          # no full-frame stage ran: no first-stage hands
+    for (a, _), (b, _) in zip(full, again):
+        assert [(d.class_name, round(d.x0), round(d.y1)) for d in a] == \
+            [(d.class_name, round(d.x0), round(d.y1)) for d in b]
+
+
+def test_proposals_a_frame_earlier_still_find_the_hands(store, detector, renders):
+    """The frames between an active camera's full-frame passes (scheduler
+    ``active_shopper_rate_hz``) crop around the proposals of the pass 0.1 s before: the hands
+    they find meet the same floor."""
+    sc = load_scenario(SCENARIO, store)
+    hit = total = 0
+    for cam, per_cam in zip(store.cameras, renders):
+        r = CameraRenderer(store, cam, sc)
+        for t, (img, truth) in zip(TIMES, per_cam[1:]):
+            earlier = [None]
+            detector.detect_batch([r.render(t - 0.1)[0]], [True], None, earlier)
+            (dets, _), = detector.detect_batch([img], [True], None, earlier)
+            h, n = recall(truth, dets, 'hand')
+            hit, total = hit + h, total + n
+    assert total >= 10 and hit / total >= HAND_FLOOR, (hit, total)
+
+
 def test_sku_by_colour_on_a_clean_crop(store):
     from store_perception.detection import Det
     sku = SkuByColour(store.catalog)

@@ -88,6 +88,20 @@ def test_bad_parameters_are_refused():
         ScheduleParams(shopper_rate_hz=0.0)
     with pytest.raises(ValueError):
         ScheduleParams(activity_grams=float('nan'))
+    with pytest.raises(ValueError):
+        ScheduleParams(active_shopper_rate_hz=-5.0)
+
+
+def test_active_frames_reuse_shoppers_within_a_slot_of_the_active_shopper_rate():
+    s = Scheduler(['cam1'], ScheduleParams(active_shopper_rate_hz=5.0))
+    t = 10 * NS
+    assert s.shoppers_reusable(t + NS // 10, t)              # 0.1 s later, same 0.2 s slot
+    assert not s.shoppers_reusable(t + 2 * NS // 10, t)      # the next slot: a pass of its own
+    assert not s.shoppers_reusable(t, t)                     # not earlier than the frame
+    assert not s.shoppers_reusable(t - NS // 10, t)          # a later pass (out of order)
+    assert not s.shoppers_reusable(t + NS // 10, None)       # no pass yet
+    off = Scheduler(['cam1'], ScheduleParams())              # 0: every active frame its own pass
+    assert not off.shoppers_reusable(t + NS // 10, t)
 
 
 def test_demo_cameras_see_the_plates():

@@ -15,14 +15,22 @@ class FakeTwoStage:
     def __init__(self):
         self.calls = []
 
-    def detect_batch(self, images, crop_select=None, first_stage_hands=None):
+    def detect_batch(self, images, crop_select=None, first_stage_hands=None, shoppers=None):
+        given = list(shoppers) if shoppers is not None else [None] * len(images)
+        # the images whose full-frame stage ran (no earlier shoppers given)
+        self.full_frame = [img for img, g in zip(images, given) if g is None]
         self.calls.append((list(images), crop_select))
         if first_stage_hands is not None:   # the full-frame model's hand over cam1's plate
-            first_stage_hands[:] = [[Det(1, 'hand', 0.5, 95, 95, 105, 105)] if i == 'a1' else []
-                                    for i in images]
+            first_stage_hands[:] = [[Det(1, 'hand', 0.5, 95, 95, 105, 105)]
+                                    if i == 'a1' and g is None else []
+                                    for i, g in zip(images, given)]
         out = []
-        for img, sel in zip(images, crop_select):
-            shopper = Det(0, 'shopper', 0.9, 80, 50, 140, 200)
+        for k, (img, sel) in enumerate(zip(images, crop_select)):
+            # the full-frame stage's shopper is named after its image
+            shopper = (given[k][0] if given[k] else
+                       Det(0, 'shopper', 0.9, 80, 50, 140, 200, sku=img))
+            if shoppers is not None and shoppers[k] is None:
+                shoppers[k] = [shopper]
             dets = [shopper]
             if sel is not None and sel(shopper):
                 dets.append(Det(1, 'hand', 0.8, 97, 97, 103, 103))
@@ -205,3 +213,36 @@ def test_recorded_frames_give_every_frame_one_outcome():
                    ('cam1', int(10.2 * NS), 'shoppers'), ('cam2', int(10.2 * NS), 'failed'),
                    ('cam2', int(10.4 * NS), 'unprocessed')]
     assert DetectionService(FakeTwoStage(), cams, Scheduler(cams)).frame_outcomes() == []
+
+
+def test_active_frames_between_full_frame_passes_crop_around_the_last_proposals():
+    det = FakeTwoStage()
+    cams = ['cam1']          # no plate geometry: always active, all stages at 10 Hz
+    s = DetectionService(det, cams, Scheduler(cams, ScheduleParams(
+        active_rate_hz=10.0, active_shopper_rate_hz=5.0), {}))
+
+    def one(t, name):
+        assert s.offer('cam1', int(t * NS), name) == FULL
+        batch = s.take(timeout_s=0.0)
+        res = s.detect(batch, [p.payload for p in batch])
+        s.done(batch[0], 1.0)
+        return batch[0].reused, det.full_frame, [d.sku for d in res[0][0]
+                                                 if d.class_name == 'shopper']
+
+    assert one(10.0, 'a0') == (False, ['a0'], ['a0'])   # first of its 0.2 s slot: full frame
+    assert one(10.1, 'a1') == (True, [], ['a0'])        # a0's shoppers, cropped on a1
+    assert one(10.2, 'a2') == (False, ['a2'], ['a2'])   # a new slot: its own pass
+    # a pass's frame that was dropped leaves its slot without one: the next frame runs it
+    s.offer('cam1', int(10.4 * NS), 'a4')
+    assert one(10.5, 'a5') == (False, ['a5'], ['a5'])
+    n = s.stats['cam1'].total.n
+    assert (n['processed_full'], n['full_reused_shoppers'], n['dropped']) == (4, 1, 1)
+    # shoppers-only frames (inactive cameras) always run the full-frame stage
+    q = DetectionService(det, ['cam1', 'cam2'], Scheduler(['cam1', 'cam2'], ScheduleParams(
+        shopper_rate_hz=10.0, active_shopper_rate_hz=5.0), PX))
+    for k, t in enumerate((30.0, 30.1)):
+        assert q.offer('cam1', int(t * NS), f'q{k}') == SHOPPERS
+        batch = q.take(timeout_s=0.0)
+        q.detect(batch, [p.payload for p in batch])
+        q.done(batch[0], 1.0)
+        assert det.full_frame == [f'q{k}'] and not batch[0].reused
