@@ -202,6 +202,42 @@ class HypothesisRanker:
                           math.sqrt(sum(s.noise_grams ** 2 for s in steps)), inventory)[0]
         return total.is_unknown or total.quantity != 1
 
+    def split_grabs(self, steps, inventory: PlateInventory | None = None,
+                    min_posterior: float = 0.9) -> list[list] | None:
+        """Two parts of a merged group of takes (``WeightStep`` s of three or more adjacent
+        plates) that are two grabs at about one time, or None. A take merges with the group
+        whose plates are adjacent while its partner plate's step has not come yet (a can taken
+        from one plate while a neighbour's product straddling two plates is taken 0.7 s later:
+        the straddler's first share joins the can). The split is the two-part partition whose
+        parts each are a take of one product (best hypothesis of the part's plates and summed
+        change, >= ``min_posterior``), most probable first, when the whole group is not
+        (unknown, or below ``min_posterior``). Returns are never split: a return can be any
+        product anywhere."""
+        steps = list(steps)
+        if len(steps) < 3 or any(s.minor or s.delta_grams >= 0 for s in steps):
+            return None
+
+        def top(part):
+            return self.rank(tuple(s.plate_id for s in part),
+                             sum(s.delta_grams for s in part),
+                             math.sqrt(sum(s.noise_grams ** 2 for s in part)), inventory)[0]
+
+        whole = top(steps)
+        if not whole.is_unknown and whole.posterior >= min_posterior:
+            return None
+        best, best_p = None, 0.0
+        rest = steps[1:]
+        for mask in range(2 ** len(rest) - 1):      # steps[0] in part a; part b never empty
+            a = [steps[0]] + [s for k, s in enumerate(rest) if mask >> k & 1]
+            b = [s for k, s in enumerate(rest) if not mask >> k & 1]
+            ta, tb = top(a), top(b)
+            if ta.is_unknown or tb.is_unknown:
+                continue
+            p = ta.posterior * tb.posterior
+            if ta.posterior >= min_posterior and tb.posterior >= min_posterior and p > best_p:
+                best, best_p = [a, b], p
+        return best
+
 
 def load_weight_overlay(path: str) -> dict:
     """{sku: {unit_grams, unit_grams_sd}} from a weight models file (``weight_models:``

@@ -8,7 +8,9 @@ separate grabs (``separate``, from :meth:`HypothesisRanker.separate_grabs`: each
 is whole units of its own product, and the sum is not one unit); a group is
 held for ``hold_s`` of sensor time after its last step was detected, so the partner plate's step
 can still arrive. Groups made only of minor steps (under the detector's ``min_step_grams``) are
-dropped.
+dropped. A released group of three or more takes that ``split`` (from
+:meth:`HypothesisRanker.split_grabs`) finds to be two grabs is released as two events: a step
+joins the first adjacent group that overlaps it, before its own partner plate's step exists.
 
 Events come out in settled order. Sensor time advances with :meth:`EventMerger.advance`; no clock
 is read, so replays produce the same events with the same ids.
@@ -83,10 +85,12 @@ class EventMerger:
     def __init__(self, adjacency: Callable[[str], Iterable[str]] | dict[str, Iterable[str]],
                  hold_s: float = 0.6, gap_s: float = 0.3,
                  separate: Callable[[list[WeightStep]], bool] | None = None,
-                 gondola_id: str = ''):
+                 gondola_id: str = '',
+                 split: Callable[[list[WeightStep]], list | None] | None = None):
         """``separate``: steps of adjacent plates at once that are separate grabs, not one
-        unit across the plates; None merges every adjacent simultaneous pair. ``gondola_id``:
-        the events' gondola."""
+        unit across the plates; None merges every adjacent simultaneous pair. ``split``: a
+        released group's steps -> its parts when they are separate grabs (None: one event).
+        ``gondola_id``: the events' gondola."""
         if hold_s < 0 or gap_s < 0:
             raise ValueError('hold_s and gap_s must be >= 0')
         if callable(adjacency):
@@ -95,6 +99,8 @@ class EventMerger:
             table = {k: set(v) for k, v in adjacency.items()}
             self._adjacent = lambda p: table.get(p, set())
         self._separate = separate
+        self._split = split
+        self.split_groups = 0       # released groups split into two events
         self.hold_ns = int(hold_s * NS_PER_S)
         self.gap_ns = int(gap_s * NS_PER_S)
         self.gondola_id = gondola_id
@@ -152,6 +158,9 @@ class EventMerger:
             if all(s.minor for s in g.steps):
                 self.dropped_minor += 1
                 continue
-            out.append(event_from_steps(g.steps, self.gondola_id))
+            parts = self._split(g.steps) if self._split is not None else None
+            if parts:
+                self.split_groups += 1
+            out.extend(event_from_steps(part, self.gondola_id) for part in (parts or [g.steps]))
         out.sort(key=lambda e: (e.settled_ns, e.event_id))
         return out

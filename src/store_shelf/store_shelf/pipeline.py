@@ -92,8 +92,9 @@ GONDOLA_PARAMS = {
     'inventory_min_posterior': ('The plate inventory follows the best hypothesis when its '
                                 'posterior is at least this.', 0.0, 1.0),
     'separate_grabs': ('Steps of adjacent plates at once that are each whole units of their '
-                       'own plate\'s product stay separate events (false: every adjacent '
-                       'simultaneous pair merges).', None, None),
+                       'own plate\'s product stay separate events, and a merged group of '
+                       'three or more takes that two products explain is split in two '
+                       '(false: every adjacent simultaneous pair merges).', None, None),
 }
 # the node's wiring, not the pipeline's: allowed in the section, ignored by load_params
 NODE_WIRING_PARAMS = frozenset({'store_file', 'gondola_id', 'weight_topics',
@@ -191,6 +192,8 @@ class GondolaPipeline:
             hold_s=p.merge_hold_s, gap_s=p.merge_gap_s,
             separate=((lambda s: self.ranker.separate_grabs(s, self.inventory))
                       if p.separate_grabs else None),
+            split=((lambda s: self.ranker.split_grabs(s, self.inventory))
+                   if p.separate_grabs else None),
             gondola_id=gondola_id)
         self.source_timeout_ns = int(p.source_timeout_s * NS_PER_S)
         self.latest_ns: dict[str, int] = {}     # newest sample stamp per source
