@@ -309,6 +309,13 @@ class Runner:
                 break
             if sig != signal.SIGINT:
                 self.say(f'{name} to {", ".join(p.label for p in alive)}')
+            if sig == signal.SIGKILL:
+                # where they hang: run_node dumps every thread's Python stack on SIGUSR1
+                self.say(f'stacks of {", ".join(p.label for p in alive)} (SIGUSR1) in their '
+                         'logs')
+                for p in alive:
+                    p.signal(signal.SIGUSR1)
+                time.sleep(0.5)
             for p in reversed(alive):
                 p.signal(sig)
             deadline = time.monotonic() + self.stop_timeout_s / 2

@@ -58,6 +58,16 @@ def scripts(tmp_path, monkeypatch):
             print('streaming', flush=True)
             while True: time.sleep(0.05)
         ''',
+        'hung': '''
+            import faulthandler, signal, sys, time
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            faulthandler.register(signal.SIGUSR1, all_threads=True)   # as run_node does
+            def stuck_in_teardown():
+                while True: time.sleep(0.05)
+            print('up', flush=True)
+            stuck_in_teardown()
+        ''',
         'fail_on_stop': '''
             import signal, sys, time
             signal.signal(signal.SIGINT, lambda *a: sys.exit(1))
@@ -145,6 +155,18 @@ def test_a_node_ignoring_sigint_is_escalated(scripts, tmp_path):
     r.stop()
     assert r.node('s').poll() == -signal.SIGTERM
     assert 'SIGTERM to s' in out.getvalue()
+
+
+def test_a_node_that_ignores_every_stop_is_killed_after_its_stack_is_logged(scripts, tmp_path):
+    out = io.StringIO()
+    r = runner_mod.Runner([spec('hung', 'h')], tmp_path, out=out, stop_timeout_s=1.0)
+    r.start()
+    time.sleep(0.5)
+    problems = r.stop()
+    assert r.node('h').poll() == -signal.SIGKILL
+    assert problems == ['h was ended by SIGKILL'], problems
+    assert 'stacks of h (SIGUSR1) in their logs' in out.getvalue()
+    assert 'in stuck_in_teardown' in (tmp_path / 'logs' / 'h.log').read_text()
 
 
 def test_cli_reports_a_broken_store_file_and_exits_2(tmp_path, capsys):

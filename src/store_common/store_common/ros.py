@@ -5,6 +5,7 @@ Only node modules import this; algorithm modules stay free of rclpy.
 """
 from __future__ import annotations
 
+import faulthandler
 import signal
 import threading
 import time
@@ -130,10 +131,15 @@ class _StopRequest:
             return
         for sig in (signal.SIGINT, signal.SIGTERM):
             self._previous[sig] = signal.signal(sig, self._on_signal)
+        # SIGUSR1: every thread's Python stack to stderr (the node's log), even while the main
+        # thread is blocked in C; the runner sends it to a node that ignores the stop
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
 
     def restore(self) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
+        if self._previous:
+            faulthandler.unregister(signal.SIGUSR1)
         self._previous.clear()
 
     def _on_signal(self, signum, frame) -> None:

@@ -127,3 +127,16 @@ def test_a_signal_before_the_node_exists_is_remembered_even_if_its_interrupt_is_
     assert armed.requested and armed.signal_name == 'SIGTERM'
     with pytest.raises(KeyboardInterrupt):
         armed._on_signal(signal.SIGINT, None)        # a second one interrupts
+
+
+def test_sigusr1_writes_every_threads_stack_while_the_stop_handlers_are_installed(capfd):
+    from store_common.ros import _StopRequest
+    stop = _StopRequest()
+    stop.install()
+    try:
+        os.kill(os.getpid(), signal.SIGUSR1)
+        time.sleep(0.1)
+    finally:
+        stop.restore()
+    err = capfd.readouterr().err
+    assert 'test_sigusr1_writes_every_threads_stack' in err, err
