@@ -124,7 +124,7 @@ def summary_line(summary: dict) -> str:
         lat = ('no frames' if b['latency_p50_ms'] is None else
                f'p50 {b["latency_p50_ms"]:.0f} ms p95 {b["latency_p95_ms"]:.0f} ms')
         return (f'{b["frames_in"]} in, {b["processed_full"]} full ('
-                f'{b.get("full_reused_shoppers", 0)} on earlier shoppers) + '
+                f'{b["full_reused_shoppers"]} on earlier shoppers) + '
                 f'{b["processed_shoppers"]} shoppers, {b["skipped_by_schedule"]} skipped, '
                 f'{b["dropped"]} dropped '
                 f'({share} of {b["active_in"]} active), {b["failed"]} failed, {lat}')

@@ -183,6 +183,12 @@ class HypothesisRanker:
                                expected_grams=scored[i][4], on_home_plate=scored[i][5])
                 for i in order]
 
+    def best_of_steps(self, steps, inventory: PlateInventory | None = None) -> HypothesisData:
+        """The best hypothesis for ``WeightStep`` s taken together: their plates, summed change
+        and combined noise (what one merged event of them would be ranked on)."""
+        return self.rank(tuple(s.plate_id for s in steps), sum(s.delta_grams for s in steps),
+                         math.sqrt(sum(s.noise_grams ** 2 for s in steps)), inventory)[0]
+
     def separate_grabs(self, steps, inventory: PlateInventory | None = None,
                        min_posterior: float = 0.9) -> bool:
         """``steps`` (``WeightStep`` s of adjacent plates at about one time) are separate grabs,
@@ -195,11 +201,10 @@ class HypothesisRanker:
         if len(steps) < 2 or any(s.minor or s.delta_grams >= 0 for s in steps):
             return False
         for s in steps:
-            top = self.rank((s.plate_id,), s.delta_grams, s.noise_grams, inventory)[0]
+            top = self.best_of_steps([s], inventory)
             if top.is_unknown or top.posterior < min_posterior:
                 return False
-        total = self.rank(tuple(s.plate_id for s in steps), sum(s.delta_grams for s in steps),
-                          math.sqrt(sum(s.noise_grams ** 2 for s in steps)), inventory)[0]
+        total = self.best_of_steps(steps, inventory)
         return total.is_unknown or total.quantity != 1
 
     def split_grabs(self, steps, inventory: PlateInventory | None = None,
@@ -216,13 +221,7 @@ class HypothesisRanker:
         steps = list(steps)
         if len(steps) < 3 or any(s.minor or s.delta_grams >= 0 for s in steps):
             return None
-
-        def top(part):
-            return self.rank(tuple(s.plate_id for s in part),
-                             sum(s.delta_grams for s in part),
-                             math.sqrt(sum(s.noise_grams ** 2 for s in part)), inventory)[0]
-
-        whole = top(steps)
+        whole = self.best_of_steps(steps, inventory)
         if not whole.is_unknown and whole.posterior >= min_posterior:
             return None
         best, best_p = None, 0.0
@@ -230,7 +229,7 @@ class HypothesisRanker:
         for mask in range(2 ** len(rest) - 1):      # steps[0] in part a; part b never empty
             a = [steps[0]] + [s for k, s in enumerate(rest) if mask >> k & 1]
             b = [s for k, s in enumerate(rest) if not mask >> k & 1]
-            ta, tb = top(a), top(b)
+            ta, tb = self.best_of_steps(a, inventory), self.best_of_steps(b, inventory)
             if ta.is_unknown or tb.is_unknown:
                 continue
             p = ta.posterior * tb.posterior
