@@ -7,6 +7,7 @@ import os
 import pathlib
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -153,6 +154,117 @@ def test_camera_driver_streams_a_file_and_reopens_it(tmp_path, cam_ros_env):
             probe.close()
     assert proc.returncode == 0, out
     assert 'reopening' in out
+
+
+def _textured_video(path, n=30):
+    """A 640x480 MJPEG file whose frames JPEG can carry (noise blurred, a frame number band)."""
+    rng = np.random.default_rng(3)
+    base = cv2.GaussianBlur((rng.random((480, 640, 3)) * 255).astype(np.uint8), (9, 9), 3)
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*'MJPG'), 10.0, (640, 480))
+    for i in range(n):
+        f = base.copy()
+        f[:40] = 8 * i
+        w.write(f)
+    w.release()
+
+
+def test_review_node_keeps_the_drivers_jpeg_evidence_frames(tmp_path, cam_ros_env):
+    """The camera driver's evidence topic (a few JPEG frames a second) reaches the review
+    node's camera evidence; a frame in another format is refused with a logged reason."""
+    import rclpy
+    from builtin_interfaces.msg import Time
+    from sensor_msgs.msg import CompressedImage, Image
+    from store_common.ros import SENSOR_QOS
+    from store_interfaces.msg import ReviewRequest
+    from store_review.evidence import camera_views, decode_image
+
+    video = tmp_path / 'cam1.avi'
+    _textured_video(video)
+    store = load_store(DEMO_STORE)
+    plate = next(p for p, box in next(v for v in camera_views(store)
+                                      if v.camera_id == 'cam1').plates.items() if box)
+    db = tmp_path / 'review.sqlite'
+    driver = [executable_path(_spec('store_perception', 'camera_driver', '/store/cameras/cam1')),
+              '--ros-args', '-r', '__ns:=/store/cameras/cam1', '-p', 'camera_id:=cam1',
+              '-p', f'store_file:={DEMO_STORE}', '-p', f'source:={video}',
+              '-p', 'evidence_rate_hz:=4.0']
+    review = [executable_path(_spec('store_review', 'review', '/store')), '--ros-args',
+              '-r', '__ns:=/store', '-p', f'store_file:={DEMO_STORE}', '-p', f'db_path:={db}',
+              '-p', 'port:=0']
+    with rclpy.init():
+        probe = Probe(rclpy, 'evidence_probe')
+        ev_topic = '/store/cameras/cam1/image_evidence/compressed'
+        raw_topic = '/store/cameras/cam1/image_raw'
+        probe.sub(CompressedImage, ev_topic, SENSOR_QOS)
+        probe.sub(Image, raw_topic, SENSOR_QOS)
+        junk = probe.node.create_publisher(CompressedImage, ev_topic, SENSOR_QOS)
+        req_pub = probe.node.create_publisher(ReviewRequest, '/store/review_requests',
+                                              qos_profile=_event_qos())
+        probe.start()
+        procs = [subprocess.Popen(cmd, env=cam_ros_env, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True)
+                 for cmd in (driver, review)]
+        try:
+            assert probe.wait(ev_topic, 3, 20.0), 'no evidence frames from the driver'
+            t_first = time.monotonic()
+            time.sleep(3.0)
+            n_ev = sum(1 for t, _ in probe.got[ev_topic] if t > t_first)
+            # a frame in another format, from a second publisher: refused, never stored
+            for _ in range(12):
+                now = probe.node.get_clock().now().to_msg()
+                m = CompressedImage(format='rgb8; raw', data=bytes(64))
+                m.header.stamp = now
+                junk.publish(m)
+                time.sleep(0.1)
+            now_ns = probe.node.get_clock().now().nanoseconds
+            start_ns = now_ns - 2 * 10**9
+            req = ReviewRequest(request_id=f'review/{plate}@{start_ns}',
+                                event_id=f'{plate}@{start_ns}', reason=2, detail='test',
+                                gondola_id=plate.split('.')[0], plate_ids=[plate],
+                                delta_grams=-330.0)
+            req.header.stamp = Time(sec=now_ns // 10**9, nanosec=now_ns % 10**9)
+            deadline = time.monotonic() + 20.0
+            rows = []
+            while time.monotonic() < deadline and not rows:
+                req_pub.publish(req)          # transient-local: late joiners get it anyway
+                time.sleep(1.0)
+                if db.exists():
+                    con = sqlite3.connect(f'file:{db}?mode=ro', uri=True, timeout=5.0)
+                    rows = con.execute("SELECT name, path FROM evidence WHERE request_id = ? "
+                                       "AND kind = 'image' AND name LIKE 'cam1@%'",
+                                       (req.request_id,)).fetchall()
+                    con.close()
+        finally:
+            outs = []
+            for proc in procs:
+                proc.send_signal(signal.SIGINT)
+            for proc in procs:
+                outs.append(proc.communicate(timeout=20)[0])
+            probe.close()
+    driver_out, review_out = outs
+    assert rows, f'no image evidence from cam1 for {plate}:\n{review_out[-3000:]}'
+    # about evidence_rate_hz: 4 a second (first frame of each 250 ms slot of 10 fps)
+    assert 8 <= n_ev <= 15, n_ev
+    ev = [m for _, m in probe.got[ev_topic] if m.format.endswith('jpeg compressed bgr8')]
+    raw = {(m.header.stamp.sec, m.header.stamp.nanosec): m for _, m in probe.got[raw_topic]}
+    same = [(e, raw[(e.header.stamp.sec, e.header.stamp.nanosec)]) for e in ev
+            if (e.header.stamp.sec, e.header.stamp.nanosec) in raw]
+    assert same, 'no evidence frame has the stamp of an image_raw frame'
+    e, r = same[-1]
+    jpeg = decode_image(bytes(e.data))
+    full = np.frombuffer(bytes(r.data), np.uint8).reshape(480, 640, 3)
+    assert jpeg.shape == full.shape
+    assert np.abs(jpeg.astype(int) - full).mean() < 4.0      # the same picture, JPEG-close
+    for _name, path in rows:
+        img = cv2.imread(path)
+        assert img is not None and img.size, path
+    assert 'evidence frame refused: format' in review_out, review_out[-3000:]
+    assert all(p.returncode == 0 for p in procs), (driver_out[-2000:], review_out[-2000:])
+
+
+def _event_qos():
+    from store_common.ros import EVENT_QOS
+    return EVENT_QOS
 
 
 def _rendered_frames(n=3):

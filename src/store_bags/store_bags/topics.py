@@ -72,6 +72,7 @@ def graph_topics(store, namespace: str = '/store') -> dict[str, str]:
     for c in getattr(store, 'cameras', ()):
         base = f'{ns}/cameras/{c.id}'
         out[f'{base}/image_raw'] = 'sensor_msgs/msg/Image'
+        out[f'{base}/image_evidence/compressed'] = 'sensor_msgs/msg/CompressedImage'
         out[f'{base}/camera_info'] = 'sensor_msgs/msg/CameraInfo'
         out[f'{base}/detections'] = T + 'DetectionArray'
         out[f'{base}/detections_image'] = 'sensor_msgs/msg/Image'

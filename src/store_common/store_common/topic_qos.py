@@ -26,6 +26,7 @@ QOS_CLASSES = {
 TOPIC_CLASSES = {
     # sensors: cameras (cameras/<id>/...), load cells (<controller>/...), gates
     'image_raw': 'sensor',
+    'image_evidence/compressed': 'sensor',
     'camera_info': 'sensor',
     'detections_image': 'sensor',
     'plate_raw': 'stream',

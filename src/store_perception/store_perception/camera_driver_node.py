@@ -4,12 +4,14 @@ Parameters: ``camera_id``; ``store_file`` (the camera's calibration, source, fps
 from the store description) and/or ``calibration_file``, ``source`` (device index, file, URL),
 ``fps``, ``width``, ``height`` overriding it; ``loop`` (files restart at the end);
 ``reopen_initial_s`` / ``reopen_max_s`` (backoff); ``stale_timeout_s``; ``frame_id`` (default
-``camera_<id>_optical``).
+``camera_<id>_optical``); ``evidence_rate_hz`` / ``evidence_jpeg_quality``.
 
 Publishes, relative to the node's namespace (``/store/cameras/<id>``), ``image_raw`` (bgr8) and
-``camera_info`` with sensor-data QoS, and ``/diagnostics``. Stamps are the ROS time when the frame
-was read (a live source, or the simulator's stream, delivers frames as they happen; a file is
-paced at ``fps`` from when it was opened). A source that fails is reopened with backoff,
+``camera_info`` with sensor-data QoS, ``image_evidence/compressed`` (sensor_msgs/CompressedImage,
+JPEG, sensor-data QoS: ``evidence_rate_hz`` of the frames, for the review node's evidence; rviz
+shows it with the compressed image transport), and ``/diagnostics``. Stamps are the ROS time when
+the frame was read (a live source, or the simulator's stream, delivers frames as they happen; a
+file is paced at ``fps`` from when it was opened). A source that fails is reopened with backoff,
 reported on diagnostics, and never stops the node. Frames are read in a thread so that a
 blocking device or stream never stalls the executor.
 """
@@ -18,17 +20,19 @@ from __future__ import annotations
 import threading
 import time
 
+import cv2
 from diagnostic_msgs.msg import DiagnosticArray
 import rclpy
 from rclpy.node import Node
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
 from store_common.camera import load_calibration
 from store_common import diagnostics
 from store_common.description import load_store
 from store_common.ros import declare, run_node, SENSOR_QOS
 
-from store_perception.camera_source import Backoff, CameraSource, parse_source
+from store_perception.camera_source import (Backoff, CameraSource, encode_evidence_jpeg,
+                                            EVIDENCE_FORMAT, EvidenceThrottle, parse_source)
 from store_perception.image_conversion import CvBridge
 
 
@@ -60,6 +64,11 @@ class CameraDriver(Node):
         diag_period_s = declare(self, 'diagnostics_period_s', 1.0, 'Period of /diagnostics '
                                 '[s].', lo=0.1, hi=60.0)
         frame_id = declare(self, 'frame_id', '', 'Image frame; default camera_<id>_optical.')
+        evidence_rate_hz = declare(self, 'evidence_rate_hz', 4.0, 'Frames per second also '
+                                   'published as JPEG on image_evidence/compressed (the review '
+                                   'evidence; 0 = none) [Hz].', lo=0.0, hi=120.0)
+        self.evidence_quality = declare(self, 'evidence_jpeg_quality', 85, 'JPEG quality of '
+                                        'the evidence frames (1-100).', lo=1, hi=100)
         if not cid:
             raise ValueError('camera_id must be set')
         cam = None
@@ -86,6 +95,9 @@ class CameraDriver(Node):
                                    f'calibration\'s {self.model.width}x{self.model.height}')
         self.pub_image = self.create_publisher(Image, 'image_raw', SENSOR_QOS)
         self.pub_info = self.create_publisher(CameraInfo, 'camera_info', SENSOR_QOS)
+        self.evidence = EvidenceThrottle(evidence_rate_hz)
+        self.pub_evidence = (self.create_publisher(CompressedImage, 'image_evidence/compressed',
+                                                   SENSOR_QOS) if evidence_rate_hz > 0 else None)
         self.pub_diag = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self._diag_prev = (time.monotonic(), 0)
         self._logged_error = ''
@@ -124,6 +136,26 @@ class CameraDriver(Node):
                 self.pub_info.publish(self.info)
             except Exception:   # noqa: BLE001 - the context is shutting down
                 return
+            # after image_raw: the detector's frame never waits for the JPEG encoder
+            if self.pub_evidence is not None and self.evidence.due(
+                    stamp.sec * 1_000_000_000 + stamp.nanosec):
+                if not self._publish_evidence(msg.header, frame):
+                    return
+
+    def _publish_evidence(self, header, frame) -> bool:
+        """One evidence frame; False once the context is shutting down."""
+        try:
+            data = encode_evidence_jpeg(frame, self.evidence_quality)
+        except (ValueError, cv2.error) as exc:
+            self.get_logger().warn(f'camera {self.camera_id}: evidence frame not sent: {exc}',
+                                   throttle_duration_sec=10.0)
+            return True
+        try:
+            self.pub_evidence.publish(CompressedImage(header=header, format=EVIDENCE_FORMAT,
+                                                      data=data))
+        except Exception:   # noqa: BLE001 - the context is shutting down
+            return False
+        return True
 
     def _diagnostics(self) -> None:
         st = self.source.state

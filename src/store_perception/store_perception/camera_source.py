@@ -60,6 +60,40 @@ class Backoff:
         self.next_s = self.initial_s
 
 
+class EvidenceThrottle:
+    """Which frames also go out as JPEG evidence: the first frame of each ``1/rate_hz`` slot
+    of the stamp clock, so a 10 frames/s stream gives ``rate_hz`` evidence frames a second on
+    average, whatever the phase. A stamp that goes back (a replayed clock) starts afresh.
+    ``rate_hz`` 0 sends none."""
+
+    def __init__(self, rate_hz: float):
+        if rate_hz < 0:
+            raise ValueError(f'evidence rate must be >= 0 Hz, not {rate_hz}')
+        self.slot_ns = int(1e9 / rate_hz) if rate_hz > 0 else 0
+        self._last_slot: int | None = None
+
+    def due(self, stamp_ns: int) -> bool:
+        if not self.slot_ns:
+            return False
+        slot = int(stamp_ns) // self.slot_ns
+        if self._last_slot is not None and slot == self._last_slot:
+            return False
+        self._last_slot = slot
+        return True
+
+
+def encode_evidence_jpeg(frame: np.ndarray, quality: int) -> bytes:
+    """A BGR frame as JPEG bytes (``sensor_msgs/CompressedImage`` data, format
+    ``bgr8; jpeg compressed bgr8`` as image_transport's compressed plugin writes)."""
+    ok, buf = cv2.imencode('.jpg', frame, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise ValueError(f'JPEG encoding of a {frame.shape} frame failed')
+    return buf.tobytes()
+
+
+EVIDENCE_FORMAT = 'bgr8; jpeg compressed bgr8'
+
+
 @dataclass
 class SourceState:
     connected: bool = False

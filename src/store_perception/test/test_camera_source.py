@@ -7,8 +7,8 @@ import cv2
 import numpy as np
 import pytest
 
-from store_perception.camera_source import (Backoff, CameraSource, parse_source,
-                                            source_kind)
+from store_perception.camera_source import (Backoff, CameraSource, encode_evidence_jpeg,
+                                            EvidenceThrottle, parse_source, source_kind)
 
 
 def write_video(path, n=6, size=(160, 120), fps=20.0):
@@ -102,3 +102,25 @@ def test_a_source_that_never_opens_backs_off(tmp_path):
     # attempts at 0, 0.5, 1.5, 3.5, 5.5 ... : capped at 2 s apart
     assert 3 <= src.state.failures <= 5
     assert src.backoff.next_s == 2.0
+
+
+def test_evidence_throttle_sends_one_frame_per_slot():
+    th = EvidenceThrottle(4.0)
+    stamps = [1_000_000_000 * 7 + k * 100_000_000 + 3_000_000 for k in range(100)]   # 10 fps
+    sent = [t for t in stamps if th.due(t)]
+    assert len(sent) == 40                                    # 4 of 10 a second
+    gaps = np.diff(sent)
+    assert gaps.min() >= 200_000_000 and gaps.max() <= 300_000_000
+    assert th.due(stamps[0])                                  # a clock that went back: afresh
+    assert not any(EvidenceThrottle(0.0).due(t) for t in stamps)
+    with pytest.raises(ValueError):
+        EvidenceThrottle(-1.0)
+
+
+def test_evidence_jpeg_is_the_frame_and_small():
+    rng = np.random.default_rng(0)
+    frame = cv2.GaussianBlur((rng.random((480, 640, 3)) * 255).astype(np.uint8), (9, 9), 3)
+    data = encode_evidence_jpeg(frame, 85)
+    assert data[:3] == b'\xff\xd8\xff' and len(data) * 5 < frame.nbytes
+    back = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    assert back.shape == frame.shape and np.abs(back.astype(int) - frame).mean() < 4.0

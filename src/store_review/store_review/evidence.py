@@ -10,13 +10,14 @@ Weight traces
     later, then it saves what there is) and hands back finished traces to store.
 
 Images
-    :class:`FrameBuffer` keeps a few recent frames per camera (decimated to ``max_fps``);
+    :class:`FrameBuffer` keeps a few recent frames per camera (decimated to ``max_fps``), the
+    camera drivers' JPEG evidence frames still compressed, decoded only for a request;
     :class:`CameraView` says which plates a camera sees (optionally with the plate's pixel box).
-    The store description's ``cameras:`` section (being added with ``store_perception``) gives
-    them; without cameras a request simply has no image evidence. :func:`anonymize` blurs faces
-    before anything is written: the top quarter of each detected ``shopper`` box plus OpenCV's
-    Haar frontal-face detections; with neither, everything above the shelf line except the
-    plate's box. :func:`crop_for_plate` cuts the plate region with a margin.
+    The store description's ``cameras:`` section gives them; without cameras a request simply has
+    no image evidence. :func:`anonymize` blurs faces before anything is written: the top quarter of
+    each detected ``shopper`` box plus OpenCV's Haar frontal-face detections; with neither,
+    everything above the shelf line except the plate's box. :func:`crop_for_plate` cuts the plate
+    region with a margin.
 
 Shopper tracks
     :class:`TrackBuffer` keeps the tracker's recent floor positions per shopper (from
@@ -286,19 +287,22 @@ def camera_views(store, product_height_m: float = 0.25, margin_px: float = 0.0
 
 
 class FrameBuffer:
-    """Recent frames per camera: (stamp_ns, BGR image), at most ``max_fps``, ``keep_s``."""
+    """Recent frames per camera: (stamp_ns, BGR image or its JPEG/PNG bytes), at most
+    ``max_fps``, ``keep_s``. Compressed frames are kept compressed (about 1/20 of the memory)
+    and decoded only when :meth:`around` hands them out for evidence."""
 
     def __init__(self, keep_s: float = 20.0, max_fps: float = 4.0):
         self.keep_ns = int(keep_s * NS_PER_S)
         self.min_dt_ns = int(NS_PER_S / max_fps) if max_fps > 0 else 0
         self.frames: dict[str, deque] = {}
+        self.undecodable = 0               # compressed frames that did not decode
 
     def wants(self, camera_id: str, stamp_ns: int) -> bool:
         """Whether a frame at ``stamp_ns`` would be kept (check before decoding it)."""
         q = self.frames.get(camera_id)
         return not q or stamp_ns - q[-1][0] >= self.min_dt_ns
 
-    def add(self, camera_id: str, stamp_ns: int, image: np.ndarray) -> bool:
+    def add(self, camera_id: str, stamp_ns: int, image: np.ndarray | bytes) -> bool:
         q = self.frames.setdefault(camera_id, deque())
         if not self.wants(camera_id, stamp_ns):
             return False
@@ -309,12 +313,21 @@ class FrameBuffer:
 
     def around(self, camera_id: str, t0_ns: int, t1_ns: int,
                max_frames: int = 6) -> list[tuple[int, np.ndarray]]:
-        """Frames within [t0, t1], spread evenly, at most ``max_frames``."""
+        """Frames within [t0, t1], spread evenly, at most ``max_frames``, decoded; a
+        compressed frame that does not decode is left out (and counted)."""
         sel = [f for f in self.frames.get(camera_id, ()) if t0_ns <= f[0] <= t1_ns]
-        if len(sel) <= max_frames:
-            return sel
-        idx = np.linspace(0, len(sel) - 1, max_frames).round().astype(int)
-        return [sel[i] for i in idx]
+        if len(sel) > max_frames:
+            idx = np.linspace(0, len(sel) - 1, max_frames).round().astype(int)
+            sel = [sel[i] for i in idx]
+        out = []
+        for stamp, image in sel:
+            if not isinstance(image, np.ndarray):
+                image = decode_image(image)
+                if image is None:
+                    self.undecodable += 1
+                    continue
+            out.append((stamp, image))
+        return out
 
 
 _FACE_CASCADE = None
@@ -415,6 +428,33 @@ def encode_jpeg(image: np.ndarray, quality: int = 85) -> bytes:
     if not ok:
         raise ValueError('JPEG encoding failed')
     return buf.tobytes()
+
+
+COMPRESSED_MAGIC = (b'\xff\xd8\xff', b'\x89PNG\r\n\x1a\n')   # JPEG, PNG
+
+
+def compressed_problem(fmt: str, data: bytes) -> str:
+    """Why a sensor_msgs/CompressedImage cannot be evidence ('' when it can): JPEG or PNG
+    only, by its format string and by its first bytes."""
+    kind = fmt.split(';')[-1].strip().split(' ')[0].lower() if fmt else ''
+    if kind not in ('jpeg', 'jpg', 'png'):
+        return f'format {fmt!r} is not JPEG or PNG'
+    if not data.startswith(COMPRESSED_MAGIC):
+        return f'{len(data)} bytes that do not start as a JPEG or PNG file'
+    return ''
+
+
+def decode_image(data: bytes) -> np.ndarray | None:
+    """A BGR uint8 array from JPEG or PNG bytes; None when they do not decode."""
+    import cv2
+    buf = np.frombuffer(bytes(data), dtype=np.uint8)
+    if buf.size == 0:
+        return None
+    try:
+        img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    except cv2.error:
+        return None
+    return img if img is not None and img.ndim == 3 and img.size else None
 
 
 def image_from_msg_fields(encoding: str, height: int, width: int, step: int,

@@ -2,14 +2,15 @@
 
 Subscribes ``review_requests`` and ``shelf_events`` (EVENT_QOS), ``carts`` and ``receipts``
 (STATE_QOS: who has left, what their receipts say), ``<controller>/plate_weights`` of every
-controller (weight traces), ``cameras/<id>/image_raw`` of every camera in the store description's
-``cameras:`` section, if any, and ``review_decision_acks`` (EVENT_QOS: the cart applied or refused
-a decision), and with calibrated cameras ``shopper_tracks`` (the tracker's shopper positions: each
-candidate's box drawn in the camera evidence). Publishes ``review_decisions`` (EVENT_QOS; the cart
-node applies them and amends issued receipts); every decision the cart has not acknowledged is
-published again on start and every ``resend_period_s``, so none is lost while the cart or this node
-is down. Serves the console (``console.py``) with uvicorn in a thread.
-All logic is in ``service.py``, ``store.py``, ``evidence.py``, ``console.py``.
+controller (weight traces), ``cameras/<id>/<camera_image_topic>`` of every camera in the store
+description's ``cameras:`` section, if any (the drivers' JPEG evidence frames, a few a second;
+``image_raw`` for bags recorded without them), and ``review_decision_acks`` (EVENT_QOS: the cart
+applied or refused a decision), and with calibrated cameras ``shopper_tracks`` (the tracker's
+shopper positions: each candidate's box drawn in the camera evidence). Publishes
+``review_decisions`` (EVENT_QOS; the cart node applies them and amends issued receipts); every
+decision the cart has not acknowledged is published again on start and every ``resend_period_s``,
+so none is lost while the cart or this node is down. Serves the console (``console.py``) with
+uvicorn in a thread. All logic is in ``service.py``, ``store.py``, ``evidence.py``, ``console.py``.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import pathlib
 
 from rclpy.node import Node
 from rclpy.serialization import deserialize_message
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 from store_cart.model import CandidateData, ReviewRequestData
 from store_common.description import load_store, StoreConfigError
 from store_common.stamps import cdr_header_stamp_ns
@@ -30,9 +31,9 @@ from store_shelf import convert
 import yaml
 
 from store_review.console import ConsoleServer, create_app, PageInfo
-from store_review.evidence import (camera_views, cameras_from_description, FrameBuffer,
-                                   image_from_msg_fields, ImageCollector, TraceBuffer,
-                                   TraceCollector, TrackBuffer)
+from store_review.evidence import (camera_views, cameras_from_description, compressed_problem,
+                                   FrameBuffer, image_from_msg_fields, ImageCollector,
+                                   TraceBuffer, TraceCollector, TrackBuffer)
 from store_review.service import ack_problem, request_problem, ReviewService
 from store_review.store import QueueParams, ReviewDbError, ReviewStore
 
@@ -93,8 +94,19 @@ class ReviewNode(Node):
         resend_period_s = declare(self, 'resend_period_s', 2.0, 'Decisions the cart has not '
                                   'acknowledged are published again this often (and on start) '
                                   '[s].', lo=0.1, hi=3600.0, read_only=True)
+        image_topic = declare(self, 'camera_image_topic', 'image_evidence/compressed', 'Each '
+                              'camera\'s evidence frames, under cameras/<id>/: a name ending in '
+                              '/compressed is sensor_msgs/CompressedImage (JPEG or PNG; the '
+                              'camera driver publishes image_evidence/compressed at its '
+                              'evidence_rate_hz), any other sensor_msgs/Image (image_raw: every '
+                              'frame, for bags recorded without evidence frames).',
+                              read_only=True)
         if not store_file:
             raise ValueError('parameter store_file is required (the store description YAML)')
+        if not image_topic or image_topic.startswith('/') or ' ' in image_topic:
+            raise ValueError(f'camera_image_topic {image_topic!r}: give a topic name relative '
+                             'to cameras/<id>/, e.g. image_evidence/compressed or image_raw')
+        compressed = image_topic.endswith('/compressed')
         store = load_store(store_file)
         raw = yaml.safe_load(pathlib.Path(store_file).read_text()) or {}
         # calibrated cameras: plates and pixel boxes from the geometry; else what the file says
@@ -108,7 +120,9 @@ class ReviewNode(Node):
                                       lambda: self.get_clock().now().nanoseconds, session_ttl_s)
         self._traces = TraceBuffer(keep_s=60.0)
         self._trace_jobs = TraceCollector(self._traces, pad_s=trace_pad_s)
-        self._frames = FrameBuffer()
+        # compressed: the driver already picks one frame per 1/rate slot (gaps of 1-2 source
+        # frames), so the buffer only guards against a flood
+        self._frames = FrameBuffer(max_fps=8.0) if compressed else FrameBuffer()
         # the tracker's shopper positions: each candidate's box in the camera evidence
         self._tracks = TrackBuffer() if store.cameras else None
         self._images = ImageCollector(self._frames, cameras, evidence_dir, tracks=self._tracks,
@@ -122,10 +136,16 @@ class ReviewNode(Node):
             self.create_subscription(PlateWeights, f'{c.id}/plate_weights', self._on_weights,
                                      RELIABLE_STREAM_QOS)
         for cam in cameras:
-            # serialized: of 10 frames/s the buffer keeps 4, and only those are deserialized
-            self.create_subscription(Image, f'cameras/{cam.camera_id}/image_raw',
-                                     lambda data, c=cam.camera_id: self._on_image(c, data),
-                                     SENSOR_QOS, raw=True)
+            topic = f'cameras/{cam.camera_id}/{image_topic}'
+            if compressed:
+                self.create_subscription(
+                    CompressedImage, topic,
+                    lambda msg, c=cam.camera_id: self._on_compressed(c, msg), SENSOR_QOS)
+            else:
+                # serialized: of 10 frames/s the buffer keeps 4, and only those are deserialized
+                self.create_subscription(Image, topic,
+                                         lambda data, c=cam.camera_id: self._on_image(c, data),
+                                         SENSOR_QOS, raw=True)
         if self._tracks is not None:
             self.create_subscription(ShopperTracks, 'shopper_tracks', self._on_tracks,
                                      EVENT_QOS)
@@ -218,14 +238,30 @@ class ReviewNode(Node):
         if img is not None:
             self._frames.add(camera_id, stamp_ns(msg.header.stamp), img)
 
+    def _on_compressed(self, camera_id: str, msg: CompressedImage) -> None:
+        stamp = stamp_ns(msg.header.stamp)
+        if not self._frames.wants(camera_id, stamp):
+            return
+        data = bytes(msg.data)
+        problem = compressed_problem(msg.format, data)
+        if problem:
+            self.get_logger().warning(f'camera {camera_id}: evidence frame refused: {problem}',
+                                      throttle_duration_sec=10.0)
+            return
+        self._frames.add(camera_id, stamp, data)     # decoded only if a request needs it
+
     # --- timers -------------------------------------------------------------------------------
     def _on_evidence_tick(self) -> None:
         traces = self._trace_jobs.ready() + self._trace_jobs.expire()
         for t in traces:
             self._store.add_evidence(t.request_id, 'weight_trace', t.plate_id, t.t0_ns,
                                      t.payload())
+        bad = self._frames.undecodable
         for rid, name, stamp, path, meta in self._images.ready(self._traces.newest_ns):
             self._store.add_evidence(rid, 'image', name, stamp, meta, path)
+        if self._frames.undecodable > bad:
+            self.get_logger().warning(f'{self._frames.undecodable - bad} evidence frames did not '
+                                      'decode and were left out of their requests')
 
     def _on_sweep(self) -> None:
         for rid, status in self._service.sweep():
