@@ -151,6 +151,11 @@ if reqs:
     print('  corrected revision (log in below and decide it).')
 EOF
 echo
+if [ "$CAMERAS" = "1" ]; then
+  echo "== real time on this machine (issue 17's goal; store_bench.live_reach)"
+  live_reach --run-dir "$RUN" --store "$STORE" || true
+  echo
+fi
 echo "== files: $RUN/store.png (top-down view after the run), $RUN/sensors_bag (rosbag2/MCAP"
 echo "   of the raw sensor topics; replay with: run_store --mode replay --bag $RUN/sensors_bag ...)"
 if [ "$CAMERAS" = "1" ]; then

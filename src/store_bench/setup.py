@@ -22,6 +22,7 @@ setup(
     entry_points={
         'console_scripts': [
             'bench_bag_check = store_bench.bench_bag_check:main',
+            'live_reach = store_bench.live_reach:main',
             'bench_db_open = store_bench.bench_db_open:main',
             'bench_detector = store_bench.bench_detector:main',
             'bench_event_merge = store_bench.bench_event_merge:main',

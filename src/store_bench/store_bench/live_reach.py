@@ -15,11 +15,17 @@ frame is one whose truth has a hand box within ``reach_px`` of a plate's reach p
 camera (:func:`hand_at_reach`, the rule ``bench_live_detector`` counts with too); reach frames
 without a record are ``not received``: never delivered, or (more often) stamped into the next
 frame's slot under load.
+
+``live_reach --run-dir DIR`` prints one run's figure against the goal of issue 17 (fewer than
+5 % of the reach frames dropped, stamp -> detections p95 under 200 ms); ``make demo`` ends with
+it.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import pathlib
+import sys
 
 import numpy as np
 
@@ -127,3 +133,56 @@ def reach_table(counts_by_level: dict) -> list[str]:
                      f'{tot["shoppers"]:5d} {tot["skipped"]:5d} {tot["dropped"]:5d} {lost:5d} '
                      f'{share:6.1%}')
     return lines
+
+
+GOAL_DROP_SHARE = 0.05     # issue 17: fewer than 5 % of the frames where shoppers reach dropped
+GOAL_P95_MS = 200.0        # and stamp -> detections p95 under 200 ms
+
+
+def realtime_line(counts: dict[str, int], p95_ms: float | None) -> str:
+    """One run's real-time figure against the goal, in words."""
+    lost = counts['not received'] + counts['failed'] + counts['unprocessed']
+    n = sum(counts.get(k, 0) for k in OUTCOMES) - lost
+    share = counts['dropped'] / n if n else 0.0
+    p95 = 'no latency figure' if p95_ms is None else f'p95 stamp -> detections {p95_ms:.0f} ms'
+    met = n > 0 and share < GOAL_DROP_SHARE and p95_ms is not None and p95_ms < GOAL_P95_MS
+    return (f'detector in real time: {counts["dropped"]} of {n} frames where shoppers reach '
+            f'dropped ({share:.1%}), {p95}; goal < {GOAL_DROP_SHARE:.0%} and < '
+            f'{GOAL_P95_MS:.0f} ms: {"met" if met else "missed"} in this run '
+            f'({lost} reach frames without a record are not counted)')
+
+
+def main(argv=None) -> int:
+    from store_common.description import load_store
+    from store_common.params import load_params_file
+    from store_perception.serving import make_scheduler
+    ap = argparse.ArgumentParser(description='One live camera run\'s frames where shoppers '
+                                 'reach: what the detector did with them, against the goal.')
+    ap.add_argument('--run-dir', required=True, help='a run_store --mode sim --cameras run')
+    ap.add_argument('--store', default='config/stores/demo.yaml')
+    ap.add_argument('--params', default='config/params/store.yaml',
+                    help='the detector section gives the plates\' reach points per camera')
+    ap.add_argument('--reach-px', type=float, default=40.0,
+                    help='a truth hand this close to a plate\'s reach point is a reach [px]')
+    ap.add_argument('--fps', type=float, default=10.0)
+    args = ap.parse_args(argv)
+    store = load_store(args.store)
+    plates_px = make_scheduler(dict(load_params_file(args.params).get('detector', {})),
+                               [c.id for c in store.cameras], store).plates_px
+    run_dir = pathlib.Path(args.run_dir)
+    counts = run_reach_outcomes(run_dir, plates_px, args.fps, args.reach_px)
+    if counts is None:
+        print(f'live_reach: {run_dir} has no detector_frames.jsonl or scenario_clock.json '
+              '(not a finished run_store --mode sim --cameras run)', file=sys.stderr)
+        return 1
+    try:
+        p95 = float(json.loads((run_dir / 'detector_summary.json').read_text())
+                    ['overall']['latency_p95_ms'])
+    except (OSError, ValueError, KeyError, TypeError):
+        p95 = None
+    print(realtime_line(counts, p95))
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

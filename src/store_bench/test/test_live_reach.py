@@ -2,8 +2,8 @@
 outcome counts and the table."""
 import json
 
-from store_bench.live_reach import (load_frame_log, reach_outcomes, reach_table,
-                                    run_reach_outcomes, truth_reach_frames)
+from store_bench.live_reach import (load_frame_log, main, reach_outcomes, reach_table,
+                                    realtime_line, run_reach_outcomes, truth_reach_frames)
 
 NS = 1_000_000_000
 
@@ -55,3 +55,33 @@ def test_run_files_and_table(tmp_path):
     rows = {x.split()[2]: x.split()[3:] for x in lines if x.startswith('live fused')}
     assert rows['2'] == ['1', '4', '2', '0', '0', '1', '1', '33.3%']
     assert rows['3'][:2] == ['0', '0'] and rows['all'][:2] == ['1', '4']
+
+
+def test_the_goal_line_counts_what_the_detector_received():
+    counts = dict.fromkeys(('full', 'shoppers', 'skipped', 'dropped', 'failed', 'unprocessed',
+                            'not received'), 0)
+    counts.update(full=90, shoppers=5, skipped=1, dropped=4, **{'not received': 30})
+    line = realtime_line(counts, 180.0)
+    assert '4 of 100 frames' in line and '(4.0%)' in line and ': met' in line
+    assert '30 reach frames without a record' in line
+    assert ': missed' in realtime_line(counts, 230.0)             # latency over 200 ms
+    assert ': missed' in realtime_line(dict(counts, dropped=6), 150.0)   # 6 of 102
+    assert ': missed' in realtime_line(counts, None)
+    assert ': missed' in realtime_line(dict.fromkeys(counts, 0), 100.0)  # nothing to count
+
+
+def test_the_command_reads_a_run_and_names_a_run_that_is_not_one(tmp_path, capsys):
+    import pathlib
+    root = pathlib.Path(__file__).resolve().parents[3]
+    store, params = root / 'config/stores/demo.yaml', root / 'config/params/store.yaml'
+    run = tmp_path / 'run'
+    (run / 'cameras').mkdir(parents=True)
+    (run / 'scenario_clock.json').write_text(json.dumps({'scenario_start_ros_ns': 0}))
+    (run / 'detector_frames.jsonl').write_text('')
+    (run / 'detector_summary.json').write_text(json.dumps({'overall': {
+        'latency_p95_ms': 150.0}}))
+    assert main(['--run-dir', str(run), '--store', str(store), '--params', str(params)]) == 0
+    assert '0 of 0 frames' in capsys.readouterr().out
+    assert main(['--run-dir', str(tmp_path / 'nope'), '--store', str(store),
+                 '--params', str(params)]) == 1
+    assert 'not a finished run_store' in capsys.readouterr().err
