@@ -174,9 +174,10 @@ def test_review_node_keeps_the_drivers_jpeg_evidence_frames(tmp_path, cam_ros_en
     import rclpy
     from builtin_interfaces.msg import Time
     from sensor_msgs.msg import CompressedImage, Image
-    from store_common.ros import SENSOR_QOS
+    from store_common.evidence_frames import decode_image
+    from store_common.ros import EVENT_QOS, SENSOR_QOS
     from store_interfaces.msg import ReviewRequest
-    from store_review.evidence import camera_views, decode_image
+    from store_review.evidence import camera_views
 
     video = tmp_path / 'cam1.avi'
     _textured_video(video)
@@ -199,7 +200,7 @@ def test_review_node_keeps_the_drivers_jpeg_evidence_frames(tmp_path, cam_ros_en
         probe.sub(Image, raw_topic, SENSOR_QOS)
         junk = probe.node.create_publisher(CompressedImage, ev_topic, SENSOR_QOS)
         req_pub = probe.node.create_publisher(ReviewRequest, '/store/review_requests',
-                                              qos_profile=_event_qos())
+                                              qos_profile=EVENT_QOS)
         probe.start()
         procs = [subprocess.Popen(cmd, env=cam_ros_env, stdout=subprocess.PIPE,
                                   stderr=subprocess.STDOUT, text=True)
@@ -260,11 +261,6 @@ def test_review_node_keeps_the_drivers_jpeg_evidence_frames(tmp_path, cam_ros_en
         assert img is not None and img.size, path
     assert 'evidence frame refused: format' in review_out, review_out[-3000:]
     assert all(p.returncode == 0 for p in procs), (driver_out[-2000:], review_out[-2000:])
-
-
-def _event_qos():
-    from store_common.ros import EVENT_QOS
-    return EVENT_QOS
 
 
 def _rendered_frames(n=3):

@@ -34,9 +34,7 @@ import sys
 import time
 
 from store_common.description import load_store
-from store_common.params import load_params_file
-from store_bench.live_reach import reach_table, run_reach_outcomes
-from store_perception.serving import make_scheduler
+from store_bench.live_reach import reach_points, reach_table, run_reach_outcomes
 from store_bench.fusion_offline import seed_ranges
 from store_bench.paths import root_or_exit
 from store_sim.evaluator import aggregate, evaluate_run
@@ -184,9 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(str(exc))
     levels = [int(x) for x in args.levels.split(',')]
     store = load_store(args.store)
-    cams = [c.id for c in store.cameras]
-    args.plates_px = make_scheduler(dict(load_params_file(args.params).get('detector', {})),
-                                    cams, store).plates_px
+    args.plates_px = reach_points(store, args.params)
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)

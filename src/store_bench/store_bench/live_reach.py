@@ -109,11 +109,29 @@ def run_reach_outcomes(run_dir: pathlib.Path, plates_px: dict, fps: float,
     return reach_outcomes(records, start_ns, fps, reach)
 
 
+def drop_share(counts: dict[str, int]) -> tuple[int, int, float]:
+    """(reach frames the detector has a record of, those without one, the share of the first
+    that it dropped). ``lost`` (not received, failed, unprocessed) is apart: the driver stamps
+    a frame when it arrives, so under load a frame can land in the next frame's slot, leaving
+    its own slot without a record."""
+    lost = counts.get('not received', 0) + counts.get('failed', 0) + counts.get('unprocessed', 0)
+    n = sum(counts.get(k, 0) for k in OUTCOMES) - lost
+    return n, lost, (counts.get('dropped', 0) / n if n > 0 else 0.0)
+
+
+def reach_points(store, params_file) -> dict:
+    """{camera: {plate: (u, v)}}: each camera's plate reach points, as the detector node's
+    schedule computes them from the ``detector`` section of ``params_file``."""
+    from store_common.params import load_params_file
+    from store_perception.serving import make_scheduler
+    return make_scheduler(dict(load_params_file(params_file).get('detector', {})),
+                          [c.id for c in store.cameras], store).plates_px
+
+
 def reach_table(counts_by_level: dict) -> list[str]:
     """Lines: per level and over all, the reach frames and what became of them, and the share
-    dropped among those the detector has a record of. ``lost`` (not received, failed,
-    unprocessed) is shown apart: the driver stamps a frame when it arrives, so under load a
-    frame can land in the next frame's slot, leaving its own slot without a record."""
+    dropped among those the detector has a record of (:func:`drop_share`; ``lost`` is shown
+    apart)."""
     header = (f'{"reach frames":16} {"level":>5} {"runs":>4} {"frames":>6} {"full":>6} '
               f'{"shop":>5} {"skip":>5} {"drop":>5} {"lost":>5} {"drop%":>6}')
     lines = [header, '-' * len(header)]
@@ -127,8 +145,7 @@ def reach_table(counts_by_level: dict) -> list[str]:
             for k in OUTCOMES:
                 tot[k] += c.get(k, 0)
         n = sum(tot.values())
-        lost = tot['not received'] + tot['failed'] + tot['unprocessed']
-        share = tot['dropped'] / (n - lost) if n > lost else 0.0
+        _, lost, share = drop_share(tot)
         lines.append(f'{"live fused":16} {lv!s:>5} {len(runs):4d} {n:6d} {tot["full"]:6d} '
                      f'{tot["shoppers"]:5d} {tot["skipped"]:5d} {tot["dropped"]:5d} {lost:5d} '
                      f'{share:6.1%}')
@@ -141,9 +158,7 @@ GOAL_P95_MS = 200.0        # and stamp -> detections p95 under 200 ms
 
 def realtime_line(counts: dict[str, int], p95_ms: float | None) -> str:
     """One run's real-time figure against the goal, in words."""
-    lost = counts['not received'] + counts['failed'] + counts['unprocessed']
-    n = sum(counts.get(k, 0) for k in OUTCOMES) - lost
-    share = counts['dropped'] / n if n else 0.0
+    n, lost, share = drop_share(counts)
     p95 = 'no latency figure' if p95_ms is None else f'p95 stamp -> detections {p95_ms:.0f} ms'
     met = n > 0 and share < GOAL_DROP_SHARE and p95_ms is not None and p95_ms < GOAL_P95_MS
     return (f'detector in real time: {counts["dropped"]} of {n} frames where shoppers reach '
@@ -154,8 +169,6 @@ def realtime_line(counts: dict[str, int], p95_ms: float | None) -> str:
 
 def main(argv=None) -> int:
     from store_common.description import load_store
-    from store_common.params import load_params_file
-    from store_perception.serving import make_scheduler
     ap = argparse.ArgumentParser(description='One live camera run\'s frames where shoppers '
                                  'reach: what the detector did with them, against the goal.')
     ap.add_argument('--run-dir', required=True, help='a run_store --mode sim --cameras run')
@@ -166,9 +179,7 @@ def main(argv=None) -> int:
                     help='a truth hand this close to a plate\'s reach point is a reach [px]')
     ap.add_argument('--fps', type=float, default=10.0)
     args = ap.parse_args(argv)
-    store = load_store(args.store)
-    plates_px = make_scheduler(dict(load_params_file(args.params).get('detector', {})),
-                               [c.id for c in store.cameras], store).plates_px
+    plates_px = reach_points(load_store(args.store), args.params)
     run_dir = pathlib.Path(args.run_dir)
     counts = run_reach_outcomes(run_dir, plates_px, args.fps, args.reach_px)
     if counts is None:

@@ -29,10 +29,10 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from store_common.camera import load_calibration
 from store_common import diagnostics
 from store_common.description import load_store
-from store_common.ros import declare, run_node, SENSOR_QOS
+from store_common.evidence_frames import encode_jpeg, EVIDENCE_FORMAT
+from store_common.ros import declare, run_node, SENSOR_QOS, stamp_ns
 
-from store_perception.camera_source import (Backoff, CameraSource, encode_evidence_jpeg,
-                                            EVIDENCE_FORMAT, EvidenceThrottle, parse_source)
+from store_perception.camera_source import Backoff, CameraSource, EvidenceThrottle, parse_source
 from store_perception.image_conversion import CvBridge
 
 
@@ -137,15 +137,14 @@ class CameraDriver(Node):
             except Exception:   # noqa: BLE001 - the context is shutting down
                 return
             # after image_raw: the detector's frame never waits for the JPEG encoder
-            if self.pub_evidence is not None and self.evidence.due(
-                    stamp.sec * 1_000_000_000 + stamp.nanosec):
+            if self.pub_evidence is not None and self.evidence.due(stamp_ns(stamp)):
                 if not self._publish_evidence(msg.header, frame):
                     return
 
     def _publish_evidence(self, header, frame) -> bool:
         """One evidence frame; False once the context is shutting down."""
         try:
-            data = encode_evidence_jpeg(frame, self.evidence_quality)
+            data = encode_jpeg(frame, self.evidence_quality)
         except (ValueError, cv2.error) as exc:
             self.get_logger().warn(f'camera {self.camera_id}: evidence frame not sent: {exc}',
                                    throttle_duration_sec=10.0)

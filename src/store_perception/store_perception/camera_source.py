@@ -82,18 +82,6 @@ class EvidenceThrottle:
         return True
 
 
-def encode_evidence_jpeg(frame: np.ndarray, quality: int) -> bytes:
-    """A BGR frame as JPEG bytes (``sensor_msgs/CompressedImage`` data, format
-    ``bgr8; jpeg compressed bgr8`` as image_transport's compressed plugin writes)."""
-    ok, buf = cv2.imencode('.jpg', frame, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-    if not ok:
-        raise ValueError(f'JPEG encoding of a {frame.shape} frame failed')
-    return buf.tobytes()
-
-
-EVIDENCE_FORMAT = 'bgr8; jpeg compressed bgr8'
-
-
 @dataclass
 class SourceState:
     connected: bool = False

@@ -7,8 +7,8 @@ import cv2
 import numpy as np
 import pytest
 
-from store_perception.camera_source import (Backoff, CameraSource, encode_evidence_jpeg,
-                                            EvidenceThrottle, parse_source, source_kind)
+from store_perception.camera_source import (Backoff, CameraSource, EvidenceThrottle,
+                                            parse_source, source_kind)
 
 
 def write_video(path, n=6, size=(160, 120), fps=20.0):
@@ -115,12 +115,3 @@ def test_evidence_throttle_sends_one_frame_per_slot():
     assert not any(EvidenceThrottle(0.0).due(t) for t in stamps)
     with pytest.raises(ValueError):
         EvidenceThrottle(-1.0)
-
-
-def test_evidence_jpeg_is_the_frame_and_small():
-    rng = np.random.default_rng(0)
-    frame = cv2.GaussianBlur((rng.random((480, 640, 3)) * 255).astype(np.uint8), (9, 9), 3)
-    data = encode_evidence_jpeg(frame, 85)
-    assert data[:3] == b'\xff\xd8\xff' and len(data) * 5 < frame.nbytes
-    back = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    assert back.shape == frame.shape and np.abs(back.astype(int) - frame).mean() < 4.0

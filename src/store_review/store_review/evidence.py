@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
 import numpy as np
+from store_common.evidence_frames import decode_image, encode_jpeg
 
 NS_PER_S = 1_000_000_000
 
@@ -420,41 +421,6 @@ def crop_for_plate(image: np.ndarray, plate_box: Box | None, margin: float = 0.6
     x0, y0 = max(0, x - mx), max(0, y - my)
     x1, y1 = min(w_img, x + w + mx), min(h_img, y + h + my)
     return image[y0:y1, x0:x1], (x - x0, y - y0, w, h)
-
-
-def encode_jpeg(image: np.ndarray, quality: int = 85) -> bytes:
-    import cv2
-    ok, buf = cv2.imencode('.jpg', image, [int(cv2.IMWRITE_JPEG_QUALITY), int(quality)])
-    if not ok:
-        raise ValueError('JPEG encoding failed')
-    return buf.tobytes()
-
-
-COMPRESSED_MAGIC = (b'\xff\xd8\xff', b'\x89PNG\r\n\x1a\n')   # JPEG, PNG
-
-
-def compressed_problem(fmt: str, data: bytes) -> str:
-    """Why a sensor_msgs/CompressedImage cannot be evidence ('' when it can): JPEG or PNG
-    only, by its format string and by its first bytes."""
-    kind = fmt.split(';')[-1].strip().split(' ')[0].lower() if fmt else ''
-    if kind not in ('jpeg', 'jpg', 'png'):
-        return f'format {fmt!r} is not JPEG or PNG'
-    if not data.startswith(COMPRESSED_MAGIC):
-        return f'{len(data)} bytes that do not start as a JPEG or PNG file'
-    return ''
-
-
-def decode_image(data: bytes) -> np.ndarray | None:
-    """A BGR uint8 array from JPEG or PNG bytes; None when they do not decode."""
-    import cv2
-    buf = np.frombuffer(bytes(data), dtype=np.uint8)
-    if buf.size == 0:
-        return None
-    try:
-        img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
-    except cv2.error:
-        return None
-    return img if img is not None and img.ndim == 3 and img.size else None
 
 
 def image_from_msg_fields(encoding: str, height: int, width: int, step: int,

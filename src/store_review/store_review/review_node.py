@@ -22,6 +22,7 @@ from rclpy.serialization import deserialize_message
 from sensor_msgs.msg import CompressedImage, Image
 from store_cart.model import CandidateData, ReviewRequestData
 from store_common.description import load_store, StoreConfigError
+from store_common.evidence_frames import compressed_problem
 from store_common.stamps import cdr_header_stamp_ns
 from store_common.ros import (declare, EVENT_QOS, ns_stamp, RELIABLE_STREAM_QOS, SENSOR_QOS,
                               STATE_QOS, stamp_ns, run_node)
@@ -31,9 +32,9 @@ from store_shelf import convert
 import yaml
 
 from store_review.console import ConsoleServer, create_app, PageInfo
-from store_review.evidence import (camera_views, cameras_from_description, compressed_problem,
-                                   FrameBuffer, image_from_msg_fields, ImageCollector,
-                                   TraceBuffer, TraceCollector, TrackBuffer)
+from store_review.evidence import (camera_views, cameras_from_description, FrameBuffer,
+                                   image_from_msg_fields, ImageCollector, TraceBuffer,
+                                   TraceCollector, TrackBuffer)
 from store_review.service import ack_problem, request_problem, ReviewService
 from store_review.store import QueueParams, ReviewDbError, ReviewStore
 
