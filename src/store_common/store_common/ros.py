@@ -6,7 +6,9 @@ Only node modules import this; algorithm modules stay free of rclpy.
 from __future__ import annotations
 
 import faulthandler
+import os
 import signal
+import sys
 import threading
 import time
 from typing import Any, Callable
@@ -169,6 +171,39 @@ def _drain(executor, timeout_s: float, logger) -> bool:
     return all(f.done() for f in futures)
 
 
+class _TeardownWatchdog:
+    """Bounds the middleware's teardown after a node's data is closed.
+
+    Fast DDS can block for good while it destroys a writer (seen about once in 24 live runs:
+    ``rclpy Publisher.destroy`` from ``Node.destroy_node``, after the node's ``close()``), and
+    the runner or ``ros2 launch`` then kills the process after its own timeouts, reporting a
+    failed stop. Nothing of the node's data is at stake by then, so after ``timeout_s`` this
+    thread writes a warning naming the node and every thread's stack (where it hung) to stderr
+    and ends the process with the exit code the stop would have returned."""
+
+    def __init__(self, name: str, timeout_s: float, logger, code: Callable[[], int]):
+        self._finished = threading.Event()
+        self._name, self._timeout_s, self._logger, self._code = name, timeout_s, logger, code
+        if timeout_s > 0:
+            threading.Thread(target=self._watch, name='teardown-watchdog', daemon=True).start()
+
+    def done(self) -> None:
+        self._finished.set()
+
+    def _watch(self) -> None:
+        if self._finished.wait(self._timeout_s):
+            return
+        try:
+            self._logger.warning(
+                f'{self._name}: the middleware\'s teardown hung for {self._timeout_s:g} s after '
+                'the node closed its data; exiting without it (stacks follow)')
+            faulthandler.dump_traceback(all_threads=True)
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(self._code())
+
+
 def _spin(node: Node, executor, stop: _StopRequest, period_s: float = 0.1) -> None:
     """Spin until a stop is requested, the context shuts down, or a fatal error is reported."""
     while not stop.requested and executor.context.ok():
@@ -180,7 +215,7 @@ def _spin(node: Node, executor, stop: _StopRequest, period_s: float = 0.1) -> No
 
 def run_node(name: str, factory: Callable[[], Node], startup_errors: tuple = (ValueError,), *,
              args: list[str] | None = None, threads: int = 1, startup_exit_code: int = 1,
-             stop_timeout_s: float = 5.0) -> int:
+             stop_timeout_s: float = 5.0, teardown_timeout_s: float = 3.0) -> int:
     """The ``main()`` of every node.
 
     Creates the node with ``factory`` inside ``rclpy.init``; an exception of ``startup_errors``
@@ -195,7 +230,10 @@ def run_node(name: str, factory: Callable[[], Node], startup_errors: tuple = (Va
 
     Ctrl-C or SIGTERM stop it in order and return 0: no new callbacks start, running ones
     finish (up to ``stop_timeout_s``), the node's ``close()`` runs if it has one, the node is
-    destroyed, and only then the ROS context shuts down. An error raised because the context
+    destroyed, and only then the ROS context shuts down. Once ``close()`` has run, the
+    middleware's teardown (destroying the node, shutting the context down) gets
+    ``teardown_timeout_s``; past it the process logs where it hung and exits with the code it
+    would have returned (:class:`_TeardownWatchdog`). An error raised because the context
     is going away (another process shut it down) is a quiet stop too. Any other exception
     propagates (traceback, non-zero exit). A second Ctrl-C interrupts the orderly stop.
     """
@@ -203,6 +241,7 @@ def run_node(name: str, factory: Callable[[], Node], startup_errors: tuple = (Va
     stop = _StopRequest()
     stop.install()
     code = 0
+    watchdog = None
     try:
         with rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO):
             try:
@@ -238,6 +277,10 @@ def run_node(name: str, factory: Callable[[], Node], startup_errors: tuple = (Va
                     if callable(close):
                         close()
                 finally:
+                    # the node's data is closed: from here on only the middleware's teardown
+                    # is left, and it must not hold the process (see _TeardownWatchdog)
+                    watchdog = _TeardownWatchdog(name, teardown_timeout_s, logger,
+                                                 lambda: code)
                     node.destroy_node()
             pending = fatal.pending()
             if code == 0 and pending is not None:
@@ -246,5 +289,7 @@ def run_node(name: str, factory: Callable[[], Node], startup_errors: tuple = (Va
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        if watchdog is not None:
+            watchdog.done()
         stop.restore()
     return code

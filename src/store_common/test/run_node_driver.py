@@ -6,6 +6,8 @@ disk_full_thread DB  the same from a plain thread that swallows the error (like 
 param             declares hold_s (float, 0..30) and logs its value, then spins
 load              threads=2, a 1 ms timer publishes and a subscription takes, until stopped
 slow              threads=2, a timer whose callback takes 0.3 s: one is always running
+hang_teardown DB  writes a row to DB, closes it in close(), then destroy_node blocks for good
+                  (as Fast DDS once did destroying a writer)
 """
 import sys
 import threading
@@ -91,6 +93,22 @@ class Slow(Node):
             self.get_logger().info('busy')
 
 
+class HangTeardown(Node):
+    def __init__(self, path):
+        super().__init__('hang_teardown')
+        self.db = _ToyDb(path)
+        self.get_logger().info('ready')
+
+    def close(self):
+        with self.db.transaction():
+            self.db._w('INSERT INTO rows (body) VALUES (?)', ('closed',))
+        self.db.close()
+        print('data closed', flush=True)
+
+    def destroy_node(self):
+        threading.Event().wait()        # never returns
+
+
 def main(argv):
     mode = argv[1]
     if mode == 'disk_full':
@@ -104,6 +122,9 @@ def main(argv):
         return run_node('slow', Slow, (), args=argv[2:], threads=2)
     if mode == 'load':
         return run_node('load', Load, (), args=argv[2:], threads=2)
+    if mode == 'hang_teardown':
+        return run_node('hang_teardown', lambda: HangTeardown(argv[2]), (), args=argv[3:],
+                        teardown_timeout_s=1.0)
     raise SystemExit(f'unknown mode {mode}')
 
 

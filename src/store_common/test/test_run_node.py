@@ -140,3 +140,23 @@ def test_sigusr1_writes_every_threads_stack_while_the_stop_handlers_are_installe
         stop.restore()
     err = capfd.readouterr().err
     assert 'test_sigusr1_writes_every_threads_stack' in err, err
+
+
+def test_a_teardown_that_hangs_after_close_ends_the_process_with_its_stop_code(tmp_path, env):
+    # Fast DDS once blocked for good in Publisher.destroy after the node's close(): the process
+    # must end by itself, with the data closed, a warning naming the node and where it hung
+    import sqlite3
+    db = tmp_path / 'toy.sqlite'
+    proc = _start(['hang_teardown', str(db)], env)
+    seen = _wait_for(proc, 'ready')
+    started = time.monotonic()
+    code, out = _sigint(proc, seen, timeout_s=20.0)
+    took_s = time.monotonic() - started
+    assert code == 0, out
+    assert took_s < 10.0, out           # the runner's SIGKILL would come at 10 s
+    assert 'data closed' in out, out
+    assert "hang_teardown: the middleware's teardown hung for 1 s after the node closed its " \
+           'data' in out, out
+    assert 'in destroy_node' in out, out            # the stack shows where it hung
+    rows = sqlite3.connect(db).execute('SELECT body FROM rows').fetchall()
+    assert rows == [('closed',)]
