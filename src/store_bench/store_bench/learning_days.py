@@ -344,6 +344,21 @@ def _review_figures(results: list[ScenarioResult]) -> dict:
                                     if auto else 1.0)}
 
 
+def _reviewed(results: list[ScenarioResult]) -> list[dict]:
+    """What sent each reviewed event of ``results`` to review, and its cart features."""
+    out = []
+    for res in results:
+        why = {r.event_id: r for r in res.requests}
+        for row in res.rows:
+            if row['reviewed']:
+                req = why[row['event_id']]
+                out.append({'seed': res.seed, 'level': res.level, 'event_id': row['event_id'],
+                            'p': round(row['p'], 4), 'margin': round(row['margin'], 4),
+                            'top_right': row['top_right'], 'reason': int(req.reason),
+                            'detail': req.detail})
+    return out
+
+
 def _summary(day: int, arm: str, state: ArmState, results: list[ScenarioResult]) -> dict:
     rows = [r for res in results for r in res.rows]
     shoppers = sum(res.metrics['shoppers'] for res in results)
@@ -456,7 +471,8 @@ def run_experiment(store, params_path: pathlib.Path, plan, out_dir: pathlib.Path
         for arm in ARMS:
             days.append(_summary(day, arm, states[arm], results[arm]))
             if heldout:
-                days[-1]['heldout'] = _review_figures([res[arm] for res, _ in held])
+                days[-1]['heldout'] = {**_review_figures([res[arm] for res, _ in held]),
+                                       'reviewed': _reviewed([res[arm] for res, _ in held])}
         res = results['learning']
         rows += [r for x in res for r in x.rows]
         examples += [e for x in res for e in x.examples]
