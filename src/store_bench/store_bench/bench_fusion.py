@@ -35,7 +35,7 @@ import sys
 import time
 from collections import Counter
 
-from store_cart.engine import CartParams, fused_params
+from store_cart.engine import cart_params_of, fused_params
 from store_common.description import load_store
 from store_common.params import load_params_file
 from store_fusion.calibration import ece, fit_platt, Platt
@@ -149,12 +149,9 @@ def main(argv=None) -> int:
     try:
         # the cart node's thresholds, from the same file unless given
         node = load_params_file(ns.params).get('cart', {})
-        base = CartParams()
-        cart = CartParams(
-            min_confidence=float(node.get('min_confidence', base.min_confidence)
-                                 if ns.min_confidence is None else ns.min_confidence),
-            min_margin=float(node.get('min_margin', base.min_margin)
-                             if ns.min_margin is None else ns.min_margin))
+        cart = cart_params_of({**node, **{k: v for k, v in (
+            ('min_confidence', ns.min_confidence), ('min_margin', ns.min_margin))
+            if v is not None}})
         fused_cart = fused_params(cart, float(node.get('fused_min_confidence', -1.0)
                                               if ns.fused_min_confidence is None
                                               else ns.fused_min_confidence))

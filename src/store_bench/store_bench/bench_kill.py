@@ -38,7 +38,7 @@ import time
 
 from store_bringup.graph import build_graph, GraphOptions, load_params_file
 from store_bringup.runner import Runner
-from store_cart.engine import CartEngine, CartParams
+from store_cart.engine import CartEngine, cart_params_of, CartParams
 from store_cart.model import GateEventData
 from store_common.description import load_store
 from store_shelf.event import HypothesisData, ShelfEventData
@@ -218,8 +218,7 @@ def run_one(seed: int, level: int, out: pathlib.Path, rng: random.Random, env: d
             runner.stop()
     wall_s = time.monotonic() - t0
     p = load_params_file(params_path).get('cart', {})
-    params = CartParams(**{k: float(p[k]) for k in ('hold_s', 'receipt_grace_s',
-                                                    'min_confidence', 'min_margin') if k in p})
+    params = cart_params_of(p)
     result = compare(run_dir, reference(run_dir, store, params))
     # scans the simulator made that no gate driver published: lost while its driver was down
     # (the port is flushed when it opens again, as a real reader's scans fall on the floor

@@ -51,7 +51,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
-from store_cart.engine import CartEngine, CartParams, fused_params
+from store_cart.engine import CartEngine, CartParams, cart_params_of, fused_params
 from store_cart.model import (ACTION_RETURN, ACTION_TAKE, CartUpdateData, ReceiptData,
                               ReviewRequestData, SOURCE_REVIEW)
 from store_cart.thresholds import read_thresholds, write_thresholds
@@ -321,11 +321,7 @@ def shipped_state(params_path: pathlib.Path, stats: DetectorStats) -> ArmState:
     sets them (``cart:`` and ``fusion:`` sections)."""
     doc = load_params_file(params_path)
     node = doc.get('cart', {})
-    base = CartParams()
-    cart = fused_params(CartParams(min_confidence=float(node.get('min_confidence',
-                                                                 base.min_confidence)),
-                                   min_margin=float(node.get('min_margin', base.min_margin))),
-                        float(node.get('fused_min_confidence', -1.0)))
+    cart = fused_params(cart_params_of(node), float(node.get('fused_min_confidence', -1.0)))
     cal = str(doc.get('fusion', {}).get('calibration_file', '') or '')
     if cal and not pathlib.Path(cal).is_absolute():
         cal = str((params_path.parent / cal).resolve())

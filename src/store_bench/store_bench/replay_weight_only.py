@@ -37,7 +37,7 @@ from typing import Any
 import yaml
 
 from store_cart import convert
-from store_cart.engine import CartEngine, CartParams
+from store_cart.engine import CartEngine, cart_params_of, CartParams
 from store_cart.model import ReceiptData, ReviewRequestData
 from store_cart.thresholds import read_thresholds
 from store_common.description import load_store, StoreConfigError
@@ -48,8 +48,6 @@ from store_sim.receipt_recorder_node import to_jsonable
 from store_sim.scenario import ScenarioError
 
 NS = 1_000_000_000
-# the cart node's parameters that CartParams holds (the node declares the same defaults)
-CART_FIELDS = ('hold_s', 'receipt_grace_s', 'min_confidence', 'min_margin', 'source_timeout_s')
 
 
 class ReplayError(ValueError):
@@ -183,8 +181,7 @@ def weight_only_params(cart: dict) -> CartParams:
     ``use_fused_events`` and ``fused_min_confidence`` are dropped (they only apply to fused
     events); a thresholds file the cart read overrides min_confidence and min_margin as the node
     does while it exists."""
-    values = {k: float(cart[k]) for k in CART_FIELDS if k in cart}
-    params = CartParams(**values)
+    params = cart_params_of(cart)
     th_file = cart.get('thresholds_file') or ''
     if th_file and pathlib.Path(th_file).is_file():
         params = replace(params, **read_thresholds(th_file))

@@ -70,7 +70,12 @@ class CartNode(Node):
             source_timeout_s=declare(self, 'source_timeout_s', 10.0, 'An event source whose '
                                      'watermark has not come for this long (monotonic time) is '
                                      'no longer waited for; logged and on /diagnostics [s].',
-                                     lo=0.5, hi=600.0, read_only=True))
+                                     lo=0.5, hi=600.0, read_only=True),
+            return_wait_s=declare(self, 'return_wait_s', 60.0, 'A return of a product the '
+                                  "shopper's cart does not hold waits up to this long for the "
+                                  "answer to an open review of that shopper's take of it, and "
+                                  'is then decided without a second review; 0: reviewed at '
+                                  'once [s].', lo=0.0, hi=3600.0, read_only=True))
         sources = declare(self, 'event_sources', [], 'The sources of gate and shelf events whose '
                           'watermarks the cart waits for before deciding ("gate/<id>", '
                           '"shelf/<gondola>", "fusion"), so inputs redelivered in any order '

@@ -22,7 +22,10 @@ Policy (weight only)
     (confirmed and pending lines) holds q of it, else nothing. A pending return nets out first
     the pending and then the confirmed units of its SKU in the cart and receipt (which show the
     best guess: the returned units are not listed, the open review is counted), so the return
-    of a unit whose take is itself in review leaves no line. Several shoppers present: a review
+    of a unit whose take is itself in review leaves no line. A return "not in cart" while an
+    open review offers the same shopper a take of that product waits for the answer (stays
+    queued, its guess pending) up to ``return_wait_s``, then is decided on the answered cart:
+    no second question about one unit. Several shoppers present: a review
     request with every present shopper x the top hypotheses, no cart line; every candidate's
     pending_reviews counts it. Nobody present: a review request. Cart updates are published only
     for confirmed changes, so their deltas sum to the confirmed cart.
@@ -69,8 +72,8 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass, replace
-from typing import Callable, Iterable, Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any, Callable, Iterable, Mapping
 
 from store_common.description import Catalog
 from store_common.stamps import ns_to_s, s_to_ns
@@ -104,6 +107,11 @@ class CartParams:
     foreign_return_prior: float = 0.001
     # an event source (see the module documentation) silent this long is no longer waited for
     source_timeout_s: float = 10.0
+    # a return of a product its shopper's cart does not hold waits up to this long (the
+    # caller's clock after the settled stamp) for the answers of that shopper's open take
+    # reviews that name the product: the answer may put it in the cart, and the return is then
+    # decided without asking anyone again. 0: reviewed at once
+    return_wait_s: float = 60.0
 
     def __post_init__(self):
         if not self.hold_s >= 0:
@@ -122,6 +130,8 @@ class CartParams:
                              f'{self.foreign_return_prior}')
         if not self.source_timeout_s > 0:
             raise ValueError(f'source_timeout_s must be > 0, got {self.source_timeout_s}')
+        if not self.return_wait_s >= 0:
+            raise ValueError(f'return_wait_s must be >= 0, got {self.return_wait_s}')
 
 
 # A revised receipt goes to its shopper: it names neither the reviewer nor anybody else's
@@ -129,6 +139,22 @@ class CartParams:
 # the review's records) and the review database's audit trail, for supervisors.
 RECEIPT_NOTE_REVIEW = 'Corrected after a review of your visit.'
 RECEIPT_NOTE_LATE = 'Corrected: a shelf change during your visit was confirmed after the receipt.'
+
+
+def cart_params_of(node: Mapping[str, Any]) -> CartParams:
+    """The CartParams a cart node runs with, from its parameters (its ``cart:`` section of
+    config/params/store.yaml, or a launched node's): every CartParams field given there, the
+    rest at their defaults; other keys (db_path, fused_min_confidence, ...) are not read.
+    ValueError naming the field when a value is not a number or out of range."""
+    values = {}
+    for f in fields(CartParams):
+        if f.name in node:
+            try:
+                values[f.name] = (int if f.type in (int, 'int') else float)(node[f.name])
+            except (TypeError, ValueError):
+                raise ValueError(f'cart parameter {f.name}: expected a number, got '
+                                 f'{node[f.name]!r}') from None
+    return CartParams(**values)
 
 
 def fused_params(params: CartParams, fused_min_confidence: float) -> CartParams:
@@ -195,6 +221,8 @@ class CartEngine:
         # counters for diagnostics
         self.counts = {'decisions_applied': 0, 'decisions_rejected': 0,
                        'redelivery_conflicts': 0, 'inputs_rejected': 0}
+        # returns that wait for a review's answer -> decisions_applied when they last looked
+        self._waiting: dict[str, int] = {}
 
     def close(self) -> None:
         self.db.close()
@@ -455,8 +483,21 @@ class CartEngine:
         try:
             ev = ShelfEventData.from_dict(payload)
             hint = payload.get('shopper_hint')
+            waited = self._waiting.get(event_id)
+            if (waited == self.counts['decisions_applied']
+                    and now_ns - ev.settled_ns < s_to_ns(self.params.return_wait_s)):
+                return []           # waits, and no review was answered since it last looked
             with self.db.transaction():
-                outs, sessions, note = self._decide(ev, hint)
+                # a return that waits for a review put its guess in the cart: decide afresh
+                self.db.delete_lines_of_source(event_id)
+                outs, sessions, note = self._decide(ev, hint, now_ns)
+                if note is None:
+                    # waits for a review's answer: stays queued, its guess pending in the cart
+                    self._waiting[event_id] = self.counts['decisions_applied']
+                    if waited is not None:
+                        return []
+                    return [*outs, *(self._cart_state(sid) for sid in sessions)]
+                self._waiting.pop(event_id, None)
                 self.db.mark_processed(event_id, note)
                 for sid in sessions:
                     self.db.touch_session(sid, ev.settled_ns)
@@ -475,9 +516,10 @@ class CartEngine:
         return (not h.is_unknown and h.action in (ACTION_TAKE, ACTION_RETURN)
                 and h.sku in self.catalog)
 
-    def _decide(self, ev: ShelfEventData, hint: Mapping[str, float] | None
-                ) -> tuple[list[Output], list[str], str]:
-        """Apply the policy to one event: (outputs, sessions changed, note for the db)."""
+    def _decide(self, ev: ShelfEventData, hint: Mapping[str, float] | None,
+                now_ns: int | None = None) -> tuple[list[Output], list[str], str | None]:
+        """Apply the policy to one event: (outputs, sessions changed, note for the db). A note
+        of None: the event waits (:meth:`_waits_for`) and stays queued; its guess is pending."""
         present = {s['shopper_id']: s for s in self.db.sessions_at(ev.start_ns)}
         if hint is None or len(present) == 1:
             # alone in the store, the shopper is the only one who could have done it: the
@@ -544,6 +586,13 @@ class CartEngine:
             held = self.db.confirmed_quantity(sid, best.sku)
             detail = (f'{best_text} but the cart of {session["shopper_id"]} holds {held} '
                       f'{best.sku}')
+        if reason == REASON_NOT_IN_CART and now_ns is not None:
+            waits = self._waits_for(session, best, ev.settled_ns, now_ns)
+            if waits:
+                note = self._pending(sid, best, ev.event_id)
+                return ([Note(f'{ev.event_id}: {detail}; waits up to '
+                              f'{self.params.return_wait_s:g} s for the answer to '
+                              f'{", ".join(waits)} ({note})')], [sid], None)
         if reason is not None:
             outs, sessions, note = self._review(ev, reason, detail, weights[:1], hyps, products)
             guess = products[0] if products else None
@@ -597,6 +646,19 @@ class CartEngine:
             # so the review says "not in cart" rather than "unknown weight"
             return reweighted, hyps
         return reweighted, conditioned
+
+    def _waits_for(self, session: dict, best: HypothesisData, settled_ns: int,
+                   now_ns: int) -> list[str]:
+        """The open reviews a return of ``best`` that ``session``'s cart does not hold waits
+        for: those offering this shopper a take of the same product, while ``return_wait_s``
+        has not passed since the return settled. Their answer can put the product in the cart
+        (then the return is decided without a second question) or not (then it is reviewed)."""
+        if now_ns - settled_ns >= s_to_ns(self.params.return_wait_s):
+            return []
+        return [r['request_id'] for r in self.db.open_reviews_of(session['session_id'])
+                if any(c['shopper_id'] == session['shopper_id'] and c['sku'] == best.sku
+                       and c['action'] == ACTION_TAKE and c['quantity'] > 0
+                       for c in r['candidates'])]
 
     def _held(self, session: dict) -> dict[str, float]:
         """Units per SKU that a visit's cart holds, as a soft count: confirmed units whole, and

@@ -286,12 +286,15 @@ def test_return_not_in_cart_gives_review(engine):
     (ACTION_TAKE, ACTION_NONE, (('CHOC-DARK', 1, STATUS_CONFIRMED),), False),   # not returned
     (ACTION_NONE, ACTION_NONE, (), False),             # neither happened
 ])
-def test_return_guess_nets_out_the_pending_take_on_the_receipt(engine, answer_take,
+def test_return_guess_nets_out_the_pending_take_on_the_receipt(tmp_path, answer_take,
                                                                answer_return, final,
                                                                return_first):
     # a bar taken with a low-confidence guess (pending) and put back: the return is reviewed as
     # "not in cart" (nothing confirmed to return), and its guess cancels the pending take, so
-    # the receipt issued before any answer does not bill a bar that went back on the shelf
+    # the receipt issued before any answer does not bill a bar that went back on the shelf.
+    # return_wait_s 0: reviewed at once (the next test: it waits for the take's answer)
+    engine = CartEngine(str(tmp_path / 'carts.sqlite'), CATALOG, STORE_ID,
+                        CartParams(return_wait_s=0.0))
     e_take = shelf('g2.s1.p1', 3.0, [take('CHOC-DARK', 0.58), take('CHOC-MILK', 0.42)])
     e_ret = shelf('g2.s1.p1', 5.0, [ret('CHOC-DARK', 0.97)])
     # a confirmed cola whose return is uncertain: billed on the receipt only if not returned
@@ -320,6 +323,53 @@ def test_return_guess_nets_out_the_pending_take_on_the_receipt(engine, answer_ta
     assert cart_of(engine, A).lines == tuple(
         sorted((line('COLA-330', 1),) + tuple(line(*x) for x in final), key=lambda ln: ln.sku))
     assert of(outs, ReceiptData)[-1].lines == cart_of(engine, A).lines
+    engine.close()
+
+
+@pytest.mark.parametrize('answer, reviewed, final', [
+    ('CHOC-DARK', False, ()),                                # the take was the dark bar
+    ('CHOC-MILK', True, (('CHOC-MILK', 1, STATUS_CONFIRMED),)),   # not the bar put back
+    ('', True, ()),                                          # no take happened
+    (None, True, ()),                                        # no answer within return_wait_s
+])
+def test_a_return_waits_for_the_answer_to_its_take(tmp_path, answer, reviewed, final):
+    # the same bar, taken with a guess in doubt and put back: the return of a product the cart
+    # holds only as a pending guess waits for the take's answer (return_wait_s) instead of
+    # asking a second question. Meanwhile its own guess nets out the take on the receipt.
+    # Answered "the dark bar", the return is decided without review; any other answer, or none
+    # in time, and the return is reviewed as "not in cart" as before
+    db = str(tmp_path / 'carts.sqlite')
+    e_take = shelf('g2.s1.p1', 3.0, [take('CHOC-DARK', 0.58), take('CHOC-MILK', 0.42)])
+    e_ret = shelf('g2.s1.p1', 5.0, [ret('CHOC-DARK', 0.97)])
+    engine = CartEngine(db, CATALOG, STORE_ID, CartParams(return_wait_s=30.0))
+    outs = feed(engine, [('gate', enter(A, 1.0)), ('shelf', e_take), ('shelf', e_ret),
+                         ('gate', leave(A, 8.0)), ('tick', ns(12.0))])
+    assert [r.event_id for r in of(outs, ReviewRequestData)] == [e_take.event_id]
+    assert any(isinstance(o, Note) and 'waits up to 30 s' in o for o in outs), outs
+    (receipt,) = of(outs, ReceiptData)
+    assert receipt.lines == () and receipt.pending_reviews == 1
+    assert not feed(engine, [('tick', ns(12.5))])        # still waiting: nothing new
+    # a restart while it waits: the return is still queued in the database
+    engine.close()
+    engine = CartEngine(db, CATALOG, STORE_ID, CartParams(return_wait_s=30.0))
+    outs = feed(engine, [('tick', ns(13.0))])
+    assert not of(outs, ReviewRequestData) and not of(outs, CartUpdateData)
+    if answer is not None:
+        outs = engine.on_review_decision(
+            decide(e_take, A, answer, ACTION_TAKE, 1, 20.0) if answer
+            else decide(e_take, A, '', ACTION_NONE, 0, 20.0))
+        outs += feed(engine, [('tick', ns(20.1))])
+    else:
+        outs = feed(engine, [('tick', ns(5.0 + 0.6 + 30.0))])
+    requests = of(outs, ReviewRequestData)
+    assert [(r.event_id, r.reason) for r in requests] == (
+        [(e_ret.event_id, REASON_NOT_IN_CART)] if reviewed else [])
+    if not reviewed:
+        (back,) = [u for u in of(outs, CartUpdateData) if u.quantity_delta < 0]
+        assert (back.sku, back.quantity_delta) == ('CHOC-DARK', -1)
+    assert cart_of(engine, A).lines == tuple(line(*x) for x in final)
+    assert engine.db.queued_count() == 0        # decided: nothing waits any more
+    engine.close()
 
 
 # --- hold and ordering ------------------------------------------------------------------------
@@ -652,3 +702,15 @@ def test_a_malformed_shelf_event_is_refused_with_a_reason_and_changes_nothing(en
     assert 'hint' in engine.on_shelf_event(ev, shopper_hint={A: float('nan')})[0]
     assert 'refused' in engine.on_gate_event(replace(enter(B, 2.0), shopper_id=''))[0]
     assert engine.db.dump() == snapshot and engine.counts['inputs_rejected'] == 3
+
+
+def test_cart_params_of_a_nodes_parameters_reads_every_field_it_gives():
+    from store_cart.engine import cart_params_of
+    p = cart_params_of({'hold_s': 2, 'min_margin': '0.3', 'return_wait_s': 0,
+                        'fused_min_confidence': 0.5, 'db_path': '~/carts.sqlite'})
+    assert (p.hold_s, p.min_margin, p.return_wait_s) == (2.0, 0.3, 0.0)
+    assert p.min_confidence == CartParams().min_confidence      # not given: the default
+    with pytest.raises(ValueError, match='return_wait_s: expected a number'):
+        cart_params_of({'return_wait_s': 'soon'})
+    with pytest.raises(ValueError, match='return_wait_s must be >= 0'):
+        cart_params_of({'return_wait_s': -1})
