@@ -476,8 +476,11 @@ def run_experiment(store, params_path: pathlib.Path, plan, out_dir: pathlib.Path
         nxt = learn(store, states['learning'], rows, examples,
                     out_dir / 'learning' / f'day{day}', target_accuracy)
         if classifier is not None:
-            got = classifier(store, day_scenarios, decided, out_dir / 'learning' / f'day{day}'
-                             / 'classifier', states['learning'].classifier)
+            # one folder per day under one parent: the held-out windows are built once there,
+            # and each day's windows keep their own name in the accumulated dataset
+            got = classifier(store, day_scenarios, decided,
+                             out_dir / 'learning' / 'classifier' / f'day{day}',
+                             states['learning'].classifier)
             nxt.stats = DetectorStats.from_dict(got['detector_stats'])
             nxt.classifier = got
             nxt.files['classifier'] = got.get('weights', '')

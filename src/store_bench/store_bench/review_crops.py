@@ -335,6 +335,14 @@ def learn_classifier(store, day_scenarios: list, decided: list[dict], work_dir: 
     from store_bench.simcam import measured_stats
     started = time.monotonic()
     work_dir = pathlib.Path(work_dir)
+    tag = f'{work_dir.name}_'       # this call's windows in the accumulated dataset
+    if prev and prev.get('dataset') and any(pathlib.Path(prev['dataset']).glob(
+            f'train/*/{tag}*.jpg')):
+        # the previous days' windows are copied in: the same name would overwrite them and
+        # mix their evidence ids with this day's
+        raise ValueError(f'learn_classifier: work_dir {work_dir} has the name of an earlier '
+                         f"call's ({tag[:-1]!r} windows are in {prev['dataset']}); give each "
+                         'day its own folder name')
     work_dir.mkdir(parents=True, exist_ok=True)
     det = _detector(threads)
     held = load_or_build_heldout(work_dir.parent, store, det, tuple(heldout_seeds),
@@ -368,8 +376,8 @@ def learn_classifier(store, day_scenarios: list, decided: list[dict], work_dir: 
             if choose_hand else None
         counts = export_hand_windows(db, dataset, proposals,
                                      class_names=sorted(store.catalog.products),
-                                     val_share=0.0, tag=f'{work_dir.name}_', choose=choose)
-        checked = check_labels(db, dataset, f'{work_dir.name}_', ev['truth'], proposals) \
+                                     val_share=0.0, tag=tag, choose=choose)
+        checked = check_labels(db, dataset, tag, ev['truth'], proposals) \
             if check else None
     finally:
         db.close()

@@ -56,3 +56,18 @@ def test_a_fine_tuned_classifier_is_adopted_only_where_it_is_better_on_held_out(
     assert not better_on_heldout({'recall': 0.60, 'sku_accuracy': 0.60, 'false_per_image': 0.3},
                                  cur)
     assert better_on_heldout({'recall': 0.50, 'sku_accuracy': 0.60, 'false_per_image': 0.17}, cur)
+
+
+def test_a_day_folder_named_like_the_previous_days_is_refused(tmp_path):
+    # learning_days once called every day's step in <day>/classifier: the same window names
+    # overwrote the previous days' windows in the accumulated dataset, and the label check
+    # looked their evidence up in the new day's database (IndexError on day 1)
+    import pytest
+    old = tmp_path / 'day0' / 'classifier' / 'dataset' / 'train' / 'COLA-330'
+    old.mkdir(parents=True)
+    (old / 'classifier_r1_e3_h0.jpg').write_bytes(b'')
+    prev = {'dataset': str(tmp_path / 'day0' / 'classifier' / 'dataset')}
+    with pytest.raises(ValueError, match="work_dir .*day1/classifier has the name of an "
+                                         "earlier call's"):
+        learn_classifier(load_store(DEMO), [], [], tmp_path / 'day1' / 'classifier', prev)
+    assert not (tmp_path / 'day1').exists()
