@@ -170,6 +170,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument('--reach-px', type=float, default=40.0,
                     help='a truth hand this close to a plate\'s reach point is a reach [px] '
                          '(bench_live_detector\'s rule)')
+    ap.add_argument('--render-cache-keep', type=int, default=None, metavar='N',
+                    help='renders the cache (store_sim.render_cache) keeps; default: every '
+                    'scenario of this run plus the 6 it keeps anyway (with 6, a 12-scenario '
+                    'run evicted its own renders and the next run rendered all again, '
+                    '~95 s each); about 90 MB each')
     ap.add_argument('--params', default=str(root / 'config' / 'params' / 'store.yaml'),
                     help='the detector section gives the plates\' reach points per camera')
     ap.add_argument('--set', action='append', default=[], metavar='NODE.PARAM=VALUE',
@@ -181,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         ap.error(str(exc))
     levels = [int(x) for x in args.levels.split(',')]
+    if args.render_cache_keep is not None and args.render_cache_keep < 1:
+        ap.error(f'--render-cache-keep must be >= 1, got {args.render_cache_keep}')
     store = load_store(args.store)
     args.plates_px = reach_points(store, args.params)
     out = pathlib.Path(args.out)
@@ -190,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     env['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
     live: dict[str, dict[int, list]] = {'live fused': {}, 'live weight': {}}
     render_s = 0.0
+    keep = (args.render_cache_keep if args.render_cache_keep is not None
+            else len(levels) * len(seeds) + 6)
     t0 = time.monotonic()
     for level in levels:
         for seed in seeds:
@@ -198,7 +207,8 @@ def main(argv: list[str] | None = None) -> int:
             save_scenario(generate(store, seed, level), scenario_path)
             started = time.monotonic()
             how = ensure_render(args.store, str(scenario_path), out / name / 'cameras', 10.0,
-                                [c.id for c in store.cameras], jobs=2, log=lambda _: None)
+                                [c.id for c in store.cameras], jobs=2, keep=keep,
+                                log=lambda _: None)
             render_s += time.monotonic() - started
             m = run_live(args, env, scenario_path, out / name, cameras=True)
             live['live fused'].setdefault(level, []).append(m)
