@@ -483,14 +483,15 @@ class CartEngine:
         try:
             ev = ShelfEventData.from_dict(payload)
             hint = payload.get('shopper_hint')
+            # a return "not in cart" may still wait for a review's answer (return_wait_s)
+            may_wait = now_ns - ev.settled_ns < s_to_ns(self.params.return_wait_s)
             waited = self._waiting.get(event_id)
-            if (waited == self.counts['decisions_applied']
-                    and now_ns - ev.settled_ns < s_to_ns(self.params.return_wait_s)):
+            if may_wait and waited == self.counts['decisions_applied']:
                 return []           # waits, and no review was answered since it last looked
             with self.db.transaction():
                 # a return that waits for a review put its guess in the cart: decide afresh
                 self.db.delete_lines_of_source(event_id)
-                outs, sessions, note = self._decide(ev, hint, now_ns)
+                outs, sessions, note = self._decide(ev, hint, may_wait)
                 if note is None:
                     # waits for a review's answer: stays queued, its guess pending in the cart
                     self._waiting[event_id] = self.counts['decisions_applied']
@@ -517,9 +518,10 @@ class CartEngine:
                 and h.sku in self.catalog)
 
     def _decide(self, ev: ShelfEventData, hint: Mapping[str, float] | None,
-                now_ns: int | None = None) -> tuple[list[Output], list[str], str | None]:
-        """Apply the policy to one event: (outputs, sessions changed, note for the db). A note
-        of None: the event waits (:meth:`_waits_for`) and stays queued; its guess is pending."""
+                may_wait: bool = False) -> tuple[list[Output], list[str], str | None]:
+        """Apply the policy to one event: (outputs, sessions changed, note for the db). With
+        ``may_wait`` (within ``return_wait_s`` of its settled stamp), a note of None: the event
+        waits (:meth:`_waits_for`) and stays queued; its guess is pending."""
         present = {s['shopper_id']: s for s in self.db.sessions_at(ev.start_ns)}
         if hint is None or len(present) == 1:
             # alone in the store, the shopper is the only one who could have done it: the
@@ -586,8 +588,8 @@ class CartEngine:
             held = self.db.confirmed_quantity(sid, best.sku)
             detail = (f'{best_text} but the cart of {session["shopper_id"]} holds {held} '
                       f'{best.sku}')
-        if reason == REASON_NOT_IN_CART and now_ns is not None:
-            waits = self._waits_for(session, best, ev.settled_ns, now_ns)
+        if reason == REASON_NOT_IN_CART and may_wait:
+            waits = self._waits_for(session, best)
             if waits:
                 note = self._pending(sid, best, ev.event_id)
                 return ([Note(f'{ev.event_id}: {detail}; waits up to '
@@ -647,14 +649,11 @@ class CartEngine:
             return reweighted, hyps
         return reweighted, conditioned
 
-    def _waits_for(self, session: dict, best: HypothesisData, settled_ns: int,
-                   now_ns: int) -> list[str]:
+    def _waits_for(self, session: dict, best: HypothesisData) -> list[str]:
         """The open reviews a return of ``best`` that ``session``'s cart does not hold waits
-        for: those offering this shopper a take of the same product, while ``return_wait_s``
-        has not passed since the return settled. Their answer can put the product in the cart
-        (then the return is decided without a second question) or not (then it is reviewed)."""
-        if now_ns - settled_ns >= s_to_ns(self.params.return_wait_s):
-            return []
+        for: those offering this shopper a take of the same product. Their answer can put the
+        product in the cart (then the return is decided without a second question) or not
+        (then it is reviewed)."""
         return [r['request_id'] for r in self.db.open_reviews_of(session['session_id'])
                 if any(c['shopper_id'] == session['shopper_id'] and c['sku'] == best.sku
                        and c['action'] == ACTION_TAKE and c['quantity'] > 0
