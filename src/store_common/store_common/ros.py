@@ -242,6 +242,10 @@ def run_node(name: str, factory: Callable[[], Node], startup_errors: tuple = (Va
     stop.install()
     code = 0
     watchdog = None
+
+    def stop_code() -> int:
+        # a fatal error another thread reported while the node stopped makes it a fatal stop
+        return fatal.EXIT_FATAL if code == 0 and fatal.pending() is not None else code
     try:
         with rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO):
             try:
@@ -279,12 +283,10 @@ def run_node(name: str, factory: Callable[[], Node], startup_errors: tuple = (Va
                 finally:
                     # the node's data is closed: from here on only the middleware's teardown
                     # is left, and it must not hold the process (see _TeardownWatchdog)
-                    watchdog = _TeardownWatchdog(name, teardown_timeout_s, logger,
-                                                 lambda: code)
+                    watchdog = _TeardownWatchdog(name, teardown_timeout_s, logger, stop_code)
                     node.destroy_node()
-            pending = fatal.pending()
-            if code == 0 and pending is not None:
-                logger.fatal(f'stopping: {pending}')
+            if stop_code() != code:
+                logger.fatal(f'stopping: {fatal.pending()}')
                 code = fatal.EXIT_FATAL
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
