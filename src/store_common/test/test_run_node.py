@@ -149,6 +149,10 @@ def test_a_teardown_that_hangs_after_close_ends_the_process_with_its_stop_code(t
     db = tmp_path / 'toy.sqlite'
     proc = _start(['hang_teardown', str(db)], env)
     seen = _wait_for(proc, 'ready')
+    # 'ready' is logged from the node's constructor, before run_node spins: a SIGINT then
+    # interrupts start-up, and rclpy's context shutdown calls the blocking destroy_node with
+    # no watchdog yet (a clean clone's run hung so). Signal once it spins, as the load test does
+    time.sleep(0.5)
     started = time.monotonic()
     code, out = _sigint(proc, seen, timeout_s=20.0)
     took_s = time.monotonic() - started
