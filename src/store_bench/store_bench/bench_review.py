@@ -1,8 +1,8 @@
 """Benchmark of human review and learning: receipt accuracy and review rate over simulated days.
 
     . tools/env.sh && bench_review [--days 5] [--per-day 10] [--level 2] \
-        [--target-accuracy 0.995] [--reviewer-error 0.0] [--reviewer-delay-s 20] \
-        [--audit-rate 0.05] [--out out/bench_review]
+        [--target-accuracy 0.995] [--credibility 0.9] [--reviewer-error 0.0] \
+        [--reviewer-delay-s 20] [--audit-rate 0.05] [--out out/bench_review]
 
 Each day is a batch of generated scenarios (seeds never used before: every day is held out from
 the learning that precedes it) played through the weight pipeline offline with the same pure
@@ -28,8 +28,8 @@ import time
 
 from store_cart.engine import CartParams
 from store_common.description import load_store
-from store_review.learning import (fit_weight_models, labelled_pairs, population_pairs,
-                                   tune_thresholds)
+from store_review.learning import (CREDIBILITY, fit_weight_models, labelled_pairs,
+                                   population_pairs, tune_thresholds)
 from store_sim.evaluator import evaluate
 from store_sim.generator import generate
 from store_sim.physics import PhysicsParams
@@ -115,6 +115,8 @@ def main(argv=None) -> int:
                     help='shoppers inside at once (weight alone cannot tell who when > 1)')
     ap.add_argument('--seed', type=int, default=50000, help='first scenario seed')
     ap.add_argument('--target-accuracy', type=float, default=0.995)
+    ap.add_argument('--credibility', type=float, default=CREDIBILITY,
+                    help="as review_learn's (default %(default)s; 0: on the mean)")
     ap.add_argument('--reviewer-error', type=float, default=0.0)
     ap.add_argument('--reviewer-delay-s', type=float, default=20.0)
     ap.add_argument('--audit-rate', type=float, default=0.05)
@@ -168,7 +170,8 @@ def main(argv=None) -> int:
             overlay = {sku: {'unit_grams': m.mu, 'unit_grams_sd': m.sd}
                        for sku, m in models.items()}
             th = tune_thresholds(labelled_pairs(examples), population_pairs(events),
-                                 target_accuracy=args.target_accuracy)
+                                 target_accuracy=args.target_accuracy,
+                                 credibility=args.credibility or None)
             cart = CartParams(min_confidence=th.min_confidence, min_margin=th.min_margin)
         print(f'day {day} done ({time.monotonic() - t_start:.0f} s)', file=sys.stderr)
 
@@ -176,7 +179,8 @@ def main(argv=None) -> int:
            f'{"acc_before":>10} {"acc_after":>9} {"revs":>4} {"min_conf":>8} {"min_margin":>10}'
            f' {"skus":>4}')
     print(f'review benchmark: level {args.level}, {args.per_day} scenarios/day, target accuracy'
-          f' {args.target_accuracy}, reviewer error {args.reviewer_error}, delay '
+          f' {args.target_accuracy} (credibility {args.credibility:g}), reviewer error '
+          f'{args.reviewer_error}, delay '
           f'{args.reviewer_delay_s:g} s, audit rate {args.audit_rate}, catalog bias '
           f'{args.bias_sd[0]:g}-{args.bias_sd[1]:g} sd')
     print(hdr)

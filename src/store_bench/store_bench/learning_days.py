@@ -60,7 +60,7 @@ from store_common.params import load_params_file
 from store_fusion.calibration import ece, fit_platt, Platt
 from store_fusion.geometry import StoreGeometry
 from store_fusion.params import load_pipeline_params, PipelineParams
-from store_review.learning import (CONF_GRID, fit_weight_models, make_example,
+from store_review.learning import (CONF_GRID, CREDIBILITY, fit_weight_models, make_example,
                                    tune_thresholds, write_weight_models)
 from store_shelf.event import ShelfEventData
 from store_shelf.hypotheses import load_weight_overlay
@@ -268,9 +268,11 @@ def run_scenario(store, geom, scenario, history, pipe: PipelineParams, state: Ar
 
 # --- the learning step ------------------------------------------------------------------------
 def learn(store, state: ArmState, rows: list[dict], examples: list[dict], day_dir: pathlib.Path,
-          target_accuracy: float = GOAL_ACCURACY) -> ArmState:
+          target_accuracy: float = GOAL_ACCURACY,
+          credibility: float | None = CREDIBILITY) -> ArmState:
     """The next day's state from every event so far: fit, write the nodes' files into
-    ``day_dir``, and read them back with the nodes' loaders (what a live graph would run)."""
+    ``day_dir``, and read them back with the nodes' loaders (what a live graph would run).
+    ``credibility``: the bars' accuracy bound (``learning.tune_thresholds``); None: its mean."""
     day_dir.mkdir(parents=True, exist_ok=True)
     labelled = [r for r in rows if r.get('labelled')]
     # Platt on the fused confidence before calibration, "top shopper and top hypothesis were
@@ -297,7 +299,7 @@ def learn(store, state: ArmState, rows: list[dict], examples: list[dict], day_di
     th = tune_thresholds(pairs, [(r['p'], r['margin']) for r in rows],
                          target_accuracy=target_accuracy, conf_grid=FUSED_CONF_GRID,
                          fallback=(state.cart.min_confidence, state.cart.min_margin),
-                         prior=prior)
+                         prior=prior, credibility=credibility)
     th_path = day_dir / 'thresholds.yaml'
     write_thresholds({**th.to_dict(), 'prior_platt': prior.to_dict()}, th_path)
     overlay = load_weight_overlay(str(wm_path)) if models else None
@@ -353,6 +355,16 @@ def _reviewed(results: list[ScenarioResult]) -> list[dict]:
                             'top_right': row['top_right'], 'reason': int(req.reason),
                             'detail': req.detail})
     return out
+
+
+def _wrong_unreviewed(results: list[ScenarioResult]) -> list[dict]:
+    """The events of ``results`` the cart decided unasked and got wrong, with their cart
+    features (what a stricter bar would have had to catch)."""
+    return [{'seed': res.seed, 'level': res.level, 'event_id': row['event_id'],
+             'p': round(row['p'], 4), 'margin': round(row['margin'], 4),
+             'top_right': row['top_right']}
+            for res in results for row in res.rows
+            if not row['reviewed'] and not row['auto_right']]
 
 
 def _summary(day: int, arm: str, state: ArmState, results: list[ScenarioResult]) -> dict:
@@ -426,6 +438,7 @@ def run_experiment(store, params_path: pathlib.Path, plan, out_dir: pathlib.Path
                    frames_of: Callable, stats: DetectorStats | None = None,
                    physics: PhysicsParams | None = None, audit_rate: float = 0.1,
                    reviewer_delay_s: float = 20.0, target_accuracy: float = GOAL_ACCURACY,
+                   credibility: float | None = CREDIBILITY,
                    classifier: Callable | None = None, log=None,
                    on_day: Callable | None = None, jobs: int = 1,
                    start_bars: tuple[float, float] | None = None,
@@ -468,13 +481,20 @@ def run_experiment(store, params_path: pathlib.Path, plan, out_dir: pathlib.Path
             days.append(_summary(day, arm, states[arm], results[arm]))
             if heldout:
                 days[-1]['heldout'] = {**_review_figures([res[arm] for res, _ in held]),
-                                       'reviewed': _reviewed([res[arm] for res, _ in held])}
+                                       'reviewed': _reviewed([res[arm] for res, _ in held]),
+                                       'wrong': _wrong_unreviewed([res[arm] for res, _ in held])}
         res = results['learning']
         rows += [r for x in res for r in x.rows]
         examples += [e for x in res for e in x.examples]
         decided += [d for x in res for d in x.decided]
         nxt = learn(store, states['learning'], rows, examples,
-                    out_dir / 'learning' / f'day{day}', target_accuracy)
+                    out_dir / 'learning' / f'day{day}', target_accuracy, credibility)
+        # what the learner saw, and the learning arm's held-out events of the day: a tuner
+        # can be tried on them without running the days again
+        _write_json(out_dir / 'learning' / f'day{day}' / 'rows.json', rows)
+        if heldout:
+            _write_json(out_dir / 'learning' / f'day{day}' / 'heldout_rows.json',
+                        [r for res, _ in held for r in res['learning'].rows])
         if classifier is not None:
             # one folder per day under one parent: the held-out windows are built once there,
             # and each day's windows keep their own name in the accumulated dataset
@@ -492,6 +512,11 @@ def run_experiment(store, params_path: pathlib.Path, plan, out_dir: pathlib.Path
 
 
 # --- output -----------------------------------------------------------------------------------
+def _write_json(path: pathlib.Path, doc) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=None, separators=(',', ':')))
+
+
 def table(days: list[dict]) -> str:
     hdr = (f'{"day":>3} {"arm":8} {"scen":>4} {"events":>6} {"reviews":>7} {"review%":>7} '
            f'{"audits":>6} {"unrev":>5} {"unrev_acc%":>10} {"exact":>9} {"ECE":>5} '
@@ -601,6 +626,10 @@ def main(argv=None) -> int:
                     'rendering into --gt-cache before rendering it here')
     ap.add_argument('--stats', default=None, help='detector stats JSON (default: shipped)')
     ap.add_argument('--target-accuracy', type=float, default=GOAL_ACCURACY)
+    ap.add_argument('--credibility', type=float, default=CREDIBILITY,
+                    help="the learned bars must reach the target accuracy in this share of "
+                    "the calibration's draws (review_learn's default, %(default)s); 0: on its "
+                    "mean")
     ap.add_argument('--audit-rate', type=float, default=0.1)
     ap.add_argument('--reviewer-delay-s', type=float, default=20.0)
     ap.add_argument('--bias-sd', type=float, nargs=2, default=(0.0, 0.0),
@@ -619,6 +648,8 @@ def main(argv=None) -> int:
     ns = ap.parse_args(argv)
     if ns.days < 1 or ns.per_day < 1:
         ap.error('--days and --per-day must be at least 1')
+    if not 0.0 <= ns.credibility < 1.0:
+        ap.error(f'--credibility must be in [0, 1), got {ns.credibility}')
     store = load_store(ns.store)
     physics = None
     if ns.bias_sd[1] > 0:
@@ -652,14 +683,17 @@ def main(argv=None) -> int:
         store, pathlib.Path(ns.params), day_plan(ns.days, ns.per_day, ns.first_seed), out,
         frames_of=frames_of, stats=measured_stats(ns.stats), physics=physics,
         audit_rate=ns.audit_rate, reviewer_delay_s=ns.reviewer_delay_s,
-        target_accuracy=ns.target_accuracy, classifier=classifier, jobs=ns.jobs,
+        target_accuracy=ns.target_accuracy, credibility=ns.credibility or None,
+        classifier=classifier, jobs=ns.jobs,
         start_bars=tuple(ns.start_bars) if ns.start_bars else None,
         heldout=day_plan(1, ns.heldout, ns.heldout_seed)[0] if ns.heldout > 0 else None,
         log=lambda m: print(m, file=sys.stderr, flush=True),
         on_day=lambda d: (write(d), print(table(d), file=sys.stderr, flush=True)))
     wall_s = time.monotonic() - t0
     print(f'learning days: {ns.days} days x {ns.per_day} scenarios (levels 2-3, seeds '
-          f'{ns.first_seed} + 100 d + k), target accuracy {ns.target_accuracy}, audit rate '
+          f'{ns.first_seed} + 100 d + k), target accuracy {ns.target_accuracy} '
+          f'({"at credibility %g" % ns.credibility if ns.credibility else "on the mean"}), '
+          f'audit rate '
           f'{ns.audit_rate}, reviewer delay {ns.reviewer_delay_s:g} s, catalog bias '
           f'{ns.bias_sd[0]:g}-{ns.bias_sd[1]:g} sd, classifier '
           f'{"fine-tuned" if classifier else "shipped"}, start bars '

@@ -23,8 +23,9 @@ import sys
 from store_common.description import load_store, StoreConfigError
 
 from store_review.export import export_hand_windows, export_yolo
-from store_review.learning import (fit_weight_models, labelled_pairs, population_pairs,
-                                   tune_thresholds, write_thresholds, write_weight_models)
+from store_review.learning import (CREDIBILITY, fit_weight_models, labelled_pairs,
+                                   population_pairs, tune_thresholds, write_thresholds,
+                                   write_weight_models)
 from store_review.store import ReviewDbError, ReviewStore
 
 
@@ -91,6 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument('--out-dir', required=True, help='where the overlay files go')
     ap.add_argument('--target-accuracy', type=float, default=0.995,
                     help='accuracy the auto-decided events must reach (default %(default)s)')
+    ap.add_argument('--credibility', type=float, default=CREDIBILITY,
+                    help="the target must be reached in this share of the calibration's "
+                    "draws, not only on its mean (default %(default)s; 0: on the mean)")
     ap.add_argument('--yolo', help='also export reviewed crops as a YOLO dataset here')
     ap.add_argument('--hands', help='also export reviewed hand windows (classification '
                     'dataset: empty and SKU folders) into this folder')
@@ -98,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
                     'classifier on them, weights into this folder (never the shipped one)')
     ap.add_argument('--epochs', type=int, default=3, help='fine-tuning epochs (%(default)s)')
     args = ap.parse_args(argv)
+    if not 0.0 <= args.credibility < 1.0:
+        ap.error(f'--credibility must be in [0, 1), got {args.credibility}')
     if args.fine_tune and not args.hands:
         ap.error('--fine-tune needs --hands (the dataset it trains on)')
     try:
@@ -112,13 +118,16 @@ def main(argv: list[str] | None = None) -> int:
         models = fit_weight_models(store_desc.catalog, examples)
         write_weight_models(models, out / 'weight_models.yaml')
         th = tune_thresholds(labelled_pairs(examples), population_pairs(db.shelf_events()),
-                             target_accuracy=args.target_accuracy)
+                             target_accuracy=args.target_accuracy,
+                             credibility=args.credibility or None)
         write_thresholds(th, out / 'thresholds.yaml')
         print(f'{len(examples)} labelled examples')
         for sku, m in models.items():
             print(f'  {sku:<12} {m.prior_mu:8.1f} g -> {m.mu:8.2f} g (sd {m.sd:.2f}, n={m.n})')
         print(f'thresholds: min_confidence {th.min_confidence:.3f}, min_margin '
-              f'{th.min_margin:.2f}: estimated accuracy {th.estimated_accuracy:.4f}, review '
+              f'{th.min_margin:.2f}: estimated accuracy {th.estimated_accuracy:.4f}'
+              + (f' (at least {th.accuracy_bound:.4f} at credibility {th.credibility:g})'
+                 if th.accuracy_bound is not None else '') + ', review '
               f'rate {th.estimated_review_rate:.3f} over {th.n_population} events')
         if args.yolo:
             names = sorted(store_desc.catalog.products)

@@ -22,7 +22,11 @@ Thresholds
     or a given prior such as a Platt scaling of all labels, with ``prior_strength``
     pseudo-examples), then picks, on a grid, the thresholds that keep
     the estimated accuracy of the auto-decided events >= ``target_accuracy`` with the fewest
-    events sent to review. Written as YAML for the cart node's ``thresholds_file``.
+    events sent to review. With a ``credibility`` (``CREDIBILITY`` in the learning commands),
+    "estimated" is a lower bound rather than the mean: each bin's accuracy is a Beta posterior
+    (its labels plus the prior's pseudo-examples), and the bars must reach the target in that
+    share of draws from it, so a bin known from a dozen labels cannot carry the bar down on
+    its mean alone. Written as YAML for the cart node's ``thresholds_file``.
 """
 from __future__ import annotations
 
@@ -32,6 +36,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping, Sequence
 
+import numpy as np
 from store_interfaces.msg import ProductHypothesis
 from store_cart import thresholds as thresholds_file
 from store_shelf.event import HypothesisData
@@ -216,13 +221,18 @@ class Calibration:
         for p, ok in labelled:
             bins.setdefault(self._bin(p), []).append((float(p), bool(ok)))
         self.prior = prior
+        self.prior_strength = float(prior_strength)
         self.shift: dict[int, float] = {}
+        # per labelled bin: (mean posterior, Beta a, Beta b) of its accuracy
+        self.evidence: dict[int, tuple[float, float, float]] = {}
         for b, items in bins.items():
             p_mean = sum(p for p, _ in items) / len(items)
             hits = sum(1 for _, ok in items if ok)
             centre = float(prior(p_mean)) if prior is not None else p_mean
             cal = (hits + prior_strength * centre) / (len(items) + prior_strength)
             self.shift[b] = _logit(cal) - _logit(p_mean)
+            self.evidence[b] = (p_mean, hits + prior_strength * centre,
+                                len(items) - hits + prior_strength * (1.0 - centre))
 
     @staticmethod
     def _bin(p: float) -> int:
@@ -237,20 +247,54 @@ class Calibration:
             return float(self.prior(p))
         return _sigmoid(_logit(p) + self.shift.get(b, 0.0))
 
+    def draws(self, ps: Sequence[float], n: int, seed: int = 0) -> np.ndarray:
+        """``n`` x len(ps) draws of P(right | p) for each of ``ps``: one Beta draw of each
+        bin's accuracy (its labels plus the prior's pseudo-examples; a bin without labels,
+        the pseudo-examples alone at the prior's value for the bin's mean ``p``), applied to
+        every ``p`` of the bin as a log-odds shift, as :meth:`__call__` applies the mean.
+        Seeded: the same labels give the same draws."""
+        rng = np.random.default_rng(seed)
+        ps = np.asarray(ps, dtype=float)
+        bins = np.array([self._bin(p) for p in ps], dtype=int)
+        lg = np.log(np.clip(ps, 1e-6, 1 - 1e-6) / (1 - np.clip(ps, 1e-6, 1 - 1e-6)))
+        out = np.empty((n, len(ps)))
+        for b in np.unique(bins):
+            cols = bins == b
+            if b in self.evidence:
+                p_mean, a, beta = self.evidence[b]
+            else:
+                p_mean = float(ps[cols].mean())
+                centre = float(self.prior(p_mean)) if self.prior is not None else p_mean
+                a = self.prior_strength * centre
+                beta = self.prior_strength * (1.0 - centre)
+            theta = rng.beta(max(a, 1e-6), max(beta, 1e-6), size=n)
+            shift = (np.log(np.clip(theta, 1e-9, 1 - 1e-9) / (1 - np.clip(theta, 1e-9, 1 - 1e-9)))
+                     - _logit(p_mean))
+            out[:, cols] = 1.0 / (1.0 + np.exp(-(lg[cols][None, :] + shift[:, None])))
+        return out
+
+
+CREDIBILITY = 0.9       # the learning commands' share of draws that must reach the target
+CREDIBILITY_DRAWS = 500
+
 
 @dataclass(frozen=True)
 class Thresholds:
     min_confidence: float
     min_margin: float
-    estimated_accuracy: float      # of the auto-decided events
+    estimated_accuracy: float      # of the auto-decided events (the calibration's mean)
     estimated_review_rate: float   # share of the population sent to review
     n_labelled: int
     n_population: int
     target_accuracy: float
+    # with a credibility: the accuracy reached in that share of the calibration's draws
+    # (what was held to the target); None: the mean was
+    credibility: float | None = None
+    accuracy_bound: float | None = None
 
     def to_dict(self) -> dict:
         return {k: (round(v, 6) if isinstance(v, float) else v)
-                for k, v in self.__dict__.items()}
+                for k, v in self.__dict__.items() if v is not None}
 
 
 def evaluate_thresholds(population: Sequence[tuple[float, float]], calib, conf: float,
@@ -268,36 +312,57 @@ def tune_thresholds(labelled: Sequence[tuple[float, float, bool]],
                     margin_grid: Sequence[float] = MARGIN_GRID,
                     fallback: tuple[float, float] = (0.9, 0.2),
                     min_labelled: int = 20,
-                    prior: Callable[[float], float] | None = None) -> Thresholds:
+                    prior: Callable[[float], float] | None = None,
+                    credibility: float | None = None,
+                    draws: int = CREDIBILITY_DRAWS) -> Thresholds:
     """The (min_confidence, min_margin) with the fewest reviews reaching the target.
 
     ``labelled``: (p_best, margin, best was right); ``population``: (p_best, margin) of every
     event the thresholds will apply to (default: the labelled ones). With fewer than
     ``min_labelled`` examples the ``fallback`` stays; with nothing feasible the strictest grid
     point is returned. ``prior``: the per-bin calibration's prior (:class:`Calibration`).
+    ``credibility`` (0-1): the auto-decided events' accuracy must reach the target in that
+    share of ``draws`` draws from the calibration's posterior (:meth:`Calibration.draws`),
+    not only on its mean.
     """
+    if credibility is not None and not 0.0 < credibility < 1.0:
+        raise ValueError(f'credibility must be in (0, 1), got {credibility}')
     calib = Calibration([(p, ok) for p, _, ok in labelled], prior_strength, prior)
     pop = list(population) if population is not None else [(p, m) for p, m, _ in labelled]
+    ps = np.array([p for p, _ in pop], dtype=float)
+    ms = np.array([m for _, m in pop], dtype=float)
+    sampled = (calib.draws(ps, draws) if credibility is not None and pop
+               and len(labelled) >= min_labelled else None)
+
+    def figures(conf: float, margin: float) -> tuple[float, float, float | None]:
+        acc, rate = evaluate_thresholds(pop, calib, conf, margin) if pop else (1.0, 0.0)
+        if sampled is None:
+            return acc, rate, None
+        auto = (ps >= conf) & (ms >= margin)
+        if not auto.any():
+            return acc, rate, 1.0
+        return acc, rate, float(np.quantile(sampled[:, auto].mean(axis=1), 1.0 - credibility))
+
+    def result(conf: float, margin: float) -> Thresholds:
+        acc, rate, bound = figures(conf, margin)
+        return Thresholds(conf, margin, acc, rate, len(labelled), len(pop), target_accuracy,
+                          credibility if sampled is not None else None, bound)
+
     if not pop or len(labelled) < min_labelled:
         # too little evidence to move away from the configured thresholds
-        acc, rate = evaluate_thresholds(pop, calib, *fallback) if pop else (1.0, 0.0)
-        return Thresholds(fallback[0], fallback[1], acc, rate, len(labelled), len(pop),
-                          target_accuracy)
+        return result(*fallback)
     best = None
     for conf in conf_grid:
         for margin in margin_grid:
-            acc, rate = evaluate_thresholds(pop, calib, conf, margin)
-            if acc < target_accuracy:
+            acc, rate, bound = figures(conf, margin)
+            if (bound if bound is not None else acc) < target_accuracy:
                 continue
             key = (rate, -conf, -margin)
             if best is None or key < best[0]:
-                best = (key, conf, margin, acc, rate)
+                best = (key, conf, margin)
     if best is None:
-        conf, margin = max(conf_grid), max(margin_grid)
-        acc, rate = evaluate_thresholds(pop, calib, conf, margin)
-        return Thresholds(conf, margin, acc, rate, len(labelled), len(pop), target_accuracy)
-    _, conf, margin, acc, rate = best
-    return Thresholds(conf, margin, acc, rate, len(labelled), len(pop), target_accuracy)
+        return result(max(conf_grid), max(margin_grid))
+    return result(best[1], best[2])
 
 
 def labelled_pairs(examples: Iterable[Mapping]) -> list[tuple[float, float, bool]]:

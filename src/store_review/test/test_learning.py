@@ -94,6 +94,58 @@ def test_tuning_raises_thresholds_when_posteriors_are_overconfident():
     assert Calibration([(0.95, False)] * 200)(0.95) < 0.5
 
 
+def _band_sample(scale: int) -> tuple[list, list]:
+    """Labels as a store gathers them: every event under 0.9 reviewed (at 0.7, 11 of 12
+    right), one in ten above audited (all right); the population is every event."""
+    band = [(0.7, 0.4, i % 12 != 0) for i in range(12 * scale)]
+    high = [(0.996, 0.9, True) for _ in range(40 * scale)]
+    pop = [(p, m) for p, m, _ in band] + [(0.996, 0.9)] * (400 * scale)
+    return band + high, pop
+
+
+def test_a_bar_resting_on_a_dozen_labels_needs_more_of_them_at_credibility():
+    labelled, pop = _band_sample(1)
+    mean = tune_thresholds(labelled, pop, target_accuracy=0.99)
+    cred = tune_thresholds(labelled, pop, target_accuracy=0.99, credibility=0.9)
+    # on its mean the band at 0.7 (92 % right, 78 % calibrated) is let through: it is 3 %
+    # of the events
+    assert mean.min_confidence <= 0.7 and mean.accuracy_bound is None
+    assert mean.estimated_accuracy >= 0.99
+    # twelve labels do not show the band right often enough: the bound keeps it in review
+    assert cred.min_confidence > 0.7
+    assert cred.accuracy_bound is not None and cred.accuracy_bound >= 0.99
+    assert cred.estimated_review_rate > mean.estimated_review_rate
+    # the bound of the mean's bars falls short of the target
+    at_mean = tune_thresholds(labelled, pop, target_accuracy=0.99, credibility=0.9,
+                              conf_grid=(mean.min_confidence,),
+                              margin_grid=(mean.min_margin,))
+    assert at_mean.accuracy_bound < 0.99 <= at_mean.estimated_accuracy
+    # ten times the labels, same rates: the band's accuracy is known, the bar comes down
+    labelled10, pop10 = _band_sample(10)
+    cred10 = tune_thresholds(labelled10, pop10, target_accuracy=0.99, credibility=0.9)
+    assert cred10.min_confidence <= 0.7
+    # seeded draws: the same labels give the same bars
+    again = tune_thresholds(labelled, pop, target_accuracy=0.99, credibility=0.9)
+    assert again == cred
+
+
+def test_credibility_out_of_range_is_refused_and_the_bound_is_written(tmp_path):
+    labelled, pop = _band_sample(1)
+    for bad in (0.0, 1.0, 1.5):
+        try:
+            tune_thresholds(labelled, pop, credibility=bad)
+        except ValueError as exc:
+            assert 'credibility' in str(exc)
+        else:
+            raise AssertionError(f'credibility {bad} accepted')
+    th = tune_thresholds(labelled, pop, target_accuracy=0.99, credibility=0.9)
+    write_thresholds(th, tmp_path / 't.yaml')
+    doc = yaml.safe_load((tmp_path / 't.yaml').read_text())['thresholds']
+    assert doc['credibility'] == 0.9 and doc['accuracy_bound'] >= 0.99
+    got = read_thresholds(tmp_path / 't.yaml')      # as the cart node reads it
+    assert got == {'min_confidence': th.min_confidence, 'min_margin': th.min_margin}
+
+
 def test_no_data_keeps_the_default_and_thresholds_file_round_trips(tmp_path):
     th = tune_thresholds([], [])
     assert (th.min_confidence, th.min_margin) == (0.9, 0.2)
