@@ -496,3 +496,66 @@ def test_a_newcomer_first_seen_past_the_entrance_margin_is_an_entry(store):
     mine = _bound(tr, 'bob')
     assert len(mine) == 1
     assert np.linalg.norm(mine[0].position - path(7.0)) < 0.6
+
+
+def test_a_reaching_hand_inside_a_farther_shoppers_smaller_box_stays_with_its_owner(store):
+    """Two shoppers in one camera's line of sight: the one reaching into a plate stands near
+    the camera, another behind; the hand's centre lies inside both person boxes, and the
+    farther shopper's box is the smaller one. The hand's ray passes the reaching shopper's
+    body, not the other's: the hand is the reacher's (the smaller box took it before)."""
+    from store_fusion.geometry import AXIS_MARGIN_M, ray_axis_distance, StoreGeometry
+    from store_sim.walkways import standing_spot
+    geom = StoreGeometry(store)
+
+    def person(cam, xy):
+        uv, _ = cam.model.project([[xy[0], xy[1], 0.0], [xy[0], xy[1], 1.75]])
+        if not np.all(np.isfinite(uv)) or not cam.model.in_image(uv).all():
+            return None
+        h = uv[0, 1] - uv[1, 1]
+        return Detection2D('shopper', 0.9, (uv[0, 0] + uv[1, 0]) / 2,
+                           (uv[0, 1] + uv[1, 1]) / 2, 0.3 * h, h)
+
+    checked = 0
+    for pid in sorted(geom.plate_targets):
+        reacher, _ = standing_spot(store, pid)
+        target = geom.plate_targets[pid]
+        for cam in store.cameras:
+            a = person(cam, reacher)
+            huv, _ = cam.model.project([target])
+            if a is None or not np.all(np.isfinite(huv)) or not cam.model.in_image(huv).all():
+                continue
+            hand = Detection2D('hand', 0.8, huv[0, 0], huv[0, 1], 20.0, 20.0)
+            o, u = cam.model.pixel_rays(huv)
+            for dx in np.arange(-1.5, 1.51, 0.25):
+                for dy in np.arange(-1.5, 1.51, 0.25):
+                    other = np.asarray(reacher, float)[:2] + [dx, dy]
+                    b = person(cam, other)
+                    if b is None or b.w * b.h >= a.w * a.h or np.hypot(dx, dy) < 0.6:
+                        continue
+                    if not (abs(hand.cx - b.cx) <= b.w / 2 and abs(hand.cy - b.cy) <= b.h / 2):
+                        continue
+                    d_a = ray_axis_distance(o, u[0], reacher)
+                    d_b = ray_axis_distance(o, u[0], other)
+                    if not d_a + AXIS_MARGIN_M < d_b:
+                        continue
+                    obs = geom.observe(cam.id, [a, b, hand])
+                    near = min(obs, key=lambda ob: np.linalg.norm(ob.xy - reacher[:2]))
+                    far = min(obs, key=lambda ob: np.linalg.norm(ob.xy - other))
+                    assert near is not far
+                    assert len(near.hand_rays) == 1 and not far.hand_rays, (pid, cam.id, dx, dy)
+                    checked += 1
+    assert checked >= 5
+
+
+def test_ray_axis_distance():
+    from store_fusion.geometry import ray_axis_distance
+    down = np.array([0.0, 0.0, -1.0])
+    # straight down from 3 m over (1, 0): 1 m from an axis at the origin at every height
+    assert ray_axis_distance([1.0, 0.0, 3.0], down, [0.0, 0.0]) == pytest.approx(1.0)
+    # slanting: it crosses the axis at z = 1 m (inside 0.3-1.9 m): 0
+    slant = np.array([-1.0, 0.0, -1.0]) / np.sqrt(2)
+    assert ray_axis_distance([2.0, 0.0, 3.0], slant, [0.0, 0.0]) == pytest.approx(0.0, abs=1e-9)
+    # it would cross at z = -2 m: its lowest point at arm's height (z = 0.3 m) is at x = 1.3 m
+    assert ray_axis_distance([3.0, 0.0, 2.0], slant, [-1.0, 0.0]) == pytest.approx(2.3)
+    # looking up from 2.5 m: never at arm's height in front of the camera
+    assert ray_axis_distance([0.0, 0.0, 2.5], -down, [0.0, 0.0]) == float('inf')
