@@ -24,8 +24,9 @@ Two arms over the same days, seeds and detector noise:
   answers, never the simulator's truth): Platt scaling of the fused confidence
   (``store_fusion.calibration.fit_platt``), per-SKU weight models
   (``learning.fit_weight_models``) and the cart's thresholds re-tuned to ``--target-accuracy``
-  (``learning.tune_thresholds`` on the features the fused cart thresholds:
-  :func:`cart_features`). The files are written into ``<out>/learning/day<d>/`` as the nodes
+  (``learning.tune_fused_bars`` on the features the fused cart thresholds:
+  ``store_cart.engine.decision_features``; ``review_learn --cart-db`` runs the same step on a
+  store's cart database). The files are written into ``<out>/learning/day<d>/`` as the nodes
   read them (``calibration.json`` for the fusion node's ``calibration_file``,
   ``thresholds.yaml`` for the cart's ``thresholds_file``, ``weight_models.yaml`` for the shelf
   node's ``weight_models_file``) and loaded back from there with the nodes' own loaders for the
@@ -51,7 +52,8 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
-from store_cart.engine import CartEngine, CartParams, cart_params_of, fused_params
+from store_cart.engine import (CartEngine, CartParams, cart_params_of, decision_features,
+                               fused_params)
 from store_cart.model import (ACTION_RETURN, ACTION_TAKE, CartUpdateData, ReceiptData,
                               ReviewRequestData, SOURCE_REVIEW)
 from store_cart.thresholds import read_thresholds, write_thresholds
@@ -60,8 +62,8 @@ from store_common.params import load_params_file
 from store_fusion.calibration import ece, fit_platt, Platt
 from store_fusion.geometry import StoreGeometry
 from store_fusion.params import load_pipeline_params, PipelineParams
-from store_review.learning import (CONF_GRID, CREDIBILITY, fit_weight_models, make_example,
-                                   tune_thresholds, write_weight_models)
+from store_review.learning import (answer_matches, CREDIBILITY, fit_weight_models,
+                                   make_example, tune_fused_bars, write_weight_models)
 from store_shelf.event import ShelfEventData
 from store_shelf.hypotheses import load_weight_overlay
 from store_shelf.pipeline import load_params as load_shelf_params, PipelineParams as ShelfParams
@@ -77,35 +79,8 @@ from store_bench.simcam import (DetectionModel, DetectorStats, load_or_render_tr
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 ARMS = ('control', 'learning')
-# the fused cart's bar may sit below the weight cart's 0.5 floor of the default grid
-FUSED_CONF_GRID = tuple(sorted({round(0.3 + 0.01 * i, 3) for i in range(20)} | set(CONF_GRID)))
 GOAL_REVIEW_RATE = 0.02
 GOAL_ACCURACY = 0.99
-
-
-# --- what the fused cart thresholds -----------------------------------------------------------
-def cart_features(hint: dict | None, present: list[str], hypotheses) -> tuple[float, float, str]:
-    """(p, margin, top shopper) the fused cart compares with (min_confidence, min_margin).
-
-    As ``CartEngine._decide``: with no hint or one shopper present, the shopper is decided by
-    presence (each present shopper 1/n); else by the hint, present shoppers it does not name
-    counting 0. The event goes unreviewed when the top shopper's probability and lead and the
-    best hypothesis' posterior and lead all clear the bars, so the feature is the smaller of
-    each pair. Nobody present: (0, 0, ''), always reviewed. (The cart's conditioning on what a
-    shopper holds, for returns, is left out.)"""
-    if not present:
-        return 0.0, 0.0, ''
-    if hint is None or len(present) == 1:
-        weights = [(1.0 / len(present), s) for s in present]
-    else:
-        weights = [(float(hint.get(s, 0.0)), s) for s in present]
-    weights.sort(key=lambda w: (-w[0], w[1]))
-    ps = weights[0][0]
-    ms = ps - (weights[1][0] if len(weights) > 1 else 0.0)
-    post = sorted((float(h.posterior) for h in hypotheses), reverse=True)
-    ph = post[0] if post else 0.0
-    mh = ph - (post[1] if len(post) > 1 else 0.0)
-    return min(ps, ph), min(ms, mh), weights[0][1]
 
 
 def _hyp_key(h) -> tuple:
@@ -232,7 +207,8 @@ def run_scenario(store, geom, scenario, history, pipe: PipelineParams, state: Ar
         res = results[ev.event_id]
         present = sorted(s for s, st in stays.items()
                          if st[0] <= ev.start_ns and (len(st) < 2 or ev.start_ns <= st[1]))
-        p, margin, top = cart_features(res.hint or None, present, res.hypotheses)
+        p, margin, top = decision_features(res.hint or None, present,
+                                           [h.posterior for h in res.hypotheses])
         best = res.hypotheses[0] if res.hypotheses else None
         truth = truth_of_event(scenario, ev)
         t_key = ((truth[1].sku, ACTION_TAKE if truth[1].kind == 'take' else ACTION_RETURN,
@@ -258,8 +234,7 @@ def run_scenario(store, geom, scenario, history, pipe: PipelineParams, state: Ar
             'label_chance': (audit_rate if lab['audit'] else 1.0) if lab is not None else 0.0,
         }
         if ans is not None:     # what the learner may know: the reviewer's answer
-            row['label_right'] = bool(top == ans['shopper_id'] and _hyp_key(best) == (
-                ans['sku'], int(ans['action']), int(ans['quantity'])))
+            row['label_right'] = answer_matches(top, best.to_dict() if best else None, ans)
         out.rows.append(row)
     out.metrics = evaluate(scenario, [r.to_dict() for r in out.receipts],
                            [r.to_dict() for r in out.requests], [e.to_dict() for e in events])
@@ -290,16 +265,10 @@ def learn(store, state: ArmState, rows: list[dict], examples: list[dict], day_di
     models = fit_weight_models(store.catalog, examples)
     wm_path = day_dir / 'weight_models.yaml'
     write_weight_models(models, wm_path)
-    # the cart's bars (cart node: thresholds_file), on the features the fused cart compares;
-    # each posterior bin's accuracy is shrunk towards a Platt scaling of the feature fitted on
-    # every label at once (not towards the posterior itself, which would need hundreds of
-    # labels in a bin before the bar could fall)
-    pairs = [(r['p'], r['margin'], r['label_right']) for r in labelled]
-    prior = fit_platt([(p, ok) for p, _, ok in pairs])
-    th = tune_thresholds(pairs, [(r['p'], r['margin']) for r in rows],
-                         target_accuracy=target_accuracy, conf_grid=FUSED_CONF_GRID,
-                         fallback=(state.cart.min_confidence, state.cart.min_margin),
-                         prior=prior, credibility=credibility)
+    # the cart's bars (cart node: thresholds_file), on the features the fused cart compares:
+    # the step review_learn --cart-db runs on a store's cart database
+    th, prior = tune_fused_bars(rows, target_accuracy,
+                                (state.cart.min_confidence, state.cart.min_margin), credibility)
     th_path = day_dir / 'thresholds.yaml'
     write_thresholds({**th.to_dict(), 'prior_platt': prior.to_dict()}, th_path)
     overlay = load_weight_overlay(str(wm_path)) if models else None

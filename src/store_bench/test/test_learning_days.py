@@ -14,7 +14,6 @@ from store_cart.engine import CartParams
 from store_cart.thresholds import read_thresholds
 from store_common.description import load_store
 from store_fusion.calibration import Platt
-from store_shelf.event import HypothesisData
 from store_shelf.hypotheses import load_weight_overlay
 
 from store_bench import learning_days as ld
@@ -78,19 +77,6 @@ def test_learned_weights_go_through_the_shelf_nodes_loader(store, tmp_path):
     assert abs(overlay[sku]['unit_grams'] - true_unit) < abs(prod.unit_grams - true_unit) / 2
     # too few labels: the thresholds in force stay
     assert nxt.cart.min_confidence == 0.5
-
-
-def test_cart_features_follow_the_cart():
-    h = [HypothesisData('COLA-330', 1, 1, 0.9, 0.0, True),
-         HypothesisData('LEMON-330', 1, 1, 0.08, 0.0, True)]
-    # one shopper inside: presence decides who, the product decides the bar
-    assert ld.cart_features({'a': 0.4}, ['a'], h) == pytest.approx((0.9, 0.82, 'a'))
-    # two inside: the hint's top and its lead; an unnamed shopper counts 0
-    p, m, top = ld.cart_features({'b': 0.7}, ['a', 'b'], h)
-    assert (p, m, top) == (pytest.approx(0.7), pytest.approx(0.7), 'b')
-    # no hint with two inside: 1/2 each, no lead
-    assert ld.cart_features(None, ['a', 'b'], h)[:2] == pytest.approx((0.5, 0.0))
-    assert ld.cart_features({'a': 1.0}, [], h) == (0.0, 0.0, '')
 
 
 def test_two_days_write_files_the_nodes_load_and_a_table_and_png(store, tmp_path):

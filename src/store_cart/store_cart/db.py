@@ -117,6 +117,12 @@ class CartDb(TransactionalDb):
                 'VALUES (?, ?, ?, ?, ?, ?)', (event_id, kind, stamp_ns, dumps(payload), status,
                                               note))
 
+    def processed_shelf_events(self) -> list[tuple[str, dict]]:
+        """(event id, payload) of every decided shelf event, in (stamp, id) order."""
+        return [(r[0], json.loads(r[1])) for r in self._x(
+            "SELECT event_id, payload FROM events WHERE kind = 'shelf' AND status = 'processed' "
+            'ORDER BY stamp_ns, event_id')]
+
     def mark_processed(self, event_id: str, note: str) -> None:
         self._w("UPDATE events SET status = 'processed', note = ? WHERE event_id = ?",
                 (note, event_id))
@@ -237,6 +243,13 @@ class CartDb(TransactionalDb):
                 'session_ids': [x[0] for x in self._x(
                     'SELECT session_id FROM review_sessions WHERE request_id = ? '
                     'ORDER BY session_id', (request_id,))]}
+
+    def decided_reviews(self) -> list[dict]:
+        """Every decided review: {request_id, event_id, request, decision}, in stamp order."""
+        return [{'request_id': r[0], 'event_id': r[1], 'request': json.loads(r[2]),
+                 'decision': json.loads(r[3])} for r in self._x(
+            "SELECT request_id, event_id, request, decision FROM review_requests "
+            "WHERE status = 'decided' ORDER BY stamp_ns, request_id")]
 
     def decide_review(self, request_id: str, decision: dict) -> None:
         self._w("UPDATE review_requests SET status = 'decided', decision = ? "

@@ -73,7 +73,7 @@ import json
 import math
 import time
 from dataclasses import dataclass, fields, replace
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from store_common.description import Catalog
 from store_common.stamps import ns_to_s, s_to_ns
@@ -167,6 +167,32 @@ def fused_params(params: CartParams, fused_min_confidence: float) -> CartParams:
 
 
 NEARBY_S = 5.0      # a "no shopper" review offers everyone inside this close to the event [s]
+
+
+def decision_features(hint: Mapping[str, float] | None, present: Sequence[str],
+                      posteriors: Iterable[float]) -> tuple[float, float, str]:
+    """(p, margin, top shopper): what :class:`CartEngine` compares with (min_confidence,
+    min_margin) for one shelf event, as one pair, for tuning those bars.
+
+    As ``CartEngine._decide``: with no hint or one shopper present, the shopper is decided by
+    presence (each present shopper 1/n); else by the hint, present shoppers it does not name
+    counting 0. The event goes unreviewed when the top shopper's probability and lead and the
+    best hypothesis' posterior and lead all clear the bars, so the feature is the smaller of
+    each pair. Nobody present: (0, 0, ''), always reviewed. (The cart's conditioning on what a
+    shopper holds, for returns, is left out.)"""
+    if not present:
+        return 0.0, 0.0, ''
+    if hint is None or len(present) == 1:
+        weights = [(1.0 / len(present), s) for s in present]
+    else:
+        weights = [(float(hint.get(s, 0.0)), s) for s in present]
+    weights.sort(key=lambda w: (-w[0], w[1]))
+    ps = weights[0][0]
+    ms = ps - (weights[1][0] if len(weights) > 1 else 0.0)
+    post = sorted((float(x) for x in posteriors), reverse=True)
+    ph = post[0] if post else 0.0
+    mh = ph - (post[1] if len(post) > 1 else 0.0)
+    return min(ps, ph), min(ms, mh), weights[0][1]
 
 
 def shelf_event_problem(ev: ShelfEventData) -> str | None:

@@ -714,3 +714,43 @@ def test_cart_params_of_a_nodes_parameters_reads_every_field_it_gives():
         cart_params_of({'return_wait_s': 'soon'})
     with pytest.raises(ValueError, match='return_wait_s must be >= 0'):
         cart_params_of({'return_wait_s': -1})
+
+
+@pytest.mark.parametrize('hint,inside,hyps', [
+    ({A: 0.4}, [A], [take('COLA-330', 0.9), take('LEMON-330', 0.08)]),     # alone: presence
+    ({B: 0.7, A: 0.2}, [A, B], [take('COLA-330', 0.97), take('LEMON-330', 0.03)]),
+    ({B: 0.7}, [A, B], [take('WATER-500', 0.8), take('WATER-500', 0.15, 2)]),   # A unnamed
+    ({A: 0.55, B: 0.45}, [A, B], [take('CHOC-DARK', 0.99)]),                 # shopper margin
+])
+def test_decision_features_are_what_the_cart_compares(tmp_path, hint, inside, hyps):
+    """The (p, margin) that tuning thresholds (review_learn, learning_days) reads from an
+    event is what the engine holds against its bars: just under both, the top shopper's cart
+    takes the best hypothesis unasked; just over either, the event is reviewed."""
+    from store_cart.engine import decision_features
+    p, margin, top = decision_features(hint, inside, [h.posterior for h in hyps])
+    assert 0.0 < p and top in inside
+
+    def run(conf, marg, k):
+        params = CartParams(min_confidence=conf, min_margin=marg)
+        with CartEngine(str(tmp_path / f'c{k}.sqlite'), CATALOG, STORE_ID, params) as e:
+            cmds = [('gate', enter(s, 1.0 + i)) for i, s in enumerate(inside)]
+            e_ = shelf('g1.s1.p1', 5.0, hyps)
+            outs = feed(e, cmds)
+            outs += e.on_shelf_event(e_, shopper_hint=hint)
+            outs += e.tick(ns(8.0))
+        return of(outs, CartUpdateData), of(outs, ReviewRequestData)
+
+    ups, reqs = run(p - 1e-6, max(0.0, margin - 1e-6), 0)
+    assert not reqs and [(u.shopper_id, u.sku) for u in ups] == [(top, hyps[0].sku)]
+    for k, (conf, marg) in enumerate([(p + 1e-6, 0.0), (0.0, margin + 1e-6)], start=1):
+        if conf > 1.0 or marg > 1.0:
+            continue
+        ups, reqs = run(conf, marg, k)
+        assert len(reqs) == 1 and not ups, (conf, marg)
+
+
+def test_decision_features_without_a_hint_or_anyone_inside():
+    from store_cart.engine import decision_features
+    # no hint with two inside: 1/2 each, no lead; nobody inside: always reviewed
+    assert decision_features(None, [A, B], [0.9, 0.1])[:2] == pytest.approx((0.5, 0.0))
+    assert decision_features({A: 1.0}, [], [0.9]) == (0.0, 0.0, '')

@@ -1,10 +1,17 @@
 """Learn from the review database: weight models, tuned thresholds, YOLO export, hand windows.
 
     review_learn --db review.sqlite --store config/stores/demo.yaml --out-dir STATE_DIR \
-        [--target-accuracy 0.995] [--yolo DIR] [--hands DIR [--fine-tune DIR] [--epochs 3]]
+        [--cart-db carts.sqlite] [--target-accuracy 0.995] [--credibility 0.9] \
+        [--yolo DIR] [--hands DIR [--fine-tune DIR] [--epochs 3]]
 
 Writes ``STATE_DIR/weight_models.yaml`` (the shelf event node's ``weight_models_file``) and
-``STATE_DIR/thresholds.yaml`` (the cart node's ``thresholds_file``), with ``--yolo`` a YOLO
+``STATE_DIR/thresholds.yaml`` (the cart node's ``thresholds_file``). With ``--cart-db`` (the cart
+node's database) of a camera store, whose events came with the fusion's shopper hint, the
+thresholds are tuned on what that cart compares with them (``learning.fused_rows``: the top
+shopper's probability and lead beside the best hypothesis' posterior and lead, every decided
+event the population, the reviewed ones labelled by their answers) by the step
+``learning_days`` measures (``learning.tune_fused_bars``); without it, or for a weight-only
+cart, on the shelf events' product posteriors in the review database. With ``--yolo`` a YOLO
 dataset of the reviewed crops, with ``--hands`` the hand-window classification dataset of the
 reviewed evidence (``store_review.export.export_hand_windows``: ``empty`` and SKU folders,
 hand proposals from the shipped crop model run on each evidence crop), added to what the folder
@@ -20,12 +27,15 @@ import os
 import pathlib
 import sys
 
+from store_cart.db import CartDb, CartDbError
+from store_cart.engine import CartParams
+from store_cart.thresholds import read_thresholds
 from store_common.description import load_store, StoreConfigError
 
 from store_review.export import export_hand_windows, export_yolo
-from store_review.learning import (CREDIBILITY, fit_weight_models, labelled_pairs,
-                                   population_pairs, tune_thresholds, write_thresholds,
-                                   write_weight_models)
+from store_review.learning import (CREDIBILITY, fit_weight_models, fused_rows,
+                                   labelled_pairs, population_pairs, tune_fused_bars,
+                                   tune_thresholds, write_thresholds, write_weight_models)
 from store_review.store import ReviewDbError, ReviewStore
 
 
@@ -85,6 +95,25 @@ def hand_learning(db, catalog, hands_dir: str, fine_tune_dir: str | None,
     return line
 
 
+def fused_rows_of(path: str) -> list[dict]:
+    """:func:`learning.fused_rows` of the cart database at ``path``."""
+    cart_db = CartDb(os.path.expanduser(path))
+    try:
+        return fused_rows(cart_db)
+    finally:
+        cart_db.close()
+
+
+def bars_in_force(out_dir: pathlib.Path) -> tuple[float, float]:
+    """(min_confidence, min_margin) of the thresholds file in ``out_dir``, else the cart's
+    defaults: what stays when there are too few labels to move them."""
+    try:
+        th = read_thresholds(out_dir / 'thresholds.yaml')
+        return th['min_confidence'], th['min_margin']
+    except (OSError, ValueError):
+        return CartParams.min_confidence, CartParams.min_margin
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog='review_learn', description=__doc__.split('\n')[0])
     ap.add_argument('--db', required=True, help='review database')
@@ -92,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument('--out-dir', required=True, help='where the overlay files go')
     ap.add_argument('--target-accuracy', type=float, default=0.995,
                     help='accuracy the auto-decided events must reach (default %(default)s)')
+    ap.add_argument('--cart-db', help="the cart node's database (db_path): a camera store's "
+                    "thresholds are tuned on what its cart compares")
     ap.add_argument('--credibility', type=float, default=CREDIBILITY,
                     help="the target must be reached in this share of the calibration's "
                     "draws, not only on its mean (default %(default)s; 0: on the mean)")
@@ -112,16 +143,34 @@ def main(argv: list[str] | None = None) -> int:
     except (StoreConfigError, ReviewDbError) as exc:
         print(f'review_learn: {exc}', file=sys.stderr)
         return 2
+    rows = []
+    if args.cart_db:
+        try:
+            if not os.path.isfile(os.path.expanduser(args.cart_db)):
+                raise CartDbError(f'{args.cart_db}: no such file (the cart node\'s db_path)')
+            rows = fused_rows_of(args.cart_db)
+        except CartDbError as exc:
+            db.close()
+            print(f'review_learn: --cart-db: {exc}', file=sys.stderr)
+            return 2
     out = pathlib.Path(args.out_dir)
     try:
         examples = db.examples()
         models = fit_weight_models(store_desc.catalog, examples)
         write_weight_models(models, out / 'weight_models.yaml')
-        th = tune_thresholds(labelled_pairs(examples), population_pairs(db.shelf_events()),
-                             target_accuracy=args.target_accuracy,
-                             credibility=args.credibility or None)
+        if any(r['fused'] for r in rows):
+            th, _prior = tune_fused_bars(rows, args.target_accuracy, bars_in_force(out),
+                                         args.credibility or None)
+            how = (f'camera cart: {len(rows)} decided events, '
+                   f'{sum(r["labelled"] for r in rows)} reviewed, bars on shopper x product')
+        else:
+            th = tune_thresholds(labelled_pairs(examples), population_pairs(db.shelf_events()),
+                                 target_accuracy=args.target_accuracy,
+                                 fallback=bars_in_force(out),
+                                 credibility=args.credibility or None)
+            how = 'weight cart: bars on the product posteriors'
         write_thresholds(th, out / 'thresholds.yaml')
-        print(f'{len(examples)} labelled examples')
+        print(f'{len(examples)} labelled examples; {how}')
         for sku, m in models.items():
             print(f'  {sku:<12} {m.prior_mu:8.1f} g -> {m.mu:8.2f} g (sd {m.sd:.2f}, n={m.n})')
         print(f'thresholds: min_confidence {th.min_confidence:.3f}, min_margin '

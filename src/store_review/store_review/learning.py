@@ -39,6 +39,8 @@ from typing import Callable, Iterable, Mapping, Sequence
 import numpy as np
 from store_interfaces.msg import ProductHypothesis
 from store_cart import thresholds as thresholds_file
+from store_cart.engine import decision_features
+from store_fusion.calibration import fit_platt, Platt
 from store_shelf.event import HypothesisData
 import yaml
 
@@ -363,6 +365,63 @@ def tune_thresholds(labelled: Sequence[tuple[float, float, bool]],
     if best is None:
         return result(max(conf_grid), max(margin_grid))
     return result(best[1], best[2])
+
+
+# --- the bars of a camera store's cart --------------------------------------------------------
+# the fused cart's bar may sit below the weight cart's 0.5 floor of the default grid
+FUSED_CONF_GRID = tuple(sorted({round(0.3 + 0.01 * i, 3) for i in range(20)} | set(CONF_GRID)))
+
+
+def answer_matches(top_shopper: str, best: Mapping | None, answer: Mapping) -> bool:
+    """Was the cart's top shopper with its best hypothesis the reviewer's answer?"""
+    key = ((best['sku'], int(best['action']), int(best['quantity'])) if best is not None
+           else ('', 0, 0))
+    return bool(top_shopper == answer['shopper_id'] and key == (
+        answer['sku'], int(answer['action']), int(answer['quantity'])))
+
+
+def fused_rows(cart_db) -> list[dict]:
+    """One row per decided shelf event of a cart database (``store_cart.db.CartDb``): the
+    features the cart compared with its bars (``store_cart.engine.decision_features``: the
+    fusion's shopper hint and the presence of the stored visits, the event's hypotheses), and
+    for a reviewed event the label: was the cart's top answer the reviewer's.
+    ``fused``: the event came with a shopper hint (a camera store)."""
+    sessions = cart_db.sessions()
+    answers = {r['event_id']: r['decision'] for r in cart_db.decided_reviews()}
+    rows = []
+    for event_id, ev in cart_db.processed_shelf_events():
+        start = int(ev['start_ns'])
+        present = sorted({s['shopper_id'] for s in sessions if s['enter_ns'] <= start
+                          and (s['exit_ns'] is None or start <= s['exit_ns'])})
+        hyps = sorted(ev.get('hypotheses', ()), key=lambda h: -_posterior(h))
+        hint = ev.get('shopper_hint')
+        p, margin, top = decision_features(hint, present, [_posterior(h) for h in hyps])
+        row = {'event_id': event_id, 'p': p, 'margin': margin, 'fused': hint is not None,
+               'labelled': event_id in answers,
+               'label_chance': 1.0 if event_id in answers else 0.0}
+        if event_id in answers:
+            row['label_right'] = answer_matches(top, hyps[0] if hyps else None,
+                                                answers[event_id])
+        rows.append(row)
+    return rows
+
+
+def tune_fused_bars(rows: Sequence[Mapping], target_accuracy: float,
+                    fallback: tuple[float, float], credibility: float | None = CREDIBILITY
+                    ) -> tuple[Thresholds, Platt]:
+    """The camera cart's (min_confidence, min_margin) from event rows (:func:`fused_rows`, or
+    the simulator's in ``learning_days``): every row is the population, the labelled ones the
+    evidence. Each posterior bin's accuracy is shrunk towards a Platt scaling of the feature
+    fitted on every label at once (not towards the posterior itself, which would need
+    hundreds of labels in a bin before the bar could fall). Returns the thresholds and that
+    prior."""
+    pairs = [(float(r['p']), float(r['margin']), bool(r['label_right']))
+             for r in rows if r.get('labelled')]
+    prior = fit_platt([(p, ok) for p, _, ok in pairs])
+    th = tune_thresholds(pairs, [(float(r['p']), float(r['margin'])) for r in rows],
+                         target_accuracy=target_accuracy, conf_grid=FUSED_CONF_GRID,
+                         fallback=fallback, prior=prior, credibility=credibility)
+    return th, prior
 
 
 def labelled_pairs(examples: Iterable[Mapping]) -> list[tuple[float, float, bool]]:

@@ -1,10 +1,12 @@
 """Weight model math, threshold tuning on synthetic examples, labelled examples, YOLO export."""
 import math
+import pathlib
 import random
 
 import cv2
 from helpers import request, S
 import numpy as np
+import pytest
 import yaml
 
 from store_cart.model import ReviewDecisionData
@@ -205,3 +207,79 @@ def test_yolo_export_format_and_empty_dataset(tmp_path):
     for lab in labels:
         img_path = tmp_path / 'ds' / 'images' / lab.parent.name / (lab.stem + '.jpg')
         assert img_path.is_file()
+
+
+def _camera_cart_db(path, n: int = 40):
+    """A camera cart's database: two shoppers inside, ``n`` takes of a cola with a shopper hint
+    from 0.5 to 0.99; every event under the cart's bar is reviewed and answered: the cameras'
+    top shopper, except every third under a hint of 0.7, the other shopper. Returns
+    {event id: the answer's shopper}."""
+    from store_cart.engine import CartEngine, CartParams
+    from store_cart.model import (ACTION_TAKE, GateEventData, KIND_ENTER, ReviewDecisionData,
+                                  ReviewRequestData)
+    from store_shelf.event import HypothesisData, ShelfEventData
+    a, b = 'acct-a', 'acct-b'
+    answers = {}
+    params = CartParams(min_confidence=0.9, min_margin=0.2)
+    with CartEngine(str(path), CATALOG, 'test', params) as e:
+        e.on_gate_event(GateEventData(f'entrance@{S}', 'entrance', KIND_ENTER, a, S))
+        e.on_gate_event(GateEventData(f'entrance@{2 * S}', 'entrance', KIND_ENTER, b, 2 * S))
+        for k in range(n):
+            start = (10 + 5 * k) * S
+            p_a = 0.5 + 0.49 * k / (n - 1)
+            ev = ShelfEventData(f'g1.s1.p1@{start}', 'g1', ('g1.s1.p1',), -352.0, start,
+                                start + S // 2,
+                                (HypothesisData('COLA-330', ACTION_TAKE, 1, 0.96, -352.0),
+                                 HypothesisData('LEMON-330', ACTION_TAKE, 1, 0.04, -355.0)))
+            e.on_shelf_event(ev, shopper_hint={a: p_a, b: 1.0 - p_a})
+            for out in e.tick(start + 2 * S):
+                if isinstance(out, ReviewRequestData):
+                    who = b if k % 3 == 0 and p_a < 0.7 else a
+                    answers[ev.event_id] = who
+                    e.on_review_decision(ReviewDecisionData(
+                        out.request_id, 'rev', who, 'COLA-330', ACTION_TAKE, 1,
+                        start + 3 * S))
+    return answers
+
+
+def test_a_camera_carts_rows_are_its_decisions_and_their_answers(tmp_path):
+    from store_cart.db import CartDb
+    from store_review.learning import fused_rows
+    answers = _camera_cart_db(tmp_path / 'carts.sqlite')
+    db = CartDb(tmp_path / 'carts.sqlite')
+    rows = fused_rows(db)
+    db.close()
+    assert len(rows) == 40 and all(r['fused'] for r in rows)
+    # what the cart compared: the hint's top (0.5-0.99) under the cola's 0.96, lead the least
+    assert min(r['p'] for r in rows) == pytest.approx(0.5)
+    assert max(r['p'] for r in rows) == pytest.approx(0.96)
+    reviewed = {r['event_id']: r for r in rows if r['labelled']}
+    assert set(reviewed) == set(answers) and 20 <= len(answers) < 40
+    for ev_id, r in reviewed.items():
+        # the cameras' top is acct-a (p >= 0.5): right where the reviewer said acct-a
+        assert r['label_right'] == (answers[ev_id] == 'acct-a'), ev_id
+    assert not any(r['labelled'] for r in rows if r['p'] >= 0.9 and r['margin'] >= 0.2)
+
+
+def test_review_learn_tunes_a_camera_carts_bars_with_the_experiments_step(tmp_path, capsys):
+    from store_cart.db import CartDb
+    from store_review.learn_cli import main as learn_main
+    from store_review.learning import fused_rows, tune_fused_bars
+    _camera_cart_db(tmp_path / 'carts.sqlite')
+    ReviewStore(tmp_path / 'r.sqlite').close()
+    demo = pathlib.Path(__file__).resolve().parents[3] / 'config' / 'stores' / 'demo.yaml'
+    args = ['--db', str(tmp_path / 'r.sqlite'), '--store', str(demo),
+            '--out-dir', str(tmp_path / 'state'), '--target-accuracy', '0.99']
+    assert learn_main(args + ['--cart-db', str(tmp_path / 'carts.sqlite')]) == 0
+    assert 'camera cart: 40 decided events' in capsys.readouterr().out
+    got = read_thresholds(tmp_path / 'state' / 'thresholds.yaml')
+    db = CartDb(tmp_path / 'carts.sqlite')
+    want, _ = tune_fused_bars(fused_rows(db), 0.99, (0.9, 0.2))
+    db.close()
+    assert got == {'min_confidence': want.min_confidence, 'min_margin': want.min_margin}
+    # the cameras' top was wrong only under 0.7: the bar comes down from 0.9, not below 0.7
+    assert 0.7 <= got['min_confidence'] < 0.9
+    # the cart database named must exist: an error naming it, nothing created
+    missing = tmp_path / 'nope.sqlite'
+    assert learn_main(args + ['--cart-db', str(missing)]) == 2
+    assert 'nope.sqlite: no such file' in capsys.readouterr().err and not missing.exists()
