@@ -28,14 +28,16 @@ import pathlib
 import sys
 
 from store_cart.db import CartDb, CartDbError
-from store_cart.engine import CartParams
+from store_cart.engine import cart_params_of, CartParams, fused_params
 from store_cart.thresholds import read_thresholds
 from store_common.description import load_store, StoreConfigError
+from store_common.params import load_params_file
 
 from store_review.export import export_hand_windows, export_yolo
 from store_review.learning import (CREDIBILITY, fit_weight_models, fused_rows,
-                                   labelled_pairs, population_pairs, tune_fused_bars,
-                                   tune_thresholds, write_thresholds, write_weight_models)
+                                   labelled_pairs, MIN_LABELLED, population_pairs,
+                                   tune_fused_bars, tune_thresholds, write_thresholds,
+                                   write_weight_models)
 from store_review.store import ReviewDbError, ReviewStore
 
 
@@ -104,14 +106,27 @@ def fused_rows_of(path: str) -> list[dict]:
         cart_db.close()
 
 
-def bars_in_force(out_dir: pathlib.Path) -> tuple[float, float]:
-    """(min_confidence, min_margin) of the thresholds file in ``out_dir``, else the cart's
-    defaults: what stays when there are too few labels to move them."""
+def bars_in_force(out_dir: pathlib.Path, params_path: str | None, camera: bool
+                  ) -> tuple[tuple[float, float], str]:
+    """(min_confidence, min_margin) that stay when there are too few labels to move them, and
+    where they came from: the thresholds file in ``out_dir`` (the cart's ``thresholds_file``),
+    else the ``cart:`` section of the graph's parameters file (``fused_min_confidence`` for a
+    camera cart), else the cart's defaults. StoreConfigError / ValueError for a parameters
+    file that cannot be read."""
+    cart = None
+    if params_path:     # read even when not needed: a broken file named is an error
+        node = load_params_file(params_path).get('cart', {})
+        cart = cart_params_of(node)
+        if camera:
+            cart = fused_params(cart, float(node.get('fused_min_confidence', -1.0)))
     try:
         th = read_thresholds(out_dir / 'thresholds.yaml')
-        return th['min_confidence'], th['min_margin']
+        return (th['min_confidence'], th['min_margin']), str(out_dir / 'thresholds.yaml')
     except (OSError, ValueError):
-        return CartParams.min_confidence, CartParams.min_margin
+        pass
+    if cart is not None:
+        return (cart.min_confidence, cart.min_margin), f'{params_path} (cart)'
+    return (CartParams.min_confidence, CartParams.min_margin), "the cart's defaults"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -123,6 +138,9 @@ def main(argv: list[str] | None = None) -> int:
                     help='accuracy the auto-decided events must reach (default %(default)s)')
     ap.add_argument('--cart-db', help="the cart node's database (db_path): a camera store's "
                     "thresholds are tuned on what its cart compares")
+    ap.add_argument('--params', help="the graph's parameters file (e.g. "
+                    "config/params/store.yaml): its cart bars stay while there are too few "
+                    "labels, unless --out-dir holds a thresholds file already")
     ap.add_argument('--credibility', type=float, default=CREDIBILITY,
                     help="the target must be reached in this share of the calibration's "
                     "draws, not only on its mean (default %(default)s; 0: on the mean)")
@@ -154,23 +172,33 @@ def main(argv: list[str] | None = None) -> int:
             print(f'review_learn: --cart-db: {exc}', file=sys.stderr)
             return 2
     out = pathlib.Path(args.out_dir)
+    camera = any(r['fused'] for r in rows)
+    try:
+        fallback, fallback_from = bars_in_force(out, args.params, camera)
+    except (StoreConfigError, ValueError) as exc:
+        db.close()
+        print(f'review_learn: --params: {exc}', file=sys.stderr)
+        return 2
     try:
         examples = db.examples()
         models = fit_weight_models(store_desc.catalog, examples)
         write_weight_models(models, out / 'weight_models.yaml')
-        if any(r['fused'] for r in rows):
-            th, _prior = tune_fused_bars(rows, args.target_accuracy, bars_in_force(out),
+        if camera:
+            th, _prior = tune_fused_bars(rows, args.target_accuracy, fallback,
                                          args.credibility or None)
             how = (f'camera cart: {len(rows)} decided events, '
                    f'{sum(r["labelled"] for r in rows)} reviewed, bars on shopper x product')
         else:
             th = tune_thresholds(labelled_pairs(examples), population_pairs(db.shelf_events()),
                                  target_accuracy=args.target_accuracy,
-                                 fallback=bars_in_force(out),
+                                 fallback=fallback,
                                  credibility=args.credibility or None)
             how = 'weight cart: bars on the product posteriors'
         write_thresholds(th, out / 'thresholds.yaml')
         print(f'{len(examples)} labelled examples; {how}')
+        if (th.min_confidence, th.min_margin) == fallback and th.n_labelled < MIN_LABELLED:
+            print(f'too few labels ({th.n_labelled} < {MIN_LABELLED}): the bars of '
+                  f'{fallback_from} stay')
         for sku, m in models.items():
             print(f'  {sku:<12} {m.prior_mu:8.1f} g -> {m.mu:8.2f} g (sd {m.sd:.2f}, n={m.n})')
         print(f'thresholds: min_confidence {th.min_confidence:.3f}, min_margin '

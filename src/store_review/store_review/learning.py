@@ -277,6 +277,7 @@ class Calibration:
 
 
 CREDIBILITY = 0.9       # the learning commands' share of draws that must reach the target
+MIN_LABELLED = 20       # fewer labels than this leave the bars in force
 CREDIBILITY_DRAWS = 500
 
 
@@ -313,7 +314,7 @@ def tune_thresholds(labelled: Sequence[tuple[float, float, bool]],
                     conf_grid: Sequence[float] = CONF_GRID,
                     margin_grid: Sequence[float] = MARGIN_GRID,
                     fallback: tuple[float, float] = (0.9, 0.2),
-                    min_labelled: int = 20,
+                    min_labelled: int = MIN_LABELLED,
                     prior: Callable[[float], float] | None = None,
                     credibility: float | None = None,
                     draws: int = CREDIBILITY_DRAWS) -> Thresholds:

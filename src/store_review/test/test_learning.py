@@ -283,3 +283,25 @@ def test_review_learn_tunes_a_camera_carts_bars_with_the_experiments_step(tmp_pa
     missing = tmp_path / 'nope.sqlite'
     assert learn_main(args + ['--cart-db', str(missing)]) == 2
     assert 'nope.sqlite: no such file' in capsys.readouterr().err and not missing.exists()
+
+
+def test_with_too_few_labels_review_learn_keeps_the_camera_carts_bars(tmp_path, capsys):
+    from store_common.params import load_params_file
+    from store_review.learn_cli import main as learn_main
+    root = pathlib.Path(__file__).resolve().parents[3]
+    params = root / 'config' / 'params' / 'store.yaml'
+    _camera_cart_db(tmp_path / 'carts.sqlite', n=12)     # fewer than 20 reviewed
+    ReviewStore(tmp_path / 'r.sqlite').close()
+    args = ['--db', str(tmp_path / 'r.sqlite'), '--store',
+            str(root / 'config' / 'stores' / 'demo.yaml'), '--out-dir', str(tmp_path / 's'),
+            '--cart-db', str(tmp_path / 'carts.sqlite')]
+    assert learn_main(args + ['--params', str(params)]) == 0
+    assert 'too few labels' in capsys.readouterr().out
+    cart = load_params_file(params)['cart']
+    # the camera cart's bar (fused_min_confidence), not the weight cart's default 0.9
+    assert read_thresholds(tmp_path / 's' / 'thresholds.yaml') == {
+        'min_confidence': cart['fused_min_confidence'], 'min_margin': cart['min_margin']}
+    assert cart['fused_min_confidence'] != 0.9
+    # a parameters file that cannot be read: an error naming it
+    assert learn_main(args + ['--params', str(tmp_path / 'none.yaml')]) == 2
+    assert 'none.yaml' in capsys.readouterr().err
