@@ -174,21 +174,38 @@ def _drain(executor, timeout_s: float, logger) -> bool:
 class _TeardownWatchdog:
     """Bounds the middleware's teardown after a node's data is closed.
 
-    Fast DDS can block for good while it destroys a writer (seen about once in 24 live runs:
-    ``rclpy Publisher.destroy`` from ``Node.destroy_node``, after the node's ``close()``), and
-    the runner or ``ros2 launch`` then kills the process after its own timeouts, reporting a
-    failed stop. Nothing of the node's data is at stake by then, so after ``timeout_s`` this
-    thread writes a warning naming the node and every thread's stack (where it hung) to stderr
-    and ends the process with the exit code the stop would have returned."""
+    Fast DDS can block for good while it destroys a writer or a service (seen about once in 24
+    live runs: ``rclpy Publisher.destroy`` or ``Service.destroy`` from ``Node.destroy_node``,
+    after the node's ``close()``), and the runner or ``ros2 launch`` then kills the process
+    after its own timeouts, reporting a failed stop. Nothing of the node's data is at stake by
+    then, so after ``timeout_s`` this thread writes a warning naming the node and every
+    thread's stack (where it hung) to stderr and ends the process with the exit code the stop
+    would have returned. A hang inside a call that keeps the interpreter's lock (rclpy's
+    ``Service.destroy`` did, so no Python thread ran) is ended one second later by
+    faulthandler's own thread, which needs no lock: it writes every thread's stack and exits
+    with code 1."""
 
-    def __init__(self, name: str, timeout_s: float, logger, code: Callable[[], int]):
+    BACKSTOP_S = 1.0    # after timeout_s: faulthandler's exit, for a hang that holds the GIL
+
+    def __init__(self, name: str, timeout_s: float, logger, code: Callable[[], int],
+                 after: str = 'the node closed its data'):
         self._finished = threading.Event()
         self._name, self._timeout_s, self._logger, self._code = name, timeout_s, logger, code
+        self._after = after
+        self._backstop = False
         if timeout_s > 0:
             threading.Thread(target=self._watch, name='teardown-watchdog', daemon=True).start()
+            try:
+                faulthandler.dump_traceback_later(timeout_s + self.BACKSTOP_S, exit=True)
+                self._backstop = True
+            except (RuntimeError, ValueError, OSError):    # no usable stderr: thread only
+                pass
 
     def done(self) -> None:
         self._finished.set()
+        if self._backstop:
+            faulthandler.cancel_dump_traceback_later()
+            self._backstop = False
 
     def _watch(self) -> None:
         if self._finished.wait(self._timeout_s):
@@ -196,7 +213,7 @@ class _TeardownWatchdog:
         try:
             self._logger.warning(
                 f'{self._name}: the middleware\'s teardown hung for {self._timeout_s:g} s after '
-                'the node closed its data; exiting without it (stacks follow)')
+                f'{self._after}; exiting without it (stacks follow)')
             faulthandler.dump_traceback(all_threads=True)
             sys.stdout.flush()
             sys.stderr.flush()
@@ -233,7 +250,9 @@ def run_node(name: str, factory: Callable[[], Node], startup_errors: tuple = (Va
     destroyed, and only then the ROS context shuts down. Once ``close()`` has run, the
     middleware's teardown (destroying the node, shutting the context down) gets
     ``teardown_timeout_s``; past it the process logs where it hung and exits with the code it
-    would have returned (:class:`_TeardownWatchdog`). An error raised because the context
+    would have returned (:class:`_TeardownWatchdog`). The same limit holds when it stops before
+    ``close()`` could run (a signal or an error during start-up): the context's shutdown then
+    destroys what the factory created. An error raised because the context
     is going away (another process shut it down) is a quiet stop too. Any other exception
     propagates (traceback, non-zero exit). A second Ctrl-C interrupts the orderly stop.
     """
@@ -249,45 +268,53 @@ def run_node(name: str, factory: Callable[[], Node], startup_errors: tuple = (Va
     try:
         with rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO):
             try:
-                node = factory()
-            except (ParameterError, fatal.FatalError) + tuple(startup_errors) as exc:
-                logger.fatal(f'cannot start: {exc}')
-                return startup_exit_code
-            stop.armed = True
-            if threads > 1:
-                executor = MultiThreadedExecutor(num_threads=threads)
-            else:
-                executor = SingleThreadedExecutor()
-            executor.add_node(node)
-            try:
-                _spin(node, executor, stop)
-            except fatal.FatalError as exc:
-                logger.fatal(f'stopping: {exc}')
-                code = fatal.EXIT_FATAL
-            except (KeyboardInterrupt, ExternalShutdownException):
-                pass
-            except Exception as exc:  # noqa: BLE001 - re-raised unless the context went away
-                if executor.context.ok() and not stop.requested:
-                    raise
-                logger.debug(f'error while the context shut down, ignored: {exc!r}')
-            finally:
-                stop.requested = True      # a second signal from here on interrupts
-                drained = _drain(executor, stop_timeout_s, logger)
-                if not executor.shutdown(timeout_sec=stop_timeout_s) or not drained:
-                    logger.warning(f'callbacks still running {stop_timeout_s:g} s after the '
-                                   'stop; destroying the node anyway')
                 try:
-                    close = getattr(node, 'close', None)
-                    if callable(close):
-                        close()
+                    node = factory()
+                except (ParameterError, fatal.FatalError) + tuple(startup_errors) as exc:
+                    logger.fatal(f'cannot start: {exc}')
+                    code = startup_exit_code
+                    return code
+                stop.armed = True
+                if threads > 1:
+                    executor = MultiThreadedExecutor(num_threads=threads)
+                else:
+                    executor = SingleThreadedExecutor()
+                executor.add_node(node)
+                try:
+                    _spin(node, executor, stop)
+                except fatal.FatalError as exc:
+                    logger.fatal(f'stopping: {exc}')
+                    code = fatal.EXIT_FATAL
+                except (KeyboardInterrupt, ExternalShutdownException):
+                    pass
+                except Exception as exc:  # noqa: BLE001 - re-raised unless the context went away
+                    if executor.context.ok() and not stop.requested:
+                        raise
+                    logger.debug(f'error while the context shut down, ignored: {exc!r}')
                 finally:
-                    # the node's data is closed: from here on only the middleware's teardown
-                    # is left, and it must not hold the process (see _TeardownWatchdog)
-                    watchdog = _TeardownWatchdog(name, teardown_timeout_s, logger, stop_code)
-                    node.destroy_node()
-            if stop_code() != code:
-                logger.fatal(f'stopping: {fatal.pending()}')
-                code = fatal.EXIT_FATAL
+                    stop.requested = True      # a second signal from here on interrupts
+                    drained = _drain(executor, stop_timeout_s, logger)
+                    if not executor.shutdown(timeout_sec=stop_timeout_s) or not drained:
+                        logger.warning(f'callbacks still running {stop_timeout_s:g} s after the '
+                                       'stop; destroying the node anyway')
+                    try:
+                        close = getattr(node, 'close', None)
+                        if callable(close):
+                            close()
+                    finally:
+                        # the node's data is closed: from here on only the middleware's teardown
+                        # is left, and it must not hold the process (see _TeardownWatchdog)
+                        watchdog = _TeardownWatchdog(name, teardown_timeout_s, logger, stop_code)
+                        node.destroy_node()
+                if stop_code() != code:
+                    logger.fatal(f'stopping: {fatal.pending()}')
+                    code = fatal.EXIT_FATAL
+            finally:
+                if watchdog is None:
+                    # left before the node's close() ran: a stop or a failure during start-up.
+                    # The context's shutdown destroys what the factory created; bound it too
+                    watchdog = _TeardownWatchdog(name, teardown_timeout_s, logger, stop_code,
+                                                 after='a stop during start-up')
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:

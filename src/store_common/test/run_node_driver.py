@@ -8,6 +8,10 @@ load              threads=2, a 1 ms timer publishes and a subscription takes, un
 slow              threads=2, a timer whose callback takes 0.3 s: one is always running
 hang_teardown DB  writes a row to DB, closes it in close(), then destroy_node blocks for good
                   (as Fast DDS once did destroying a writer)
+hang_teardown_gil DB  as hang_teardown, but destroy_node blocks inside a C call that keeps the
+                  interpreter's lock (no Python thread runs meanwhile)
+hang_startup      logs 'starting' from its constructor and stays in it up to 60 s (a slow
+                  start-up: a signal lands there), and destroy_node blocks for good
 """
 import sys
 import threading
@@ -109,6 +113,25 @@ class HangTeardown(Node):
         threading.Event().wait()        # never returns
 
 
+class HangTeardownGil(HangTeardown):
+    def destroy_node(self):
+        import ctypes
+        ctypes.PyDLL(None).sleep(60)    # libc sleep with the GIL held (PyDLL keeps it)
+
+
+class HangStartup(Node):
+    def __init__(self):
+        super().__init__('hang_startup')
+        self.pub = self.create_publisher(String, 'hang_startup', QoSProfile(depth=1))
+        self.get_logger().info('starting')
+        deadline = time.monotonic() + 60.0
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def destroy_node(self):
+        threading.Event().wait()        # never returns
+
+
 def main(argv):
     mode = argv[1]
     if mode == 'disk_full':
@@ -125,6 +148,11 @@ def main(argv):
     if mode == 'hang_teardown':
         return run_node('hang_teardown', lambda: HangTeardown(argv[2]), (), args=argv[3:],
                         teardown_timeout_s=1.0)
+    if mode == 'hang_teardown_gil':
+        return run_node('hang_teardown', lambda: HangTeardownGil(argv[2]), (), args=argv[3:],
+                        teardown_timeout_s=1.0)
+    if mode == 'hang_startup':
+        return run_node('hang_startup', HangStartup, (), args=argv[2:], teardown_timeout_s=1.0)
     raise SystemExit(f'unknown mode {mode}')
 
 

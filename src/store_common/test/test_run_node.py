@@ -164,3 +164,37 @@ def test_a_teardown_that_hangs_after_close_ends_the_process_with_its_stop_code(t
     assert 'in destroy_node' in out, out            # the stack shows where it hung
     rows = sqlite3.connect(db).execute('SELECT body FROM rows').fetchall()
     assert rows == [('closed',)]
+
+
+def test_a_stop_during_start_up_whose_teardown_hangs_still_ends_the_process(env):
+    # a signal while the node is still being built: the node's close() never runs, and the
+    # context's shutdown destroys what was built; when that hangs, the process must end by
+    # itself (before: no limit, and a clean clone's run hung there)
+    proc = _start(['hang_startup'], env)
+    seen = _wait_for(proc, 'starting')
+    started = time.monotonic()
+    code, out = _sigint(proc, seen, timeout_s=20.0)
+    took_s = time.monotonic() - started
+    assert code == 0, out
+    assert took_s < 10.0, out
+    assert "hang_startup: the middleware's teardown hung for 1 s after a stop during " \
+           'start-up' in out, out
+
+
+def test_a_teardown_that_hangs_holding_the_interpreters_lock_still_ends_the_process(env, tmp_path):
+    # rclpy's Service.destroy hung in a live run without letting any Python thread run, so
+    # the watchdog thread never woke: faulthandler's thread, which needs no lock, ends it
+    import sqlite3
+    db = tmp_path / 'toy.sqlite'
+    proc = _start(['hang_teardown_gil', str(db)], env)
+    seen = _wait_for(proc, 'ready')
+    time.sleep(0.5)     # signal once it spins (see the test above)
+    started = time.monotonic()
+    code, out = _sigint(proc, seen, timeout_s=20.0)
+    took_s = time.monotonic() - started
+    assert code == 1, out               # faulthandler's exit: the stop's own code is lost
+    assert took_s < 10.0, out           # the runner's SIGKILL would come at 10 s
+    assert 'data closed' in out, out
+    assert 'Timeout' in out and 'in destroy_node' in out, out   # where it hung
+    rows = sqlite3.connect(db).execute('SELECT body FROM rows').fetchall()
+    assert rows == [('closed',)]
