@@ -182,17 +182,28 @@ def decision_features(hint: Mapping[str, float] | None, present: Sequence[str],
     shopper holds, for returns, is left out.)"""
     if not present:
         return 0.0, 0.0, ''
-    if hint is None or len(present) == 1:
-        weights = [(1.0 / len(present), s) for s in present]
-    else:
-        weights = [(float(hint.get(s, 0.0)), s) for s in present]
-    weights.sort(key=lambda w: (-w[0], w[1]))
-    ps = weights[0][0]
-    ms = ps - (weights[1][0] if len(weights) > 1 else 0.0)
+    weights = shopper_weights(hint, present)
+    ps = weights[0][1]
+    ms = ps - (weights[1][1] if len(weights) > 1 else 0.0)
     post = sorted((float(x) for x in posteriors), reverse=True)
     ph = post[0] if post else 0.0
     mh = ph - (post[1] if len(post) > 1 else 0.0)
-    return min(ps, ph), min(ms, mh), weights[0][1]
+    return min(ps, ph), min(ms, mh), weights[0][0]
+
+
+def shopper_weights(hint: Mapping[str, float] | None, present: Sequence[str]
+                    ) -> list[tuple[str, float]]:
+    """(shopper, probability) of each shopper ``present``, best first (ties by id): with no
+    hint or one shopper present, each 1/n (alone in the store, the shopper is the only one who
+    could have done it: the cameras cannot make that surer, and an unseen reach must not send
+    it to review); else the hint's, shoppers inside whom the cameras did not name at 0 (they
+    stay reviewable)."""
+    if hint is None or len(present) == 1:
+        weights = [(s, 1.0 / len(present)) for s in present]
+    else:
+        weights = [(s, float(hint.get(s, 0.0))) for s in present]
+    weights.sort(key=lambda w: (-w[1], w[0]))
+    return weights
 
 
 def shelf_event_problem(ev: ShelfEventData) -> str | None:
@@ -549,15 +560,7 @@ class CartEngine:
         ``may_wait`` (within ``return_wait_s`` of its settled stamp), a note of None: the event
         waits (:meth:`_waits_for`) and stays queued; its guess is pending."""
         present = {s['shopper_id']: s for s in self.db.sessions_at(ev.start_ns)}
-        if hint is None or len(present) == 1:
-            # alone in the store, the shopper is the only one who could have done it: the
-            # cameras cannot make that surer, and an unseen reach must not send it to review
-            weights = [(s, 1.0 / len(present)) for s in present.values()]
-        else:
-            weights = [(present[k], p) for k, p in hint.items() if k in present]
-            # shoppers inside whom the cameras did not name stay reviewable (probability 0)
-            weights += [(s, 0.0) for k, s in present.items() if k not in hint]
-        weights.sort(key=lambda w: (-w[1], w[0]['shopper_id']))
+        weights = [(present[k], p) for k, p in shopper_weights(hint, list(present))]
         hyps = sorted(ev.hypotheses, key=lambda h: -h.posterior)
         if weights and hyps:
             weights, hyps = self._condition_on_carts(weights, hyps)

@@ -206,6 +206,12 @@ def _logit(p: float) -> float:
     return math.log(p / (1 - p))
 
 
+def _logits(ps: np.ndarray, eps: float) -> np.ndarray:
+    """:func:`_logit` of an array, clipped to [eps, 1 - eps]."""
+    q = np.clip(ps, eps, 1 - eps)
+    return np.log(q / (1 - q))
+
+
 def _sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-x))
 
@@ -258,7 +264,7 @@ class Calibration:
         rng = np.random.default_rng(seed)
         ps = np.asarray(ps, dtype=float)
         bins = np.array([self._bin(p) for p in ps], dtype=int)
-        lg = np.log(np.clip(ps, 1e-6, 1 - 1e-6) / (1 - np.clip(ps, 1e-6, 1 - 1e-6)))
+        lg = _logits(ps, 1e-6)
         out = np.empty((n, len(ps)))
         for b in np.unique(bins):
             cols = bins == b
@@ -270,8 +276,7 @@ class Calibration:
                 a = self.prior_strength * centre
                 beta = self.prior_strength * (1.0 - centre)
             theta = rng.beta(max(a, 1e-6), max(beta, 1e-6), size=n)
-            shift = (np.log(np.clip(theta, 1e-9, 1 - 1e-9) / (1 - np.clip(theta, 1e-9, 1 - 1e-9)))
-                     - _logit(p_mean))
+            shift = _logits(theta, 1e-9) - _logit(p_mean)
             out[:, cols] = 1.0 / (1.0 + np.exp(-(lg[cols][None, :] + shift[:, None])))
         return out
 
@@ -387,13 +392,11 @@ def fused_rows(cart_db) -> list[dict]:
     fusion's shopper hint and the presence of the stored visits, the event's hypotheses), and
     for a reviewed event the label: was the cart's top answer the reviewer's.
     ``fused``: the event came with a shopper hint (a camera store)."""
-    sessions = cart_db.sessions()
     answers = {r['event_id']: r['decision'] for r in cart_db.decided_reviews()}
     rows = []
     for event_id, ev in cart_db.processed_shelf_events():
-        start = int(ev['start_ns'])
-        present = sorted({s['shopper_id'] for s in sessions if s['enter_ns'] <= start
-                          and (s['exit_ns'] is None or start <= s['exit_ns'])})
+        # the visits the cart took as present (CartEngine._decide)
+        present = sorted({s['shopper_id'] for s in cart_db.sessions_at(int(ev['start_ns']))})
         hyps = sorted(ev.get('hypotheses', ()), key=lambda h: -_posterior(h))
         hint = ev.get('shopper_hint')
         p, margin, top = decision_features(hint, present, [_posterior(h) for h in hyps])
