@@ -222,7 +222,7 @@ def test_review_node_keeps_the_drivers_jpeg_evidence_frames(tmp_path, cam_ros_en
             req = ReviewRequest(request_id=f'review/{plate}@{start_ns}',
                                 event_id=f'{plate}@{start_ns}', reason=2, detail='test',
                                 gondola_id=plate.split('.')[0], plate_ids=[plate],
-                                delta_grams=-330.0)
+                                delta_grams=-330.0, label_chance=1.0)
             req.header.stamp = Time(sec=now_ns // 10**9, nanosec=now_ns % 10**9)
             deadline = time.monotonic() + 20.0
             rows = []

@@ -22,7 +22,7 @@ import pytest
 from store_cart.model import (
     ACTION_NONE, ACTION_RETURN, ACTION_TAKE, CandidateData, REASON_AMBIGUOUS_SHOPPER,
     REASON_CLOSE_CANDIDATES, REASON_LOW_CONFIDENCE, REASON_NO_SHOPPER, REASON_NOT_IN_CART,
-    REASON_UNKNOWN_WEIGHT, ReviewRequestData)
+    REASON_SPOT_CHECK, REASON_UNKNOWN_WEIGHT, ReviewRequestData)
 from store_common.description import load_store
 from store_review.console import clock_time, ConsoleServer, create_app, PageInfo
 from store_review.evidence import (camera_views, FrameBuffer, ImageCollector, TrackBuffer)
@@ -62,6 +62,10 @@ def scenarios(plate: str, t0: int):
          1, (c, 'COLA-330', 1)),
         (REASON_NOT_IN_CART, (b,), (cand(b, 'COLA-330', ACTION_RETURN, 1, 0.8), none),
          NO_CHANGE, ('', '', 0)),
+        # the machine decided alone (its decision first); the person sees it was the other one
+        (REASON_SPOT_CHECK, (a, b), (cand(a, 'COLA-330', ACTION_TAKE, 1, 0.93),
+                                     cand(b, 'COLA-330', ACTION_TAKE, 1, 0.05), none),
+         1, (b, 'COLA-330', 1)),
     ]
 
 
@@ -96,7 +100,8 @@ def filled_console(tmp_path):
             request_id=f'review/{event}', event_id=event, reason=reason,
             detail=f'test of reason {reason} at {start / S:.3f} s', gondola_id='g1',
             plate_ids=(plate,), delta_grams=-352.0, shopper_ids=tuple(inside),
-            candidates=tuple(cands), stamp_ns=settled)
+            candidates=tuple(cands), stamp_ns=settled,
+            label_chance=0.1 if reason == REASON_SPOT_CHECK else 1.0)
         assert service.on_request(req)
         db.add_evidence(req.request_id, 'weight_trace', plate, start - 2 * S, {
             't0_ns': start - 2 * S, 't1_ns': settled + 2 * S,
@@ -179,6 +184,14 @@ def test_a_person_decides_a_review_of_each_reason(filled_console, chromium, tmp_
         assert 'Nothing was taken or returned' in text or reason == REASON_NOT_IN_CART
         assert 'Leave every cart unchanged (cannot tell)' in text
         assert 'No camera saw this plate' not in text
+        # a spot check says what the machine decided and that the cart holds it
+        if reason == REASON_SPOT_CHECK:
+            said = page.inner_text('#spot-check')
+            assert 'decided this event alone' in said and 'COLA-330' in said, said
+            assert 'One in 10' in said and 'acct-a' in said, said
+            assert page.inner_text('h2').startswith('Spot check')
+        else:
+            assert page.locator('#spot-check').count() == 0
         # the frame strip from hand in to settled, the plate and the shoppers' boxes
         frames = page.locator('figure.frame')
         assert frames.count() >= 2

@@ -2,7 +2,7 @@
 
     . tools/env.sh && bench_review [--days 5] [--per-day 10] [--level 2] \
         [--target-accuracy 0.995] [--credibility 0.9] [--reviewer-error 0.0] \
-        [--reviewer-delay-s 20] [--audit-rate 0.05] [--out out/bench_review]
+        [--reviewer-delay-s 20] [--spot-check-fraction 0.05] [--out out/bench_review]
 
 Each day is a batch of generated scenarios (seeds never used before: every day is held out from
 the learning that precedes it) played through the weight pipeline offline with the same pure
@@ -119,7 +119,9 @@ def main(argv=None) -> int:
                     help="as review_learn's (default %(default)s; 0: on the mean)")
     ap.add_argument('--reviewer-error', type=float, default=0.0)
     ap.add_argument('--reviewer-delay-s', type=float, default=20.0)
-    ap.add_argument('--audit-rate', type=float, default=0.05)
+    ap.add_argument('--spot-check-fraction', type=float, default=0.05,
+                    help='share of the events decided without review that the cart puts to '
+                    'the reviewer anyway')
     ap.add_argument('--bias-sd', type=float, nargs=2, default=(3.0, 6.0),
                     help='true unit weight off the catalog by this many sd (range)')
     ap.add_argument('--no-learning', action='store_true', help='baseline: never learn')
@@ -143,7 +145,7 @@ def main(argv=None) -> int:
             run = run_scenario(store, scenario, overlay=overlay, cart_params=cart,
                                physics_params=phys, reviewer_delay_s=args.reviewer_delay_s,
                                reviewer_error_rate=args.reviewer_error,
-                               audit_rate=args.audit_rate, seed=seed)
+                               spot_check_fraction=args.spot_check_fraction, seed=seed)
             before = evaluate(scenario, receipts_as_dicts(run.receipts, True, True))
             after = evaluate(scenario, receipts_as_dicts(run.receipts, False, False),
                              [r.to_dict() for r in run.requests], run.shelf_events)
@@ -157,7 +159,7 @@ def main(argv=None) -> int:
             'accuracy_before': sum(b['receipts_exact'] for _, b, _ in runs) / shoppers,
             'accuracy_after': sum(a['receipts_exact'] for _, _, a in runs) / shoppers,
             'revisions': sum(1 for r, _, _ in runs for x in r.receipts if x.revision > 1),
-            'audits': sum(r.audits for r, _, _ in runs),
+            'spot_checks': sum(r.spot_checks for r, _, _ in runs),
             'min_confidence': cart.min_confidence, 'min_margin': cart.min_margin,
             'learned_skus': len(overlay or {}),
         }
@@ -181,7 +183,7 @@ def main(argv=None) -> int:
     print(f'review benchmark: level {args.level}, {args.per_day} scenarios/day, target accuracy'
           f' {args.target_accuracy} (credibility {args.credibility:g}), reviewer error '
           f'{args.reviewer_error}, delay '
-          f'{args.reviewer_delay_s:g} s, audit rate {args.audit_rate}, catalog bias '
+          f'{args.reviewer_delay_s:g} s, spot checks {args.spot_check_fraction}, catalog bias '
           f'{args.bias_sd[0]:g}-{args.bias_sd[1]:g} sd')
     print(hdr)
     for d in days:

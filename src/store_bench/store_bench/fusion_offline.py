@@ -37,8 +37,9 @@ MODES = ('weight', 'vision', 'fused')
 @dataclass
 class ModeRun:
     receipts: list = field(default_factory=list)
-    requests: list = field(default_factory=list)
+    requests: list = field(default_factory=list)     # reviews (the machine asked)
     decisions: list = field(default_factory=list)    # (event_id, confidence, shopper, hyp)
+    spot_checks: int = 0                             # the cart's checks of its own decisions
 
 
 def _gates(store, scenario) -> list[GateEventData]:
@@ -195,7 +196,10 @@ def _collect(run: ModeRun, outs) -> None:
         if isinstance(o, ReceiptData):
             run.receipts.append(o)
         elif isinstance(o, ReviewRequestData):
-            run.requests.append(o)
+            if o.is_spot_check:
+                run.spot_checks += 1
+            else:
+                run.requests.append(o)
 
 
 def truth_of_event(scenario, ev: ShelfEventData, tol_s: float = 2.0):

@@ -1,7 +1,7 @@
 """Learning from reviews with cameras and crowds, day over day (console script ``learning_days``).
 
     . tools/env.sh && nice learning_days [--days 5] [--per-day 10] [--first-seed 20000] \
-        [--gt-cache out/learning_days/gt] [--target-accuracy 0.99] [--audit-rate 0.1] \
+        [--gt-cache out/learning_days/gt] [--target-accuracy 0.99] [--spot-check-fraction F] \
         [--classifier] [--out out/learning_days]
 
 Day d is ``--per-day`` generated scenarios, levels 2 and 3 alternating (two or three shoppers
@@ -13,15 +13,17 @@ model (the shipped detector's measured figures) -> ``ShopperTracker``; ``EventFu
 (:func:`fuse_offline`, with the Platt calibration in force) -> one ``CartEngine`` with the fused
 cart's thresholds (``config/params/store.yaml``: ``fused_min_confidence``, ``min_margin``) and
 the shopper hint as the cart node converts it. A :class:`SimulatedReviewer` answers every
-review request from the scenario's truth after its delay; ``--audit-rate`` of the events decided
-without review are spot-checked by the same reviewer (labels above the threshold; audits change
-no cart).
+review request from the scenario's truth after its delay, the cart's spot checks too: the
+share ``spot_check_fraction`` (the parameters file's, or ``--spot-check-fraction``) of the
+events decided without review, drawn by the cart engine as the cart node draws them (labels
+above the thresholds; an answer that differs corrects the cart, after the decision was
+counted).
 
 Two arms over the same days, seeds and detector noise:
 
 * control: the shipped calibration, thresholds and catalog weights, never changed;
-* learning: after each day, from every decided event so far (reviews and audits, the reviewer's
-  answers, never the simulator's truth): Platt scaling of the fused confidence
+* learning: after each day, from every decided event so far (reviews and spot checks, the
+  reviewer's answers, never the simulator's truth): Platt scaling of the fused confidence
   (``store_fusion.calibration.fit_platt``), per-SKU weight models
   (``learning.fit_weight_models``) and the cart's thresholds re-tuned to ``--target-accuracy``
   (``learning.tune_fused_bars`` on the features the fused cart thresholds:
@@ -34,7 +36,7 @@ Two arms over the same days, seeds and detector noise:
   reviewed crops (``store_bench.review_crops.learn_classifier``) and the detector figures it
   returns drive the next day's detection model.
 
-Per day and arm: shelf events, review requests and rate, audits, events decided without review
+Per day and arm: shelf events, review requests and rate, spot checks, events decided without review
 and their accuracy against the truth, receipts exact after review (latest revision), the ECE of
 the fused confidence, the thresholds in force. Writes ``learning_days.json`` and
 ``learning_days.png`` under ``--out``. Goal (issue 19): the learning arm's review rate falls to
@@ -106,15 +108,15 @@ class ScenarioResult:
     rows: list = field(default_factory=list)       # one per shelf event
     requests: list = field(default_factory=list)
     receipts: list = field(default_factory=list)
-    examples: list = field(default_factory=list)   # learning.make_example, reviews and audits
+    examples: list = field(default_factory=list)   # learning.make_example, reviews and checks
     decided: list = field(default_factory=list)    # learn_classifier's contract
-    audits: int = 0
+    spot_checks: int = 0
     metrics: dict = field(default_factory=dict)    # store_sim.evaluator.evaluate
 
 
 def run_scenario(store, geom, scenario, history, pipe: PipelineParams, state: ArmState,
                  seed: int, *, physics: PhysicsParams | None = None,
-                 reviewer_delay_s: float = 20.0, audit_rate: float = 0.1,
+                 reviewer_delay_s: float = 20.0, spot_check_fraction: float | None = None,
                  events: list[ShelfEventData] | None = None,
                  shelf_params: ShelfParams | None = None) -> ScenarioResult:
     """One scenario through shelf events -> fusion -> fused cart -> simulated reviewer.
@@ -127,37 +129,38 @@ def run_scenario(store, geom, scenario, history, pipe: PipelineParams, state: Ar
                               pipeline_params=shelf_params)
     results = fuse_offline(geom, events, history, len(store.catalog.products), pipe.fusion,
                            pipe.joint, calibration=state.calibration)
-    engine = CartEngine(':memory:', store.catalog, store.id, state.cart)
+    cart = (state.cart if spot_check_fraction is None
+            else replace(state.cart, spot_check_fraction=spot_check_fraction))
+    engine = CartEngine(':memory:', store.catalog, store.id, cart)
     reviewer = SimulatedReviewer.from_scenario(scenario, T0_NS, delay_s=reviewer_delay_s,
                                                seed=seed)
-    rng = random.Random(seed ^ 0xA0D17)
     gates = _gates(store, scenario)
     stays = {}
     for g in gates:
         stays.setdefault(g.shopper_id, []).append(g.stamp_ns)
-    by_id = {e.event_id: e for e in events}
     fused = {e.event_id: ShelfEventData(
         **{**e.__dict__, 'hypotheses': tuple(results[e.event_id].hypotheses)}) for e in events}
     updates: list[CartUpdateData] = []
     due: list = []
-    seen: set[str] = set()
-    labels: dict[str, dict] = {}       # event id -> its example (the answer, audit or review)
+    labels: dict[str, dict] = {}       # event id -> its example (a review's or a spot check's)
 
     def handle(outs, now_ns):
         for o in outs:
             if isinstance(o, ReceiptData):
                 out.receipts.append(o)
             elif isinstance(o, ReviewRequestData):
-                out.requests.append(o)
+                if o.is_spot_check:
+                    out.spot_checks += 1
+                else:
+                    out.requests.append(o)
                 due_ns, decision, _ok = reviewer.answer(o, now_ns)
                 due.append((due_ns, decision, o))
             elif isinstance(o, CartUpdateData):
                 updates.append(o)
 
-    def label(request, decision, audit: bool):
+    def label(request, decision):
         ev = fused.get(request.event_id)
         ex = make_example(request, ev.to_dict() if ev else None, decision)
-        ex['audit'] = audit
         out.examples.append(ex)
         labels[request.event_id] = ex
         out.decided.append({'scenario_seed': seed, 'level': level,
@@ -178,28 +181,8 @@ def run_scenario(store, geom, scenario, history, pipe: PipelineParams, state: Ar
             due.remove(item)
             _, decision, request = item
             handle(engine.on_review_decision(decision), now)
-            label(request, decision, False)
+            label(request, decision)
         handle(engine.tick(now), now)
-        if audit_rate > 0:
-            reviewed = {r.event_id for r in out.requests}
-            for ev_id in by_id:
-                if ev_id in seen or ev_id in reviewed:
-                    continue
-                rec = engine.db.event(ev_id)
-                if rec is None or rec['status'] != 'processed':
-                    continue
-                seen.add(ev_id)
-                if rng.random() >= audit_rate:
-                    continue
-                ev = by_id[ev_id]
-                req = ReviewRequestData(
-                    request_id=f'audit/{ev_id}', event_id=ev_id, reason=0, detail='audit',
-                    gondola_id=ev.gondola_id, plate_ids=tuple(ev.plate_ids),
-                    delta_grams=ev.delta_grams, shopper_ids=(), candidates=(),
-                    stamp_ns=ev.settled_ns)
-                _, decision, _ = reviewer.answer(req, ev.settled_ns)
-                label(req, decision, True)
-                out.audits += 1
     engine.close()
 
     reviewed = {r.event_id for r in out.requests}
@@ -229,9 +212,9 @@ def run_scenario(store, geom, scenario, history, pipe: PipelineParams, state: Ar
             'top_right': bool(truth and top == t_shopper and _hyp_key(best) == t_key),
             'reviewed': ev.event_id in reviewed, 'auto_right': bool(auto_ok),
             'labelled': ans is not None,
-            # the chance this event had of being labelled: 1 for a review, audit_rate for an
-            # audit (the learner weighs labels by its inverse)
-            'label_chance': (audit_rate if lab['audit'] else 1.0) if lab is not None else 0.0,
+            # the chance this event had of being labelled: 1 for a review, the fraction for a
+            # spot check (the request says; the learner weighs labels by its inverse)
+            'label_chance': lab['label_chance'] if lab is not None else 0.0,
         }
         if ans is not None:     # what the learner may know: the reviewer's answer
             row['label_right'] = answer_matches(top, best.to_dict() if best else None, ans)
@@ -254,7 +237,7 @@ def learn(store, state: ArmState, rows: list[dict], examples: list[dict], day_di
     # the answer" (fusion node: calibration_file). Anchored at the shipped calibration with
     # the strength of its own sample (a few dozen labels correct it, never replace it), and
     # each label weighed by the inverse of its chance of being drawn: reviews are the
-    # uncertain events, audits one in ten of the rest.
+    # uncertain events, spot checks a share of the rest.
     anchor = state.shipped_calibration or state.calibration
     platt = fit_platt([(r['raw_confidence'], r['label_right']) for r in labelled],
                       l2=float(max(anchor.n, 1)), anchor=anchor,
@@ -341,7 +324,7 @@ def _summary(day: int, arm: str, state: ArmState, results: list[ScenarioResult])
     shoppers = sum(res.metrics['shoppers'] for res in results)
     return {
         'day': day, 'arm': arm, **_review_figures(results), 'shoppers': shoppers,
-        'audits': sum(res.audits for res in results),
+        'spot_checks': sum(res.spot_checks for res in results),
         'receipts_exact': sum(res.metrics['receipts_exact'] for res in results),
         'receipts_exact_rate': (sum(res.metrics['receipts_exact'] for res in results)
                                 / shoppers if shoppers else 0.0),
@@ -378,7 +361,8 @@ def _both_arms(ctx: dict, seed: int, level: int, states: dict) -> dict:
         out[arm] = run_scenario(store, ctx['geom'], sc, histories[key], ctx['pipe'], states[arm],
                                 seed, physics=ctx['physics'],
                                 reviewer_delay_s=ctx['reviewer_delay_s'],
-                                audit_rate=ctx['audit_rate'], events=shelf[okey])
+                                spot_check_fraction=ctx['spot_check_fraction'],
+                                events=shelf[okey])
     return out
 
 
@@ -405,7 +389,8 @@ def _run_tasks(ctx: dict, tasks: list, jobs: int) -> list:
 
 def run_experiment(store, params_path: pathlib.Path, plan, out_dir: pathlib.Path, *,
                    frames_of: Callable, stats: DetectorStats | None = None,
-                   physics: PhysicsParams | None = None, audit_rate: float = 0.1,
+                   physics: PhysicsParams | None = None,
+                   spot_check_fraction: float | None = None,
                    reviewer_delay_s: float = 20.0, target_accuracy: float = GOAL_ACCURACY,
                    credibility: float | None = CREDIBILITY,
                    classifier: Callable | None = None, log=None,
@@ -422,7 +407,7 @@ def run_experiment(store, params_path: pathlib.Path, plan, out_dir: pathlib.Path
     ctx = {'store': store, 'geom': StoreGeometry(store),
            'pipe': load_pipeline_params(params_path), 'shelf_params': load_shelf_params(),
            'physics': physics, 'frames_of': frames_of, 'reviewer_delay_s': reviewer_delay_s,
-           'audit_rate': audit_rate}
+           'spot_check_fraction': spot_check_fraction}
     stats = stats or measured_stats()
     shipped = shipped_state(params_path, stats)
     if start_bars is not None:
@@ -488,7 +473,7 @@ def _write_json(path: pathlib.Path, doc) -> None:
 
 def table(days: list[dict]) -> str:
     hdr = (f'{"day":>3} {"arm":8} {"scen":>4} {"events":>6} {"reviews":>7} {"review%":>7} '
-           f'{"audits":>6} {"unrev":>5} {"unrev_acc%":>10} {"exact":>9} {"ECE":>5} '
+           f'{"checks":>6} {"unrev":>5} {"unrev_acc%":>10} {"exact":>9} {"ECE":>5} '
            f'{"min_conf":>8} {"margin":>6}')
     if any('heldout' in d for d in days):
         hdr += f' {"ho_rev%":>7} {"ho_acc%":>7}'
@@ -498,7 +483,7 @@ def table(days: list[dict]) -> str:
         tail = (f' {ho["review_rate"]:>7.1%} {ho["unreviewed_accuracy"]:>7.1%}' if ho else '')
         lines.append(
             f'{d["day"]:>3} {d["arm"]:8} {d["scenarios"]:>4} {d["events"]:>6} {d["reviews"]:>7} '
-            f'{d["review_rate"]:>7.1%} {d["audits"]:>6} {d["unreviewed"]:>5} '
+            f'{d["review_rate"]:>7.1%} {d["spot_checks"]:>6} {d["unreviewed"]:>5} '
             f'{d["unreviewed_accuracy"]:>10.1%} '
             f'{d["receipts_exact"]:>3}/{d["shoppers"]:<3}{"":>2} {d["ece"]:>5.3f} '
             f'{d["min_confidence"]:>8.3f} {d["min_margin"]:>6.2f}' + tail)
@@ -599,7 +584,10 @@ def main(argv=None) -> int:
                     help="the learned bars must reach the target accuracy in this share of "
                     "the calibration's draws (review_learn's default, %(default)s); 0: on its "
                     "mean")
-    ap.add_argument('--audit-rate', type=float, default=0.1)
+    ap.add_argument('--spot-check-fraction', type=float, default=None,
+                    help="share of the events decided without review that the cart puts to "
+                    "the reviewer anyway (default: the parameters file's "
+                    "cart.spot_check_fraction)")
     ap.add_argument('--reviewer-delay-s', type=float, default=20.0)
     ap.add_argument('--bias-sd', type=float, nargs=2, default=(0.0, 0.0),
                     help="true unit weights off the catalog by this many sd (range; "
@@ -651,7 +639,7 @@ def main(argv=None) -> int:
     days = run_experiment(
         store, pathlib.Path(ns.params), day_plan(ns.days, ns.per_day, ns.first_seed), out,
         frames_of=frames_of, stats=measured_stats(ns.stats), physics=physics,
-        audit_rate=ns.audit_rate, reviewer_delay_s=ns.reviewer_delay_s,
+        spot_check_fraction=ns.spot_check_fraction, reviewer_delay_s=ns.reviewer_delay_s,
         target_accuracy=ns.target_accuracy, credibility=ns.credibility or None,
         classifier=classifier, jobs=ns.jobs,
         start_bars=tuple(ns.start_bars) if ns.start_bars else None,
@@ -662,8 +650,9 @@ def main(argv=None) -> int:
     print(f'learning days: {ns.days} days x {ns.per_day} scenarios (levels 2-3, seeds '
           f'{ns.first_seed} + 100 d + k), target accuracy {ns.target_accuracy} '
           f'({"at credibility %g" % ns.credibility if ns.credibility else "on the mean"}), '
-          f'audit rate '
-          f'{ns.audit_rate}, reviewer delay {ns.reviewer_delay_s:g} s, catalog bias '
+          'spot checks '
+          f'{"of --params" if ns.spot_check_fraction is None else ns.spot_check_fraction}, '
+          f'reviewer delay {ns.reviewer_delay_s:g} s, catalog bias '
           f'{ns.bias_sd[0]:g}-{ns.bias_sd[1]:g} sd, classifier '
           f'{"fine-tuned" if classifier else "shipped"}, start bars '
           f'{"%g / %g" % tuple(ns.start_bars) if ns.start_bars else "of --params"}; '

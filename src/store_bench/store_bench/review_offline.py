@@ -8,14 +8,14 @@ CartEngine
 :class:`SimulatedReviewer` answering after its delay -> the engine applies the decisions
 (receipt revisions after exit) -> every decision becomes a labelled example (learning.py).
 
-With ``audit_rate`` > 0 a share of the events the machine decided alone is spot-checked by the
-same reviewer (labels above the threshold, which the threshold tuner needs); audits change no
-cart. Sensor time is the simulated time; no clock is read, no rclpy.
+With ``spot_check_fraction`` > 0 the cart engine spot-checks that share of the events the
+machine decided alone (as the cart node does), answered by the same reviewer: labels above the
+threshold, which the threshold tuner needs. Sensor time is the simulated time; no clock is
+read, no rclpy.
 """
 from __future__ import annotations
 
-import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -38,7 +38,7 @@ class ScenarioRun:
     shelf_events: list[dict] = field(default_factory=list)
     requests: list[ReviewRequestData] = field(default_factory=list)
     examples: list[dict] = field(default_factory=list)
-    audits: int = 0
+    spot_checks: int = 0
     reviewer_wrong: int = 0
 
 
@@ -59,16 +59,20 @@ def run_scenario(store, scenario, *, overlay: dict | None = None,
                  physics_params: PhysicsParams | None = None,
                  pipeline_params: PipelineParams | None = None,
                  reviewer_delay_s: float = 20.0, reviewer_error_rate: float = 0.0,
-                 audit_rate: float = 0.0, seed: int = 0, rate_hz: float = 40.0) -> ScenarioRun:
+                 spot_check_fraction: float | None = None, seed: int = 0,
+                 rate_hz: float = 40.0) -> ScenarioRun:
     """``pipeline_params``: the shelf pipeline's, default
     :func:`store_shelf.pipeline.load_params` (the launched node's values); ``overlay``: learned
-    unit weights, as the node's ``weight_models_file``."""
+    unit weights, as the node's ``weight_models_file``; ``spot_check_fraction``: replaces
+    ``cart_params``'."""
     phys = StorePhysics(store, scenario, params=physics_params or PhysicsParams())
     pipes = GondolaPipeline.for_store(store, pipeline_params or load_params(), overlay)
-    engine = CartEngine(':memory:', store.catalog, store.id, cart_params or CartParams())
+    cart_params = cart_params or CartParams()
+    if spot_check_fraction is not None:
+        cart_params = replace(cart_params, spot_check_fraction=spot_check_fraction)
+    engine = CartEngine(':memory:', store.catalog, store.id, cart_params)
     reviewer = SimulatedReviewer.from_scenario(scenario, T0_NS, delay_s=reviewer_delay_s,
                                                error_rate=reviewer_error_rate, seed=seed)
-    rng = random.Random(seed ^ 0xA0D17)
     run = ScenarioRun()
     gates = _gate_events(store, scenario)
     events_by_id: dict[str, dict] = {}
@@ -87,7 +91,10 @@ def run_scenario(store, scenario, *, overlay: dict | None = None,
             if isinstance(o, ReceiptData):
                 run.receipts.append(o)
             elif isinstance(o, ReviewRequestData):
-                run.requests.append(o)
+                if o.is_spot_check:
+                    run.spot_checks += 1
+                else:
+                    run.requests.append(o)
                 due_ns, decision, ok = reviewer.answer(o, now)
                 run.reviewer_wrong += not ok
                 due.append((due_ns, decision, o))
@@ -108,33 +115,6 @@ def run_scenario(store, scenario, *, overlay: dict | None = None,
             handle(engine.on_review_decision(decision))
             run.examples.append(make_example(request, events_by_id.get(request.event_id),
                                              decision))
-        before = len(run.requests)
         handle(engine.tick(now))
-        if audit_rate > 0:
-            _audit(run, engine, reviewer, events_by_id, rng, audit_rate, before)
     engine.close()
     return run
-
-
-def _audit(run, engine, reviewer, events_by_id, rng, audit_rate, n_requests_before) -> None:
-    """Spot-check events processed without review in this tick (labels above threshold)."""
-    reviewed = {r.event_id for r in run.requests}
-    for ev_id, ev in list(events_by_id.items()):
-        if ev.get('_audit_seen') or ev_id in reviewed:
-            continue
-        processed = engine.db.event(ev_id)
-        if processed is None or processed['status'] != 'processed':
-            continue
-        ev['_audit_seen'] = True
-        if rng.random() >= audit_rate:
-            continue
-        req = ReviewRequestData(request_id=f'audit/{ev_id}', event_id=ev_id, reason=0,
-                                detail='audit', gondola_id=ev['gondola_id'],
-                                plate_ids=tuple(ev['plate_ids']), delta_grams=ev['delta_grams'],
-                                shopper_ids=(), candidates=(), stamp_ns=ev['settled_ns'])
-        _, decision, _ = reviewer.answer(req, ev['settled_ns'])
-        clean = {k: v for k, v in ev.items() if not k.startswith('_')}
-        ex = make_example(req, clean, decision)
-        ex['audit'] = True
-        run.examples.append(ex)
-        run.audits += 1

@@ -75,7 +75,13 @@ class CartNode(Node):
                                   "shopper's cart does not hold waits up to this long for the "
                                   "answer to an open review of that shopper's take of it, and "
                                   'is then decided without a second review; 0: reviewed at '
-                                  'once [s].', lo=0.0, hi=3600.0, read_only=True))
+                                  'once [s].', lo=0.0, hi=3600.0, read_only=True),
+            spot_check_fraction=declare(
+                self, 'spot_check_fraction', 0.0, 'Share of the events decided without review '
+                'that are put to a person anyway as a spot check (reason spot check; the cart '
+                'keeps the decision until an answer corrects it), chosen by a hash of the event '
+                'id. Their answers teach review_learn how often the machine is right above its '
+                'thresholds. 0: none.', lo=0.0, hi=1.0, read_only=True))
         sources = declare(self, 'event_sources', [], 'The sources of gate and shelf events whose '
                           'watermarks the cart waits for before deciding ("gate/<id>", '
                           '"shelf/<gondola>", "fusion"), so inputs redelivered in any order '

@@ -90,7 +90,8 @@ def review_request_msg(x: ReviewRequestData, frame_id: str) -> ReviewRequest:
         shopper_ids=list(x.shopper_ids),
         candidates=[ReviewCandidate(shopper_id=c.shopper_id, sku=c.sku, action=c.action,
                                     quantity=c.quantity, confidence=float(c.confidence))
-                    for c in x.candidates])
+                    for c in x.candidates],
+        label_chance=float(x.label_chance))
 
 
 def decision_ack_msg(x: DecisionAckData, now) -> ReviewDecisionAck:

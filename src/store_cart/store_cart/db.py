@@ -62,7 +62,8 @@ CREATE TABLE review_requests (
     candidates TEXT NOT NULL,                 -- its candidates as JSON
     decision TEXT                             -- the decision as JSON once decided
 );
-CREATE TABLE review_sessions (                -- sessions whose cart a review may change
+CREATE TABLE review_sessions (                -- sessions whose cart waits for a review
+                                              -- (none for a spot check)
     request_id TEXT NOT NULL REFERENCES review_requests (request_id),
     session_id TEXT NOT NULL REFERENCES sessions (session_id),
     PRIMARY KEY (request_id, session_id)

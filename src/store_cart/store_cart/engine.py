@@ -63,12 +63,24 @@ Review decisions
     redelivery of one already applied) or refused, so the review node re-sends only what the
     cart has not confirmed.
 
+Spot checks
+    With ``spot_check_fraction`` > 0, that share of the events decided without review (chosen
+    by a hash of the event id: :func:`spot_checked`) is also put to a person, reason
+    REASON_SPOT_CHECK, request id "spot-check/<event_id>": the machine's decision is its first
+    candidate and is in the cart already (confirmed, published as usual); the request blocks
+    nothing (no pending review on carts or receipts). Its answer is applied like a review's: the
+    same answer changes nothing, another one replaces the decision's line and revises an issued
+    receipt. The answers are the labels above the review thresholds that review_learn needs to
+    know how often the machine is right where it does not ask; ``label_chance`` in the request
+    says how the event was drawn.
+
 Durability
     All state changes of one input (or of one queued event, or one receipt) happen in one
     transaction; redelivered inputs are recognised by event id / request id and change nothing.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
@@ -86,10 +98,10 @@ from store_cart.model import (
     CartLineData, CartStateData, CartUpdateData, DecisionAckData, GateEventData,
     KIND_ENTER, KIND_EXIT, Note, Output,
     REASON_AMBIGUOUS_SHOPPER, REASON_CLOSE_CANDIDATES, REASON_LOW_CONFIDENCE, REASON_NAMES,
-    REASON_NO_SHOPPER, REASON_NOT_IN_CART, REASON_UNKNOWN_WEIGHT, ReceiptData, ReviewDecisionData,
-    ReviewRequestData, review_request_id, session_id_of, SOURCE_FUSED,
-    SOURCE_REVIEW, SOURCE_WEIGHT, STATE_EXITED, STATE_IN_STORE, StateSnapshot, STATUS_CONFIRMED,
-    STATUS_PENDING_REVIEW)
+    REASON_NO_SHOPPER, REASON_NOT_IN_CART, REASON_SPOT_CHECK, REASON_UNKNOWN_WEIGHT, ReceiptData,
+    ReviewDecisionData, ReviewRequestData, review_request_id, session_id_of, SOURCE_FUSED,
+    SOURCE_REVIEW, SOURCE_WEIGHT, spot_check_id, STATE_EXITED, STATE_IN_STORE, StateSnapshot,
+    STATUS_CONFIRMED, STATUS_PENDING_REVIEW)
 
 _STATUS = {'confirmed': STATUS_CONFIRMED, 'pending': STATUS_PENDING_REVIEW}
 _SIGN = {ACTION_TAKE: 1, ACTION_RETURN: -1}       # units a hypothesis adds to the cart, per unit
@@ -112,6 +124,11 @@ class CartParams:
     # reviews that name the product: the answer may put it in the cart, and the return is then
     # decided without asking anyone again. 0: reviewed at once
     return_wait_s: float = 60.0
+    # the share of events decided without review that are put to a person anyway as a spot
+    # check (the decision stays in the cart; an answer that differs corrects it), chosen by a
+    # hash of the event id so that a replay checks the same events: the labels above the bars
+    # that review_learn needs to move them. 0: none
+    spot_check_fraction: float = 0.0
 
     def __post_init__(self):
         if not self.hold_s >= 0:
@@ -132,6 +149,9 @@ class CartParams:
             raise ValueError(f'source_timeout_s must be > 0, got {self.source_timeout_s}')
         if not self.return_wait_s >= 0:
             raise ValueError(f'return_wait_s must be >= 0, got {self.return_wait_s}')
+        if not 0.0 <= self.spot_check_fraction <= 1.0:
+            raise ValueError(f'spot_check_fraction must be in 0..1, got '
+                             f'{self.spot_check_fraction}')
 
 
 # A revised receipt goes to its shopper: it names neither the reviewer nor anybody else's
@@ -167,6 +187,16 @@ def fused_params(params: CartParams, fused_min_confidence: float) -> CartParams:
 
 
 NEARBY_S = 5.0      # a "no shopper" review offers everyone inside this close to the event [s]
+
+
+def spot_checked(event_id: str, fraction: float) -> bool:
+    """Whether the event is one of the ``fraction`` of decisions put to a person as a spot
+    check: a uniform draw from the event id's hash, so a replay, a restart and an offline run
+    check the same events, and nobody can tell which events will be checked without the id."""
+    if fraction <= 0.0:
+        return False
+    draw = int.from_bytes(hashlib.sha256(event_id.encode()).digest()[:8], 'big') / 2.0 ** 64
+    return draw < fraction
 
 
 def decision_features(hint: Mapping[str, float] | None, present: Sequence[str],
@@ -436,7 +466,10 @@ class CartEngine:
                                     f'the cart of {target} held only {held}')
             self.db.decide_review(d.request_id, d.to_dict())
             after = self._confirmed_by_source(event_id, d.request_id)
-            sessions = sorted(set(rv['session_ids']) | ({target} if target else set()))
+            # the visits the request named, whose lines it replaces (a spot check's decision
+            # is in the cart of the shopper the machine chose) and the answer's
+            sessions = sorted(set(rv['session_ids']) | {sid for sid, *_ in old}
+                              | ({target} if target else set()))
             for sid in sessions:
                 self.db.touch_session(sid, d.stamp_ns)
             change = (f'{_qty_text(d.action, d.sku, d.quantity)} for {d.shopper_id}'
@@ -637,7 +670,24 @@ class CartEngine:
                               confidence=best.posterior * p_shopper, source=source,
                               stamp_ns=ev.settled_ns)
         note = f'{session["shopper_id"]}: {delta:+d} {best.sku} (p={update.confidence:.3f})'
-        return [update], [sid], note
+        outs: list[Output] = [update]
+        if spot_checked(ev.event_id, self.params.spot_check_fraction):
+            detail = (f'decided without review: {_qty_text(best.action, best.sku, best.quantity)}'
+                      f' for {session["shopper_id"]} (p={update.confidence:.2f}); one of the '
+                      f'{self.params.spot_check_fraction:.0%} of such decisions checked by a '
+                      'person')
+            # every shopper present is offered; the machine's decision first
+            first = [(session, p_shopper)]
+            request, note_r = self._request(
+                ev, REASON_SPOT_CHECK, detail,
+                first + [w for w in weights if w[0]['session_id'] != sid], hyps, products,
+                request_id=spot_check_id(ev.event_id), blocking=False,
+                label_chance=self.params.spot_check_fraction,
+                first=CandidateData(session['shopper_id'], best.sku, best.action, best.quantity,
+                                    update.confidence))
+            outs.append(request)
+            note += f'; {note_r}'
+        return outs, [sid], note
 
     def _condition_on_carts(self, weights: list[tuple[dict, float]],
                             hyps: list[HypothesisData]
@@ -726,6 +776,19 @@ class CartEngine:
     def _review(self, ev: ShelfEventData, reason: int, detail: str,
                 weights: list[tuple[dict, float]], hyps: list[HypothesisData],
                 products: list[HypothesisData]) -> tuple[list[Output], list[str], str]:
+        request, note = self._request(ev, reason, detail, weights, hyps, products,
+                                      request_id=review_request_id(ev.event_id))
+        return [request], [s['session_id'] for s, _ in weights], f'review {note}'
+
+    def _request(self, ev: ShelfEventData, reason: int, detail: str,
+                 weights: list[tuple[dict, float]], hyps: list[HypothesisData],
+                 products: list[HypothesisData], *, request_id: str, blocking: bool = True,
+                 label_chance: float = 1.0, first: CandidateData | None = None
+                 ) -> tuple[ReviewRequestData, str]:
+        """Store and return a request offering every shopper of ``weights`` x the top
+        products, and "no change". ``blocking``: the named visits wait for it (their carts and
+        receipts count it as pending, returns wait for its answer); a spot check does not: the
+        machine's decision (``first``, offered first) is in the cart already."""
         top = products[:self.params.review_top_k]
         unknown_p = sum(h.posterior for h in hyps if not self._is_product(h))
         candidates = [CandidateData(s['shopper_id'], h.sku, h.action, h.quantity,
@@ -733,16 +796,18 @@ class CartEngine:
         candidates.append(CandidateData('', '', ACTION_NONE, 0,
                                         1.0 if not any(p for _, p in weights) else unknown_p))
         candidates.sort(key=lambda c: -c.confidence)   # stable: shoppers, then hypotheses
+        if first is not None:
+            key = (first.shopper_id, first.sku, first.action, first.quantity)
+            candidates = [first] + [c for c in candidates if (
+                c.shopper_id, c.sku, c.action, c.quantity) != key]
         request = ReviewRequestData(
-            request_id=review_request_id(ev.event_id), event_id=ev.event_id, reason=reason,
+            request_id=request_id, event_id=ev.event_id, reason=reason,
             detail=detail, gondola_id=ev.gondola_id, plate_ids=tuple(ev.plate_ids),
             delta_grams=ev.delta_grams, shopper_ids=tuple(s['shopper_id'] for s, _ in weights),
-            candidates=tuple(candidates), stamp_ns=ev.settled_ns)
-        sessions = [s['session_id'] for s, _ in weights]
+            candidates=tuple(candidates), stamp_ns=ev.settled_ns, label_chance=label_chance)
         self.db.add_review(request.request_id, ev.event_id, ev.settled_ns, request.to_dict(),
-                           sessions)
-        note = f'review {request.request_id}: {REASON_NAMES[reason]}: {detail}'
-        return [request], sessions, note
+                           [s['session_id'] for s, _ in weights] if blocking else [])
+        return request, f'{request.request_id}: {REASON_NAMES[reason]}: {detail}'
 
     # --- helpers ------------------------------------------------------------------------------
     def _session_for(self, shopper_id: str, session_ids: Iterable[str],

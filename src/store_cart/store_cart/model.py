@@ -45,6 +45,7 @@ REASON_UNKNOWN_WEIGHT = ReviewRequest.REASON_UNKNOWN_WEIGHT
 REASON_NO_SHOPPER = ReviewRequest.REASON_NO_SHOPPER
 REASON_SENSOR_FAULT = ReviewRequest.REASON_SENSOR_FAULT
 REASON_NOT_IN_CART = ReviewRequest.REASON_NOT_IN_CART
+REASON_SPOT_CHECK = ReviewRequest.REASON_SPOT_CHECK
 
 REASON_NAMES = {
     REASON_AMBIGUOUS_SHOPPER: 'ambiguous shopper',
@@ -54,6 +55,7 @@ REASON_NAMES = {
     REASON_NO_SHOPPER: 'no shopper',
     REASON_SENSOR_FAULT: 'sensor fault',
     REASON_NOT_IN_CART: 'not in cart',
+    REASON_SPOT_CHECK: 'spot check',
 }
 
 
@@ -64,6 +66,10 @@ def session_id_of(shopper_id: str, enter_ns: int) -> str:
 
 def review_request_id(event_id: str) -> str:
     return f'review/{event_id}'
+
+
+def spot_check_id(event_id: str) -> str:
+    return f'spot-check/{event_id}'
 
 
 class _Data:
@@ -176,7 +182,7 @@ class CandidateData(_Data):
 
 @dataclass(frozen=True)
 class ReviewRequestData(_Data):
-    request_id: str        # "review/<event_id>"
+    request_id: str        # "review/<event_id>", "spot-check/<event_id>"
     event_id: str
     reason: int            # REASON_*
     detail: str
@@ -186,6 +192,11 @@ class ReviewRequestData(_Data):
     shopper_ids: tuple[str, ...]
     candidates: tuple[CandidateData, ...]
     stamp_ns: int          # sensor time of the shelf event
+    label_chance: float = 1.0   # 1 for a needed review, spot_check_fraction for a spot check
+
+    @property
+    def is_spot_check(self) -> bool:
+        return self.reason == REASON_SPOT_CHECK
 
 
 @dataclass(frozen=True)

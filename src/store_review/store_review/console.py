@@ -32,7 +32,8 @@ from fastapi import FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 import uvicorn
 
-from store_cart.model import ACTION_RETURN, ACTION_TAKE, REASON_NAMES, REASON_NO_SHOPPER
+from store_cart.model import (ACTION_RETURN, ACTION_TAKE, REASON_NAMES, REASON_NO_SHOPPER,
+                              REASON_SPOT_CHECK)
 from store_review.auth import AuthError, Session
 from store_review.evidence import NS_PER_S, start_ns_of, trace_svg
 from store_review.login_guard import LoginRefused
@@ -58,6 +59,7 @@ display:block;width:240px;border:1px solid #999} figcaption{font-size:12px;color
 .ov{position:absolute;box-sizing:border-box;border:3px solid;pointer-events:none}
 .ov span{position:absolute;top:-2px;left:-2px;color:#fff;font:bold 11px sans-serif;
 padding:0 3px;white-space:nowrap} .plate{border:2px dashed #ffd200}
+.spot{background:#eef6ee;border-left:6px solid #4a4;padding:6px 10px}
 """
 # one colour per shopper of a request: the answer buttons and the boxes in the camera frames
 SHOPPER_COLORS = ('#d62728', '#1f77b4', '#2ca02c', '#9467bd', '#ff7f0e', '#17becf', '#8c564b',
@@ -412,6 +414,7 @@ def create_app(service: ReviewService, secure_cookie: bool = False,
         colors = shopper_colors(shoppers)
         entered = service.store.entered_ns(shoppers)
         decided = d['status'] == 'decided'
+        spot = d['reason'] == REASON_SPOT_CHECK
         csrf = _e(s.csrf)
         keys = iter('123456789')
 
@@ -448,8 +451,10 @@ def create_app(service: ReviewService, secure_cookie: bool = False,
             answers += (f'<div class="who" data-shopper="{_e(sid)}" style="border-color:'
                         f'{colors[sid]}">{_e(sid)} &mdash; {_e(since_entry(sid))}</div>')
             for i, c in mine:
-                answers += button(i, _what(c), f'p={_num(c.get("confidence"), ".2f")}: this '
-                                  f'shopper\'s cart gets the change', colors[sid])
+                mark = ('the machine\'s decision, in this cart already: confirm it'
+                        if spot and i == 0 else 'this shopper\'s cart gets the change')
+                answers += button(i, _what(c), f'p={_num(c.get("confidence"), ".2f")}: {mark}',
+                                  colors[sid])
         for i, c in enumerate(cands):
             if not (c.get('sku') and int(c.get('quantity', 0)) > 0):
                 answers += button(i, 'Nothing was taken or returned',
@@ -512,12 +517,20 @@ def create_app(service: ReviewService, secure_cookie: bool = False,
         hold_s = (d['stamp_ns'] - start_ns) / NS_PER_S
         who_label = ('Nobody inside at hand in; inside within a few seconds'
                      if d['reason'] == REASON_NO_SHOPPER else 'Shoppers inside')
-        title = (f'Review: plate {", ".join(map(str, r.get("plate_ids", [])))} at '
-                 f'{clock_time(start_ns)}')
+        title = (f'{"Spot check" if spot else "Review"}: plate '
+                 f'{", ".join(map(str, r.get("plate_ids", [])))} at {clock_time(start_ns)}')
+        spot_html = ''
+        if spot and cands:
+            spot_html = (f'<p id="spot-check" class="spot">The machine decided this event alone: '
+                         f'<b>{_e(_what(cands[0]))}</b>, in that cart already. One in '
+                         f'{max(1, round(1.0 / float(r.get("label_chance") or 1.0)))} such '
+                         'decisions is checked by a person so that the system learns how often '
+                         'it is right when it does not ask. Confirm it, or pick what happened: '
+                         'another answer corrects the carts.</p>')
         body = (f'<h2>{_e(title)}</h2><p class="why">request {_e(d["request_id"])}</p>'
                 f'<div class="box"><p>Reason: <b>'
                 f'{_e(REASON_NAMES.get(d["reason"], d["reason"]))}</b> &mdash; '
-                f'{_e(readable_detail(r.get("detail", "")))}</p>'
+                f'{_e(readable_detail(r.get("detail", "")))}</p>{spot_html}'
                 f'<p id="when">Hand in at <b>{_e(clock_time(start_ns))}</b>, settled '
                 f'{hold_s:.1f} s later; plates {_e(", ".join(map(str, r.get("plate_ids", []))))}'
                 f', change {_num(r.get("delta_grams"), "+.1f")} g</p>'

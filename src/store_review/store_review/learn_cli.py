@@ -186,14 +186,17 @@ def main(argv: list[str] | None = None) -> int:
         if camera:
             th, _prior = tune_fused_bars(rows, args.target_accuracy, fallback,
                                          args.credibility or None)
+            checks = sum(1 for r in rows if r['labelled'] and r['label_chance'] < 1.0)
             how = (f'camera cart: {len(rows)} decided events, '
-                   f'{sum(r["labelled"] for r in rows)} reviewed, bars on shopper x product')
+                   f'{sum(r["labelled"] for r in rows) - checks} reviewed, {checks} '
+                   'spot-checked, bars on shopper x product')
         else:
             th = tune_thresholds(labelled_pairs(examples), population_pairs(db.shelf_events()),
                                  target_accuracy=args.target_accuracy,
                                  fallback=fallback,
                                  credibility=args.credibility or None)
-            how = 'weight cart: bars on the product posteriors'
+            checks = sum(1 for e in examples if e.get('label_chance', 1.0) < 1.0)
+            how = f'weight cart: bars on the product posteriors ({checks} spot checks)'
         write_thresholds(th, out / 'thresholds.yaml')
         print(f'{len(examples)} labelled examples; {how}')
         if (th.min_confidence, th.min_margin) == fallback and th.n_labelled < MIN_LABELLED:

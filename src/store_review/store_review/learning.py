@@ -100,6 +100,8 @@ def make_example(request, shelf_event: Mapping | None, decision) -> dict:
                    'action': int(decision.action), 'quantity': int(decision.quantity)},
         'product': product, 'reviewer': decision.reviewer_id, 'decided_ns': decision.stamp_ns,
         'p_best': float(p_best), 'margin': float(p_best - second), 'best_correct': best_correct,
+        # 1 for a review the machine needed, the cart's fraction for a spot check
+        'label_chance': float(getattr(request, 'label_chance', 1.0)),
     }
 
 
@@ -392,7 +394,8 @@ def fused_rows(cart_db) -> list[dict]:
     fusion's shopper hint and the presence of the stored visits, the event's hypotheses), and
     for a reviewed event the label: was the cart's top answer the reviewer's.
     ``fused``: the event came with a shopper hint (a camera store)."""
-    answers = {r['event_id']: r['decision'] for r in cart_db.decided_reviews()}
+    decided = {r['event_id']: r for r in cart_db.decided_reviews()}
+    answers = {k: r['decision'] for k, r in decided.items()}
     rows = []
     for event_id, ev in cart_db.processed_shelf_events():
         # the visits the cart took as present (CartEngine._decide)
@@ -402,7 +405,9 @@ def fused_rows(cart_db) -> list[dict]:
         p, margin, top = decision_features(hint, present, [_posterior(h) for h in hyps])
         row = {'event_id': event_id, 'p': p, 'margin': margin, 'fused': hint is not None,
                'labelled': event_id in answers,
-               'label_chance': 1.0 if event_id in answers else 0.0}
+               # 1 for a review, the fraction for a spot check, 0 for no label
+               'label_chance': (float(decided[event_id]['request'].get('label_chance', 1.0))
+                                if event_id in decided else 0.0)}
         if event_id in answers:
             row['label_right'] = answer_matches(top, hyps[0] if hyps else None,
                                                 answers[event_id])

@@ -48,7 +48,7 @@ def review_request_from_msg(msg: ReviewRequest) -> ReviewRequestData:
         delta_grams=float(msg.delta_grams), shopper_ids=tuple(msg.shopper_ids),
         candidates=tuple(CandidateData(c.shopper_id, c.sku, int(c.action), int(c.quantity),
                                        float(c.confidence)) for c in msg.candidates),
-        stamp_ns=stamp_ns(msg.header.stamp))
+        stamp_ns=stamp_ns(msg.header.stamp), label_chance=float(msg.label_chance))
 
 
 class ReviewNode(Node):

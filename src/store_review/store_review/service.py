@@ -40,6 +40,9 @@ def request_problem(req: ReviewRequestData) -> str | None:
         return f'request_id must have 1..{MAX_TEXT_LEN} characters'
     if not math.isfinite(req.delta_grams):
         return f'delta_grams is {req.delta_grams} (not a finite number)'
+    if not math.isfinite(req.label_chance) or not 0.0 < req.label_chance <= 1.0:
+        return (f'label_chance is {req.label_chance} (the chance the event was put to a person '
+                'must be in (0, 1])')
     if len(req.candidates) > MAX_CANDIDATES:
         return f'{len(req.candidates)} candidates (at most {MAX_CANDIDATES})'
     for i, c in enumerate(req.candidates):

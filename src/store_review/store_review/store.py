@@ -12,7 +12,9 @@ Status of a request::
 
 Escalated and expired requests are visible to and decidable by supervisors only. Priority is
 computed when the queue is read: a base per reason, plus age, plus a large bonus once one of the
-request's shoppers has left the store (their receipt is waiting for the answer).
+request's shoppers has left the store (their receipt is waiting for the answer). A spot check
+(the machine decided alone; the cart holds its answer) comes after every review: base 0, no
+bonus, never escalated, and it expires unflagged.
 
 Hand-off of a decision to the cart (``handoffs``, one row per decision)::
 
@@ -35,6 +37,9 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from store_cart.model import (
+    REASON_AMBIGUOUS_SHOPPER, REASON_CLOSE_CANDIDATES, REASON_LOW_CONFIDENCE, REASON_NO_SHOPPER,
+    REASON_NOT_IN_CART, REASON_SENSOR_FAULT, REASON_SPOT_CHECK, REASON_UNKNOWN_WEIGHT)
 from store_common.sqlite_db import TransactionalDb
 
 SCHEMA_VERSION = 2
@@ -138,7 +143,10 @@ _TABLES = ('schema_version', 'requests', 'evidence', 'decisions', 'handoffs', 's
 HANDOFF_STATES = ('sent', 'applied', 'rejected')
 MAX_ACK_REASON_LEN = 1000
 
-REASON_BASE = {1: 30.0, 2: 20.0, 3: 20.0, 4: 25.0, 5: 15.0, 6: 25.0, 7: 20.0}
+REASON_BASE = {REASON_AMBIGUOUS_SHOPPER: 30.0, REASON_LOW_CONFIDENCE: 20.0,
+               REASON_CLOSE_CANDIDATES: 20.0, REASON_UNKNOWN_WEIGHT: 25.0,
+               REASON_NO_SHOPPER: 15.0, REASON_SENSOR_FAULT: 25.0, REASON_NOT_IN_CART: 20.0,
+               REASON_SPOT_CHECK: 0.0}
 
 
 class ReviewDbError(RuntimeError):
@@ -165,10 +173,11 @@ def _dumps(obj: Any) -> str:
 
 def priority(reason: int, received_ns: int, now_ns: int, shopper_exited: bool,
              params: QueueParams) -> float:
-    """Higher is more urgent: reason base + age (capped) + a bonus once the shopper left."""
+    """Higher is more urgent: reason base + age (capped) + a bonus once the shopper left.
+    A spot check gets no bonus: the cart holds the machine's decision, no receipt waits."""
     age_min = max(0.0, (now_ns - received_ns) / NS_PER_S / 60.0)
     return (REASON_BASE.get(int(reason), 10.0) + min(params.age_cap, age_min * params.age_per_min)
-            + (params.exited_bonus if shopper_exited else 0.0))
+            + (params.exited_bonus if shopper_exited and reason != REASON_SPOT_CHECK else 0.0))
 
 
 class ReviewStore(TransactionalDb):
@@ -298,19 +307,21 @@ class ReviewStore(TransactionalDb):
         exp_ns = int(self.params.expire_after_s * NS_PER_S)
         changed = []
         with self.transaction():
-            for rid, status, received in self._conn.execute(
-                    "SELECT request_id, status, received_ns FROM requests "
+            for rid, status, received, reason in self._conn.execute(
+                    "SELECT request_id, status, received_ns, reason FROM requests "
                     "WHERE status IN ('open', 'escalated') ORDER BY seq").fetchall():
                 age = now_ns - received
+                # a spot check is never escalated nor flagged: nothing waits for it
+                check = reason == REASON_SPOT_CHECK
                 new = None
                 if age >= exp_ns:
                     new = 'expired'
-                elif age >= esc_ns and status == 'open':
+                elif age >= esc_ns and status == 'open' and not check:
                     new = 'escalated'
                 if new is None:
                     continue
                 self._w('UPDATE requests SET status = ?, flagged = ? WHERE request_id = ?',
-                        (new, 1 if new == 'expired' else 0, rid))
+                        (new, 1 if new == 'expired' and not check else 0, rid))
                 self.audit(now_ns, 'system', new, rid, f'unanswered for {age / NS_PER_S:.0f} s')
                 changed.append((rid, new))
         return changed

@@ -305,3 +305,55 @@ def test_with_too_few_labels_review_learn_keeps_the_camera_carts_bars(tmp_path, 
     # a parameters file that cannot be read: an error naming it
     assert learn_main(args + ['--params', str(tmp_path / 'none.yaml')]) == 2
     assert 'none.yaml' in capsys.readouterr().err
+
+
+def test_spot_checks_show_the_tuner_a_machine_that_is_wrong_where_it_does_not_ask(tmp_path):
+    """Cameras over-confident above the bar: the top shopper (p 0.9-0.99) is the wrong one in
+    one event of three. Reviews never see those events; the cart's spot checks do, and their
+    labels keep the bar up where the reviews alone would bring it down."""
+    from store_cart.db import CartDb
+    from store_cart.engine import CartEngine, CartParams
+    from store_cart.model import (ACTION_TAKE, GateEventData, KIND_ENTER, ReviewDecisionData,
+                                  ReviewRequestData)
+    from store_review.learning import fused_rows, tune_fused_bars
+    from store_shelf.event import HypothesisData, ShelfEventData
+    a, b = 'acct-a', 'acct-b'
+    path = tmp_path / 'carts.sqlite'
+    params = CartParams(min_confidence=0.9, min_margin=0.2, spot_check_fraction=0.5)
+    n = 200         # 40 decided without review (p_a >= 0.9), about 20 of them checked
+    with CartEngine(str(path), CATALOG, 'test', params) as e:
+        e.on_gate_event(GateEventData(f'entrance@{S}', 'entrance', KIND_ENTER, a, S))
+        e.on_gate_event(GateEventData(f'entrance@{2 * S}', 'entrance', KIND_ENTER, b, 2 * S))
+        checks = 0
+        for k in range(n):
+            start = (10 + 5 * k) * S
+            p_a = 0.5 + 0.49 * (k % 40) / 39
+            ev = ShelfEventData(f'g1.s1.p1@{start}', 'g1', ('g1.s1.p1',), -352.0, start,
+                                start + S // 2,
+                                (HypothesisData('COLA-330', ACTION_TAKE, 1, 0.96, -352.0),
+                                 HypothesisData('LEMON-330', ACTION_TAKE, 1, 0.04, -355.0)))
+            e.on_shelf_event(ev, shopper_hint={a: p_a, b: 1.0 - p_a})
+            # the cameras' top is wrong in one event of three under 0.7 (as the reviews
+            # show) and above 0.9, where the cart does not ask
+            who = b if k % 3 == 0 and (p_a < 0.7 or p_a >= 0.9) else a
+            for out in e.tick(start + 2 * S):
+                if isinstance(out, ReviewRequestData):
+                    checks += out.is_spot_check
+                    e.on_review_decision(ReviewDecisionData(
+                        out.request_id, 'rev', who, 'COLA-330', ACTION_TAKE, 1,
+                        start + 3 * S))
+    db = CartDb(path)
+    rows = fused_rows(db)
+    db.close()
+    checked = [r for r in rows if r['labelled'] and r['label_chance'] == 0.5]
+    assert len(checked) == checks and 10 <= checks <= 30, checks
+    assert all(r['p'] >= 0.9 for r in checked)
+    assert any(not r['label_right'] for r in checked)
+    assert all(r['label_chance'] == 1.0 for r in rows if r['labelled'] and r not in checked)
+    with_checks, _ = tune_fused_bars(rows, 0.99, (0.9, 0.2))
+    without = [dict(r, labelled=False) if r in checked else r for r in rows]
+    reviews_only, _ = tune_fused_bars(without, 0.99, (0.9, 0.2))
+    # the reviews alone (wrong only under 0.7) bring the bar down from 0.9, the spot checks'
+    # wrong answers above it send every event of these cameras to review
+    assert reviews_only.min_confidence < 0.9
+    assert with_checks.min_confidence > 0.96 and with_checks.estimated_review_rate == 1.0

@@ -6,7 +6,9 @@
 Metrics: receipt exact-match rate (a receipt matches when its CONFIRMED lines equal the truth
 exactly and it has no pending lines; a missing receipt is a miss), item-level precision, recall
 and F1 over units (TP per sku = min(predicted, truth), confirmed lines only), review rate =
-review requests / shelf events. Only the latest revision of each receipt counts.
+review requests / shelf events (spot checks, the cart's random checks of its own decisions, are
+counted apart: they are not events the machine could not decide). Only the latest revision of
+each receipt counts.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import pathlib
 import sys
 from collections import Counter
 
-from store_interfaces.msg import CartLine
+from store_interfaces.msg import CartLine, ReviewRequest
 
 from store_sim.scenario import load_scenario, Scenario, ScenarioError, truth_receipts
 
@@ -88,7 +90,8 @@ def evaluate(scenario_truth: Scenario | dict, receipts: list[dict],
     precision = _ratio(tp, tp + fp)
     recall = _ratio(tp, tp + fn)
     f1 = (2 * precision * recall / (precision + recall)) if precision + recall else 0.0
-    reviews = _dedupe(list(review_requests), 'request_id')
+    requests = _dedupe(list(review_requests), 'request_id')
+    reviews = [r for r in requests if int(r.get('reason', 0)) != ReviewRequest.REASON_SPOT_CHECK]
     events = _dedupe(list(shelf_events), 'event_id')
     n_expected = len(truth)
     received = sum(1 for sid in truth if n_receipts[sid] > 0)
@@ -105,6 +108,7 @@ def evaluate(scenario_truth: Scenario | dict, receipts: list[dict],
         'precision': precision, 'recall': recall, 'f1': f1,
         'shelf_events': len(events), 'review_requests': len(reviews),
         'review_rate': _ratio(len(reviews), len(events), 0.0),
+        'spot_checks': len(requests) - len(reviews),
         'per_shopper': per_shopper,
     }
 
@@ -141,8 +145,8 @@ def aggregate(runs: list[dict]) -> dict:
     tot = Counter()
     for m in runs:
         for k in ('shoppers', 'receipts_received', 'receipts_exact', 'tp', 'fp', 'fn',
-                  'shelf_events', 'review_requests', 'units_pending'):
-            tot[k] += m[k]
+                  'shelf_events', 'review_requests', 'units_pending', 'spot_checks'):
+            tot[k] += m.get(k, 0)
     precision = _ratio(tot['tp'], tot['tp'] + tot['fp'])
     recall = _ratio(tot['tp'], tot['tp'] + tot['fn'])
     return {
@@ -157,7 +161,8 @@ def aggregate(runs: list[dict]) -> dict:
 COLUMNS = (('run', 'run', '{}'), ('shoppers', 'shop', '{}'), ('receipts_exact', 'exact', '{}'),
            ('receipt_exact_match_rate', 'exact%', '{:.0%}'), ('precision', 'P', '{:.3f}'),
            ('recall', 'R', '{:.3f}'), ('f1', 'F1', '{:.3f}'), ('shelf_events', 'events', '{}'),
-           ('review_requests', 'reviews', '{}'), ('review_rate', 'rev%', '{:.0%}'))
+           ('review_requests', 'reviews', '{}'), ('review_rate', 'rev%', '{:.0%}'),
+           ('spot_checks', 'checks', '{}'))
 
 
 def table(rows: list[dict]) -> str:

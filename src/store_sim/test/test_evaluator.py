@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from store_sim import evaluator
-from store_sim.evaluator import evaluate
+from store_sim.evaluator import aggregate, evaluate
 
 TRUTH = {'a': {'COLA-330': 2, 'CHOC-DARK': 1}, 'b': {'APPLE': 1}}
 C, P = 1, 2
@@ -81,6 +81,17 @@ def test_review_rate_dedupes():
     m = evaluate(TRUTH, EXACT, reviews, events)
     assert (m['shelf_events'], m['review_requests'], m['review_rate']) == (4, 1, 0.25)
     assert evaluate(TRUTH, EXACT)['review_rate'] == 0.0
+
+
+def test_spot_checks_are_counted_apart_from_reviews():
+    from store_interfaces.msg import ReviewRequest
+    events = [{'event_id': f'e{i}'} for i in range(4)]
+    requests = [{'request_id': 'review/e1', 'reason': ReviewRequest.REASON_LOW_CONFIDENCE},
+                {'request_id': 'spot-check/e2', 'reason': ReviewRequest.REASON_SPOT_CHECK},
+                {'request_id': 'spot-check/e3', 'reason': ReviewRequest.REASON_SPOT_CHECK}]
+    m = evaluate(TRUTH, EXACT, requests, events)
+    assert (m['review_requests'], m['review_rate'], m['spot_checks']) == (1, 0.25, 2)
+    assert aggregate([m, m])['spot_checks'] == 4
 
 
 def write_run(d: pathlib.Path, receipts):

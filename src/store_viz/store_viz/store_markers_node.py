@@ -60,6 +60,8 @@ class StoreMarkers(Node):
         self.carts[msg.shopper_id] = msg
 
     def _on_review(self, msg: ReviewRequest) -> None:
+        if msg.reason == ReviewRequest.REASON_SPOT_CHECK:
+            return      # the cart holds the machine's decision: nothing waits at the plate
         self.reviews[msg.request_id] = msg
 
     def _on_decision(self, msg: ReviewDecision) -> None:
