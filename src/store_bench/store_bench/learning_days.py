@@ -24,7 +24,7 @@ Two arms over the same days, seeds and detector noise:
 * control: the shipped calibration, thresholds and catalog weights, never changed;
 * learning: after each day, from every decided event so far (reviews and spot checks, the
   reviewer's answers, never the simulator's truth): Platt scaling of the fused confidence
-  (``store_fusion.calibration.fit_platt``), per-SKU weight models
+  (``learning.refit_fusion_calibration``), per-SKU weight models
   (``learning.fit_weight_models``) and the cart's thresholds re-tuned to ``--target-accuracy``
   (``learning.tune_fused_bars`` on the features the fused cart thresholds:
   ``store_cart.engine.decision_features``; ``review_learn --cart-db`` runs the same step on a
@@ -61,11 +61,12 @@ from store_cart.model import (ACTION_RETURN, ACTION_TAKE, CartUpdateData, Receip
 from store_cart.thresholds import read_thresholds, write_thresholds
 from store_common.description import load_store
 from store_common.params import load_params_file
-from store_fusion.calibration import ece, fit_platt, Platt
+from store_fusion.calibration import ece, Platt
 from store_fusion.geometry import StoreGeometry
 from store_fusion.params import load_pipeline_params, PipelineParams
 from store_review.learning import (answer_matches, CREDIBILITY, fit_weight_models,
-                                   make_example, tune_fused_bars, write_weight_models)
+                                   make_example, refit_fusion_calibration, tune_fused_bars,
+                                   write_weight_models)
 from store_shelf.event import ShelfEventData
 from store_shelf.hypotheses import load_weight_overlay
 from store_shelf.pipeline import load_params as load_shelf_params, PipelineParams as ShelfParams
@@ -173,8 +174,9 @@ def run_scenario(store, geom, scenario, history, pipe: PipelineParams, state: Ar
         while pending and pending[0].settled_ns <= now:
             ev = pending.pop(0)
             # the hint as the cart node converts a FusedShelfEvent: None without candidates
-            handle(engine.on_shelf_event(fused[ev.event_id],
-                                         shopper_hint=results[ev.event_id].hint or None), now)
+            res = results[ev.event_id]
+            handle(engine.on_shelf_event(fused[ev.event_id], shopper_hint=res.hint or None,
+                                         raw_confidence=res.raw_confidence), now)
         while gates and gates[0].stamp_ns <= now:
             handle(engine.on_gate_event(gates.pop(0)), now)
         for item in sorted([d for d in due if d[0] <= now], key=lambda d: d[0]):
@@ -232,16 +234,10 @@ def learn(store, state: ArmState, rows: list[dict], examples: list[dict], day_di
     ``day_dir``, and read them back with the nodes' loaders (what a live graph would run).
     ``credibility``: the bars' accuracy bound (``learning.tune_thresholds``); None: its mean."""
     day_dir.mkdir(parents=True, exist_ok=True)
-    labelled = [r for r in rows if r.get('labelled')]
-    # Platt on the fused confidence before calibration, "top shopper and top hypothesis were
-    # the answer" (fusion node: calibration_file). Anchored at the shipped calibration with
-    # the strength of its own sample (a few dozen labels correct it, never replace it), and
-    # each label weighed by the inverse of its chance of being drawn: reviews are the
-    # uncertain events, spot checks a share of the rest.
+    # the fusion node's calibration_file, anchored at the shipped calibration: the step
+    # review_learn --cart-db runs
     anchor = state.shipped_calibration or state.calibration
-    platt = fit_platt([(r['raw_confidence'], r['label_right']) for r in labelled],
-                      l2=float(max(anchor.n, 1)), anchor=anchor,
-                      weights=[1.0 / r['label_chance'] for r in labelled])
+    platt = refit_fusion_calibration(rows, anchor)
     cal_path = day_dir / 'calibration.json'
     platt.save(cal_path)
     # unit weights (shelf node: weight_models_file)

@@ -13,7 +13,7 @@ import pytest
 from store_cart.engine import CartParams
 from store_cart.thresholds import read_thresholds
 from store_common.description import load_store
-from store_fusion.calibration import Platt
+from store_fusion.calibration import fit_platt, Platt
 from store_shelf.hypotheses import load_weight_overlay
 
 from store_bench import learning_days as ld
@@ -132,7 +132,7 @@ def test_two_days_write_files_the_nodes_load_and_a_table_and_png(store, tmp_path
     json.dumps(days, default=str)
 
 
-def test_the_calibration_refit_is_anchored_and_weighs_audits(store, tmp_path):
+def test_the_calibration_refit_is_anchored_and_weighs_spot_checks(store, tmp_path):
     shipped = Platt(0.25, 3.0, 65)
     state = ld.ArmState(cart=CartParams(min_confidence=0.5, min_margin=0.2),
                         calibration=shipped, stats=measured_stats())
@@ -140,12 +140,12 @@ def test_the_calibration_refit_is_anchored_and_weighs_audits(store, tmp_path):
     # never right"; anchored at the shipped fit of 65 events they only lower it
     rows = _rows([(0.9, 0.5, 0.9, False, 8)]) + _rows([(0.3, 0.1, 0.3, True, 2)])
     nxt = ld.learn(store, state, rows, [], tmp_path / 'day0', target_accuracy=0.99)
-    free = ld.fit_platt([(r['raw_confidence'], r['label_right']) for r in rows])
+    free = fit_platt([(r['raw_confidence'], r['label_right']) for r in rows])
     assert nxt.calibration(0.9) < shipped(0.9)
     assert abs(nxt.calibration(0.9) - shipped(0.9)) < abs(free(0.9) - shipped(0.9))
     # the next day's refit is anchored at the shipped fit again, not at day 0's
     assert nxt.shipped_calibration == shipped
-    # an audit label (chance 0.1) counts as ten reviews' labels
+    # a spot check's label (chance 0.1) counts as ten reviews' labels
     audit = [dict(r, label_chance=0.1) for r in rows[:8]]
     tenfold = [dict(r) for r in rows[:8] for _ in range(10)]
     a = ld.learn(store, state, audit + rows[8:], [], tmp_path / 'a', target_accuracy=0.99)

@@ -173,7 +173,8 @@ class CartNode(Node):
 
     def _on_fused(self, msg: FusedShelfEvent) -> None:
         ev, hint = convert.fused_event_from_msg(msg)
-        self._publish(self._engine.on_shelf_event(ev, shopper_hint=hint))
+        self._publish(self._engine.on_shelf_event(
+            ev, shopper_hint=hint, raw_confidence=float(msg.raw_confidence)))
 
     def _on_gate(self, msg: GateEvent) -> None:
         self._publish(self._engine.on_gate_event(convert.gate_event_from_msg(msg)))

@@ -375,14 +375,25 @@ class CartEngine:
         return outs
 
     def on_shelf_event(self, ev: ShelfEventData,
-                       shopper_hint: Mapping[str, float] | None = None) -> list[Output]:
+                       shopper_hint: Mapping[str, float] | None = None,
+                       raw_confidence: float | None = None) -> list[Output]:
         """Queue a shelf event; :meth:`tick` processes it after the hold. Idempotent by id.
 
         ``shopper_hint`` ({shopper_id: probability}) replaces the presence-only rule (see the
-        module documentation).
+        module documentation). ``raw_confidence``: the fusion's confidence before its
+        calibration, kept with the event for ``review_learn`` to refit the calibration on; it
+        decides nothing, so a value that is not a number in 0..1 is dropped with a warning,
+        not the event.
         """
         problem = shelf_event_problem(ev)
         payload = ev.to_dict()
+        outs: list[Output] = []
+        if raw_confidence is not None:
+            if math.isfinite(raw_confidence) and 0.0 <= raw_confidence <= 1.0:
+                payload['raw_confidence'] = float(raw_confidence)
+            else:
+                outs.append(f'shelf event {ev.event_id!r}: raw_confidence {raw_confidence!r} is '
+                            'not a number in 0..1; not kept (the event is)')
         if problem is None and shopper_hint is not None:
             hint = {str(k): float(v) for k, v in shopper_hint.items()}
             bad = {k: v for k, v in hint.items() if not 0.0 <= v <= 1.0}
@@ -399,10 +410,10 @@ class CartEngine:
                 self.counts['redelivery_conflicts'] += 1
                 return [f'shelf event {ev.event_id} redelivered with different content; '
                         'the first delivery stands']
-            return []
+            return outs
         with self.db.transaction():
             self.db.add_event(ev.event_id, 'shelf', ev.settled_ns, payload, 'queued')
-        return []
+        return outs
 
     def on_review_decision(self, d: ReviewDecisionData) -> list[Output]:
         """Apply a reviewer's answer, replacing the pending line of its event.

@@ -754,3 +754,20 @@ def test_decision_features_without_a_hint_or_anyone_inside():
     # no hint with two inside: 1/2 each, no lead; nobody inside: always reviewed
     assert decision_features(None, [A, B], [0.9, 0.1])[:2] == pytest.approx((0.5, 0.0))
     assert decision_features({A: 1.0}, [], [0.9]) == (0.0, 0.0, '')
+
+
+def test_the_fusions_raw_confidence_is_kept_and_a_bad_one_dropped_not_the_event(engine):
+    feed(engine, [('gate', enter(A, 1.0)), ('gate', enter(B, 2.0))])
+    ev = shelf('g1.s1.p1', 5.0, [take('COLA-330', 0.95), take('LEMON-330', 0.05)])
+    assert engine.on_shelf_event(ev, shopper_hint={A: 0.97, B: 0.03},
+                                 raw_confidence=0.62) == []
+    assert engine.db.event(ev.event_id)['payload']['raw_confidence'] == 0.62
+    bad = shelf('g1.s1.p2', 6.0, [take('WATER-500', 0.99)])
+    outs = engine.on_shelf_event(bad, shopper_hint={A: 0.97, B: 0.03},
+                                 raw_confidence=float('nan'))
+    assert len(warnings(outs)) == 1 and 'raw_confidence' in warnings(outs)[0]
+    stored = engine.db.event(bad.event_id)['payload']
+    assert 'raw_confidence' not in stored and stored['shopper_hint'] == {A: 0.97, B: 0.03}
+    # both events are decided as usual: the raw confidence decides nothing
+    ups = of(engine.tick(ns(9.0)), CartUpdateData)
+    assert sorted((u.shopper_id, u.sku) for u in ups) == [(A, 'COLA-330'), (A, 'WATER-500')]

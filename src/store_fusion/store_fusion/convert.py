@@ -75,5 +75,6 @@ def fused_event_msg(event: ShelfEvent, res: FusionResult, frame_id: str) -> Fuse
                                     Time), frame_id=frame_id),
         event=event, shoppers=shoppers,
         hypotheses=[hypothesis_msg(h) for h in res.hypotheses],
-        confidence=float(res.confidence), vision=int(res.vision),
+        confidence=float(res.confidence), raw_confidence=float(res.raw_confidence),
+        vision=int(res.vision),
         skus_seen=list(res.skus_seen), detail=res.detail)

@@ -192,6 +192,9 @@ def test_tracks_in_and_fused_event_out_through_messages(geom):
     assert sum(c.probability for c in out.shoppers) == pytest.approx(1.0)
     assert math.isnan(out.shoppers[-1].hand_distance_m)
     assert out.hypotheses[0].sku == 'SPARK-500' and out.detail.startswith('acct-b')
+    # the confidence before calibration travels beside it (review_learn refits on it)
+    assert out.raw_confidence == pytest.approx(
+        out.shoppers[0].probability * out.hypotheses[0].posterior)
     # what the cart makes of it: the fused event and a hint without the nobody candidate
     ev, hint = fused_event_from_msg(out)
     assert ev.event_id == shelf.event_id and ev.settled_ns == ns(11.0)

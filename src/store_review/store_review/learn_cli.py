@@ -1,7 +1,8 @@
 """Learn from the review database: weight models, tuned thresholds, YOLO export, hand windows.
 
     review_learn --db review.sqlite --store config/stores/demo.yaml --out-dir STATE_DIR \
-        [--cart-db carts.sqlite] [--target-accuracy 0.995] [--credibility 0.9] \
+        [--cart-db carts.sqlite [--params config/params/store.yaml]] \
+        [--target-accuracy 0.995] [--credibility 0.9] \
         [--yolo DIR] [--hands DIR [--fine-tune DIR] [--epochs 3]]
 
 Writes ``STATE_DIR/weight_models.yaml`` (the shelf event node's ``weight_models_file``) and
@@ -9,8 +10,11 @@ Writes ``STATE_DIR/weight_models.yaml`` (the shelf event node's ``weight_models_
 node's database) of a camera store, whose events came with the fusion's shopper hint, the
 thresholds are tuned on what that cart compares with them (``learning.fused_rows``: the top
 shopper's probability and lead beside the best hypothesis' posterior and lead, every decided
-event the population, the reviewed ones labelled by their answers) by the step
-``learning_days`` measures (``learning.tune_fused_bars``); without it, or for a weight-only
+event the population, the reviewed and spot-checked ones labelled by their answers) by the
+step ``learning_days`` measures (``learning.tune_fused_bars``), and the fusion's confidence
+calibration is refitted on the same labels (``learning.refit_fusion_calibration``, anchored
+at the ``--params`` file's ``calibration_file``) into ``STATE_DIR/calibration.json`` (the
+fusion node's ``calibration_file``, read when it starts); without it, or for a weight-only
 cart, on the shelf events' product posteriors in the review database. With ``--yolo`` a YOLO
 dataset of the reviewed crops, with ``--hands`` the hand-window classification dataset of the
 reviewed evidence (``store_review.export.export_hand_windows``: ``empty`` and SKU folders,
@@ -32,12 +36,13 @@ from store_cart.engine import cart_params_of, CartParams, fused_params
 from store_cart.thresholds import read_thresholds
 from store_common.description import load_store, StoreConfigError
 from store_common.params import load_params_file
+from store_fusion.calibration import Platt
 
 from store_review.export import export_hand_windows, export_yolo
 from store_review.learning import (CREDIBILITY, fit_weight_models, fused_rows,
                                    labelled_pairs, MIN_LABELLED, population_pairs,
-                                   tune_fused_bars, tune_thresholds, write_thresholds,
-                                   write_weight_models)
+                                   refit_fusion_calibration, tune_fused_bars, tune_thresholds,
+                                   write_thresholds, write_weight_models)
 from store_review.store import ReviewDbError, ReviewStore
 
 
@@ -104,6 +109,22 @@ def fused_rows_of(path: str) -> list[dict]:
         return fused_rows(cart_db)
     finally:
         cart_db.close()
+
+
+def calibration_in_force(params_path: str | None) -> tuple[Platt, str]:
+    """The fusion's calibration the graph ships (the ``fusion:`` section's
+    ``calibration_file`` of the parameters file, relative to that file), which a refit is
+    anchored at, and where it came from; the identity without one. ValueError / OSError for a
+    file that cannot be read."""
+    if params_path:
+        cal = str(load_params_file(params_path).get('fusion', {}).get('calibration_file', '')
+                  or '')
+        if cal:
+            path = pathlib.Path(cal)
+            if not path.is_absolute():
+                path = (pathlib.Path(params_path).parent / path).resolve()
+            return Platt.load(path), str(path)
+    return Platt(), 'the identity'
 
 
 def bars_in_force(out_dir: pathlib.Path, params_path: str | None, camera: bool
@@ -175,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     camera = any(r['fused'] for r in rows)
     try:
         fallback, fallback_from = bars_in_force(out, args.params, camera)
-    except (StoreConfigError, ValueError) as exc:
+        anchor, anchor_from = calibration_in_force(args.params) if camera else (None, '')
+    except (StoreConfigError, ValueError, OSError, KeyError) as exc:
         db.close()
         print(f'review_learn: --params: {exc}', file=sys.stderr)
         return 2
@@ -190,6 +212,14 @@ def main(argv: list[str] | None = None) -> int:
             how = (f'camera cart: {len(rows)} decided events, '
                    f'{sum(r["labelled"] for r in rows) - checks} reviewed, {checks} '
                    'spot-checked, bars on shopper x product')
+            # the fusion node's calibration_file, by the step learning_days measures
+            platt = refit_fusion_calibration(rows, anchor)
+            out.mkdir(parents=True, exist_ok=True)
+            platt.save(out / 'calibration.json')
+            n_raw = sum(1 for r in rows if r['labelled'] and r['raw_confidence'] is not None)
+            how += (f'\nfusion calibration: a {platt.a:.3f}, b {platt.b:.3f} from {n_raw} '
+                    f'labelled events with a raw confidence, anchored at {anchor_from} '
+                    f'(-> {out / "calibration.json"})')
         else:
             th = tune_thresholds(labelled_pairs(examples), population_pairs(db.shelf_events()),
                                  target_accuracy=args.target_accuracy,

@@ -404,6 +404,8 @@ def fused_rows(cart_db) -> list[dict]:
         hint = ev.get('shopper_hint')
         p, margin, top = decision_features(hint, present, [_posterior(h) for h in hyps])
         row = {'event_id': event_id, 'p': p, 'margin': margin, 'fused': hint is not None,
+               # the fusion's confidence before calibration (None: a weight-only event)
+               'raw_confidence': ev.get('raw_confidence'),
                'labelled': event_id in answers,
                # 1 for a review, the fraction for a spot check, 0 for no label
                'label_chance': (float(decided[event_id]['request'].get('label_chance', 1.0))
@@ -431,6 +433,22 @@ def tune_fused_bars(rows: Sequence[Mapping], target_accuracy: float,
                          target_accuracy=target_accuracy, conf_grid=FUSED_CONF_GRID,
                          fallback=fallback, prior=prior, credibility=credibility)
     return th, prior
+
+
+def refit_fusion_calibration(rows: Sequence[Mapping], anchor: Platt) -> Platt:
+    """The fusion node's ``calibration_file`` from event rows (:func:`fused_rows`, or the
+    simulator's in ``learning_days``): Platt scaling of the fused confidence before calibration
+    (``raw_confidence``) on "the cart's top shopper and top hypothesis were the answer"
+    (``label_right``). Anchored at ``anchor``, the calibration in force, with the strength of its
+    own sample (a few dozen labels correct it, never replace it), and each label weighed by the
+    inverse of its chance of being drawn (``label_chance``: 1 for a review, the fraction for a
+    spot check), so the reviews, which are the uncertain events, do not stand for all of them.
+    Rows without a raw confidence (weight-only events) are left out."""
+    labelled = [r for r in rows if r.get('labelled') and r.get('raw_confidence') is not None
+                and float(r.get('label_chance', 0.0)) > 0.0]
+    return fit_platt([(float(r['raw_confidence']), bool(r['label_right'])) for r in labelled],
+                     l2=float(max(anchor.n, 1)), anchor=anchor,
+                     weights=[1.0 / float(r['label_chance']) for r in labelled])
 
 
 def labelled_pairs(examples: Iterable[Mapping]) -> list[tuple[float, float, bool]]:

@@ -231,7 +231,8 @@ def _camera_cart_db(path, n: int = 40):
                                 start + S // 2,
                                 (HypothesisData('COLA-330', ACTION_TAKE, 1, 0.96, -352.0),
                                  HypothesisData('LEMON-330', ACTION_TAKE, 1, 0.04, -355.0)))
-            e.on_shelf_event(ev, shopper_hint={a: p_a, b: 1.0 - p_a})
+            e.on_shelf_event(ev, shopper_hint={a: p_a, b: 1.0 - p_a},
+                             raw_confidence=p_a * 0.96)
             for out in e.tick(start + 2 * S):
                 if isinstance(out, ReviewRequestData):
                     who = b if k % 3 == 0 and p_a < 0.7 else a
@@ -279,6 +280,19 @@ def test_review_learn_tunes_a_camera_carts_bars_with_the_experiments_step(tmp_pa
     assert got == {'min_confidence': want.min_confidence, 'min_margin': want.min_margin}
     # the cameras' top was wrong only under 0.7: the bar comes down from 0.9, not below 0.7
     assert 0.7 <= got['min_confidence'] < 0.9
+    # the fusion's calibration refitted on the same labels (no --params: anchored at the
+    # identity), as the fusion node reads it
+    from store_fusion.calibration import Platt
+    from store_review.learning import refit_fusion_calibration
+    db = CartDb(tmp_path / 'carts.sqlite')
+    rows = fused_rows(db)
+    db.close()
+    assert [r['raw_confidence'] for r in rows] == pytest.approx(
+        [(0.5 + 0.49 * k / 39) * 0.96 for k in range(40)])
+    cal = Platt.load(tmp_path / 'state' / 'calibration.json')
+    assert cal == refit_fusion_calibration(rows, Platt())
+    # wrong answers under raw 0.67, right above: the refit is steeper than the identity
+    assert cal.a > 1.0 and cal(0.9) > 0.9
     # the cart database named must exist: an error naming it, nothing created
     missing = tmp_path / 'nope.sqlite'
     assert learn_main(args + ['--cart-db', str(missing)]) == 2
@@ -302,6 +316,13 @@ def test_with_too_few_labels_review_learn_keeps_the_camera_carts_bars(tmp_path, 
     assert read_thresholds(tmp_path / 's' / 'thresholds.yaml') == {
         'min_confidence': cart['fused_min_confidence'], 'min_margin': cart['min_margin']}
     assert cart['fused_min_confidence'] != 0.9
+    # the fusion's calibration is refitted anchored at the shipped one (its 65-event sample
+    # outweighs a dozen labels): it moves towards them, not onto them
+    from store_fusion.calibration import Platt
+    shipped = Platt.load(root / 'config' / 'fusion' / 'calibration.json')
+    refit = Platt.load(tmp_path / 's' / 'calibration.json')
+    assert refit != shipped and 0 < refit.n <= 12      # the labels it was refitted on
+    assert abs(refit.a - shipped.a) < 0.5 * abs(shipped.a) + 0.5
     # a parameters file that cannot be read: an error naming it
     assert learn_main(args + ['--params', str(tmp_path / 'none.yaml')]) == 2
     assert 'none.yaml' in capsys.readouterr().err
