@@ -41,7 +41,7 @@ from store_common.params import load_params_file
 from store_fusion.calibration import ece, fit_platt, Platt
 from store_fusion.geometry import StoreGeometry
 from store_fusion.params import load_pipeline_params
-from store_sim.evaluator import aggregate, evaluate
+from store_sim.evaluator import aggregate, before_review, evaluate
 from store_sim.generator import generate
 
 from store_bench.fusion_offline import identity_census, MODES, run_modes, run_tracking, \
@@ -55,10 +55,9 @@ def _score(sc, events, runs, level_rows: dict[str, list], conf_pairs: list) -> N
     """Append one run's metrics per mode and the fused (confidence, right, reviewed) pairs."""
     evd = [e.to_dict() for e in events]
     for m in MODES:
-        rec = [dict(r.to_dict(), lines=[dict(ln, status=1) for ln in r.to_dict()['lines']])
-               for r in runs[m].receipts if r.revision == 1]
         level_rows.setdefault(m, []).append(
-            evaluate(sc, rec, [q.to_dict() for q in runs[m].requests], evd))
+            evaluate(sc, before_review([r.to_dict() for r in runs[m].receipts]),
+                     [q.to_dict() for q in runs[m].requests], evd))
     reviewed = {q.event_id for q in runs['fused'].requests}
     for ev, res in runs['fused'].decisions:
         tr = truth_of_event(sc, ev)

@@ -8,7 +8,10 @@ start (``store_sim.render_cache``; render time is reported apart). The same scen
 through ``bench_fusion`` (the offline path: rendered ground-truth boxes -> the
 simulated detection model -> the same tracker and fusion code). One table prints exact
 receipts, item F1 and review rate per level for: live fused, live weight-only (``--weight-only``
-adds those runs), offline fused and offline weight-only; a second table gives the live
+adds those runs), offline fused and offline weight-only, every path scored by one rule
+(``store_sim.evaluator.before_review``: revision 1, pending lines billed as guessed, since
+neither path has a reviewer), and beside it the live receipts as issued ("issued%": a review
+nobody answered leaves its receipt not exact); a second table gives the live
 detector's frames per level from each run's ``detector_summary.json`` (the node's run totals at
 stop): frames in, processed, the share dropped while a camera was active, latency p95; a third
 the issue's measure, the frames where a shopper reaches (the render's truth, as
@@ -37,10 +40,10 @@ from store_common.description import load_store
 from store_bench.live_reach import reach_points, reach_table, run_reach_outcomes
 from store_bench.fusion_offline import seed_ranges
 from store_bench.paths import root_or_exit
-from store_sim.evaluator import aggregate, evaluate_run
+from store_sim.evaluator import aggregate, before_review, evaluate, evaluate_run, read_jsonl
 from store_sim.generator import generate
 from store_sim.render_cache import ensure_render
-from store_sim.scenario import save_scenario
+from store_sim.scenario import load_scenario, save_scenario
 
 
 def run_live(args, env, scenario_path: pathlib.Path, run_dir: pathlib.Path,
@@ -57,6 +60,11 @@ def run_live(args, env, scenario_path: pathlib.Path, run_dir: pathlib.Path,
     with open(run_dir.parent / f'{run_dir.name}.out', 'w') as log:
         proc = subprocess.run(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
     m = evaluate_run(scenario_path, run_dir)
+    # the offline path's rule (no reviewer there): revision 1, pending lines billed as guessed
+    m['before_review'] = evaluate(load_scenario(scenario_path),
+                                  before_review(read_jsonl(run_dir / 'receipts.jsonl')),
+                                  read_jsonl(run_dir / 'review_requests.jsonl'),
+                                  read_jsonl(run_dir / 'shelf_events.jsonl'))
     m['exit_code'] = proc.returncode
     m['wall_s'] = time.monotonic() - started
     if cameras:
@@ -125,11 +133,15 @@ def run_offline(args, seeds: str, levels: str, out: pathlib.Path) -> dict:
     return doc
 
 
-def row(name: str, level: str, agg: dict | None) -> str:
+def row(name: str, level: str, agg: dict | None, issued: dict | None = None) -> str:
+    """``agg``: scored before review (revision 1, pending billed as guessed: the offline
+    rule); ``issued``: a live path's receipts as issued (latest revision; a pending line, a
+    review nobody answered, makes a receipt not exact)."""
     if not agg or not agg.get('runs'):
         return f'{name:16} {level:>5} {"-":>4}'
+    as_issued = f'{issued["receipt_exact_match_rate"]:9.1%}' if issued else f'{"-":>9}'
     return (f'{name:16} {level:>5} {agg["runs"]:4d} {agg["shoppers"]:4d} '
-            f'{agg["receipt_exact_match_rate"]:7.1%} {agg["f1"]:6.3f} '
+            f'{agg["receipt_exact_match_rate"]:7.1%} {as_issued} {agg["f1"]:6.3f} '
             f'{agg["shelf_events"]:6d} {agg["review_rate"]:8.1%}')
 
 
@@ -137,18 +149,20 @@ def receipts_table(live: dict, offline: dict | None, levels: list[int]) -> tuple
     """Lines of the receipts table (per level, then over all: each live path that has runs,
     e.g. 'live fused' and 'live weight', then the offline modes) and, per live path and level,
     the aggregate and runs for the JSON document."""
-    header = (f'{"path":16} {"level":>5} {"runs":>4} {"shop":>4} {"exact%":>7} {"F1":>6} '
-              f'{"events":>6} {"review%":>8}')
+    header = (f'{"path":16} {"level":>5} {"runs":>4} {"shop":>4} {"exact%":>7} {"issued%":>9} '
+              f'{"F1":>6} {"events":>6} {"review%":>8}')
     lines = [header, '-' * len(header)]
     doc_live: dict = {}
     for lv in [*levels, 'all']:
         for path, per_level in live.items():
             runs = ([m for ms in per_level.values() for m in ms] if lv == 'all'
                     else per_level.get(lv, []))
-            agg = aggregate(runs) if runs else None
-            doc_live.setdefault(path, {})[str(lv)] = {'aggregate': agg, 'runs': runs}
+            issued = aggregate(runs) if runs else None
+            agg = aggregate([m.get('before_review', m) for m in runs]) if runs else None
+            doc_live.setdefault(path, {})[str(lv)] = {'aggregate': agg, 'issued': issued,
+                                                      'runs': runs}
             if agg:
-                lines.append(row(path, str(lv), agg))
+                lines.append(row(path, str(lv), agg, issued))
         if offline:
             for mode in ('fused', 'weight'):
                 lines.append(row(f'offline {mode}', str(lv),

@@ -46,17 +46,21 @@ def metrics(shoppers, exact, tp, fp, fn, events, reviews):
 
 def test_receipts_table_has_live_weight_only_rows_beside_fused():
     from store_bench.bench_live_graph import receipts_table
-    live = {'live fused': {2: [metrics(4, 3, 9, 1, 0, 10, 1)]},
+    fused = dict(metrics(4, 3, 9, 1, 0, 10, 1), before_review=metrics(4, 4, 10, 0, 0, 10, 1))
+    live = {'live fused': {2: [fused]},
             'live weight': {2: [metrics(4, 1, 6, 2, 2, 10, 5)]}}
     offline = {'modes': {'fused': {'2': None, 'all': None}, 'weight': {}}}
     lines, doc = receipts_table(live, offline, [2])
-    rows = {(ln[:16].strip(), ln.split()[-7]): ln.split() for ln in lines[2:]
+    rows = {(ln[:16].strip(), ln.split()[-8]): ln.split() for ln in lines[2:]
             if len(ln.split()) > 4}
     w = rows[('live weight', '2')]
-    assert w[-4:] == ['25.0%', '0.750', '10', '50.0%']          # 1/4 exact, F1 6/8, 5/10 reviewed
+    # 1/4 exact (a run without a before-review score counts as issued), F1 6/8, 5/10 reviewed
+    assert w[-5:] == ['25.0%', '25.0%', '0.750', '10', '50.0%']
     f = rows[('live fused', 'all')]
-    assert f[-4] == '75.0%' and f[-2] == '10'
+    # the offline rule (pending billed as guessed) first, then the receipts as issued
+    assert f[-5:-3] == ['100.0%', '75.0%'] and f[-3] == '1.000' and f[-2] == '10'
     assert doc['live weight']['2']['aggregate']['receipts_exact'] == 1
+    assert doc['live fused']['2']['issued']['receipts_exact'] == 3
     assert any(ln.startswith('offline fused') for ln in lines)  # offline rows still printed
     lines, doc = receipts_table({'live fused': live['live fused'], 'live weight': {}}, None, [2])
     assert not any(ln.startswith('live weight') for ln in lines)  # off by default: no row

@@ -40,6 +40,15 @@ def latest_receipts(receipts: list[dict]) -> dict[str, dict]:
     return out
 
 
+def before_review(receipts: list[dict]) -> list[dict]:
+    """The receipts as the machine issued them before any review: revision 1 of each, with its
+    pending lines billed as guessed (confirmed). The rule of the offline benchmarks, whose runs
+    have no reviewer; a live run scored with it compares with them (its reviews go unanswered,
+    so its issued receipts keep their pending lines)."""
+    return [dict(r, lines=[dict(ln, status=STATUS_CONFIRMED) for ln in r.get('lines', [])])
+            for r in receipts if int(r.get('revision', 1)) == 1]
+
+
 def _dedupe(records: list[dict], key: str) -> list[dict]:
     seen, out = set(), []
     for r in records:

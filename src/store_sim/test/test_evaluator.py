@@ -83,6 +83,18 @@ def test_review_rate_dedupes():
     assert evaluate(TRUTH, EXACT)['review_rate'] == 0.0
 
 
+def test_before_review_bills_pending_lines_of_the_first_revision():
+    from store_sim.evaluator import before_review
+    pending = {'sku': 'COLA-330', 'quantity': 2, 'status': 2}
+    first = {'receipt_id': 'a@1', 'shopper_id': 'a', 'revision': 1, 'lines': [pending]}
+    second = {'receipt_id': 'a@1', 'shopper_id': 'a', 'revision': 2, 'lines': []}
+    assert not evaluate({'a': {'COLA-330': 2}}, [first])['receipts_exact']
+    got = before_review([first, second])
+    assert [r['revision'] for r in got] == [1] and got[0]['lines'][0]['status'] == 1
+    assert evaluate({'a': {'COLA-330': 2}}, got)['receipts_exact'] == 1
+    assert first['lines'][0]['status'] == 2          # the records passed in are not changed
+
+
 def test_spot_checks_are_counted_apart_from_reviews():
     from store_interfaces.msg import ReviewRequest
     events = [{'event_id': f'e{i}'} for i in range(4)]
