@@ -33,7 +33,8 @@ def _nodes(context):
         run_dir=arg('run_dir'), scenario_file=arg('scenario'), db_path=arg('db_path'),
         record=arg('record') == 'true', use_sim_time=arg('use_sim_time') == 'true',
         bag_file=arg('bag'), bag_rate=float(arg('bag_rate') or 1.0), bag_topics=arg('bag_topics'),
-        record_bag=arg('record_bag'), render_png=arg('render_png'),
+        record_bag=arg('record_bag'), record_topics=arg('record_topics') or 'sensors',
+        render_png=arg('render_png'),
         cameras=arg('cameras') == 'true'))
     return [Node(package=s.package, executable=s.executable, name=s.name,
                  namespace=s.namespace, parameters=[s.parameters],
@@ -78,8 +79,13 @@ def generate_launch_description():
                               description='replay mode: comma-separated topics to play; empty: '
                                           'every topic of the bag.'),
         DeclareLaunchArgument('record_bag', default_value='',
-                              description='Record the raw sensor topics (plate batches, gate '
-                                          'events, ground truth) to this new bag. Empty: no.'),
+                              description='Record record_topics to this new bag. Empty: no.'),
+        DeclareLaunchArgument('record_topics', default_value='sensors',
+                              description='With record_bag: a preset (sensors: plate batches, '
+                                          'gate events, ground truth, what a replay rebuilds '
+                                          'the graph from; all) or comma-separated topic names '
+                                          '(relative ones in the namespace), e.g. '
+                                          'sensors,shopper_tracks,fused_shelf_events.'),
         DeclareLaunchArgument('render_png', default_value='',
                               description='Write a top-down PNG of the store markers here. '
                                           'Empty: no.'),

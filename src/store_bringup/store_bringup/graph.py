@@ -63,7 +63,8 @@ class GraphOptions:
     bag_file: str | None = None             # replay: bag to play (bag_play, /clock from it)
     bag_rate: float = 1.0                   # replay: time scale of the bag
     bag_topics: str | None = None           # replay: comma-separated topics; None: all
-    record_bag: str | None = None           # record the sensors preset to this new bag
+    record_bag: str | None = None           # record record_topics to this new bag
+    record_topics: str = 'sensors'          # a preset (sensors, all) or topic names, commas
     render_png: str | None = None           # write a top-down PNG of the markers here
     cameras: bool = False                   # cameras, detector, tracker, fusion -> the cart
     camera_port: int | None = None          # sim: stream port; None = derived from run_dir
@@ -101,7 +102,7 @@ def build_graph(store: Store, options: GraphOptions) -> list[NodeSpec]:
         # first, so it subscribes before the sensors start
         specs.append(NodeSpec('store_bags', 'bag_record', 'bag_record', ns, params(
             'bag_record', bag_path=str(pathlib.Path(options.record_bag).resolve()),
-            topics='sensors', namespace=ns)))
+            topics=options.record_topics or 'sensors', namespace=ns)))
     if options.bag_file:
         p = params('bag_play', bag_path=str(pathlib.Path(options.bag_file).resolve()),
                    rate=float(options.bag_rate), topics=options.bag_topics or '',

@@ -478,7 +478,11 @@ def main(argv: list[str] | None = None) -> int:
                                   'nodes)')
     ap.add_argument('--bag-rate', type=float, default=1.0, help='replay: time scale of the bag')
     ap.add_argument('--bag-topics', help='replay: comma-separated topics to play (default all)')
-    ap.add_argument('--record-bag', help='record the raw sensor topics to this new bag')
+    ap.add_argument('--record-bag', help='record --record-topics to this new bag')
+    ap.add_argument('--record-topics', default='sensors',
+                    help='with --record-bag: a preset (sensors: what a replay rebuilds the '
+                    'graph from; all) or comma-separated topic names, relative ones in the '
+                    'namespace (e.g. sensors,shopper_tracks,fused_shelf_events)')
     ap.add_argument('--render-png', help='write a top-down PNG of the store markers here '
                                          '(every 2 s and at the end)')
     ap.add_argument('--set', action='append', default=[], metavar='NODE.PARAM=VALUE',
@@ -525,6 +529,7 @@ def main(argv: list[str] | None = None) -> int:
             scenario_file=args.scenario, db_path=args.db, record=args.record,
             use_sim_time=args.use_sim_time, overrides=overrides, bag_file=args.bag,
             bag_rate=args.bag_rate, bag_topics=args.bag_topics, record_bag=args.record_bag,
+            record_topics=args.record_topics,
             render_png=args.render_png, cameras=args.cameras, camera_port=camera_port))
         problem = _ports(args, specs)
         if problem:
