@@ -56,6 +56,9 @@ def run_live(args, env, scenario_path: pathlib.Path, run_dir: pathlib.Path,
         cmd += ['--set', kv]
     if cameras:
         cmd.append('--cameras')
+        if args.trace:
+            # every tracker step, for store_fusion.trace's exact offline replay
+            cmd += ['--set', f'tracker.trace_file={(run_dir / "tracker_trace.jsonl").resolve()}']
     started = time.monotonic()
     with open(run_dir.parent / f'{run_dir.name}.out', 'w') as log:
         proc = subprocess.run(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -181,6 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument('--weight-only', action='store_true',
                     help='also run each scenario through the live weight-only graph')
     ap.add_argument('--no-offline', action='store_true', help='skip the offline path')
+    ap.add_argument('--trace', action='store_true',
+                    help="write each camera run's tracker steps to <run>/tracker_trace.jsonl "
+                    '(store_fusion.trace: replay a live run\'s tracking offline)')
     ap.add_argument('--reach-px', type=float, default=40.0,
                     help='a truth hand this close to a plate\'s reach point is a reach [px] '
                          '(bench_live_detector\'s rule)')

@@ -67,13 +67,18 @@ COLORS = {'shopper': (60, 220, 60), 'hand': (255, 140, 0), 'product': (0, 60, 25
 
 
 def to_msg(header, camera_id: str, width: int, height: int, dets, ms: float,
-           image=None) -> DetectionArray:
-    """DetectionArray of one image; shopper boxes get ``torso_rgb`` from ``image`` (bgr8)."""
+           image=None, shoppers_carried: bool = False) -> DetectionArray:
+    """DetectionArray of one image; shopper boxes get ``torso_rgb`` from ``image`` (bgr8),
+    unless they were carried over from an earlier image of the camera (``shoppers_carried``:
+    the full-frame stage did not run on this one): the shopper has moved since, and the band
+    under the old box shows whatever is there now (a shelf, the floor, another shopper), which
+    the tracker's shirt-colour gate took for a different person."""
     out = DetectionArray(header=header, camera_id=camera_id, image_width=width,
                          image_height=height, inference_ms=float(ms))
     for i, d in enumerate(dets):
         (cx, cy), (sx, sy) = d.center, d.size
-        rgb = (torso_color(image, cx, cy, sx, sy) if d.class_name == 'shopper' else None)
+        rgb = (torso_color(image, cx, cy, sx, sy)
+               if d.class_name == 'shopper' and not shoppers_carried else None)
         out.detections.append(Detection(
             id=f'{camera_id}/{i}', class_id=d.class_id, class_name=d.class_name,
             score=float(d.score), center_x=cx, center_y=cy, size_x=sx, size_y=sy, sku=d.sku,
@@ -340,7 +345,8 @@ class DetectorNode(Node):
             for p, image, (dets, ms) in zip(frames, images, results):
                 msg = p.payload
                 self.pubs[p.camera_id].publish(to_msg(msg.header, p.camera_id, msg.width,
-                                                      msg.height, dets, ms, image))
+                                                      msg.height, dets, ms, image,
+                                                      shoppers_carried=p.reused))
                 if self.annotated:
                     ann = self.bridge.cv2_to_imgmsg(annotate(image, dets), 'bgr8',
                                                     header=msg.header)

@@ -18,6 +18,10 @@ def test_shopper_boxes_carry_the_torso_colour_other_classes_none():
     assert np.allclose(shopper.torso_rgb, (50, 100, 200), atol=1.0), list(shopper.torso_rgb)
     assert list(hand.torso_rgb) == [] and list(tiny.torso_rgb) == []
     assert list(to_msg(Header(), 'cam1', 200, 200, dets, 3.0).detections[0].torso_rgb) == []
+    # boxes carried over from an earlier image: the band under them is not their shirt now
+    carried = to_msg(Header(), 'cam1', 200, 200, dets, 3.0, img, shoppers_carried=True)
+    assert list(carried.detections[0].torso_rgb) == []
+    assert carried.detections[0].center_x == shopper.center_x     # the boxes themselves stay
 
 
 def test_the_tracker_and_the_detector_measure_with_one_function():
