@@ -92,6 +92,7 @@ fi
 CAMERAS="$CAMERAS" python - "$RUN" <<'EOF'
 import json, os, pathlib, sys
 from store_review.console import readable_detail
+from store_cart.model import REASON_SPOT_CHECK
 run = pathlib.Path(sys.argv[1])
 ev = json.loads((run / 'evaluation.json').read_text())
 n, exact = int(ev['shoppers']), int(ev['receipts_exact'])
@@ -125,6 +126,8 @@ print('  P, R   of the items on the receipts, the share that was right; of the i
 print('         the share on the receipts. F1 combines both.')
 print(f'  events shelf weight changes; reviews: those the machine asked a person about '
       f'({ev["review_rate"]:.0%}).')
+print(f'  checks spot checks: decisions the machine made alone that a person is asked to '
+      f'confirm ({ev.get("spot_checks", 0)}; on the receipts already).')
 for sid, s in sorted(ev['per_shopper'].items()):
     if s.get('exact'):
         continue
@@ -143,12 +146,20 @@ for sid, s in sorted(ev['per_shopper'].items()):
 path = run / 'review_requests.jsonl'
 reqs = [json.loads(x) for x in path.read_text().splitlines() if x.strip()] \
     if path.exists() else []
+checks = [r for r in reqs if int(r.get('reason', 0)) == REASON_SPOT_CHECK]
+reqs = [r for r in reqs if r not in checks]
 for r in reqs:
     who = ', '.join(r.get('shopper_ids') or []) or 'nobody'
     print(f'  pending ({who}): {readable_detail(r.get("detail", ""))[:160]}')
 if reqs:
     print('  Each pending review keeps its line off those receipts; the decision issues a')
     print('  corrected revision (log in below and decide it).')
+for r in checks:
+    print(f'  spot check: {readable_detail(r.get("detail", ""))[:160]}')
+if checks:
+    print('  A spot check is a decision the machine made alone, on the receipt already; a')
+    print('  person confirms or corrects it when there is time (how the system learns how')
+    print('  often it is right when it does not ask). Not counted as a review.')
 EOF
 echo
 if [ "$CAMERAS" = "1" ]; then
