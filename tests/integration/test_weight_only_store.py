@@ -13,13 +13,14 @@ import pytest
 import yaml
 
 from store_common.description import load_store
+from store_interfaces.msg import CartLine, ReviewRequest
 from store_sim.generator import generate
 from store_sim.scenario import load_scenario, save_scenario, truth_receipts
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 DEMO_STORE = ROOT / 'config' / 'stores' / 'demo.yaml'
-REASON_AMBIGUOUS_SHOPPER = 1
-STATUS_CONFIRMED = 1
+REASON_AMBIGUOUS_SHOPPER = ReviewRequest.REASON_AMBIGUOUS_SHOPPER
+STATUS_CONFIRMED = CartLine.STATUS_CONFIRMED
 
 pytestmark = pytest.mark.graph
 
@@ -60,9 +61,21 @@ def single_shopper_scenario(tmp_path, seed, level=2):
 def test_single_shoppers_get_exact_receipts_despite_serial_garbage(tmp_path, run_sim_store):
     scenario, path = single_shopper_scenario(tmp_path, seed=12)
     assert {a.kind for s in scenario.shoppers for a in s.actions} == {'take', 'return'}
-    result = run_sim_store(path, overrides={'sim': {'garbage_line_rate': 0.03}})
-    assert_exact_receipts(result, scenario)
-    assert result.review_requests == []
+    # every decision the cart makes alone is spot-checked in this run
+    result = run_sim_store(path, overrides={'sim': {'garbage_line_rate': 0.03},
+                                            'cart': {'spot_check_fraction': 1.0}})
+    assert_exact_receipts(result, scenario)       # ... and no receipt waits for the checks
+    # nothing asked: the only requests are the spot checks, one per shelf event, each offering
+    # first the decision the (exact) receipt of that shopper holds
+    checks = [r for r in result.review_requests
+              if r['reason'] == ReviewRequest.REASON_SPOT_CHECK]
+    assert checks == result.review_requests
+    assert sorted(r['event_id'] for r in checks) == sorted(
+        e['event_id'] for e in result.shelf_events)
+    for r in checks:
+        assert r['request_id'] == f'spot-check/{r["event_id"]}' and r['label_chance'] == 1.0
+        first = r['candidates'][0]
+        assert first['shopper_id'] in {s.id for s in scenario.shoppers}, r
     # the garbage really reached the drivers, which counted it and carried on
     driver_logs = ''.join(result.log(f'{c}.loadcell_driver') for c in ('pc_g1', 'pc_g2', 'pc_g3'))
     assert 'garbage' in driver_logs.lower()
