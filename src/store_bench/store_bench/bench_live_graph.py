@@ -40,10 +40,10 @@ from store_common.description import load_store
 from store_bench.live_reach import reach_points, reach_table, run_reach_outcomes
 from store_bench.fusion_offline import seed_ranges
 from store_bench.paths import root_or_exit
-from store_sim.evaluator import aggregate, before_review, evaluate, evaluate_run, read_jsonl
+from store_sim.evaluator import aggregate, before_review, evaluate_run
 from store_sim.generator import generate
 from store_sim.render_cache import ensure_render
-from store_sim.scenario import load_scenario, save_scenario
+from store_sim.scenario import save_scenario
 
 
 def run_live(args, env, scenario_path: pathlib.Path, run_dir: pathlib.Path,
@@ -64,10 +64,7 @@ def run_live(args, env, scenario_path: pathlib.Path, run_dir: pathlib.Path,
         proc = subprocess.run(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
     m = evaluate_run(scenario_path, run_dir)
     # the offline path's rule (no reviewer there): revision 1, pending lines billed as guessed
-    m['before_review'] = evaluate(load_scenario(scenario_path),
-                                  before_review(read_jsonl(run_dir / 'receipts.jsonl')),
-                                  read_jsonl(run_dir / 'review_requests.jsonl'),
-                                  read_jsonl(run_dir / 'shelf_events.jsonl'))
+    m['before_review'] = evaluate_run(scenario_path, run_dir, rule=before_review)
     m['exit_code'] = proc.returncode
     m['wall_s'] = time.monotonic() - started
     if cameras:

@@ -687,11 +687,10 @@ class CartEngine:
                       f' for {session["shopper_id"]} (p={update.confidence:.2f}); one of the '
                       f'{self.params.spot_check_fraction:.0%} of such decisions checked by a '
                       'person')
-            # every shopper present is offered; the machine's decision first
-            first = [(session, p_shopper)]
+            # every shopper present is offered (weights[0] is the one decided for); the
+            # machine's decision first
             request, note_r = self._request(
-                ev, REASON_SPOT_CHECK, detail,
-                first + [w for w in weights if w[0]['session_id'] != sid], hyps, products,
+                ev, REASON_SPOT_CHECK, detail, weights, hyps, products,
                 request_id=spot_check_id(ev.event_id), blocking=False,
                 label_chance=self.params.spot_check_fraction,
                 first=CandidateData(session['shopper_id'], best.sku, best.action, best.quantity,

@@ -392,10 +392,9 @@ def fused_rows(cart_db) -> list[dict]:
     """One row per decided shelf event of a cart database (``store_cart.db.CartDb``): the
     features the cart compared with its bars (``store_cart.engine.decision_features``: the
     fusion's shopper hint and the presence of the stored visits, the event's hypotheses), and
-    for a reviewed event the label: was the cart's top answer the reviewer's.
+    for a reviewed or spot-checked event the label: was the cart's top answer the reviewer's.
     ``fused``: the event came with a shopper hint (a camera store)."""
     decided = {r['event_id']: r for r in cart_db.decided_reviews()}
-    answers = {k: r['decision'] for k, r in decided.items()}
     rows = []
     for event_id, ev in cart_db.processed_shelf_events():
         # the visits the cart took as present (CartEngine._decide)
@@ -406,13 +405,13 @@ def fused_rows(cart_db) -> list[dict]:
         row = {'event_id': event_id, 'p': p, 'margin': margin, 'fused': hint is not None,
                # the fusion's confidence before calibration (None: a weight-only event)
                'raw_confidence': ev.get('raw_confidence'),
-               'labelled': event_id in answers,
+               'labelled': event_id in decided,
                # 1 for a review, the fraction for a spot check, 0 for no label
                'label_chance': (float(decided[event_id]['request'].get('label_chance', 1.0))
                                 if event_id in decided else 0.0)}
-        if event_id in answers:
+        if event_id in decided:
             row['label_right'] = answer_matches(top, hyps[0] if hyps else None,
-                                                answers[event_id])
+                                                decided[event_id]['decision'])
         rows.append(row)
     return rows
 

@@ -17,6 +17,7 @@ import json
 import pathlib
 import sys
 from collections import Counter
+from typing import Callable
 
 from store_interfaces.msg import CartLine, ReviewRequest
 
@@ -138,10 +139,14 @@ def read_jsonl(path: pathlib.Path) -> list[dict]:
     return out
 
 
-def evaluate_run(scenario_path: str | pathlib.Path, run_dir: str | pathlib.Path) -> dict:
+def evaluate_run(scenario_path: str | pathlib.Path, run_dir: str | pathlib.Path,
+                 rule: Callable[[list[dict]], list[dict]] | None = None) -> dict:
+    """Metrics of a run folder; ``rule``: applied to its receipts before scoring (e.g.
+    :func:`before_review`)."""
     run = pathlib.Path(run_dir)
     scenario = load_scenario(scenario_path)
-    metrics = evaluate(scenario, read_jsonl(run / 'receipts.jsonl'),
+    receipts = read_jsonl(run / 'receipts.jsonl')
+    metrics = evaluate(scenario, rule(receipts) if rule is not None else receipts,
                        read_jsonl(run / 'review_requests.jsonl'),
                        read_jsonl(run / 'shelf_events.jsonl'))
     metrics['run_dir'] = str(run)

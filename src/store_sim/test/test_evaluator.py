@@ -118,6 +118,17 @@ def write_run(d: pathlib.Path, receipts):
     (d / 'shelf_events.jsonl').write_text('{"event_id": "x"}\n')
 
 
+def test_a_run_folder_scored_by_a_rule(tmp_path):
+    from store_sim.evaluator import before_review, evaluate_run
+    pending = {'receipt_id': 'a@1', 'shopper_id': 'a', 'revision': 1,
+               'lines': [{'sku': 'COLA-330', 'quantity': 2, 'status': 2}]}
+    write_run(tmp_path / 'r', [pending])
+    issued = evaluate_run(tmp_path / 'r' / 'scenario.yaml', tmp_path / 'r')
+    guessed = evaluate_run(tmp_path / 'r' / 'scenario.yaml', tmp_path / 'r', rule=before_review)
+    assert (issued['receipts_exact'], guessed['receipts_exact']) == (0, 1)
+    assert guessed['run_dir'] == str(tmp_path / 'r')
+
+
 def test_cli_single_run_and_suite(tmp_path, capsys):
     write_run(tmp_path / 's' / 'r1', [receipt('a', [('COLA-330', 2, C)])])
     write_run(tmp_path / 's' / 'r2', [receipt('a', [('COLA-330', 1, C)])])
