@@ -26,6 +26,7 @@ setup(
             'bench_db_open = store_bench.bench_db_open:main',
             'bench_detector = store_bench.bench_detector:main',
             'bench_event_merge = store_bench.bench_event_merge:main',
+            'bench_evidence = store_bench.bench_evidence:main',
             'bench_fusion = store_bench.bench_fusion:main',
             'bench_graph_cpu = store_bench.bench_graph_cpu:main',
             'bench_hand_learning = store_bench.bench_hand_learning:main',
