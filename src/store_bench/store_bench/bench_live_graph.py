@@ -39,6 +39,7 @@ import time
 from store_common.description import load_store
 from store_bench.live_reach import reach_points, reach_table, run_reach_outcomes
 from store_bench.fusion_offline import seed_ranges
+from store_bench.machine import probe_ms, StealMeter
 from store_bench.paths import root_or_exit
 from store_sim.evaluator import aggregate, before_review, evaluate_run
 from store_sim.generator import generate
@@ -59,18 +60,43 @@ def run_live(args, env, scenario_path: pathlib.Path, run_dir: pathlib.Path,
         if args.trace:
             # every tracker step, for store_fusion.trace's exact offline replay
             cmd += ['--set', f'tracker.trace_file={(run_dir / "tracker_trace.jsonl").resolve()}']
+    probe = probe_ms()
+    steal = StealMeter()
     started = time.monotonic()
     with open(run_dir.parent / f'{run_dir.name}.out', 'w') as log:
         proc = subprocess.run(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    # the machine, not the code: a slow probe or stolen CPU explains a slow run
+    machine = {'probe_ms': probe, 'steal_share': steal.share()}
     m = evaluate_run(scenario_path, run_dir)
     # the offline path's rule (no reviewer there): revision 1, pending lines billed as guessed
     m['before_review'] = evaluate_run(scenario_path, run_dir, rule=before_review)
     m['exit_code'] = proc.returncode
     m['wall_s'] = time.monotonic() - started
+    m['machine'] = machine
     if cameras:
         m['detector'] = read_detector_summary(run_dir)
         m['reach_frames'] = run_reach_outcomes(run_dir, args.plates_px, 10.0, args.reach_px)
     return m
+
+
+def machine_text(machine: dict) -> str:
+    """'probe 14.2 ms, steal 0.3 %' of one run (store_bench.machine)."""
+    probe, steal = machine.get('probe_ms'), machine.get('steal_share')
+    return (f'probe {probe:.1f} ms' if probe is not None else 'probe n/a') + ', ' + (
+        f'steal {100 * steal:.1f} %' if steal is not None else 'steal n/a')
+
+
+def machine_line(machines: list[dict]) -> str:
+    """The machine over the camera runs: the probe's median and range, the steal share's
+    median; a probe well above the idle machine's means the host was busy (RESULTS.md)."""
+    probes = sorted(m['probe_ms'] for m in machines if m.get('probe_ms') is not None)
+    steals = sorted(m['steal_share'] for m in machines if m.get('steal_share') is not None)
+    text = 'machine: '
+    text += (f'probe (crop stage, 1 thread) median {probes[len(probes) // 2]:.1f} ms, '
+             f'{probes[0]:.1f}-{probes[-1]:.1f} ms' if probes else 'no probe')
+    text += (f'; CPU stolen by the host, median run {100 * steals[len(steals) // 2]:.1f} %'
+             if steals else '; steal n/a')
+    return text
 
 
 def read_detector_summary(run_dir: pathlib.Path) -> dict | None:
@@ -235,7 +261,8 @@ def main(argv: list[str] | None = None) -> int:
                    f'p95 {d["latency_p95_ms"] or 0:.0f} ms')
             print(f'{name}: cameras ({how}) exit {m["exit_code"]}, {m["receipts_exact"]}/'
                   f'{m["shoppers"]} exact, {m["review_requests"]} reviews of '
-                  f'{m["shelf_events"]} events, {det}, {m["wall_s"]:.0f} s', flush=True)
+                  f'{m["shelf_events"]} events, {det}, {m["wall_s"]:.0f} s; '
+                  f'{machine_text(m["machine"])}', flush=True)
             if args.weight_only:
                 m = run_live(args, env, scenario_path, out / f'{name}_w', cameras=False)
                 live['live weight'].setdefault(level, []).append(m)
@@ -252,6 +279,10 @@ def main(argv: list[str] | None = None) -> int:
     lines += [''] + detector_table(live['live fused'])
     lines += [''] + reach_table({lv: [m.get('reach_frames') for m in runs]
                                  for lv, runs in live['live fused'].items()})
+    machines = {f'L{lv}_{k}': m['machine'] for lv, runs in live['live fused'].items()
+                for k, m in enumerate(runs)}
+    doc['machine'] = machines
+    lines += ['', machine_line(list(machines.values()))]
     print('\n'.join(lines))
     print(f'live runs: {live_s:.0f} s wall (+ {render_s:.0f} s rendering); offline: '
           f'{offline["wall_s"]:.0f} s' if offline else f'live runs: {live_s:.0f} s')
