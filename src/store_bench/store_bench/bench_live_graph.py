@@ -16,7 +16,9 @@ detector's frames per level from each run's ``detector_summary.json`` (the node'
 stop): frames in, processed, the share dropped while a camera was active, latency p95; a third
 the issue's measure, the frames where a shopper reaches (the render's truth, as
 ``bench_live_detector`` counts them) and what the live detector did with each
-(``store_bench.live_reach``: each run's ``detector_frames.jsonl``).
+(``store_bench.live_reach``: each run's ``detector_frames.jsonl``); last, the machine: a fixed
+piece of the detector's work timed before each run and the CPU share the host stole during it
+(``store_bench.machine``), since a busy host moves the live figures as much as code does.
 
     . tools/env.sh
     bench_live_graph --seeds 9800:9805 --levels 2,3 --out out/live_bench
@@ -279,8 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     lines += [''] + detector_table(live['live fused'])
     lines += [''] + reach_table({lv: [m.get('reach_frames') for m in runs]
                                  for lv, runs in live['live fused'].items()})
-    machines = {f'L{lv}_{k}': m['machine'] for lv, runs in live['live fused'].items()
-                for k, m in enumerate(runs)}
+    machines = {f'L{lv}_s{seed}': m['machine'] for lv, runs in live['live fused'].items()
+                for seed, m in zip(seeds, runs)}
     doc['machine'] = machines
     lines += ['', machine_line(list(machines.values()))]
     print('\n'.join(lines))
