@@ -33,20 +33,14 @@ ROOT = pathlib.Path(__file__).resolve().parents[3]
 NS = 1_000_000_000
 
 
-def blur_full_resolution(image, box) -> None:
-    """The baseline: the blur of the review node before this benchmark (Gaussian at full
-    resolution with a kernel a third of the region)."""
-    h_img, w_img = image.shape[:2]
-    x, y, w, h = box
-    x0, y0, x1, y1 = max(0, x), max(0, y), min(w_img, x + w), min(h_img, y + h)
-    if x1 <= x0 or y1 <= y0:
-        return
-    roi = image[y0:y1, x0:x1]
-    k = max(3, (max(x1 - x0, y1 - y0) // 3) | 1)
-    small = cv2.resize(roi, (max(1, (x1 - x0) // 12), max(1, (y1 - y0) // 12)),
-                       interpolation=cv2.INTER_AREA)
-    roi[:] = cv2.GaussianBlur(cv2.resize(small, (x1 - x0, y1 - y0),
-                                         interpolation=cv2.INTER_LINEAR), (k, k), 0)
+def blur_full_resolution(roi) -> None:
+    """The baseline: the blur of the review node before this benchmark (the pixelation scaled
+    back up, then a Gaussian at full resolution with a kernel a third of the region)."""
+    h, w = roi.shape[:2]
+    k = max(3, (max(w, h) // 3) | 1)
+    small = cv2.resize(roi, (max(1, w // 12), max(1, h // 12)), interpolation=cv2.INTER_AREA)
+    roi[:] = cv2.GaussianBlur(cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR),
+                              (k, k), 0)
 
 
 def load_frames(render_dir: pathlib.Path, cameras, t_s: float, span_s: float, rate_hz: float,
@@ -103,16 +97,16 @@ def main(argv=None) -> int:
     frames = load_frames(a.render_dir, seen, a.t, 3.0, float(drv.get('evidence_rate_hz', 4.0)),
                          int(drv.get('evidence_jpeg_quality', 85)))
     t_ns = int(a.t * NS)
-    shipped = evidence._blur_region
+    shipped = evidence.blur_roi
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, blur in (('baseline: full-resolution blur', blur_full_resolution),
                            ('shipped: blur on the 12 px cells', shipped)):
-            evidence._blur_region = blur
+            evidence.blur_roi = blur
             try:
                 runs = [build_once(views, frames, plate, t_ns, tmp) for _ in range(a.repeats)]
             finally:
-                evidence._blur_region = shipped
+                evidence.blur_roi = shipped
             rows[name] = (statistics.median(ms for ms, _ in runs), runs[0][1])
     print(f'one review request on plate {plate} (seen by {", ".join(seen)}), '
           f'{a.render_dir}, t={a.t:g} s, median of {a.repeats}:')

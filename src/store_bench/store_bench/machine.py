@@ -15,20 +15,30 @@ Linux only for the steal share (None elsewhere).
 """
 from __future__ import annotations
 
+import functools
 import statistics
 import time
 
 import numpy as np
 
 
-def probe_ms(repeats: int = 15) -> float | None:
-    """Median wall ms of the crop model's graph call on a fixed input (one thread); None when
-    the shipped ONNX model cannot be loaded."""
+@functools.lru_cache(maxsize=1)
+def _probe_model():
+    """The shipped crop model on one ONNX Runtime thread, loaded once per process (a benchmark
+    probes before each of its runs); None when it cannot be loaded."""
     try:
         from store_perception.detection import CROP_WEIGHTS, default_model_path
         from store_perception.onnx_runtime import OnnxYolo, onnx_path
-        model = OnnxYolo(onnx_path(default_model_path(CROP_WEIGHTS)), threads=1)
+        return OnnxYolo(onnx_path(default_model_path(CROP_WEIGHTS)), threads=1)
     except (ImportError, FileNotFoundError, ValueError):
+        return None
+
+
+def probe_ms(repeats: int = 15) -> float | None:
+    """Median wall ms of the crop model's graph call on a fixed input (one thread); None when
+    the shipped ONNX model cannot be loaded."""
+    model = _probe_model()
+    if model is None:
         return None
     image = np.random.default_rng(0).integers(0, 255, (224, 224, 3), dtype=np.uint8)
     model.predict([image], 224, 0.25, 0.5)           # warm-up

@@ -355,24 +355,30 @@ def haar_faces(image: np.ndarray) -> list[Box]:
 
 
 def _blur_region(image: np.ndarray, box: Box) -> None:
-    import cv2
+    """Blur ``box`` of ``image`` in place (:func:`blur_roi`), clipped to the image."""
     h_img, w_img = image.shape[:2]
     x, y, w, h = box
     x0, y0 = max(0, x), max(0, y)
     x1, y1 = min(w_img, x + w), min(h_img, y + h)
-    if x1 <= x0 or y1 <= y0:
-        return
-    roi = image[y0:y1, x0:x1]
-    # pixelate (12 px cells), blur the cells over a third of the region, scale back up:
-    # irreversible, and no detail survives. The blur runs on the cells, not on the full-size
-    # region: the same blur radius at 1/144 of the pixels (a 640 x 240 band above the shelf
-    # line took 85 ms with a 213 px kernel, in a burst of 16 frames per review request that
-    # stalled the detector on the same 2 cores; bench_evidence)
-    small = cv2.resize(roi, (max(1, (x1 - x0) // BLUR_CELL_PX),
-                             max(1, (y1 - y0) // BLUR_CELL_PX)), interpolation=cv2.INTER_AREA)
+    if x1 > x0 and y1 > y0:
+        blur_roi(image[y0:y1, x0:x1])
+
+
+def blur_roi(roi: np.ndarray) -> None:
+    """Pixelate ``roi`` (a view of an image: changed in place) to 12 px cells, blur the cells
+    over a third of the region, scale back up: irreversible, and no detail survives.
+
+    The blur runs on the cells, not on the full-size region: the same blur radius at 1/144 of
+    the pixels (a 640 x 240 band above the shelf line took 85 ms with a 213 px kernel, in a
+    burst of 16 frames per review request that stalled the detector on the same 2 cores;
+    bench_evidence)."""
+    import cv2
+    h, w = roi.shape[:2]
+    small = cv2.resize(roi, (max(1, w // BLUR_CELL_PX), max(1, h // BLUR_CELL_PX)),
+                       interpolation=cv2.INTER_AREA)
     k = max(3, (max(small.shape[:2]) // 3) | 1)
     small = cv2.GaussianBlur(small, (k, k), 0)
-    roi[:] = cv2.resize(small, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
+    roi[:] = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
 def anonymize(image: np.ndarray, shopper_boxes: Sequence[Box] = (),
