@@ -90,7 +90,15 @@ def run_node(args, out: str, duration_s: float, period_s: float) -> int:
             end = time.monotonic() + node.duration_s if node.duration_s > 0 else None
             try:
                 while rclpy.ok() and (end is None or time.monotonic() < end):
-                    rclpy.spin_once(node, timeout_sec=0.1)
+                    try:
+                        rclpy.spin_once(node, timeout_sec=0.1)
+                    except Exception:  # noqa: BLE001 - re-raised unless the context went away
+                        # a stop (SIGINT shuts the context down) that lands during a take
+                        # fails the take ("Unable to convert call argument"): a quiet stop,
+                        # as store_common.ros.run_node treats it; the PNG is still written
+                        if rclpy.ok():
+                            raise
+                        break
             finally:
                 node.write(final=True)
                 node.get_logger().info(f'wrote {node.out} ({len(node.scene.markers())} markers)')

@@ -190,3 +190,31 @@ def test_the_png_is_cropped_and_says_after_the_run(store):
     assert 'fill bar: plate full' in names and 'fill bar: plate empty' in names
     bars = [m for m in markers if m.ns == 'weight_bars']
     assert bars and all(m.color.g >= 0.3 for m in bars)
+
+
+def _spin_that_fails(shutdown_first: bool):
+    import rclpy
+
+    def spin_once(node, timeout_sec=None):
+        if shutdown_first:
+            rclpy.shutdown()      # a SIGINT's handler, landing while a message is taken
+        raise RuntimeError('Unable to convert call argument')
+    return spin_once
+
+
+def test_render_markers_stops_quietly_when_a_stop_fails_a_take(monkeypatch, tmp_path):
+    rclpy = pytest.importorskip('rclpy')
+    from store_viz import render_markers_node
+    monkeypatch.setenv('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    monkeypatch.setattr(rclpy, 'spin_once', _spin_that_fails(shutdown_first=True))
+    assert render_markers_node.run_node(['render_markers'], str(tmp_path / 's.png'), 0.0,
+                                        0.0) == 0
+
+
+def test_render_markers_still_fails_on_a_take_error_while_running(monkeypatch, tmp_path):
+    rclpy = pytest.importorskip('rclpy')
+    from store_viz import render_markers_node
+    monkeypatch.setenv('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+    monkeypatch.setattr(rclpy, 'spin_once', _spin_that_fails(shutdown_first=False))
+    with pytest.raises(RuntimeError, match='Unable to convert'):
+        render_markers_node.run_node(['render_markers'], str(tmp_path / 's.png'), 0.0, 0.0)
