@@ -221,6 +221,22 @@ class _TeardownWatchdog:
             os._exit(self._code())
 
 
+def spin_until(node: Node, done: Callable[[], bool], period_s: float = 0.1) -> None:
+    """Spin ``node`` on the global executor until ``done()`` or the context shuts down: the
+    loop of the nodes that run their own (a duration, an exit code) instead of
+    :func:`run_node`. A stop that lands while a message is taken (the default signal handler
+    shuts the context down; the take then fails, "Unable to convert call argument") ends the
+    loop quietly, as :func:`run_node` treats an error raised because the context went away;
+    an error while the context is up propagates."""
+    while rclpy.ok() and not done():
+        try:
+            rclpy.spin_once(node, timeout_sec=period_s)
+        except Exception:  # noqa: BLE001 - re-raised unless the context went away
+            if rclpy.ok():
+                raise
+            return
+
+
 def _spin(node: Node, executor, stop: _StopRequest, period_s: float = 0.1) -> None:
     """Spin until a stop is requested, the context shuts down, or a fatal error is reported."""
     while not stop.requested and executor.context.ok():

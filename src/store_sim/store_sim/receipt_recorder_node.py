@@ -21,7 +21,7 @@ from rclpy.node import Node
 from std_msgs.msg import String
 from store_interfaces.msg import GateEvent, Receipt, ReviewRequest, ShelfEvent
 
-from store_common.ros import declare, EVENT_QOS, STATE_QOS
+from store_common.ros import declare, EVENT_QOS, spin_until, STATE_QOS
 
 from store_sim.scenario import load_scenario, ScenarioError
 
@@ -144,8 +144,7 @@ def main(args=None):
                 rclpy.logging.get_logger('receipt_recorder').fatal(str(exc))
                 raise SystemExit(2) from None
             try:
-                while rclpy.ok() and node.exit_code is None:
-                    rclpy.spin_once(node, timeout_sec=0.1)
+                spin_until(node, lambda: node.exit_code is not None)
                 if node.exit_code is not None:
                     code = node.exit_code
             finally:

@@ -55,7 +55,7 @@ def run_node(args, out: str, duration_s: float, period_s: float) -> int:
     from rclpy.node import Node
     from visualization_msgs.msg import MarkerArray
 
-    from store_common.ros import declare, STATE_QOS
+    from store_common.ros import declare, spin_until, STATE_QOS
 
     class RenderMarkers(Node):
         def __init__(self):
@@ -89,16 +89,7 @@ def run_node(args, out: str, duration_s: float, period_s: float) -> int:
             node = RenderMarkers()
             end = time.monotonic() + node.duration_s if node.duration_s > 0 else None
             try:
-                while rclpy.ok() and (end is None or time.monotonic() < end):
-                    try:
-                        rclpy.spin_once(node, timeout_sec=0.1)
-                    except Exception:  # noqa: BLE001 - re-raised unless the context went away
-                        # a stop (SIGINT shuts the context down) that lands during a take
-                        # fails the take ("Unable to convert call argument"): a quiet stop,
-                        # as store_common.ros.run_node treats it; the PNG is still written
-                        if rclpy.ok():
-                            raise
-                        break
+                spin_until(node, lambda: end is not None and time.monotonic() >= end)
             finally:
                 node.write(final=True)
                 node.get_logger().info(f'wrote {node.out} ({len(node.scene.markers())} markers)')
