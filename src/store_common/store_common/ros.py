@@ -25,6 +25,7 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from rclpy.signals import SignalHandlerOptions
 
 from store_common import fatal
+from store_common.exit_timer import ExitTimer
 from store_common.params import check_value, ParameterError
 from store_common.stamps import from_ns, to_ns
 from store_common.topic_qos import QOS_CLASSES, qos_class
@@ -181,11 +182,14 @@ class _TeardownWatchdog:
     then, so after ``timeout_s`` this thread writes a warning naming the node and every
     thread's stack (where it hung) to stderr and ends the process with the exit code the stop
     would have returned. A hang inside a call that keeps the interpreter's lock (rclpy's
-    ``Service.destroy`` did, so no Python thread ran) is ended one second later by
-    faulthandler's own thread, which needs no lock: it writes every thread's stack and exits
-    with code 1."""
+    ``Service.destroy`` did, so no Python thread ran) is ended one second later without it:
+    faulthandler's own thread writes every thread's stack, and a C timer
+    (:class:`store_common.exit_timer.ExitTimer`) ends the process with the same exit code, fixed
+    when the watchdog is armed. Where that timer is not available (not Linux), faulthandler
+    exits itself, with code 1."""
 
-    BACKSTOP_S = 1.0    # after timeout_s: faulthandler's exit, for a hang that holds the GIL
+    BACKSTOP_S = 1.0    # after timeout_s: the stacks and exit for a hang that holds the GIL
+    EXIT_AFTER_DUMP_S = 0.5     # the C timer's exit, after faulthandler's dump
 
     def __init__(self, name: str, timeout_s: float, logger, code: Callable[[], int],
                  after: str = 'the node closed its data'):
@@ -193,16 +197,26 @@ class _TeardownWatchdog:
         self._name, self._timeout_s, self._logger, self._code = name, timeout_s, logger, code
         self._after = after
         self._backstop = False
+        self._exit_timer = None
         if timeout_s > 0:
             threading.Thread(target=self._watch, name='teardown-watchdog', daemon=True).start()
             try:
-                faulthandler.dump_traceback_later(timeout_s + self.BACKSTOP_S, exit=True)
+                self._exit_timer = ExitTimer(
+                    timeout_s + self.BACKSTOP_S + self.EXIT_AFTER_DUMP_S, code())
+            except (OSError, ValueError, AttributeError):   # not Linux: faulthandler exits
+                self._exit_timer = None
+            try:
+                faulthandler.dump_traceback_later(timeout_s + self.BACKSTOP_S,
+                                                  exit=self._exit_timer is None)
                 self._backstop = True
-            except (RuntimeError, ValueError, OSError):    # no usable stderr: thread only
+            except (RuntimeError, ValueError, OSError):    # no usable stderr
                 pass
 
     def done(self) -> None:
         self._finished.set()
+        if self._exit_timer is not None:
+            self._exit_timer.cancel()
+            self._exit_timer = None
         if self._backstop:
             faulthandler.cancel_dump_traceback_later()
             self._backstop = False

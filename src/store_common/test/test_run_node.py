@@ -183,7 +183,9 @@ def test_a_stop_during_start_up_whose_teardown_hangs_still_ends_the_process(env)
 
 def test_a_teardown_that_hangs_holding_the_interpreters_lock_still_ends_the_process(env, tmp_path):
     # rclpy's Service.destroy hung in a live run without letting any Python thread run, so
-    # the watchdog thread never woke: faulthandler's thread, which needs no lock, ends it
+    # the watchdog thread never woke: faulthandler's thread, which needs no lock, writes the
+    # stacks, and a C timer ends the process with the stop's own code (faulthandler's own exit,
+    # code 1, made the runner report a failed stop: live_bench22 L2 9802)
     import sqlite3
     db = tmp_path / 'toy.sqlite'
     proc = _start(['hang_teardown_gil', str(db)], env)
@@ -192,7 +194,7 @@ def test_a_teardown_that_hangs_holding_the_interpreters_lock_still_ends_the_proc
     started = time.monotonic()
     code, out = _sigint(proc, seen, timeout_s=20.0)
     took_s = time.monotonic() - started
-    assert code == 1, out               # faulthandler's exit: the stop's own code is lost
+    assert code == 0, out               # the stop's own code, not faulthandler's 1
     assert took_s < 10.0, out           # the runner's SIGKILL would come at 10 s
     assert 'data closed' in out, out
     assert 'Timeout' in out and 'in destroy_node' in out, out   # where it hung
