@@ -159,11 +159,15 @@ def main(argv=None) -> int:
     ap.add_argument('--calib-limit', type=int, default=0, help='use at most this many images')
     ap.add_argument('--skip-fp32', action='store_true', help='--int8 from the existing .onnx '
                     'files, without re-exporting them (no torch needed)')
+    ap.add_argument('--only', nargs='+', metavar='PT', default=None,
+                    choices=[name for name, _, _ in SHIPPED],
+                    help='export only these shipped .pt files (default: all three), so a '
+                    'retrained stage leaves the other stages\' .onnx files untouched')
     args = ap.parse_args(argv)
     if args.int8 and args.calib_images is None:
         ap.error('--int8 needs --calib-images')
     if not args.skip_fp32:
-        _export_all(args.models_dir)
+        _export_all(args.models_dir, args.only)
     if args.int8:
         feeds = record_stage_inputs(read_images(args.calib_images, args.calib_limit),
                                     args.models_dir)
@@ -175,8 +179,10 @@ def main(argv=None) -> int:
     return 0
 
 
-def _export_all(models_dir: pathlib.Path) -> None:
+def _export_all(models_dir: pathlib.Path, only: list[str] | None = None) -> None:
     for name, task, imgsz in SHIPPED:
+        if only is not None and name not in only:
+            continue
         pt = models_dir / name
         if not pt.is_file():
             print(f'{pt}: missing, skipped')
