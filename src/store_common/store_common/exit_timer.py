@@ -82,7 +82,6 @@ class ExitTimer:
             err = ctypes.get_errno()
             libc.timer_delete(self._timer)
             raise OSError(err, 'timer_settime failed')
-        self.code = code
 
     def cancel(self) -> None:
         """Disarm; idempotent."""
