@@ -3,6 +3,7 @@
 Every node runs as its own process over DDS on a private ROS domain (see conftest.py). The
 scenarios play in real time, so these tests take a minute or so each.
 """
+import json
 import pathlib
 import signal
 import subprocess
@@ -12,6 +13,7 @@ import time
 import pytest
 import yaml
 
+from store_bench.console_reviewer import add_account, ConsoleReviewer, USER
 from store_common.description import load_store
 from store_interfaces.msg import CartLine, ReviewRequest
 from store_sim.generator import generate
@@ -81,8 +83,8 @@ def test_single_shoppers_get_exact_receipts_despite_serial_garbage(tmp_path, run
     assert 'garbage' in driver_logs.lower()
 
 
-def test_overlapping_shoppers_get_review_requests_never_guesses(tmp_path, run_sim_store):
-    # two shoppers inside together: with load cells alone nobody can tell whose hand it was
+def overlap_scenario(tmp_path) -> pathlib.Path:
+    """Two shoppers inside together: with load cells alone nobody can tell whose hand it was."""
     doc = {'scenario': {'store': 'demo_store', 'seed': 5, 'duration_s': 24.0, 'shoppers': [
         {'id': 'acct-a', 'enter_s': 1.0, 'exit_s': 19.0, 'actions': [
             {'t_s': 6.0, 'kind': 'take', 'plate': 'g1.s1.p1', 'sku': 'COLA-330', 'quantity': 1},
@@ -93,7 +95,11 @@ def test_overlapping_shoppers_get_review_requests_never_guesses(tmp_path, run_si
         ]}]}}
     path = tmp_path / 'overlap.yaml'
     path.write_text(yaml.safe_dump(doc))
-    result = run_sim_store(path)
+    return path
+
+
+def test_overlapping_shoppers_get_review_requests_never_guesses(tmp_path, run_sim_store):
+    result = run_sim_store(overlap_scenario(tmp_path))
     assert result.exit_code == 0
     assert len(result.shelf_events) == 3
     assert len(result.review_requests) == 3
@@ -105,6 +111,25 @@ def test_overlapping_shoppers_get_review_requests_never_guesses(tmp_path, run_si
     for receipt in result.latest_receipts().values():
         assert receipt_items(receipt) == {}
         assert receipt['pending_reviews'] == 3
+
+
+def test_a_reviewer_at_the_console_makes_every_receipt_exact(tmp_path, run_sim_store):
+    # the benches' simulated reviewer: logs in to the running graph's console over HTTP and
+    # answers each review from the truth the simulator published; the run waits for the acks
+    path = overlap_scenario(tmp_path)
+    add_account(tmp_path / 'reviewed', 'sim-password-1')
+    bot = ConsoleReviewer(tmp_path / 'reviewed', 'sim-password-1', delay_s=1.0, poll_s=0.2)
+    result = run_sim_store(path, name='reviewed', during=lambda _: bot.start(),
+                           overrides={'receipt_recorder': {'await_decisions_s': 60.0}})
+    bot.stop()
+    assert_exact_receipts(result, load_scenario(path, load_store(DEMO_STORE)))
+    assert len(result.review_requests) == 3
+    assert [a['how'] for a in bot.answers] == ['exact'] * 3, bot.errors[-5:]
+    acks = [json.loads(line) for line in
+            (result.run_dir / 'review_decision_acks.jsonl').read_text().splitlines()]
+    assert sorted(a['request_id'] for a in acks) == sorted(
+        r['request_id'] for r in result.review_requests)
+    assert {a['status'] for a in acks} == {1} and {a['reviewer_id'] for a in acks} == {USER}
 
 
 def test_cart_node_killed_mid_scenario_loses_nothing(tmp_path, run_sim_store):

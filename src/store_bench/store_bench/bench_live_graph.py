@@ -33,12 +33,14 @@ import json
 import os
 import pathlib
 import random
+import secrets
 import shutil
 import subprocess
 import sys
 import time
 
 from store_common.description import load_store
+from store_bench.console_reviewer import add_account, ConsoleReviewer
 from store_bench.live_reach import reach_points, reach_table, run_reach_outcomes
 from store_bench.fusion_offline import seed_ranges
 from store_bench.machine import probe_ms, StealMeter
@@ -57,6 +59,13 @@ def run_live(args, env, scenario_path: pathlib.Path, run_dir: pathlib.Path,
            '--set', f'receipt_recorder.timeout_s={args.timeout - 10:g}']
     for kv in args.set:
         cmd += ['--set', kv]
+    reviewer = None
+    if args.reviewer_delay_s is not None:
+        # a person at the console: the run waits for the cart to apply every answer
+        password = secrets.token_urlsafe(12)
+        add_account(run_dir, password, env=env)
+        reviewer = ConsoleReviewer(run_dir, password, delay_s=args.reviewer_delay_s).start()
+        cmd += ['--set', f'receipt_recorder.await_decisions_s={args.reviewer_delay_s + 60:g}']
     if cameras:
         cmd.append('--cameras')
         if args.trace:
@@ -66,7 +75,11 @@ def run_live(args, env, scenario_path: pathlib.Path, run_dir: pathlib.Path,
     steal = StealMeter()
     started = time.monotonic()
     with open(run_dir.parent / f'{run_dir.name}.out', 'w') as log:
-        proc = subprocess.run(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            proc = subprocess.run(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+        finally:
+            if reviewer is not None:
+                reviewer.stop()
     # the machine, not the code: a slow probe or stolen CPU explains a slow run
     machine = {'probe_ms': probe, 'steal_share': steal.share()}
     m = evaluate_run(scenario_path, run_dir)
@@ -75,6 +88,8 @@ def run_live(args, env, scenario_path: pathlib.Path, run_dir: pathlib.Path,
     m['exit_code'] = proc.returncode
     m['wall_s'] = time.monotonic() - started
     m['machine'] = machine
+    if reviewer is not None:
+        m['reviewer'] = reviewer.summary()
     if cameras:
         m['detector'] = read_detector_summary(run_dir)
         m['reach_frames'] = run_reach_outcomes(run_dir, args.plates_px, 10.0, args.reach_px)
@@ -208,6 +223,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument('--timeout', type=float, default=420.0, help='per live run [s]')
     ap.add_argument('--weight-only', action='store_true',
                     help='also run each scenario through the live weight-only graph')
+    ap.add_argument('--reviewer-delay-s', type=float, default=None, metavar='S',
+                    help='a simulated reviewer answers every review and spot check in the '
+                    'console over HTTP, S seconds after it appears (store_bench.console_reviewer); '
+                    'each run then waits for the cart to apply the answers')
     ap.add_argument('--no-offline', action='store_true', help='skip the offline path')
     ap.add_argument('--trace', action='store_true',
                     help="write each camera run's tracker steps to <run>/tracker_trace.jsonl "
@@ -264,7 +283,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f'{name}: cameras ({how}) exit {m["exit_code"]}, {m["receipts_exact"]}/'
                   f'{m["shoppers"]} exact, {m["review_requests"]} reviews of '
                   f'{m["shelf_events"]} events, {det}, {m["wall_s"]:.0f} s; '
-                  f'{machine_text(m["machine"])}', flush=True)
+                  f'{machine_text(m["machine"])}'
+                  + (f'; reviewer answered {m["reviewer"]["answered"]}' if 'reviewer' in m
+                     else ''), flush=True)
             if args.weight_only:
                 m = run_live(args, env, scenario_path, out / f'{name}_w', cameras=False)
                 live['live weight'].setdefault(level, []).append(m)

@@ -393,6 +393,36 @@ def create_app(service: ReviewService, secure_cookie: bool = False,
         return out
 
     # --- one request --------------------------------------------------------------------------
+    @app.get('/api/r/{seq}')
+    def request_api(request: Request, seq: int):
+        """One request as data, for a client other than the page (a handheld app, a bench's
+        simulated reviewer): what the page shows as answers, each with the ``choice`` that
+        ``POST /r/{seq}/decide`` takes, and the session's CSRF token for that post (sent in the
+        form field or the ``X-CSRF-Token`` header; a JSON read is same-origin only)."""
+        s = session_of(request)
+        if s is None:
+            return unauthorized(request, False)
+        d = service.request_for(s, seq) if _id_ok(seq) else None
+        if d is None:
+            return JSONResponse({'error': 'no such request in your queue'}, status_code=404)
+        r = d['request']
+        choices = [{'choice': i, 'shopper_id': str(c.get('shopper_id', '')),
+                    'sku': str(c.get('sku', '')), 'action': int(c.get('action', 0)),
+                    'quantity': int(c.get('quantity', 0)),
+                    'confidence': _finite_or_none(c.get('confidence'))}
+                   for i, c in enumerate(r.get('candidates', []))]
+        choices.append({'choice': NO_CHANGE, 'shopper_id': '', 'sku': '', 'action': 0,
+                        'quantity': 0, 'confidence': None, 'cannot_tell': True})
+        return {'seq': d['seq'], 'request_id': d['request_id'], 'event_id': d['event_id'],
+                'stamp_ns': int(d['stamp_ns']),
+                'start_ns': int(start_ns_of(d['event_id'], d['stamp_ns'])),
+                'status': d['status'], 'reason': REASON_NAMES.get(d['reason'], str(d['reason'])),
+                'spot_check': d['reason'] == REASON_SPOT_CHECK,
+                'plate_ids': [str(p) for p in r.get('plate_ids', [])],
+                'shopper_ids': [str(x) for x in r.get('shopper_ids', [])],
+                'delta_grams': _finite_or_none(r.get('delta_grams')),
+                'choices': choices, 'decision': d['decision'], 'csrf_token': s.csrf}
+
     @app.get('/r/{seq}', response_class=HTMLResponse)
     def request_page(request: Request, seq: int):
         s = session_of(request)

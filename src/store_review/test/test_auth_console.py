@@ -169,3 +169,30 @@ def test_logout_ends_the_session(console):
     assert c.post('/logout', data={'csrf_token': 'bad'}).status_code == 403
     assert c.post('/logout', data={'csrf_token': csrf}, follow_redirects=False).status_code == 303
     assert c.get('/api/queue').status_code == 401
+
+
+def test_the_request_api_gives_each_answer_with_its_choice_and_the_csrf_token(console):
+    service, published, clock = console
+    anon = TestClient(create_app(service))
+    assert anon.get('/api/r/1').status_code == 401
+    alice, _ = login(service, 'alice', 'alice-password')
+    assert alice.get('/api/r/99').status_code == 404
+    d = alice.get('/api/r/1').json()
+    assert d['request_id'] == 'review/g1.s1.p1@1000000000' and d['plate_ids'] == ['g1.s1.p1']
+    assert d['start_ns'] == 1000000000 and d['stamp_ns'] == 2 * S and not d['spot_check']
+    who = [(c['choice'], c['shopper_id'], c['sku'], c['quantity']) for c in d['choices']]
+    assert who == [(0, 'acct-a', 'COLA-330', 1), (1, 'acct-b', 'COLA-330', 1), (2, '', '', 0),
+                   (-1, '', '', 0)]
+    assert d['choices'][-1]['cannot_tell'] and d['decision'] is None
+    # the token in the header decides, as the form field does; without it, nothing
+    assert alice.post('/r/1/decide', data={'choice': 1}).status_code == 403
+    r = alice.post('/r/1/decide', data={'choice': 1}, headers={'X-CSRF-Token': d['csrf_token']})
+    assert r.status_code == 200, r.text
+    assert [x.shopper_id for x in published] == ['acct-b']
+    after = alice.get('/api/r/1').json()
+    assert after['status'] == 'decided' and after['decision']['choice'] == 1
+    assert (after['decision']['reviewer'], after['decision']['decision']['shopper_id']) == (
+        'alice', 'acct-b')
+    # another session's token is not this one's
+    bob, _ = login(service, 'bob', 'bob-password1')
+    assert bob.get('/api/r/1').json()['csrf_token'] != d['csrf_token']

@@ -1,10 +1,13 @@
 """Records what the store decided, for the evaluator; its exit ends a run.
 
-Appends every ``receipts``, ``review_requests``, ``shelf_events``, ``gate_events`` and
-``sim/ground_truth`` message as one JSON line to ``<out_dir>/<name>.jsonl`` (flushed per
-line). When every shopper of the scenario has a receipt it
-waits ``settle_s`` for corrections and exits with code 0; after ``timeout_s`` it logs the shoppers
-without a receipt and exits with code 3.
+Appends every ``receipts``, ``review_requests``, ``review_decision_acks``, ``shelf_events``,
+``gate_events`` and ``sim/ground_truth`` message as one JSON line to ``<out_dir>/<name>.jsonl``
+(flushed per line). When every shopper of the scenario has a receipt it waits ``settle_s`` for
+corrections and exits with code 0; after ``timeout_s`` it logs the shoppers without a receipt
+and exits with code 3. With ``await_decisions_s`` > 0 (a run with a reviewer answering the
+console), "all receipts in" also needs the cart's ack of a decision for every review request
+and spot check recorded, for at most that long after the last receipt; what is still open then
+is logged by id, and the run ends all the same (code 0: the receipts are in).
 """
 from __future__ import annotations
 
@@ -19,7 +22,8 @@ import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from std_msgs.msg import String
-from store_interfaces.msg import GateEvent, Receipt, ReviewRequest, ShelfEvent
+from store_interfaces.msg import (GateEvent, Receipt, ReviewDecisionAck, ReviewRequest,
+                                  ShelfEvent)
 
 from store_common.ros import declare, EVENT_QOS, spin_until, STATE_QOS
 
@@ -59,6 +63,10 @@ class ReceiptRecorder(Node):
                                  'long without all receipts [s].', lo=1.0, hi=86400.0)
         self.settle_s = declare(self, 'settle_s', 2.0, 'Wait this long after the last expected '
                                 'receipt for corrections before exiting [s].', lo=0.0, hi=600.0)
+        self.await_decisions_s = declare(
+            self, 'await_decisions_s', 0.0, 'With a reviewer answering (benches): after the '
+            'last receipt, wait up to this long for the cart to acknowledge a decision on every '
+            'review request and spot check recorded [s]; 0: do not wait.', lo=0.0, hi=3600.0)
         if not out_dir:
             raise ValueError('out_dir must be set')
         self.out = pathlib.Path(out_dir)
@@ -72,15 +80,18 @@ class ReceiptRecorder(Node):
             if not copy.exists():
                 shutil.copyfile(scenario_file, copy)
         self.files = {name: open(self.out / f'{name}.jsonl', 'a', encoding='utf-8')
-                      for name in ('receipts', 'review_requests', 'shelf_events',
-                                   'gate_events', 'ground_truth')}
+                      for name in ('receipts', 'review_requests', 'review_decision_acks',
+                                   'shelf_events', 'gate_events', 'ground_truth')}
+        self.requested: set[str] = set()
+        self.acked: set[str] = set()
+        self.all_in_at: float | None = None
         self.have_receipt: set[str] = set()
         self.exit_code: int | None = None
         self.started = time.monotonic()
         self.done_at: float | None = None
         self.create_subscription(Receipt, 'receipts', self.on_receipt, STATE_QOS)
-        self.create_subscription(ReviewRequest, 'review_requests',
-                                 lambda m: self.write('review_requests', to_jsonable(m)),
+        self.create_subscription(ReviewRequest, 'review_requests', self.on_request, EVENT_QOS)
+        self.create_subscription(ReviewDecisionAck, 'review_decision_acks', self.on_ack,
                                  EVENT_QOS)
         self.create_subscription(ShelfEvent, 'shelf_events',
                                  lambda m: self.write('shelf_events', to_jsonable(m)), EVENT_QOS)
@@ -103,6 +114,19 @@ class ReceiptRecorder(Node):
                                f'{len(msg.lines)} lines, {msg.total_cents} cents, '
                                f'{msg.pending_reviews} pending')
 
+    def on_request(self, msg: ReviewRequest) -> None:
+        self.write('review_requests', to_jsonable(msg))
+        self.requested.add(msg.request_id)
+
+    def on_ack(self, msg: ReviewDecisionAck) -> None:
+        self.write('review_decision_acks', to_jsonable(msg))
+        self.acked.add(msg.request_id)
+
+    def undecided(self) -> list[str]:
+        """Recorded review requests (and spot checks) the cart has acknowledged no decision
+        of."""
+        return sorted(self.requested - self.acked)
+
     def on_truth(self, msg: String) -> None:
         try:
             record = json.loads(msg.data)
@@ -115,6 +139,15 @@ class ReceiptRecorder(Node):
     def check(self) -> None:
         now = time.monotonic()
         if self.expected and self.expected <= self.have_receipt:
+            if self.all_in_at is None:
+                self.all_in_at = now
+            open_ = self.undecided() if self.await_decisions_s > 0.0 else []
+            if open_ and self.done_at is None:
+                if now - self.all_in_at < self.await_decisions_s:
+                    return
+                self.get_logger().warning(
+                    f'{len(open_)} review requests without a decision after '
+                    f'{self.await_decisions_s:g} s: {", ".join(open_[:10])}')
             if self.done_at is None:
                 self.done_at = now + self.settle_s
                 self.get_logger().info(f'all {len(self.expected)} receipts in; settling '
