@@ -225,8 +225,9 @@ def main(argv: list[str] | None = None) -> int:
                     help='also run each scenario through the live weight-only graph')
     ap.add_argument('--reviewer-delay-s', type=float, default=None, metavar='S',
                     help='a simulated reviewer answers every review and spot check in the '
-                    'console over HTTP, S seconds after it appears (store_bench.console_reviewer); '
-                    'each run then waits for the cart to apply the answers')
+                    'console over HTTP, S seconds after it appears '
+                    '(store_bench.console_reviewer); each run then waits for the cart to apply '
+                    'the answers')
     ap.add_argument('--no-offline', action='store_true', help='skip the offline path')
     ap.add_argument('--trace', action='store_true',
                     help="write each camera run's tracker steps to <run>/tracker_trace.jsonl "

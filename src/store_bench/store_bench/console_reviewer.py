@@ -188,4 +188,3 @@ class ConsoleReviewer:
         return {'answered': len(self.answers),
                 'spot_checks': sum(a['spot_check'] for a in self.answers),
                 'by_how': by, 'errors': len(self.errors)}
-
