@@ -23,6 +23,10 @@ already holds, and with ``--fine-tune`` the shipped hand SKU classifier fine-tun
 (``store_perception.train.fine_tune_hand_classifier``: ``store_hand_sku.pt``, its prior and
 ONNX export in that folder; the detector's ``hand_model_path`` can then name it). The last two
 need torch and ultralytics (store_perception).
+
+``--db`` and ``--cart-db`` may each be given more than once (several lanes, or a bench's runs,
+each with its own databases): the labelled examples and decided events of all of them are
+learned from together. ``--yolo`` and ``--hands`` take one review database.
 """
 from __future__ import annotations
 
@@ -104,6 +108,8 @@ def hand_learning(db, catalog, hands_dir: str, fine_tune_dir: str | None,
 
 def fused_rows_of(path: str) -> list[dict]:
     """:func:`learning.fused_rows` of the cart database at ``path``."""
+    if not os.path.isfile(os.path.expanduser(path)):
+        raise CartDbError(f'{path}: no such file (the cart node\'s db_path)')
     cart_db = CartDb(os.path.expanduser(path))
     try:
         return fused_rows(cart_db)
@@ -152,13 +158,15 @@ def bars_in_force(out_dir: pathlib.Path, params_path: str | None, camera: bool
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog='review_learn', description=__doc__.split('\n')[0])
-    ap.add_argument('--db', required=True, help='review database')
+    ap.add_argument('--db', required=True, action='append',
+                    help='review database (repeatable: learned from together)')
     ap.add_argument('--store', required=True, help='store description (catalog)')
     ap.add_argument('--out-dir', required=True, help='where the overlay files go')
     ap.add_argument('--target-accuracy', type=float, default=0.995,
                     help='accuracy the auto-decided events must reach (default %(default)s)')
-    ap.add_argument('--cart-db', help="the cart node's database (db_path): a camera store's "
-                    "thresholds are tuned on what its cart compares")
+    ap.add_argument('--cart-db', action='append', default=[],
+                    help="the cart node's database (db_path): a camera store's thresholds are "
+                    "tuned on what its cart compares (repeatable)")
     ap.add_argument('--params', help="the graph's parameters file (e.g. "
                     "config/params/store.yaml): its cart bars stay while there are too few "
                     "labels, unless --out-dir holds a thresholds file already")
@@ -176,33 +184,42 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f'--credibility must be in [0, 1), got {args.credibility}')
     if args.fine_tune and not args.hands:
         ap.error('--fine-tune needs --hands (the dataset it trains on)')
+    if (args.yolo or args.hands) and len(args.db) > 1:
+        ap.error('--yolo and --hands export one review database (give one --db)')
     try:
         store_desc = load_store(args.store)
-        db = ReviewStore(os.path.expanduser(args.db))
-    except (StoreConfigError, ReviewDbError) as exc:
+    except StoreConfigError as exc:
         print(f'review_learn: {exc}', file=sys.stderr)
         return 2
     rows = []
-    if args.cart_db:
-        try:
-            if not os.path.isfile(os.path.expanduser(args.cart_db)):
-                raise CartDbError(f'{args.cart_db}: no such file (the cart node\'s db_path)')
-            rows = fused_rows_of(args.cart_db)
-        except CartDbError as exc:
-            db.close()
-            print(f'review_learn: --cart-db: {exc}', file=sys.stderr)
-            return 2
+    try:
+        for path in args.cart_db:
+            rows += fused_rows_of(path)
+    except CartDbError as exc:
+        print(f'review_learn: --cart-db: {exc}', file=sys.stderr)
+        return 2
+    dbs = []
+    try:
+        for path in args.db:
+            dbs.append(ReviewStore(os.path.expanduser(path)))
+    except ReviewDbError as exc:
+        for d in dbs:
+            d.close()
+        print(f'review_learn: {exc}', file=sys.stderr)
+        return 2
+    db = dbs[0]
     out = pathlib.Path(args.out_dir)
     camera = any(r['fused'] for r in rows)
     try:
         fallback, fallback_from = bars_in_force(out, args.params, camera)
         anchor, anchor_from = calibration_in_force(args.params) if camera else (None, '')
     except (StoreConfigError, ValueError, OSError, KeyError) as exc:
-        db.close()
+        for d in dbs:
+            d.close()
         print(f'review_learn: --params: {exc}', file=sys.stderr)
         return 2
     try:
-        examples = db.examples()
+        examples = [e for d in dbs for e in d.examples()]
         models = fit_weight_models(store_desc.catalog, examples)
         write_weight_models(models, out / 'weight_models.yaml')
         if camera:
@@ -221,7 +238,8 @@ def main(argv: list[str] | None = None) -> int:
                     f'labelled events with a raw confidence, anchored at {anchor_from} '
                     f'(-> {out / "calibration.json"})')
         else:
-            th = tune_thresholds(labelled_pairs(examples), population_pairs(db.shelf_events()),
+            th = tune_thresholds(labelled_pairs(examples),
+                                 population_pairs([e for d in dbs for e in d.shelf_events()]),
                                  target_accuracy=args.target_accuracy,
                                  fallback=fallback,
                                  credibility=args.credibility or None)
@@ -251,7 +269,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f'review_learn: hand classifier: {exc}', file=sys.stderr)
                 return 2
     finally:
-        db.close()
+        for d in dbs:
+            d.close()
     return 0
 
 

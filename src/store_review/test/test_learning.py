@@ -378,3 +378,35 @@ def test_spot_checks_show_the_tuner_a_machine_that_is_wrong_where_it_does_not_as
     # wrong answers above it send every event of these cameras to review
     assert reviews_only.min_confidence < 0.9
     assert with_checks.min_confidence > 0.96 and with_checks.estimated_review_rate == 1.0
+
+
+def test_review_learn_learns_from_several_databases_together(tmp_path, capsys):
+    # a bench's runs (or a store's lanes), each with its own cart and review databases
+    from store_cart.db import CartDb
+    from store_review.learn_cli import main as learn_main
+    from store_review.learning import fused_rows, tune_fused_bars
+    demo = pathlib.Path(__file__).resolve().parents[3] / 'config' / 'stores' / 'demo.yaml'
+    rows = []
+    args = ['--store', str(demo), '--out-dir', str(tmp_path / 'state'),
+            '--target-accuracy', '0.99']
+    for k in range(2):
+        _camera_cart_db(tmp_path / f'carts{k}.sqlite', n=20)
+        ReviewStore(tmp_path / f'r{k}.sqlite').close()
+        db = CartDb(tmp_path / f'carts{k}.sqlite')
+        rows += fused_rows(db)
+        db.close()
+        args += ['--db', str(tmp_path / f'r{k}.sqlite'),
+                 '--cart-db', str(tmp_path / f'carts{k}.sqlite')]
+    assert learn_main(args) == 0
+    assert 'camera cart: 40 decided events' in capsys.readouterr().out
+    want, _ = tune_fused_bars(rows, 0.99, (0.9, 0.2))
+    assert read_thresholds(tmp_path / 'state' / 'thresholds.yaml') == {
+        'min_confidence': want.min_confidence, 'min_margin': want.min_margin}
+    # one of them missing: an error naming it, nothing written
+    (tmp_path / 'state' / 'thresholds.yaml').unlink()
+    assert learn_main(args + ['--cart-db', str(tmp_path / 'gone.sqlite')]) == 2
+    assert 'gone.sqlite: no such file' in capsys.readouterr().err
+    assert not (tmp_path / 'state' / 'thresholds.yaml').exists()
+    # the exports take one review database
+    with pytest.raises(SystemExit):
+        learn_main(args + ['--yolo', str(tmp_path / 'yolo')])
