@@ -39,6 +39,7 @@ setup(
             'bench_shutdown = store_bench.bench_shutdown:main',
             'label_frames = store_bench.label_frames:main',
             'learning_days = store_bench.learning_days:main',
+            'learning_days_live = store_bench.learning_days_live:main',
             'sweep_review_threshold = store_bench.sweep_review_threshold:main',
             'track_real_footage = store_bench.track_real_footage:main',
             'replay_weight_only = store_bench.replay_weight_only:main',

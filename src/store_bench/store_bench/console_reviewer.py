@@ -187,4 +187,4 @@ class ConsoleReviewer:
             by[a['how']] = by.get(a['how'], 0) + 1
         return {'answered': len(self.answers),
                 'spot_checks': sum(a['spot_check'] for a in self.answers),
-                'by_how': by, 'errors': len(self.errors)}
+                'by_how': by, 'errors': len(self.errors), 'first_errors': self.errors[:3]}

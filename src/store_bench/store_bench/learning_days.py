@@ -517,7 +517,8 @@ def goal_lines(days: list[dict]) -> list[str]:
     return out
 
 
-def plot(days: list[dict], path: pathlib.Path, start: str = 'shipped files') -> None:
+def plot(days: list[dict], path: pathlib.Path, start: str = 'shipped files',
+         title: str = 'Learning from reviews with cameras, levels 2-3') -> None:
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -551,7 +552,7 @@ def plot(days: list[dict], path: pathlib.Path, start: str = 'shipped files') -> 
     handles.append(h2[-1])
     labels.append(l2[-1])
     fig.legend(handles, labels, loc='lower center', ncol=3, fontsize=8, frameon=False)
-    fig.suptitle(f'Learning from reviews with cameras, levels 2-3 (both arms start from: {start})')
+    fig.suptitle(f'{title} (both arms start from: {start})')
     fig.tight_layout(rect=(0, 0.11, 1, 1))
     fig.savefig(path)
     plt.close(fig)

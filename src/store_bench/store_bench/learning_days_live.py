@@ -1,0 +1,302 @@
+"""Learning from reviews day over day, in the live graph (console script ``learning_days_live``).
+
+    . tools/env.sh && nice learning_days_live [--days 5] [--per-day 10] [--first-seed 20000] \
+        [--arms learning,control] [--start-bars 0.9 0.5] [--target-accuracy 0.99] \
+        [--reviewer-delay-s 5] [--out out/learning_days_live]
+
+``learning_days``' experiment through the graph ``ros2 launch`` runs instead of the offline
+path. Each scenario plays in real time through ``run_store --mode sim --cameras`` (the same
+parameters file, started as ``bench_live_graph`` starts it: rendered camera streams, drivers,
+the shipped detector, tracker, fusion, shelf nodes, cart, review node), and a simulated reviewer
+works the review console over HTTP (:mod:`store_bench.console_reviewer`): it logs in, opens each
+review and spot check, and answers from the simulator's truth; the cart applies the answer, and
+the run ends once every answer is acknowledged.
+
+* control: every day with the start state (``--start-bars``, or the parameters file's bars; the
+  shipped calibration and catalog weights);
+* learning: after each day, the store's own learning command over every run's databases so far,
+  ``review_learn --db ... --cart-db ... --params ... --out-dir <out>/learning/state`` (the cart's
+  bars tuned to ``--target-accuracy``, the fusion's calibration refitted, the weight models),
+  and the next day's graph reads the files it wrote (``cart.thresholds_file``,
+  ``fusion.calibration_file``, ``shelf_events.weight_models_file``), copied per day to
+  ``<out>/learning/day<d>/``.
+
+Days, seeds and levels are ``learning_days``' (:func:`store_bench.learning_days.day_plan`), so
+the offline figures of the same scenarios sit beside these. Per day and arm, from each run's
+folder (:func:`run_rows`): shelf events, reviews (spot checks apart), the events decided without
+review and how many are right (the cart's top shopper and best hypothesis, as
+``store_cart.engine.decision_features`` gives them, against the action the simulator published
+on ``sim/ground_truth``), receipts exact after review (latest revision). Each finished run keeps
+its figures in ``<run>/learning_run.json``, so a stopped experiment resumes where it was.
+Writes ``learning_days_live.json`` and ``learning_days_live.png``; the last lines say whether
+issue 19's goal is met. Prints figures; it is not a test.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import pathlib
+import random
+import shutil
+import subprocess
+import sys
+import time
+from types import SimpleNamespace
+
+from store_cart.db import CartDb
+from store_cart.engine import decision_features
+from store_cart.model import ReviewRequestData
+from store_cart.thresholds import read_thresholds, write_thresholds
+from store_common.description import load_store
+from store_common.params import load_params_file
+from store_fusion.calibration import ece, Platt
+from store_shelf.event import HypothesisData
+from store_sim.generator import generate
+from store_sim.render_cache import ensure_render
+from store_sim.scenario import save_scenario
+
+from store_bench.bench_live_graph import run_live
+from store_bench.learning_days import day_plan, GOAL_ACCURACY, goal_lines, plot, table
+from store_bench.live_reach import reach_points
+from store_bench.paths import root_or_exit
+from store_bench.reviewer_sim import SimulatedReviewer
+
+ARMS = ('control', 'learning')
+
+
+def _hyp_key(h: dict | None) -> tuple:
+    if h is None or not h.get('sku') or int(h.get('quantity', 0)) <= 0:
+        return ('', 0, 0)
+    return (h['sku'], int(h['action']), int(h['quantity']))
+
+
+def run_rows(run_dir: str | pathlib.Path, calibration: Platt | None = None) -> list[dict]:
+    """One row per shelf event the cart of a finished run decided: ``p``/``margin`` (what it
+    compared with its bars), ``reviewed`` (a review request, not a spot check), ``spot_checked``,
+    ``top_right`` (its top shopper and best hypothesis were the simulator's action; for an event
+    no action caused, the best hypothesis was "no product"), ``confidence`` (``calibration`` of
+    the fusion's raw confidence; NaN without one)."""
+    run = pathlib.Path(run_dir)
+    truth = SimulatedReviewer.from_ground_truth(run / 'ground_truth.jsonl')
+    db = CartDb(str(run / 'carts.sqlite'))
+    try:
+        requests = [r['request'] for r in db.decided_reviews()] + db.open_reviews()
+        reviewed, checked = set(), set()
+        for r in requests:
+            req = ReviewRequestData.from_dict(r)
+            (checked if req.is_spot_check else reviewed).add(req.event_id)
+        rows = []
+        for event_id, ev in db.processed_shelf_events():
+            present = sorted({s['shopper_id'] for s in db.sessions_at(int(ev['start_ns']))})
+            hyps = sorted(ev.get('hypotheses', ()),
+                          key=lambda h: -HypothesisData.from_dict(h).posterior)
+            posts = [HypothesisData.from_dict(h).posterior for h in hyps]
+            p, margin, top = decision_features(ev.get('shopper_hint'), present, posts)
+            t = truth.truth_for(SimpleNamespace(event_id=event_id,
+                                                stamp_ns=int(ev['settled_ns']),
+                                                plate_ids=tuple(ev['plate_ids'])))
+            best = _hyp_key(hyps[0] if hyps else None)
+            right = (best == ('', 0, 0) if t is None else
+                     top == t.shopper_id and best == (t.sku, int(t.action), int(t.quantity)))
+            raw = ev.get('raw_confidence')
+            conf = (float(calibration(float(raw))) if calibration is not None and raw is not None
+                    else float('nan'))
+            rows.append({'event_id': event_id, 'p': p, 'margin': margin,
+                         'reviewed': event_id in reviewed, 'spot_checked': event_id in checked,
+                         'top_right': bool(right), 'confidence': conf})
+        return rows
+    finally:
+        db.close()
+
+
+def day_summary(day: int, arm: str, runs: list[dict], bars: dict) -> dict:
+    """``learning_days``' per-day figures (its ``table``, ``goal_lines`` and ``plot`` read
+    them) from the day's runs."""
+    rows = [r for m in runs for r in m['rows']]
+    auto = [r for r in rows if not r['reviewed']]
+    reviews = sum(r['reviewed'] for r in rows)
+    scored = [(r['confidence'], r['top_right']) for r in rows if not math.isnan(r['confidence'])]
+    return {'day': day, 'arm': arm, 'scenarios': len(runs), 'events': len(rows),
+            'reviews': reviews, 'review_rate': reviews / len(rows) if rows else 0.0,
+            'spot_checks': sum(r['spot_checked'] for r in rows), 'unreviewed': len(auto),
+            'unreviewed_accuracy': (sum(r['top_right'] for r in auto) / len(auto)
+                                    if auto else 1.0),
+            'receipts_exact': sum(m['receipts_exact'] for m in runs),
+            'shoppers': sum(m['shoppers'] for m in runs),
+            'ece': ece(scored) if scored else float('nan'),
+            'min_confidence': bars['min_confidence'], 'min_margin': bars['min_margin'],
+            'exit_codes': [m['exit_code'] for m in runs],
+            'wrong_unreviewed': [{'run': m['name'], 'event_id': r['event_id'], 'p': r['p'],
+                                  'margin': r['margin']}
+                                 for m in runs for r in m['rows']
+                                 if not r['reviewed'] and not r['top_right']]}
+
+
+def learn(args, env, state: pathlib.Path, day_dir: pathlib.Path, runs: list[pathlib.Path]) -> str:
+    """``review_learn`` over ``runs``' databases into ``state``; copies the files to
+    ``day_dir``. Returns its output."""
+    cmd = ['review_learn', '--store', args.store, '--out-dir', str(state), '--params',
+           args.params, '--target-accuracy', str(args.target_accuracy)]
+    for r in runs:
+        cmd += ['--db', str(r / 'review.sqlite'), '--cart-db', str(r / 'carts.sqlite')]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f'review_learn failed ({proc.returncode}): {proc.stderr.strip()}')
+    day_dir.mkdir(parents=True, exist_ok=True)
+    for name in ('thresholds.yaml', 'calibration.json', 'weight_models.yaml'):
+        if (state / name).is_file():
+            shutil.copyfile(state / name, day_dir / name)
+    (day_dir / 'review_learn.txt').write_text(proc.stdout)
+    return proc.stdout
+
+
+def arm_sets(files: dict[str, str]) -> list[str]:
+    """``run_store --set`` overrides that make the graph read an arm's files."""
+    out = [f'cart.thresholds_file={files["thresholds"]}']
+    if files.get('calibration'):
+        out.append(f'fusion.calibration_file={files["calibration"]}')
+    if files.get('weight_models'):
+        out.append(f'shelf_events.weight_models_file={files["weight_models"]}')
+    return out
+
+
+def one_run(args, env, store, seed: int, level: int, run_dir: pathlib.Path,
+            files: dict[str, str]) -> dict:
+    """One scenario through the live graph with the reviewer; its figures (kept in
+    ``<run_dir>/learning_run.json``: a finished run is not played again)."""
+    done = run_dir / 'learning_run.json'
+    if done.is_file():
+        return json.loads(done.read_text())
+    if run_dir.exists():       # a run stopped half way: its records would be appended to
+        for p in run_dir.iterdir():
+            if p.name != 'cameras':
+                shutil.rmtree(p) if p.is_dir() else p.unlink()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    scenario_path = run_dir.parent / f'scenario_{run_dir.name}.yaml'
+    save_scenario(generate(store, seed, level), scenario_path)
+    ensure_render(args.store, str(scenario_path), run_dir / 'cameras', 10.0,
+                  [c.id for c in store.cameras], jobs=2, keep=args.per_day + 2,
+                  log=lambda _: None)
+    live_args = SimpleNamespace(store=args.store, timeout=args.timeout,
+                                set=list(args.set) + arm_sets(files),
+                                reviewer_delay_s=args.reviewer_delay_s, trace=False,
+                                plates_px=args.plates_px, reach_px=40.0)
+    m = run_live(live_args, env, scenario_path, run_dir, cameras=True)
+    cal = Platt.load(files['calibration']) if files.get('calibration') else None
+    doc = {'name': run_dir.name, 'seed': seed, 'level': level, 'exit_code': m['exit_code'],
+           'receipts_exact': m['receipts_exact'], 'shoppers': m['shoppers'],
+           'wall_s': m['wall_s'], 'reviewer': m.get('reviewer'), 'machine': m['machine'],
+           'detector': m.get('detector'), 'files': files, 'rows': run_rows(run_dir, cal)}
+    done.write_text(json.dumps(doc, indent=1))
+    # the rendered frames are the bulk of a run folder and can be rendered again
+    shutil.rmtree(run_dir / 'cameras', ignore_errors=True)
+    return doc
+
+
+def main(argv: list[str] | None = None) -> int:
+    root = root_or_exit()
+    ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    ap.add_argument('--store', default=str(root / 'config' / 'stores' / 'demo.yaml'))
+    ap.add_argument('--params', default=str(root / 'config' / 'params' / 'store.yaml'))
+    ap.add_argument('--days', type=int, default=5)
+    ap.add_argument('--per-day', type=int, default=10)
+    ap.add_argument('--first-seed', type=int, default=20000)
+    ap.add_argument('--arms', default='learning,control',
+                    help='comma list of control, learning (default: both)')
+    ap.add_argument('--start-bars', type=float, nargs=2, metavar=('MIN_CONF', 'MIN_MARGIN'),
+                    help="bars both arms start from (default: the parameters file's)")
+    ap.add_argument('--target-accuracy', type=float, default=GOAL_ACCURACY)
+    ap.add_argument('--reviewer-delay-s', type=float, default=5.0)
+    ap.add_argument('--timeout', type=float, default=420.0, help='per live run [s]')
+    ap.add_argument('--set', action='append', default=[], metavar='NODE.PARAM=VALUE',
+                    help='passed to every run_store (both arms)')
+    ap.add_argument('--out', default=str(root / 'out' / 'learning_days_live'))
+    args = ap.parse_args(argv)
+    arms = sorted({a for a in args.arms.split(',') if a}, key=lambda a: a != 'learning')
+    if not arms or any(a not in ARMS for a in arms):
+        ap.error(f'--arms: comma list of {", ".join(ARMS)}, got {args.arms!r}')
+    if args.days < 1 or args.per_day < 1:
+        ap.error('--days and --per-day must be >= 1')
+    store = load_store(args.store)
+    args.plates_px = reach_points(store, args.params)
+    out = pathlib.Path(args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env['ROS_DOMAIN_ID'] = env.get('ROS_DOMAIN_ID') or str(random.randint(101, 200))
+    env['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+
+    # the start state: bars in a thresholds file (the cart reads it as a learned one), the
+    # parameters file's calibration, no weight models
+    cart = load_params_file(args.params).get('cart', {})
+    bars = ({'min_confidence': args.start_bars[0], 'min_margin': args.start_bars[1]}
+            if args.start_bars else
+            {'min_confidence': float(cart.get('fused_min_confidence', 0.5)),
+             'min_margin': float(cart.get('min_margin', 0.2))})
+    start_dir = out / 'start'
+    write_thresholds(bars, start_dir / 'thresholds.yaml')
+    start_files = {'thresholds': str(start_dir / 'thresholds.yaml')}
+    cal = str(load_params_file(args.params).get('fusion', {}).get('calibration_file', '') or '')
+    if cal:
+        start_files['calibration'] = str(
+            pathlib.Path(cal) if pathlib.Path(cal).is_absolute()
+            else (pathlib.Path(args.params).parent / cal).resolve())
+    state = out / 'learning' / 'state'
+    if not (state / 'thresholds.yaml').is_file():
+        write_thresholds(bars, state / 'thresholds.yaml')   # the bars in force until learned
+    files = {arm: dict(start_files) for arm in ARMS}
+    learned_runs: list[pathlib.Path] = []
+    days = []
+    t0 = time.monotonic()
+    for day, scenarios in enumerate(day_plan(args.days, args.per_day, args.first_seed)):
+        played: dict[str, list] = {}
+        for arm in arms:
+            same = [a for a in played if files[a] == files[arm]]
+            if same:
+                # the arms are in the same state (day 0): the same runs stand for both
+                played[arm] = played[same[0]]
+                th = read_thresholds(files[arm]['thresholds'])
+                days.append({**day_summary(day, arm, played[arm], th), 'same_runs_as': same[0]})
+                continue
+            runs = played[arm] = []
+            for seed, level in scenarios:
+                run_dir = out / f'day{day}' / arm / f'L{level}_s{seed}'
+                m = one_run(args, env, store, seed, level, run_dir, files[arm])
+                runs.append(m)
+                auto = [r for r in m['rows'] if not r['reviewed']]
+                print(f'day {day} {arm} {run_dir.name}: exit {m["exit_code"]}, '
+                      f'{m["receipts_exact"]}/{m["shoppers"]} exact, '
+                      f'{sum(r["reviewed"] for r in m["rows"])} reviews of {len(m["rows"])} '
+                      f'events, {sum(r["top_right"] for r in auto)}/{len(auto)} unreviewed '
+                      f'right, reviewer {m["reviewer"]}, {m["wall_s"]:.0f} s', flush=True)
+                if arm == 'learning':
+                    learned_runs.append(run_dir)
+            th = read_thresholds(files[arm]['thresholds'])
+            days.append(day_summary(day, arm, runs, th))
+        if 'learning' in arms:
+            day_dir = out / 'learning' / f'day{day}'
+            text = learn(args, env, state, day_dir, learned_runs)
+            print(f'day {day} review_learn over {len(learned_runs)} runs:\n  '
+                  + text.strip().replace('\n', '\n  '), flush=True)
+            files['learning'] = {'thresholds': str(day_dir / 'thresholds.yaml'),
+                                 'calibration': str(day_dir / 'calibration.json'),
+                                 'weight_models': str(day_dir / 'weight_models.yaml')}
+        doc = {'args': {k: v for k, v in vars(args).items() if k != 'plates_px'},
+               'wall_s': time.monotonic() - t0, 'days': days}
+        (out / 'learning_days_live.json').write_text(json.dumps(doc, indent=1))
+    print(table(days))
+    lines = goal_lines(days) if 'learning' in arms else ['goal: no learning arm was run']
+    print('\n'.join(lines))
+    doc['goal'] = lines
+    (out / 'learning_days_live.json').write_text(json.dumps(doc, indent=1))
+    start = ('bars %g / %g' % tuple(args.start_bars)) if args.start_bars else 'shipped files'
+    plot(days, out / 'learning_days_live.png', start=start,
+         title='Learning from reviews in the live graph, levels 2-3')
+    print(f'written {out / "learning_days_live.json"}, {out / "learning_days_live.png"} '
+          f'({time.monotonic() - t0:.0f} s)')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

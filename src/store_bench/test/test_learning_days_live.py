@@ -1,0 +1,80 @@
+"""learning_days_live: what it reads from a finished run's folder, and how a day adds up.
+
+The live runs themselves are the benchmark's (docs/RESULTS.md); the graph test
+``test_a_reviewer_at_the_console_makes_every_receipt_exact`` covers the reviewer in the graph.
+"""
+import json
+import math
+
+from store_cart.engine import CartEngine, CartParams
+from store_cart.model import (ACTION_TAKE, GateEventData, KIND_ENTER, ReviewDecisionData,
+                              ReviewRequestData)
+from store_common.description import Catalog, Product
+from store_fusion.calibration import Platt
+from store_shelf.event import HypothesisData, ShelfEventData
+
+from store_bench.learning_days_live import arm_sets, day_summary, run_rows
+
+S = 1_000_000_000
+CATALOG = Catalog('EUR', {'COLA-330': Product('COLA-330', 'Cola', 129, 352.0, 2.5),
+                          'LEMON-330': Product('LEMON-330', 'Lemon', 119, 355.0, 2.5)})
+
+
+def _run(tmp_path):
+    """A run folder: two shoppers; three cola takes at p1 with hints 0.95 (a did it), 0.95 (b
+    did it: the cameras were wrong, unasked) and 0.5 (reviewed, answered b); a fourth weight
+    change at p2 that no action caused, which the cart took for a cola."""
+    a, b = 'acct-a', 'acct-b'
+    truth = [json.dumps({'event': 'enter', 'shopper_id': a, 'stamp_ns': S})]
+    with CartEngine(str(tmp_path / 'carts.sqlite'), CATALOG, 'test',
+                    CartParams(min_confidence=0.9, min_margin=0.2)) as e:
+        e.on_gate_event(GateEventData(f'entrance@{S}', 'entrance', KIND_ENTER, a, S))
+        e.on_gate_event(GateEventData(f'entrance@{2 * S}', 'entrance', KIND_ENTER, b, 2 * S))
+        for k, (plate, p_a, who) in enumerate([('g1.s1.p1', 0.95, a), ('g1.s1.p1', 0.95, b),
+                                               ('g1.s1.p1', 0.5, b), ('g1.s1.p2', 0.95, '')]):
+            start = (10 + 10 * k) * S
+            if who:
+                truth.append(json.dumps({'event': 'action', 'stamp_ns': start + S // 4,
+                                         'shopper_id': who, 'plate': plate, 'sku': 'COLA-330',
+                                         'kind': 'take', 'quantity': 1}))
+            ev = ShelfEventData(f'{plate}@{start}', 'g1', (plate,), -352.0, start,
+                                start + S // 2,
+                                (HypothesisData('COLA-330', ACTION_TAKE, 1, 0.97, -352.0),
+                                 HypothesisData('LEMON-330', ACTION_TAKE, 1, 0.03, -355.0)))
+            e.on_shelf_event(ev, shopper_hint={a: p_a, b: 1.0 - p_a}, raw_confidence=0.9)
+            for out in e.tick(start + 2 * S):
+                if isinstance(out, ReviewRequestData) and not out.is_spot_check:
+                    e.on_review_decision(ReviewDecisionData(
+                        out.request_id, 'rev', b, 'COLA-330', ACTION_TAKE, 1, start + 3 * S))
+    (tmp_path / 'ground_truth.jsonl').write_text('\n'.join(truth) + '\n')
+    return tmp_path
+
+
+def test_run_rows_score_the_carts_decisions_against_the_published_truth(tmp_path):
+    rows = run_rows(_run(tmp_path), Platt(a=1.0, b=0.0))
+    assert [r['event_id'].split('@')[0] for r in rows] == ['g1.s1.p1'] * 3 + ['g1.s1.p2']
+    assert [r['reviewed'] for r in rows] == [False, False, True, False]
+    # right, wrong (b did it), the reviewed one (a was top, b did it), a cola nobody took
+    assert [r['top_right'] for r in rows] == [True, False, False, False]
+    assert [round(r['p'], 2) for r in rows] == [0.95, 0.95, 0.5, 0.95]
+    assert all(r['confidence'] == Platt(a=1.0, b=0.0)(0.9) for r in rows)
+    assert all(math.isnan(r['confidence']) for r in run_rows(tmp_path))
+
+
+def test_a_day_adds_up_its_runs(tmp_path):
+    rows = run_rows(_run(tmp_path), Platt())
+    run = {'name': 'L2_s1', 'rows': rows, 'receipts_exact': 1, 'shoppers': 2, 'exit_code': 0}
+    d = day_summary(3, 'learning', [run, run], {'min_confidence': 0.9, 'min_margin': 0.2})
+    assert (d['day'], d['scenarios'], d['events'], d['reviews']) == (3, 2, 8, 2)
+    assert d['review_rate'] == 0.25 and d['unreviewed'] == 6
+    assert d['unreviewed_accuracy'] == 2 / 6
+    assert (d['receipts_exact'], d['shoppers'], d['exit_codes']) == (2, 4, [0, 0])
+    assert [w['event_id'].split('@')[0] for w in d['wrong_unreviewed']] == [
+        'g1.s1.p1', 'g1.s1.p2'] * 2
+
+
+def test_arm_sets_point_the_nodes_at_the_arms_files():
+    assert arm_sets({'thresholds': '/s/t.yaml'}) == ['cart.thresholds_file=/s/t.yaml']
+    assert arm_sets({'thresholds': 't', 'calibration': 'c', 'weight_models': 'w'}) == [
+        'cart.thresholds_file=t', 'fusion.calibration_file=c',
+        'shelf_events.weight_models_file=w']
