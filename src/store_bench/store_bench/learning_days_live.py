@@ -243,8 +243,7 @@ def main(argv: list[str] | None = None) -> int:
             pathlib.Path(cal) if pathlib.Path(cal).is_absolute()
             else (pathlib.Path(args.params).parent / cal).resolve())
     state = out / 'learning' / 'state'
-    if not (state / 'thresholds.yaml').is_file():
-        write_thresholds(bars, state / 'thresholds.yaml')   # the bars in force until learned
+    state.mkdir(parents=True, exist_ok=True)
     files = {arm: dict(start_files) for arm in ARMS}
     learned_runs: list[pathlib.Path] = []
     days = []
@@ -276,6 +275,9 @@ def main(argv: list[str] | None = None) -> int:
             days.append(day_summary(day, arm, runs, th))
         if 'learning' in arms:
             day_dir = out / 'learning' / f'day{day}'
+            # the bars in force stay where labels are too few (review_learn keeps the state
+            # folder's): the day's own, also when a stopped experiment is resumed
+            shutil.copyfile(files['learning']['thresholds'], state / 'thresholds.yaml')
             text = learn(args, env, state, day_dir, learned_runs)
             print(f'day {day} review_learn over {len(learned_runs)} runs:\n  '
                   + text.strip().replace('\n', '\n  '), flush=True)
