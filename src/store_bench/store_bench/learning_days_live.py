@@ -47,7 +47,7 @@ from types import SimpleNamespace
 
 from store_cart.db import CartDb
 from store_cart.engine import decision_features
-from store_cart.model import ReviewRequestData
+from store_cart.model import ACTION_TAKE, ReviewRequestData
 from store_cart.thresholds import read_thresholds, write_thresholds
 from store_common.description import load_store
 from store_common.params import load_params_file
@@ -66,6 +66,10 @@ from store_bench.reviewer_sim import SimulatedReviewer
 ARMS = ('control', 'learning')
 
 
+def _signed(action: int, quantity: int) -> int:
+    return int(quantity) if int(action) == ACTION_TAKE else -int(quantity)
+
+
 def _hyp_key(h: dict | None) -> tuple:
     if h is None or not h.get('sku') or int(h.get('quantity', 0)) <= 0:
         return ('', 0, 0)
@@ -76,17 +80,25 @@ def run_rows(run_dir: str | pathlib.Path, calibration: Platt | None = None) -> l
     """One row per shelf event the cart of a finished run decided: ``p``/``margin`` (what it
     compared with its bars), ``reviewed`` (a review request, not a spot check), ``spot_checked``,
     ``top_right`` (its top shopper and best hypothesis were the simulator's action; for an event
-    no action caused, the best hypothesis was "no product"), ``confidence`` (``calibration`` of
-    the fusion's raw confidence; NaN without one)."""
+    no action caused, the best hypothesis was "no product"), ``auto_right`` (what the cart did
+    without review was the action: its lines from the event, or for a spot check the decision
+    the check offered first, which an answer may have corrected since; None for a reviewed
+    event), ``confidence`` (``calibration`` of the fusion's raw confidence; NaN without one).
+    ``top_right`` is the feature the bars see; ``auto_right`` also has the cart's own
+    conditioning (a return goes to the shopper who holds the product)."""
     run = pathlib.Path(run_dir)
     truth = SimulatedReviewer.from_ground_truth(run / 'ground_truth.jsonl')
     db = CartDb(str(run / 'carts.sqlite'))
     try:
         requests = [r['request'] for r in db.decided_reviews()] + db.open_reviews()
-        reviewed, checked = set(), set()
+        reviewed, checked = set(), {}
         for r in requests:
             req = ReviewRequestData.from_dict(r)
-            (checked if req.is_spot_check else reviewed).add(req.event_id)
+            if req.is_spot_check:
+                checked[req.event_id] = req
+            else:
+                reviewed.add(req.event_id)
+        shopper_of = {s['session_id']: s['shopper_id'] for s in db.sessions()}
         rows = []
         for event_id, ev in db.processed_shelf_events():
             present = sorted({s['shopper_id'] for s in db.sessions_at(int(ev['start_ns']))})
@@ -100,12 +112,23 @@ def run_rows(run_dir: str | pathlib.Path, calibration: Platt | None = None) -> l
             best = _hyp_key(hyps[0] if hyps else None)
             right = (best == ('', 0, 0) if t is None else
                      top == t.shopper_id and best == (t.sku, int(t.action), int(t.quantity)))
+            want = [] if t is None else [(t.shopper_id, t.sku, _signed(t.action, t.quantity))]
+            if event_id in reviewed:
+                auto = None
+            elif event_id in checked:
+                c = checked[event_id].candidates[0]
+                did = ([(c.shopper_id, c.sku, _signed(c.action, c.quantity))]
+                       if c.sku and c.quantity > 0 else [])
+                auto = did == want
+            else:
+                auto = sorted((shopper_of.get(sid, ''), sku, int(q))
+                              for sid, sku, q, _ in db.lines_of_source(event_id)) == want
             raw = ev.get('raw_confidence')
             conf = (float(calibration(float(raw))) if calibration is not None and raw is not None
                     else float('nan'))
             rows.append({'event_id': event_id, 'p': p, 'margin': margin,
                          'reviewed': event_id in reviewed, 'spot_checked': event_id in checked,
-                         'top_right': bool(right), 'confidence': conf})
+                         'top_right': bool(right), 'auto_right': auto, 'confidence': conf})
         return rows
     finally:
         db.close()
@@ -121,7 +144,7 @@ def day_summary(day: int, arm: str, runs: list[dict], bars: dict) -> dict:
     return {'day': day, 'arm': arm, 'scenarios': len(runs), 'events': len(rows),
             'reviews': reviews, 'review_rate': reviews / len(rows) if rows else 0.0,
             'spot_checks': sum(r['spot_checked'] for r in rows), 'unreviewed': len(auto),
-            'unreviewed_accuracy': (sum(r['top_right'] for r in auto) / len(auto)
+            'unreviewed_accuracy': (sum(bool(r['auto_right']) for r in auto) / len(auto)
                                     if auto else 1.0),
             'receipts_exact': sum(m['receipts_exact'] for m in runs),
             'shoppers': sum(m['shoppers'] for m in runs),
@@ -131,7 +154,7 @@ def day_summary(day: int, arm: str, runs: list[dict], bars: dict) -> dict:
             'wrong_unreviewed': [{'run': m['name'], 'event_id': r['event_id'], 'p': r['p'],
                                   'margin': r['margin']}
                                  for m in runs for r in m['rows']
-                                 if not r['reviewed'] and not r['top_right']]}
+                                 if not r['reviewed'] and not r['auto_right']]}
 
 
 def learn(args, env, state: pathlib.Path, day_dir: pathlib.Path, runs: list[pathlib.Path]) -> str:
@@ -167,8 +190,11 @@ def one_run(args, env, store, seed: int, level: int, run_dir: pathlib.Path,
     """One scenario through the live graph with the reviewer; its figures (kept in
     ``<run_dir>/learning_run.json``: a finished run is not played again)."""
     done = run_dir / 'learning_run.json'
-    if done.is_file():
-        return json.loads(done.read_text())
+    cal = Platt.load(files['calibration']) if files.get('calibration') else None
+    if done.is_file():       # played already: scored again from its folder (the same rule)
+        doc = json.loads(done.read_text())
+        doc['rows'] = run_rows(run_dir, cal)
+        return doc
     if run_dir.exists():       # a run stopped half way: its records would be appended to
         for p in run_dir.iterdir():
             if p.name != 'cameras':
@@ -184,7 +210,6 @@ def one_run(args, env, store, seed: int, level: int, run_dir: pathlib.Path,
                                 reviewer_delay_s=args.reviewer_delay_s, trace=False,
                                 plates_px=args.plates_px, reach_px=40.0)
     m = run_live(live_args, env, scenario_path, run_dir, cameras=True)
-    cal = Platt.load(files['calibration']) if files.get('calibration') else None
     doc = {'name': run_dir.name, 'seed': seed, 'level': level, 'exit_code': m['exit_code'],
            'receipts_exact': m['receipts_exact'], 'shoppers': m['shoppers'],
            'wall_s': m['wall_s'], 'reviewer': m.get('reviewer'), 'machine': m['machine'],
@@ -267,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f'day {day} {arm} {run_dir.name}: exit {m["exit_code"]}, '
                       f'{m["receipts_exact"]}/{m["shoppers"]} exact, '
                       f'{sum(r["reviewed"] for r in m["rows"])} reviews of {len(m["rows"])} '
-                      f'events, {sum(r["top_right"] for r in auto)}/{len(auto)} unreviewed '
+                      f'events, {sum(bool(r["auto_right"]) for r in auto)}/{len(auto)} unreviewed '
                       f'right, reviewer {m["reviewer"]}, {m["wall_s"]:.0f} s', flush=True)
                 if arm == 'learning':
                     learned_runs.append(run_dir)

@@ -20,14 +20,16 @@ CATALOG = Catalog('EUR', {'COLA-330': Product('COLA-330', 'Cola', 129, 352.0, 2.
                           'LEMON-330': Product('LEMON-330', 'Lemon', 119, 355.0, 2.5)})
 
 
-def _run(tmp_path):
+def _run(tmp_path, spot_checks: bool = False):
     """A run folder: two shoppers; three cola takes at p1 with hints 0.95 (a did it), 0.95 (b
     did it: the cameras were wrong, unasked) and 0.5 (reviewed, answered b); a fourth weight
-    change at p2 that no action caused, which the cart took for a cola."""
+    change at p2 that no action caused, which the cart took for a cola. ``spot_checks``: every
+    decision made unasked is spot-checked and the check answered with the truth."""
     a, b = 'acct-a', 'acct-b'
     truth = [json.dumps({'event': 'enter', 'shopper_id': a, 'stamp_ns': S})]
     with CartEngine(str(tmp_path / 'carts.sqlite'), CATALOG, 'test',
-                    CartParams(min_confidence=0.9, min_margin=0.2)) as e:
+                    CartParams(min_confidence=0.9, min_margin=0.2,
+                               spot_check_fraction=1.0 if spot_checks else 0.0)) as e:
         e.on_gate_event(GateEventData(f'entrance@{S}', 'entrance', KIND_ENTER, a, S))
         e.on_gate_event(GateEventData(f'entrance@{2 * S}', 'entrance', KIND_ENTER, b, 2 * S))
         for k, (plate, p_a, who) in enumerate([('g1.s1.p1', 0.95, a), ('g1.s1.p1', 0.95, b),
@@ -43,9 +45,10 @@ def _run(tmp_path):
                                  HypothesisData('LEMON-330', ACTION_TAKE, 1, 0.03, -355.0)))
             e.on_shelf_event(ev, shopper_hint={a: p_a, b: 1.0 - p_a}, raw_confidence=0.9)
             for out in e.tick(start + 2 * S):
-                if isinstance(out, ReviewRequestData) and not out.is_spot_check:
+                if isinstance(out, ReviewRequestData):
                     e.on_review_decision(ReviewDecisionData(
-                        out.request_id, 'rev', b, 'COLA-330', ACTION_TAKE, 1, start + 3 * S))
+                        out.request_id, 'rev', who, 'COLA-330' if who else '',
+                        ACTION_TAKE if who else 0, 1 if who else 0, start + 3 * S))
     (tmp_path / 'ground_truth.jsonl').write_text('\n'.join(truth) + '\n')
     return tmp_path
 
@@ -56,9 +59,18 @@ def test_run_rows_score_the_carts_decisions_against_the_published_truth(tmp_path
     assert [r['reviewed'] for r in rows] == [False, False, True, False]
     # right, wrong (b did it), the reviewed one (a was top, b did it), a cola nobody took
     assert [r['top_right'] for r in rows] == [True, False, False, False]
+    # what the cart did unasked, from its lines: a's cola, a's cola (b's), -, a cola for a
+    assert [r['auto_right'] for r in rows] == [True, False, None, False]
     assert [round(r['p'], 2) for r in rows] == [0.95, 0.95, 0.5, 0.95]
     assert all(r['confidence'] == Platt(a=1.0, b=0.0)(0.9) for r in rows)
     assert all(math.isnan(r['confidence']) for r in run_rows(tmp_path))
+
+
+def test_a_spot_checked_decision_is_scored_as_made_not_as_corrected(tmp_path):
+    rows = run_rows(_run(tmp_path, spot_checks=True))
+    assert [r['spot_checked'] for r in rows] == [True, True, False, True]
+    # the checks corrected the second and fourth carts since; the machine's decisions were wrong
+    assert [r['auto_right'] for r in rows] == [True, False, None, False]
 
 
 def test_a_day_adds_up_its_runs(tmp_path):
