@@ -669,7 +669,11 @@ class CartEngine:
                               f'{self.params.return_wait_s:g} s for the answer to '
                               f'{", ".join(waits)} ({note})')], [sid], None)
         if reason is not None:
-            outs, sessions, note = self._review(ev, reason, detail, weights[:1], hyps, products)
+            # the product is in doubt, the shopper passed the bars: the cameras' shopper's
+            # visit waits for the answer, and every shopper inside is offered beside them (the
+            # cameras can be sure and wrong; the reviewer must be able to say so)
+            outs, sessions, note = self._review(ev, reason, detail, weights, hyps, products,
+                                                blocks=[sid])
             guess = products[0] if products else None
             if guess is not None:
                 note += '; ' + self._pending(sid, guess, ev.event_id)
@@ -691,7 +695,7 @@ class CartEngine:
             # machine's decision first
             request, note_r = self._request(
                 ev, REASON_SPOT_CHECK, detail, weights, hyps, products,
-                request_id=spot_check_id(ev.event_id), blocking=False,
+                request_id=spot_check_id(ev.event_id), blocks=[],
                 label_chance=self.params.spot_check_fraction,
                 first=CandidateData(session['shopper_id'], best.sku, best.action, best.quantity,
                                     update.confidence))
@@ -785,20 +789,25 @@ class CartEngine:
 
     def _review(self, ev: ShelfEventData, reason: int, detail: str,
                 weights: list[tuple[dict, float]], hyps: list[HypothesisData],
-                products: list[HypothesisData]) -> tuple[list[Output], list[str], str]:
+                products: list[HypothesisData], blocks: list[str] | None = None
+                ) -> tuple[list[Output], list[str], str]:
+        """A review offering every shopper of ``weights``; ``blocks``: the visits that wait
+        for it (default: all of them)."""
+        waiting = [s['session_id'] for s, _ in weights] if blocks is None else list(blocks)
         request, note = self._request(ev, reason, detail, weights, hyps, products,
-                                      request_id=review_request_id(ev.event_id))
-        return [request], [s['session_id'] for s, _ in weights], f'review {note}'
+                                      request_id=review_request_id(ev.event_id),
+                                      blocks=waiting)
+        return [request], waiting, f'review {note}'
 
     def _request(self, ev: ShelfEventData, reason: int, detail: str,
                  weights: list[tuple[dict, float]], hyps: list[HypothesisData],
-                 products: list[HypothesisData], *, request_id: str, blocking: bool = True,
-                 label_chance: float = 1.0, first: CandidateData | None = None
-                 ) -> tuple[ReviewRequestData, str]:
+                 products: list[HypothesisData], *, request_id: str,
+                 blocks: list[str] | None = None, label_chance: float = 1.0,
+                 first: CandidateData | None = None) -> tuple[ReviewRequestData, str]:
         """Store and return a request offering every shopper of ``weights`` x the top
-        products, and "no change". ``blocking``: the named visits wait for it (their carts and
-        receipts count it as pending, returns wait for its answer); a spot check does not: the
-        machine's decision (``first``, offered first) is in the cart already."""
+        products, and "no change". ``blocks``: the visits that wait for it (their carts and
+        receipts count it as pending, returns wait for its answer); a spot check blocks none:
+        the machine's decision (``first``, offered first) is in the cart already."""
         top = products[:self.params.review_top_k]
         unknown_p = sum(h.posterior for h in hyps if not self._is_product(h))
         candidates = [CandidateData(s['shopper_id'], h.sku, h.action, h.quantity,
@@ -816,7 +825,7 @@ class CartEngine:
             delta_grams=ev.delta_grams, shopper_ids=tuple(s['shopper_id'] for s, _ in weights),
             candidates=tuple(candidates), stamp_ns=ev.settled_ns, label_chance=label_chance)
         self.db.add_review(request.request_id, ev.event_id, ev.settled_ns, request.to_dict(),
-                           [s['session_id'] for s, _ in weights] if blocking else [])
+                           list(blocks or ()))
         return request, f'{request.request_id}: {REASON_NAMES[reason]}: {detail}'
 
     # --- helpers ------------------------------------------------------------------------------

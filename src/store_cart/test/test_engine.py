@@ -246,6 +246,38 @@ def test_uncertain_product_gives_review_and_pending_line(engine, hyps, reason, p
         assert receipt.total_cents == CATALOG[pending_sku].price_cents
 
 
+def test_a_product_review_offers_every_shopper_inside_and_blocks_only_the_cameras_one(
+        tmp_path):
+    # the cameras are sure of A (past the shopper bars), the weight is unsure of the product;
+    # B did it. Seen in a live run: the reviewer could only answer "cannot tell", and B's
+    # receipt kept a product B had returned
+    params = fused_params(CartParams(min_confidence=0.9, min_margin=0.2), 0.9)
+    with CartEngine(str(tmp_path / 'c.sqlite'), CATALOG, STORE_ID, params) as engine:
+        ev = shelf('g2.s1.p1', 5.0, [take('CHOC-DARK', 0.58), take('CHOC-MILK', 0.42)])
+        engine.on_gate_event(enter(A, 1.0))
+        engine.on_gate_event(enter(B, 2.0))
+        engine.on_shelf_event(ev, shopper_hint={A: 0.97, B: 0.03})
+        (req,) = of(engine.tick(ns(7.0)), ReviewRequestData)
+        assert req.reason == REASON_LOW_CONFIDENCE and req.shopper_ids == (A, B)
+        assert [(c.shopper_id, c.sku) for c in req.candidates[:2]] == [
+            (A, 'CHOC-DARK'), (A, 'CHOC-MILK')]
+        assert {(c.shopper_id, c.sku) for c in req.candidates} >= {
+            (B, 'CHOC-DARK'), (B, 'CHOC-MILK')}
+        # the guess waits in A's cart; B's visit does not wait for this review
+        assert cart_of(engine, A).lines == (line('CHOC-DARK', 1, STATUS_PENDING_REVIEW),)
+        assert engine.db.open_review_count(engine.db.open_session(B)['session_id']) == 0
+        outs = feed(engine, [('gate', leave(B, 8.0)), ('tick', ns(12.0))])
+        (receipt_b,) = of(outs, ReceiptData)
+        assert receipt_b.pending_reviews == 0 and receipt_b.lines == ()
+        # the answer names B: the guess leaves A's cart, B's receipt gets a revision with it
+        outs = engine.on_review_decision(decide(ev, B, 'CHOC-DARK', ACTION_TAKE, 1, 13.0))
+        assert not warnings(outs)
+        assert cart_of(engine, A).lines == ()
+        (rev2,) = of(outs, ReceiptData)
+        assert (rev2.shopper_id, rev2.revision, rev2.lines) == (
+            B, 2, (line('CHOC-DARK', 1),))
+
+
 def test_close_candidates_gives_review(tmp_path):
     params = CartParams(min_confidence=0.5, min_margin=0.2)
     with CartEngine(str(tmp_path / 'c.sqlite'), CATALOG, STORE_ID, params) as engine:
