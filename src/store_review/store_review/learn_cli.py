@@ -106,13 +106,13 @@ def hand_learning(db, catalog, hands_dir: str, fine_tune_dir: str | None,
     return line
 
 
-def fused_rows_of(path: str) -> list[dict]:
+def fused_rows_of(path: str, cannot_tell=()) -> list[dict]:
     """:func:`learning.fused_rows` of the cart database at ``path``."""
     if not os.path.isfile(os.path.expanduser(path)):
         raise CartDbError(f'{path}: no such file (the cart node\'s db_path)')
     cart_db = CartDb(os.path.expanduser(path))
     try:
-        return fused_rows(cart_db)
+        return fused_rows(cart_db, cannot_tell)
     finally:
         cart_db.close()
 
@@ -191,13 +191,6 @@ def main(argv: list[str] | None = None) -> int:
     except StoreConfigError as exc:
         print(f'review_learn: {exc}', file=sys.stderr)
         return 2
-    rows = []
-    try:
-        for path in args.cart_db:
-            rows += fused_rows_of(path)
-    except CartDbError as exc:
-        print(f'review_learn: --cart-db: {exc}', file=sys.stderr)
-        return 2
     dbs = []
     try:
         for path in args.db:
@@ -208,6 +201,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f'review_learn: {exc}', file=sys.stderr)
         return 2
     db = dbs[0]
+    # "cannot tell" answers teach nothing (the cart holds them as "no change")
+    cannot_tell = set().union(*(d.cannot_tell_events() for d in dbs))
+    rows = []
+    try:
+        for path in args.cart_db:
+            rows += fused_rows_of(path, cannot_tell)
+    except CartDbError as exc:
+        for d in dbs:
+            d.close()
+        print(f'review_learn: --cart-db: {exc}', file=sys.stderr)
+        return 2
     out = pathlib.Path(args.out_dir)
     camera = any(r['fused'] for r in rows)
     try:

@@ -388,13 +388,16 @@ def answer_matches(top_shopper: str, best: Mapping | None, answer: Mapping) -> b
         answer['sku'], int(answer['action']), int(answer['quantity'])))
 
 
-def fused_rows(cart_db) -> list[dict]:
+def fused_rows(cart_db, cannot_tell: Iterable[str] = ()) -> list[dict]:
     """One row per decided shelf event of a cart database (``store_cart.db.CartDb``): the
     features the cart compared with its bars (``store_cart.engine.decision_features``: the
     fusion's shopper hint and the presence of the stored visits, the event's hypotheses), and
     for a reviewed or spot-checked event the label: was the cart's top answer the reviewer's.
-    ``fused``: the event came with a shopper hint (a camera store)."""
-    decided = {r['event_id']: r for r in cart_db.decided_reviews()}
+    ``fused``: the event came with a shopper hint (a camera store). ``cannot_tell``: event ids
+    a reviewer answered "cannot tell" (``ReviewStore.cannot_tell_events``): unlabelled, since
+    the cart holds that answer as "no change", which would read as "the machine was wrong"."""
+    skip = set(cannot_tell)
+    decided = {r['event_id']: r for r in cart_db.decided_reviews() if r['event_id'] not in skip}
     rows = []
     for event_id, ev in cart_db.processed_shelf_events():
         # the visits the cart took as present (CartEngine._decide)

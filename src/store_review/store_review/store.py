@@ -441,6 +441,15 @@ class ReviewStore(TransactionalDb):
             self.audit(now_ns, 'cart', state, request_id, reason)
         return state
 
+    def cannot_tell_events(self) -> set[str]:
+        """Event ids of the requests a person decided with "leave every cart unchanged
+        (cannot tell)" (choice -1): no label for learning. The decision that reaches the cart
+        is the same as "nothing was taken or returned", which is a label; only the choice
+        tells them apart."""
+        return {r[0] for r in self._x(
+            'SELECT r.event_id FROM decisions d JOIN requests r ON r.request_id = d.request_id '
+            'WHERE d.choice = -1')}
+
     def examples(self) -> list[dict]:
         return [json.loads(r[0]) for r in self._x('SELECT example FROM examples '
                                                   'ORDER BY created_ns, request_id')]

@@ -410,3 +410,31 @@ def test_review_learn_learns_from_several_databases_together(tmp_path, capsys):
     # the exports take one review database
     with pytest.raises(SystemExit):
         learn_main(args + ['--yolo', str(tmp_path / 'yolo')])
+
+
+def test_a_cannot_tell_answer_is_no_label(tmp_path):
+    # the cart holds "cannot tell" as "no change", the same decision as "nothing was taken":
+    # only the review database's choice tells them apart, and only the second is a label
+    from store_cart.db import CartDb
+    from store_review.auth import PasswordHasher
+    from store_review.learning import fused_rows
+    from store_review.service import NO_CHANGE, ReviewService
+    answers = _camera_cart_db(tmp_path / 'carts.sqlite')
+    first, second = sorted(answers)[:2]
+    svc = ReviewService(ReviewStore(tmp_path / 'r.sqlite'), lambda d: None, lambda: 100 * S,
+                        hasher=PasswordHasher(n=2 ** 4))
+    svc.auth.add_user('alice', 'reviewer', 'alice-password', 0)
+    alice = svc.auth.login('alice', 'alice-password', 0)
+    svc.on_request(request(first))
+    svc.on_request(request(second))
+    svc.decide(alice, 1, NO_CHANGE)            # cannot tell
+    svc.decide(alice, 2, 2)                    # "nothing was taken" (the helper's 3rd answer)
+    assert svc.store.cannot_tell_events() == {first}
+    db = CartDb(tmp_path / 'carts.sqlite')
+    rows = {r['event_id']: r for r in fused_rows(db, svc.store.cannot_tell_events())}
+    plain = {r['event_id']: r for r in fused_rows(db)}
+    db.close()
+    assert plain[first]['labelled'] and not rows[first]['labelled']
+    assert 'label_right' not in rows[first]
+    assert rows[second] == plain[second] and rows[second]['labelled']
+    assert sum(r['labelled'] for r in rows.values()) == len(answers) - 1
