@@ -526,6 +526,8 @@ def plot(days: list[dict], path: pathlib.Path, start: str = 'shipped files',
     # the control dashed with large hollow markers: where the arms agree both stay visible
     for arm, color, style, size in (('control', 'C7', 'o--', 11), ('learning', 'C3', 'o-', 5)):
         ds = [d for d in days if d['arm'] == arm]
+        if not ds:
+            continue        # an arm not run (learning_days_live --arms learning)
         xs = [d['day'] for d in ds]
         kw = {'color': color, 'label': arm, 'markersize': size,
               'markerfacecolor': 'none' if arm == 'control' else color}
@@ -552,7 +554,9 @@ def plot(days: list[dict], path: pathlib.Path, start: str = 'shipped files',
     handles.append(h2[-1])
     labels.append(l2[-1])
     fig.legend(handles, labels, loc='lower center', ncol=3, fontsize=8, frameon=False)
-    fig.suptitle(f'{title} (both arms start from: {start})')
+    arms = sorted({d['arm'] for d in days})
+    fig.suptitle(f'{title} ({"both arms start" if len(arms) > 1 else arms[0] + " arm starts"} '
+                 f'from: {start})')
     fig.tight_layout(rect=(0, 0.11, 1, 1))
     fig.savefig(path)
     plt.close(fig)
