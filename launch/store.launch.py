@@ -16,7 +16,7 @@ from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from store_bringup.graph import build_graph, GraphOptions, MODES, NODE_ENV
+from store_bringup.graph import build_graph, GraphOptions, MODES
 from store_common.description import load_store
 
 SHARE = get_package_share_directory('store_bringup')
@@ -39,7 +39,7 @@ def _nodes(context):
     return [Node(package=s.package, executable=s.executable, name=s.name,
                  namespace=s.namespace, parameters=[s.parameters],
                  remappings=list(s.remappings), respawn=s.respawn, output='screen',
-                 emulate_tty=True, additional_env=dict(NODE_ENV))
+                 emulate_tty=True)
             for s in specs]
 
 

@@ -20,11 +20,6 @@ from store_common.params import load_params_file  # noqa: F401 - re-exported
 
 MODES = ('hardware', 'sim', 'replay')
 
-# Environment of every node process (the runner's and the launch file's): a node that dies of
-# a fatal signal (a segfault in a C library under rclpy, an abort) first writes every Python
-# thread's stack to its log, so that a crash no test reproduces at will says where it happened.
-NODE_ENV = {'PYTHONFAULTHANDLER': '1'}
-
 
 @dataclass(frozen=True)
 class NodeSpec:

@@ -31,8 +31,7 @@ from typing import IO
 
 import yaml
 
-from store_bringup.graph import (build_graph, GraphOptions, NODE_ENV, NodeSpec, params_document,
-                                 ros_args)
+from store_bringup.graph import build_graph, GraphOptions, NodeSpec, params_document, ros_args
 from store_common.description import load_store, StoreConfigError
 from store_common.fatal import EXIT_FATAL
 
@@ -192,8 +191,6 @@ class Runner:
                               f'writable --run-dir with free space') from None
         self.out = out
         env = dict(os.environ if env is None else env)
-        for k, v in NODE_ENV.items():
-            env.setdefault(k, v)
         env.setdefault('PYTHONUNBUFFERED', '1')
         env.setdefault('RCUTILS_COLORIZED_OUTPUT', '0')
         env.setdefault('RCUTILS_CONSOLE_OUTPUT_FORMAT', '[{severity}] [{time}] {message}')

@@ -68,12 +68,6 @@ def scripts(tmp_path, monkeypatch):
             print('up', flush=True)
             stuck_in_teardown()
         ''',
-        'segfault': '''
-            import ctypes, time
-            def in_the_c_library():
-                ctypes.string_at(0)      # reads address 0: SIGSEGV
-            print('up', flush=True); time.sleep(0.3); in_the_c_library()
-        ''',
         'fail_on_stop': '''
             import signal, sys, time
             signal.signal(signal.SIGINT, lambda *a: sys.exit(1))
@@ -118,18 +112,6 @@ def test_a_dead_node_ends_the_run_with_an_error(scripts, tmp_path):
     r.stop()
     assert code == runner_mod.EXIT_NODE_DIED
     assert 'ERROR: node c (pkg/crash) died with exit code 7' in out.getvalue()
-
-
-def test_a_node_killed_by_a_segfault_leaves_its_python_stack_in_its_log(scripts, tmp_path):
-    out = io.StringIO()
-    r = runner_mod.Runner([spec('segfault', 'c')], tmp_path, out=out)
-    r.start()
-    code = r.wait(timeout_s=10)
-    r.stop()
-    assert code == runner_mod.EXIT_NODE_DIED
-    assert f'died with exit code {-signal.SIGSEGV}' in out.getvalue()
-    log = (tmp_path / 'logs' / 'c.log').read_text()
-    assert 'Segmentation fault' in log and 'in_the_c_library' in log, log
 
 
 def test_the_run_ending_node_gives_the_exit_code(scripts, tmp_path):
