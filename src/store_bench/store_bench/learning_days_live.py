@@ -46,13 +46,12 @@ import time
 from types import SimpleNamespace
 
 from store_cart.db import CartDb
-from store_cart.engine import decision_features
 from store_cart.model import ACTION_TAKE, ReviewRequestData
 from store_cart.thresholds import read_thresholds, write_thresholds
 from store_common.description import load_store
 from store_common.params import load_params_file
 from store_fusion.calibration import ece, Platt
-from store_shelf.event import HypothesisData
+from store_review.learning import fused_rows
 from store_sim.generator import generate
 from store_sim.render_cache import ensure_render
 from store_sim.scenario import save_scenario
@@ -99,17 +98,16 @@ def run_rows(run_dir: str | pathlib.Path, calibration: Platt | None = None) -> l
             else:
                 reviewed.add(req.event_id)
         shopper_of = {s['session_id']: s['shopper_id'] for s in db.sessions()}
+        events = dict(db.processed_shelf_events())
         rows = []
-        for event_id, ev in db.processed_shelf_events():
-            present = sorted({s['shopper_id'] for s in db.sessions_at(int(ev['start_ns']))})
-            hyps = sorted(ev.get('hypotheses', ()),
-                          key=lambda h: -HypothesisData.from_dict(h).posterior)
-            posts = [HypothesisData.from_dict(h).posterior for h in hyps]
-            p, margin, top = decision_features(ev.get('shopper_hint'), present, posts)
+        # the features the cart compared with its bars, as review_learn reads them
+        for row in fused_rows(db):
+            event_id, top = row['event_id'], row['top_shopper']
+            ev = events[event_id]
             t = truth.truth_for(SimpleNamespace(event_id=event_id,
                                                 stamp_ns=int(ev['settled_ns']),
                                                 plate_ids=tuple(ev['plate_ids'])))
-            best = _hyp_key(hyps[0] if hyps else None)
+            best = _hyp_key(row['best'])
             right = (best == ('', 0, 0) if t is None else
                      top == t.shopper_id and best == (t.sku, int(t.action), int(t.quantity)))
             want = [] if t is None else [(t.shopper_id, t.sku, _signed(t.action, t.quantity))]
@@ -123,10 +121,10 @@ def run_rows(run_dir: str | pathlib.Path, calibration: Platt | None = None) -> l
             else:
                 auto = sorted((shopper_of.get(sid, ''), sku, int(q))
                               for sid, sku, q, _ in db.lines_of_source(event_id)) == want
-            raw = ev.get('raw_confidence')
+            raw = row['raw_confidence']
             conf = (float(calibration(float(raw))) if calibration is not None and raw is not None
                     else float('nan'))
-            rows.append({'event_id': event_id, 'p': p, 'margin': margin,
+            rows.append({'event_id': event_id, 'p': row['p'], 'margin': row['margin'],
                          'reviewed': event_id in reviewed, 'spot_checked': event_id in checked,
                          'top_right': bool(right), 'auto_right': auto, 'confidence': conf})
         return rows

@@ -406,6 +406,8 @@ def fused_rows(cart_db, cannot_tell: Iterable[str] = ()) -> list[dict]:
         hint = ev.get('shopper_hint')
         p, margin, top = decision_features(hint, present, [_posterior(h) for h in hyps])
         row = {'event_id': event_id, 'p': p, 'margin': margin, 'fused': hint is not None,
+               # what the cart would do unasked: its top shopper and best hypothesis (JSON)
+               'top_shopper': top, 'best': hyps[0] if hyps else None,
                # the fusion's confidence before calibration (None: a weight-only event)
                'raw_confidence': ev.get('raw_confidence'),
                'labelled': event_id in decided,
