@@ -38,10 +38,14 @@ Two arms over the same days, seeds and detector noise:
 
 Per day and arm: shelf events, review requests and rate, spot checks, events decided without review
 and their accuracy against the truth, receipts exact after review (latest revision), the ECE of
-the fused confidence, the thresholds in force. Writes ``learning_days.json`` and
-``learning_days.png`` under ``--out``. Goal (issue 19): the learning arm's review rate falls to
-at most 2 % while at least 99 % of the events decided without review are right; the last lines
-say "goal met" or "goal missed" with the figures. Prints figures; it is not a test.
+the fused confidence, the thresholds in force, and the bars chosen with hindsight
+(``store_review.learning.hindsight_bars``: the least review rate of any bars on the tuner's grid
+with 99 % of the events above them right; ``hind%`` in the table), the floor the bars' share of
+the review rate cannot go under with these features, whatever a tuner learns. Writes
+``learning_days.json`` and ``learning_days.png`` under ``--out``. Goal (issue 19): the learning
+arm's review rate falls to at most 2 % while at least 99 % of the events decided without review
+are right; the last lines say "goal met" or "goal missed" with the figures. Prints
+figures; it is not a test.
 """
 from __future__ import annotations
 
@@ -65,8 +69,8 @@ from store_fusion.calibration import ece, Platt
 from store_fusion.geometry import StoreGeometry
 from store_fusion.params import load_pipeline_params, PipelineParams
 from store_review.learning import (answer_matches, CREDIBILITY, fit_weight_models,
-                                   make_example, refit_fusion_calibration, tune_fused_bars,
-                                   write_weight_models)
+                                   hindsight_bars, make_example, refit_fusion_calibration,
+                                   tune_fused_bars, write_weight_models)
 from store_shelf.event import ShelfEventData
 from store_shelf.hypotheses import load_weight_overlay
 from store_shelf.pipeline import load_params as load_shelf_params, PipelineParams as ShelfParams
@@ -325,6 +329,7 @@ def _summary(day: int, arm: str, state: ArmState, results: list[ScenarioResult])
         'receipts_exact_rate': (sum(res.metrics['receipts_exact'] for res in results)
                                 / shoppers if shoppers else 0.0),
         'ece': ece([(r['confidence'], r['top_right']) for r in rows]),
+        'hindsight': hindsight_bars(rows, GOAL_ACCURACY),
         'min_confidence': state.cart.min_confidence, 'min_margin': state.cart.min_margin,
         'platt': state.calibration.to_dict(), 'learned_skus': len(state.overlay or {}),
         'detector_sku_accuracy': state.stats.sku_accuracy if state.stats else None,
@@ -467,10 +472,17 @@ def _write_json(path: pathlib.Path, doc) -> None:
     path.write_text(json.dumps(doc, indent=None, separators=(',', ':')))
 
 
+def _hind(day: dict) -> str:
+    """The review rate of the day's bars chosen with hindsight ('-' in a day written before
+    the figure existed)."""
+    h = day.get('hindsight')
+    return f'{h["review_rate"]:.1%}' if h else '-'
+
+
 def table(days: list[dict]) -> str:
     hdr = (f'{"day":>3} {"arm":8} {"scen":>4} {"events":>6} {"reviews":>7} {"review%":>7} '
            f'{"checks":>6} {"unrev":>5} {"unrev_acc%":>10} {"exact":>9} {"ECE":>5} '
-           f'{"min_conf":>8} {"margin":>6}')
+           f'{"min_conf":>8} {"margin":>6} {"hind%":>6}')
     if any('heldout' in d for d in days):
         hdr += f' {"ho_rev%":>7} {"ho_acc%":>7}'
     lines = [hdr, '-' * len(hdr)]
@@ -482,7 +494,7 @@ def table(days: list[dict]) -> str:
             f'{d["review_rate"]:>7.1%} {d["spot_checks"]:>6} {d["unreviewed"]:>5} '
             f'{d["unreviewed_accuracy"]:>10.1%} '
             f'{d["receipts_exact"]:>3}/{d["shoppers"]:<3}{"":>2} {d["ece"]:>5.3f} '
-            f'{d["min_confidence"]:>8.3f} {d["min_margin"]:>6.2f}' + tail)
+            f'{d["min_confidence"]:>8.3f} {d["min_margin"]:>6.2f} {_hind(d):>6}' + tail)
     return '\n'.join(lines)
 
 

@@ -51,7 +51,7 @@ from store_cart.thresholds import read_thresholds, write_thresholds
 from store_common.description import load_store
 from store_common.params import load_params_file
 from store_fusion.calibration import ece, Platt
-from store_review.learning import fused_rows
+from store_review.learning import fused_rows, hindsight_bars
 from store_sim.generator import generate
 from store_sim.render_cache import ensure_render
 from store_sim.scenario import save_scenario
@@ -147,6 +147,7 @@ def day_summary(day: int, arm: str, runs: list[dict], bars: dict) -> dict:
             'receipts_exact': sum(m['receipts_exact'] for m in runs),
             'shoppers': sum(m['shoppers'] for m in runs),
             'ece': ece(scored) if scored else float('nan'),
+            'hindsight': hindsight_bars(rows, GOAL_ACCURACY),
             'min_confidence': bars['min_confidence'], 'min_margin': bars['min_margin'],
             'exit_codes': [m['exit_code'] for m in runs],
             'wrong_unreviewed': [{'run': m['name'], 'event_id': r['event_id'], 'p': r['p'],

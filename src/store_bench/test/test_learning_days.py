@@ -125,7 +125,12 @@ def test_two_days_write_files_the_nodes_load_and_a_table_and_png(store, tmp_path
     line, held = ld.goal_lines(days)
     assert line.startswith('goal m') and 'review rate' in line
     assert held.startswith('goal m') and 'held-out set (2 scenarios' in held
-    assert 'ho_rev%' in text
+    assert 'ho_rev%' in text and 'hind%' in text
+    # the bars chosen with hindsight keep 99 % of the events above them right
+    for d in days:
+        h = d['hindsight']
+        assert h['accuracy'] >= 0.99 and h['events'] == d['events']
+        assert f'{h["review_rate"]:.1%}' in text
     png = tmp_path / 'p.png'
     ld.plot(days, png)
     assert png.stat().st_size > 5000 and png.read_bytes()[:4] == b'\x89PNG'

@@ -81,6 +81,10 @@ def test_a_day_adds_up_its_runs(tmp_path):
     assert d['review_rate'] == 0.25 and d['unreviewed'] == 6
     assert d['unreviewed_accuracy'] == 2 / 6
     assert (d['receipts_exact'], d['shoppers'], d['exit_codes']) == (2, 4, [0, 0])
+    # every wrong top answer sits below the bars chosen with hindsight
+    wrong = sum(not r['top_right'] for r in rows)
+    assert wrong and d['hindsight']['review_rate'] >= wrong / len(rows)
+    assert d['hindsight']['accuracy'] == 1.0
     assert [w['event_id'].split('@')[0] for w in d['wrong_unreviewed']] == [
         'g1.s1.p1', 'g1.s1.p2'] * 2
 

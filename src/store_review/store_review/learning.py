@@ -439,6 +439,37 @@ def tune_fused_bars(rows: Sequence[Mapping], target_accuracy: float,
     return th, prior
 
 
+def hindsight_bars(rows: Sequence[Mapping], target_accuracy: float,
+                   conf_grid: Sequence[float] = FUSED_CONF_GRID,
+                   margin_grid: Sequence[float] = MARGIN_GRID) -> dict:
+    """The bars the tuner could have chosen had it known every answer: on its grid, the
+    (min_confidence, min_margin) with the fewest events below them for which the events at or
+    above them have their top answer right (``top_right``: the truth, which a benchmark has and
+    a store does not) in at least ``target_accuracy`` of cases. A benchmark figure, not a
+    learning step: it says how far the bars alone can bring the review rate with the features
+    they compare, so a learner that is slow is told apart from features that cannot separate
+    the wrong answers from the right. Rows: ``p``, ``margin``, ``top_right``.
+    Returns {min_confidence, min_margin, review_rate, accuracy, events}."""
+    ps = np.array([float(r['p']) for r in rows], dtype=float)
+    ms = np.array([float(r['margin']) for r in rows], dtype=float)
+    ok = np.array([bool(r['top_right']) for r in rows], dtype=bool)
+    best = {'min_confidence': max(conf_grid), 'min_margin': max(margin_grid),
+            'review_rate': 1.0, 'accuracy': 1.0, 'events': len(rows)}
+    if not len(rows):
+        best['review_rate'] = 0.0
+        return best
+    for conf in conf_grid:
+        for margin in margin_grid:
+            auto = (ps >= conf) & (ms >= margin)
+            acc = float(ok[auto].mean()) if auto.any() else 1.0
+            rate = 1.0 - float(auto.mean())
+            if acc >= target_accuracy and (rate, -conf, -margin) < (
+                    best['review_rate'], -best['min_confidence'], -best['min_margin']):
+                best.update(min_confidence=conf, min_margin=margin, review_rate=rate,
+                            accuracy=acc)
+    return best
+
+
 def refit_fusion_calibration(rows: Sequence[Mapping], anchor: Platt) -> Platt:
     """The fusion node's ``calibration_file`` from event rows (:func:`fused_rows`, or the
     simulator's in ``learning_days``): Platt scaling of the fused confidence before calibration

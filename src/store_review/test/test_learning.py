@@ -14,7 +14,7 @@ from store_cart.thresholds import read_thresholds
 from store_common.description import Catalog, Product
 from store_review.export import export_yolo
 from store_review.learning import (Calibration, evaluate_thresholds, fit_weight_models,
-                                   make_example, tune_thresholds,
+                                   hindsight_bars, make_example, tune_thresholds,
                                    WeightModel, write_thresholds, write_weight_models)
 from store_review.store import ReviewStore
 
@@ -94,6 +94,29 @@ def test_tuning_raises_thresholds_when_posteriors_are_overconfident():
     acc, _ = realised(synthetic(1, rng) + train, th.min_confidence, th.min_margin)
     assert acc > 0.99
     assert Calibration([(0.95, False)] * 200)(0.95) < 0.5
+
+
+def test_hindsight_bars_are_the_least_reviewing_bars_that_keep_the_target():
+    # 100 events: 90 right at p 0.99, one wrong at 0.95, 7 right at 0.8, two wrong at 0.6
+    rows = ([{'p': 0.99, 'margin': 0.9, 'top_right': True}] * 90
+            + [{'p': 0.95, 'margin': 0.9, 'top_right': False}]
+            + [{'p': 0.8, 'margin': 0.6, 'top_right': True}] * 7
+            + [{'p': 0.6, 'margin': 0.3, 'top_right': False}] * 2)
+    best = hindsight_bars(rows, 0.99)
+    # 0.8 keeps 97/98 right (98.98 %): under 99 %; only bars above 0.95 reach it (of equal
+    # review rates, the strictest bar, as the tuner picks)
+    assert (best['min_confidence'], best['review_rate']) == (0.99, pytest.approx(0.10))
+    assert best['accuracy'] == 1.0 and best['events'] == 100
+    # a looser target lets the wrong one at 0.95 and the right ones at 0.8 through
+    loose = hindsight_bars(rows, 0.98)
+    assert loose['review_rate'] == pytest.approx(0.02) and loose['min_confidence'] > 0.6
+    # the margin is a bar too: the same events told apart by their margin alone
+    by_margin = ([{'p': 0.99, 'margin': 0.9, 'top_right': True}] * 97
+                 + [{'p': 0.99, 'margin': 0.3, 'top_right': False}] * 3)
+    assert hindsight_bars(by_margin, 0.99) == {
+        'min_confidence': 0.99, 'min_margin': 0.5, 'review_rate': pytest.approx(0.03),
+        'accuracy': 1.0, 'events': 100}
+    assert hindsight_bars([], 0.99)['review_rate'] == 0.0
 
 
 def _band_sample(scale: int) -> tuple[list, list]:
