@@ -260,7 +260,8 @@ def main(argv: list[str] | None = None) -> int:
               f'{th.min_margin:.2f}: estimated accuracy {th.estimated_accuracy:.4f}'
               + (f' (at least {th.accuracy_bound:.4f} at credibility {th.credibility:g})'
                  if th.accuracy_bound is not None else '') + ', review '
-              f'rate {th.estimated_review_rate:.3f} over {th.n_population} events')
+              f'rate {th.estimated_review_rate:.3f} over {th.n_population} events'
+              + (f' [{th.rule}]' if th.rule else ''))
         if args.yolo:
             names = sorted(store_desc.catalog.products)
             counts = export_yolo(db, args.yolo, names)

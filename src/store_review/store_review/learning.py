@@ -301,10 +301,35 @@ class Thresholds:
     # (what was held to the target); None: the mean was
     credibility: float | None = None
     accuracy_bound: float | None = None
+    # why these bars (tune_thresholds with hold_in_force): 'too few labels', 'lowered: proven',
+    # 'kept: not refuted', 'raised: refuted'; None: the least-reviewing proven bars
+    rule: str | None = None
 
     def to_dict(self) -> dict:
         return {k: (round(v, 6) if isinstance(v, float) else v)
                 for k, v in self.__dict__.items() if v is not None}
+
+
+def refuted(labelled: Sequence[tuple[float, float, bool]], conf: float, margin: float,
+            target_accuracy: float, credibility: float,
+            weights: Sequence[float] | None = None, draws: int = 4000) -> bool:
+    """Do the labels of the events these bars decide unasked show, on their own (no prior),
+    that the bars miss the target: accuracy under it with probability above ``credibility``?
+
+    ``weights``: each label's inverse chance of being drawn (1 for a review, 1 / fraction for a
+    spot check), so that the reviews, which crowd where the bars were, do not stand for the
+    events above them that only spot checks reach. The weighted right and wrong shares count as
+    the labels' effective sample size (Kish) in a Beta posterior from a uniform prior, read off
+    ``draws`` seeded draws."""
+    w = [1.0] * len(labelled) if weights is None else [float(x) for x in weights]
+    sel = [(wi, ok) for (p, m, ok), wi in zip(labelled, w) if p >= conf and m >= margin]
+    if not sel:
+        return False
+    total = sum(wi for wi, _ in sel)
+    ess = total ** 2 / sum(wi * wi for wi, _ in sel)
+    right = sum(wi for wi, ok in sel if ok) / total * ess
+    theta = np.random.default_rng(0).beta(1.0 + right, 1.0 + ess - right, size=draws)
+    return float((theta < target_accuracy).mean()) > credibility
 
 
 def evaluate_thresholds(population: Sequence[tuple[float, float]], calib, conf: float,
@@ -324,7 +349,9 @@ def tune_thresholds(labelled: Sequence[tuple[float, float, bool]],
                     min_labelled: int = MIN_LABELLED,
                     prior: Callable[[float], float] | None = None,
                     credibility: float | None = None,
-                    draws: int = CREDIBILITY_DRAWS) -> Thresholds:
+                    draws: int = CREDIBILITY_DRAWS,
+                    hold_in_force: bool = False,
+                    label_weights: Sequence[float] | None = None) -> Thresholds:
     """The (min_confidence, min_margin) with the fewest reviews reaching the target.
 
     ``labelled``: (p_best, margin, best was right); ``population``: (p_best, margin) of every
@@ -334,6 +361,18 @@ def tune_thresholds(labelled: Sequence[tuple[float, float, bool]],
     ``credibility`` (0-1): the auto-decided events' accuracy must reach the target in that
     share of ``draws`` draws from the calibration's posterior (:meth:`Calibration.draws`),
     not only on its mean.
+
+    ``hold_in_force`` (with a credibility): ``fallback`` is the bars in force, and they move
+    down only on proof and up only on evidence. Looser bars are taken when they reach the
+    target at the credibility (as above); the bars in force stay while the labels of the
+    events they decide unasked do not refute them (:func:`refuted`: the labels alone, no
+    prior, put their accuracy under the target at the credibility; ``label_weights``: each
+    label's inverse chance of being drawn); refuted, the least
+    reviewing bars that are proven, or else not refuted and at least as strict, replace them.
+    Without it a target the labels cannot prove yet sends the bars to wherever the prior
+    alone reaches it, which a few dozen labels and a prior fitted on the uncertain events can
+    put at the top of the grid (the live graph's learning days: two thirds of the events sent
+    to review while every unreviewed decision was right).
     """
     if credibility is not None and not 0.0 < credibility < 1.0:
         raise ValueError(f'credibility must be in (0, 1), got {credibility}')
@@ -353,14 +392,17 @@ def tune_thresholds(labelled: Sequence[tuple[float, float, bool]],
             return acc, rate, 1.0
         return acc, rate, float(np.quantile(sampled[:, auto].mean(axis=1), 1.0 - credibility))
 
-    def result(conf: float, margin: float) -> Thresholds:
+    holding = hold_in_force and credibility is not None
+
+    def result(conf: float, margin: float, rule: str | None = None) -> Thresholds:
         acc, rate, bound = figures(conf, margin)
         return Thresholds(conf, margin, acc, rate, len(labelled), len(pop), target_accuracy,
-                          credibility if sampled is not None else None, bound)
+                          credibility if sampled is not None else None, bound,
+                          rule if holding else None)
 
     if not pop or len(labelled) < min_labelled:
         # too little evidence to move away from the configured thresholds
-        return result(*fallback)
+        return result(*fallback, rule='too few labels')
     best = None
     for conf in conf_grid:
         for margin in margin_grid:
@@ -370,6 +412,22 @@ def tune_thresholds(labelled: Sequence[tuple[float, float, bool]],
             key = (rate, -conf, -margin)
             if best is None or key < best[0]:
                 best = (key, conf, margin)
+    if holding:
+        rate_in_force = figures(*fallback)[1]
+        if not refuted(labelled, *fallback, target_accuracy, credibility, label_weights):
+            if best is not None and best[0][0] < rate_in_force:
+                return result(best[1], best[2], 'lowered: proven')
+            return result(*fallback, rule='kept: not refuted')
+        if best is None:
+            stricter = [(figures(c, m)[1], -c, -m) for c in conf_grid for m in margin_grid
+                        if c >= fallback[0] and m >= fallback[1]
+                        and not refuted(labelled, c, m, target_accuracy, credibility,
+                                        label_weights)]
+            if stricter:
+                key = min(stricter)
+                return result(-key[1], -key[2], 'raised: refuted')
+            return result(max(conf_grid), max(margin_grid), 'raised: refuted')
+        return result(best[1], best[2], 'raised: refuted')
     if best is None:
         return result(max(conf_grid), max(margin_grid))
     return result(best[1], best[2])
@@ -428,14 +486,19 @@ def tune_fused_bars(rows: Sequence[Mapping], target_accuracy: float,
     the simulator's in ``learning_days``): every row is the population, the labelled ones the
     evidence. Each posterior bin's accuracy is shrunk towards a Platt scaling of the feature
     fitted on every label at once (not towards the posterior itself, which would need
-    hundreds of labels in a bin before the bar could fall). Returns the thresholds and that
-    prior."""
-    pairs = [(float(r['p']), float(r['margin']), bool(r['label_right']))
-             for r in rows if r.get('labelled')]
+    hundreds of labels in a bin before the bar could fall). ``fallback``: the bars in force,
+    which move down on proof and up on evidence (:func:`tune_thresholds`' ``hold_in_force``).
+    Returns the thresholds and that prior."""
+    labelled = [r for r in rows if r.get('labelled')]
+    pairs = [(float(r['p']), float(r['margin']), bool(r['label_right'])) for r in labelled]
+    # a label's weight: the inverse of its chance of being drawn (rows written before spot
+    # checks had one count as reviews)
+    weights = [1.0 / max(float(r.get('label_chance', 1.0)) or 1.0, 1e-3) for r in labelled]
     prior = fit_platt([(p, ok) for p, _, ok in pairs])
     th = tune_thresholds(pairs, [(float(r['p']), float(r['margin'])) for r in rows],
                          target_accuracy=target_accuracy, conf_grid=FUSED_CONF_GRID,
-                         fallback=fallback, prior=prior, credibility=credibility)
+                         fallback=fallback, prior=prior, credibility=credibility,
+                         hold_in_force=True, label_weights=weights)
     return th, prior
 
 

@@ -14,7 +14,7 @@ from store_cart.thresholds import read_thresholds
 from store_common.description import Catalog, Product
 from store_review.export import export_yolo
 from store_review.learning import (Calibration, evaluate_thresholds, fit_weight_models,
-                                   hindsight_bars, make_example, tune_thresholds,
+                                   hindsight_bars, make_example, refuted, tune_thresholds,
                                    WeightModel, write_thresholds, write_weight_models)
 from store_review.store import ReviewStore
 
@@ -152,6 +152,55 @@ def test_a_bar_resting_on_a_dozen_labels_needs_more_of_them_at_credibility():
     # seeded draws: the same labels give the same bars
     again = tune_thresholds(labelled, pop, target_accuracy=0.99, credibility=0.9)
     assert again == cred
+
+
+def _in_force_sample(wrong_high: int, band_right: int = 16, band: int = 20):
+    """The live graph's learning days in small: reviews of a band at p 0.7 (the bars in force
+    are 0.9 / 0.5), thirty spot checks (one in ten) above the bars, ``wrong_high`` of them
+    wrong; a prior that puts every bin at 95 % (a Platt scaling fitted on the band's errors)."""
+    labelled = ([(0.7, 0.4, i < band_right) for i in range(band)]
+                + [(0.97, 0.9, i >= wrong_high) for i in range(30)])
+    weights = [1.0] * band + [10.0] * 30
+    pop = [(0.7, 0.4)] * band + [(0.97, 0.9)] * 300
+    return labelled, weights, pop
+
+
+def test_the_bars_in_force_move_down_on_proof_and_up_on_evidence():
+    kw = dict(target_accuracy=0.99, credibility=0.9, prior=lambda p: 0.95,
+              fallback=(0.9, 0.5))
+    labelled, weights, pop = _in_force_sample(0)
+    # thirty right answers above the bars cannot prove 99 % against a 95 % prior: without
+    # holding, the bars go where the prior alone is sure enough, the top of the grid
+    loose = tune_thresholds(labelled, pop, **kw)
+    assert loose.min_confidence > 0.99 and loose.estimated_review_rate == 1.0
+    assert loose.rule is None
+    # held: nothing refutes the bars in force, so they stay
+    held = tune_thresholds(labelled, pop, hold_in_force=True, label_weights=weights, **kw)
+    assert (held.min_confidence, held.min_margin, held.rule) == (0.9, 0.5, 'kept: not refuted')
+    assert held.estimated_review_rate == pytest.approx(20 / 320)
+    # five wrong of thirty spot checks refute them: up, past the wrong answers
+    labelled, weights, pop = _in_force_sample(5)
+    assert refuted(labelled, 0.9, 0.5, 0.99, 0.9, weights)
+    up = tune_thresholds(labelled, pop, hold_in_force=True, label_weights=weights, **kw)
+    assert up.min_confidence > 0.97 and up.rule == 'raised: refuted'
+    # one wrong of thirty equal labels does (about 97 % right); one of three hundred does not
+    labelled, weights, pop = _in_force_sample(1)
+    assert refuted(labelled, 0.9, 0.5, 0.99, 0.9, weights)
+    assert not refuted([(0.97, 0.9, False)] + [(0.97, 0.9, True)] * 299, 0.9, 0.5, 0.99, 0.9)
+    # a wrong review among spot checks that stand for ten events each weighs a tenth of them
+    # (the weights count the labels' effective sample, not the events they stand for)
+    assert not refuted([(0.97, 0.9, False)] + [(0.97, 0.9, True)] * 29, 0.9, 0.5, 0.99, 0.9,
+                       [1.0] + [10.0] * 29)
+    assert refuted([(0.97, 0.9, False)] * 3 + [(0.97, 0.9, True)] * 27, 0.9, 0.5, 0.99, 0.9)
+    # the band and the events above it proven right by many labels: down, below the band
+    labelled = [(0.7, 0.4, True)] * 400 + [(0.97, 0.9, True)] * 300
+    pop = [(0.7, 0.4)] * 400 + [(0.97, 0.9)] * 300
+    down = tune_thresholds(labelled, pop, hold_in_force=True, **kw)
+    assert down.min_confidence <= 0.7 and down.rule == 'lowered: proven'
+    assert down.accuracy_bound >= 0.99
+    # too few labels: the bars in force, and the rule says why
+    few = tune_thresholds(labelled[:5], pop, hold_in_force=True, **kw)
+    assert (few.min_confidence, few.rule) == (0.9, 'too few labels')
 
 
 def test_credibility_out_of_range_is_refused_and_the_bound_is_written(tmp_path):
@@ -295,7 +344,11 @@ def test_review_learn_tunes_a_camera_carts_bars_with_the_experiments_step(tmp_pa
     args = ['--db', str(tmp_path / 'r.sqlite'), '--store', str(demo),
             '--out-dir', str(tmp_path / 'state'), '--target-accuracy', '0.99']
     assert learn_main(args + ['--cart-db', str(tmp_path / 'carts.sqlite')]) == 0
-    assert 'camera cart: 40 decided events' in capsys.readouterr().out
+    out = capsys.readouterr().out
+    # the bars came down on proof, and the output and the file say so
+    assert 'camera cart: 40 decided events' in out and '[lowered: proven]' in out
+    doc = yaml.safe_load((tmp_path / 'state' / 'thresholds.yaml').read_text())
+    assert doc['thresholds']['rule'] == 'lowered: proven'
     got = read_thresholds(tmp_path / 'state' / 'thresholds.yaml')
     db = CartDb(tmp_path / 'carts.sqlite')
     want, _ = tune_fused_bars(fused_rows(db), 0.99, (0.9, 0.2))
