@@ -83,6 +83,10 @@ class ConsoleReviewer:
         self.done: set[int] = set()
         self.answers: list[dict] = []
         self.errors: list[str] = []
+        # refused connections before the console first answered: it is still starting (the
+        # graph starts it with the other nodes), which is waiting, not an error
+        self.console_waits = 0
+        self._connected = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -161,11 +165,13 @@ class ConsoleReviewer:
             try:
                 if not logged_in:
                     self.login()
-                    logged_in = True
+                    logged_in = self._connected = True
                 self.step()
             except (urllib.error.URLError, OSError, ValueError, KeyError) as exc:
                 # the console is not up yet, or restarting: try again
-                if len(self.errors) < 1000:
+                if not self._connected and _refused(exc):
+                    self.console_waits += 1
+                elif len(self.errors) < 1000:
                     self.errors.append(f'{type(exc).__name__}: {exc}')
                 logged_in = logged_in and not (
                     isinstance(exc, urllib.error.HTTPError) and exc.code == 401)
@@ -187,4 +193,13 @@ class ConsoleReviewer:
             by[a['how']] = by.get(a['how'], 0) + 1
         return {'answered': len(self.answers),
                 'spot_checks': sum(a['spot_check'] for a in self.answers),
-                'by_how': by, 'errors': len(self.errors), 'first_errors': self.errors[:3]}
+                'by_how': by, 'console_waits': self.console_waits, 'errors': len(self.errors),
+                'first_errors': self.errors[:3]}
+
+
+def _refused(exc: BaseException) -> bool:
+    """A connection refused (the server is not listening yet), directly or inside urllib's
+    URLError."""
+    return isinstance(exc, ConnectionRefusedError) or (
+        isinstance(exc, urllib.error.URLError)
+        and isinstance(getattr(exc, 'reason', None), ConnectionRefusedError))

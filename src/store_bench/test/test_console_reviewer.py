@@ -1,5 +1,6 @@
 """The benches' simulated reviewer works the real console over HTTP and answers from the truth."""
 import json
+import socket
 
 import pytest
 
@@ -80,6 +81,23 @@ def test_it_waits_its_delay_and_finds_the_console_from_the_run_folder(console, t
         bot.stop()
     assert [d.shopper_id for d in published] == ['a']
     assert bot.summary()['answered'] == 1
+
+
+def test_a_console_not_up_yet_is_waited_for_not_an_error(tmp_path):
+    with socket.socket() as sock:          # a port nobody listens on
+        sock.bind(('127.0.0.1', 0))
+        port = sock.getsockname()[1]
+    (tmp_path / 'review_url.txt').write_text(f'http://127.0.0.1:{port}\n')
+    bot = ConsoleReviewer(tmp_path, 'sim-password', delay_s=0.0, poll_s=0.02).start()
+    try:
+        for _ in range(200):
+            if bot.console_waits >= 3:
+                break
+            bot._stop.wait(0.02)
+    finally:
+        bot.stop()
+    got = bot.summary()
+    assert got['console_waits'] >= 3 and got['errors'] == 0 and got['first_errors'] == []
 
 
 def test_a_wrong_password_answers_nothing(console, tmp_path):
