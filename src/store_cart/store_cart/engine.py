@@ -186,6 +186,7 @@ def fused_params(params: CartParams, fused_min_confidence: float) -> CartParams:
     return replace(params, min_confidence=fused_min_confidence)
 
 
+OFFER_MIN_POSTERIOR = 0.005  # a product hypothesis under this is not offered (but the best)
 NEARBY_S = 5.0      # a "no shopper" review offers everyone inside this close to the event [s]
 
 
@@ -805,10 +806,15 @@ class CartEngine:
                  blocks: list[str] | None = None, label_chance: float = 1.0,
                  first: CandidateData | None = None) -> tuple[ReviewRequestData, str]:
         """Store and return a request offering every shopper of ``weights`` x the top
-        products, and "no change". ``blocks``: the visits that wait for it (their carts and
-        receipts count it as pending, returns wait for its answer); a spot check blocks none:
+        products (the best, and the next ones with a posterior of at least
+        ``OFFER_MIN_POSTERIOR``), and "no change". ``blocks``: the visits that wait for it
+        (their carts and receipts count it as pending, returns wait for its answer); a spot
+        check blocks none:
         the machine's decision (``first``, offered first) is in the cart already."""
-        top = products[:self.params.review_top_k]
+        # the best product always; the others only where the weight leaves them a chance
+        # (a one-unit change does not offer 2 and 3 units per shopper at p = 0.00)
+        top = [h for i, h in enumerate(products[:self.params.review_top_k])
+               if i == 0 or h.posterior >= OFFER_MIN_POSTERIOR]
         unknown_p = sum(h.posterior for h in hyps if not self._is_product(h))
         candidates = [CandidateData(s['shopper_id'], h.sku, h.action, h.quantity,
                                     h.posterior * p) for s, p in weights for h in top]

@@ -278,6 +278,28 @@ def test_a_product_review_offers_every_shopper_inside_and_blocks_only_the_camera
             B, 2, (line('CHOC-DARK', 1),))
 
 
+def test_a_review_offers_only_the_quantities_the_weight_leaves_a_chance(tmp_path):
+    # seen in a live run: a one-unit change offered 1, 2 and 3 units to each of three
+    # shoppers, six of the nine answers at p = 0.00
+    params = fused_params(CartParams(min_confidence=0.9, min_margin=0.2), 0.9)
+    with CartEngine(str(tmp_path / 'c.sqlite'), CATALOG, STORE_ID, params) as engine:
+        engine.on_gate_event(enter(A, 1.0))
+        engine.on_gate_event(enter(B, 2.0))
+        ev = shelf('g2.s1.p1', 5.0, [take('CHOC-DARK', 0.996), take('CHOC-DARK', 0.003, 2),
+                                     take('CHOC-DARK', 0.001, 3)])
+        engine.on_shelf_event(ev, shopper_hint={A: 0.6, B: 0.4})
+        (req,) = of(engine.tick(ns(7.0)), ReviewRequestData)
+        got = [(c.shopper_id, c.quantity) for c in req.candidates if c.shopper_id]
+        assert got == [(A, 1), (B, 1)]
+        # two quantities the weight cannot tell apart are both offered, to every shopper
+        ev2 = shelf('g2.s1.p2', 9.0, [take('CHOC-DARK', 0.55), take('CHOC-DARK', 0.44, 2),
+                                      take('CHOC-DARK', 0.01, 3)])
+        engine.on_shelf_event(ev2, shopper_hint={A: 0.6, B: 0.4})
+        (req2,) = of(engine.tick(ns(11.0)), ReviewRequestData)
+        got = sorted((c.shopper_id, c.quantity) for c in req2.candidates if c.shopper_id)
+        assert got == [(A, 1), (A, 2), (A, 3), (B, 1), (B, 2), (B, 3)]
+
+
 def test_close_candidates_gives_review(tmp_path):
     params = CartParams(min_confidence=0.5, min_margin=0.2)
     with CartEngine(str(tmp_path / 'c.sqlite'), CATALOG, STORE_ID, params) as engine:
