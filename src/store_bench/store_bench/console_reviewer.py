@@ -86,7 +86,6 @@ class ConsoleReviewer:
         # refused connections before the console first answered: it is still starting (the
         # graph starts it with the other nodes), which is waiting, not an error
         self.console_waits = 0
-        self._connected = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -160,16 +159,16 @@ class ConsoleReviewer:
                 self.url = url_file.read_text().strip()
             else:
                 self._stop.wait(self.poll_s)
-        logged_in = False
+        logged_in = connected = False
         while not self._stop.is_set():
             try:
                 if not logged_in:
                     self.login()
-                    logged_in = self._connected = True
+                    logged_in = connected = True
                 self.step()
             except (urllib.error.URLError, OSError, ValueError, KeyError) as exc:
                 # the console is not up yet, or restarting: try again
-                if not self._connected and _refused(exc):
+                if not connected and _refused(exc):
                     self.console_waits += 1
                 elif len(self.errors) < 1000:
                     self.errors.append(f'{type(exc).__name__}: {exc}')

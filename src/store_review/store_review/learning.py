@@ -413,9 +413,8 @@ def tune_thresholds(labelled: Sequence[tuple[float, float, bool]],
             if best is None or key < best[0]:
                 best = (key, conf, margin)
     if holding:
-        rate_in_force = figures(*fallback)[1]
         if not refuted(labelled, *fallback, target_accuracy, credibility, label_weights):
-            if best is not None and best[0][0] < rate_in_force:
+            if best is not None and best[0][0] < figures(*fallback)[1]:
                 return result(best[1], best[2], 'lowered: proven')
             return result(*fallback, rule='kept: not refuted')
         if best is None:
