@@ -33,6 +33,7 @@ setup(
             'bench_kill = store_bench.bench_kill:main',
             'bench_live_detector = store_bench.bench_live_detector:main',
             'bench_live_graph = store_bench.bench_live_graph:main',
+            'bench_vision_replay = store_bench.vision_replay:main',
             'bench_real_footage = store_bench.bench_real_footage:main',
             'bench_review = store_bench.bench_review:main',
             'bench_review_login = store_bench.bench_review_login:main',

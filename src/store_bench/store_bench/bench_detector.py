@@ -6,6 +6,7 @@
         [--heldout out/perception/heldout]
         [--crops-heldout out/perception/crops_heldout] [--skip-map] [--stats-out PATH]
         [--runtime auto|onnx|torch] [--threads 0] [--skip-runtimes]
+    bench_detector --confusion-out config/fusion/sku_confusion.json --heldout DIR
 
 The detector is two-stage by default (the shipped crop model for hands and products on crops
 around each shopper), and three-stage with the shipped hand SKU classifier (what is in each hand
@@ -34,6 +35,9 @@ proposal, :mod:`store_perception.hand_sku`); ``--hand-model ''`` leaves the thir
   classifier's SKU, or the colour's for products it did not give);
   ``--stats-out`` writes them as the ``detector_stats.json`` that
   ``store_bench.simcam.measured_stats`` reads;
+* ``--confusion-out``: only the end-to-end run on ``--heldout``, and which SKU the detected
+  products of each true SKU were named, written as the fusion node's ``sku_confusion_file``
+  (:mod:`store_fusion.sku_confusion`) with a table of the confusions, most frequent first;
 * the crop model alone: ultralytics validation on the held-out crops (``make_crop_dataset`` of
   the held-out split around its truth shoppers, made when missing).
 
@@ -91,6 +95,9 @@ def main(argv=None) -> int:
                    help='operating score for recall, false positives and --stats-out')
     p.add_argument('--stats-out', default='', help='write the measured detector stats here '
                    '(JSON, the layout of store_bench.simcam.DetectorStats)')
+    p.add_argument('--confusion-out', default='', help='only measure which SKU the detected '
+                   'products of each true SKU are named on --heldout, and write it here (the '
+                   "fusion node's sku_confusion_file)")
     p.add_argument('--skip-map', action='store_true')
     p.add_argument('--precision-table', action='store_true',
                    help='only the fp32 vs int8 (onnx vs onnx_int8) x imgsz 416/320 table: '
@@ -108,10 +115,12 @@ def main(argv=None) -> int:
     from store_perception.detector_node import to_msg
     from store_perception.image_conversion import CvBridge
 
-    imgs, store = frames(a.frames)
     stage2 = dict(crop_model_path=a.crop_model or None, crop_size=a.crop_size,
                   crop_margin=a.crop_margin, proposal_conf=a.crop_shopper_conf,
                   hand_model_path=a.hand_model or None, hand_proposal_conf=a.hand_conf)
+    if a.confusion_out:
+        return confusion(a, stage2)
+    imgs, store = frames(a.frames)
     if a.precision_table:
         precision_table(imgs, a, store, stage2)
         return 0
@@ -334,6 +343,44 @@ def end_to_end(heldout: pathlib.Path, a, store, stage2: dict, quiet: bool = Fals
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(stats_dict(ev, source), indent=2) + '\n')
         print(f'wrote {out}')
+
+
+def confusion(a, stage2: dict) -> int:
+    """``--confusion-out``: the detector's SKU confusion on the held-out products."""
+    from store_common.description import load_store
+    from store_fusion.sku_confusion import SkuConfusion
+    heldout = pathlib.Path(a.heldout)
+    if not (heldout / 'truth').is_dir():
+        print(f'bench_detector: {heldout}: no held-out set with truth (make it with '
+              f'make_dataset --test --held-share 0.8 ...)', file=sys.stderr)
+        return 2
+    store = load_store(STORE)
+    ev = end_to_end(heldout, a, store, stage2, quiet=True)
+    records = ev['images']
+    try:
+        model = SkuConfusion.from_counts(
+            ev['sku_confusion'],
+            source=f'measured: bench_detector --confusion-out on {heldout.name} ({records} '
+                   f'images), products matched at IoU >= 0.5, score >= {a.score_min}, runtime '
+                   f'{a.runtime}')
+    except ValueError as exc:
+        print(f'bench_detector: {heldout}: {exc}', file=sys.stderr)
+        return 2
+    k = len(store.catalog.products)
+    n = sum(sum(r.values()) for r in model.counts.values())
+    print(f'{n} named product boxes of {len(model.counts)} SKUs in {records} images; pooled '
+          f'accuracy {model.accuracy:.3f}, prior strength {model.strength} (leave-one-out)')
+    print('true         named        boxes  P(named | true)  x unrelated')
+    pairs = sorted(((c, t, s) for t, r in model.counts.items() for s, c in r.items()),
+                   reverse=True)
+    for c, t, s in pairs[:30]:
+        p = model.p_seen(s, t, k)
+        print(f'{t:<12} {s:<12} {c:>5}  {p:>15.3f}  {p / model.p_seen_unrelated(s, k):>11.1f}')
+    out = pathlib.Path(a.confusion_out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    model.save(out)
+    print(f'wrote {out}')
+    return 0
 
 
 def crop_val(det, a) -> None:

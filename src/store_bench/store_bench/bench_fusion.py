@@ -178,7 +178,8 @@ def main(argv=None) -> int:
             colors = None if ns.no_color else shopper_colors(store, sc)
             for draw in range(ns.draws):
                 model = DetectionModel(stats, list(store.catalog.products),
-                                       seed=seed * 31 + level + 7919 * draw, colors=colors)
+                                       seed=seed * 31 + level + 7919 * draw, colors=colors,
+                                       confusion=fusion.sku_confusion)
                 history, _ = run_tracking(store, sc, frames, model,
                                           tracker_params=pipeline.tracker)
                 census.setdefault(level, Counter()).update(identity_census(frames, history))

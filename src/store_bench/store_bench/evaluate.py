@@ -9,7 +9,9 @@ or two), against the full-image truth boxes:
   run the detector with a low ``conf`` (0.001) for it;
 * at an operating score (``score_min``, 0.25 by default): recall (IoU >= 0.5), false positives
   per image, box centre and size errors of the matched boxes, SKU-by-colour accuracy of matched
-  product boxes -- the figures of ``store_bench.simcam.DetectorStats`` (:func:`stats_dict`).
+  product boxes -- the figures of ``store_bench.simcam.DetectorStats`` (:func:`stats_dict`) --
+  and which SKU the matched product boxes were named, per true SKU (``sku_confusion``, the
+  counts of ``store_fusion.sku_confusion.SkuConfusion``).
 
 Only benchmarks use it (``bench_detector``, ``bench_real_footage``; the detector node
 and training do not), hence here and not in store_perception. Never imports rclpy.
@@ -72,6 +74,7 @@ def evaluate(records: list[dict], dets_per_image: list[list], score_min: float =
     tps, confs, pcls, tcls = [], [], [], []
     per = {c: {'truth': 0, 'hit': 0, 'fp': 0, 'dc': [], 'ds': [], 'sku_right': 0}
            for c in CLASS_NAMES}
+    confusion: dict[str, dict[str, int]] = {}     # true SKU -> {named SKU: matched boxes}
     for rec, dets in zip(records, dets_per_image):
         dets = sorted(dets, key=lambda d: -d.score)
         truth = rec['boxes']
@@ -98,6 +101,9 @@ def evaluate(records: list[dict], dets_per_image: list[list], score_min: float =
             p['ds'] += [math.log(max(sw, 0.5) / w), math.log(max(sh, 0.5) / h)]
             if d.class_name == 'product':
                 p['sku_right'] += int(bool(d.sku) and d.sku == truth[i].get('sku'))
+                if d.sku and truth[i].get('sku'):
+                    row = confusion.setdefault(truth[i]['sku'], {})
+                    row[d.sku] = row.get(d.sku, 0) + 1
     tp = np.concatenate(tps) if tps else np.zeros((0, 10), bool)
     res = ap_per_class(tp, np.array(confs), np.array(pcls), np.array(tcls))
     ap, classes = res[5], res[6]
@@ -114,6 +120,7 @@ def evaluate(records: list[dict], dets_per_image: list[list], score_min: float =
     hits = per['product']['hit']
     out['sku_accuracy'] = per['product']['sku_right'] / hits if hits else 0.0
     out['sku_hits'] = per['product']['sku_right']
+    out['sku_confusion'] = confusion
     return out
 
 

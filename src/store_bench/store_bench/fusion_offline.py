@@ -71,13 +71,16 @@ def run_tracking(store, scenario, frames: list[dict], detection_model,
             if dropout and cam == dropout[0] and dropout[1] <= fr['t_s'] <= dropout[2]:
                 continue
             dets[cam] = detection_model.detect(boxes)
-        for t in tracker.step(now, dets):
-            history.add(Snapshot(now, t.track_id, t.shopper_id,
-                                 (float(t.x[0]), float(t.x[1])),
-                                 [(tuple(float(v) for v in p), s, src) for p, s, src in t.hands],
-                                 [sku for sku, _sc, _cam in t.products],
-                                 t.last_seen_ns == now))
+        record_tracks(history, now, tracker.step(now, dets))
     return history, tracker
+
+
+def record_tracks(history: TrackHistory, now: int, tracks) -> None:
+    """The tracker's tracks of one step as the fusion node gets them (snapshots)."""
+    for t in tracks:
+        history.add(Snapshot(now, t.track_id, t.shopper_id, (float(t.x[0]), float(t.x[1])),
+                             [(tuple(float(v) for v in p), s, src) for p, s, src in t.hands],
+                             [sku for sku, _sc, _cam in t.products], t.last_seen_ns == now))
 
 
 def shelf_events(store, scenario, physics_params=None, rate_hz: float = 40.0,

@@ -356,7 +356,7 @@ def _both_arms(ctx: dict, seed: int, level: int, states: dict) -> dict:
         key = json.dumps(st.to_dict(), sort_keys=True)
         if key not in histories:       # tracking does not depend on the learned files
             model = DetectionModel(st, list(store.catalog.products), seed=seed * 31 + level,
-                                   colors=colors)
+                                   colors=colors, confusion=ctx['pipe'].fusion.sku_confusion)
             histories[key], _ = run_tracking(store, sc, frames, model,
                                              tracker_params=ctx['pipe'].tracker)
         out[arm] = run_scenario(store, ctx['geom'], sc, histories[key], ctx['pipe'], states[arm],

@@ -179,8 +179,11 @@ class DetectionModel:
 
     def __init__(self, stats: DetectorStats, skus: list[str], seed: int = 0,
                  width: int = 640, height: int = 480, colors: dict | None = None,
-                 color_noise: ColorNoise | None = None):
+                 color_noise: ColorNoise | None = None, confusion=None):
         self.stats = stats
+        # which wrong SKU a product box is named (store_fusion.sku_confusion.SkuConfusion, the
+        # fusion's sku_confusion_file): None = any other SKU evenly
+        self.confusion = confusion
         self.skus = sorted(skus)
         # one random stream per class for true boxes and one for false positives, and a fixed
         # number of draws per box: a class's draws do not depend on any stats, so runs that
@@ -201,6 +204,13 @@ class DetectionModel:
         mix = cn.mix_per_hidden * (1.0 - float(b.get('visible', 1.0)))
         c = (1 - mix) * c + mix * rng.uniform(40, 200, 3)
         return tuple(float(v) for v in np.clip(c + rng.normal(0, cn.pixel_sd, 3), 0, 255))
+
+    def _wrong_sku(self, true: str, others: list[str], u: float) -> str:
+        """The wrong SKU a box of ``true`` is named: drawn by the confusion model's odds among
+        the other SKUs (a look-alike far more often than an unrelated one)."""
+        w = np.array([self.confusion.p_seen(s, true, len(self.skus)) for s in others])
+        k = int(np.searchsorted(np.cumsum(w / w.sum()), u, side='right'))
+        return others[min(k, len(others) - 1)]
 
     def detect(self, boxes: list[dict], dropped: bool = False) -> list[Detection2D]:
         if dropped:
@@ -225,8 +235,10 @@ class DetectionModel:
                 others = [s for s in self.skus if s != b.get('sku')]
                 if u_sku < self.stats.sku_accuracy or not others:
                     sku = b.get('sku', '')
-                else:
+                elif self.confusion is None:
                     sku = others[int(u_other * len(others))]
+                else:
+                    sku = self._wrong_sku(b.get('sku', ''), others, u_other)
                 sku_score = float(np.clip(0.7 + 0.15 * d_sku_score, 0.05, 1.0))
             out.append(Detection2D(b['cls'], float(np.clip(0.8 + 0.1 * d_score, 0.25, 1)),
                                    cx, cy, w, h, sku, sku_score, color))

@@ -68,3 +68,20 @@ def test_a_better_sku_accuracy_only_turns_wrong_skus_right():
             assert dw.sku == db.sku or db.sku == 'CHIPS-SALT'
             flipped += dw.sku != db.sku
     assert flipped > 50
+
+
+def test_with_a_confusion_model_wrong_skus_go_to_the_look_alike():
+    from store_fusion.sku_confusion import SkuConfusion
+    conf = SkuConfusion.from_counts({'CHIPS-SALT': {'CHIPS-SALT': 20, 'PRETZEL': 15},
+                                     'COLA-330': {'COLA-330': 30}})
+    stats = replace(_with_product(ASSUMED, recall=0.9, fp_per_image=0.0), sku_accuracy=0.5)
+    model = DetectionModel(stats, SKUS, seed=3, colors={'a': (200, 40, 40)}, confusion=conf)
+    boxes = [d for f in _frames() for d in model.detect(f) if d.cls == 'product']
+    wrong = [d.sku for d in boxes if d.sku != 'CHIPS-SALT']
+    assert len(wrong) > 100 and wrong.count('PRETZEL') / len(wrong) > 0.8
+    # the same boxes are right as without the model (paired draws): it only picks the wrong SKU
+    model = DetectionModel(stats, SKUS, seed=3, colors={'a': (200, 40, 40)}, confusion=conf)
+    with_model = _of([model.detect(f) for f in _frames()], 'product')
+    even = _of(_run(stats), 'product')
+    assert [[d.sku == 'CHIPS-SALT' for d in f] for f in with_model] == \
+        [[d.sku == 'CHIPS-SALT' for d in f] for f in even]

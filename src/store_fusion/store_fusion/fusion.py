@@ -32,6 +32,7 @@ from dataclasses import dataclass, field, replace
 from store_interfaces.msg import FusedShelfEvent, ProductHypothesis
 
 from store_fusion.geometry import HAND_ONE_VIEW_AT_PLATE
+from store_fusion.sku_confusion import SkuConfusion
 
 VISION_NONE, VISION_CONFIRMS, VISION_CHANGED, VISION_CONFLICTS = (
     FusedShelfEvent.VISION_NONE, FusedShelfEvent.VISION_CONFIRMS, FusedShelfEvent.VISION_CHANGED,
@@ -58,6 +59,13 @@ class FusionParams:
     # drawn back from one shelf can pass for a reach into the shelf below (about 1 / the three
     # shelf heights; tuning seeds 8100-8117, level 3: 0.1-0.5 all beat 1.0, see ARCHITECTURE)
     one_view_hand_weight: float = 0.3
+    # which SKU the detector names for which product (the fusion node's sku_confusion_file);
+    # None: every wrong SKU equally likely, at sku_accuracy
+    sku_confusion: SkuConfusion | None = field(default=None, compare=False)
+
+    @property
+    def confusion(self) -> SkuConfusion:
+        return self.sku_confusion or SkuConfusion(self.sku_accuracy)
 
 
 @dataclass
@@ -234,17 +242,19 @@ def _changes(before: Counter, after: Counter) -> tuple[Counter, Counter]:
 
 def _log_votes(h, ev: Counter, n_skus: int, params: FusionParams,
                baseline: bool = False) -> float:
-    """log P(the SKU boxes ``ev`` | hypothesis ``h``): each box's SKU right with the measured
-    SKU accuracy, correlated boxes capped at ``max_votes``. ``baseline``: relative to boxes of a
-    product unrelated to ``h`` (a SKU drawn uniformly)."""
-    acc = params.sku_accuracy
-    wrong = (1 - acc) / max(1, n_skus - 1)
+    """log P(the SKU boxes ``ev`` | hypothesis ``h``): each box named as the detector names
+    that product (``params.confusion``: a look-alike is named for it far more often than an
+    unrelated SKU), correlated boxes capped at ``max_votes``. ``baseline``: relative to boxes
+    of a product unrelated to ``h`` (one drawn evenly from the catalog)."""
+    conf = params.confusion
     scale = min(1.0, params.max_votes / max(1.0, sum(ev.values()) * 3))
     log_l = 0.0
     for sku, n in ev.items():
-        # the unknown hypothesis explains a seen SKU no better than a wrong one
-        p = acc if h.sku and sku == h.sku else wrong
-        log_l += n * 3 * scale * math.log(p * n_skus if baseline else p)
+        # the unknown hypothesis explains a seen SKU no better than a product that is not it
+        p = conf.p_seen(sku, h.sku, n_skus) if h.sku else conf.p_seen_wrong(sku, n_skus)
+        if baseline:
+            p /= conf.p_seen_unrelated(sku, n_skus)
+        log_l += n * 3 * scale * math.log(max(1e-12, p))
     return log_l
 
 

@@ -32,7 +32,7 @@ from store_fusion.event_buffer import EventFuser, fused_watermark_ns, NS
 from store_fusion.fusion import FusionParams
 from store_fusion.geometry import StoreGeometry
 from store_fusion.joint import JointParams
-from store_fusion.params import declared, FUSION_SPECS, JOINT_SPECS
+from store_fusion.params import declared, FUSION_SPECS, JOINT_SPECS, with_confusion
 
 _VISION = {0: 'none', 1: 'confirms', 2: 'changed', 3: 'conflicts'}
 
@@ -45,6 +45,10 @@ class FusionNode(Node):
         calibration_file = declare(self, 'calibration_file', '', 'Platt calibration JSON of the '
                                    'fused confidence (bench_fusion --fit-calibration). "": none.',
                                    read_only=True)
+        confusion_file = declare(self, 'sku_confusion_file', '', 'Which SKU the detector names '
+                                 'for which product in a hand (JSON, bench_detector '
+                                 '--confusion-out). "": every wrong SKU equally likely, at '
+                                 'sku_accuracy.', read_only=True)
         max_hold_s = declare(self, 'max_hold_s', 5.0, 'A shelf event waits at most this long '
                              '(ROS time since it arrived) for the track stream to pass it; then '
                              'it is fused with whatever evidence there is [s].', lo=0.0,
@@ -72,7 +76,7 @@ class FusionNode(Node):
 
         def one(name, default, text, lo, hi):
             return declare(self, name, default, text, lo=lo, hi=hi, read_only=True)
-        params = declared(FusionParams, FUSION_SPECS, one)
+        params = with_confusion(declared(FusionParams, FUSION_SPECS, one), confusion_file)
         joint = declared(JointParams, JOINT_SPECS, one)   # joint_* parameters
         if not store_file:
             raise ValueError('parameter store_file is required (the store description YAML)')
@@ -105,7 +109,7 @@ class FusionNode(Node):
             f'store {store.id}: shelf events wait for tracks {self.fuser.after_s:.1f} s past '
             f'their settled stamp, at most {max_hold_s:.1f} s ({lagging_hold_s:.1f} s while '
             f'the tracks lag); calibration '
-            f'{calibration_file or "none"}')
+            f'{calibration_file or "none"}; SKU confusion {confusion_file or "none"}')
 
     def _now_ns(self) -> int:
         return self.get_clock().now().nanoseconds

@@ -8,13 +8,14 @@ Never imports rclpy: the nodes pass what ``store_common.ros.declare`` returned t
 from __future__ import annotations
 
 import pathlib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from store_common.params import check_value, load_params_file
 
 from store_fusion.fusion import FusionParams
 from store_fusion.joint import JointParams
+from store_fusion.sku_confusion import SkuConfusion
 from store_fusion.tracker import TrackerParams
 
 
@@ -151,9 +152,21 @@ def load_pipeline_params(path: str | pathlib.Path) -> PipelineParams:
     doc = load_params_file(path)
     tracker, fusion = doc.get('tracker', {}), doc.get('fusion', {})
     return PipelineParams(from_values(TrackerParams, TRACKER_SPECS, tracker),
-                          from_values(FusionParams, FUSION_SPECS, fusion),
+                          with_confusion(from_values(FusionParams, FUSION_SPECS, fusion),
+                                         fusion.get('sku_confusion_file', '')),
                           from_values(JointParams, JOINT_SPECS, fusion),
                           {'tracker': tracker, 'fusion': fusion})
+
+
+def with_confusion(params: FusionParams, path) -> FusionParams:
+    """``params`` with the SKU confusion model of the fusion node's ``sku_confusion_file``
+    (``''``: none, every wrong SKU equally likely); a file that is not one raises
+    ``store_fusion.sku_confusion.ConfusionFileError`` naming it."""
+    if not path:
+        return params
+    if not isinstance(path, str):
+        raise ValueError(f'sku_confusion_file: expected a path, got {path!r}')
+    return replace(params, sku_confusion=SkuConfusion.load(path))
 
 
 def declared(cls, specs: tuple[ParamSpec, ...], declare_one):

@@ -1,0 +1,88 @@
+"""Replaying a live run's tracker trace through fusion variants: the clock of the run moved to
+the offline one, variants from the parameters file, decisions scored against the truth."""
+import json
+import pathlib
+
+import numpy as np
+import pytest
+
+from store_bench.fusion_offline import fuse_offline, shelf_events, T0_NS
+from store_bench.vision_replay import (replay_history, run_offset_ns, score, Tally,
+                                       variant_params)
+from store_common.description import load_store
+from store_fusion.geometry import Detection2D, StoreGeometry
+from store_fusion.trace import StepTrace
+from store_fusion.tracker import ShopperTracker
+from store_sim.generator import generate
+
+ROOT = pathlib.Path(__file__).resolve().parents[3]
+PARAMS = ROOT / 'config' / 'params' / 'store.yaml'
+NS = 1_000_000_000
+
+
+@pytest.fixture(scope='module')
+def store():
+    return load_store(ROOT / 'config' / 'stores' / 'demo.yaml')
+
+
+def _boxes(store, xy):
+    out = {}
+    for cam in store.cameras:
+        uv, _ = cam.model.project([[xy[0], xy[1], 0.0], [xy[0], xy[1], 1.75]])
+        if np.all(np.isfinite(uv)) and cam.model.in_image(uv).all():
+            h = uv[0, 1] - uv[1, 1]
+            out[cam.id] = [Detection2D('shopper', 0.9, (uv[0, 0] + uv[1, 0]) / 2,
+                                       (uv[0, 1] + uv[1, 1]) / 2, 0.3 * h, h,
+                                       color=(200.0, 40.0, 40.0))]
+        else:
+            out[cam.id] = []
+    return out
+
+
+def test_a_trace_on_the_runs_clock_replays_on_the_offline_clock(tmp_path, store):
+    offset = 1_765_000_000 * NS          # a live run's ROS time of scenario t = 0, minus T0
+    (tmp_path / 'scenario_clock.json').write_text(json.dumps(
+        {'scenario_start_ros_ns': T0_NS + offset, 'start_delay_s': 2.0}))
+    assert run_offset_ns(tmp_path) == offset
+    trace, live = StepTrace(tmp_path / 'tracker_trace.jsonl'), ShopperTracker(store)
+    for k in range(30):
+        now = T0_NS + offset + int((1 + 0.2 * k) * NS)
+        gates = [(now, 'enter', 'alice')] if k == 2 else []
+        for g in gates:
+            live.on_gate(*g)
+        dets = _boxes(store, (1.25 + 0.1 * k, 0.6 + 0.08 * k))
+        trace.write(now, dets, gates, live.step(now, dets), now)
+    trace.close()
+    history = replay_history(store, tmp_path / 'tracker_trace.jsonl', None, offset)
+    stamps = sorted({s.stamp_ns for s in history.snaps})
+    assert stamps[0] >= T0_NS + NS and stamps[-1] <= T0_NS + 7 * NS
+    assert any(s.shopper_id == 'alice' for s in history.snaps)
+    (tmp_path / 'scenario_clock.json').write_text('{}')
+    with pytest.raises(ValueError, match='scenario_clock.json'):
+        run_offset_ns(tmp_path)
+
+
+def test_a_variant_is_the_parameters_file_with_its_fusion_values():
+    even = variant_params(PARAMS, ['fusion.sku_confusion_file=', 'fusion.max_votes=2'])
+    assert even.sku_confusion is None and even.max_votes == 2.0
+    assert variant_params(PARAMS, []).sku_confusion is not None
+    for bad in ('tracker.gate_chi2=3', 'fusion.max_votes=-1', 'max_votes=2'):
+        with pytest.raises(ValueError):
+            variant_params(PARAMS, [bad])
+
+
+def test_decisions_are_scored_against_the_scenario(store):
+    """One shopper alone, no cameras: the weight decides, and what the bars let through is
+    right unless the weight confuses two products; a bar of 1.0 reviews everything."""
+    sc = generate(store, 20001, 1)
+    events = shelf_events(store, sc)
+    from store_fusion.fusion import FusionParams, TrackHistory
+    results = fuse_offline(StoreGeometry(store), events, TrackHistory(), 27, FusionParams())
+    t = Tally()
+    score(t, sc, events, results, 0.9, 0.5)
+    assert t.events >= 3 and t.vision == 0
+    assert t.unreviewed_right + len(t.wrong_unreviewed) + t.reviewed == t.events
+    assert t.unreviewed_right >= 1
+    strict = Tally()
+    score(strict, sc, events, results, 1.0 + 1e-9, 0.5)
+    assert strict.reviewed == strict.events
