@@ -59,6 +59,9 @@ class FusionParams:
     # drawn back from one shelf can pass for a reach into the shelf below (about 1 / the three
     # shelf heights; tuning seeds 8100-8117, level 3: 0.1-0.5 all beat 1.0, see ARCHITECTURE)
     one_view_hand_weight: float = 0.3
+    # a SKU seen gained or lost around an event is another item (one put away, or out of view
+    # after the event) rather than the event's product this often: it speaks for no hypothesis
+    other_item_share: float = 0.0
     # which SKU the detector names for which product (the fusion node's sku_confusion_file);
     # None: every wrong SKU equally likely, at sku_accuracy
     sku_confusion: SkuConfusion | None = field(default=None, compare=False)
@@ -242,18 +245,22 @@ def _changes(before: Counter, after: Counter) -> tuple[Counter, Counter]:
 
 def _log_votes(h, ev: Counter, n_skus: int, params: FusionParams,
                baseline: bool = False) -> float:
-    """log P(the SKU boxes ``ev`` | hypothesis ``h``): each box named as the detector names
-    that product (``params.confusion``: a look-alike is named for it far more often than an
-    unrelated SKU), correlated boxes capped at ``max_votes``. ``baseline``: relative to boxes
-    of a product unrelated to ``h`` (one drawn evenly from the catalog)."""
+    """log P(the SKU boxes ``ev`` | hypothesis ``h``): each box is the event's product with
+    probability 1 - ``other_item_share``, named as the detector names that product
+    (``params.confusion``: a look-alike far more often than an unrelated SKU), else another
+    item (named as a product drawn evenly from the catalog); correlated boxes capped at
+    ``max_votes``. ``baseline``: relative to boxes of a product unrelated to ``h``."""
     conf = params.confusion
+    other = params.other_item_share
     scale = min(1.0, params.max_votes / max(1.0, sum(ev.values()) * 3))
     log_l = 0.0
     for sku, n in ev.items():
+        unrelated = conf.p_seen_unrelated(sku, n_skus)
         # the unknown hypothesis explains a seen SKU no better than a product that is not it
         p = conf.p_seen(sku, h.sku, n_skus) if h.sku else conf.p_seen_wrong(sku, n_skus)
+        p = (1.0 - other) * p + other * unrelated
         if baseline:
-            p /= conf.p_seen_unrelated(sku, n_skus)
+            p /= unrelated
         log_l += n * 3 * scale * math.log(max(1e-12, p))
     return log_l
 

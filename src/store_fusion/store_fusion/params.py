@@ -96,6 +96,10 @@ FUSION_SPECS = _specs('', {
                         'settled stamp [s].', 0.0, 10.0),
     'sku_accuracy': ('P(a product box\'s SKU is right).', 0.0, 1.0),
     'max_votes': ('At most this many product boxes count (they are correlated).', 0.0, 100.0),
+    'other_item_share': ('Share of the SKUs seen gained or lost in a hand around an event that '
+                         'are another item (one put away, or out of view after the event) '
+                         'rather than the event\'s product; they speak for no hypothesis.',
+                         0.0, 0.99),
     'product_shopper_weight': ('Weight of the products seen gained or lost in a shopper\'s '
                                'hands as evidence of who did an event (0: hands only).', 0.0,
                                10.0),

@@ -119,3 +119,29 @@ def test_the_parameters_file_names_the_model_the_fusion_runs_with(tmp_path):
     with pytest.raises(ConfusionFileError, match='nothere.json'):
         load_pipeline_params(tmp_path / 'store.yaml')
     assert math.isclose(FusionParams().confusion.accuracy, FusionParams().sku_accuracy)
+
+
+def test_a_second_item_leaving_the_hand_does_not_outvote_the_weight():
+    """Live, L3 seed 20307: a shopper holding milk and orange juice returns the juice (the
+    weight: 1067.8 g, OJ-1L at 0.993); afterwards neither is seen in her hand, the milk in 88 %
+    of the frames before. As the event's product, that milk beat the weight (MILK-1L at
+    0.93); as possibly another item, it no longer does."""
+    from collections import Counter
+    hyps = [_hyp('OJ-1L', 0.993, action=2), _hyp('MILK-1L', 0.001, action=2),
+            _hyp('LEMON-330', 0.006, action=2, q=3)]
+    lost = Counter({'MILK-1L': 0.88, 'OJ-1L': 0.35, 'COFFEE-CUP': 0.35})
+    # as measured: the two cartons are seldom named for each other
+    conf = SkuConfusion.from_counts({'OJ-1L': {'OJ-1L': 71, 'PRETZEL': 4, 'COOKIES': 4},
+                                     'MILK-1L': {'MILK-1L': 9},
+                                     'COFFEE-CUP': {'COFFEE-CUP': 14, 'PUDDING': 1}})
+    as_product, _, _ = fuse_products(hyps, lost, Counter(), K,
+                                     FusionParams(sku_confusion=conf))
+    assert as_product[0].sku == 'MILK-1L'
+    mixed, _, _ = fuse_products(hyps, lost, Counter(), K,
+                                FusionParams(sku_confusion=conf, other_item_share=0.3))
+    assert mixed[0].sku == 'OJ-1L'
+    # one product alone in the change still decides between look-alike weights
+    alone, _, _ = fuse_products([_hyp('OJ-1L', 0.5, action=2), _hyp('MILK-1L', 0.5, action=2)],
+                                Counter({'MILK-1L': 1.0}), Counter(), K,
+                                FusionParams(sku_confusion=conf, other_item_share=0.3))
+    assert alone[0].sku == 'MILK-1L' and alone[0].posterior > 0.7
