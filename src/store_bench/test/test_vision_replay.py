@@ -3,14 +3,14 @@ the offline one, variants from the parameters file, decisions scored against the
 import json
 import pathlib
 
-import numpy as np
 import pytest
 
 from store_bench.fusion_offline import fuse_offline, shelf_events, T0_NS
 from store_bench.vision_replay import (replay_history, run_offset_ns, score, Tally,
                                        variant_params)
 from store_common.description import load_store
-from store_fusion.geometry import Detection2D, StoreGeometry
+from store_fusion.geometry import StoreGeometry
+from store_fusion.synthetic import standing_boxes
 from store_fusion.trace import StepTrace
 from store_fusion.tracker import ShopperTracker
 from store_sim.generator import generate
@@ -25,20 +25,6 @@ def store():
     return load_store(ROOT / 'config' / 'stores' / 'demo.yaml')
 
 
-def _boxes(store, xy):
-    out = {}
-    for cam in store.cameras:
-        uv, _ = cam.model.project([[xy[0], xy[1], 0.0], [xy[0], xy[1], 1.75]])
-        if np.all(np.isfinite(uv)) and cam.model.in_image(uv).all():
-            h = uv[0, 1] - uv[1, 1]
-            out[cam.id] = [Detection2D('shopper', 0.9, (uv[0, 0] + uv[1, 0]) / 2,
-                                       (uv[0, 1] + uv[1, 1]) / 2, 0.3 * h, h,
-                                       color=(200.0, 40.0, 40.0))]
-        else:
-            out[cam.id] = []
-    return out
-
-
 def test_a_trace_on_the_runs_clock_replays_on_the_offline_clock(tmp_path, store):
     offset = 1_765_000_000 * NS          # a live run's ROS time of scenario t = 0, minus T0
     (tmp_path / 'scenario_clock.json').write_text(json.dumps(
@@ -50,7 +36,8 @@ def test_a_trace_on_the_runs_clock_replays_on_the_offline_clock(tmp_path, store)
         gates = [(now, 'enter', 'alice')] if k == 2 else []
         for g in gates:
             live.on_gate(*g)
-        dets = _boxes(store, (1.25 + 0.1 * k, 0.6 + 0.08 * k))
+        dets = standing_boxes(store, [(1.25 + 0.1 * k, 0.6 + 0.08 * k)],
+                              colors=[(200.0, 40.0, 40.0)])
         trace.write(now, dets, gates, live.step(now, dets), now)
     trace.close()
     history = replay_history(store, tmp_path / 'tracker_trace.jsonl', None, offset)

@@ -3,28 +3,13 @@ gives the tracks the node published (an exact replay of a live run)."""
 import json
 import pathlib
 
-import numpy as np
-
 from store_common.description import load_store
-from store_fusion.geometry import Detection2D
+from store_fusion.synthetic import standing_boxes
 from store_fusion.trace import read_trace, replay, StepTrace
 from store_fusion.tracker import ShopperTracker
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 NS = 1_000_000_000
-
-
-def _boxes(store, xy, color):
-    out = {}
-    for cam in store.cameras:
-        uv, _ = cam.model.project([[xy[0], xy[1], 0.0], [xy[0], xy[1], 1.75]])
-        if np.all(np.isfinite(uv)) and cam.model.in_image(uv).all():
-            h = uv[0, 1] - uv[1, 1]
-            out[cam.id] = [Detection2D('shopper', 0.9, (uv[0, 0] + uv[1, 0]) / 2,
-                                       (uv[0, 1] + uv[1, 1]) / 2, 0.3 * h, h, color=color)]
-        else:
-            out[cam.id] = []
-    return out
 
 
 def test_a_replayed_trace_gives_the_tracks_the_node_published(tmp_path):
@@ -38,7 +23,7 @@ def test_a_replayed_trace_gives_the_tracks_the_node_published(tmp_path):
         for g in gates:
             live.on_gate(*g)
         xy = (1.25 + 0.1 * k, 0.6 + 0.08 * k)
-        dets = _boxes(store, xy, (200.0, 40.0, 40.0))
+        dets = standing_boxes(store, [xy], colors=[(200.0, 40.0, 40.0)])
         tracks = live.step(now, dets)
         trace.write(now, dets, gates, tracks, now + NS // 10)
         published.append([(t.track_id, t.shopper_id) for t in tracks])

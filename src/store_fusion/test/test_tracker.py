@@ -6,6 +6,7 @@ import pytest
 
 from store_common.description import load_store
 from store_fusion.geometry import Detection2D
+from store_fusion.synthetic import standing_boxes
 from store_fusion.tracker import ShopperTracker
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
@@ -18,21 +19,7 @@ def store():
 
 
 def boxes(store, xy, skip=(), colors=None):
-    out = {}
-    for cam in store.cameras:
-        if cam.id in skip:
-            continue
-        dets = []
-        for i, (x, y) in enumerate(xy):
-            uv, _ = cam.model.project([[x, y, 0.0], [x, y, 1.75]])
-            if not np.all(np.isfinite(uv)) or not cam.model.in_image(uv).all():
-                continue
-            h = uv[0, 1] - uv[1, 1]
-            dets.append(Detection2D('shopper', 0.9, (uv[0, 0] + uv[1, 0]) / 2,
-                                    (uv[0, 1] + uv[1, 1]) / 2, 0.3 * h, h,
-                                    color=colors[i] if colors else None))
-        out[cam.id] = dets
-    return out
+    return standing_boxes(store, xy, skip, colors)
 
 
 def run(store, paths, t_end, hidden=lambda i, t: False, skip=lambda t: (), colors=None):
