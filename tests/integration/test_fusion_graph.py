@@ -317,3 +317,13 @@ def test_vision_decides_which_of_two_near_equal_cans_was_taken(tmp_path, ros_env
         ('COLA-330', 1, STATUS_PENDING_REVIEW), ('LEMON-330', 1, STATUS_CONFIRMED)]
     assert list(carts[A].lines) == []
     assert g.returncodes == (0, 0), (fusion_log, cart_log)
+
+
+def test_a_broken_sku_confusion_file_stops_the_fusion_node_naming_it(tmp_path, ros_env):
+    bad = tmp_path / 'sku_confusion.json'
+    bad.write_text('{"accuracy": 0.6, "strength": 8, "counts": {"OJ-1L": {"MILK-1L": -3}}}')
+    proc = _start('store_fusion', 'fusion', {'store_file': DEMO_STORE,
+                                             'sku_confusion_file': bad})
+    out = proc.communicate(timeout=30)[0]
+    assert proc.returncode not in (0, None), out
+    assert str(bad) in out and 'negative OJ-1L->MILK-1L=-3' in out, out

@@ -128,6 +128,9 @@ def test_cameras_add_a_driver_per_camera_and_one_detector(store, tmp_path):
     cal = pathlib.Path(fusion.parameters['calibration_file'])
     assert cal.is_absolute() and cal == (PARAMS.parent / '../fusion/calibration.json').resolve()
     assert cal.is_file()
+    confusion = pathlib.Path(fusion.parameters['sku_confusion_file'])
+    assert confusion == (PARAMS.parent / '../fusion/sku_confusion.json').resolve()
+    assert confusion.is_file()
     detector = next(s for s in specs if s.executable == 'detector')
     assert detector.parameters['crop_model_path'] == 'store_yolo_crops.pt'
     cart = next(s for s in specs if s.executable == 'cart')
