@@ -356,11 +356,11 @@ def confusion(a, stage2: dict) -> int:
         return 2
     store = load_store(STORE)
     ev = end_to_end(heldout, a, store, stage2, quiet=True)
-    records = ev['images']
+    images = ev['images']
     try:
         model = SkuConfusion.from_counts(
             ev['sku_confusion'],
-            source=f'measured: bench_detector --confusion-out on {heldout.name} ({records} '
+            source=f'measured: bench_detector --confusion-out on {heldout.name} ({images} '
                    f'images), products matched at IoU >= 0.5, score >= {a.score_min}, runtime '
                    f'{a.runtime}')
     except ValueError as exc:
@@ -368,7 +368,7 @@ def confusion(a, stage2: dict) -> int:
         return 2
     k = len(store.catalog.products)
     n = sum(sum(r.values()) for r in model.counts.values())
-    print(f'{n} named product boxes of {len(model.counts)} SKUs in {records} images; pooled '
+    print(f'{n} named product boxes of {len(model.counts)} SKUs in {images} images; pooled '
           f'accuracy {model.accuracy:.3f}, prior strength {model.strength} (leave-one-out)')
     print('true         named        boxes  P(named | true)  x unrelated')
     pairs = sorted(((c, t, s) for t, r in model.counts.items() for s, c in r.items()),

@@ -44,8 +44,8 @@ from store_fusion.params import load_pipeline_params
 from store_sim.evaluator import aggregate, before_review, evaluate
 from store_sim.generator import generate
 
-from store_bench.fusion_offline import identity_census, MODES, run_modes, run_tracking, \
-    seed_ranges, shelf_events, truth_of_event
+from store_bench.fusion_offline import action_code, identity_census, MODES, run_modes, \
+    run_tracking, seed_ranges, shelf_events, truth_of_event
 from store_bench.paths import root_or_exit
 from store_bench.simcam import DetectionModel, load_or_render_truth, measured_stats, \
     shopper_colors, truth_cache_path
@@ -64,7 +64,7 @@ def _score(sc, events, runs, level_rows: dict[str, list], conf_pairs: list) -> N
         h = res.hypotheses[0] if res.hypotheses else None
         ok = bool(tr and res.shoppers and res.shoppers[0].shopper_id == tr[0] and h
                   and h.sku == tr[1].sku and h.quantity == tr[1].quantity
-                  and h.action == (1 if tr[1].kind == 'take' else 2))
+                  and h.action == action_code(tr[1]))
         conf_pairs.append((min(1.0, max(0.0, res.confidence)), ok, ev.event_id in reviewed))
 
 

@@ -218,6 +218,11 @@ def truth_of_event(scenario, ev: ShelfEventData, tol_s: float = 2.0):
     return best
 
 
+def action_code(action) -> int:
+    """The cart's action code (``ACTION_TAKE``/``ACTION_RETURN``) of a scenario action."""
+    return ACTION_TAKE if action.kind == 'take' else ACTION_RETURN
+
+
 def seed_ranges(spec: str) -> list[int]:
     """'8100:8104,9100:9102' -> the seeds of each inclusive range, in order (benchmarks' --seeds;
     a tuning set is often two separate ranges)."""

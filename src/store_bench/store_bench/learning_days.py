@@ -60,7 +60,7 @@ from typing import Callable
 
 from store_cart.engine import (CartEngine, CartParams, cart_params_of, decision_features,
                                fused_params)
-from store_cart.model import (ACTION_RETURN, ACTION_TAKE, CartUpdateData, ReceiptData,
+from store_cart.model import (ACTION_TAKE, CartUpdateData, ReceiptData,
                               ReviewRequestData, SOURCE_REVIEW)
 from store_cart.thresholds import read_thresholds, write_thresholds
 from store_common.description import load_store
@@ -78,8 +78,8 @@ from store_sim.evaluator import evaluate
 from store_sim.generator import generate
 from store_sim.physics import PhysicsParams
 
-from store_bench.fusion_offline import (_gates, fuse_offline, NS, run_tracking, shelf_events,
-                                        T0_NS, truth_of_event)
+from store_bench.fusion_offline import (_gates, action_code, fuse_offline, NS, run_tracking,
+                                        shelf_events, T0_NS, truth_of_event)
 from store_bench.reviewer_sim import SimulatedReviewer
 from store_bench.simcam import (DetectionModel, DetectorStats, load_or_render_truth,
                                 measured_stats, shopper_colors, truth_cache_path)
@@ -200,8 +200,7 @@ def run_scenario(store, geom, scenario, history, pipe: PipelineParams, state: Ar
                                            [h.posterior for h in res.hypotheses])
         best = res.hypotheses[0] if res.hypotheses else None
         truth = truth_of_event(scenario, ev)
-        t_key = ((truth[1].sku, ACTION_TAKE if truth[1].kind == 'take' else ACTION_RETURN,
-                  truth[1].quantity) if truth else ('', 0, 0))
+        t_key = ((truth[1].sku, action_code(truth[1]), truth[1].quantity) if truth else ('', 0, 0))
         t_shopper = truth[0] if truth else ''
         ups = [u for u in updates if u.event_id == ev.event_id and u.source != SOURCE_REVIEW]
         if truth is None:

@@ -36,20 +36,20 @@ import pathlib
 import sys
 from dataclasses import dataclass, field
 
-import yaml
 
+from store_bringup.runner import parse_set
 from store_cart.engine import decision_features
 from store_common.description import load_store
 from store_common.params import load_params_file
 from store_fusion.fusion import FusionParams, TrackHistory
 from store_fusion.geometry import StoreGeometry
 from store_fusion.params import FUSION_SPECS, from_values, load_pipeline_params, with_confusion
-from store_fusion.trace import read_trace
+from store_fusion.trace import read_trace, replay
 from store_fusion.tracker import ShopperTracker
 from store_sim.scenario import load_scenario
 
-from store_bench.fusion_offline import (fuse_offline, record_tracks, shelf_events, T0_NS,
-                                        truth_of_event)
+from store_bench.fusion_offline import (action_code, fuse_offline, record_tracks,
+                                        shelf_events, T0_NS, truth_of_event)
 from store_bench.paths import root_or_exit
 
 
@@ -79,13 +79,13 @@ def replay_history(store, trace_path: pathlib.Path, tracker_params, offset_ns: i
                    ) -> TrackHistory:
     """The track history the live tracker would give on a run's traced steps, on the offline
     clock (every stamp minus ``offset_ns``)."""
-    tracker = ShopperTracker(store, tracker_params)
+    steps = read_trace(trace_path)
+    for rec in steps:
+        rec['stamp_ns'] = int(rec['stamp_ns']) - offset_ns
+        rec['gates'] = [[int(stamp) - offset_ns, kind, sid] for stamp, kind, sid in rec['gates']]
     history = TrackHistory(keep_s=1e9)
-    for rec in read_trace(trace_path):
-        for stamp, kind, sid in rec['gates']:
-            tracker.on_gate(int(stamp) - offset_ns, kind, sid)
-        now = int(rec['stamp_ns']) - offset_ns
-        record_tracks(history, now, tracker.step(now, rec['dets']))
+    replay(ShopperTracker(store, tracker_params), steps,
+           lambda rec, tracks: record_tracks(history, rec['stamp_ns'], tracks))
     return history
 
 
@@ -114,7 +114,7 @@ def score(tally: Tally, scenario, events, results, min_conf: float, min_margin: 
                                            [h.posterior for h in hyps])
         best = hyps[0] if hyps else None
         right = (best is not None and top == sid and best.sku == action.sku
-                 and best.quantity == action.quantity and _action(best) == action.kind)
+                 and best.quantity == action.quantity and best.action == action_code(action))
         vision = bool(res.skus_seen)
         if vision:
             tally.vision += 1
@@ -132,10 +132,6 @@ def score(tally: Tally, scenario, events, results, min_conf: float, min_margin: 
                 f' p={p:.3f} (truth {sid} {action.sku} x{action.quantity})')
 
 
-def _action(h) -> str:
-    return {1: 'take', 2: 'return'}.get(int(h.action), '')
-
-
 def _presence(scenario):
     spans = [(s.id, s.enter_s, s.exit_s) for s in scenario.shoppers]
 
@@ -145,18 +141,19 @@ def _presence(scenario):
 
 
 def variant_params(params_path: pathlib.Path, sets: list[str]):
-    """The fusion's parameters with ``sets`` (fusion.PARAM=VALUE) over the file's."""
-    doc = load_params_file(params_path)
-    fusion = dict(doc.get('fusion', {}))
-    for kv in sets:
-        key, _, value = kv.partition('=')
-        section, _, name = key.partition('.')
-        if section != 'fusion' or not name:
-            raise ValueError(f'--variant: {kv!r} is not fusion.PARAM=VALUE')
+    """The fusion's parameters with ``sets`` (fusion.PARAM=VALUE, parsed as ``run_store
+    --set``) over the file's; a relative ``*_file`` is relative to the file, as in it."""
+    try:
+        over = parse_set(sets)
+    except ValueError as exc:
+        raise ValueError(f'--variant: {exc}') from None
+    if set(over) - {'fusion'}:
+        raise ValueError(f'--variant: only fusion parameters vary, not {sorted(over)}')
+    fusion = dict(load_params_file(params_path).get('fusion', {}))
+    for name, value in over.get('fusion', {}).items():
         if name.endswith('_file'):
-            fusion[name] = str((params_path.parent / value).resolve()) if value else ''
-        else:
-            fusion[name] = yaml.safe_load(value)
+            value = str((params_path.parent / str(value)).resolve()) if value else ''
+        fusion[name] = value
     return with_confusion(from_values(FusionParams, FUSION_SPECS, fusion),
                           fusion.get('sku_confusion_file', ''))
 
