@@ -54,6 +54,30 @@ class Observation:
     head_ray: tuple | None = None      # (origin (3,), unit direction (3,)) through the box top
 
 
+@dataclass
+class LooseHand:
+    """A hand box in no shopper box of its image, and the product boxes on it."""
+    camera_id: str
+    origin: np.ndarray                 # camera centre (3,)
+    direction: np.ndarray              # unit ray through the hand box's centre (3,)
+    score: float
+    products: list                     # [(sku, sku_score, ray origin, ray direction)]
+
+
+def _loose_hands(camera_id: str, origin, parts: list) -> list[LooseHand]:
+    """``parts``: (Detection2D, ray) of the hand and product boxes in no shopper box; a
+    product box overlapping a hand box is held by that hand."""
+    out = []
+    for d, u in parts:
+        if d.cls != 'hand':
+            continue
+        held = [(q.sku, q.sku_score, origin.copy(), uq) for q, uq in parts
+                if q.cls == 'product' and q.sku and abs(q.cx - d.cx) <= (q.w + d.w) / 2
+                and abs(q.cy - d.cy) <= (q.h + d.h) / 2]
+        out.append(LooseHand(camera_id, origin.copy(), u, d.score, held))
+    return out
+
+
 # --- appearance ---------------------------------------------------------------------------------
 CHROMA_SD = 0.04             # sd of one observation's chromaticity (lighting tint, mixing)
 BRIGHT_SD = 0.25             # sd of one observation's log brightness (shading, exposure)
@@ -152,12 +176,17 @@ class StoreGeometry:
                   & (z <= b[:, 4]))
         return bool(inside.any())
 
-    def observe(self, camera_id: str, dets: list[Detection2D]) -> list[Observation]:
-        """Shopper boxes of one image -> floor observations with their hands' rays."""
+    def observe(self, camera_id: str, dets: list[Detection2D],
+                loose: list[LooseHand] | None = None) -> list[Observation]:
+        """Shopper boxes of one image -> floor observations with their hands' rays.
+
+        ``loose``: a list to which the hands in no shopper box are added, with the products on
+        them (an arm stretched to a shelf reaches out of its body's box, or the body is hidden
+        behind a gondola and the hand above it is not); None: such hands are dropped."""
         cam = self.cameras[camera_id]
         shoppers = [d for d in dets if d.cls == 'shopper']
         parts = [d for d in dets if d.cls in ('hand', 'product')]
-        if not shoppers:
+        if not shoppers and (loose is None or not parts):
             return []       # hands and products belong to a shopper box
         # every ray of the image in one undistortion (the tracker's main cost, per call): the
         # feet and head tops of the shopper boxes, then the centres of hands and products
@@ -207,6 +236,7 @@ class StoreGeometry:
         # smallest, unless the part's ray passes another's body (at arm's height) nearer by
         # AXIS_MARGIN_M (in a crowd a reaching hand lies inside the boxes of the shoppers
         # behind it too, and the smaller box may be theirs)
+        outside = []
         for k, d in enumerate(parts):
             u = rays[2 * n + k]
             inside = []
@@ -215,6 +245,7 @@ class StoreGeometry:
                 if x0 - m <= d.cx <= x1 + m and y0 - m <= d.cy <= y1 + m:
                     inside.append(i)
             if not inside:
+                outside.append(k)
                 continue
             best = min(inside, key=lambda i: boxes[i][4])
             if len(inside) > 1:
@@ -227,6 +258,9 @@ class StoreGeometry:
                 obs[best].hand_rays.append((o, u, d.score))
             else:
                 obs[best].products.append((d.sku, d.sku_score, o, u))
+        if loose is not None:
+            loose.extend(_loose_hands(camera_id, origin, [(parts[k], rays[2 * n + k])
+                                                          for k in outside]))
         return obs
 
 
@@ -303,14 +337,33 @@ def closest_points(o1, d1, o2, d2) -> tuple[np.ndarray, float]:
     return (p1 + p2) / 2, float(np.linalg.norm(p1 - p2))
 
 
+def plate_hits(geom: StoreGeometry, origin, direction, max_d_m: float = 0.12
+               ) -> list[tuple[np.ndarray, str]]:
+    """Where a hand on a camera ray would be if it reached into a plate: (the ray's point at
+    a reaching hand's height above a plate level, a plate whose reach region is within
+    ``max_d_m`` of it), every such pair."""
+    o, u = np.asarray(origin, float), np.asarray(direction, float)
+    if abs(u[2]) < 1e-6:
+        return []
+    out = []
+    for z in sorted({round(p.center_store[2] + PLATE_HAND_DZ_M, 3) for p in geom.plates.values()}):
+        t = (z - o[2]) / u[2]
+        if t <= 0:
+            continue
+        q = o + t * u
+        out.extend((q, pid) for pid in geom.plates if geom.plate_distance(pid, q) < max_d_m)
+    return out
+
+
 def hands_3d(geom: StoreGeometry, body_xy, rays: list) -> list[tuple[np.ndarray, float, int]]:
     """Hand rays of one shopper (several cameras) -> [(3D hand, std [m], HAND_* source)].
 
     Pairs of rays from different cameras that pass within 0.15 m of each other near the body
     are triangulated; a ray left over is intersected with the plate heights (a reaching hand is
-    just above a plate surface) where that lands on a plate within reach, else with the height
-    of a hand at rest. A one-view hand's depth along its ray is assumed, not measured: a hand
-    drawn back from one shelf can pass for a reach into the shelf below it.
+    just above a plate surface) where that lands on a plate within reach (of two, the one
+    nearer the body), else with the height of a hand at rest. A one-view hand's depth along its
+    ray is assumed, not measured: a hand drawn back from one shelf can pass for a reach into
+    the shelf below it.
     """
     body = np.asarray(body_xy, float)
     used = set()
@@ -339,8 +392,9 @@ def hands_3d(geom: StoreGeometry, body_xy, rays: list) -> list[tuple[np.ndarray,
             if np.linalg.norm(p[:2] - body) > 1.1:
                 continue
             dmin = min((geom.plate_distance(pid, p) for pid in reachable), default=float('inf'))
-            if dmin < 0.12 and (best is None or dmin < best[1]):
-                best = (p, dmin)
+            reach = float(np.linalg.norm(p[:2] - body))
+            if dmin < 0.12 and (best is None or reach < best[1]):
+                best = (p, reach)     # of two shelves the ray crosses, the one within arm's reach
         if best is not None:
             out.append((best[0], 0.12, HAND_ONE_VIEW_AT_PLATE))
             continue

@@ -35,8 +35,8 @@ import numpy as np
 from store_interfaces.msg import ShopperTrack
 
 from store_fusion.assign import hungarian
-from store_fusion.geometry import appearance_d2, hands_3d, Observation, StoreGeometry, \
-    triangulate_rays
+from store_fusion.geometry import appearance_d2, AXIS_MARGIN_M, hands_3d, LooseHand, \
+    Observation, plate_hits, StoreGeometry, triangulate_rays
 
 TENTATIVE, CONFIRMED, COASTING, LOST = (ShopperTrack.STATE_TENTATIVE, ShopperTrack.STATE_CONFIRMED,
                                         ShopperTrack.STATE_COASTING, ShopperTrack.STATE_LOST)
@@ -73,6 +73,10 @@ class TrackerParams:
     bind_door_looks: int = 5       # ... if the door was looked at fewer times in bind_window_s
     tentative_misses: int = 2      # a tentative track is lost once unseen in this many looks
     tentative_max_s: float = 5.0   # ... (and 1 s) or unseen this long, looked at or not [s]
+    # a hand in no shopper box is the hand of the shopper whose body its ray passes this near
+    # (an arm stretched out of the body's box, or a body hidden behind a gondola) [m]; 0: such
+    # hands are dropped (0.6-1.0 alike on 9 replayed live runs; docs/RESULTS.md)
+    hand_reach_m: float = 0.8
 
 
 @dataclass
@@ -373,10 +377,11 @@ class ShopperTracker:
                 for e in self.pending_entries:
                     if 0 <= now_ns - e[0] <= p.bind_window_s * 1e9:
                         self._door_looks[e] = self._door_looks.get(e, 0) + 1
-        obs = []
+        obs, loose = [], []
         for cam_id in sorted(detections):
             if cam_id in self.geom.cameras:
-                obs.extend(self.geom.observe(cam_id, detections[cam_id]))
+                obs.extend(self.geom.observe(cam_id, detections[cam_id],
+                                             loose if p.hand_reach_m > 0.0 else None))
         live = [t for t in self.tracks if not t.closed and t.state != LOST]
         clusters = self.cluster(obs, self.owners(now_ns, obs, live))
         fused = [_fuse(c) for c in clusters]
@@ -400,6 +405,8 @@ class ShopperTracker:
         for i, j in hungarian(cost):
             if cost[i, j] < 1e6:
                 taken[i] = j
+        reaching = self._reaching(live, [fused[taken[i]][0] if i in taken else t.x[:2]
+                                         for i, t in enumerate(live)], loose)
         for i, t in enumerate(live):
             if i not in taken:
                 t.hands, t.products = [], []
@@ -422,7 +429,7 @@ class ShopperTracker:
             t.last_seen_ns = now_ns
             t.hits += 1
             t.misses = 0
-            self._seen(t, c)
+            self._seen(t, c, reaching.get(i, []))
             if t.state in (COASTING, LOST) or (t.state == TENTATIVE
                                                and t.hits >= p.confirm_hits):
                 t.state = CONFIRMED
@@ -457,12 +464,37 @@ class ShopperTracker:
                 return True
         return False
 
-    def _seen(self, t: Track, c: list[Observation]) -> None:
+    def _reaching(self, live: list[Track], xys: list, loose: list[LooseHand]
+                  ) -> dict[int, list[LooseHand]]:
+        """{index in ``live``: the hands in no shopper box that are its}. A hand out of its
+        body's box is of interest only reaching into a plate: placed where its ray meets a
+        plate (:func:`plate_hits`), it is the hand of the track (at ``xys``: this cycle's
+        position) standing in front of that plate nearest to it, within ``hand_reach_m``, with
+        no other live track within ``AXIS_MARGIN_M`` as near (between two shoppers a hand is
+        nobody's)."""
+        out: dict[int, list[LooseHand]] = {}
+        if not loose or not live:
+            return out
+        for h in loose:
+            hits = plate_hits(self.geom, h.origin, h.direction)
+            dist = sorted((min((float(np.hypot(q[0] - xy[0], q[1] - xy[1]))
+                                for q, pid in hits if self.geom.in_front_of(pid, xy)),
+                               default=float('inf')), i) for i, xy in enumerate(xys))
+            if dist[0][0] > self.params.hand_reach_m or (
+                    len(dist) > 1 and dist[1][0] < dist[0][0] + AXIS_MARGIN_M):
+                continue
+            out.setdefault(dist[0][1], []).append(h)
+        return out
+
+    def _seen(self, t: Track, c: list[Observation], reaching: list[LooseHand] = ()) -> None:
         t.seen_cameras = tuple(sorted({o.camera_id for o in c}))
         rays = [(o_, u, s, ob.camera_id) for ob in c for (o_, u, s) in ob.hand_rays]
+        rays += [(h.origin, h.direction, h.score, h.camera_id) for h in reaching]
         t.hands = hands_3d(self.geom, t.x[:2], rays)
         t.products = [(sku, sc, ob.camera_id) for ob in c
                       for (sku, sc, _o, _u) in ob.products if sku]
+        t.products += [(sku, sc, h.camera_id) for h in reaching
+                       for (sku, sc, _o, _u) in h.products]
 
     def _births(self, now_ns: int, clusters: list[tuple]) -> None:
         """``clusters``: (observations, fused (xy, std), fused colour) no track took."""

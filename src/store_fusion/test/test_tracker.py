@@ -546,3 +546,105 @@ def test_ray_axis_distance():
     assert ray_axis_distance([3.0, 0.0, 2.0], slant, [-1.0, 0.0]) == pytest.approx(2.3)
     # looking up from 2.5 m: never at arm's height in front of the camera
     assert ray_axis_distance([0.0, 0.0, 2.5], -down, [0.0, 0.0]) == float('inf')
+
+
+def _reach_cases(store, offsets):
+    """(plate, camera, shopper positions, hand box, product box) where every shopper stands
+    in front of the plate (the standing spot moved by each of ``offsets`` along x) and a hand
+    at the plate's reach point lies in no shopper box of that camera."""
+    from store_fusion.geometry import StoreGeometry
+    from store_sim.walkways import standing_spot
+    geom = StoreGeometry(store)
+    for pid in sorted(geom.plate_targets):
+        spot, _ = standing_spot(store, pid)
+        people = [np.asarray(spot, float)[:2] + [dx, 0.0] for dx in offsets]
+        if not all(geom.in_front_of(pid, xy) for xy in people):
+            continue
+        target = geom.plate_targets[pid]
+        dets = standing_boxes(store, people)
+        for cam in store.cameras:
+            uv, _ = cam.model.project([target])
+            if len(dets[cam.id]) != len(people) or not np.all(np.isfinite(uv)) \
+                    or not cam.model.in_image(uv).all():
+                continue
+            hand = Detection2D('hand', 0.8, uv[0, 0], uv[0, 1], 12.0, 12.0)
+            if any(abs(hand.cx - b.cx) <= 0.58 * b.w + 10 and abs(hand.cy - b.cy) <= b.h / 2 + 10
+                   for b in dets[cam.id]):
+                continue
+            can = Detection2D('product', 0.8, uv[0, 0] + 3, uv[0, 1], 8.0, 14.0,
+                              sku='COLA-330', sku_score=0.9)
+            yield pid, cam.id, people, dets, hand, can
+
+
+def _step_with_hand(store, reach_m, people, dets, cam_id, hand, can):
+    from store_fusion.tracker import TrackerParams
+    tr = ShopperTracker(store, TrackerParams(hand_reach_m=reach_m))
+    for k in range(3):
+        tracks = tr.step(int((1 + 0.2 * k) * NS), dets)
+    if len(tracks) != len(people):
+        return None     # no track of a stranger starts there (by the exit, say): no case
+    with_hand = {c: list(v) for c, v in dets.items()}
+    with_hand[cam_id] = with_hand[cam_id] + [hand, can]
+    tracks = tr.step(int(1.8 * NS), with_hand)
+    return sorted(tracks, key=lambda t: t.x[0])
+
+
+def test_a_hand_out_of_its_shoppers_box_reaching_a_plate_is_theirs(store):
+    """An arm stretched to a shelf reaches out of the body's box: the hand (and the product on
+    it) goes to the shopper standing in front of the plate its ray reaches, only with
+    ``hand_reach_m`` on; before, such a hand was dropped and the reach was unseen."""
+    from store_fusion.geometry import StoreGeometry
+    geom = StoreGeometry(store)
+    checked = 0
+    for pid, cam_id, people, dets, hand, can in _reach_cases(store, [0.0]):
+        tracks = _step_with_hand(store, 0.8, people, dets, cam_id, hand, can)
+        if tracks is None:
+            continue
+        (on,) = tracks
+        assert any(geom.plate_distance(pid, p) < 0.15 for p, _s, _src in on.hands), (pid, cam_id)
+        assert 'COLA-330' in [sku for sku, _sc, _c in on.products]
+        (off,) = _step_with_hand(store, 0.0, people, dets, cam_id, hand, can)
+        assert not any(geom.plate_distance(pid, p) < 0.15 for p, _s, _src in off.hands)
+        assert 'COLA-330' not in [sku for sku, _sc, _c in off.products]
+        checked += 1
+    assert checked >= 3
+
+
+def test_a_hand_out_of_every_box_between_two_shoppers_is_nobodys(store):
+    """Two shoppers side by side at one plate, the same distance from its reach point: a hand
+    out of both boxes could be either's, and goes to neither."""
+    from store_fusion.geometry import StoreGeometry
+    geom = StoreGeometry(store)
+    checked = 0
+    for pid, cam_id, people, dets, hand, can in _reach_cases(store, [-0.5, 0.5]):
+        tracks = _step_with_hand(store, 0.8, people, dets, cam_id, hand, can)
+        if tracks is None:
+            continue
+        assert len(tracks) == 2
+        for t in tracks:
+            assert not any(geom.plate_distance(pid, p) < 0.15 for p, _s, _src in t.hands)
+            assert 'COLA-330' not in [sku for sku, _sc, _c in t.products]
+        checked += 1
+    assert checked >= 3
+
+
+def test_observe_reports_hands_in_no_box_with_the_products_on_them(store):
+    """``observe(..., loose)``: a hand box in no shopper box is reported with the product box
+    that overlaps it, not with one elsewhere in the image; a camera with no shopper box
+    reports its hands too; without the list such hands are dropped, as before."""
+    from store_fusion.geometry import StoreGeometry
+    geom = StoreGeometry(store)
+    cam = store.cameras[0]
+    (person,) = standing_boxes(store, [(5.2, 3.72)])[cam.id]
+    x = person.cx + person.w * 2
+    hand = Detection2D('hand', 0.8, x, person.cy, 12.0, 12.0)
+    held = Detection2D('product', 0.8, x + 4, person.cy + 3, 8.0, 14.0, 'COLA-330', 0.9)
+    apart = Detection2D('product', 0.8, x + 60, person.cy, 8.0, 14.0, 'MILK-1L', 0.9)
+    loose = []
+    (ob,) = geom.observe(cam.id, [person, hand, held, apart], loose)
+    assert not ob.hand_rays and not ob.products
+    (h,) = loose
+    assert h.camera_id == cam.id and [p[0] for p in h.products] == ['COLA-330']
+    loose = []
+    assert geom.observe(cam.id, [hand, held], loose) == [] and len(loose) == 1
+    assert geom.observe(cam.id, [person, hand, held]) and geom.observe(cam.id, [hand]) == []
