@@ -44,7 +44,7 @@ from store_common.params import load_params_file
 from store_fusion.fusion import FusionParams, TrackHistory
 from store_fusion.geometry import StoreGeometry
 from store_fusion.params import FUSION_SPECS, from_values, load_pipeline_params, with_confusion
-from store_fusion.trace import read_trace, replay
+from store_fusion.trace import infer_carried_ages, read_trace, replay
 from store_fusion.tracker import ShopperTracker
 from store_sim.scenario import load_scenario
 
@@ -80,6 +80,7 @@ def replay_history(store, trace_path: pathlib.Path, tracker_params, offset_ns: i
     """The track history the live tracker would give on a run's traced steps, on the offline
     clock (every stamp minus ``offset_ns``)."""
     steps = read_trace(trace_path)
+    infer_carried_ages(steps)       # traces written before the tracker recorded box ages
     for rec in steps:
         rec['stamp_ns'] = int(rec['stamp_ns']) - offset_ns
         rec['gates'] = [[int(stamp) - offset_ns, kind, sid] for stamp, kind, sid in rec['gates']]

@@ -26,12 +26,16 @@ class Detection2D:
     sku: str = ''            # product boxes: SKU from the crop's colour; '' unknown
     sku_score: float = 0.0
     color: tuple | None = None   # shopper boxes: mean RGB [0..255] of the torso; None unknown
+    age_s: float = 0.0       # shopper boxes: found on an image this much older, carried over [s]
 
 
 HEAD_TOP_Z_M = 1.75          # typical top of a shopper's head [m] (fallback when feet are hidden)
 HAND_REST_Z_M = 0.8          # a hand hanging at the side [m]
 BORDER_PX = 2.0              # a box edge this close to the image border is cut by it [px]
 _SEGMENT_T = np.linspace(0.05, 0.97, 24)  # where a camera-to-foot segment is checked for gondolas
+# a shopper box carried over from an earlier image (Detection2D.age_s) is this far off per
+# second of its age, 1 sigma: a shopper's walking speed [m/s]
+CARRIED_MPS = 1.2
 SIDE_CUT_STD_M = 0.8         # extra floor std of a box cut at the left or right border [m]
 # how a 3D hand was placed: two cameras' rays meet (its depth is measured); one camera's ray,
 # placed where it meets a reachable plate's height; or at the height of a hand at rest
@@ -225,6 +229,9 @@ class StoreGeometry:
                 hidden = True
             if cut_side:
                 std += SIDE_CUT_STD_M
+            if d.age_s > 0.0:
+                # the box is an earlier image's: the shopper may have walked on since
+                std = math.hypot(std, CARRIED_MPS * d.age_s)
             head_ray = None
             if not cut_top:
                 head_ray = (origin.copy(), rays[n + i])

@@ -19,6 +19,7 @@ from rclpy.node import Node
 from store_common import diagnostics
 from store_common.description import load_store
 from store_common.ros import declare, ns_stamp, qos_for, run_node, stamp_ns
+from store_common.stamps import to_ns
 from store_interfaces.msg import DetectionArray, GateEvent, ShopperTracks
 
 from store_fusion.convert import track_msg
@@ -30,8 +31,17 @@ from store_fusion.trace import StepTrace
 
 
 def detections_from_msg(msg: DetectionArray) -> tuple[list[Detection2D], list[str]]:
-    """(the detections, reasons a shopper box's torso colour was refused)."""
+    """(the detections, reasons a field was refused: a shopper box's torso colour, or a
+    ``shoppers_stamp`` after the image's own, which is then taken as the image's). Shopper
+    boxes carried over from an earlier image get its age (``Detection2D.age_s``)."""
     out, refused = [], []
+    age_s = 0.0
+    image_ns, boxes_ns = to_ns(msg.header.stamp), to_ns(msg.shoppers_stamp)
+    if boxes_ns > image_ns:
+        refused.append(f'{msg.camera_id}: shoppers_stamp {boxes_ns} ns is after the image '
+                       f'stamp {image_ns} ns')
+    elif boxes_ns > 0:
+        age_s = (image_ns - boxes_ns) / 1e9
     for d in msg.detections:
         color = None
         if d.class_name == 'shopper':
@@ -39,7 +49,8 @@ def detections_from_msg(msg: DetectionArray) -> tuple[list[Detection2D], list[st
             if why:
                 refused.append(f'{msg.camera_id} {d.id}: {why}')
         out.append(Detection2D(d.class_name, float(d.score), d.center_x, d.center_y, d.size_x,
-                               d.size_y, d.sku, float(d.sku_score), color))
+                               d.size_y, d.sku, float(d.sku_score), color,
+                               age_s if d.class_name == 'shopper' else 0.0))
     return out, refused
 
 
@@ -79,7 +90,7 @@ class TrackerNode(Node):
         self.sync = FrameSync(tuple(c.id for c in store.cameras), slop_s, max_wait_s,
                               dropout_s)
         self.seen_gates: set[str] = set()
-        self.refused_colors = 0
+        self.refused_fields = 0
         self._lost_before = (0, 0, 0)
         for cam in store.cameras:
             self.create_subscription(DetectionArray, f'cameras/{cam.id}/detections',
@@ -99,8 +110,8 @@ class TrackerNode(Node):
     def _on_detections(self, msg: DetectionArray) -> None:
         dets, refused = detections_from_msg(msg)
         if refused:
-            self.refused_colors += len(refused)
-            self.get_logger().warning(f'torso colour ignored ({len(refused)} boxes), e.g. '
+            self.refused_fields += len(refused)
+            self.get_logger().warning(f'detection fields ignored ({len(refused)}), e.g. '
                                       f'{refused[0]}', throttle_duration_sec=5.0)
         if not self.sync.add(msg.camera_id, stamp_ns(msg.header.stamp), dets, self._now_ns()):
             self.get_logger().debug(f'detections of {msg.camera_id!r} not used (unknown camera '
@@ -137,7 +148,7 @@ class TrackerNode(Node):
         values = {'frames_in': st.frames_in, 'frames_used': st.frames_used,
                   'frames_late': st.frames_late, 'frames_dropped': st.frames_dropped,
                   'steps': st.steps, 'incomplete_steps': st.incomplete_steps,
-                  'refused_torso_colours': self.refused_colors,
+                  'refused_detection_fields': self.refused_fields,
                   'tracks': len([t for t in self.tracker.tracks if not t.closed])}
         msg = DiagnosticArray()
         msg.header.stamp = self.get_clock().now().to_msg()

@@ -37,3 +37,34 @@ def test_a_replayed_trace_gives_the_tracks_the_node_published(tmp_path):
            lambda rec, tracks: replayed.append([(t.track_id, t.shopper_id) for t in tracks]))
     assert replayed == published
     assert ('t1', 'alice') in published[-1]
+
+
+def test_ages_of_carried_boxes_are_written_and_inferred_for_older_traces(tmp_path):
+    """A trace keeps each shopper box's age. In a trace written before ages existed, a camera
+    frame whose shopper boxes all lack a torso colour carried them from that camera's last
+    frame with colours (the detector measures every box it finds on the image itself)."""
+    from dataclasses import replace
+    from store_fusion.trace import infer_carried_ages
+    store = load_store(ROOT / 'config' / 'stores' / 'demo.yaml')
+    full = standing_boxes(store, [(4.0, 3.0)], colors=[(200.0, 40.0, 40.0)])
+    carried = {c: [replace(d, color=None, age_s=0.2) for d in ds] for c, ds in full.items()}
+    path = tmp_path / 'trace.jsonl'
+    trace = StepTrace(path)
+    trace.write(NS, full, [], [], NS)
+    trace.write(NS + NS // 5, carried, [], [], NS + NS // 5)
+    trace.close()
+    steps = read_trace(path)
+    assert all(s['ages_recorded'] for s in steps)
+    assert {d.age_s for ds in steps[1]['dets'].values() for d in ds} == {0.2}
+    assert infer_carried_ages(steps) == 0          # recorded ages are left as they are
+    # the same trace as an older tracker wrote it: no age field
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    for rec in lines:
+        rec['dets'] = {c: [d[:9] for d in ds] for c, ds in rec['dets'].items()}
+    path.write_text(''.join(json.dumps(rec) + '\n' for rec in lines))
+    steps = read_trace(path)
+    assert not any(s['ages_recorded'] for s in steps)
+    assert {d.age_s for ds in steps[1]['dets'].values() for d in ds} == {0.0}
+    assert infer_carried_ages(steps) == len(full)
+    ages = {d.age_s for ds in steps[1]['dets'].values() for d in ds}
+    assert ages == {0.2} and {d.age_s for ds in steps[0]['dets'].values() for d in ds} == {0.0}

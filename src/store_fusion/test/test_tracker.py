@@ -648,3 +648,18 @@ def test_observe_reports_hands_in_no_box_with_the_products_on_them(store):
     loose = []
     assert geom.observe(cam.id, [hand, held], loose) == [] and len(loose) == 1
     assert geom.observe(cam.id, [person, hand, held]) and geom.observe(cam.id, [hand]) == []
+
+
+def test_a_carried_shopper_box_is_a_looser_floor_measurement(store):
+    """A shopper box carried over from an earlier image (``age_s``) is placed where it was, with
+    its std grown by a walking shopper's distance in that time: the Kalman filter lets it pull
+    a walking shopper's track back by that much less (live, stale boxes between full-frame
+    detections held a walking shopper's track back until it took a passing shopper's boxes)."""
+    from dataclasses import replace
+    from store_fusion.geometry import CARRIED_MPS, StoreGeometry
+    geom = StoreGeometry(store)
+    for cam_id, (box,) in standing_boxes(store, [(4.0, 3.0)]).items():
+        (fresh,) = geom.observe(cam_id, [box])
+        (old,) = geom.observe(cam_id, [replace(box, age_s=0.4)])
+        assert np.allclose(old.xy, fresh.xy)
+        assert old.std_m == pytest.approx(np.hypot(fresh.std_m, CARRIED_MPS * 0.4))

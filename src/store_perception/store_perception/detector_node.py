@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import threading
 
+from builtin_interfaces.msg import Time
 import cv2
 from diagnostic_msgs.msg import DiagnosticArray
 import rclpy
@@ -53,7 +54,7 @@ from store_common import diagnostics
 from store_common.appearance import torso_color
 from store_common.description import load_store
 from store_common.ros import declare, RELIABLE_STREAM_QOS, run_node, stamp_ns
-from store_common.stamps import cdr_header_stamp_ns
+from store_common.stamps import cdr_header_stamp_ns, from_ns
 from store_interfaces.msg import Detection, DetectionArray, PlateWeights
 
 from store_perception.frame_stats import summary_line, write_frame_log, write_summary
@@ -67,18 +68,23 @@ COLORS = {'shopper': (60, 220, 60), 'hand': (255, 140, 0), 'product': (0, 60, 25
 
 
 def to_msg(header, camera_id: str, width: int, height: int, dets, ms: float,
-           image=None, shoppers_carried: bool = False) -> DetectionArray:
+           image=None, shoppers_stamp_ns: int | None = None) -> DetectionArray:
     """DetectionArray of one image; shopper boxes get ``torso_rgb`` from ``image`` (bgr8),
-    unless they were carried over from an earlier image of the camera (``shoppers_carried``:
-    the full-frame stage did not run on this one): the shopper has moved since, and the band
-    under the old box shows whatever is there now (a shelf, the floor, another shopper), which
-    the tracker's shirt-colour gate took for a different person."""
+    unless they were carried over from an earlier image of the camera (``shoppers_stamp_ns``:
+    that image's stamp; the full-frame stage did not run on this one): the shopper has moved
+    since, and the band under the old box shows whatever is there now (a shelf, the floor,
+    another shopper), which the tracker's shirt-colour gate took for a different person; and
+    the message's ``shoppers_stamp`` says how old the boxes' positions are (the tracker, which
+    took them for this image's, let a stale box pull a walking shopper's track back)."""
+    carried = shoppers_stamp_ns is not None
     out = DetectionArray(header=header, camera_id=camera_id, image_width=width,
-                         image_height=height, inference_ms=float(ms))
+                         image_height=height, inference_ms=float(ms),
+                         shoppers_stamp=(from_ns(shoppers_stamp_ns, Time) if carried
+                                         else header.stamp))
     for i, d in enumerate(dets):
         (cx, cy), (sx, sy) = d.center, d.size
         rgb = (torso_color(image, cx, cy, sx, sy)
-               if d.class_name == 'shopper' and not shoppers_carried else None)
+               if d.class_name == 'shopper' and not carried else None)
         out.detections.append(Detection(
             id=f'{camera_id}/{i}', class_id=d.class_id, class_name=d.class_name,
             score=float(d.score), center_x=cx, center_y=cy, size_x=sx, size_y=sy, sku=d.sku,
@@ -346,7 +352,8 @@ class DetectorNode(Node):
                 msg = p.payload
                 self.pubs[p.camera_id].publish(to_msg(msg.header, p.camera_id, msg.width,
                                                       msg.height, dets, ms, image,
-                                                      shoppers_carried=p.reused))
+                                                      shoppers_stamp_ns=p.shoppers_stamp_ns
+                                                      if p.reused else None))
                 if self.annotated:
                     ann = self.bridge.cv2_to_imgmsg(annotate(image, dets), 'bgr8',
                                                     header=msg.header)

@@ -42,6 +42,7 @@ class Pending:
     payload: Any           # the image message (node) or array (benchmark)
     deferred: bool = False  # left for the next round once already (full frames went first)
     reused: bool = False    # detected on the camera's earlier shopper proposals (no full frame)
+    shoppers_stamp_ns: int = 0  # the stamp of the image those proposals were found on
 
 
 class DetectionService:
@@ -138,6 +139,7 @@ class DetectionService:
                     last = self.proposals.get(p.camera_id)
                     p.reused = p.mode == FULL and last is not None and \
                         self.scheduler.shoppers_reusable(p.stamp_ns, last[0])
+                    p.shoppers_stamp_ns = last[0] if p.reused else p.stamp_ns
                 given = [self.proposals[p.camera_id][1] if p.reused else None for p in batch]
             results = self.detector.detect_batch(list(images), select, extra, given)
             with self.cv:

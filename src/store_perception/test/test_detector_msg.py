@@ -3,6 +3,7 @@ import numpy as np
 
 from store_perception.detection import Det
 from store_perception.detector_node import to_msg
+from builtin_interfaces.msg import Time
 from std_msgs.msg import Header
 
 
@@ -19,9 +20,15 @@ def test_shopper_boxes_carry_the_torso_colour_other_classes_none():
     assert list(hand.torso_rgb) == [] and list(tiny.torso_rgb) == []
     assert list(to_msg(Header(), 'cam1', 200, 200, dets, 3.0).detections[0].torso_rgb) == []
     # boxes carried over from an earlier image: the band under them is not their shirt now
-    carried = to_msg(Header(), 'cam1', 200, 200, dets, 3.0, img, shoppers_carried=True)
+    # boxes carried over from an earlier image: the band under them is not their shirt now,
+    # and the message says which image they were found on
+    header = Header(stamp=Time(sec=12, nanosec=300_000_000))
+    carried = to_msg(header, 'cam1', 200, 200, dets, 3.0, img, shoppers_stamp_ns=11_900_000_000)
     assert list(carried.detections[0].torso_rgb) == []
     assert carried.detections[0].center_x == shopper.center_x     # the boxes themselves stay
+    assert (carried.shoppers_stamp.sec, carried.shoppers_stamp.nanosec) == (11, 900_000_000)
+    fresh = to_msg(header, 'cam1', 200, 200, dets, 3.0, img)
+    assert (fresh.shoppers_stamp.sec, fresh.shoppers_stamp.nanosec) == (12, 300_000_000)
 
 
 def test_the_tracker_and_the_detector_measure_with_one_function():

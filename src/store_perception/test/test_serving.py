@@ -226,11 +226,14 @@ def test_active_frames_between_full_frame_passes_crop_around_the_last_proposals(
         batch = s.take(timeout_s=0.0)
         res = s.detect(batch, [p.payload for p in batch])
         s.done(batch[0], 1.0)
+        stamps.append(batch[0].shoppers_stamp_ns)
         return batch[0].reused, det.full_frame, [d.sku for d in res[0][0]
                                                  if d.class_name == 'shopper']
 
+    stamps = []     # the image stamp the frame's shopper boxes were found on
     assert one(10.0, 'a0') == (False, ['a0'], ['a0'])   # first of its 0.2 s slot: full frame
     assert one(10.1, 'a1') == (True, [], ['a0'])        # a0's shoppers, cropped on a1
+    assert stamps == [10 * NS, 10 * NS]                 # ... as old as a0
     assert one(10.2, 'a2') == (False, ['a2'], ['a2'])   # a new slot: its own pass
     # a pass's frame that was dropped leaves its slot without one: the next frame runs it
     s.offer('cam1', int(10.4 * NS), 'a4')
