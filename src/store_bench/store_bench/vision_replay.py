@@ -22,6 +22,10 @@ cart's bars (``--min-confidence``, ``--min-margin``; ``decision_features``):
     bench_vision_replay out/live_conf/L3_s20303 out/live_conf/L3_s20307 ... \
         --variant even=fusion.sku_confusion_file= [--variant NAME=SECTION.PARAM=VALUE ...]
 
+A variant sets fusion or tracker parameters (``tracker.hand_reach_m=0``: the tracker is replayed
+once per distinct tracker variant). Traces written before the tracker recorded the age of
+carried-over shopper boxes get it inferred (``store_fusion.trace.infer_carried_ages``).
+
 The variant ``live`` is the parameters file as it is (what the live graph ran). Not the live
 figure itself: the replayed tracker sees each step's detections once the step is taken, as
 live, but the offline fusion gets every track message before any late shelf event; the live
@@ -34,7 +38,7 @@ import json
 import math
 import pathlib
 import sys
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 
 
 from store_bringup.runner import parse_set
@@ -43,9 +47,10 @@ from store_common.description import load_store
 from store_common.params import load_params_file
 from store_fusion.fusion import FusionParams, TrackHistory
 from store_fusion.geometry import StoreGeometry
-from store_fusion.params import FUSION_SPECS, from_values, load_pipeline_params, with_confusion
+from store_fusion.params import FUSION_SPECS, from_values, load_pipeline_params, TRACKER_SPECS, \
+    with_confusion
 from store_fusion.trace import infer_carried_ages, read_trace, replay
-from store_fusion.tracker import ShopperTracker
+from store_fusion.tracker import ShopperTracker, TrackerParams
 from store_sim.scenario import load_scenario
 
 from store_bench.fusion_offline import (action_code, fuse_offline, record_tracks,
@@ -141,22 +146,27 @@ def _presence(scenario):
     return present
 
 
-def variant_params(params_path: pathlib.Path, sets: list[str]):
-    """The fusion's parameters with ``sets`` (fusion.PARAM=VALUE, parsed as ``run_store
-    --set``) over the file's; a relative ``*_file`` is relative to the file, as in it."""
+def variant_params(params_path: pathlib.Path, sets: list[str]) -> tuple:
+    """(tracker parameters, fusion parameters): the file's with ``sets`` (tracker.PARAM=VALUE or
+    fusion.PARAM=VALUE, parsed as ``run_store --set``) over them; a relative ``*_file`` is
+    relative to the file, as in it."""
     try:
         over = parse_set(sets)
     except ValueError as exc:
         raise ValueError(f'--variant: {exc}') from None
-    if set(over) - {'fusion'}:
-        raise ValueError(f'--variant: only fusion parameters vary, not {sorted(over)}')
-    fusion = dict(load_params_file(params_path).get('fusion', {}))
+    if set(over) - {'fusion', 'tracker'}:
+        raise ValueError('--variant: only tracker and fusion parameters vary, not '
+                         f'{sorted(set(over) - {"fusion", "tracker"})}')
+    values = load_params_file(params_path)
+    tracker = {**values.get('tracker', {}), **over.get('tracker', {})}
+    fusion = dict(values.get('fusion', {}))
     for name, value in over.get('fusion', {}).items():
         if name.endswith('_file'):
             value = str((params_path.parent / str(value)).resolve()) if value else ''
         fusion[name] = value
-    return with_confusion(from_values(FusionParams, FUSION_SPECS, fusion),
-                          fusion.get('sku_confusion_file', ''))
+    return (from_values(TrackerParams, TRACKER_SPECS, tracker),
+            with_confusion(from_values(FusionParams, FUSION_SPECS, fusion),
+                           fusion.get('sku_confusion_file', '')))
 
 
 def main(argv=None) -> int:
@@ -165,8 +175,8 @@ def main(argv=None) -> int:
     ap.add_argument('runs', nargs='+', help='run directories of bench_live_graph --trace')
     ap.add_argument('--store', default=str(root / 'config' / 'stores' / 'demo.yaml'))
     ap.add_argument('--params', default=str(root / 'config' / 'params' / 'store.yaml'))
-    ap.add_argument('--variant', action='append', default=[], metavar='NAME=fusion.P=V[,...]',
-                    help='a named variant: the parameters file with these fusion values')
+    ap.add_argument('--variant', action='append', default=[], metavar='NAME=SECTION.P=V[,...]',
+                    help='a named variant: the parameters file with these tracker / fusion values')
     ap.add_argument('--min-confidence', type=float, default=0.9)
     ap.add_argument('--min-margin', type=float, default=0.5)
     ap.add_argument('--json', default='', help='write the rows here')
@@ -175,7 +185,7 @@ def main(argv=None) -> int:
         store = load_store(a.store)
         params_path = pathlib.Path(a.params)
         pipe = load_pipeline_params(params_path)
-        variants = {'live': pipe.fusion}
+        variants = {'live': (pipe.tracker, pipe.fusion)}
         for spec in a.variant:
             name, _, sets = spec.partition('=')
             variants[name] = variant_params(params_path, [s for s in sets.split(',') if s])
@@ -192,14 +202,17 @@ def main(argv=None) -> int:
             if not scen:
                 raise ValueError(f'{run_dir}: no scenario_{run_dir.name}.yaml beside it')
             sc = load_scenario(scen[0], store)
-            history = replay_history(store, run_dir / 'tracker_trace.jsonl', pipe.tracker,
-                                     run_offset_ns(run_dir))
+            histories = {}      # one tracker replay per distinct tracker variant
+            for tp, _fp in variants.values():
+                if astuple(tp) not in histories:
+                    histories[astuple(tp)] = replay_history(
+                        store, run_dir / 'tracker_trace.jsonl', tp, run_offset_ns(run_dir))
         except (OSError, ValueError) as exc:
             print(f'bench_vision_replay: {exc}', file=sys.stderr)
             return 2
         events = shelf_events(store, sc)
-        for name, fp in variants.items():
-            results = fuse_offline(geom, events, history, n_skus, fp, pipe.joint)
+        for name, (tp, fp) in variants.items():
+            results = fuse_offline(geom, events, histories[astuple(tp)], n_skus, fp, pipe.joint)
             score(tallies[name], sc, events, results, a.min_confidence, a.min_margin)
         print(f'{run_dir.name}: {len(events)} shelf events replayed', flush=True)
     print(f'\nbars {a.min_confidence} / {a.min_margin}; {len(a.runs)} runs')

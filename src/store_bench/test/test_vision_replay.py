@@ -49,11 +49,15 @@ def test_a_trace_on_the_runs_clock_replays_on_the_offline_clock(tmp_path, store)
         run_offset_ns(tmp_path)
 
 
-def test_a_variant_is_the_parameters_file_with_its_fusion_values():
-    even = variant_params(PARAMS, ['fusion.sku_confusion_file=', 'fusion.max_votes=2'])
+def test_a_variant_is_the_parameters_file_with_its_tracker_and_fusion_values():
+    tracker, even = variant_params(PARAMS, ['fusion.sku_confusion_file=', 'fusion.max_votes=2'])
     assert even.sku_confusion is None and even.max_votes == 2.0
-    assert variant_params(PARAMS, []).sku_confusion is not None
-    for bad in ('tracker.gate_chi2=3', 'fusion.max_votes=-1', 'max_votes=2'):
+    live_tracker, live = variant_params(PARAMS, [])
+    assert live.sku_confusion is not None and tracker == live_tracker
+    no_reach, _ = variant_params(PARAMS, ['tracker.hand_reach_m=0'])
+    assert no_reach.hand_reach_m == 0.0 and live_tracker.hand_reach_m > 0.0
+    for bad in ('cart.min_margin=3', 'tracker.gate_chi2=-1', 'fusion.max_votes=-1',
+                'max_votes=2'):
         with pytest.raises(ValueError):
             variant_params(PARAMS, [bad])
 
