@@ -75,9 +75,9 @@ TRACKER_SPECS = _specs('', {
     'tentative_misses': ('A tentative track is lost once unseen (and 1 s old) in this many steps '
                          'with a frame of a camera that sees where it stands.', 1, 100),
     'tentative_max_s': ('... or once unseen this long, looked at or not [s].', 1.0, 600.0),
-    'hand_reach_m': ('A hand in no shopper box is the hand of the shopper whose body its ray '
-                     'passes this near (an arm stretched out of its box) [m]; 0: dropped.',
-                     0.0, 2.0),
+    'hand_reach_m': ('A hand in no shopper box, placed where its ray meets a plate, is the '
+                     'hand of the shopper in front of that plate this near to it [m]; 0: '
+                     'dropped.', 0.0, 2.0),
 })
 
 FUSION_SPECS = _specs('', {

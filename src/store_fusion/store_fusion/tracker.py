@@ -73,9 +73,10 @@ class TrackerParams:
     bind_door_looks: int = 5       # ... if the door was looked at fewer times in bind_window_s
     tentative_misses: int = 2      # a tentative track is lost once unseen in this many looks
     tentative_max_s: float = 5.0   # ... (and 1 s) or unseen this long, looked at or not [s]
-    # a hand in no shopper box is the hand of the shopper whose body its ray passes this near
-    # (an arm stretched out of the body's box, or a body hidden behind a gondola) [m]; 0: such
-    # hands are dropped (0.6-1.0 alike on 9 replayed live runs; docs/RESULTS.md)
+    # a hand in no shopper box (an arm stretched out of the body's box, or a body hidden behind
+    # a gondola), placed where its ray meets a plate, is the hand of the shopper in front of that
+    # plate this near to it [m]; 0: such hands are dropped (0.6-1.0 alike on 9 replayed live
+    # runs; docs/RESULTS.md)
     hand_reach_m: float = 0.8
 
 
