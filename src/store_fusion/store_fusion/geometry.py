@@ -344,21 +344,22 @@ def closest_points(o1, d1, o2, d2) -> tuple[np.ndarray, float]:
     return (p1 + p2) / 2, float(np.linalg.norm(p1 - p2))
 
 
-def plate_hits(geom: StoreGeometry, origin, direction, max_d_m: float = 0.12
-               ) -> list[tuple[np.ndarray, str]]:
+def plate_hits(geom: StoreGeometry, origin, direction, max_d_m: float = 0.12,
+               plates=None) -> list[tuple[np.ndarray, str]]:
     """Where a hand on a camera ray would be if it reached into a plate: (the ray's point at
-    a reaching hand's height above a plate level, a plate whose reach region is within
-    ``max_d_m`` of it), every such pair."""
+    a reaching hand's height above a plate level, a plate of ``plates`` (default: all) whose
+    reach region is within ``max_d_m`` of it), every such pair, lowest plate level first."""
     o, u = np.asarray(origin, float), np.asarray(direction, float)
     if abs(u[2]) < 1e-6:
         return []
+    plates = list(geom.plates) if plates is None else plates
     out = []
     for z in sorted({round(p.center_store[2] + PLATE_HAND_DZ_M, 3) for p in geom.plates.values()}):
         t = (z - o[2]) / u[2]
         if t <= 0:
             continue
         q = o + t * u
-        out.extend((q, pid) for pid in geom.plates if geom.plate_distance(pid, q) < max_d_m)
+        out.extend((q, pid) for pid in plates if geom.plate_distance(pid, q) < max_d_m)
     return out
 
 
@@ -383,24 +384,14 @@ def hands_3d(geom: StoreGeometry, body_xy, rays: list) -> list[tuple[np.ndarray,
             if gap < 0.15 and np.linalg.norm(p[:2] - body) < 1.2 and 0.1 < p[2] < 2.0:
                 out.append((p, 0.05 + gap / 2, HAND_TRIANGULATED))
                 used.update((i, j))
-    zs = sorted({round(p.center_store[2] + PLATE_HAND_DZ_M, 3) for p in geom.plates.values()})
     reachable = [pid for pid in geom.plates if geom.in_front_of(pid, body)]
     for k, (o, u, _score, _cam) in enumerate(rays):
         if k in used:
             continue
         best = None
-        for z in zs:
-            if abs(u[2]) < 1e-6:
-                continue
-            t = (z - o[2]) / u[2]
-            if t <= 0:
-                continue
-            p = o + t * u
-            if np.linalg.norm(p[:2] - body) > 1.1:
-                continue
-            dmin = min((geom.plate_distance(pid, p) for pid in reachable), default=float('inf'))
+        for p, _pid in plate_hits(geom, o, u, plates=reachable):
             reach = float(np.linalg.norm(p[:2] - body))
-            if dmin < 0.12 and (best is None or reach < best[1]):
+            if reach <= 1.1 and (best is None or reach < best[1]):
                 best = (p, reach)     # of two shelves the ray crosses, the one within arm's reach
         if best is not None:
             out.append((best[0], 0.12, HAND_ONE_VIEW_AT_PLATE))
