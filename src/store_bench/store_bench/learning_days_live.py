@@ -2,7 +2,7 @@
 
     . tools/env.sh && nice learning_days_live [--days 5] [--per-day 10] [--first-seed 20000] \
         [--arms learning,control] [--start-bars 0.9 0.5] [--target-accuracy 0.99] \
-        [--reviewer-delay-s 5] [--out out/learning_days_live]
+        [--reviewer-delay-s 5] [--trace] [--out out/learning_days_live]
 
 ``learning_days``' experiment through the graph ``ros2 launch`` runs instead of the offline
 path. Each scenario plays in real time through ``run_store --mode sim --cameras`` (the same
@@ -206,7 +206,7 @@ def one_run(args, env, store, seed: int, level: int, run_dir: pathlib.Path,
                   log=lambda _: None)
     live_args = SimpleNamespace(store=args.store, timeout=args.timeout,
                                 set=list(args.set) + arm_sets(files),
-                                reviewer_delay_s=args.reviewer_delay_s, trace=False,
+                                reviewer_delay_s=args.reviewer_delay_s, trace=args.trace,
                                 plates_px=args.plates_px, reach_px=40.0)
     m = run_live(live_args, env, scenario_path, run_dir, cameras=True)
     doc = {'name': run_dir.name, 'seed': seed, 'level': level, 'exit_code': m['exit_code'],
@@ -236,6 +236,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument('--timeout', type=float, default=420.0, help='per live run [s]')
     ap.add_argument('--set', action='append', default=[], metavar='NODE.PARAM=VALUE',
                     help='passed to every run_store (both arms)')
+    ap.add_argument('--trace', action='store_true',
+                    help="write each run's tracker steps to <run>/tracker_trace.jsonl "
+                    '(replay the days offline with bench_vision_replay)')
     ap.add_argument('--out', default=str(root / 'out' / 'learning_days_live'))
     args = ap.parse_args(argv)
     arms = sorted({a for a in args.arms.split(',') if a}, key=lambda a: a != 'learning')
