@@ -86,6 +86,10 @@ class ConsoleReviewer:
         # refused connections before the console first answered: it is still starting (the
         # graph starts it with the other nodes), which is waiting, not an error
         self.console_waits = 0
+        # refused connections after it had answered, with nothing left to answer: the console
+        # has closed (the graph stops it when the run ends); with requests still unanswered
+        # they are errors
+        self.console_gone = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -170,11 +174,17 @@ class ConsoleReviewer:
                 # the console is not up yet, or restarting: try again
                 if not connected and _refused(exc):
                     self.console_waits += 1
+                elif connected and _refused(exc) and not self.unanswered():
+                    self.console_gone += 1
                 elif len(self.errors) < 1000:
                     self.errors.append(f'{type(exc).__name__}: {exc}')
                 logged_in = logged_in and not (
                     isinstance(exc, urllib.error.HTTPError) and exc.code == 401)
             self._stop.wait(self.poll_s)
+
+    def unanswered(self) -> list[int]:
+        """The requests seen in the queue and not yet answered."""
+        return sorted(set(self.seen) - self.done)
 
     def start(self) -> 'ConsoleReviewer':
         self._thread = threading.Thread(target=self._loop, name='console-reviewer', daemon=True)
@@ -192,7 +202,8 @@ class ConsoleReviewer:
             by[a['how']] = by.get(a['how'], 0) + 1
         return {'answered': len(self.answers),
                 'spot_checks': sum(a['spot_check'] for a in self.answers),
-                'by_how': by, 'console_waits': self.console_waits, 'errors': len(self.errors),
+                'by_how': by, 'console_waits': self.console_waits,
+                'console_gone': self.console_gone, 'errors': len(self.errors),
                 'first_errors': self.errors[:3]}
 
 

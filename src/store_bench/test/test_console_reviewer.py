@@ -100,6 +100,53 @@ def test_a_console_not_up_yet_is_waited_for_not_an_error(tmp_path):
     assert got['console_waits'] >= 3 and got['errors'] == 0 and got['first_errors'] == []
 
 
+def _wait(bot, cond):
+    for _ in range(500):
+        if cond():
+            return
+        bot._stop.wait(0.02)
+    raise AssertionError('timed out')
+
+
+def _console_closing(tmp_path, pending_after_close):
+    """A reviewer that answered a request, then the console closed (with one more request in
+    its queue that it had seen but not yet answered, when ``pending_after_close``)."""
+    published = []
+    svc = ReviewService(ReviewStore(tmp_path / 'review.sqlite'), published.append,
+                        lambda: 100 * S, hasher=PasswordHasher(n=2 ** 4))
+    svc.auth.add_user('sim-reviewer', 'reviewer', 'sim-password', 0)
+    server = ConsoleServer(create_app(svc), port=0)
+    server.start()
+    (tmp_path / 'ground_truth.jsonl').write_text(truth_line(10.0, 'a', 'g1.s1.p1') + '\n')
+    svc.on_request(req('g1.s1.p1', 10.5, ('a', 'b')))
+    bot = ConsoleReviewer(tmp_path, 'sim-password', delay_s=0.0, poll_s=0.02,
+                          url=server.url).start()
+    try:
+        _wait(bot, lambda: bot.answers)
+        if pending_after_close:
+            bot.delay_s = 60.0             # seen from now on, answered only after a minute
+            svc.on_request(req('g1.s1.p2', 20.5, ('a', 'b')))
+            _wait(bot, lambda: bot.unanswered())
+        server.stop()
+        _wait(bot, lambda: bot.console_gone + len(bot.errors) >= 3)
+    finally:
+        bot.stop()
+        server.stop()
+    return bot.summary()
+
+
+def test_a_console_closed_after_every_answer_is_gone_not_an_error(tmp_path):
+    got = _console_closing(tmp_path, pending_after_close=False)
+    assert got['answered'] == 1 and got['console_gone'] >= 3
+    assert got['errors'] == 0 and got['first_errors'] == []
+
+
+def test_a_console_closed_with_a_request_unanswered_is_an_error(tmp_path):
+    got = _console_closing(tmp_path, pending_after_close=True)
+    assert got['console_gone'] == 0 and got['errors'] >= 3
+    assert 'refused' in got['first_errors'][0].lower()
+
+
 def test_a_wrong_password_answers_nothing(console, tmp_path):
     svc, published, url = console
     svc.on_request(req('g1.s1.p1', 10.5, ('a', 'b')))
