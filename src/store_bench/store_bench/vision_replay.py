@@ -67,6 +67,7 @@ class Tally:
     product_right_vision: int = 0
     log_true_vision: list = field(default_factory=list)
     wrong_unreviewed: list = field(default_factory=list)
+    reviewed_events: list = field(default_factory=list)
 
     def row(self) -> dict:
         un = self.events - self.reviewed
@@ -130,12 +131,26 @@ def score(tally: Tally, scenario, events, results, min_conf: float, min_margin: 
             tally.log_true_vision.append(math.log(max(1e-6, p_true)))
         if p < min_conf or margin < min_margin:
             tally.reviewed += 1
+            tally.reviewed_events.append(reviewed_text(ev.event_id, res, p, margin, sid, action))
         elif right:
             tally.unreviewed_right += 1
         else:
             tally.wrong_unreviewed.append(
                 f'{ev.event_id}: {top} {best.sku if best else "-"} x{best.quantity if best else 0}'
                 f' p={p:.3f} (truth {sid} {action.sku} x{action.quantity})')
+
+
+def reviewed_text(event_id: str, res, p: float, margin: float, sid: str, action) -> str:
+    """One line on a replayed event the bars send to review: its features, the shopper
+    candidates (posterior, nearest hand to the plate) and product hypotheses with their
+    posteriors, the SKUs seen, and the truth."""
+    shoppers = ', '.join(f'{c.shopper_id or "nobody"} {c.probability:.2f} '
+                         f'(hand {c.hand_distance_m:.2f} m)' for c in res.shoppers[:3])
+    hyps = ', '.join(f'{h.sku or "none"} x{h.quantity} {h.posterior:.2f}'
+                     for h in res.hypotheses[:3])
+    return (f'{event_id}: p={p:.2f} margin={margin:.2f}; shoppers {shoppers or "-"}; '
+            f'products {hyps or "-"}; seen {",".join(res.skus_seen) or "-"} '
+            f'(truth {sid} {action.sku} x{action.quantity})')
 
 
 def _presence(scenario):
@@ -180,6 +195,9 @@ def main(argv=None) -> int:
     ap.add_argument('--min-confidence', type=float, default=0.9)
     ap.add_argument('--min-margin', type=float, default=0.5)
     ap.add_argument('--json', default='', help='write the rows here')
+    ap.add_argument('--list-reviewed', action='store_true',
+                    help='list each event the bars send to review: its shopper candidates, '
+                    'product hypotheses, SKUs seen and the truth')
     a = ap.parse_args(argv)
     try:
         store = load_store(a.store)
@@ -227,9 +245,14 @@ def main(argv=None) -> int:
     for name, t in tallies.items():
         for w in t.wrong_unreviewed:
             print(f'  {name}: wrong above the bars: {w}')
+    if a.list_reviewed:
+        for name, t in tallies.items():
+            for r in t.reviewed_events:
+                print(f'  {name}: reviewed: {r}')
     if a.json:
         pathlib.Path(a.json).write_text(json.dumps(
-            {n: {**rows[n], 'wrong': tallies[n].wrong_unreviewed} for n in rows}, indent=1))
+            {n: {**rows[n], 'wrong': tallies[n].wrong_unreviewed,
+                 'reviewed_events': tallies[n].reviewed_events} for n in rows}, indent=1))
     return 0
 
 

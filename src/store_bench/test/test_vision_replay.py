@@ -77,3 +77,8 @@ def test_decisions_are_scored_against_the_scenario(store):
     strict = Tally()
     score(strict, sc, events, results, 1.0 + 1e-9, 0.5)
     assert strict.reviewed == strict.events
+    # each reviewed event is listed once, naming its truth and its posteriors
+    assert len(strict.reviewed_events) == strict.events
+    assert all(' p=' in r and '(truth ' in r and 'products ' in r
+               for r in strict.reviewed_events)
+    assert t.reviewed == len(t.reviewed_events)
