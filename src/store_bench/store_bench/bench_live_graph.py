@@ -40,7 +40,7 @@ import sys
 import time
 
 from store_common.description import load_store
-from store_bench.console_reviewer import add_account, ConsoleReviewer
+from store_bench.console_reviewer import add_account, ConsoleReviewer, summary_text
 from store_bench.live_reach import reach_points, reach_table, run_reach_outcomes
 from store_bench.fusion_offline import seed_ranges
 from store_bench.machine import probe_ms, StealMeter
@@ -114,6 +114,14 @@ def machine_line(machines: list[dict]) -> str:
     text += (f'; CPU stolen by the host, median run {100 * steals[len(steals) // 2]:.1f} %'
              if steals else '; steal n/a')
     return text
+
+
+def detector_text(d: dict | None) -> str:
+    """'detector dropped 12/3400 active frames, p95 180 ms' of a run's detector summary."""
+    if not d:
+        return 'no detector summary'
+    return (f'detector dropped {d["active_dropped"]}/{d["active_in"]} active frames, '
+            f'p95 {d["latency_p95_ms"] or 0:.0f} ms')
 
 
 def read_detector_summary(run_dir: pathlib.Path) -> dict | None:
@@ -277,16 +285,13 @@ def main(argv: list[str] | None = None) -> int:
             render_s += time.monotonic() - started
             m = run_live(args, env, scenario_path, out / name, cameras=True)
             live['live fused'].setdefault(level, []).append(m)
-            d = m.get('detector')
-            det = ('no detector summary' if not d else
-                   f'detector dropped {d["active_dropped"]}/{d["active_in"]} active frames, '
-                   f'p95 {d["latency_p95_ms"] or 0:.0f} ms')
+            det = detector_text(m.get('detector'))
             print(f'{name}: cameras ({how}) exit {m["exit_code"]}, {m["receipts_exact"]}/'
                   f'{m["shoppers"]} exact, {m["review_requests"]} reviews of '
                   f'{m["shelf_events"]} events, {det}, {m["wall_s"]:.0f} s; '
                   f'{machine_text(m["machine"])}'
-                  + (f'; reviewer answered {m["reviewer"]["answered"]}' if 'reviewer' in m
-                     else ''), flush=True)
+                  + (f'; {summary_text(m["reviewer"])}' if 'reviewer' in m else ''),
+                  flush=True)
             if args.weight_only:
                 m = run_live(args, env, scenario_path, out / f'{name}_w', cameras=False)
                 live['live weight'].setdefault(level, []).append(m)

@@ -207,6 +207,18 @@ class ConsoleReviewer:
                 'first_errors': self.errors[:3]}
 
 
+def summary_text(summary: dict | None) -> str:
+    """One line of a reviewer's :meth:`ConsoleReviewer.summary`: what it answered, and its
+    errors with the first one (waiting for the console and its closing are not errors)."""
+    if not summary:
+        return 'no reviewer'
+    text = (f'reviewer answered {summary["answered"]} '
+            f'({summary["spot_checks"]} spot checks), {summary["errors"]} errors')
+    if summary.get('first_errors'):
+        text += f' (first: {summary["first_errors"][0]})'
+    return text
+
+
 def _refused(exc: BaseException) -> bool:
     """A connection refused (the server is not listening yet), directly or inside urllib's
     URLError."""

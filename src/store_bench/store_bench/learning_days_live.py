@@ -56,7 +56,8 @@ from store_sim.generator import generate
 from store_sim.render_cache import ensure_render
 from store_sim.scenario import save_scenario
 
-from store_bench.bench_live_graph import run_live
+from store_bench.bench_live_graph import detector_text, run_live
+from store_bench.console_reviewer import summary_text
 from store_bench.learning_days import day_plan, GOAL_ACCURACY, goal_lines, plot, table
 from store_bench.live_reach import reach_points
 from store_bench.paths import root_or_exit
@@ -295,7 +296,8 @@ def main(argv: list[str] | None = None) -> int:
                       f'{m["receipts_exact"]}/{m["shoppers"]} exact, '
                       f'{sum(r["reviewed"] for r in m["rows"])} reviews of {len(m["rows"])} '
                       f'events, {sum(bool(r["auto_right"]) for r in auto)}/{len(auto)} unreviewed '
-                      f'right, reviewer {m["reviewer"]}, {m["wall_s"]:.0f} s', flush=True)
+                      f'right, {summary_text(m["reviewer"])}, {detector_text(m.get("detector"))}, '
+                      f'{m["wall_s"]:.0f} s', flush=True)
                 if arm == 'learning':
                     learned_runs.append(run_dir)
             th = read_thresholds(files[arm]['thresholds'])

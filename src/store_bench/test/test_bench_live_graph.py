@@ -2,7 +2,7 @@
 (missing or broken files are counted, never a crash) and the per-level table of drops."""
 import json
 
-from store_bench.bench_live_graph import detector_table, read_detector_summary
+from store_bench.bench_live_graph import detector_table, detector_text, read_detector_summary
 
 
 def summary(active_in, active_dropped, p95, frames_in=100):
@@ -22,6 +22,8 @@ def test_read_detector_summary(tmp_path):
     s = summary(50, 5, 180.0)
     (tmp_path / 'detector_summary.json').write_text(json.dumps({'cameras': {}, 'overall': s}))
     assert read_detector_summary(tmp_path) == s
+    assert detector_text(s) == 'detector dropped 5/50 active frames, p95 180 ms'
+    assert detector_text(None) == 'no detector summary'
 
 
 def test_detector_table_pools_drops_per_level():

@@ -10,7 +10,7 @@ from store_review.console import ConsoleServer, create_app
 from store_review.service import NO_CHANGE, ReviewService
 from store_review.store import ReviewStore
 
-from store_bench.console_reviewer import ConsoleReviewer, pick_choice
+from store_bench.console_reviewer import ConsoleReviewer, pick_choice, summary_text
 from store_bench.reviewer_sim import TruthAction
 
 S = 1_000_000_000
@@ -139,12 +139,15 @@ def test_a_console_closed_after_every_answer_is_gone_not_an_error(tmp_path):
     got = _console_closing(tmp_path, pending_after_close=False)
     assert got['answered'] == 1 and got['console_gone'] >= 3
     assert got['errors'] == 0 and got['first_errors'] == []
+    assert summary_text(got) == 'reviewer answered 1 (0 spot checks), 0 errors'
 
 
 def test_a_console_closed_with_a_request_unanswered_is_an_error(tmp_path):
     got = _console_closing(tmp_path, pending_after_close=True)
     assert got['console_gone'] == 0 and got['errors'] >= 3
     assert 'refused' in got['first_errors'][0].lower()
+    assert summary_text(got).startswith(f'reviewer answered 1 (0 spot checks), {got["errors"]} '
+                                        'errors (first: URLError')
 
 
 def test_a_wrong_password_answers_nothing(console, tmp_path):
