@@ -157,6 +157,36 @@ def day_summary(day: int, arm: str, runs: list[dict], bars: dict) -> dict:
                                  if not r['reviewed'] and not r['auto_right']]}
 
 
+def bars_on_every_day(days: list[tuple[tuple[float, float], list[dict]]],
+                      bars: tuple[float, float]) -> dict:
+    """What ``bars`` (min_confidence, min_margin) would have done to every event of the
+    days: ``days`` is [(the bars in force that day, its rows (:func:`run_rows`))]. One
+    population for every day's bars, so a fall is the bars', not the day's scenario mix.
+
+    From what the cart did live: an event it reviewed stays reviewed unless its (p, margin)
+    clear ``bars``; one it decided without review stays so, except under bars stricter than the
+    day's where its (p, margin) fall below them. An unreviewed event is right as scored live
+    (``auto_right``), or, for one reviewed live, as its top answer (``top_right``: the cart's
+    other rules, such as a return going to the shopper who holds the product, not replayed)."""
+    conf, margin = bars
+    events = reviewed = right = 0
+    for (day_conf, day_margin), rows in days:
+        stricter = conf > day_conf or margin > day_margin
+        for r in rows:
+            events += 1
+            clears = r['p'] >= conf and r['margin'] >= margin
+            if (r['reviewed'] and not clears) or (not r['reviewed'] and stricter and not clears):
+                reviewed += 1
+            else:
+                right += bool(r['auto_right'] if r['auto_right'] is not None
+                              else r['top_right'])
+    auto = events - reviewed
+    return {'min_confidence': conf, 'min_margin': margin, 'events': events,
+            'reviews': reviewed, 'review_rate': reviewed / events if events else 0.0,
+            'unreviewed': auto, 'unreviewed_right': right,
+            'unreviewed_accuracy': right / auto if auto else 1.0}
+
+
 def learn(args, env, state: pathlib.Path, day_dir: pathlib.Path, runs: list[pathlib.Path]) -> str:
     """``review_learn`` over ``runs``' databases into ``state``; copies the files to
     ``day_dir``. Returns its output."""
@@ -274,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     state.mkdir(parents=True, exist_ok=True)
     files = {arm: dict(start_files) for arm in ARMS}
     learned_runs: list[pathlib.Path] = []
+    rows_by_day: dict[int, list[dict]] = {}
     days = []
     t0 = time.monotonic()
     for day, scenarios in enumerate(day_plan(args.days, args.per_day, args.first_seed)):
@@ -300,6 +331,7 @@ def main(argv: list[str] | None = None) -> int:
                       f'{m["wall_s"]:.0f} s', flush=True)
                 if arm == 'learning':
                     learned_runs.append(run_dir)
+                    rows_by_day.setdefault(day, []).extend(m['rows'])
             th = read_thresholds(files[arm]['thresholds'])
             days.append(day_summary(day, arm, runs, th))
         if 'learning' in arms:
@@ -317,6 +349,23 @@ def main(argv: list[str] | None = None) -> int:
                'wall_s': time.monotonic() - t0, 'days': days}
         (out / 'learning_days_live.json').write_text(json.dumps(doc, indent=1))
     print(table(days))
+    if 'learning' in arms:
+        # each day's bars, and the ones learned after the last day, on every day's events
+        played_days = [((d['min_confidence'], d['min_margin']), rows_by_day[d['day']])
+                       for d in days if d['arm'] == 'learning']
+        last = read_thresholds(files['learning']['thresholds'])
+        steps = [(f'day {d["day"]}', (d['min_confidence'], d['min_margin']))
+                 for d in days if d['arm'] == 'learning']
+        steps.append(('after the last day', (last['min_confidence'], last['min_margin'])))
+        doc['bars_on_every_day'] = []
+        print(f'each day\'s bars on the events of all {len(played_days)} days:')
+        for name, bars in steps:
+            f = {'bars_of': name, **bars_on_every_day(played_days, bars)}
+            doc['bars_on_every_day'].append(f)
+            print(f'  bars of {name} ({bars[0]:.2f} / {bars[1]:.2f}): {f["reviews"]} of '
+                  f'{f["events"]} events reviewed ({f["review_rate"]:.1%}), '
+                  f'{f["unreviewed_right"]}/{f["unreviewed"]} unreviewed right '
+                  f'({f["unreviewed_accuracy"]:.1%})')
     lines = goal_lines(days) if 'learning' in arms else ['goal: no learning arm was run']
     print('\n'.join(lines))
     doc['goal'] = lines

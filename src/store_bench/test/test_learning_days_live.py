@@ -13,7 +13,7 @@ from store_common.description import Catalog, Product
 from store_fusion.calibration import Platt
 from store_shelf.event import HypothesisData, ShelfEventData
 
-from store_bench.learning_days_live import arm_sets, day_summary, run_rows
+from store_bench.learning_days_live import arm_sets, bars_on_every_day, day_summary, run_rows
 
 S = 1_000_000_000
 CATALOG = Catalog('EUR', {'COLA-330': Product('COLA-330', 'Cola', 129, 352.0, 2.5),
@@ -94,3 +94,26 @@ def test_arm_sets_point_the_nodes_at_the_arms_files():
     assert arm_sets({'thresholds': 't', 'calibration': 'c', 'weight_models': 'w'}) == [
         'cart.thresholds_file=t', 'fusion.calibration_file=c',
         'shelf_events.weight_models_file=w']
+
+
+def _row(p, margin, reviewed, right):
+    return {'p': p, 'margin': margin, 'reviewed': reviewed, 'top_right': right,
+            'auto_right': None if reviewed else right}
+
+
+def test_each_days_bars_are_scored_on_every_days_events():
+    day0 = ((0.9, 0.5), [_row(0.99, 0.9, False, True), _row(0.7, 0.4, True, True),
+                         _row(0.6, 0.3, True, False), _row(0.4, 0.1, True, False),
+                         _row(0.3, 0.05, False, True)])   # decided by another rule
+    day1 = ((0.65, 0.3), [_row(0.95, 0.9, False, True), _row(0.7, 0.4, False, True),
+                          _row(0.5, 0.2, True, True)])
+    days = [day0, day1]
+    strict = bars_on_every_day(days, (0.9, 0.5))
+    # day 1's 0.7 event goes back to review under the stricter bars; the other rule's stays
+    assert (strict['events'], strict['reviews'], strict['unreviewed_right']) == (8, 5, 3)
+    assert strict['unreviewed_accuracy'] == 1.0
+    loose = bars_on_every_day(days, (0.55, 0.2))
+    # the reviewed 0.7 (right) and 0.6 (wrong) events clear them; 0.4 and 0.5 do not
+    assert (loose['reviews'], loose['unreviewed'], loose['unreviewed_right']) == (2, 6, 5)
+    assert loose['review_rate'] == 2 / 8 and abs(loose['unreviewed_accuracy'] - 5 / 6) < 1e-12
+    assert bars_on_every_day([], (0.9, 0.5))['review_rate'] == 0.0
