@@ -32,14 +32,20 @@ def truth_line(stamp_s, shopper, plate, sku='COLA-330', qty=1):
                        'plate': plate, 'sku': sku, 'kind': 'take', 'quantity': qty})
 
 
-@pytest.fixture
-def console(tmp_path):
+def _serve(tmp_path):
+    """(review service, the decisions it published, its running console server)."""
     published = []
     svc = ReviewService(ReviewStore(tmp_path / 'review.sqlite'), published.append,
                         lambda: 100 * S, hasher=PasswordHasher(n=2 ** 4))
     svc.auth.add_user('sim-reviewer', 'reviewer', 'sim-password', 0)
     server = ConsoleServer(create_app(svc), port=0)
     server.start()
+    return svc, published, server
+
+
+@pytest.fixture
+def console(tmp_path):
+    svc, published, server = _serve(tmp_path)
     yield svc, published, server.url
     server.stop()
 
@@ -111,12 +117,7 @@ def _wait(bot, cond):
 def _console_closing(tmp_path, pending_after_close):
     """A reviewer that answered a request, then the console closed (with one more request in
     its queue that it had seen but not yet answered, when ``pending_after_close``)."""
-    published = []
-    svc = ReviewService(ReviewStore(tmp_path / 'review.sqlite'), published.append,
-                        lambda: 100 * S, hasher=PasswordHasher(n=2 ** 4))
-    svc.auth.add_user('sim-reviewer', 'reviewer', 'sim-password', 0)
-    server = ConsoleServer(create_app(svc), port=0)
-    server.start()
+    svc, _published, server = _serve(tmp_path)
     (tmp_path / 'ground_truth.jsonl').write_text(truth_line(10.0, 'a', 'g1.s1.p1') + '\n')
     svc.on_request(req('g1.s1.p1', 10.5, ('a', 'b')))
     bot = ConsoleReviewer(tmp_path, 'sim-password', delay_s=0.0, poll_s=0.02,
