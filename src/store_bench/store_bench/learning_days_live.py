@@ -351,11 +351,11 @@ def main(argv: list[str] | None = None) -> int:
     print(table(days))
     if 'learning' in arms:
         # each day's bars, and the ones learned after the last day, on every day's events
-        played_days = [((d['min_confidence'], d['min_margin']), rows_by_day[d['day']])
-                       for d in days if d['arm'] == 'learning']
+        learn_days = [(d['day'], (d['min_confidence'], d['min_margin']))
+                      for d in days if d['arm'] == 'learning']
+        played_days = [(bars, rows_by_day[day]) for day, bars in learn_days]
         last = read_thresholds(files['learning']['thresholds'])
-        steps = [(f'day {d["day"]}', (d['min_confidence'], d['min_margin']))
-                 for d in days if d['arm'] == 'learning']
+        steps = [(f'day {day}', bars) for day, bars in learn_days]
         steps.append(('after the last day', (last['min_confidence'], last['min_margin'])))
         doc['bars_on_every_day'] = []
         print(f'each day\'s bars on the events of all {len(played_days)} days:')
