@@ -180,15 +180,19 @@ def _cameras_for(views, plate_ids, n: int):
 
 
 def write_evidence(store, scenarios: dict, decided: list, db, evidence_dir,
-                   cameras_per_event: int = 2, frames_per_event: int = 4, log=None) -> dict:
+                   cameras_per_event: int = 2, frames_per_event: int = 4, log=None,
+                   tracked: bool = True) -> dict:
     """Render each decided event's evidence into ``db`` (a ReviewStore), request, evidence and
-    decision as the review node and the console store them (module doc, step 1)."""
+    decision as the review node and the console store them (module doc, step 1). ``tracked``:
+    the evidence carries the shoppers' boxes, as the review node draws them from the tracker's
+    positions; here the positions are the renderer's truth (a tracker without error)."""
     from store_cart.model import (ACTION_NONE, ACTION_RETURN, ACTION_TAKE, CandidateData,
                                   ReviewRequestData, ReviewDecisionData)
-    from store_review.evidence import camera_views, FrameBuffer, ImageCollector
+    from store_review.evidence import camera_views, FrameBuffer, ImageCollector, TrackBuffer
     from store_sim.render import CameraRenderer
     views = camera_views(store)
     cams = {c.id: c for c in store.cameras}
+    models = {c.id: c.model for c in store.cameras}
     renderers: dict = {}
     counts = {'events': 0, 'images': 0, 'skipped': 0, 'truth': {}}
 
@@ -232,8 +236,9 @@ def write_evidence(store, scenarios: dict, decided: list, db, evidence_dir,
             counts['skipped'] += 1
             continue
         frames = FrameBuffer(keep_s=3600.0, max_fps=0.0)
+        tracks = TrackBuffer(keep_s=3600.0) if tracked else None
         collector = ImageCollector(frames, chosen, evidence_dir, pad_s=1.0,
-                                   max_frames=frames_per_event)
+                                   max_frames=frames_per_event, tracks=tracks, models=models)
         collector.request(rid, event_id, plate_ids, settled_ns, (shopper,) if shopper else ())
         # inside the collector's window [start - 1 s, settled + 1 s] whatever the rounding
         times = np.linspace(start_s - 0.999, settled_s + 0.999, frames_per_event)
@@ -242,6 +247,13 @@ def write_evidence(store, scenarios: dict, decided: list, db, evidence_dir,
             if key not in renderers:
                 renderers[key] = CameraRenderer(store, cams[view.camera_id], scenario,
                                                 lighting_variant=DAY_LIGHTING + seed % 40)
+        if tracks is not None:      # the tracker's floor positions, here the renderer's truth
+            first = renderers[(seed, chosen[0].camera_id)]
+            for t in times:
+                tracks.add(T0_NS + int(round(float(t) * NS)),
+                           {m['id']: tuple(m['xy']) for m in first.truth_3d(float(t))})
+        for view in chosen:
+            key = (seed, view.camera_id)
             for t in times:
                 img, boxes = renderers[key].render(float(t))
                 stamp = T0_NS + int(round(float(t) * NS))
@@ -269,7 +281,9 @@ def check_labels(db, dataset: pathlib.Path, tag: str, truth: dict, proposals) ->
     import cv2
 
     from store_perception.datasets import busy_hand_boxes, label_proposals
-    out = {'checked': 0, 'agree': 0, 'truth_unknown': 0, 'wrong': {}}
+    out = {'checked': 0, 'agree': 0, 'truth_unknown': 0, 'wrong': {},
+           'by_kind': {k: {'checked': 0, 'agree': 0, 'truth_unknown': 0}
+                       for k in ('empty', 'product')}}
     pattern = re.compile(re.escape(tag) + r'r\d+_e(\d+)_h(\d+)\.jpg$')
     for f in sorted(dataset.glob(f'train/*/{tag}*.jpg')):
         m = pattern.match(f.name)
@@ -287,15 +301,78 @@ def check_labels(db, dataset: pathlib.Path, tag: str, truth: dict, proposals) ->
         x0, y0, x1, y1 = proposals(img)[int(m.group(2))]
         [(label, _)] = label_proposals([(x0 + ox, y0 + oy, x1 + ox, y1 + oy)], rec['boxes'],
                                        8.0, busy_hand_boxes(rec))
+        kind = out['by_kind']['empty' if f.parent.name == 'empty' else 'product']
         out['checked'] += 1
+        kind['checked'] += 1
         if label is None:
             out['truth_unknown'] += 1
+            kind['truth_unknown'] += 1
         elif label == f.parent.name:
             out['agree'] += 1
+            kind['agree'] += 1
         else:
             key = f'{f.parent.name}->{label or "?"}'
             out['wrong'][key] = out['wrong'].get(key, 0) + 1
     return out
+
+
+# the export's rules for which hand holds a reviewed product, from the oldest: the hand nearest
+# the plate; only the named shopper's hands; and of those the one the shipped classifier sees a
+# product in (store_review.learn_cli.classifier_choice), the default
+LABEL_RULES = ('nearest', 'owner', 'owner+classifier')
+
+
+def compare_labels(store, scenarios: list, decided: list[dict], work_dir: pathlib.Path,
+                   cameras_per_event: int = 2, frames_per_event: int = 4, threads: int = 1,
+                   log=None) -> dict:
+    """The hand labels each of LABEL_RULES gives on the same rendered evidence of ``decided``,
+    checked against the renderer's truth (:func:`check_labels`): {rule: {'windows', 'check'}}."""
+    from store_perception.detection import resolve_model_path
+    from store_perception.hand_sku import HandSkuClassifier, HAND_WEIGHTS
+    from store_review.export import export_hand_windows
+    from store_review.learn_cli import classifier_choice, crop_model_proposals
+    from store_review.store import ReviewStore
+    work_dir = pathlib.Path(work_dir)
+    shutil.rmtree(work_dir, ignore_errors=True)
+    work_dir.mkdir(parents=True)
+    by_seed = {}
+    for s in scenarios:
+        by_seed[(int(s.seed), s.meta.get('level'))] = s
+        by_seed.setdefault(int(s.seed), s)
+    db = ReviewStore(work_dir / 'review.sqlite')
+    out = {}
+    try:
+        ev = write_evidence(store, by_seed, decided, db, work_dir / 'evidence',
+                            cameras_per_event, frames_per_event, log=log)
+        proposals = crop_model_proposals(_detector(threads), PROPOSAL_CONF)
+        classifier = HandSkuClassifier(resolve_model_path(None, HAND_WEIGHTS), threads=threads)
+        for rule in LABEL_RULES:
+            counts = export_hand_windows(
+                db, work_dir / rule, proposals, class_names=sorted(store.catalog.products),
+                val_share=0.0, tag='c_', by_owner=rule != 'nearest',
+                choose=classifier_choice(classifier) if rule == 'owner+classifier' else None)
+            out[rule] = {'windows': counts['windows'],
+                         'check': check_labels(db, work_dir / rule, 'c_', ev['truth'],
+                                               proposals)}
+    finally:
+        db.close()
+    return out
+
+
+def labels_table(compared: dict) -> str:
+    """compare_labels' result as a table: per rule, the empty and product windows and how many
+    of those the truth can tell agree with it."""
+    lines = ['| rule | empty windows | right (truth known) | product windows | right (truth '
+             'known) |', '|---|---|---|---|---|']
+    for rule, got in compared.items():
+        cells = []
+        for kind in ('empty', 'product'):
+            k = got['check']['by_kind'][kind]
+            known = k['checked'] - k['truth_unknown']
+            share = f' ({100.0 * k["agree"] / known:.0f} %)' if known else ''
+            cells += [str(k['checked']), f'{k["agree"]}/{known}{share}']
+        lines.append(f'| {rule} | ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
 
 
 # --- one learning step ------------------------------------------------------------------------
@@ -322,7 +399,7 @@ def learn_classifier(store, day_scenarios: list, decided: list[dict], work_dir: 
                      frames_per_event: int = 4, heldout_seeds=HELDOUT_SEEDS,
                      heldout_frames: int = HELDOUT_FRAMES, threads: int = 1,
                      onnx: bool = False, check: bool = True, choose_hand: bool = False,
-                     log=None) -> dict:
+                     by_owner: bool = True, log=None) -> dict:
     """One learning step (module doc). Returns ``{'detector_stats', 'weights', 'report',
     'dataset', 'heldout'}``; pass the return value as ``prev`` to the next day's call."""
     from store_perception.hand_sku import HandSkuClassifier, HAND_WEIGHTS
@@ -366,7 +443,7 @@ def learn_classifier(store, day_scenarios: list, decided: list[dict], work_dir: 
         scenarios.setdefault(int(s.seed), s)
     try:
         ev = write_evidence(store, scenarios, decided, db, work_dir / 'evidence',
-                            cameras_per_event, frames_per_event, log=log)
+                            cameras_per_event, frames_per_event, log=log, tracked=by_owner)
         dataset = work_dir / 'dataset'
         shutil.rmtree(dataset, ignore_errors=True)
         if prev and prev.get('dataset') and pathlib.Path(prev['dataset']).is_dir():
@@ -376,7 +453,8 @@ def learn_classifier(store, day_scenarios: list, decided: list[dict], work_dir: 
             if choose_hand else None
         counts = export_hand_windows(db, dataset, proposals,
                                      class_names=sorted(store.catalog.products),
-                                     val_share=0.0, tag=tag, choose=choose)
+                                     val_share=0.0, tag=tag, choose=choose,
+                                     by_owner=by_owner)
         checked = check_labels(db, dataset, tag, ev['truth'], proposals) \
             if check else None
     finally:

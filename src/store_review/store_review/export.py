@@ -32,6 +32,9 @@ on rendered events the hand the truth sees with the taken product is 2-6 hand si
 plate box in the frames after the take, while the proposal on the plate then is mostly the
 stock or another hand); other hands (another shopper's, the other hand, a false hand) are left
 out, their content is unknown. Images without a plate box are skipped (no plate, no hand).
+Where the review node stored the tracked shoppers' boxes (``shoppers``) and the answer names a
+shopper, the product is looked for only in that shopper's hands (:func:`hand_owner`): in a crowd
+the hand nearest the plate after a take is often another shopper's, reaching in.
 
 The label comes from the reviewer's answer and the frame's time against the shelf event's
 start (in its id, ``"<plate>@<start ns>"``) and its settled stamp (the request's ``stamp_ns``):
@@ -121,6 +124,8 @@ ACTION_RETURN = ProductHypothesis.ACTION_RETURN
 HAND_EMPTY = 'empty'  # store_perception.hand_sku.EMPTY (no import: see export_hand_windows)
 EMPTY_REACH_SIDES = 1.0       # an empty hand at the plate: within this many hand sides of it
 PRODUCT_REACH_SIDES = 6.0     # a hand with the product: within this many (module doc)
+OWNER_REACH_SIDES = 3.0       # a hand out of every shopper's box: theirs within this many sides
+OWNER_MARGIN_SIDES = 0.5      # ... and only when no other shopper's box is as near (hand_owner)
 _SAFE_CLASS = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$')
 
 
@@ -180,17 +185,50 @@ def hands_near_plate(hands, plate_box, max_sides: float) -> list[int]:
     return [i for _, i in sorted(near)]
 
 
+def hand_owner(hand, shoppers) -> str | None:
+    """Whose hand the box ``hand`` (x0, y0, x1, y1) is, by the tracked shoppers' boxes in the
+    same crop (the evidence's ``shoppers`` metadata, ``[{'shopper_id', 'box': [x, y, w, h]}]``):
+    the shopper whose box holds the hand's centre, or, when none does, whose box is nearest and
+    within ``OWNER_REACH_SIDES`` hand sides of it (an arm reaching out of its body's box).
+    None when the hand is in two shoppers' boxes, or as near to two of them (within
+    ``OWNER_MARGIN_SIDES`` hand sides), or near none: who holds it is not known."""
+    x0, y0, x1, y1 = hand
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    side = max(x1 - x0, y1 - y0)
+    dist = []
+    for s in shoppers:
+        sid = str(s.get('shopper_id') or '') if isinstance(s, dict) else ''
+        v = s.get('box') if sid else None
+        box = _box4((v[0], v[1], v[0] + v[2], v[1] + v[3])) if isinstance(
+            v, (list, tuple)) and len(v) == 4 and all(
+            isinstance(x, (int, float)) for x in v) else None
+        if box is None:
+            continue
+        bx, by, bw, bh = box[0], box[1], box[2] - box[0], box[3] - box[1]
+        d = math.hypot(max(bx - cx, 0.0, cx - (bx + bw)), max(by - cy, 0.0, cy - (by + bh)))
+        dist.append((d, sid))
+    dist.sort()
+    if not dist or dist[0][0] > OWNER_REACH_SIDES * side:
+        return None
+    if len(dist) > 1 and dist[1][1] != dist[0][1] and \
+            dist[1][0] - dist[0][0] <= OWNER_MARGIN_SIDES * side:
+        return None
+    return dist[0][1]
+
+
 def export_hand_windows(store, out_dir: str | pathlib.Path, proposals=None,
                         class_names=None, size: int = 64, val_share: float = 0.2,
                         tag: str = '', window_scale: float | None = None,
-                        choose=None) -> dict:
+                        choose=None, by_owner: bool = True) -> dict:
     """Write (or add to) the hand-window dataset from a ReviewStore (module doc);
     returns counts. ``class_names``: the SKUs accepted (the catalog; None = any SKU whose name
     is a safe folder name). ``tag`` prefixes the file names (exports of several databases into
     one folder). ``choose(image, hand boxes, sku) -> index or None``: which of the hands near
     the plate (within PRODUCT_REACH_SIDES) holds the product the reviewer named (e.g. the one
     the current classifier finds most like it, :func:`store_review.learn_cli.classifier_choice`);
-    None = the nearest."""
+    None = the nearest. ``by_owner``: where the evidence has the tracked shoppers' boxes
+    (``shoppers``) and the answer names a shopper, a product is looked for only in that
+    shopper's hands (:func:`hand_owner`); hands of unknown owner are left out."""
     import cv2
     # the classifier's window rule, imported here: only this export needs store_perception
     from store_perception.crops import cut
@@ -199,7 +237,8 @@ def export_hand_windows(store, out_dir: str | pathlib.Path, proposals=None,
     out = pathlib.Path(out_dir)
     allowed = None if class_names is None else set(class_names)
     counts = {'requests': 0, 'images': 0, 'windows': {}, 'train': 0, 'val': 0,
-              'no_plate_box': 0, 'no_hand_at_plate': 0, 'unknown': 0, 'skipped': 0}
+              'no_plate_box': 0, 'no_hand_at_plate': 0, 'not_their_hand': 0, 'unknown': 0,
+              'skipped': 0}
     for req in store.requests(('decided',)):
         dec = (req.get('decision') or store.decision(req['request_id']) or {}).get('decision')
         if not isinstance(dec, dict):
@@ -236,13 +275,22 @@ def export_hand_windows(store, out_dir: str | pathlib.Path, proposals=None,
                 hands = [b for b in (_box4(v) for v in proposals(img)) if b]
             else:
                 hands = []
-            if label == HAND_EMPTY or choose is None:
-                k = hand_at_plate(hands, plate, EMPTY_REACH_SIDES if label == HAND_EMPTY
-                                  else PRODUCT_REACH_SIDES)
+            tracked = meta.get('shoppers') if by_owner else None
+            who = str(dec.get('shopper_id') or '')
+            if label == HAND_EMPTY:
+                k = hand_at_plate(hands, plate, EMPTY_REACH_SIDES)
             else:
                 near = hands_near_plate(hands, plate, PRODUCT_REACH_SIDES)
-                pick = choose(img, [hands[i] for i in near], label) if near else None
-                k = near[pick] if pick is not None and 0 <= pick < len(near) else None
+                if who and isinstance(tracked, list) and tracked:
+                    # the reviewer named whose hand it is: only that shopper's hands
+                    theirs = [i for i in near if hand_owner(hands[i], tracked) == who]
+                    counts['not_their_hand'] += len(near) - len(theirs)
+                    near = theirs
+                if choose is None:
+                    k = near[0] if near else None
+                else:
+                    pick = choose(img, [hands[i] for i in near], label) if near else None
+                    k = near[pick] if pick is not None and 0 <= pick < len(near) else None
             if k is None:
                 counts['no_hand_at_plate'] += 1
                 continue

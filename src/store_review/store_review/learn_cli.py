@@ -3,7 +3,7 @@
     review_learn --db review.sqlite --store config/stores/demo.yaml --out-dir STATE_DIR \
         [--cart-db carts.sqlite [--params config/params/store.yaml]] \
         [--target-accuracy 0.995] [--credibility 0.9] \
-        [--yolo DIR] [--hands DIR [--fine-tune DIR] [--epochs 3]]
+        [--yolo DIR] [--hands DIR [--fine-tune DIR] [--epochs 3] [--nearest-hand]]
 
 Writes ``STATE_DIR/weight_models.yaml`` (the shelf event node's ``weight_models_file``) and
 ``STATE_DIR/thresholds.yaml`` (the cart node's ``thresholds_file``). With ``--cart-db`` (the cart
@@ -18,10 +18,12 @@ fusion node's ``calibration_file``, read when it starts); without it, or for a w
 cart, on the shelf events' product posteriors in the review database. With ``--yolo`` a YOLO
 dataset of the reviewed crops, with ``--hands`` the hand-window classification dataset of the
 reviewed evidence (``store_review.export.export_hand_windows``: ``empty`` and SKU folders,
-hand proposals from the shipped crop model run on each evidence crop), added to what the folder
-already holds, and with ``--fine-tune`` the shipped hand SKU classifier fine-tuned on it
-(``store_perception.train.fine_tune_hand_classifier``: ``store_hand_sku.pt``, its prior and
-ONNX export in that folder; the detector's ``hand_model_path`` can then name it). The last two
+hand proposals from the shipped crop model run on each evidence crop; a reviewed product is
+looked for only in the hands of the shopper the answer names, and in the one the shipped
+classifier sees a product in, :func:`classifier_choice`, unless ``--nearest-hand``), added to
+what the folder already holds, and with ``--fine-tune`` the shipped hand SKU classifier
+fine-tuned on it (``store_perception.train.fine_tune_hand_classifier``: ``store_hand_sku.pt``,
+its prior and ONNX export in that folder; the detector's ``hand_model_path`` can then name it). The last two
 need torch and ultralytics (store_perception).
 
 ``--db`` and ``--cart-db`` may each be given more than once (several lanes, or a bench's runs,
@@ -73,31 +75,50 @@ def crop_model_proposals(detector, conf: float = 0.05):
     return proposals
 
 
-def classifier_choice(classifier):
+# which hand holds a reviewed product (classifier_choice's gates), measured on rendered events
+# against the renderer's truth (docs/RESULTS.md, "Hand labels that name the hand")
+CHOOSE_MIN_P_PRODUCT = 0.25
+CHOOSE_OTHER_SKU_MAX = 0.5
+
+
+def classifier_choice(classifier, min_p_product: float = CHOOSE_MIN_P_PRODUCT,
+                      other_sku_max: float = CHOOSE_OTHER_SKU_MAX):
     """A ``choose`` for export_hand_windows: of the hands near the plate, the one a
     HandSkuClassifier names the reviewer's SKU with the highest p(product); if it names it on
     none, the most product-like one (the reviewer says a product left in a hand; the
-    classifier only picks which hand)."""
+    classifier only picks which hand). None when that hand's p(product) is below
+    ``min_p_product``: the product is not seen in any of them (hidden behind the body, or in
+    the other hand out of view), and a window labelled with it would teach the classifier to
+    call an empty-looking hand a product. A hand the classifier names another SKU with a SKU
+    score above ``other_sku_max`` is not chosen: most often the shopper's other hand, holding
+    what they took before."""
     def choose(image, boxes, sku):
         answers = classifier.classify(image, boxes)
-        if not answers:
+        ok = [i for i, a in enumerate(answers)
+              if a.p_product >= min_p_product and (a.sku == sku or a.sku_score <= other_sku_max)]
+        if not ok:
             return None
-        return max(range(len(answers)),
-                   key=lambda i: (answers[i].sku == sku, answers[i].p_product))
+        return max(ok, key=lambda i: (answers[i].sku == sku, answers[i].p_product))
     return choose
 
 
 def hand_learning(db, catalog, hands_dir: str, fine_tune_dir: str | None,
-                  epochs: int) -> str:
-    """Export the hand windows (and fine-tune); returns a summary line."""
+                  epochs: int, by_classifier: bool = True) -> str:
+    """Export the hand windows (and fine-tune); returns a summary line. ``by_classifier``: the
+    shipped classifier picks which of the named shopper's hands holds the reviewed product
+    (:func:`classifier_choice`); otherwise the nearest to the plate."""
     import hashlib
 
-    from store_perception.detection import CROP_WEIGHTS, Detector
+    from store_perception.detection import CROP_WEIGHTS, Detector, resolve_model_path
+    from store_perception.hand_sku import HAND_WEIGHTS, HandSkuClassifier
     from store_perception.train import fine_tune_hand_classifier
     detector = Detector(None, crop_model_path=CROP_WEIGHTS)
+    choose = classifier_choice(HandSkuClassifier(resolve_model_path(None, HAND_WEIGHTS))) \
+        if by_classifier else None
     tag = hashlib.sha256(str(pathlib.Path(db.path).resolve()).encode()).hexdigest()[:6]
     counts = export_hand_windows(db, hands_dir, crop_model_proposals(detector),
-                                 class_names=sorted(catalog.products), tag=f'{tag}_')
+                                 class_names=sorted(catalog.products), tag=f'{tag}_',
+                                 choose=choose)
     line = f'hand windows in {hands_dir}: {counts}'
     if fine_tune_dir:
         weights = fine_tune_hand_classifier(hands_dir, fine_tune_dir, epochs=epochs,
@@ -179,6 +200,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument('--fine-tune', help='with --hands: fine-tune the shipped hand SKU '
                     'classifier on them, weights into this folder (never the shipped one)')
     ap.add_argument('--epochs', type=int, default=3, help='fine-tuning epochs (%(default)s)')
+    ap.add_argument('--nearest-hand', action='store_true',
+                    help="with --hands: label the named shopper's hand nearest the plate with "
+                    "the reviewed product, without asking the shipped classifier which hand "
+                    "shows it")
     args = ap.parse_args(argv)
     if not 0.0 <= args.credibility < 1.0:
         ap.error(f'--credibility must be in [0, 1), got {args.credibility}')
@@ -269,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.hands:
             try:
                 print(hand_learning(db, store_desc.catalog, args.hands, args.fine_tune,
-                                    args.epochs))
+                                    args.epochs, not args.nearest_hand))
             except (ValueError, FileNotFoundError) as exc:
                 print(f'review_learn: hand classifier: {exc}', file=sys.stderr)
                 return 2

@@ -7,7 +7,7 @@ import numpy as np
 
 from store_perception.crops import cut
 from store_perception.hand_sku import hand_window
-from store_review.export import export_hand_windows, hand_at_plate, hand_label
+from store_review.export import export_hand_windows, hand_at_plate, hand_label, hand_owner
 from store_review.learn_cli import main as learn_main
 from store_review.store import ReviewStore
 
@@ -27,7 +27,7 @@ def crop_image(seed: int) -> np.ndarray:
 
 
 def add_event(store, tmp_path, plate: str, sku: str, action: int, stamps_s, hands=None,
-              plate_box=PLATE, reviewer_quantity: int = 1):
+              plate_box=PLATE, reviewer_quantity: int = 1, shoppers=None):
     req = request(f'{plate}@{START}', stamp_s=SETTLED / S)
     store.add_request(req.to_dict(), SETTLED)
     for k, t in enumerate(stamps_s):
@@ -36,6 +36,8 @@ def add_event(store, tmp_path, plate: str, sku: str, action: int, stamps_s, hand
         meta = {'width': 200, 'height': 120, 'plate_box_in_crop': plate_box}
         if hands is not None:
             meta['hands'] = hands
+        if shoppers is not None:
+            meta['shoppers'] = shoppers
         store.add_evidence(req.request_id, 'image', f'cam1@{int(t * S)}', int(t * S), meta,
                            str(path))
     q = reviewer_quantity if sku else 0
@@ -149,7 +151,13 @@ def test_review_learn_exports_hand_windows(tmp_path, capsys):
     assert rc == 0, capsys.readouterr()
     assert 'hand windows in' in capsys.readouterr().out
     assert len(list(out.glob('train/empty/*.jpg'))) == 1
-    assert len(list(out.glob('train/COLA-330/*.jpg'))) == 1
+    # the pictures are colour ramps: the shipped classifier sees no product in any hand, so
+    # the reviewed COLA-330 is put in none of them
+    assert not list(out.glob('train/COLA-330/*.jpg'))
+    nearest = tmp_path / 'nearest'
+    assert learn_main(['--db', str(db), '--store', str(DEMO_STORE), '--out-dir',
+                       str(tmp_path / 'state'), '--hands', str(nearest), '--nearest-hand']) == 0
+    assert len(list(nearest.glob('train/COLA-330/*.jpg'))) == 1
 
 
 def test_a_chooser_picks_which_hand_near_the_plate_holds_the_product(tmp_path):
@@ -168,3 +176,85 @@ def test_a_chooser_picks_which_hand_near_the_plate_holds_the_product(tmp_path):
     assert counts['windows'] == {'empty': 1, 'COLA-330': 1}
     [win] = out.glob('train/COLA-330/*.jpg')
     assert win.stem.endswith('_h2')
+
+
+def shopper(sid, box):
+    return {'shopper_id': sid, 'box': box, 'candidate': True}
+
+
+def test_a_hand_is_the_shoppers_whose_box_holds_it_or_is_nearest_by_a_clear_margin():
+    a, b = shopper('acct-a', [0, 0, 50, 120]), shopper('acct-b', [120, 0, 50, 120])
+    assert hand_owner([20, 50, 30, 60], [a, b]) == 'acct-a'          # inside a's box
+    assert hand_owner([125, 50, 135, 60], [a, b]) == 'acct-b'
+    # an arm reaching out of a's box: 15 px from a's, 55 px from b's (10 px hands)
+    assert hand_owner([60, 50, 70, 60], [a, b]) == 'acct-a'
+    # midway between the two boxes: nobody's; too far from any box (> 3 sides): nobody's
+    assert hand_owner([80, 50, 90, 60], [a, b]) is None
+    assert hand_owner([60, 50, 70, 60], [shopper('acct-b', [120, 0, 50, 120])]) is None
+    # in both boxes (one shopper behind the other): nobody's
+    c = shopper('acct-c', [10, 0, 50, 120])
+    assert hand_owner([20, 50, 30, 60], [a, c]) is None
+    # hostile metadata is no box
+    junk = [{'shopper_id': 'x', 'box': ['a', 0, 5, 5]}, {'box': [0, 0, 50, 120]}, 'str',
+            {'shopper_id': 'y', 'box': [0, 0, -5, 5]}, {'shopper_id': 'z', 'box': None}]
+    assert hand_owner([20, 50, 30, 60], junk) is None
+    assert hand_owner([20, 50, 30, 60], junk + [a]) == 'acct-a'
+
+
+def test_the_product_is_looked_for_only_in_the_hands_of_the_shopper_the_answer_names(tmp_path):
+    store = ReviewStore(tmp_path / 'r.sqlite')
+    # after the take two hands are near the plate: the nearer is acct-b's (another shopper
+    # reaching in), the farther, carried away, is acct-a's, whom the reviewer named
+    mine, theirs = [25, 60, 35, 70], [74, 58, 84, 68]
+    boxes = [shopper('acct-a', [0, 20, 40, 100]), shopper('acct-b', [70, 20, 40, 100])]
+    add_event(store, tmp_path, 'g1.s1.p1', 'COLA-330', 1, (10.5,), [theirs, mine],
+              shoppers=boxes)
+    counts = export_hand_windows(store, tmp_path / 'hands', val_share=0.0)
+    assert counts['windows'] == {'COLA-330': 1} and counts['not_their_hand'] == 1
+    [win] = (tmp_path / 'hands').glob('train/COLA-330/*.jpg')
+    assert win.stem.endswith('_h1')
+    # the export before it knew whose hand is whose: the nearest hand, acct-b's
+    counts = export_hand_windows(store, tmp_path / 'any', val_share=0.0, by_owner=False)
+    [win] = (tmp_path / 'any').glob('train/COLA-330/*.jpg')
+    assert win.stem.endswith('_h0') and counts['not_their_hand'] == 0
+    # the named shopper has no hand near the plate: no window, rather than another's hand
+    store2 = ReviewStore(tmp_path / 'r2.sqlite')
+    add_event(store2, tmp_path, 'g1.s1.p2', 'COLA-330', 1, (10.5,), [theirs], shoppers=boxes)
+    counts = export_hand_windows(store2, tmp_path / 'none', val_share=0.0)
+    assert counts['windows'] == {} and counts['no_hand_at_plate'] == 1
+    # evidence without the tracked shoppers (no tracker): the nearest hand, as before
+    store3 = ReviewStore(tmp_path / 'r3.sqlite')
+    add_event(store3, tmp_path, 'g1.s1.p3', 'COLA-330', 1, (10.5,), [theirs, mine])
+    export_hand_windows(store3, tmp_path / 'untracked', val_share=0.0)
+    [win] = (tmp_path / 'untracked').glob('train/COLA-330/*.jpg')
+    assert win.stem.endswith('_h0')
+
+
+class FakeClassifier:
+    """classify() answers given per hand, in order: (p_product, sku, sku_score)."""
+
+    def __init__(self, answers):
+        self.answers = answers
+
+    def classify(self, image, boxes):
+        from store_perception.hand_sku import InHand
+        return [InHand(p, sku, score, tuple(b)) for (p, sku, score), b in
+                zip(self.answers, boxes)]
+
+
+def test_the_classifier_picks_a_hand_that_shows_a_product_and_not_another_known_one():
+    from store_review.learn_cli import classifier_choice
+    boxes = [AT_PLATE, AWAY, [25, 60, 35, 70]]
+    choose = classifier_choice(FakeClassifier([(0.9, 'OJ-1L', 0.9), (0.6, 'COLA-330', 0.3),
+                                               (0.8, 'LEMON-330', 0.4)]),
+                               min_p_product=0.25, other_sku_max=0.5)
+    # the reviewed SKU where the classifier names it
+    assert choose(None, boxes, 'COLA-330') == 1
+    # named nowhere: the most product-like hand the classifier is not sure holds another SKU;
+    # the hand it is sure holds OJ-1L (what the shopper took before) is never labelled
+    assert choose(None, boxes, 'WATER-500') == 2
+    # no hand shows a product: no window
+    weak = classifier_choice(FakeClassifier([(0.1, 'COLA-330', 0.9), (0.2, '', 0.0)]),
+                             min_p_product=0.25)
+    assert weak(None, boxes[:2], 'COLA-330') is None
+    assert classifier_choice(FakeClassifier([]))(None, [], 'COLA-330') is None
