@@ -23,8 +23,8 @@ looked for only in the hands of the shopper the answer names, and in the one the
 classifier sees a product in, :func:`classifier_choice`, unless ``--nearest-hand``), added to
 what the folder already holds, and with ``--fine-tune`` the shipped hand SKU classifier
 fine-tuned on it (``store_perception.train.fine_tune_hand_classifier``: ``store_hand_sku.pt``,
-its prior and ONNX export in that folder; the detector's ``hand_model_path`` can then name it). The last two
-need torch and ultralytics (store_perception).
+its prior and ONNX export in that folder; the detector's ``hand_model_path`` can then name it).
+The last two need torch and ultralytics (store_perception).
 
 ``--db`` and ``--cart-db`` may each be given more than once (several lanes, or a bench's runs,
 each with its own databases): the labelled examples and decided events of all of them are
