@@ -71,3 +71,37 @@ def test_a_day_folder_named_like_the_previous_days_is_refused(tmp_path):
                                          "earlier call's"):
         learn_classifier(load_store(DEMO), [], [], tmp_path / 'day1' / 'classifier', prev)
     assert not (tmp_path / 'day1').exists()
+
+
+def test_compare_labels_renders_once_and_each_rule_keeps_fewer_product_hands(tmp_path):
+    from store_review.store import ReviewStore
+
+    from store_bench.review_crops import compare_labels, LABEL_RULES, labels_table
+    store = load_store(DEMO)
+    scenario = generate(store, 1001, 2)
+    picks = [(s, a) for s in scenario.shoppers for a in s.actions if a.kind == 'take'][:3]
+    decided = [{'scenario_seed': scenario.seed, 'level': 2, 'plate_ids': list(a.plates),
+                'stamp_ns': T0_NS + int((a.t_s + 0.6) * NS), 'sku': a.sku,
+                'shopper_id': s.id} for s, a in picks]
+    got = compare_labels(store, [scenario], decided, tmp_path / 'labels')
+    assert tuple(got) == LABEL_RULES
+    products = [sum(n for k, n in got[r]['windows'].items() if k != 'empty')
+                for r in LABEL_RULES]
+    # each rule only takes hands away from the one before it; empty hands are the same
+    assert products[0] >= products[1] >= products[2]
+    assert len({got[r]['windows'].get('empty', 0) for r in LABEL_RULES}) == 1
+    for r in LABEL_RULES:
+        check = got[r]['check']
+        assert check['checked'] == sum(got[r]['windows'].values())
+        assert check['agree'] == sum(k['agree'] for k in check['by_kind'].values())
+    # the evidence carries the tracked shoppers' boxes, the answer's shopper among them
+    db = ReviewStore(tmp_path / 'labels' / 'review.sqlite')
+    try:
+        boxes = [b for req in db.requests(('decided',))
+                 for ev in db.evidence(req['request_id'], 'image')
+                 for b in ev['payload'].get('shoppers', [])]
+    finally:
+        db.close()
+    assert {b['shopper_id'] for b in boxes if b['candidate']} == {s.id for s, _ in picks}
+    table = labels_table(got).splitlines()
+    assert len(table) == 2 + len(LABEL_RULES) and table[2].startswith('| nearest |')
