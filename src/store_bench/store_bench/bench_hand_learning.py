@@ -2,7 +2,7 @@
 """Learning days for the hand/product classifier alone: reviewed events -> fine-tuned classifier.
 
     bench_hand_learning [--days 2] [--scenarios 10] [--seed 1100] \
-        [--review-share 0.3] [--epochs 3] [--choose-hand] [--any-hand] [--compare-labels] \
+        [--review-share 0.3] [--epochs 3] [--nearest-hand] [--any-hand] [--compare-labels] \
         [--work out/bench_hand_learning]
 
 Each day is ``--scenarios`` generated scenarios (levels 2 and 3 alternating, seeds from
@@ -60,8 +60,10 @@ def main(argv=None) -> int:
                     help='share of the actions that reviewers decided')
     ap.add_argument('--epochs', type=int, default=3)
     ap.add_argument('--cameras-per-event', type=int, default=2)
-    ap.add_argument('--choose-hand', action='store_true',
-                    help='the shipped classifier picks the hand holding the reviewed product')
+    ap.add_argument('--nearest-hand', action='store_true',
+                    help="label the reviewed product in the hand nearest the plate, without "
+                    "asking the shipped classifier which hand shows it (review_learn "
+                    "--nearest-hand)")
     ap.add_argument('--any-hand', action='store_true',
                     help="a reviewed product may be in any shopper's hand near the plate (the "
                     "export before it knew whose hand is whose)")
@@ -89,7 +91,7 @@ def main(argv=None) -> int:
             continue
         prev = learn_classifier(store, scenarios, decided, work / f'day{day}', prev,
                                 epochs=args.epochs, cameras_per_event=args.cameras_per_event,
-                                choose_hand=args.choose_hand, by_owner=not args.any_hand,
+                                choose_hand=not args.nearest_hand, by_owner=not args.any_hand,
                                 log=lambda m: print(f'  {m}', file=sys.stderr))
         print(f'day {day}: {len(decided)} decided events; {prev["report"]}; call '
               f'{time.monotonic() - start:.0f} s (loaded)', flush=True)

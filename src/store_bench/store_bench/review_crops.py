@@ -15,9 +15,12 @@ live store would learn from them, through the code the live graph runs:
 2. **The console's export**: ``store_review.export.export_hand_windows`` with the detector's
    crop model run on each evidence crop for hand proposals
    (``store_review.learn_cli.crop_model_proposals``), accumulated with the previous call's
-   dataset (``prev['dataset']``). With ``choose_hand`` the shipped classifier picks which hand
-   near the plate holds the reviewed product (``learn_cli.classifier_choice``) instead of the
-   nearest one.
+   dataset (``prev['dataset']``). With ``by_owner`` (the default) the evidence carries the
+   shoppers' boxes and a reviewed product is looked for only in the hands of the shopper the
+   answer names (``store_review.export.hand_owner``). With ``choose_hand`` (the default, as
+   ``review_learn --hands`` does) the shipped classifier picks which of those hands near the
+   plate shows the reviewed product, and none where it sees a product in none
+   (``learn_cli.classifier_choice``); without it the nearest one.
 3. **Fine-tuning** the *shipped* classifier on the accumulated windows
    (``store_perception.train.fine_tune_hand_classifier``; always from the shipped weights, so
    days do not compound a drift).
@@ -398,7 +401,7 @@ def learn_classifier(store, day_scenarios: list, decided: list[dict], work_dir: 
                      prev: dict | None, *, epochs: int = 3, cameras_per_event: int = 2,
                      frames_per_event: int = 4, heldout_seeds=HELDOUT_SEEDS,
                      heldout_frames: int = HELDOUT_FRAMES, threads: int = 1,
-                     onnx: bool = False, check: bool = True, choose_hand: bool = False,
+                     onnx: bool = False, check: bool = True, choose_hand: bool = True,
                      by_owner: bool = True, log=None) -> dict:
     """One learning step (module doc). Returns ``{'detector_stats', 'weights', 'report',
     'dataset', 'heldout'}``; pass the return value as ``prev`` to the next day's call."""
