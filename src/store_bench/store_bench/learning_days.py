@@ -555,6 +555,8 @@ def plot(days: list[dict], path: pathlib.Path, start: str = 'shipped files',
     ax1.set_ylabel('events sent to review [%]')
     ax2.set_ylabel('events decided without review that are right [%]')
     ax1.set_ylim(bottom=0)
+    lo, hi = ax2.get_ylim()
+    ax2.set_ylim(lo, min(hi, 100.5))     # no share above 100 % (matplotlib pads a flat line)
     for ax in (ax1, ax2):
         ax.set_xlabel('simulated day')
         ax.set_xticks(sorted({d['day'] for d in days}))
