@@ -57,7 +57,10 @@ import numpy as np
 
 from store_bench.fusion_offline import NS, T0_NS
 
-HELDOUT_SEEDS = tuple(range(97000, 97006))
+# 30 scenes, about 400 products in hand: with the first 6 (46 products) the same fine-tuning run
+# with another seed moved SKU accuracy by 0.1-0.3 (docs/RESULTS.md, "Hand labels that name the
+# hand"), so the adoption gate decided on noise
+HELDOUT_SEEDS = tuple(range(97000, 97030))
 HELDOUT_LIGHTING = 800          # lighting variant offset of the held-out frames
 HELDOUT_FRAMES = 4              # frames per camera and held-out scene
 SCORE_MIN = 0.25                # the detector's output threshold (config/params/store.yaml)
