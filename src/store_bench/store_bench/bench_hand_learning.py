@@ -85,10 +85,10 @@ def main(argv=None) -> int:
             scenarios.append(generate(store, seed, 2 + seed % 2))
             seed += 1
         decided = [d for sc in scenarios for d in decided_of(sc, args.review_share, rng)]
-        start = time.monotonic()
         if args.compare_labels:
             days.append((scenarios, decided))
             continue
+        start = time.monotonic()
         prev = learn_classifier(store, scenarios, decided, work / f'day{day}', prev,
                                 epochs=args.epochs, cameras_per_event=args.cameras_per_event,
                                 choose_hand=not args.nearest_hand, by_owner=not args.any_hand,

@@ -287,9 +287,8 @@ def check_labels(db, dataset: pathlib.Path, tag: str, truth: dict, proposals) ->
     import cv2
 
     from store_perception.datasets import busy_hand_boxes, label_proposals
-    out = {'checked': 0, 'agree': 0, 'truth_unknown': 0, 'wrong': {},
-           'by_kind': {k: {'checked': 0, 'agree': 0, 'truth_unknown': 0}
-                       for k in ('empty', 'product')}}
+    out = {'wrong': {}, 'by_kind': {k: {'checked': 0, 'agree': 0, 'truth_unknown': 0}
+                                    for k in ('empty', 'product')}}
     pattern = re.compile(re.escape(tag) + r'r\d+_e(\d+)_h(\d+)\.jpg$')
     for f in sorted(dataset.glob(f'train/*/{tag}*.jpg')):
         m = pattern.match(f.name)
@@ -308,17 +307,25 @@ def check_labels(db, dataset: pathlib.Path, tag: str, truth: dict, proposals) ->
         [(label, _)] = label_proposals([(x0 + ox, y0 + oy, x1 + ox, y1 + oy)], rec['boxes'],
                                        8.0, busy_hand_boxes(rec))
         kind = out['by_kind']['empty' if f.parent.name == 'empty' else 'product']
-        out['checked'] += 1
         kind['checked'] += 1
         if label is None:
-            out['truth_unknown'] += 1
             kind['truth_unknown'] += 1
         elif label == f.parent.name:
-            out['agree'] += 1
             kind['agree'] += 1
         else:
             key = f'{f.parent.name}->{label or "?"}'
             out['wrong'][key] = out['wrong'].get(key, 0) + 1
+    for n in ('checked', 'agree', 'truth_unknown'):       # both kinds together
+        out[n] = sum(k[n] for k in out['by_kind'].values())
+    return out
+
+
+def _by_seed(scenarios: list) -> dict:
+    """Scenarios by (seed, level) and by seed alone (write_evidence's lookup)."""
+    out = {}
+    for s in scenarios:
+        out[(int(s.seed), s.meta.get('level'))] = s
+        out.setdefault(int(s.seed), s)
     return out
 
 
@@ -341,14 +348,10 @@ def compare_labels(store, scenarios: list, decided: list[dict], work_dir: pathli
     work_dir = pathlib.Path(work_dir)
     shutil.rmtree(work_dir, ignore_errors=True)
     work_dir.mkdir(parents=True)
-    by_seed = {}
-    for s in scenarios:
-        by_seed[(int(s.seed), s.meta.get('level'))] = s
-        by_seed.setdefault(int(s.seed), s)
     db = ReviewStore(work_dir / 'review.sqlite')
     out = {}
     try:
-        ev = write_evidence(store, by_seed, decided, db, work_dir / 'evidence',
+        ev = write_evidence(store, _by_seed(scenarios), decided, db, work_dir / 'evidence',
                             cameras_per_event, frames_per_event, log=log)
         proposals = crop_model_proposals(_detector(threads), PROPOSAL_CONF)
         classifier = HandSkuClassifier(resolve_model_path(None, HAND_WEIGHTS), threads=threads)
@@ -443,12 +446,8 @@ def learn_classifier(store, day_scenarios: list, decided: list[dict], work_dir: 
         p.unlink()
     shutil.rmtree(work_dir / 'evidence', ignore_errors=True)
     db = ReviewStore(db_path)
-    scenarios = {}
-    for s in day_scenarios:
-        scenarios[(int(s.seed), s.meta.get('level'))] = s
-        scenarios.setdefault(int(s.seed), s)
     try:
-        ev = write_evidence(store, scenarios, decided, db, work_dir / 'evidence',
+        ev = write_evidence(store, _by_seed(day_scenarios), decided, db, work_dir / 'evidence',
                             cameras_per_event, frames_per_event, log=log, tracked=by_owner)
         dataset = work_dir / 'dataset'
         shutil.rmtree(dataset, ignore_errors=True)

@@ -156,30 +156,36 @@ def _box4(v) -> tuple[float, float, float, float] | None:
     return x0, y0, x1, y1
 
 
+def _xywh(v) -> tuple[float, float, float, float] | None:
+    """A box stored as [x, y, w, h] (untrusted metadata) as a valid (x0, y0, x1, y1), or
+    None."""
+    if not (isinstance(v, (list, tuple)) and len(v) == 4 and
+            all(isinstance(x, (int, float)) for x in v)):
+        return None
+    return _box4((v[0], v[1], v[0] + v[2], v[1] + v[3]))
+
+
+def _to_box(cx: float, cy: float, box) -> float:
+    """Distance from the point (cx, cy) to the box (x0, y0, x1, y1); 0 inside it."""
+    x0, y0, x1, y1 = box
+    return math.hypot(max(x0 - cx, 0.0, cx - x1), max(y0 - cy, 0.0, cy - y1))
+
+
 def hand_at_plate(hands, plate_box, max_sides: float = EMPTY_REACH_SIDES) -> int | None:
     """Index of the hand box (x0, y0, x1, y1) whose centre is nearest the plate box (x, y, w, h)
     and no further from it than ``max_sides`` x the hand's longer side; None when no hand is
     that close."""
-    px, py, pw, ph = (float(v) for v in plate_box)
-    best, best_d = None, math.inf
-    for i, (x0, y0, x1, y1) in enumerate(hands):
-        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-        dx = max(px - cx, 0.0, cx - (px + pw))
-        dy = max(py - cy, 0.0, cy - (py + ph))
-        d = math.hypot(dx, dy)
-        if d <= max_sides * max(x1 - x0, y1 - y0) and d < best_d:
-            best, best_d = i, d
-    return best
+    near = hands_near_plate(hands, plate_box, max_sides)
+    return near[0] if near else None
 
 
 def hands_near_plate(hands, plate_box, max_sides: float) -> list[int]:
-    """Indices of the hand boxes within ``max_sides`` hand sides of the plate box, nearest
-    first."""
+    """Indices of the hand boxes within ``max_sides`` hand sides of the plate box (x, y, w, h),
+    nearest first."""
     px, py, pw, ph = (float(v) for v in plate_box)
     near = []
     for i, (x0, y0, x1, y1) in enumerate(hands):
-        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-        d = math.hypot(max(px - cx, 0.0, cx - (px + pw)), max(py - cy, 0.0, cy - (py + ph)))
+        d = _to_box((x0 + x1) / 2, (y0 + y1) / 2, (px, py, px + pw, py + ph))
         if d <= max_sides * max(x1 - x0, y1 - y0):
             near.append((d, i))
     return [i for _, i in sorted(near)]
@@ -198,15 +204,9 @@ def hand_owner(hand, shoppers) -> str | None:
     dist = []
     for s in shoppers:
         sid = str(s.get('shopper_id') or '') if isinstance(s, dict) else ''
-        v = s.get('box') if sid else None
-        box = _box4((v[0], v[1], v[0] + v[2], v[1] + v[3])) if isinstance(
-            v, (list, tuple)) and len(v) == 4 and all(
-            isinstance(x, (int, float)) for x in v) else None
-        if box is None:
-            continue
-        bx, by, bw, bh = box[0], box[1], box[2] - box[0], box[3] - box[1]
-        d = math.hypot(max(bx - cx, 0.0, cx - (bx + bw)), max(by - cy, 0.0, cy - (by + bh)))
-        dist.append((d, sid))
+        box = _xywh(s.get('box')) if sid else None
+        if box is not None:
+            dist.append((_to_box(cx, cy, box), sid))
     dist.sort()
     if not dist or dist[0][0] > OWNER_REACH_SIDES * side:
         return None
@@ -255,8 +255,7 @@ def export_hand_windows(store, out_dir: str | pathlib.Path, proposals=None,
         for ev in store.evidence(req['request_id'], 'image'):
             meta = ev['payload'] if isinstance(ev['payload'], dict) else {}
             plate = meta.get('plate_box_in_crop')
-            if not (isinstance(plate, (list, tuple)) and len(plate) == 4 and
-                    _box4((plate[0], plate[1], plate[0] + plate[2], plate[1] + plate[3]))):
+            if _xywh(plate) is None:
                 counts['no_plate_box'] += 1
                 continue
             label = hand_label(dec, start, settled, int(ev['stamp_ns']))
