@@ -43,10 +43,11 @@ import shutil
 import subprocess
 import sys
 import time
+from collections import Counter
 from types import SimpleNamespace
 
 from store_cart.db import CartDb
-from store_cart.model import ACTION_TAKE, ReviewRequestData
+from store_cart.model import ACTION_TAKE, REASON_NAMES, ReviewRequestData
 from store_cart.thresholds import read_thresholds, write_thresholds
 from store_common.description import load_store
 from store_common.params import load_params_file
@@ -83,7 +84,8 @@ def run_rows(run_dir: str | pathlib.Path, calibration: Platt | None = None) -> l
     no action caused, the best hypothesis was "no product"), ``auto_right`` (what the cart did
     without review was the action: its lines from the event, or for a spot check the decision
     the check offered first, which an answer may have corrected since; None for a reviewed
-    event), ``confidence`` (``calibration`` of the fusion's raw confidence; NaN without one).
+    event), ``confidence`` (``calibration`` of the fusion's raw confidence; NaN without one),
+    ``review_reason`` (why the cart asked, ``store_cart.model.REASON_NAMES``; None unasked).
     ``top_right`` is the feature the bars see; ``auto_right`` also has the cart's own
     conditioning (a return goes to the shopper who holds the product)."""
     run = pathlib.Path(run_dir)
@@ -91,13 +93,13 @@ def run_rows(run_dir: str | pathlib.Path, calibration: Platt | None = None) -> l
     db = CartDb(str(run / 'carts.sqlite'))
     try:
         requests = [r['request'] for r in db.decided_reviews()] + db.open_reviews()
-        reviewed, checked = set(), {}
+        reviewed, checked = {}, {}
         for r in requests:
             req = ReviewRequestData.from_dict(r)
             if req.is_spot_check:
                 checked[req.event_id] = req
             else:
-                reviewed.add(req.event_id)
+                reviewed[req.event_id] = REASON_NAMES.get(req.reason, str(req.reason))
         shopper_of = {s['session_id']: s['shopper_id'] for s in db.sessions()}
         events = dict(db.processed_shelf_events())
         rows = []
@@ -127,7 +129,8 @@ def run_rows(run_dir: str | pathlib.Path, calibration: Platt | None = None) -> l
                     else float('nan'))
             rows.append({'event_id': event_id, 'p': row['p'], 'margin': row['margin'],
                          'reviewed': event_id in reviewed, 'spot_checked': event_id in checked,
-                         'top_right': bool(right), 'auto_right': auto, 'confidence': conf})
+                         'top_right': bool(right), 'auto_right': auto, 'confidence': conf,
+                         'review_reason': reviewed.get(event_id)})
         return rows
     finally:
         db.close()
@@ -142,6 +145,8 @@ def day_summary(day: int, arm: str, runs: list[dict], bars: dict) -> dict:
     scored = [(r['confidence'], r['top_right']) for r in rows if not math.isnan(r['confidence'])]
     return {'day': day, 'arm': arm, 'scenarios': len(runs), 'events': len(rows),
             'reviews': reviews, 'review_rate': reviews / len(rows) if rows else 0.0,
+            'review_reasons': dict(sorted(Counter(r['review_reason'] for r in rows
+                                                  if r['reviewed']).items())),
             'spot_checks': sum(r['spot_checked'] for r in rows), 'unreviewed': len(auto),
             'unreviewed_accuracy': (sum(bool(r['auto_right']) for r in auto) / len(auto)
                                     if auto else 1.0),
@@ -349,6 +354,9 @@ def main(argv: list[str] | None = None) -> int:
                'wall_s': time.monotonic() - t0, 'days': days}
         (out / 'learning_days_live.json').write_text(json.dumps(doc, indent=1))
     print(table(days))
+    for d in days:
+        why = ', '.join(f'{n} {k}' for k, n in d.get('review_reasons', {}).items()) or 'none'
+        print(f'day {d["day"]} {d["arm"]}: reviews by the cart\'s reason: {why}')
     if 'learning' in arms:
         # each day's bars, and the ones learned after the last day, on every day's events
         learn_days = [(d['day'], (d['min_confidence'], d['min_margin']))

@@ -62,6 +62,8 @@ def test_run_rows_score_the_carts_decisions_against_the_published_truth(tmp_path
     # what the cart did unasked, from its lines: a's cola, a's cola (b's), -, a cola for a
     assert [r['auto_right'] for r in rows] == [True, False, None, False]
     assert [round(r['p'], 2) for r in rows] == [0.95, 0.95, 0.5, 0.95]
+    # the cart asked about the 0.5 / 0.5 one because two shoppers were as likely
+    assert [r['review_reason'] for r in rows] == [None, None, 'ambiguous shopper', None]
     assert all(r['confidence'] == Platt(a=1.0, b=0.0)(0.9) for r in rows)
     assert all(math.isnan(r['confidence']) for r in run_rows(tmp_path))
 
@@ -79,6 +81,7 @@ def test_a_day_adds_up_its_runs(tmp_path):
     d = day_summary(3, 'learning', [run, run], {'min_confidence': 0.9, 'min_margin': 0.2})
     assert (d['day'], d['scenarios'], d['events'], d['reviews']) == (3, 2, 8, 2)
     assert d['review_rate'] == 0.25 and d['unreviewed'] == 6
+    assert d['review_reasons'] == {'ambiguous shopper': 2}
     assert d['unreviewed_accuracy'] == 2 / 6
     assert (d['receipts_exact'], d['shoppers'], d['exit_codes']) == (2, 4, [0, 0])
     # every wrong top answer sits below the bars chosen with hindsight
