@@ -6,12 +6,14 @@ For a shelf event [start, settled] on plates P:
   its 3D hands to the reach region of P during [start - pre_s, settled + post_s]
   (``StoreGeometry.plate_distance``); likelihood ``exp(-d^2 / 2 sigma^2)`` with sigma from the
   hand's std (times ``one_view_hand_weight`` for a hand one camera saw, whose depth along its
-  ray is assumed at a plate's height), a small body-only term when no hand was seen (the shopper
-  stood in front of the plate), and a "nobody seen" pseudo-candidate, so that an event whose
-  cause no camera saw keeps mass away from every shopper and goes to review instead of being
-  guessed; a shopper whose hands show a product gained (lost) around the event is weighed by how
-  well the event's weight hypotheses explain those SKUs (:func:`product_ratio`): two shoppers at
-  two adjacent plates are told apart by what each is seen holding afterwards;
+  ray is assumed at a plate's height), a small body-only term when no hand was seen (the
+  shopper stood in front of the plate), times how near to in front of the plates the shopper
+  stood along the shelf (``beside_sigma_m``: one reaches into what is in front of one), and a
+  "nobody seen" pseudo-candidate, so that an event whose cause no camera saw keeps mass away
+  from every shopper and goes to review instead of being guessed; a shopper whose hands show a
+  product gained (lost) around the event is weighed by how well the event's weight hypotheses
+  explain those SKUs (:func:`product_ratio`): two shoppers at two adjacent plates are told
+  apart by what each is seen holding afterwards;
 * product evidence: SKUs of product boxes in the chosen shopper's hands after the event minus
   before it (a take shows a new item in the hand; a return shows one gone), each box's SKU right
   with the detector's measured SKU accuracy; multiplied into the weight hypotheses (which already
@@ -59,6 +61,11 @@ class FusionParams:
     # drawn back from one shelf can pass for a reach into the shelf below (about 1 / the three
     # shelf heights; tuning seeds 8100-8117, level 3: 0.1-0.5 all beat 1.0, see ARCHITECTURE)
     one_view_hand_weight: float = 0.3
+    # a shopper who stood (median over the frames in front of the plates) this far to the side
+    # of the plates' width is exp(-1/2) as likely the cause; 0: where the shopper stood along
+    # the shelf is no evidence (the parameters file ships 0.3: live seeds 22000-22009 replayed,
+    # 0.2-0.5 alike, see RESULTS)
+    beside_sigma_m: float = 0.0
     # a SKU seen gained or lost around an event is another item (one put away, or out of view
     # after the event) rather than the event's product this often: it speaks for no hypothesis
     other_item_share: float = 0.0
@@ -154,11 +161,13 @@ def shopper_evidence(geom, plate_ids, start_ns: int, settled_ns: int, history: T
         dmin, like = float('nan'), 0.0
         body_ok = False
         speeds = _speeds(ss, p.speed_span_s)
+        aside = []          # how far to the side of the plates the shopper stood, reaching
         for s, speed in zip(ss, speeds):
             if speed > p.reach_max_speed_mps:
                 continue    # walking past: a hand ray that crosses a plate is not a reach
             if not any(geom.in_front_of(pid, s.xy, p.body_reach_m) for pid in plate_ids):
                 continue    # behind the gondola or too far away to reach into the plate
+            aside.append(min(geom.beside(pid, s.xy) for pid in plate_ids))
             for hp, hstd, *source in s.hands:
                 d = min(geom.plate_distance(pid, hp) for pid in plate_ids)
                 if rivals and min(geom.plate_distance(r, hp) for r in rivals) < d:
@@ -171,6 +180,11 @@ def shopper_evidence(geom, plate_ids, start_ns: int, settled_ns: int, history: T
                 if math.hypot(s.xy[0] - t[0], s.xy[1] - t[1]) < p.body_range_m:
                     body_ok = True
         like += p.body_weight if body_ok else 0.0
+        if aside and p.beside_sigma_m > 0.0:
+            # one reaches into what is in front of one: a shopper who stood beside the plates
+            # (in front of the next plate) is a less likely cause than one in front of them
+            off = sorted(aside)[len(aside) // 2]
+            like *= math.exp(-0.5 * (off / p.beside_sigma_m) ** 2)
         if like > 0.0 and hyps and n_skus > 1 and p.product_shopper_weight > 0.0:
             before, after = vision_votes(history, ss[-1].track_id, start_ns, settled_ns, p)
             like *= product_ratio(hyps, before, after, n_skus, p)

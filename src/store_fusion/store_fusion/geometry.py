@@ -158,6 +158,14 @@ class StoreGeometry:
         ez = max(0.0, abs(q[2]) - 0.08)
         return float(math.sqrt(ex * ex + ey * ey + ez * ez))
 
+    def beside(self, plate_id: str, body_xy) -> float:
+        """How far a shopper at ``body_xy`` stands to the side of the plate: the distance along
+        the shelf from the body to the plate's width, 0 in front of it [m]."""
+        p = self.plates[plate_id]
+        q = np.asarray(body_xy, float)[:2] - np.asarray(p.center_store[:2], float)
+        lx = math.cos(p.yaw_store) * q[0] + math.sin(p.yaw_store) * q[1]
+        return max(0.0, abs(float(lx)) - p.size_x_m / 2)
+
     def in_front_of(self, plate_id: str, body_xy, reach_m: float = 1.1) -> bool:
         """Is a shopper standing at ``body_xy`` on the plate's open (front) side and within
         ``reach_m`` of it? Gondolas are single-sided: from the aisle behind, a hand ray that

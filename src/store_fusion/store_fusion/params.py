@@ -106,6 +106,10 @@ FUSION_SPECS = _specs('', {
     'product_shopper_weight': ('Weight of the products seen gained or lost in a shopper\'s '
                                'hands as evidence of who did an event (0: hands only).', 0.0,
                                10.0),
+    'beside_sigma_m': ('A shopper who stood this far to the side of the plates\' width (the '
+                       'median over the frames in front of them) is exp(-1/2) as likely the '
+                       'cause of the event [m]; 0: where one stood along the shelf is no '
+                       'evidence.', 0.0, 10.0),
     'one_view_hand_weight': ('Weight of a hand seen by one camera (its depth assumed at a '
                              'plate\'s height) against a triangulated one as evidence of a '
                              'reach.', 0.0, 1.0),

@@ -8,7 +8,7 @@ import pytest
 from store_common.description import load_store
 from store_fusion.assign import hungarian
 from store_fusion.fusion import FusionParams, fuse_event, Snapshot, TrackHistory, VISION_CHANGED
-from store_fusion.geometry import StoreGeometry
+from store_fusion.geometry import HAND_ONE_VIEW_AT_PLATE, StoreGeometry
 from store_shelf.event import HypothesisData
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
@@ -89,6 +89,42 @@ def test_occluded_at_event_time_is_not_a_guess(geom):
                      FusionParams())
     top = res.shoppers[0]
     assert top.probability < 0.9      # the cart's min_confidence: goes to review
+
+
+def test_the_shopper_in_front_of_the_plate_outweighs_one_in_front_of_the_next(geom):
+    """Both have a one-view hand at the plate (its depth assumed: a coin toss by the hands).
+    alice stands in front of the plate, bob in front of the next one (live L2 seed 22008: two
+    shoppers at p 0.52 / 0.47). Where each stood decides it, by more than the cart's margin;
+    where they stand alike, it is still a coin toss."""
+    plate = 'g1.s2.p2'
+    target = geom.plate_targets[plate]
+    hand = (tuple(target), 0.12, HAND_ONE_VIEW_AT_PLATE)
+
+    def history(bob_along_m):
+        h = TrackHistory()
+        for k in range(30):
+            t = int((9.5 + 0.1 * k) * NS)
+            h.add(Snapshot(t, 't1', 'alice', (target[0], target[1] - 0.5), [hand], [], True))
+            h.add(Snapshot(t, 't2', 'bob', (target[0] + bob_along_m, target[1] - 0.5), [hand],
+                           [], True))
+        return h
+
+    width = geom.plates[plate].size_x_m
+    assert geom.beside(plate, (target[0] + width, 0.0)) == pytest.approx(width / 2)
+    assert geom.beside(plate, (target[0] - 0.1, 0.0)) == 0.0
+    hyps = [_hyp('SPARK-500', 0.99)]
+    for sigma in (0.0, 0.3):
+        fp = FusionParams(beside_sigma_m=sigma, nobody=0.002)
+        top = fuse_event(geom, (plate,), 10 * NS, 11 * NS, hyps, history(width), 27,
+                         fp).shoppers
+        if sigma:
+            assert top[0].shopper_id == 'alice'
+            assert top[0].probability - top[1].probability > 0.3
+        else:
+            assert top[0].probability < 0.55
+        same = fuse_event(geom, (plate,), 10 * NS, 11 * NS, hyps, history(0.1), 27,
+                          fp).shoppers
+        assert same[0].probability < 0.55
 
 
 def test_platt_calibration_brings_held_out_ece_under_bound():
