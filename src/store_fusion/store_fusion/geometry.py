@@ -158,23 +158,27 @@ class StoreGeometry:
         ez = max(0.0, abs(q[2]) - 0.08)
         return float(math.sqrt(ex * ex + ey * ey + ez * ez))
 
+    def _on_plate(self, plate_id: str, body_xy) -> tuple[float, float, float]:
+        """``body_xy`` in the plate's floor frame: (along its width, across it towards its back,
+        distance) from the plate's centre [m]."""
+        p = self.plates[plate_id]
+        q = np.asarray(body_xy, float)[:2] - np.asarray(p.center_store[:2], float)
+        c, s = math.cos(p.yaw_store), math.sin(p.yaw_store)
+        return (float(c * q[0] + s * q[1]), float(-s * q[0] + c * q[1]),
+                math.hypot(q[0], q[1]))
+
     def beside(self, plate_id: str, body_xy) -> float:
         """How far a shopper at ``body_xy`` stands to the side of the plate: the distance along
         the shelf from the body to the plate's width, 0 in front of it [m]."""
-        p = self.plates[plate_id]
-        q = np.asarray(body_xy, float)[:2] - np.asarray(p.center_store[:2], float)
-        lx = math.cos(p.yaw_store) * q[0] + math.sin(p.yaw_store) * q[1]
-        return max(0.0, abs(float(lx)) - p.size_x_m / 2)
+        along, _, _ = self._on_plate(plate_id, body_xy)
+        return max(0.0, abs(along) - self.plates[plate_id].size_x_m / 2)
 
     def in_front_of(self, plate_id: str, body_xy, reach_m: float = 1.1) -> bool:
         """Is a shopper standing at ``body_xy`` on the plate's open (front) side and within
         ``reach_m`` of it? Gondolas are single-sided: from the aisle behind, a hand ray that
         crosses the plate's height above it is not a reach into it."""
-        p = self.plates[plate_id]
-        q = np.asarray(body_xy, float)[:2] - np.asarray(p.center_store[:2], float)
-        c, s = math.cos(p.yaw_store), math.sin(p.yaw_store)
-        ly = -s * q[0] + c * q[1]
-        return ly < -p.size_y_m / 2 and float(np.hypot(q[0], q[1])) <= reach_m
+        _, across, dist = self._on_plate(plate_id, body_xy)
+        return across < -self.plates[plate_id].size_y_m / 2 and dist <= reach_m
 
     def _blocked(self, o, p) -> bool:
         """Does the segment o -> p pass through a gondola (below its top)? Checked at 24
