@@ -69,6 +69,11 @@ class FusionParams:
     # a SKU seen gained or lost around an event is another item (one put away, or out of view
     # after the event) rather than the event's product this often: it speaks for no hypothesis
     other_item_share: float = 0.0
+    # a SKU among the event's weight hypotheses counts as gained or lost around the event from
+    # this share of the shopper's frames (any other SKU from VOTE_FLOOR): a box that names the
+    # look-alike the weight could not rule out is seldom there by chance (the parameters file's
+    # value: see RESULTS); VOTE_FLOOR: no SKU is special
+    hypothesis_vote_floor: float = 0.3
     # which SKU the detector names for which product (the fusion node's sku_confusion_file);
     # None: every wrong SKU equally likely, at sku_accuracy
     sku_confusion: SkuConfusion | None = field(default=None, compare=False)
@@ -248,12 +253,18 @@ def vision_votes(history: TrackHistory, track_id: str, start_ns: int, settled_ns
 VOTE_FLOOR = 0.3     # a SKU must be gained/lost in >= 30 % of the frames (false positives)
 
 
-def _changes(before: Counter, after: Counter) -> tuple[Counter, Counter]:
-    """(SKUs gained, SKUs lost) between the frames before and after an event."""
+def _changes(before: Counter, after: Counter, hyps=(), hyp_floor: float = VOTE_FLOOR
+              ) -> tuple[Counter, Counter]:
+    """(SKUs gained, SKUs lost) between the frames before and after an event: by at least
+    VOTE_FLOOR of the frames, or ``hyp_floor`` for the SKUs of the hypotheses ``hyps``."""
+    skus = {h.sku for h in hyps if h.sku}
+
+    def floor(k: str) -> float:
+        return min(VOTE_FLOOR, hyp_floor) if k in skus else VOTE_FLOOR
     gained = Counter({k: after[k] - before.get(k, 0) for k in after
-                      if after[k] - before.get(k, 0) >= VOTE_FLOOR})
+                      if after[k] - before.get(k, 0) >= floor(k)})
     lost = Counter({k: before[k] - after.get(k, 0) for k in before
-                    if before[k] - after.get(k, 0) >= VOTE_FLOOR})
+                    if before[k] - after.get(k, 0) >= floor(k)})
     return gained, lost
 
 
@@ -285,15 +296,14 @@ def product_ratio(hyps, before: Counter, after: Counter, n_skus: int, params: Fu
     :func:`vision_votes`) are explained by that shopper having done it (the weight hypotheses
     by their posterior) than by products unrelated to it; 1 when the hands show no change.
     Tempered by ``params.product_shopper_weight``: the same object is seen in many frames."""
-    gained, lost = _changes(before, after)
+    gained, lost = _changes(before, after, hyps, params.hypothesis_vote_floor)
     total = sum(h.posterior for h in hyps)
-    if total <= 0.0 or (sum(gained.values()) < VOTE_FLOOR and sum(lost.values()) < VOTE_FLOOR):
+    if total <= 0.0 or not (gained or lost):
         return 1.0
     ratio = 0.0
     for h in hyps:
         ev = gained if h.action == take_action else lost
-        log_r = _log_votes(h, ev, n_skus, params, baseline=True) \
-            if sum(ev.values()) >= VOTE_FLOOR else 0.0
+        log_r = _log_votes(h, ev, n_skus, params, baseline=True) if ev else 0.0
         ratio += h.posterior / total * math.exp(
             max(-50.0, min(50.0, params.product_shopper_weight * log_r)))
     return ratio
@@ -305,12 +315,12 @@ def fuse_products(hyps: list, before: Counter, after: Counter, n_skus: int,
     """Weight hypotheses x vision: (fused hypotheses, VISION_*, SKUs seen as new/gone)."""
     if not hyps:
         return hyps, VISION_NONE, []
-    gained, lost = _changes(before, after)
+    gained, lost = _changes(before, after, hyps, params.hypothesis_vote_floor)
     fused = []
     evidence = False
     for h in hyps:
         ev = gained if h.action == take_action else lost
-        if sum(ev.values()) < VOTE_FLOOR:
+        if not ev:
             fused.append((h, h.posterior))
             continue
         evidence = True

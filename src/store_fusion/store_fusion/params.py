@@ -110,6 +110,10 @@ FUSION_SPECS = _specs('', {
                        'median over the frames in front of them) is exp(-1/2) as likely the '
                        'cause of the event [m]; 0: where one stood along the shelf is no '
                        'evidence.', 0.0, 10.0),
+    'hypothesis_vote_floor': ('A SKU among the event\'s weight hypotheses counts as gained or '
+                              'lost in a shopper\'s hands from this share of their frames '
+                              'around the event (other SKUs from 0.3, the floor for any box).',
+                              0.01, 0.3),
     'one_view_hand_weight': ('Weight of a hand seen by one camera (its depth assumed at a '
                              'plate\'s height) against a triangulated one as evidence of a '
                              'reach.', 0.0, 1.0),

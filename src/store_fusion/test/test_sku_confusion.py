@@ -145,3 +145,24 @@ def test_a_second_item_leaving_the_hand_does_not_outvote_the_weight():
                                 Counter({'MILK-1L': 1.0}), Counter(), K,
                                 FusionParams(sku_confusion=conf, other_item_share=0.3))
     assert alone[0].sku == 'MILK-1L' and alone[0].posterior > 0.7
+
+
+def test_a_hypothesis_seen_in_a_few_frames_counts_and_another_sku_does_not():
+    """A straddled gum take that the weight calls GUM-MINT 0.58 : 0.42; the fruit gum's box is
+    in 17 % of the taker's frames after it, a chocolate bar's in as many. Under the floor for
+    any SKU (30 % of the frames) neither counts; from the hypotheses' floor the fruit gum does,
+    and the chocolate bar, which no hypothesis names, still does not."""
+    from collections import Counter
+    hyps = [_hyp('GUM-MINT', 0.58), _hyp('GUM-FRUIT', 0.42)]
+    after = Counter({'GUM-FRUIT': 0.17, 'CHOC-NUT': 0.17})
+    plain, flag, seen = fuse_products(hyps, Counter(), after, K, FusionParams())
+    assert plain[0].sku == 'GUM-MINT' and flag == 0 and seen == []
+    low = FusionParams(hypothesis_vote_floor=0.1)
+    fused, _, seen = fuse_products(hyps, Counter(), after, K, low)
+    assert fused[0].sku == 'GUM-FRUIT' and seen == ['GUM-FRUIT']
+    # the box was there before the take too: nothing gained, nothing decided by it
+    held, _, seen = fuse_products(hyps, Counter({'GUM-FRUIT': 0.2}), after, K, low)
+    assert held[0].sku == 'GUM-MINT' and seen == []
+    # and as evidence of who took it: the taker with the box in hand counts more than one without
+    assert product_ratio(hyps, Counter(), after, K, low) > 1.0
+    assert product_ratio(hyps, Counter(), after, K, FusionParams()) == 1.0
