@@ -253,8 +253,8 @@ def vision_votes(history: TrackHistory, track_id: str, start_ns: int, settled_ns
 VOTE_FLOOR = 0.3     # a SKU must be gained/lost in >= 30 % of the frames (false positives)
 
 
-def _changes(before: Counter, after: Counter, hyps=(), hyp_floor: float = VOTE_FLOOR
-              ) -> tuple[Counter, Counter]:
+def _changes(before: Counter, after: Counter, hyps=(),
+             hyp_floor: float = VOTE_FLOOR) -> tuple[Counter, Counter]:
     """(SKUs gained, SKUs lost) between the frames before and after an event: by at least
     VOTE_FLOOR of the frames, or ``hyp_floor`` for the SKUs of the hypotheses ``hyps``."""
     skus = {h.sku for h in hyps if h.sku}
