@@ -250,7 +250,9 @@ def vision_votes(history: TrackHistory, track_id: str, start_ns: int, settled_ns
             Counter({k: v / max(1, na) for k, v in after.items()}))
 
 
-VOTE_FLOOR = 0.3     # a SKU must be gained/lost in >= 30 % of the frames (false positives)
+# a SKU must be gained/lost in >= 30 % of the frames (false positives); the SKUs of the event's
+# hypotheses from FusionParams.hypothesis_vote_floor
+VOTE_FLOOR = 0.3
 
 
 def _changes(before: Counter, after: Counter, hyps=(),

@@ -6,7 +6,7 @@ import pathlib
 
 import pytest
 
-from store_fusion.fusion import FusionParams, fuse_products, product_ratio
+from store_fusion.fusion import FusionParams, fuse_products, product_ratio, VISION_NONE
 from store_fusion.params import load_pipeline_params
 from store_fusion.sku_confusion import ConfusionFileError, fit_strength, SkuConfusion
 from store_shelf.event import HypothesisData
@@ -156,7 +156,7 @@ def test_a_hypothesis_seen_in_a_few_frames_counts_and_another_sku_does_not():
     hyps = [_hyp('GUM-MINT', 0.58), _hyp('GUM-FRUIT', 0.42)]
     after = Counter({'GUM-FRUIT': 0.17, 'CHOC-NUT': 0.17})
     plain, flag, seen = fuse_products(hyps, Counter(), after, K, FusionParams())
-    assert plain[0].sku == 'GUM-MINT' and flag == 0 and seen == []
+    assert plain[0].sku == 'GUM-MINT' and flag == VISION_NONE and seen == []
     low = FusionParams(hypothesis_vote_floor=0.1)
     fused, _, seen = fuse_products(hyps, Counter(), after, K, low)
     assert fused[0].sku == 'GUM-FRUIT' and seen == ['GUM-FRUIT']
