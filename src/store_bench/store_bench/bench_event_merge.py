@@ -3,9 +3,13 @@
 A unit resting across two plates (a straddle) must be one shelf event; two grabs at once on
 adjacent plates (two shoppers, or two hands) must be two. Over generated scenarios (weight path
 only: physics -> step detectors -> merger, no cameras, seconds per scenario), prints per level:
-straddled takes kept as one event or split, and pairs of concurrent grabs on adjacent plates
-(starts within ``--within-s``) kept apart or merged, with and without the separate-grabs test
-(``HypothesisRanker.separate_grabs``), side by side.
+straddled takes kept as one event or split, and pairs of concurrent takes, and of concurrent
+returns, on adjacent plates (starts within ``--within-s``) kept apart or merged, with and without
+the separate-grabs test (``HypothesisRanker.separate_grabs``), side by side.
+
+The generator straddles only takes, so straddled returns are swept instead: every catalogue
+product put back across every pair of adjacent plates, its weight shared 20/80 to 80/20, through
+the same test; it prints how many would be split (a unit across two plates told apart as two).
 
     . tools/env.sh && bench_event_merge --seeds 20000:20199 --levels 2,3
 """
@@ -41,15 +45,44 @@ def grouping(store, scenario, separate: bool, within_s: float) -> Counter:
             e = _event_of(events, a.plate, a.t_s)
             c['straddle_one' if e is not None and a.straddle in e.plate_ids
               else 'straddle_split'] += 1
-    plain = [a for a in takes if not a.straddle]
-    for i, a in enumerate(plain):
-        for b in plain[i + 1:]:
-            adjacent = b.plate in store.adjacent_plates(a.plate, 0.03)
-            if abs(a.t_s - b.t_s) > within_s or not adjacent:
-                continue
-            e = _event_of(events, a.plate, a.t_s)
-            c['pair_merged' if e is not None and b.plate in e.plate_ids else 'pair_apart'] += 1
+    for kind, prefix in (('take', ''), ('return', 'return_')):
+        plain = [a for s in scenario.shoppers for a in s.actions
+                 if a.kind == kind and not a.straddle]
+        for i, a in enumerate(plain):
+            for b in plain[i + 1:]:
+                adjacent = b.plate in store.adjacent_plates(a.plate, 0.03)
+                if abs(a.t_s - b.t_s) > within_s or not adjacent:
+                    continue
+                e = _event_of(events, a.plate, a.t_s)
+                merged = e is not None and b.plate in e.plate_ids
+                c[prefix + ('pair_merged' if merged else 'pair_apart')] += 1
     return c
+
+
+def straddled_returns(store, shares=(0.2, 0.35, 0.5, 0.65, 0.8)) -> tuple[int, list]:
+    """(returns swept, those split): every catalogue product put back across every pair of
+    adjacent plates with ``shares`` of its weight on the first, through ``separate_grabs``."""
+    from store_shelf.hypotheses import HypothesisRanker, PlateInventory
+    from store_shelf.steps import WeightStep
+    ranker = HypothesisRanker.from_store(store)
+    inventory = PlateInventory.from_store(store)
+
+    def step(plate, grams):
+        return WeightStep(plate_id=plate, start_ns=0, settled_ns=NS, before_grams=0.0,
+                          after_grams=grams, delta_grams=grams, noise_grams=0.2,
+                          detected_ns=2 * NS)
+    n, split = 0, []
+    for a in sorted(store.planogram):
+        for b in sorted(store.adjacent_plates(a, 0.03)):
+            if b <= a:
+                continue
+            for sku, product in sorted(store.catalog.products.items()):
+                for f in shares:
+                    n += 1
+                    pair = [step(a, f * product.unit_grams), step(b, (1 - f) * product.unit_grams)]
+                    if ranker.separate_grabs(pair, inventory):
+                        split.append((sku, a, b, f))
+    return n, split
 
 
 def main(argv=None) -> int:
@@ -64,7 +97,7 @@ def main(argv=None) -> int:
     store = load_store(ns.store)
     seeds = seed_ranges(ns.seeds)
     print(f'{"level":6} {"separate":9} {"straddles one":>14} {"split":>6} '
-          f'{"grab pairs apart":>17} {"merged":>7}')
+          f'{"take pairs apart":>17} {"merged":>7} {"return pairs apart":>19} {"merged":>7}')
     for level in (int(x) for x in ns.levels.split(',')):
         totals = {True: Counter(), False: Counter()}
         for seed in seeds:
@@ -74,8 +107,14 @@ def main(argv=None) -> int:
         for sep in (False, True):
             c = totals[sep]
             print(f'{level:<6} {"on" if sep else "off":9} {c["straddle_one"]:14d} '
-                  f'{c["straddle_split"]:6d} {c["pair_apart"]:17d} {c["pair_merged"]:7d}')
+                  f'{c["straddle_split"]:6d} {c["pair_apart"]:17d} {c["pair_merged"]:7d} '
+                  f'{c["return_pair_apart"]:19d} {c["return_pair_merged"]:7d}')
     print(f'store {ns.store}, seeds {ns.seeds} ({len(seeds)} scenarios per level)')
+    n, split = straddled_returns(store)
+    print(f'straddled returns (every product across every adjacent pair, shares 20-80 %): '
+          f'{len(split)} of {n} split')
+    for sku, a, b, f in split:
+        print(f'  {sku} across {a} / {b}, {f:.0%} on {a}')
     return 0
 
 

@@ -196,13 +196,24 @@ class HypothesisRanker:
         its own plate explain (best hypothesis of that plate alone, >= ``min_posterior``),
         and their sum is not one unit of a product on these plates. The second test keeps a
         straddled unit whose shares each pass for a light or variable product (a banana across
-        a muesli-bar plate) one event. Returns are never told apart this way: a return can be
-        any product anywhere."""
-        if len(steps) < 2 or any(s.minor or s.delta_grams >= 0 for s in steps):
+        a muesli-bar plate) one event.
+
+        Returns the same way, but stricter, since a return can be any product anywhere: each
+        plate's best hypothesis must also be its own planogram product (``on_home_plate``),
+        and the sum must not be one unit of any product in the catalogue. Two shoppers putting
+        back a water and three sparkling waters on neighbouring plates 0.6 s apart stay two
+        returns, not one "2 x MILK-1L on the wrong plate" (live level-3 seed 23409)."""
+        if len(steps) < 2 or any(s.minor for s in steps):
             return False
+        signs = {s.delta_grams > 0 for s in steps}
+        if len(signs) != 1:
+            return False
+        returns = signs == {True}
         for s in steps:
             top = self.best_of_steps([s], inventory)
             if top.is_unknown or top.posterior < min_posterior:
+                return False
+            if returns and not top.on_home_plate:
                 return False
         total = self.best_of_steps(steps, inventory)
         return total.is_unknown or total.quantity != 1

@@ -5,7 +5,8 @@ as two steps whose activity windows overlap. Steps are grouped when their plates
 (``adjacency``, from ``Store.adjacent_plates``), their changes have the same sign, and their
 ``[start, settled]`` windows overlap or lie within ``gap_s`` of each other, unless they are
 separate grabs (``separate``, from :meth:`HypothesisRanker.separate_grabs`: each plate's change
-is whole units of its own product, and the sum is not one unit); a group is
+is whole units of its own product, and the sum is not one unit; takes, and returns to each
+plate's own product); a group is
 held for ``hold_s`` of sensor time after its last step was detected, so the partner plate's step
 can still arrive. Groups made only of minor steps (under the detector's ``min_step_grams``) are
 dropped. A released group of three or more takes that ``split`` (from

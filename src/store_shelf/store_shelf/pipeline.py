@@ -92,7 +92,8 @@ GONDOLA_PARAMS = {
     'inventory_min_posterior': ('The plate inventory follows the best hypothesis when its '
                                 'posterior is at least this.', 0.0, 1.0),
     'separate_grabs': ('Steps of adjacent plates at once that are each whole units of their '
-                       'own plate\'s product stay separate events, and a merged group of '
+                       'own plate\'s product (taken or put back) stay separate events, and '
+                       'a merged group of '
                        'three or more takes that two products explain is split in two '
                        '(false: every adjacent simultaneous pair merges).', None, None),
 }
