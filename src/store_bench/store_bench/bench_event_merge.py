@@ -36,8 +36,9 @@ def _event_of(events, plate: str, t_s: float):
 
 def grouping(store, scenario, separate: bool, within_s: float) -> Counter:
     """Counts: straddle_one / straddle_split, pair_apart / pair_merged (see the module doc)."""
+    params = load_params()
     events = shelf_events(store, scenario,
-                          pipeline_params=replace(load_params(), separate_grabs=separate))
+                          pipeline_params=replace(params, separate_grabs=separate))
     c = Counter()
     takes = [a for s in scenario.shoppers for a in s.actions if a.kind == 'take']
     for a in takes:
@@ -50,7 +51,7 @@ def grouping(store, scenario, separate: bool, within_s: float) -> Counter:
                  if a.kind == kind and not a.straddle]
         for i, a in enumerate(plain):
             for b in plain[i + 1:]:
-                adjacent = b.plate in store.adjacent_plates(a.plate, 0.03)
+                adjacent = b.plate in store.adjacent_plates(a.plate, params.adjacent_gap_m)
                 if abs(a.t_s - b.t_s) > within_s or not adjacent:
                     continue
                 e = _event_of(events, a.plate, a.t_s)
@@ -71,9 +72,10 @@ def straddled_returns(store, shares=(0.2, 0.35, 0.5, 0.65, 0.8)) -> tuple[int, l
         return WeightStep(plate_id=plate, start_ns=0, settled_ns=NS, before_grams=0.0,
                           after_grams=grams, delta_grams=grams, noise_grams=0.2,
                           detected_ns=2 * NS)
+    gap_m = load_params().adjacent_gap_m
     n, split = 0, []
     for a in sorted(store.planogram):
-        for b in sorted(store.adjacent_plates(a, 0.03)):
+        for b in sorted(store.adjacent_plates(a, gap_m)):
             if b <= a:
                 continue
             for sku, product in sorted(store.catalog.products.items()):

@@ -1,14 +1,9 @@
 """bench_event_merge counts against the scenario truth: concurrent returns on adjacent plates, and
 straddled returns swept over the catalogue (weight path only, seconds)."""
-import pathlib
-
-import pytest
-
-from store_common.description import load_store
 from store_bench.bench_event_merge import grouping, straddled_returns
+from store_shelf.hypotheses import HypothesisParams
+from store_shelf.pipeline import load_params
 from store_sim.scenario import load_scenario
-
-ROOT = pathlib.Path(__file__).resolve().parents[3]
 
 # live level-3 seed 23409, shortened: two shoppers put back what they took on neighbouring plates
 # at about one time
@@ -33,11 +28,6 @@ scenario:
 """
 
 
-@pytest.fixture(scope='module')
-def store():
-    return load_store(ROOT / 'config' / 'stores' / 'demo.yaml')
-
-
 def test_two_returns_at_once_on_adjacent_plates_count_apart_only_with_the_test(store, tmp_path):
     path = tmp_path / 'returns.yaml'
     path.write_text(SCENARIO)
@@ -50,8 +40,10 @@ def test_two_returns_at_once_on_adjacent_plates_count_apart_only_with_the_test(s
 
 
 def test_the_straddled_return_sweep_covers_every_product_and_adjacent_pair(store):
-    pairs = {(a, b) for a in store.planogram for b in store.adjacent_plates(a, 0.03) if a < b}
+    gap_m = load_params().adjacent_gap_m
+    pairs = {(a, b) for a in store.planogram for b in store.adjacent_plates(a, gap_m) if a < b}
     n, split = straddled_returns(store, shares=(0.35, 0.5))
+    hp = HypothesisParams()
     assert n == 2 * len(pairs) * len(store.catalog.products)
     # a split is reported only where each share is whole units of its own plate's product
     for sku, a, b, share in split:
@@ -59,5 +51,6 @@ def test_the_straddled_return_sweep_covers_every_product_and_adjacent_pair(store
         for plate, grams in ((a, share * unit), (b, (1 - share) * unit)):
             home = store.catalog.products[store.planogram[plate].sku]
             q = max(1, round(grams / home.unit_grams))
-            sd = (q * home.unit_grams_sd ** 2 + (0.004 * grams) ** 2 + 0.2 ** 2) ** 0.5
+            sd = (q * home.unit_grams_sd ** 2 + (hp.calibration_rel * grams) ** 2
+                  + hp.min_noise_grams ** 2) ** 0.5
             assert abs(grams - q * home.unit_grams) < 3 * sd, (sku, plate, grams)

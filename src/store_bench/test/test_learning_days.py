@@ -12,7 +12,6 @@ import pytest
 
 from store_cart.engine import CartParams
 from store_cart.thresholds import read_thresholds
-from store_common.description import load_store
 from store_fusion.calibration import fit_platt, Platt
 from store_shelf.hypotheses import load_weight_overlay
 
@@ -21,11 +20,6 @@ from store_bench.simcam import measured_stats
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 PARAMS = ROOT / 'config' / 'params' / 'store.yaml'
-
-
-@pytest.fixture(scope='module')
-def store():
-    return load_store(ROOT / 'config' / 'stores' / 'demo.yaml')
 
 
 def _rows(spec):

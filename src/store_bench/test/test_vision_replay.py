@@ -8,7 +8,6 @@ import pytest
 from store_bench.fusion_offline import fuse_offline, shelf_events, T0_NS
 from store_bench.vision_replay import (replay_history, run_offset_ns, score, Tally,
                                        variant_params)
-from store_common.description import load_store
 from store_fusion.geometry import StoreGeometry
 from store_fusion.synthetic import standing_boxes
 from store_fusion.trace import StepTrace
@@ -18,11 +17,6 @@ from store_sim.generator import generate
 ROOT = pathlib.Path(__file__).resolve().parents[3]
 PARAMS = ROOT / 'config' / 'params' / 'store.yaml'
 NS = 1_000_000_000
-
-
-@pytest.fixture(scope='module')
-def store():
-    return load_store(ROOT / 'config' / 'stores' / 'demo.yaml')
 
 
 def test_a_trace_on_the_runs_clock_replays_on_the_offline_clock(tmp_path, store):

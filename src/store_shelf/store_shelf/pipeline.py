@@ -93,8 +93,8 @@ GONDOLA_PARAMS = {
                                 'posterior is at least this.', 0.0, 1.0),
     'separate_grabs': ('Steps of adjacent plates at once that are each whole units of their '
                        'own plate\'s product (taken or put back) stay separate events, and '
-                       'a merged group of '
-                       'three or more takes that two products explain is split in two '
+                       'a merged group of three or more takes that two products explain is '
+                       'split in two '
                        '(false: every adjacent simultaneous pair merges).', None, None),
 }
 # the node's wiring, not the pipeline's: allowed in the section, ignored by load_params
