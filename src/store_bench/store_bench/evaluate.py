@@ -11,7 +11,9 @@ or two), against the full-image truth boxes:
   per image, box centre and size errors of the matched boxes, SKU-by-colour accuracy of matched
   product boxes -- the figures of ``store_bench.simcam.DetectorStats`` (:func:`stats_dict`) --
   and which SKU the matched product boxes were named, per true SKU (``sku_confusion``, the
-  counts of ``store_fusion.sku_confusion.SkuConfusion``).
+  counts of ``store_fusion.sku_confusion.SkuConfusion``);
+* per true SKU of the products in hand (``products_by_sku``): truth boxes, boxes found at the
+  operating score, and found boxes named that SKU.
 
 Only benchmarks use it (``bench_detector``, ``bench_real_footage``; the detector node
 and training do not), hence here and not in store_perception. Never imports rclpy.
@@ -75,6 +77,7 @@ def evaluate(records: list[dict], dets_per_image: list[list], score_min: float =
     per = {c: {'truth': 0, 'hit': 0, 'fp': 0, 'dc': [], 'ds': [], 'sku_right': 0}
            for c in CLASS_NAMES}
     confusion: dict[str, dict[str, int]] = {}     # true SKU -> {named SKU: matched boxes}
+    by_sku: dict[str, dict[str, int]] = {}        # true SKU -> truth, found, named right
     for rec, dets in zip(records, dets_per_image):
         dets = sorted(dets, key=lambda d: -d.score)
         truth = rec['boxes']
@@ -85,6 +88,9 @@ def evaluate(records: list[dict], dets_per_image: list[list], score_min: float =
         tcls += [CLASS_NAMES.index(t['cls']) for t in truth]
         for t in truth:
             per[t['cls']]['truth'] += 1
+            if t['cls'] == 'product' and t.get('sku'):
+                by_sku.setdefault(t['sku'], {'truth': 0, 'found': 0, 'named_right': 0})
+                by_sku[t['sku']]['truth'] += 1
         # operating point: the same greedy matching among detections scoring >= score_min
         op = [d for d in dets if d.score >= score_min]
         _, op50 = _match(op, truth)
@@ -100,7 +106,11 @@ def evaluate(records: list[dict], dets_per_image: list[list], score_min: float =
             p['dc'] += [(cx - (x0 + x1) / 2) / w, (cy - (y0 + y1) / 2) / h]
             p['ds'] += [math.log(max(sw, 0.5) / w), math.log(max(sh, 0.5) / h)]
             if d.class_name == 'product':
-                p['sku_right'] += int(bool(d.sku) and d.sku == truth[i].get('sku'))
+                right = bool(d.sku) and d.sku == truth[i].get('sku')
+                p['sku_right'] += int(right)
+                if truth[i].get('sku'):
+                    by_sku[truth[i]['sku']]['found'] += 1
+                    by_sku[truth[i]['sku']]['named_right'] += int(right)
                 if d.sku and truth[i].get('sku'):
                     row = confusion.setdefault(truth[i]['sku'], {})
                     row[d.sku] = row.get(d.sku, 0) + 1
@@ -121,7 +131,18 @@ def evaluate(records: list[dict], dets_per_image: list[list], score_min: float =
     out['sku_accuracy'] = per['product']['sku_right'] / hits if hits else 0.0
     out['sku_hits'] = per['product']['sku_right']
     out['sku_confusion'] = confusion
+    out['products_by_sku'] = by_sku
     return out
+
+
+def products_by_group(ev: dict, group_of) -> dict[str, dict[str, int]]:
+    """``products_by_sku`` summed per group (``group_of(sku)``: a name, e.g. the SKU's shape)."""
+    out: dict[str, dict[str, int]] = {}
+    for sku, c in ev['products_by_sku'].items():
+        g = out.setdefault(group_of(sku), {'truth': 0, 'found': 0, 'named_right': 0})
+        for k in g:
+            g[k] += c[k]
+    return dict(sorted(out.items()))
 
 
 def _rms(v: list) -> float:

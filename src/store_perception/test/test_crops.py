@@ -8,7 +8,7 @@ from store_perception.crops import (clip_into, crop_window, cut, distinct_window
                                     share_inside, to_image)
 from store_perception.datasets import crop_labels, make_crop_dataset
 from store_perception.detection import Det, nms
-from store_bench.evaluate import evaluate, stats_dict
+from store_bench.evaluate import evaluate, products_by_group, stats_dict
 
 
 def test_window_is_square_grown_and_inside():
@@ -86,6 +86,26 @@ def test_evaluation_of_perfect_and_missing_detections():
     assert c['hand']['fp_per_image'] == 0.0      # below the operating score
     st = stats_dict(ev, 'test')
     assert json.loads(json.dumps(st))['product']['center_sd_rel'] == pytest.approx(0.0)
+    assert ev['products_by_sku'] == {'COLA-330': {'truth': 1, 'found': 1, 'named_right': 1}}
+
+
+def test_products_in_hand_are_counted_per_sku_and_per_group():
+    records = [{'image': 'x', 'boxes': [
+        {'cls': 'product', 'bbox': [10, 10, 20, 20], 'sku': 'APPLE'},
+        {'cls': 'product', 'bbox': [50, 50, 60, 60], 'sku': 'COLA-330'},
+        {'cls': 'product', 'bbox': [90, 90, 100, 100], 'sku': 'LEMON-330'}]}]
+    dets = [[Det(2, 'product', 0.8, 10, 10, 20, 20, sku='LEMON-330'),    # found, misnamed
+             Det(2, 'product', 0.2, 50, 50, 60, 60, sku='COLA-330'),     # below the score
+             Det(2, 'product', 0.7, 90, 90, 100, 100, sku='LEMON-330')]]
+    ev = evaluate(records, dets, score_min=0.25)
+    assert ev['products_by_sku'] == {
+        'APPLE': {'truth': 1, 'found': 1, 'named_right': 0},
+        'COLA-330': {'truth': 1, 'found': 0, 'named_right': 0},
+        'LEMON-330': {'truth': 1, 'found': 1, 'named_right': 1}}
+    shapes = {'APPLE': 'round', 'COLA-330': 'can', 'LEMON-330': 'can'}
+    assert products_by_group(ev, shapes.get) == {
+        'can': {'truth': 2, 'found': 1, 'named_right': 1},
+        'round': {'truth': 1, 'found': 1, 'named_right': 0}}
 
 
 def test_a_partial_box_inside_a_cut_window_is_not_cut_again():
