@@ -7,7 +7,7 @@ import pytest
 from store_perception.crops import (clip_into, crop_window, cut, distinct_windows,
                                     share_inside, to_image)
 from store_perception.datasets import crop_labels, make_crop_dataset
-from store_perception.detection import Det, nms
+from store_perception.detection import centre_matches, Det, nms, recall
 from store_bench.evaluate import evaluate, products_by_group, stats_dict
 
 
@@ -122,3 +122,20 @@ def test_a_partial_box_inside_a_cut_window_is_not_cut_again():
     assert share_inside(kept[1], kept[0]) < 0.8
     assert share_inside((0, 0, 10), (100, 100, 10)) == 0.0
     assert share_inside((0, 0, 10), (0, 0, 20)) == 1.0
+
+
+def test_products_are_found_by_where_their_box_is():
+    truth = [{'cls': 'product', 'bbox': [100, 100, 108, 110]},      # centre (104, 105)
+             {'cls': 'product', 'bbox': [300, 300, 306, 306]},      # centre (303, 303)
+             {'cls': 'hand', 'bbox': [100, 100, 110, 110]}]
+    dets = [Det(2, 'product', 0.9, 103, 106, 113, 116),       # centre 4 px right, 6 down
+            Det(2, 'product', 0.5, 97, 98, 105, 106),         # centre 3 px left, 3 up: found
+            # (nearest first), and the first box is a second box on it: not false
+            Det(2, 'product', 0.6, 315, 300, 321, 306),       # 15 px from the other: false
+            Det(1, 'hand', 0.9, 400, 400, 410, 410)]          # another class: ignored
+    assert centre_matches(truth, dets, 'product', 8.0) == (1, 2, 1)
+    assert centre_matches(truth, dets, 'product', 20.0) == (2, 2, 0)
+    assert centre_matches([], dets, 'product', 8.0) == (0, 0, 3)
+    assert centre_matches(truth, [], 'product', 8.0) == (0, 2, 0)
+    # IoU says the found box was missed: its placement, not where the product is seen
+    assert recall(truth, dets, 'product') == (0, 2)

@@ -2,17 +2,23 @@
 scenario, standard lighting): it finds the shoppers, their hands and the products in their
 hands, and nothing in an empty store.
 
-Floors (IoU >= 0.5 against the renderer's visible boxes, score >= 0.3), set a little below the
-figures measured with the shipped weights on these frames (models/DATA_CARD.md, "A thinner crop
-model": shoppers 19/22, hands 14/18, products in hand 3/8): shopper recall (full-frame model)
->= 0.8, hand recall (second stage on crops around the shoppers) >= 0.75, products in hand (third
-stage on the hands) >= 0.25. The products test was a strict expected failure until these
-weights (the earlier ones found 0-1 of the 8).
+Since 2026-12-07 the renderer shows a held unit beside the palm (it was inside the hand's capsule,
+so no camera saw a held can or apple), and the crop model and the hand classifier were fine-tuned
+on renders made that way (models/DATA_CARD.md, "Held products beside the palm").
 
-Products in hand on held-out generated scenes (seeds 92000-92007, lighting 701-708, 3 frames
-per camera at moments when a shopper holds a product, 96 images, 75 products): the shipped three
-stages find 30/75 = 0.40 at 0.27 false products per image (the earlier crop model and hand
-classifier: 29/75 at 0.25). Floor: recall >= 0.25 with at most 0.4 false products per image.
+Shoppers and hands: IoU >= 0.5 against the renderer's visible boxes, score >= 0.3; floors a
+little below the shipped weights' figures on these frames (shoppers 19/22, hands 13/17):
+shopper recall >= 0.8, hand recall >= 0.7.
+
+Products in hand are judged by where their box is (``centre_matches``, 8 px: the radius that
+make_hand_dataset pairs a hand with its product): they are 6-12 px, the third stage places their
+box by a prior around the hand, and the fusion uses only the box's centre. A box farther than
+8 px from every product in a hand is false; a second box on a found product is not. Demo frames:
+10/13 found (IoU >= 0.5: 2/13), 1 false box in 20 frames; floor 0.5. Held-out generated scenes
+(seeds 92000-92007, lighting 701-708, 3 frames per camera at moments when a shopper holds a
+product, 96 images, 128 products): 80/128 = 0.63 found at 0.29 false boxes per image (IoU >=
+0.5: 51/128); the previous weights on the same frames 52/128 at 0.06. Floor: found >= 0.5 with
+at most 0.4 false boxes per image.
 """
 import pathlib
 
@@ -21,8 +27,8 @@ import pytest
 
 from store_common.description import load_store
 from store_common.params import load_params_file
-from store_perception.detection import (CROP_WEIGHTS, default_model_path, Detector, recall,
-                                        SkuByColour)
+from store_perception.detection import (centre_matches, CROP_WEIGHTS, default_model_path,
+                                        Detector, recall, SkuByColour)
 from store_perception.hand_sku import HAND_PRIOR, HAND_WEIGHTS
 from store_perception.serving import make_detector
 from store_sim.dataset import held_times
@@ -35,13 +41,14 @@ STORE = ROOT / 'config' / 'stores' / 'demo.yaml'
 SCENARIO = ROOT / 'config' / 'scenarios' / 'demo.yaml'
 PARAMS = ROOT / 'config' / 'params' / 'store.yaml'
 SHOPPER_FLOOR = 0.8
-PRODUCT_FLOOR = 0.25
-HAND_FLOOR = 0.75
+PRODUCT_FLOOR = 0.5
+HAND_FLOOR = 0.7
+PRODUCT_MATCH_PX = 8.0
 TIMES = (7.2, 12.6, 34.6, 46.9, 53.6)
 HELD_SEEDS = tuple(range(92000, 92008))
 HELD_LIGHTING = 701
 HELD_FRAMES_PER_CAMERA = 3
-HELD_PRODUCT_FLOOR = 0.25
+HELD_PRODUCT_FLOOR = 0.5
 HELD_PRODUCT_FP_CEILING = 0.4
 
 
@@ -91,15 +98,18 @@ def test_three_stage_detector_loads_the_shipped_models(detector):
 
 @pytest.fixture(scope='module')
 def hits(detector, renders):
-    out = {'shopper': [0, 0], 'product': [0, 0], 'hand': [0, 0]}
+    """[found, total] per class; products by centre, with their false boxes third."""
+    out = {'shopper': [0, 0], 'product': [0, 0, 0], 'hand': [0, 0]}
     for per_cam in renders:
         for img, truth in per_cam[1:]:
             dets, ms = detector.detect(img)
             assert ms > 0
-            for cls in out:
+            for cls in ('shopper', 'hand'):
                 h, n = recall(truth, dets, cls)
                 out[cls][0] += h
                 out[cls][1] += n
+            found = centre_matches(truth, dets, 'product', PRODUCT_MATCH_PX)
+            out['product'] = [a + b for a, b in zip(out['product'], found)]
     return out
 
 
@@ -111,6 +121,7 @@ def test_finds_the_shoppers_that_are_there(hits):
 def test_finds_the_products_in_hands_that_are_there(hits):
     assert hits['product'][1] >= 5, hits
     assert hits['product'][0] / hits['product'][1] >= PRODUCT_FLOOR, hits
+    assert hits['product'][2] <= 3, hits          # false product boxes in the 20 frames
 
 
 @pytest.fixture(scope='module')
@@ -134,9 +145,8 @@ def test_finds_products_in_hands_on_held_out_scenes(detector, held_renders):
     hit = total = false = 0
     for img, truth in held_renders:
         dets, _ = detector.detect(img)
-        h, n = recall(truth, dets, 'product')
-        hit, total = hit + h, total + n
-        false += sum(d.class_name == 'product' for d in dets) - h
+        h, n, f = centre_matches(truth, dets, 'product', PRODUCT_MATCH_PX)
+        hit, total, false = hit + h, total + n, false + f
     assert total >= 15, (hit, total)
     assert hit / total >= HELD_PRODUCT_FLOOR, (hit, total)
     assert false / len(held_renders) <= HELD_PRODUCT_FP_CEILING, (false, len(held_renders))

@@ -16,7 +16,8 @@ The scene:
   height and clothes; they walk from the entrance gate to the gondola of each action, stand in
   front of it, reach with the right hand so that the hand is at the plate from ``t_s - reach`` to
   ``t_s`` (the same reach as the plate physics), carry what they took in their hands until they
-  put it back or leave, and walk to the exit gate, arriving at the exit scan,
+  put it back or leave (a held unit stands beside the palm, on the outer side of the hand:
+  :func:`held_product_base`), and walk to the exit gate, arriving at the exit scan,
 * lighting: ambient plus three rows of ceiling lamps whose intensities drift and dip over time
   (per-scenario seed), a colour tint, and sensor noise.
 
@@ -198,6 +199,35 @@ def product_prims(sku: str, look: dict, base_xyz, yaw: float, obj: int = -1,
     d = np.array([math.cos(yaw), math.sin(yaw), 0.0]) * half
     return [Prim('capsule', (b + [0, 0, size[1]] - d, b + [0, 0, size[1]] + d, size[1]),
                  color, obj)]
+
+
+HAND_RADIUS_M = 0.042    # the hand capsule's radius (wrist to fingertips)
+
+
+def product_half_width(look: dict) -> float:
+    """Half the width of one unit across the shopper's body (the axis a hand holds it beside)."""
+    kind, size = SHAPES.get(look.get('shape', 'box'), SHAPES['box'])
+    if kind == 'box':
+        return size[1] / 2      # boxes face the shopper's heading: y runs along their left
+    if kind == 'capsule':
+        return size[1]          # a long product lies along the heading; its radius is across
+    return size[0]              # cylinders and spheres: the radius
+
+
+def held_product_base(look: dict, hand, outward) -> np.ndarray:
+    """Bottom centre of a unit held in ``hand`` (store frame, m).
+
+    The unit hangs from the grip (55 % of its height below the hand centre) and stands beside the
+    palm, towards ``outward`` (a unit vector across the body, away from it), by the hand's radius
+    and half the unit's own half-width: about half of it overlaps the fingers and half shows
+    beside them. Centred on the hand, a can, an apple or a small bottle lay inside the 42 mm hand
+    capsule and no camera saw it.
+    """
+    kind, size = SHAPES.get(look.get('shape', 'box'), SHAPES['box'])
+    height = size[-1] if kind in ('box', 'cyl') else 2 * size[0]
+    side = HAND_RADIUS_M + 0.5 * product_half_width(look)
+    return (np.asarray(hand, dtype=float) + np.asarray(outward, dtype=float) * side
+            - [0.0, 0.0, height * 0.55])
 
 
 def product_footprint(look: dict) -> tuple[float, float]:
@@ -674,16 +704,15 @@ class CameraRenderer:
             hid = len(objects)
             objects.append({'cls': 'hand', 'shopper_id': motion.shopper.id, 'side': side})
             tip = hand + v / dist * 0.04
-            prims.append(Prim('capsule', (wrist, tip, 0.042), motion.skin, hid))
+            prims.append(Prim('capsule', (wrist, tip, HAND_RADIUS_M), motion.skin, hid))
             sku = st['holding'][side]
             if sku:
                 look = self.store.catalog[sku].look if sku in self.store.catalog else {}
                 pid = len(objects)
                 objects.append({'cls': 'product', 'sku': sku, 'shopper_id': motion.shopper.id,
                                 'side': side})
-                kind, size = SHAPES.get(look.get('shape', 'box'), SHAPES['box'])
-                height = size[-1] if kind in ('box', 'cyl') else 2 * size[0]
-                prims.extend(product_prims(sku, look, hand - [0, 0, height * 0.55],
+                outward = -left if side == 'right' else left
+                prims.extend(product_prims(sku, look, held_product_base(look, hand, outward),
                                            heading, pid))
         return prims
 

@@ -103,6 +103,28 @@ def test_boxes_lie_where_the_geometry_projects_the_truth(store, scenario):
     assert n_shoppers >= 6 and n_hands >= 8 and n_products >= 2, counts
 
 
+def test_a_held_can_bottle_or_apple_is_seen_beside_the_hand(store, tmp_path):
+    """A unit in a hand stands beside the palm, not inside the hand's capsule: a held can, apple
+    or small bottle gets product boxes (centred on the hand, cans and apples never did)."""
+    takes = (('COLA-330', 'g1.s1.p1'), ('WATER-500', 'g1.s2.p1'), ('APPLE', 'g3.s3.p1'))
+    shoppers = [{'id': f'a{i}', 'enter_s': 1.0 + 14 * i, 'exit_s': 14.0 + 14 * i,
+                 'actions': [{'t_s': 6.0 + 14 * i, 'kind': 'take', 'plate': plate, 'sku': sku,
+                              'quantity': 1}]}
+                for i, (sku, plate) in enumerate(takes)]
+    path = tmp_path / 'held.yaml'
+    path.write_text(yaml.safe_dump({'scenario': {'store': 'demo_store', 'seed': 7,
+                                                 'duration_s': 44.0, 'shoppers': shoppers}}))
+    scen = load_scenario(path, store)
+    seen = {sku: 0 for sku, _ in takes}
+    for cam in store.cameras:
+        r = CameraRenderer(store, cam, scen)
+        for i, (sku, _) in enumerate(takes):
+            for dt in (0.6, 1.6, 2.6, 3.6):
+                _, boxes = r.render(6.0 + 14 * i + dt)
+                seen[sku] += sum(b['cls'] == 'product' and b['sku'] == sku for b in boxes)
+    assert all(n >= 2 for n in seen.values()), seen
+
+
 def test_shopper_motion_follows_the_scenario(store, scenario):
     from store_sim.render import reach_starts
     reach = reach_starts(store, scenario)
