@@ -49,7 +49,7 @@ import yaml
 
 from store_perception.crops import (clip_into, CROP_CLASSES, crop_window, cut, jittered,
                                     SOURCE_CLASSES)
-from store_perception.detection import CROP_WEIGHTS, Detector
+from store_perception.detection import CROP_WEIGHTS, Detector, PRODUCT_MATCH_PX
 from store_perception.hand_sku import (DATASET_PRIOR, EMPTY, HAND_WINDOW_SCALE, hand_window,
                                        HandPrior)
 
@@ -181,7 +181,7 @@ def _centre_distance(a, b) -> float:
     return float(np.hypot((a[0] + a[2] - b[0] - b[2]) / 2, (a[1] + a[3] - b[1] - b[3]) / 2))
 
 
-def label_proposals(proposals, truth_boxes, match_px: float = 8.0, busy_hands=()):
+def label_proposals(proposals, truth_boxes, match_px: float = PRODUCT_MATCH_PX, busy_hands=()):
     """Per proposal box: the SKU of the truth product-in-hand box whose centre is nearest its
     centre within ``match_px`` (each product used once, best first), else EMPTY; and the
     matched product box (or None). A proposal matching no product but within ``match_px`` of a
@@ -217,7 +217,7 @@ def busy_hand_boxes(record: dict) -> list:
 
 def make_hand_dataset(data_dirs, out: str, detector, size: int = 64, copies: int = 3,
                       val_share: float = 0.15, proposal_conf: float = 0.05,
-                      match_px: float = 8.0, seed: int = 0, log=None,
+                      match_px: float = PRODUCT_MATCH_PX, seed: int = 0, log=None,
                       window_scale: float = HAND_WINDOW_SCALE) -> dict:
     """Write the classifier dataset from the truth records of ``data_dirs`` (make_dataset
     directories); returns counts per split and class, and the fitted prior."""
@@ -295,7 +295,7 @@ def hand_dataset_main(args=None) -> int:
     p.add_argument('--val-share', type=float, default=0.15, help='share of scenes for val')
     p.add_argument('--proposal-conf', type=float, default=0.05,
                    help='lowest crop-model hand score taken as a proposal')
-    p.add_argument('--match-px', type=float, default=8.0,
+    p.add_argument('--match-px', type=float, default=PRODUCT_MATCH_PX,
                    help='proposal centre to product centre distance for a match [px]')
     p.add_argument('--window-scale', type=float, default=HAND_WINDOW_SCALE,
                    help=f'window side / longer side of the hand box (kept in {DATASET_PRIOR})')

@@ -437,8 +437,13 @@ def iou(a, b) -> float:
     return inter / union if union > 0 else 0.0
 
 
+# a product in hand and a box (or hand proposal) whose centres lie this close are one product
+# (make_hand_dataset's labels, centre_matches)
+PRODUCT_MATCH_PX = 8.0
+
+
 def centre_matches(truth: list[dict], dets: list[Det], cls: str,
-                   max_px: float) -> tuple[int, int, int]:
+                   max_px: float = PRODUCT_MATCH_PX) -> tuple[int, int, int]:
     """(found, total, false) for boxes of class ``cls`` judged by where they are, not by IoU.
 
     A truth box is found when a detection's centre lies within ``max_px`` of its centre (one

@@ -28,7 +28,7 @@ import pytest
 from store_common.description import load_store
 from store_common.params import load_params_file
 from store_perception.detection import (centre_matches, CROP_WEIGHTS, default_model_path,
-                                        Detector, recall, SkuByColour)
+                                        Detector, PRODUCT_MATCH_PX, recall, SkuByColour)
 from store_perception.hand_sku import HAND_PRIOR, HAND_WEIGHTS
 from store_perception.serving import make_detector
 from store_sim.dataset import held_times
@@ -43,7 +43,6 @@ PARAMS = ROOT / 'config' / 'params' / 'store.yaml'
 SHOPPER_FLOOR = 0.8
 PRODUCT_FLOOR = 0.5
 HAND_FLOOR = 0.7
-PRODUCT_MATCH_PX = 8.0
 TIMES = (7.2, 12.6, 34.6, 46.9, 53.6)
 HELD_SEEDS = tuple(range(92000, 92008))
 HELD_LIGHTING = 701

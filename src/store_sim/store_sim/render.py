@@ -183,10 +183,15 @@ class Prim:
         return _hit_cylinder(o, u, *self.params)
 
 
+def shape_of(look: dict) -> tuple[str, tuple]:
+    """(kind, size) of a catalog ``look`` (:data:`SHAPES`; unknown or missing: a box)."""
+    return SHAPES.get(look.get('shape', 'box'), SHAPES['box'])
+
+
 def product_prims(sku: str, look: dict, base_xyz, yaw: float, obj: int = -1,
                   shade: float = 1.0) -> list[Prim]:
     """One unit of a product standing at ``base_xyz`` (bottom centre)."""
-    kind, size = SHAPES.get(look.get('shape', 'box'), SHAPES['box'])
+    kind, size = shape_of(look)
     color = tuple(float(np.clip(c * shade, 0, 255)) for c in look.get('color', (128, 128, 128)))
     b = np.asarray(base_xyz, dtype=float)
     if kind == 'box':
@@ -206,7 +211,7 @@ HAND_RADIUS_M = 0.042    # the hand capsule's radius (wrist to fingertips)
 
 def product_half_width(look: dict) -> float:
     """Half the width of one unit across the shopper's body (the axis a hand holds it beside)."""
-    kind, size = SHAPES.get(look.get('shape', 'box'), SHAPES['box'])
+    kind, size = shape_of(look)
     if kind == 'box':
         return size[1] / 2      # boxes face the shopper's heading: y runs along their left
     if kind == 'capsule':
@@ -223,7 +228,7 @@ def held_product_base(look: dict, hand, outward) -> np.ndarray:
     beside them. Centred on the hand, a can, an apple or a small bottle lay inside the 42 mm hand
     capsule and no camera saw it.
     """
-    kind, size = SHAPES.get(look.get('shape', 'box'), SHAPES['box'])
+    kind, size = shape_of(look)
     height = size[-1] if kind in ('box', 'cyl') else 2 * size[0]
     side = HAND_RADIUS_M + 0.5 * product_half_width(look)
     return (np.asarray(hand, dtype=float) + np.asarray(outward, dtype=float) * side
@@ -231,7 +236,7 @@ def held_product_base(look: dict, hand, outward) -> np.ndarray:
 
 
 def product_footprint(look: dict) -> tuple[float, float]:
-    kind, size = SHAPES.get(look.get('shape', 'box'), SHAPES['box'])
+    kind, size = shape_of(look)
     if kind == 'box':
         return size[0], size[1]
     if kind == 'cyl' or kind == 'sphere':
