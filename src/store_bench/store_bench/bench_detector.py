@@ -300,13 +300,6 @@ def _kind(det) -> str:
             'two-stage' if det.two_stage else 'single-stage')
 
 
-def shape_of(store, sku: str) -> str:
-    """The catalog shape of a SKU (its ``look.shape``), '?' for a SKU not in the catalog."""
-    if sku not in store.catalog:
-        return '?'
-    return (store.catalog[sku].look or {}).get('shape', 'box')
-
-
 def _threads() -> int:
     import torch
     return torch.get_num_threads()
@@ -319,7 +312,7 @@ def end_to_end(heldout: pathlib.Path, a, store, stage2: dict, quiet: bool = Fals
 
     import cv2
     from store_perception.detection import Detector
-    from store_bench.evaluate import (evaluate, load_truth, products_by_group,
+    from store_bench.evaluate import (evaluate, load_truth, products_by_group, sku_shape,
                                       stats_dict, table)
     records = load_truth(heldout, 'test')
     det = Detector(a.model, imgsz=a.imgsz, conf=0.001, device=a.device, catalog=store.catalog,
@@ -335,7 +328,7 @@ def end_to_end(heldout: pathlib.Path, a, store, stage2: dict, quiet: bool = Fals
     print(f'SKU right on detected products (score >= {a.score_min}): {ev["sku_hits"]}/'
           f'{ev["classes"]["product"]["hits"]} = {ev["sku_accuracy"]:.2f}')
     print('products in hand by shape: truth boxes, found, named right')
-    for shape, c in products_by_group(ev, lambda s: shape_of(store, s)).items():
+    for shape, c in products_by_group(ev, lambda s: sku_shape(store, s)).items():
         print(f'  {shape:<8} {c["truth"]:>5} {c["found"]:>6} {c["named_right"]:>6}')
     if a.stats_out:
         names = pathlib.Path(det.model_path).name + (

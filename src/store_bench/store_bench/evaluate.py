@@ -135,6 +135,14 @@ def evaluate(records: list[dict], dets_per_image: list[list], score_min: float =
     return out
 
 
+def sku_shape(store, sku: str) -> str:
+    """The catalog shape of a SKU (its ``look.shape``: can, bottle, ...), '?' for a SKU not in
+    the catalog."""
+    if sku not in store.catalog:
+        return '?'
+    return (store.catalog[sku].look or {}).get('shape', 'box')
+
+
 def products_by_group(ev: dict, group_of) -> dict[str, dict[str, int]]:
     """``products_by_sku`` summed per group (``group_of(sku)``: a name, e.g. the SKU's shape)."""
     out: dict[str, dict[str, int]] = {}

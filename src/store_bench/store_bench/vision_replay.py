@@ -55,6 +55,7 @@ from store_sim.scenario import load_scenario
 
 from store_bench.fusion_offline import (action_code, fuse_offline, record_tracks,
                                         shelf_events, T0_NS, truth_of_event)
+from store_bench.evaluate import sku_shape
 from store_bench.paths import root_or_exit
 
 
@@ -68,6 +69,8 @@ class Tally:
     log_true_vision: list = field(default_factory=list)
     wrong_unreviewed: list = field(default_factory=list)
     reviewed_events: list = field(default_factory=list)
+    # group (e.g. the true SKU's shape) -> {SEEN_OUTCOMES[k]: events}
+    seen_by_group: dict = field(default_factory=dict)
 
     def row(self) -> dict:
         un = self.events - self.reviewed
@@ -105,8 +108,22 @@ def run_offset_ns(run_dir: pathlib.Path) -> int:
         raise ValueError(f'{path}: no scenario clock of the run ({exc})') from None
 
 
-def score(tally: Tally, scenario, events, results, min_conf: float, min_margin: float
-          ) -> None:
+# what the deciding shopper's hands showed of an event's true product (res.skus_seen: SKUs gained
+# on a take, lost on a return, by the fusion's vote floors)
+SEEN_OUTCOMES = ('named right', 'another SKU only', 'nothing gained or lost')
+
+
+def seen_outcome(true_sku: str, skus_seen) -> str:
+    """One of :data:`SEEN_OUTCOMES` for an event whose true product is ``true_sku``."""
+    if true_sku in skus_seen:
+        return SEEN_OUTCOMES[0]
+    return SEEN_OUTCOMES[1] if skus_seen else SEEN_OUTCOMES[2]
+
+
+def score(tally: Tally, scenario, events, results, min_conf: float, min_margin: float,
+          group_of=None) -> None:
+    """Tally the replayed ``results`` of ``events`` against the scenario's truth at the bars;
+    ``group_of(sku)``: a group name of the true SKU (its shape) to count what was seen by."""
     present_at = _presence(scenario)
     for ev in events:
         res = results.get(ev.event_id)
@@ -123,6 +140,10 @@ def score(tally: Tally, scenario, events, results, min_conf: float, min_margin: 
         right = (best is not None and top == sid and best.sku == action.sku
                  and best.quantity == action.quantity and best.action == action_code(action))
         vision = bool(res.skus_seen)
+        if group_of is not None:
+            g = tally.seen_by_group.setdefault(group_of(action.sku),
+                                               dict.fromkeys(SEEN_OUTCOMES, 0))
+            g[seen_outcome(action.sku, res.skus_seen)] += 1
         if vision:
             tally.vision += 1
             tally.product_right_vision += int(best is not None and best.sku == action.sku)
@@ -138,6 +159,23 @@ def score(tally: Tally, scenario, events, results, min_conf: float, min_margin: 
             tally.wrong_unreviewed.append(
                 f'{ev.event_id}: {top} {best.sku if best else "-"} x{best.quantity if best else 0}'
                 f' p={p:.3f} (truth {sid} {action.sku} x{action.quantity})')
+
+
+def by_shape_table(name: str, groups: dict) -> str:
+    """A markdown table of :attr:`Tally.seen_by_group` with an 'all' row."""
+    total = dict.fromkeys(SEEN_OUTCOMES, 0)
+    lines = [f'\n{name}: what the deciding shopper\'s hands showed of the true product',
+             '| shape | events | ' + ' | '.join(SEEN_OUTCOMES) + ' |',
+             '|---|---|' + '---|' * len(SEEN_OUTCOMES)]
+    for group, c in sorted(groups.items()) + [('all', total)]:
+        n = sum(c.values())
+        if group != 'all':
+            for k in SEEN_OUTCOMES:
+                total[k] += c[k]
+        cells = [f'{c[SEEN_OUTCOMES[0]]} ({100 * c[SEEN_OUTCOMES[0]] / max(1, n):.0f} %)']
+        cells += [str(c[k]) for k in SEEN_OUTCOMES[1:]]
+        lines.append(f'| {group} | {n} | ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
 
 
 def reviewed_text(event_id: str, res, p: float, margin: float, sid: str, action) -> str:
@@ -198,6 +236,10 @@ def main(argv=None) -> int:
     ap.add_argument('--list-reviewed', action='store_true',
                     help='list each event the bars send to review: its shopper candidates, '
                     'product hypotheses, SKUs seen and the truth')
+    ap.add_argument('--by-shape', action='store_true',
+                    help='per shape of the true product (can, bottle, ...): the events whose '
+                    'product the deciding shopper\'s hands showed (gained on a take, lost on a '
+                    'return), showed another SKU only, or showed nothing')
     a = ap.parse_args(argv)
     try:
         store = load_store(a.store)
@@ -231,7 +273,8 @@ def main(argv=None) -> int:
         events = shelf_events(store, sc)
         for name, (tp, fp) in variants.items():
             results = fuse_offline(geom, events, histories[astuple(tp)], n_skus, fp, pipe.joint)
-            score(tallies[name], sc, events, results, a.min_confidence, a.min_margin)
+            score(tallies[name], sc, events, results, a.min_confidence, a.min_margin,
+                  (lambda sku: sku_shape(store, sku)) if a.by_shape else None)
         print(f'{run_dir.name}: {len(events)} shelf events replayed', flush=True)
     print(f'\nbars {a.min_confidence} / {a.min_margin}; {len(a.runs)} runs')
     print('variant      events  vision  reviewed  unreviewed right  wrong  '
@@ -249,10 +292,14 @@ def main(argv=None) -> int:
         for name, t in tallies.items():
             for r in t.reviewed_events:
                 print(f'  {name}: reviewed: {r}')
+    if a.by_shape:
+        for name, t in tallies.items():
+            print(by_shape_table(name, t.seen_by_group))
     if a.json:
         pathlib.Path(a.json).write_text(json.dumps(
             {n: {**rows[n], 'wrong': tallies[n].wrong_unreviewed,
-                 'reviewed_events': tallies[n].reviewed_events} for n in rows}, indent=1))
+                 'reviewed_events': tallies[n].reviewed_events,
+                 'seen_by_shape': tallies[n].seen_by_group} for n in rows}, indent=1))
     return 0
 
 

@@ -76,3 +76,46 @@ def test_decisions_are_scored_against_the_scenario(store):
     assert all(' p=' in r and '(truth ' in r and 'products ' in r
                for r in strict.reviewed_events)
     assert t.reviewed == len(t.reviewed_events)
+
+
+def test_what_the_hands_showed_is_counted_by_the_true_products_shape(store):
+    """No cameras: nothing is gained or lost in any hand. With the true SKU among an event's
+    SKUs seen it counts as named right, with only another SKU as such, grouped by the shape of
+    the true product; the table's last row sums the groups."""
+    from dataclasses import replace
+
+    from store_bench.evaluate import sku_shape
+    from store_bench.vision_replay import by_shape_table, SEEN_OUTCOMES, seen_outcome
+    from store_fusion.fusion import FusionParams, TrackHistory
+    from store_bench.fusion_offline import truth_of_event
+    from store_sim.render import SHAPES
+    sc = generate(store, 20001, 1)
+    events = shelf_events(store, sc)
+    results = fuse_offline(StoreGeometry(store), events, TrackHistory(), 27, FusionParams())
+    group_of = (lambda sku: sku_shape(store, sku))
+    blind = Tally()
+    score(blind, sc, events, results, 0.9, 0.5, group_of)
+    assert sum(c['nothing gained or lost'] for c in blind.seen_by_group.values()) == blind.events
+    truths = [truth_of_event(sc, ev) for ev in events]
+    scored = [(ev, t) for ev, t in zip(events, truths) if t and ev.event_id in results]
+    assert len(scored) >= 2
+    (first, (_, act1)), (second, (_, act2)) = scored[:2]
+    results[first.event_id] = replace(results[first.event_id], skus_seen=[act1.sku])
+    results[second.event_id] = replace(results[second.event_id], skus_seen=['NOT-A-SKU'])
+    seen = Tally()
+    score(seen, sc, events, results, 0.9, 0.5, group_of)
+    shape1 = sku_shape(store, act1.sku)
+    assert seen.seen_by_group[shape1]['named right'] >= 1
+    assert sum(c['another SKU only'] for c in seen.seen_by_group.values()) == 1
+    assert sum(sum(c.values()) for c in seen.seen_by_group.values()) == seen.events
+    assert shape1 in SHAPES
+    assert seen_outcome('COLA-330', ['LEMON-330', 'COLA-330']) == SEEN_OUTCOMES[0]
+    assert seen_outcome('COLA-330', ['LEMON-330']) == SEEN_OUTCOMES[1]
+    assert seen_outcome('COLA-330', []) == SEEN_OUTCOMES[2]
+    table = by_shape_table('live', {'can': {'named right': 1, 'another SKU only': 2,
+                                            'nothing gained or lost': 1},
+                                    'bar': {'named right': 3, 'another SKU only': 0,
+                                            'nothing gained or lost': 1}})
+    assert '| can | 4 | 1 (25 %) | 2 | 1 |' in table
+    assert '| all | 8 | 4 (50 %) | 2 | 2 |' in table
+    assert sku_shape(store, 'NOT-A-SKU') == '?'
