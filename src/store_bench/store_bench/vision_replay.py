@@ -163,15 +163,12 @@ def score(tally: Tally, scenario, events, results, min_conf: float, min_margin: 
 
 def by_shape_table(name: str, groups: dict) -> str:
     """A markdown table of :attr:`Tally.seen_by_group` with an 'all' row."""
-    total = dict.fromkeys(SEEN_OUTCOMES, 0)
+    total = {k: sum(c[k] for c in groups.values()) for k in SEEN_OUTCOMES}
     lines = [f'\n{name}: what the deciding shopper\'s hands showed of the true product',
              '| shape | events | ' + ' | '.join(SEEN_OUTCOMES) + ' |',
              '|---|---|' + '---|' * len(SEEN_OUTCOMES)]
     for group, c in sorted(groups.items()) + [('all', total)]:
         n = sum(c.values())
-        if group != 'all':
-            for k in SEEN_OUTCOMES:
-                total[k] += c[k]
         cells = [f'{c[SEEN_OUTCOMES[0]]} ({100 * c[SEEN_OUTCOMES[0]] / max(1, n):.0f} %)']
         cells += [str(c[k]) for k in SEEN_OUTCOMES[1:]]
         lines.append(f'| {group} | {n} | ' + ' | '.join(cells) + ' |')
